@@ -1,0 +1,137 @@
+// Package store keeps every event the gateway accepts: the dedup reservation,
+// the raw request, the canonical event and its delivery history. The default
+// implementation is an embedded Badger database; the Store interface is what a
+// shared engine (Redis, PostgreSQL) would implement to run several gateways
+// behind one load balancer.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+)
+
+// Status is where an event stands in its delivery life cycle.
+type Status string
+
+const (
+	// StatusReserved holds a dedup key while a synchronous delivery is in
+	// flight. A reservation whose lease has run out (the process died before
+	// the backend answered) no longer blocks the key.
+	StatusReserved Status = "reserved"
+	// StatusPending: stored durably, waiting for its first delivery attempt.
+	StatusPending Status = "pending"
+	// StatusRetrying: at least one attempt failed; another is scheduled.
+	StatusRetrying Status = "retrying"
+	// StatusDelivered: the backend answered 2xx.
+	StatusDelivered Status = "delivered"
+	// StatusDead: no further attempt will be made (attempts or age exhausted,
+	// or the backend answered 410 Gone). Kept until replayed or purged.
+	StatusDead Status = "dead"
+)
+
+// ErrNotFound is returned when no event is stored under a key.
+var ErrNotFound = errors.New("event not found")
+
+// Attempt records one delivery attempt.
+type Attempt struct {
+	Number  int           `json:"number"`
+	At      time.Time     `json:"at"`
+	Status  int           `json:"status,omitempty"` // HTTP status; 0 on network error
+	Latency time.Duration `json:"latency"`
+	Error   string        `json:"error,omitempty"`
+	Replay  bool          `json:"replay,omitempty"`
+}
+
+// Record is one canonical event and its state.
+type Record struct {
+	Source     string          `json:"source"`
+	ID         string          `json:"id"`
+	Provider   string          `json:"provider"`
+	Type       string          `json:"type"`
+	Status     Status          `json:"status"`
+	ReceivedAt time.Time       `json:"received_at"`
+	// Event is the canonical event exactly as it is delivered.
+	Event json.RawMessage `json:"event"`
+	// Headers are the provider's request headers, secrets removed.
+	Headers http.Header `json:"headers,omitempty"`
+	// BatchIndex and BatchSize place the event in the request it came in;
+	// BatchSize is 1 for a single-event request.
+	BatchIndex int `json:"batch_index"`
+	BatchSize  int `json:"batch_size"`
+
+	Attempts      []Attempt `json:"attempts,omitempty"`
+	NextAttemptAt time.Time `json:"next_attempt_at,omitempty"`
+	Replays       int       `json:"replays,omitempty"`
+
+	// LeaseOwner and LeaseUntil mark a record claimed by one delivery worker,
+	// so two configurations alive during a reload never send the same
+	// attempt twice.
+	LeaseOwner string    `json:"lease_owner,omitempty"`
+	LeaseUntil time.Time `json:"lease_until,omitempty"`
+
+	// Retention is how long the record is kept once delivered.
+	Retention time.Duration `json:"retention"`
+}
+
+// Ingest is one accepted request: its raw body (stored once, even for a batch)
+// and the records normalized from it.
+type Ingest struct {
+	RawBody []byte
+	Records []*Record
+}
+
+// InsertResult tells, for each record of an Ingest in order, whether it was
+// stored or was already present (a duplicate).
+type InsertResult struct {
+	Inserted bool
+	// Existing is the stored record's status when Inserted is false.
+	Existing Status
+}
+
+// Filter selects records for listing and bulk replay. Zero fields match all.
+type Filter struct {
+	Source   string
+	Provider string
+	Type     string
+	Status   Status
+	From     time.Time // ReceivedAt >= From
+	To       time.Time // ReceivedAt < To
+	// Cursor continues a previous List; Limit caps the page (default 100).
+	Cursor string
+	Limit  int
+}
+
+// Store is the persistence contract of the gateway.
+type Store interface {
+	// Insert atomically stores each record whose (source, id) is absent: N
+	// concurrent Inserts of the same key store it exactly once. With durable
+	// set, Insert returns only after the write is synced to disk; concurrent
+	// durable writes share one sync.
+	Insert(ctx context.Context, in *Ingest, durable bool) ([]InsertResult, error)
+	// Get returns one record, or ErrNotFound.
+	Get(ctx context.Context, source, id string) (*Record, error)
+	// RawBody returns the request body a record came in.
+	RawBody(ctx context.Context, source, id string) ([]byte, error)
+	// Update reads a record, applies fn and writes it back in one
+	// transaction; fn's error aborts the write. A record set to
+	// StatusDelivered expires after its Retention.
+	Update(ctx context.Context, source, id string, durable bool, fn func(*Record) error) (*Record, error)
+	// Release deletes a reservation so a retry of the same event can
+	// get through. It deletes only records in StatusReserved.
+	Release(ctx context.Context, source, id string) error
+	// Claim leases up to limit due records (pending or retrying, next attempt
+	// at or before now, lease free or expired) among sources, for lease.
+	Claim(ctx context.Context, owner string, sources []string, now time.Time, lease time.Duration, limit int) ([]*Record, error)
+	// List returns records matching f, newest first, and a cursor for the
+	// next page ("" when done).
+	List(ctx context.Context, f Filter) ([]*Record, string, error)
+	// Counts returns the number of records in each status.
+	Counts(ctx context.Context) (map[Status]int, error)
+	// Purge deletes records matching f; it returns how many.
+	Purge(ctx context.Context, f Filter) (int, error)
+	// Close releases the store.
+	Close() error
+}
