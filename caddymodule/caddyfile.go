@@ -1,0 +1,299 @@
+package caddymodule
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("webhook_gateway", parseCaddyfile)
+	// Before respond, so a route may end with `respond` or `reverse_proxy`
+	// without a global order option.
+	httpcaddyfile.RegisterDirectiveOrder("webhook_gateway", httpcaddyfile.Before, "respond")
+}
+
+// Interface guard.
+var _ caddyfile.Unmarshaler = (*Handler)(nil)
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var handler Handler
+	err := handler.UnmarshalCaddyfile(h.Dispenser)
+	return &handler, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	webhook_gateway [<matcher>] [<provider>] {
+//	    provider       openloyalty|sublytics|usaepay|auto
+//	    source         <uri-reference>
+//	    type_prefix    <prefix>
+//	    time_zone      <IANA zone>
+//	    max_body       <size>
+//	    store_dir      <path>
+//	    retention      <duration>
+//	    auth header    <name> <value>...
+//	    auth basic     <username> <password>
+//	    auth hmac      <key>... {
+//	        header   <name>
+//	        hash     sha256|sha1|sha512
+//	        encoding hex|base64
+//	        prefix   <prefix>
+//	    }
+//	    auth path_secret <secret>...
+//	    deliver        sync|async
+//	    upstream       <url>...
+//	    signing_secret <whsec_...>
+//	    workers        <n>
+//	    timeout        <duration>
+//	    retry {
+//	        attempts      <n>
+//	        initial_delay <duration>
+//	        max_delay     <duration>
+//	        max_age       <duration>
+//	    }
+//	}
+//
+// Repeated "auth basic" lines, and "auth header" lines naming the same
+// header, add accepted credentials to one check (rotation); different
+// schemes must all pass.
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		h.Provider = d.Val()
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "provider":
+			if err := oneArg(d, &h.Provider); err != nil {
+				return err
+			}
+		case "source":
+			if err := oneArg(d, &h.Source); err != nil {
+				return err
+			}
+		case "type_prefix":
+			if err := oneArg(d, &h.TypePrefix); err != nil {
+				return err
+			}
+		case "time_zone":
+			if err := oneArg(d, &h.TimeZone); err != nil {
+				return err
+			}
+		case "store_dir":
+			if err := oneArg(d, &h.StoreDir); err != nil {
+				return err
+			}
+		case "signing_secret":
+			if err := oneArg(d, &h.SigningSecret); err != nil {
+				return err
+			}
+		case "deliver":
+			if err := oneArg(d, &h.Deliver); err != nil {
+				return err
+			}
+			if h.Deliver != "sync" && h.Deliver != "async" {
+				return d.Errf("deliver: want sync or async, got %q", h.Deliver)
+			}
+		case "max_body":
+			var raw string
+			if err := oneArg(d, &raw); err != nil {
+				return err
+			}
+			size, err := humanize.ParseBytes(raw)
+			if err != nil || size == 0 {
+				return d.Errf("max_body: invalid size %q", raw)
+			}
+			h.MaxBodySize = int64(size)
+		case "retention":
+			dur, err := durationArg(d)
+			if err != nil {
+				return err
+			}
+			h.Retention = dur
+		case "timeout":
+			dur, err := durationArg(d)
+			if err != nil {
+				return err
+			}
+			h.Timeout = dur
+		case "workers":
+			n, err := positiveIntArg(d)
+			if err != nil {
+				return err
+			}
+			h.Workers = n
+		case "upstream":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			h.Upstreams = append(h.Upstreams, args...)
+		case "auth":
+			if err := h.unmarshalAuth(d); err != nil {
+				return err
+			}
+		case "retry":
+			if err := h.unmarshalRetry(d); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("unrecognized subdirective %q", d.Val())
+		}
+	}
+	return nil
+}
+
+func (h *Handler) unmarshalAuth(d *caddyfile.Dispenser) error {
+	if !d.NextArg() {
+		return d.Err("auth: missing scheme (header, basic, hmac or path_secret)")
+	}
+	scheme := d.Val()
+	args := d.RemainingArgs()
+	switch scheme {
+	case schemeHeader:
+		if len(args) < 2 {
+			return d.Err("auth header: want <name> <value>...")
+		}
+		for i := range h.Auth {
+			if h.Auth[i].Scheme == schemeHeader && http.CanonicalHeaderKey(h.Auth[i].Header) == http.CanonicalHeaderKey(args[0]) {
+				h.Auth[i].Secrets = append(h.Auth[i].Secrets, args[1:]...)
+				return nil
+			}
+		}
+		h.Auth = append(h.Auth, AuthConfig{Scheme: schemeHeader, Header: args[0], Secrets: args[1:]})
+	case schemeBasic:
+		if len(args) != 2 {
+			return d.Err("auth basic: want <username> <password>")
+		}
+		cred := BasicCredential{Username: args[0], Password: args[1]}
+		for i := range h.Auth {
+			if h.Auth[i].Scheme == schemeBasic {
+				h.Auth[i].Credentials = append(h.Auth[i].Credentials, cred)
+				return nil
+			}
+		}
+		h.Auth = append(h.Auth, AuthConfig{Scheme: schemeBasic, Credentials: []BasicCredential{cred}})
+	case schemeHMAC:
+		if len(args) == 0 {
+			return d.Err("auth hmac: want <key>...")
+		}
+		cfg := AuthConfig{Scheme: schemeHMAC, Secrets: args}
+		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			opt := d.Val()
+			var val string
+			if err := oneArg(d, &val); err != nil {
+				return err
+			}
+			switch opt {
+			case "header":
+				cfg.Header = val
+			case "hash":
+				cfg.Hash = val
+			case "encoding":
+				cfg.Encoding = val
+			case "prefix":
+				cfg.Prefix = val
+			default:
+				return d.Errf("auth hmac: unrecognized option %q", opt)
+			}
+		}
+		h.Auth = append(h.Auth, cfg)
+	case schemePathSecret:
+		if len(args) == 0 {
+			return d.Err("auth path_secret: want <secret>...")
+		}
+		h.Auth = append(h.Auth, AuthConfig{Scheme: schemePathSecret, Secrets: args})
+	default:
+		return d.Errf("auth: unknown scheme %q (want header, basic, hmac or path_secret)", scheme)
+	}
+	return nil
+}
+
+func (h *Handler) unmarshalRetry(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if h.Retry == nil {
+		h.Retry = new(RetryConfig)
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "attempts":
+			n, err := positiveIntArg(d)
+			if err != nil {
+				return err
+			}
+			h.Retry.Attempts = n
+		case "initial_delay":
+			dur, err := durationArg(d)
+			if err != nil {
+				return err
+			}
+			h.Retry.InitialDelay = dur
+		case "max_delay":
+			dur, err := durationArg(d)
+			if err != nil {
+				return err
+			}
+			h.Retry.MaxDelay = dur
+		case "max_age":
+			dur, err := durationArg(d)
+			if err != nil {
+				return err
+			}
+			h.Retry.MaxAge = dur
+		default:
+			return d.Errf("retry: unrecognized option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+// oneArg reads exactly one argument for the current subdirective.
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	name := d.Val()
+	if !d.NextArg() {
+		return d.Errf("%s: missing value", name)
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return d.Errf("%s: too many arguments", name)
+	}
+	return nil
+}
+
+func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	name := d.Val()
+	var raw string
+	if err := oneArg(d, &raw); err != nil {
+		return 0, err
+	}
+	dur, err := caddy.ParseDuration(raw)
+	if err != nil || dur <= 0 {
+		return 0, d.Errf("%s: invalid duration %q", name, raw)
+	}
+	return caddy.Duration(dur), nil
+}
+
+func positiveIntArg(d *caddyfile.Dispenser) (int, error) {
+	name := d.Val()
+	var raw string
+	if err := oneArg(d, &raw); err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n <= 0 {
+		return 0, d.Errf("%s: want a positive integer, got %q", name, raw)
+	}
+	return n, nil
+}

@@ -1,0 +1,278 @@
+// Package caddymodule registers the webhook gateway with Caddy: the
+// http.handlers.webhook_gateway handler, its Caddyfile directive, and the
+// sharing of one store per directory across config reloads. The request path
+// itself lives in package handlers.
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/webhookgw/caddy-webhook-gateway/delivery"
+	"github.com/webhookgw/caddy-webhook-gateway/handlers"
+	"github.com/webhookgw/caddy-webhook-gateway/normalize"
+	"github.com/webhookgw/caddy-webhook-gateway/store"
+	"github.com/webhookgw/caddy-webhook-gateway/verify"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)
+
+// Defaults.
+const (
+	defaultRetention = 7 * 24 * time.Hour
+)
+
+// Handler receives provider webhooks on a route: it verifies them,
+// deduplicates them by event id in an embedded Badger store, normalizes them
+// into CloudEvents 1.0 and delivers them to the merchant's backend.
+type Handler struct {
+	// Provider is the envelope format the route accepts: "openloyalty",
+	// "sublytics", "usaepay", or "auto" to detect it from the body.
+	// Default: auto.
+	Provider string `json:"provider,omitempty"`
+
+	// Source is the CloudEvents source of the route's events and the first
+	// half of the dedup key. Default: "/<provider>".
+	Source string `json:"source,omitempty"`
+
+	// TypePrefix is prepended to the provider's event type, e.g.
+	// "com.example.payments.".
+	TypePrefix string `json:"type_prefix,omitempty"`
+
+	// TimeZone is the IANA zone in which zone-less provider times are read.
+	// Default: UTC.
+	TimeZone string `json:"time_zone,omitempty"`
+
+	// MaxBodySize is the largest request body accepted, in bytes; a larger
+	// one gets 413. Default: 5 MiB.
+	MaxBodySize int64 `json:"max_body_size,omitempty"`
+
+	// StoreDir is the Badger directory. Routes naming the same directory
+	// share one database. Default: "webhook_gateway" under Caddy's data
+	// directory.
+	StoreDir string `json:"store_dir,omitempty"`
+
+	// Retention is how long a delivered event is kept (and so how long its
+	// id is remembered for dedup). Pending and dead events are kept until
+	// delivered, replayed or purged. Default: 168h.
+	Retention caddy.Duration `json:"retention,omitempty"`
+
+	// Auth lists the checks a request must pass, all of them, on its raw
+	// bytes before anything parses it. Each check accepts several secrets so
+	// they can be rotated.
+	Auth []AuthConfig `json:"auth,omitempty"`
+
+	// Deliver is "async" (answer 202 once the event is on disk; workers
+	// deliver it to Upstreams with retries) or "sync" (hand the event to the
+	// next handler, normally reverse_proxy, and answer after the backend).
+	// Default: async when Upstreams are set, otherwise sync.
+	Deliver string `json:"deliver,omitempty"`
+
+	// Upstreams are the backend URLs async workers POST events to.
+	Upstreams []string `json:"upstreams,omitempty"`
+
+	// SigningSecret, a Standard Webhooks secret ("whsec_" + base64), makes
+	// every delivery carry webhook-id, webhook-timestamp and
+	// webhook-signature headers. Placeholders are resolved at load time.
+	SigningSecret string `json:"signing_secret,omitempty"`
+
+	// Retry configures async redelivery.
+	Retry *RetryConfig `json:"retry,omitempty"`
+
+	// Workers is the number of concurrent async deliveries. Default: 16.
+	Workers int `json:"workers,omitempty"`
+
+	// Timeout bounds one async delivery attempt. Default: 30s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	gw      *handlers.Gateway
+	db      *store.Badger
+	dbKey   string
+	engine  *delivery.Engine
+	logger  *zap.Logger
+	cleanup []func()
+}
+
+// RetryConfig bounds async redelivery. Delays grow exponentially with full
+// jitter; a Retry-After from the backend is honoured.
+type RetryConfig struct {
+	// Attempts is the total number of attempts before an event is dead.
+	// Default: 20.
+	Attempts int `json:"attempts,omitempty"`
+	// InitialDelay is the first backoff ceiling. Default: 1s.
+	InitialDelay caddy.Duration `json:"initial_delay,omitempty"`
+	// MaxDelay caps one backoff. Default: 1h.
+	MaxDelay caddy.Duration `json:"max_delay,omitempty"`
+	// MaxAge stops retrying an event this long after it was received.
+	// Default: 72h.
+	MaxAge caddy.Duration `json:"max_age,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.webhook_gateway",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision resolves secrets, opens (or shares) the store and builds the
+// request path. Any failure stops the config from loading, so a route never
+// runs with auth it could not set up.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.Provider == "" {
+		h.Provider = normalize.Auto
+	}
+	if h.Retention <= 0 {
+		h.Retention = caddy.Duration(defaultRetention)
+	}
+	if h.Deliver == "" {
+		h.Deliver = string(handlers.Sync)
+		if len(h.Upstreams) > 0 {
+			h.Deliver = string(handlers.Async)
+		}
+	}
+	if err := h.Validate(); err != nil {
+		return err
+	}
+
+	loc := time.UTC
+	if h.TimeZone != "" {
+		var err error
+		if loc, err = time.LoadLocation(h.TimeZone); err != nil {
+			return fmt.Errorf("webhook_gateway: time_zone %q: %w", h.TimeZone, err)
+		}
+	}
+
+	repl := caddy.NewReplacer()
+	verifiers, secretHeaders, err := buildVerifiers(h.Auth, repl)
+	if err != nil {
+		return fmt.Errorf("webhook_gateway: %w", err)
+	}
+
+	headers, err := h.headerBuilder(repl)
+	if err != nil {
+		return fmt.Errorf("webhook_gateway: %w", err)
+	}
+
+	dir := h.StoreDir
+	if dir == "" {
+		dir = filepath.Join(caddy.AppDataDir(), "webhook_gateway")
+	}
+	db, key, err := openStore(dir, h.logger)
+	if err != nil {
+		return fmt.Errorf("webhook_gateway: store_dir: %w", err)
+	}
+	h.db, h.dbKey = db, key
+	h.cleanup = append(h.cleanup, func() { releaseStore(key, h.logger) })
+
+	h.gw = &handlers.Gateway{
+		Normalize: normalize.Options{
+			Provider:   h.Provider,
+			Source:     h.Source,
+			TypePrefix: h.TypePrefix,
+			Location:   loc,
+		},
+		Verifiers:     verifiers,
+		SecretHeaders: secretHeaders,
+		MaxBodySize:   h.MaxBodySize,
+		Mode:          handlers.Mode(h.Deliver),
+		Retention:     time.Duration(h.Retention),
+		Store:         db,
+		Headers:       headers,
+		Logger:        h.logger,
+	}
+	return nil
+}
+
+// Validate checks the configuration that needs no I/O.
+func (h *Handler) Validate() error {
+	switch h.Provider {
+	case normalize.OpenLoyalty, normalize.Sublytics, normalize.USAePay, normalize.Auto:
+	default:
+		return fmt.Errorf("webhook_gateway: unknown provider %q (want openloyalty, sublytics, usaepay or auto)", h.Provider)
+	}
+	if h.Source != "" {
+		if _, err := url.Parse(h.Source); err != nil {
+			return fmt.Errorf("webhook_gateway: source %q is not a URI reference: %w", h.Source, err)
+		}
+	}
+	if h.MaxBodySize < 0 {
+		return fmt.Errorf("webhook_gateway: max_body_size must be positive, got %d", h.MaxBodySize)
+	}
+	switch handlers.Mode(h.Deliver) {
+	case handlers.Sync:
+		if len(h.Upstreams) > 0 {
+			return fmt.Errorf("webhook_gateway: upstreams are used by async delivery; in sync mode put reverse_proxy after webhook_gateway")
+		}
+	case handlers.Async:
+		if len(h.Upstreams) == 0 {
+			return fmt.Errorf("webhook_gateway: async delivery needs at least one upstream")
+		}
+		for _, u := range h.Upstreams {
+			parsed, err := url.Parse(u)
+			if err != nil || (parsed.Scheme != "http" && parsed.Scheme != "https") || parsed.Host == "" {
+				return fmt.Errorf("webhook_gateway: upstream %q must be an absolute http or https URL", u)
+			}
+		}
+	default:
+		return fmt.Errorf("webhook_gateway: deliver %q: want sync or async", h.Deliver)
+	}
+	for i, a := range h.Auth {
+		if err := a.validate(); err != nil {
+			return fmt.Errorf("webhook_gateway: auth #%d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	return h.gw.ServeHTTP(w, r, next.ServeHTTP)
+}
+
+// Cleanup stops delivery and releases this config's hold on the store.
+func (h *Handler) Cleanup() error {
+	for i := len(h.cleanup) - 1; i >= 0; i-- {
+		h.cleanup[i]()
+	}
+	h.cleanup = nil
+	return nil
+}
+
+func (h *Handler) headerBuilder(repl *caddy.Replacer) (*delivery.HeaderBuilder, error) {
+	if h.SigningSecret == "" {
+		return delivery.NewHeaderBuilder(nil), nil
+	}
+	secret, err := repl.ReplaceOrErr(h.SigningSecret, true, true)
+	if err != nil {
+		return nil, fmt.Errorf("signing_secret: %w", err)
+	}
+	signer, err := delivery.NewSigner(secret)
+	if err != nil {
+		return nil, fmt.Errorf("signing_secret: %w", err)
+	}
+	return delivery.NewHeaderBuilder(signer), nil
+}
+
+// trimmed reports whether s is non-empty after trimming spaces.
+func trimmed(s string) bool { return strings.TrimSpace(s) != "" }

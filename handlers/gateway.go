@@ -1,0 +1,383 @@
+// Package handlers is the gateway's request path: read, verify, normalize,
+// deduplicate, store and deliver one provider request. It is plain Go so
+// tests can drive it without Caddy; the caddymodule package wires it in.
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/webhookgw/caddy-webhook-gateway/delivery"
+	"github.com/webhookgw/caddy-webhook-gateway/normalize"
+	"github.com/webhookgw/caddy-webhook-gateway/schemas"
+	"github.com/webhookgw/caddy-webhook-gateway/store"
+	"github.com/webhookgw/caddy-webhook-gateway/verify"
+)
+
+// Mode selects how an accepted event reaches the backend.
+type Mode string
+
+const (
+	// Async answers 202 once the event is durably stored; delivery workers
+	// then own it.
+	Async Mode = "async"
+	// Sync hands the event to the next handler (normally reverse_proxy)
+	// and answers after the backend has.
+	Sync Mode = "sync"
+)
+
+// Outcomes reported to the Observer for each provider request.
+const (
+	OutcomeAccepted     = "accepted"
+	OutcomeDuplicate    = "duplicate"
+	OutcomeUnauthorized = "unauthorized"
+	OutcomeInvalid      = "invalid"
+	OutcomeTooLarge     = "too_large"
+	OutcomeFailed       = "failed"
+)
+
+// DefaultMaxBodySize bounds a request body when none is configured. The
+// loyalty platform's batches (up to 1000 items) stay well below it.
+const DefaultMaxBodySize = 5 << 20
+
+// Observer receives one call per provider request; the Caddy glue turns it
+// into Prometheus counters.
+type Observer interface {
+	Received(provider, outcome string)
+}
+
+// Notifier is told when new events are stored for asynchronous delivery.
+type Notifier interface {
+	Notify()
+}
+
+// Next continues the handler chain; in Caddy it is the next handler's
+// ServeHTTP.
+type Next func(w http.ResponseWriter, r *http.Request) error
+
+// Gateway handles one route's provider requests.
+type Gateway struct {
+	// Normalize holds the route's provider, source, type prefix and zone;
+	// ReceivedAt is set per request.
+	Normalize normalize.Options
+	// Verifiers must all pass; none means the route is open (the
+	// subscription platform relies on a secret path or an IP allowlist).
+	Verifiers []verify.Verifier
+	// SecretHeaders are removed from the stored request headers.
+	SecretHeaders []string
+	// MaxBodySize is the largest body accepted, in bytes.
+	MaxBodySize int64
+	// Mode is Async or Sync.
+	Mode Mode
+	// Retention is how long a delivered event is kept.
+	Retention time.Duration
+	// Store keeps dedup keys and events.
+	Store store.Store
+	// Headers builds the delivery headers in sync mode, the same way the
+	// async workers do.
+	Headers *delivery.HeaderBuilder
+	// Notifier wakes the async workers; may be nil.
+	Notifier Notifier
+	// Observer counts requests; may be nil.
+	Observer Observer
+	// Logger must not be nil.
+	Logger *zap.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// ServeHTTP runs the request path. It writes the provider's answer itself
+// and returns an error only when the response could not be written.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) error {
+	provider := g.Normalize.Provider
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		g.observe(provider, OutcomeInvalid)
+		return writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: webhooks are POSTed")
+	}
+
+	body, err := readBody(w, r, g.maxBody())
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			g.observe(provider, OutcomeTooLarge)
+			return writeError(w, http.StatusRequestEntityTooLarge,
+				fmt.Sprintf("request body exceeds the limit of %d bytes", tooLarge.Limit))
+		}
+		g.Logger.Debug("reading request body", zap.Error(err))
+		g.observe(provider, OutcomeInvalid)
+		return writeError(w, http.StatusBadRequest, "reading request body: "+err.Error())
+	}
+
+	// Verify the bytes exactly as received, before any parsing: a forged
+	// request must not reach the JSON decoder.
+	for _, v := range g.Verifiers {
+		if err := v.Verify(r, body); err != nil {
+			g.Logger.Warn("webhook rejected: verification failed",
+				zap.String("remote", r.RemoteAddr), zap.String("reason", err.Error()))
+			g.observe(provider, OutcomeUnauthorized)
+			return writeError(w, http.StatusUnauthorized, "unauthorized")
+		}
+	}
+
+	now := g.now()
+	opts := g.Normalize
+	opts.ReceivedAt = now
+	events, err := normalize.Normalize(body, opts)
+	if err != nil {
+		g.observe(provider, OutcomeInvalid)
+		var inputErr *normalize.InputError
+		if errors.As(err, &inputErr) {
+			return writeError(w, http.StatusBadRequest, inputErr.Error())
+		}
+		g.Logger.Error("normalizing webhook", zap.Error(err))
+		return writeError(w, http.StatusInternalServerError, "internal error")
+	}
+	if provider == normalize.Auto && len(events) > 0 {
+		provider = events[0].Provider
+	}
+
+	in, err := g.ingest(r, body, events, now)
+	if err != nil {
+		g.Logger.Error("encoding canonical event", zap.Error(err))
+		g.observe(provider, OutcomeFailed)
+		return writeError(w, http.StatusInternalServerError, "internal error")
+	}
+
+	if g.Mode == Sync {
+		return g.serveSync(w, r, provider, in, next)
+	}
+	return g.serveAsync(w, r.Context(), provider, in)
+}
+
+// serveAsync stores every new event durably and only then acknowledges.
+func (g *Gateway) serveAsync(w http.ResponseWriter, ctx context.Context, provider string, in *store.Ingest) error {
+	results, err := g.Store.Insert(ctx, in, true)
+	if err != nil {
+		// Nothing is acknowledged: the provider keeps the event and, if it
+		// retries, gets another chance.
+		g.Logger.Error("storing webhook", zap.String("provider", provider), zap.Error(err))
+		g.observe(provider, OutcomeFailed)
+		return writeError(w, http.StatusServiceUnavailable, "event could not be stored; retry later")
+	}
+	answers := make([]eventAnswer, len(in.Records))
+	inserted := 0
+	for i, res := range results {
+		answers[i] = eventAnswer{ID: in.Records[i].ID}
+		if res.Inserted {
+			answers[i].Status = statusAccepted
+			inserted++
+		} else {
+			answers[i].Status = statusDuplicate
+		}
+	}
+	if inserted > 0 && g.Notifier != nil {
+		g.Notifier.Notify()
+	}
+	if inserted == 0 {
+		g.observe(provider, OutcomeDuplicate)
+		return writeAnswer(w, http.StatusOK, statusDuplicate, answers)
+	}
+	g.observe(provider, OutcomeAccepted)
+	return writeAnswer(w, http.StatusAccepted, statusAccepted, answers)
+}
+
+// serveSync reserves each event's dedup key, hands the event to the next
+// handler and commits the key only on a 2xx from the backend.
+func (g *Gateway) serveSync(w http.ResponseWriter, r *http.Request, provider string, in *store.Ingest, next Next) error {
+	ctx := r.Context()
+	results, err := g.Store.Insert(ctx, in, false)
+	if err != nil {
+		g.Logger.Error("reserving webhook", zap.String("provider", provider), zap.Error(err))
+		g.observe(provider, OutcomeFailed)
+		return writeError(w, http.StatusServiceUnavailable, "event could not be stored; retry later")
+	}
+
+	answers := make([]eventAnswer, len(in.Records))
+	delivered, duplicates, inFlight, failed := 0, 0, 0, 0
+	for i, rec := range in.Records {
+		answers[i] = eventAnswer{ID: rec.ID}
+		if !results[i].Inserted {
+			if results[i].Existing == store.StatusReserved {
+				// Another request is delivering this event right now and
+				// may still fail: answering "duplicate" could lose it.
+				answers[i].Status = statusInProgress
+				inFlight++
+			} else {
+				answers[i].Status = statusDuplicate
+				duplicates++
+			}
+			continue
+		}
+		if failed > 0 {
+			// Keep order within a batch: once one item failed, release the
+			// rest so the provider's retry delivers them in sequence.
+			g.release(ctx, rec)
+			answers[i].Status = statusFailed
+			continue
+		}
+		if err := g.forward(r, rec, next); err != nil {
+			g.Logger.Warn("backend did not accept event",
+				zap.String("source", rec.Source), zap.String("id", rec.ID), zap.Error(err))
+			g.release(ctx, rec)
+			answers[i].Status = statusFailed
+			failed++
+			continue
+		}
+		answers[i].Status = statusDelivered
+		delivered++
+	}
+
+	switch {
+	case failed > 0:
+		g.observe(provider, OutcomeFailed)
+		return writeAnswer(w, http.StatusBadGateway, statusFailed, answers)
+	case inFlight > 0:
+		g.observe(provider, OutcomeDuplicate)
+		w.Header().Set("Retry-After", "1")
+		return writeAnswer(w, http.StatusConflict, statusInProgress, answers)
+	case delivered == 0:
+		g.observe(provider, OutcomeDuplicate)
+		return writeAnswer(w, http.StatusOK, statusDuplicate, answers)
+	default:
+		g.observe(provider, OutcomeAccepted)
+		return writeAnswer(w, http.StatusOK, statusDelivered, answers)
+	}
+}
+
+// forward sends one canonical event through the rest of the route and
+// records the outcome on the stored event.
+func (g *Gateway) forward(r *http.Request, rec *store.Record, next Next) error {
+	ctx := r.Context()
+	out := r.Clone(ctx)
+	out.Method = http.MethodPost
+	out.Body = io.NopCloser(bytes.NewReader(rec.Event))
+	out.ContentLength = int64(len(rec.Event))
+	out.TransferEncoding = nil
+	out.Header = g.Headers.Build(rec, 1, false, g.now())
+	out.Header.Set("Content-Length", strconv.Itoa(len(rec.Event)))
+
+	rw := &captureWriter{header: make(http.Header)}
+	start := g.now()
+	err := next(rw, out)
+	attempt := store.Attempt{Number: 1, At: start, Latency: g.now().Sub(start), Status: rw.status}
+	if err == nil && rw.status == 0 {
+		// A handler that wrote nothing answered 200 implicitly.
+		attempt.Status = http.StatusOK
+	}
+	if err != nil {
+		attempt.Error = err.Error()
+		return err
+	}
+	if attempt.Status < 200 || attempt.Status > 299 {
+		return fmt.Errorf("backend answered %d", attempt.Status)
+	}
+	_, err = g.Store.Update(ctx, rec.Source, rec.ID, true, func(stored *store.Record) error {
+		stored.Status = store.StatusDelivered
+		stored.Attempts = append(stored.Attempts, attempt)
+		stored.LeaseOwner, stored.LeaseUntil = "", time.Time{}
+		return nil
+	})
+	if err != nil {
+		// The backend has the event but the gateway could not record it:
+		// answer as a failure so the provider retries; the backend sees the
+		// same Idempotency-Key again.
+		return fmt.Errorf("recording delivery: %w", err)
+	}
+	return nil
+}
+
+func (g *Gateway) release(ctx context.Context, rec *store.Record) {
+	// Release even if the request was cancelled: a stale reservation would
+	// block the provider's retry until its lease expires.
+	if err := g.Store.Release(context.WithoutCancel(ctx), rec.Source, rec.ID); err != nil {
+		g.Logger.Error("releasing dedup reservation; the provider's retry waits for the lease to expire",
+			zap.String("source", rec.Source), zap.String("id", rec.ID), zap.Error(err))
+	}
+}
+
+// ingest builds the records to store from the normalized events.
+func (g *Gateway) ingest(r *http.Request, body []byte, events []schemas.Event, now time.Time) (*store.Ingest, error) {
+	headers := r.Header.Clone()
+	for _, h := range g.SecretHeaders {
+		headers.Del(h)
+	}
+	headers.Del("Authorization")
+	headers.Del("Cookie")
+
+	status := store.StatusPending
+	if g.Mode == Sync {
+		status = store.StatusReserved
+	}
+	in := &store.Ingest{RawBody: body, Records: make([]*store.Record, len(events))}
+	for i := range events {
+		ev := &events[i]
+		encoded, err := json.Marshal(ev)
+		if err != nil {
+			return nil, fmt.Errorf("event %s: %w", ev.ID, err)
+		}
+		in.Records[i] = &store.Record{
+			Source:        ev.Source,
+			ID:            ev.ID,
+			Provider:      ev.Provider,
+			Type:          ev.Type,
+			Status:        status,
+			ReceivedAt:    now,
+			Event:         encoded,
+			Headers:       headers,
+			BatchIndex:    i,
+			BatchSize:     len(events),
+			NextAttemptAt: now,
+			Retention:     g.Retention,
+		}
+	}
+	return in, nil
+}
+
+func (g *Gateway) maxBody() int64 {
+	if g.MaxBodySize > 0 {
+		return g.MaxBodySize
+	}
+	return DefaultMaxBodySize
+}
+
+func (g *Gateway) now() time.Time {
+	if g.Now != nil {
+		return g.Now()
+	}
+	return time.Now()
+}
+
+func (g *Gateway) observe(provider, outcome string) {
+	if g.Observer != nil {
+		g.Observer.Received(provider, outcome)
+	}
+}
+
+// readBody reads at most limit bytes; a longer body yields
+// *http.MaxBytesError. A declared Content-Length over the limit is refused
+// before reading.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	reader := http.MaxBytesReader(w, r.Body, limit)
+	size := r.ContentLength
+	if size < 0 || size > limit {
+		size = 512
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size+1))
+	if _, err := buf.ReadFrom(reader); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,246 @@
+package integration
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/webhookgw/caddy-webhook-gateway/schemas"
+)
+
+// Secrets used by the test routes; the gateway reads them from the
+// environment through {env.*} placeholders.
+const (
+	loyaltyHeader  = "X-Loyalty-Token"
+	loyaltyToken   = "loyalty-token-new"
+	loyaltyOld     = "loyalty-token-old"
+	basicUser      = "usaepay"
+	basicPass      = "basic:pass"
+	sigKey         = "usaepay-signature-key"
+	sigKeyOld      = "usaepay-signature-key-old"
+	sublyticsToken = "s3cr3t-path-segment"
+)
+
+var gatewayEnv = []string{
+	"TEST_LOYALTY_TOKEN=" + loyaltyToken,
+	"TEST_LOYALTY_TOKEN_OLD=" + loyaltyOld,
+	"TEST_BASIC_PASS=" + basicPass,
+	"TEST_SIG_KEY=" + sigKey,
+	"TEST_SIG_KEY_OLD=" + sigKeyOld,
+	"TEST_SUBLYTICS_SECRET=" + sublyticsToken,
+}
+
+// syncSite is a site with one sync route per provider in front of backend.
+func syncSite(backend string) string {
+	return `http://127.0.0.1:{{PORT}} {
+	route /hooks/openloyalty {
+		webhook_gateway openloyalty {
+			store_dir {{DIR}}/store
+			deliver sync
+			auth header ` + loyaltyHeader + ` {env.TEST_LOYALTY_TOKEN} {env.TEST_LOYALTY_TOKEN_OLD}
+		}
+		reverse_proxy ` + backend + `
+	}
+	route /hooks/sublytics/* {
+		webhook_gateway sublytics {
+			store_dir {{DIR}}/store
+			deliver sync
+			time_zone America/New_York
+			auth path_secret {env.TEST_SUBLYTICS_SECRET}
+		}
+		reverse_proxy ` + backend + `
+	}
+	route /hooks/usaepay {
+		webhook_gateway usaepay {
+			store_dir {{DIR}}/store
+			deliver sync
+			auth basic ` + basicUser + ` {env.TEST_BASIC_PASS}
+			auth hmac {env.TEST_SIG_KEY} {env.TEST_SIG_KEY_OLD}
+		}
+		reverse_proxy ` + backend + `
+	}
+}
+`
+}
+
+// backend is the merchant's backend: it records every request and answers
+// with a status the test controls.
+type backend struct {
+	*httptest.Server
+	mu       sync.Mutex
+	requests []received
+	status   int
+	delay    time.Duration
+}
+
+type received struct {
+	Header http.Header
+	Body   []byte
+	Event  map[string]any
+}
+
+func newBackend(t *testing.T) *backend {
+	b := &backend{status: http.StatusOK}
+	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var ev map[string]any
+		_ = json.Unmarshal(body, &ev)
+		b.mu.Lock()
+		status, delay := b.status, b.delay
+		b.requests = append(b.requests, received{Header: r.Header.Clone(), Body: body, Event: ev})
+		b.mu.Unlock()
+		time.Sleep(delay)
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(b.Close)
+	return b
+}
+
+func (b *backend) setStatus(code int) {
+	b.mu.Lock()
+	b.status = code
+	b.mu.Unlock()
+}
+
+func (b *backend) received() []received {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]received(nil), b.requests...)
+}
+
+// count returns how many requests carried the event id.
+func (b *backend) count(id string) int {
+	n := 0
+	for _, r := range b.received() {
+		if r.Event["id"] == id {
+			n++
+		}
+	}
+	return n
+}
+
+func (b *backend) host() string { return strings.TrimPrefix(b.URL, "http://") }
+
+// fixture reads a corrected provider example from the normalizer's test data.
+func fixture(t *testing.T, provider, name string) []byte {
+	t.Helper()
+	body, err := os.ReadFile(filepath.Join("..", "normalize", "testdata", provider, name+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
+// fixtures lists a provider's fixture names.
+func fixtures(t *testing.T, provider string) []string {
+	t.Helper()
+	matches, err := filepath.Glob(filepath.Join("..", "normalize", "testdata", provider, "*.json"))
+	if err != nil || len(matches) == 0 {
+		t.Fatalf("no fixtures for %s: %v", provider, err)
+	}
+	names := make([]string, 0, len(matches))
+	for _, m := range matches {
+		names = append(names, strings.TrimSuffix(filepath.Base(m), ".json"))
+	}
+	sort.Strings(names)
+	return names
+}
+
+func sign(key string, body []byte) string {
+	mac := hmac.New(sha256.New, []byte(key))
+	mac.Write(body)
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// post sends body to path with the given headers and returns status and body.
+func post(t *testing.T, url string, body []byte, header http.Header) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var answer map[string]any
+	if err := json.Unmarshal(raw, &answer); err != nil {
+		t.Fatalf("answer is not JSON (status %d): %q", resp.StatusCode, raw)
+	}
+	return resp.StatusCode, answer
+}
+
+func usaepayHeaders(body []byte) http.Header {
+	h := http.Header{}
+	h.Set("X-Signature", sign(sigKey, body))
+	req, _ := http.NewRequest(http.MethodPost, "http://x", nil)
+	req.SetBasicAuth(basicUser, basicPass)
+	h.Set("Authorization", req.Header.Get("Authorization"))
+	return h
+}
+
+func loyaltyHeaders() http.Header {
+	h := http.Header{}
+	h.Set(loyaltyHeader, loyaltyToken)
+	return h
+}
+
+// checkCloudEvent asserts a delivered body is a valid canonical event.
+func checkCloudEvent(t *testing.T, r received) {
+	t.Helper()
+	if ct := r.Header.Get("Content-Type"); ct != schemas.ContentType {
+		t.Errorf("Content-Type = %q, want %q", ct, schemas.ContentType)
+	}
+	validate, err := schemas.NewJSONSchemaValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate(r.Body); err != nil {
+		t.Errorf("delivered event fails the JSON Schema: %v\n%s", err, r.Body)
+	}
+	var ev schemas.Event
+	if err := json.Unmarshal(r.Body, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := schemas.Validate(&ev); err != nil {
+		t.Errorf("delivered event fails validation: %v", err)
+	}
+	if got := r.Header.Get("Idempotency-Key"); got != ev.ID {
+		t.Errorf("Idempotency-Key = %q, want %q", got, ev.ID)
+	}
+	for _, h := range []string{"Authorization", "X-Signature", loyaltyHeader} {
+		if r.Header.Get(h) != "" {
+			t.Errorf("secret header %s reached the backend", h)
+		}
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
