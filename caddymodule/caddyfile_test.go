@@ -1,0 +1,158 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+func TestUnmarshalCaddyfileFull(t *testing.T) {
+	input := `webhook_gateway usaepay {
+		source /payments
+		type_prefix com.example.
+		time_zone America/New_York
+		max_body 2MB
+		store_dir /var/lib/webhooks
+		retention 240h
+		auth basic usaepay {env.PASS}
+		auth basic usaepay {env.PASS_NEXT}
+		auth hmac {env.SIG} {env.SIG_OLD} {
+			header X-Sig
+			hash sha512
+			encoding base64
+			prefix sha512=
+		}
+		deliver async
+		upstream http://127.0.0.1:9000 http://127.0.0.1:9001
+		signing_secret {env.WHSEC}
+		workers 8
+		timeout 10s
+		retry {
+			attempts 5
+			initial_delay 2s
+			max_delay 1m
+			max_age 24h
+		}
+	}`
+	var h Handler
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)); err != nil {
+		t.Fatal(err)
+	}
+	want := Handler{
+		Provider:    "usaepay",
+		Source:      "/payments",
+		TypePrefix:  "com.example.",
+		TimeZone:    "America/New_York",
+		MaxBodySize: 2_000_000,
+		StoreDir:    "/var/lib/webhooks",
+		Retention:   caddy.Duration(240 * time.Hour),
+		Auth: []AuthConfig{
+			{Scheme: "basic", Credentials: []BasicCredential{
+				{Username: "usaepay", Password: "{env.PASS}"},
+				{Username: "usaepay", Password: "{env.PASS_NEXT}"},
+			}},
+			{Scheme: "hmac", Secrets: []string{"{env.SIG}", "{env.SIG_OLD}"},
+				Header: "X-Sig", Hash: "sha512", Encoding: "base64", Prefix: "sha512="},
+		},
+		Deliver:       "async",
+		Upstreams:     []string{"http://127.0.0.1:9000", "http://127.0.0.1:9001"},
+		SigningSecret: "{env.WHSEC}",
+		Workers:       8,
+		Timeout:       caddy.Duration(10 * time.Second),
+		Retry: &RetryConfig{
+			Attempts:     5,
+			InitialDelay: caddy.Duration(2 * time.Second),
+			MaxDelay:     caddy.Duration(time.Minute),
+			MaxAge:       caddy.Duration(24 * time.Hour),
+		},
+	}
+	if !reflect.DeepEqual(h, want) {
+		got, _ := json.MarshalIndent(h, "", "  ")
+		exp, _ := json.MarshalIndent(want, "", "  ")
+		t.Fatalf("got\n%s\nwant\n%s", got, exp)
+	}
+}
+
+func TestUnmarshalCaddyfileHeaderRotationMerges(t *testing.T) {
+	input := `webhook_gateway {
+		provider openloyalty
+		auth header X-Token {env.A}
+		auth header x-token {env.B} {env.C}
+		auth path_secret {env.P}
+	}`
+	var h Handler
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Auth) != 2 {
+		t.Fatalf("auth = %+v, want the two header lines merged plus path_secret", h.Auth)
+	}
+	if got := h.Auth[0].Secrets; !reflect.DeepEqual(got, []string{"{env.A}", "{env.B}", "{env.C}"}) {
+		t.Fatalf("header secrets = %v", got)
+	}
+	if h.Auth[1].Scheme != "path_secret" {
+		t.Fatalf("second check = %+v", h.Auth[1])
+	}
+}
+
+func TestUnmarshalCaddyfileErrors(t *testing.T) {
+	cases := map[string]string{
+		"unknown subdirective": `webhook_gateway { colour blue }`,
+		"unknown scheme":       `webhook_gateway { auth jwt x }`,
+		"missing scheme":       `webhook_gateway { auth }`,
+		"header without value": `webhook_gateway { auth header X-Token }`,
+		"basic one arg":        `webhook_gateway { auth basic user }`,
+		"hmac without key":     `webhook_gateway { auth hmac }`,
+		"hmac bad option":      "webhook_gateway {\n auth hmac k {\n colour red\n }\n}",
+		"bad deliver":          `webhook_gateway { deliver later }`,
+		"bad size":             `webhook_gateway { max_body lots }`,
+		"bad duration":         `webhook_gateway { retention forever }`,
+		"bad workers":          `webhook_gateway { workers -1 }`,
+		"too many args":        `webhook_gateway usaepay extra`,
+		"source two args":      `webhook_gateway { source /a /b }`,
+		"upstream no args":     `webhook_gateway { upstream }`,
+		"retry bad option":     "webhook_gateway {\n retry {\n colour red\n }\n}",
+	}
+	for name, input := range cases {
+		t.Run(name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
+			if err == nil {
+				t.Fatalf("accepted %q", input)
+			}
+			if !strings.Contains(err.Error(), "Testfile:") {
+				t.Errorf("error %q does not point at the Caddyfile line", err)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		h    Handler
+		want string
+	}{
+		{"unknown provider", Handler{Provider: "stripe", Deliver: "sync"}, "unknown provider"},
+		{"sync with upstream", Handler{Provider: "auto", Deliver: "sync", Upstreams: []string{"http://x"}}, "upstreams"},
+		{"async without upstream", Handler{Provider: "auto", Deliver: "async"}, "upstream"},
+		{"relative upstream", Handler{Provider: "auto", Deliver: "async", Upstreams: []string{"127.0.0.1:9"}}, "absolute"},
+		{"bad deliver", Handler{Provider: "auto", Deliver: "later"}, "deliver"},
+		{"auth without secrets", Handler{Provider: "auto", Deliver: "sync", Auth: []AuthConfig{{Scheme: "hmac"}}}, "at least one secret"},
+		{"auth unknown scheme", Handler{Provider: "auto", Deliver: "sync", Auth: []AuthConfig{{Scheme: "jwt"}}}, "unknown scheme"},
+		{"header without name", Handler{Provider: "auto", Deliver: "sync", Auth: []AuthConfig{{Scheme: "header", Secrets: []string{"x"}}}}, "header name"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.h.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "webhook_gateway") {
+				t.Fatalf("Validate() = %v, want an error naming webhook_gateway and %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds bin/caddy: Caddy with its standard modules plus the webhook gateway.
+#
+#   scripts/build.sh            go build ./cmd/caddy (no extra tools)
+#   scripts/build.sh --xcaddy   xcaddy build at the versions in xcaddy.json
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+field() { sed -n "s/.*\"$1\": *\"\([^\"]*\)\".*/\1/p" xcaddy.json | head -n1; }
+
+mkdir -p bin
+if [[ "${1:-}" == "--xcaddy" ]]; then
+	caddy_version=$(field caddy_version)
+	xcaddy_version=$(field xcaddy_version)
+	module=$(field module)
+	echo "xcaddy ${xcaddy_version}: caddy ${caddy_version} with ${module}"
+	go run "github.com/caddyserver/xcaddy/cmd/xcaddy@${xcaddy_version}" build "${caddy_version}" \
+		--with "${module}=." --output bin/caddy
+else
+	go build -o bin/caddy ./cmd/caddy
+fi
+bin/caddy list-modules | grep -qx 'http.handlers.webhook_gateway' \
+	|| { echo "bin/caddy lacks http.handlers.webhook_gateway" >&2; exit 1; }
+echo "built bin/caddy"
