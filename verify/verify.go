@@ -1,11 +1,142 @@
 // Package verify authenticates incoming webhooks on the raw request, before
 // anything parses the body.
+//
+// Every verifier accepts several secrets at once so a secret can be rotated
+// without downtime: add the new one, let the provider switch, remove the old
+// one. Comparisons are constant time and always run against every configured
+// secret, so response timing reveals neither a secret nor which of several
+// secrets matched. Constructors fail on an empty secret list or an empty
+// secret: a route whose auth cannot be set up must not start open.
+//
+// Errors returned by Verify wrap ErrMissing, ErrMalformed or ErrMismatch and
+// name the header or scheme that failed, so a caller can log a reason. They
+// never contain a configured secret or the credential the client sent.
 package verify
 
-import "net/http"
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+)
 
 // Verifier checks one request. It returns nil when the request is authentic
 // and otherwise an error that says which check failed, never a secret.
 type Verifier interface {
 	Verify(r *http.Request, body []byte) error
+}
+
+// SecretCarrier is a Verifier that reads secrets from request headers. The
+// gateway strips those headers before it stores or delivers a request, so a
+// provider's credential never reaches the backend or the store.
+type SecretCarrier interface {
+	Verifier
+	// SecretHeaders names the request headers that carry a secret, in
+	// canonical form.
+	SecretHeaders() []string
+}
+
+// Reasons a request fails verification. Verify errors wrap exactly one of
+// them; test with errors.Is.
+var (
+	// ErrMissing: the credential is absent (no header, empty header, no
+	// secret path segment).
+	ErrMissing = errors.New("credential missing")
+	// ErrMalformed: a credential is present but cannot be read (bad
+	// encoding, wrong length, repeated header, wrong prefix).
+	ErrMalformed = errors.New("credential malformed")
+	// ErrMismatch: the credential is well formed but matches no configured
+	// secret.
+	ErrMismatch = errors.New("credential mismatch")
+)
+
+// ErrConfig is wrapped by every constructor error, so configuration
+// problems can be told apart from request failures.
+var ErrConfig = errors.New("invalid verifier configuration")
+
+func configErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
+}
+
+// digest is the SHA-256 of a secret. Comparing digests instead of the values
+// themselves gives fixed-length inputs to subtle.ConstantTimeCompare, which
+// otherwise returns early (and so leaks the length) when lengths differ.
+type digest [sha256.Size]byte
+
+func digestOf(s string) digest { return sha256.Sum256([]byte(s)) }
+
+// matchAny reports whether got equals any of want. It looks at every entry
+// whatever the outcome, so timing does not reveal which entry matched.
+func matchAny(got digest, want []digest) bool {
+	ok := 0
+	for i := range want {
+		ok |= subtle.ConstantTimeCompare(got[:], want[i][:])
+	}
+	return ok == 1
+}
+
+// singleHeader returns the one value of a header. A repeated header is
+// malformed rather than "any of them": accepting any value would let a
+// client try several guesses in one request, and proxies disagree on which
+// of several values wins.
+func singleHeader(r *http.Request, name string) (string, error) {
+	values := r.Header.Values(name)
+	switch {
+	case len(values) == 0 || (len(values) == 1 && values[0] == ""):
+		return "", fmt.Errorf("header %s missing: %w", name, ErrMissing)
+	case len(values) > 1:
+		return "", fmt.Errorf("header %s repeated %d times: %w", name, len(values), ErrMalformed)
+	}
+	return values[0], nil
+}
+
+// All is a Verifier that passes only when every member passes.
+type All struct {
+	verifiers []Verifier
+}
+
+// NewAll combines verifiers; a request must pass each, in order. It stops at
+// the first failure: which scheme failed is not secret, and running the rest
+// would only spend CPU on a request already refused. At least one verifier
+// is required, so an empty combination cannot silently accept everything.
+func NewAll(verifiers ...Verifier) (*All, error) {
+	if len(verifiers) == 0 {
+		return nil, configErr("all: no verifiers")
+	}
+	for i, v := range verifiers {
+		if v == nil {
+			return nil, configErr("all: verifier #%d is nil", i+1)
+		}
+	}
+	return &All{verifiers: append([]Verifier(nil), verifiers...)}, nil
+}
+
+// Verify implements Verifier.
+func (a *All) Verify(r *http.Request, body []byte) error {
+	for _, v := range a.verifiers {
+		if err := v.Verify(r, body); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SecretHeaders returns the union of the members' secret headers.
+func (a *All) SecretHeaders() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, v := range a.verifiers {
+		sc, ok := v.(SecretCarrier)
+		if !ok {
+			continue
+		}
+		for _, h := range sc.SecretHeaders() {
+			if !seen[h] {
+				seen[h] = true
+				out = append(out, h)
+			}
+		}
+	}
+	return out
 }

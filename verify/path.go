@@ -1,0 +1,92 @@
+package verify
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// PathSecret checks that the request path contains a secret segment. The
+// subscription platform documents no authentication, so the merchant puts a
+// random segment in the webhook URL it registers there, e.g.
+// /hooks/sublytics/3f9c0a…/ .
+//
+// The check reads r.URL.Path (decoded). A Caddy route that strips a path
+// prefix before the gateway (handle_path, uri strip_prefix) also strips the
+// secret: match the path with `handle` instead, or put the secret after the
+// stripped prefix.
+//
+// The secret also sits in the request URI, which Caddy's access log records
+// and which a sync route would forward to the backend: use Redact to clean a
+// path before it is logged, stored or forwarded.
+type PathSecret struct {
+	secrets []digest
+}
+
+// NewPathSecret accepts a request whose path has any of secrets as one full
+// segment. A secret must be non-empty and free of '/' (it is one segment).
+func NewPathSecret(secrets ...string) (*PathSecret, error) {
+	if len(secrets) == 0 {
+		return nil, configErr("path_secret: no secrets")
+	}
+	p := &PathSecret{secrets: make([]digest, len(secrets))}
+	for i, s := range secrets {
+		switch {
+		case s == "":
+			return nil, configErr("path_secret: secret #%d is empty", i+1)
+		case strings.Contains(s, "/"):
+			return nil, configErr("path_secret: secret #%d contains '/', but must be a single path segment", i+1)
+		case s == "." || s == "..":
+			return nil, configErr("path_secret: secret #%d is a dot segment", i+1)
+		}
+		p.secrets[i] = digestOf(s)
+	}
+	return p, nil
+}
+
+// Verify implements Verifier. Every segment is compared with every secret;
+// which segment matched, if any, does not show in the timing.
+func (p *PathSecret) Verify(r *http.Request, _ []byte) error {
+	if r.URL == nil {
+		return fmt.Errorf("path secret: request has no URL: %w", ErrMissing)
+	}
+	found := false
+	hasSegment := false
+	for seg := range strings.SplitSeq(r.URL.Path, "/") {
+		if seg == "" {
+			continue
+		}
+		hasSegment = true
+		if matchAny(digestOf(seg), p.secrets) {
+			found = true
+		}
+	}
+	if !hasSegment {
+		return fmt.Errorf("path secret missing: %w", ErrMissing)
+	}
+	if !found {
+		return fmt.Errorf("path secret mismatch: %w", ErrMismatch)
+	}
+	return nil
+}
+
+// Redact returns path with every segment equal to a configured secret
+// replaced by "REDACTED".
+func (p *PathSecret) Redact(path string) string {
+	segs := strings.Split(path, "/")
+	changed := false
+	for i, seg := range segs {
+		if seg != "" && matchAny(digestOf(seg), p.secrets) {
+			segs[i] = "REDACTED"
+			changed = true
+		}
+	}
+	if !changed {
+		return path
+	}
+	return strings.Join(segs, "/")
+}
+
+// SecretHeaders implements SecretCarrier: the secret is in the path, not in
+// a header.
+func (p *PathSecret) SecretHeaders() []string { return nil }
