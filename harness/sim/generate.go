@@ -1,0 +1,580 @@
+package sim
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	mrand "math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Provider names, as the gateway's normalize package spells them.
+const (
+	OpenLoyalty = "openloyalty"
+	Sublytics   = "sublytics"
+	USAePay     = "usaepay"
+)
+
+// Providers lists the simulated providers in a stable order.
+var Providers = []string{OpenLoyalty, Sublytics, USAePay}
+
+// EventTypes lists every event type the provider documents name (see the
+// design notes). It mirrors the list the gateway's normalize package keeps;
+// the simulator keeps its own copy so it can generate events for a gateway
+// under test without trusting that gateway's list.
+var EventTypes = map[string][]string{
+	OpenLoyalty: {
+		"customer.updated", "customer.deleted", "customer.registered", "customer.deactivated",
+		"customer.level_changed_automatically", "customer.level_changed",
+		"transaction.registered", "transaction.assigned_to_customer",
+		"account.available_points_amount_changed", "customer.bought_campaign",
+		"account.expiring_points_notification", "account.points_transfer",
+		"account.expiring_level_notification", "campaign.coupon_expiration",
+	},
+	Sublytics: {
+		"order_updated", "order_abandonned", "transaction_completed", "transaction_skipped",
+		"transaction_unskipped", "order_offer_updated", "order_offer_cancelled",
+		"shipment_shipped", "shipment_cancelled", "shipment_fulfilled",
+	},
+	USAePay: {
+		"cau.submitted", "cau.updated_expiration", "cau.updated_card", "cau.contact_customer",
+		"cau.account_closed", "ach.submitted", "ach.settled", "ach.returned", "ach.failed",
+		"ach.note_added", "product.inventory.ordered", "product.inventory.adjusted",
+		"transaction.sale.success", "transaction.sale.failure", "transaction.sale.voided",
+		"transaction.sale.captured", "transaction.sale.adjusted", "transaction.sale.queued",
+		"transaction.sale.unvoided", "transaction.refund.success", "transaction.refund.voided",
+		"settlement.batch.success", "settlement.batch.failure",
+	},
+}
+
+// BatchTypes are the loyalty event types whose data may be a JSON array.
+var BatchTypes = map[string]bool{
+	"account.expiring_points_notification": true,
+	"account.expiring_level_notification":  true,
+	"campaign.coupon_expiration":           true,
+}
+
+// providerTimeLayout is the zone-less layout of the subscription and payment
+// providers' timestamps.
+const providerTimeLayout = "2006-01-02 15:04:05"
+
+// Key identifies one canonical event: the gateway's dedup key.
+type Key struct {
+	Source string `json:"source"`
+	ID     string `json:"id"`
+}
+
+func (k Key) String() string { return k.Source + "/" + k.ID }
+
+// Event is one provider request body the simulator can send.
+type Event struct {
+	Provider string
+	Type     string
+	Body     []byte
+	// ProviderID is the provider's own event id ("" for the loyalty
+	// platform, which sends none).
+	ProviderID string
+	// Items is the number of canonical events the body stands for: the
+	// length of a loyalty batch, otherwise 1.
+	Items int
+
+	doc any
+}
+
+// GenOptions tune the generated payloads.
+type GenOptions struct {
+	// Seed makes type picks, amounts and layouts reproducible; ids stay
+	// fresh regardless (from crypto/rand and the clock), because the
+	// gateway's store outlives a run and would see a replayed id as a
+	// duplicate. 0 picks a random seed.
+	Seed uint64
+	// Location is the zone the subscription and payment providers'
+	// zone-less timestamps are written in; nil means UTC.
+	Location *time.Location
+	// SublyticsStartID is the first subscription event id; 0 derives one
+	// from the clock so consecutive runs do not collide.
+	SublyticsStartID uint64
+	// The shares below are probabilities in [0,1]; 0 takes the default
+	// NewGenerator documents, a negative value means never.
+
+	// BatchShare is the share of batch-capable loyalty events sent with
+	// data as an array; BatchMax bounds the array's length (default 5).
+	BatchShare float64
+	BatchMax   int
+	// CreatedAtShare is the share of loyalty events carrying createdAt
+	// (the platform often omits it).
+	CreatedAtShare float64
+	// NumericIDShare is the share of subscription events whose
+	// webhook_event_id is a JSON number (API v2) rather than a string.
+	NumericIDShare float64
+	// ZeroDateShare is the share of subscription events dated
+	// "0000-00-00 00:00:00" (no date).
+	ZeroDateShare float64
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Generator builds realistic provider bodies. It is safe for concurrent use.
+type Generator struct {
+	opts  GenOptions
+	mu    sync.Mutex
+	rng   *mrand.Rand
+	subID atomic.Uint64
+	// loyaltyZone is the offset the loyalty platform writes createdAt in.
+	loyaltyZone *time.Location
+}
+
+// NewGenerator returns a generator. A zero share takes its default (20%
+// loyalty batches of up to 5 items, createdAt on 30% of loyalty events,
+// numeric subscription ids on half of them, 2% zero subscription dates); a
+// negative share turns the feature off.
+func NewGenerator(opts GenOptions) *Generator {
+	def := func(p *float64, d float64) {
+		switch {
+		case *p == 0:
+			*p = d
+		case *p < 0:
+			*p = 0
+		}
+	}
+	def(&opts.BatchShare, 0.2)
+	def(&opts.CreatedAtShare, 0.3)
+	def(&opts.NumericIDShare, 0.5)
+	def(&opts.ZeroDateShare, 0.02)
+	if opts.Seed == 0 {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		for _, c := range b {
+			opts.Seed = opts.Seed<<8 | uint64(c)
+		}
+	}
+	if opts.Location == nil {
+		opts.Location = time.UTC
+	}
+	if opts.BatchMax <= 1 {
+		opts.BatchMax = 5
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	g := &Generator{
+		opts:        opts,
+		rng:         mrand.New(mrand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
+		loyaltyZone: time.FixedZone("", 2*3600),
+	}
+	start := opts.SublyticsStartID
+	if start == 0 {
+		// Milliseconds since the epoch stay far below 2^53, so the id is
+		// exact as a JSON number too.
+		start = uint64(opts.Now().UnixMilli())
+	}
+	g.subID.Store(start - 1)
+	return g
+}
+
+// Generate builds one event of the given provider and type.
+func (g *Generator) Generate(provider, eventType string) (*Event, error) {
+	if !slices.Contains(EventTypes[provider], eventType) {
+		return nil, fmt.Errorf("unknown %s event type %q", provider, eventType)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch provider {
+	case OpenLoyalty:
+		return g.loyalty(eventType), nil
+	case Sublytics:
+		return g.sublytics(eventType), nil
+	default:
+		return g.usaepay(eventType), nil
+	}
+}
+
+// Redelivery returns the same logical event as e (same provider id, same
+// loyalty data) in a different encoding: another key order and layout, and
+// for the subscription platform the id in its other JSON form. A gateway
+// must answer it as a duplicate.
+func (g *Generator) Redelivery(e *Event) *Event {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	doc := clone(e.doc).(obj)
+	if e.Provider == Sublytics {
+		switch v := doc.get("webhook_event_id").(type) {
+		case string:
+			n, _ := strconv.ParseUint(v, 10, 64)
+			doc = doc.set("webhook_event_id", n)
+		default:
+			doc = doc.set("webhook_event_id", e.ProviderID)
+		}
+	}
+	body := marshalShuffled(doc, g.rng)
+	return &Event{Provider: e.Provider, Type: e.Type, Body: body, ProviderID: e.ProviderID, Items: e.Items, doc: doc}
+}
+
+func (g *Generator) chance(p float64) bool { return p > 0 && g.rng.Float64() < p }
+
+// recent returns a time within the last minute, to the second, as providers
+// write them.
+func (g *Generator) recent() time.Time {
+	return g.opts.Now().Add(-time.Duration(g.rng.IntN(60)) * time.Second).Truncate(time.Second)
+}
+
+// money formats cents the way both the subscription and payment providers
+// do: a decimal string with two places.
+func money(cents int) string { return fmt.Sprintf("%d.%02d", cents/100, cents%100) }
+
+func (g *Generator) cents(lo, hi int) int { return lo + g.rng.IntN(hi-lo+1) }
+
+func newUUID() string { return uuid.NewString() }
+
+// ---- loyalty platform ----
+
+func (g *Generator) loyalty(t string) *Event {
+	items := 1
+	batch := BatchTypes[t] && g.chance(g.opts.BatchShare)
+	if batch {
+		items = 2 + g.rng.IntN(g.opts.BatchMax-1)
+	}
+	var data any
+	if batch {
+		arr := make([]any, items)
+		for i := range arr {
+			arr[i] = g.loyaltyData(t)
+		}
+		data = arr
+	} else {
+		data = g.loyaltyData(t)
+	}
+	doc := obj{{"type", t}}
+	// customer.bought_campaign carries createdAt in the platform's own
+	// example; for the rest it is occasional.
+	if t == "customer.bought_campaign" || g.chance(g.opts.CreatedAtShare) {
+		doc = append(doc, kv{"createdAt", g.recent().In(g.loyaltyZone).Format(time.RFC3339)})
+	}
+	doc = append(doc, kv{"data", data})
+	return &Event{Provider: OpenLoyalty, Type: t, Body: marshalDoc(doc, "    "), Items: items, doc: doc}
+}
+
+// loyaltyData builds one data object. Every object holds at least one fresh
+// UUID, so no two generated events share a derived id.
+func (g *Generator) loyaltyData(t string) obj {
+	customer := newUUID()
+	ts := func(d time.Duration) string { return g.recent().Add(d).In(g.loyaltyZone).Format(time.RFC3339) }
+	levels := []string{"Bronze", "Silver", "Gold", "Platinum"}
+	lvl := g.rng.IntN(len(levels))
+	switch t {
+	case "customer.updated", "customer.deleted", "customer.deactivated":
+		return obj{{"customerId", customer}}
+	case "customer.registered":
+		first := []string{"Jon", "Anna", "Piotr", "Maria", "Li", "Sam"}[g.rng.IntN(6)]
+		last := []string{"Doe", "Kowalska", "Smith", "Nguyen", "Garcia"}[g.rng.IntN(5)]
+		return obj{
+			{"customerId", customer},
+			{"data", obj{
+				{"firstName", first},
+				{"lastName", last},
+				{"gender", []string{"male", "female", "not_disclosed"}[g.rng.IntN(3)]},
+				{"email", fmt.Sprintf("%s.%s.%s@example.com", first, last, customer[:8])},
+				{"phone", 100000000 + g.rng.IntN(899999999)},
+				{"levelAchievementDate", ts(0)},
+				{"createdAt", g.recent().Unix()},
+				{"address", obj{
+					{"street", "Streets"}, {"address1", strconv.Itoa(1 + g.rng.IntN(200))}, {"address2", "3"},
+					{"postal", "41-222"}, {"city", "Glasgow"}, {"province", "Glasgow"}, {"country", "GB"},
+				}},
+				{"loyaltyCardNumber", strconv.Itoa(100000000 + g.rng.IntN(899999999))},
+				{"labels", []any{obj{{"key", "labels_key"}, {"value", strconv.Itoa(g.rng.IntN(10))}}}},
+				{"agreement1", true},
+				{"agreement2", g.rng.IntN(2) == 0},
+				{"agreement3", false},
+				{"levelId", newUUID()},
+				{"posId", newUUID()},
+				{"sellerId", newUUID()},
+			}},
+		}
+	case "customer.level_changed_automatically":
+		return obj{
+			{"customerId", customer},
+			{"levelId", newUUID()},
+			{"levelName", levels[lvl]},
+			{"levelMove", []string{"up", "down"}[g.rng.IntN(2)]},
+			{"levelAchievementDate", ts(0)},
+		}
+	case "customer.level_changed":
+		return obj{
+			{"customerId", customer},
+			{"levelId", newUUID()},
+			{"levelName", levels[lvl]},
+			{"levelAchievementDate", ts(0)},
+		}
+	case "transaction.registered":
+		qty := 1 + g.rng.IntN(3)
+		price := g.cents(500, 20000) / 100
+		return obj{
+			{"transactionId", newUUID()},
+			{"transactionData", obj{
+				{"documentType", "sell"},
+				{"documentNumber", strconv.Itoa(g.rng.IntN(100000))},
+				{"purchasePlace", nil},
+				{"purchaseDate", ts(0)},
+			}},
+			{"customerData", obj{
+				{"name", "Jon Doe"}, {"email", "jdoe." + customer[:8] + "@example.com"}, {"phone", nil},
+				{"loyaltyCardNumber", nil}, {"nip", "123"},
+				{"address", obj{
+					{"street", "Bridges"}, {"address1", "12"}, {"address2", "3"}, {"postal", "41-222"},
+					{"city", "New york"}, {"province", "NY"}, {"country", "US"},
+				}},
+			}},
+			{"items", []any{obj{
+				{"sku", obj{{"code", "sku" + strconv.Itoa(g.rng.IntN(10000))}}},
+				{"name", "product_name"},
+				{"quantity", qty},
+				{"grossValue", qty * price},
+				{"category", []string{"Women", "Men", "Kids"}[g.rng.IntN(3)]},
+				{"maker", "Exclusive"},
+				{"labels", []any{}},
+			}}},
+			{"posId", nil},
+		}
+	case "transaction.assigned_to_customer":
+		return obj{{"transactionId", newUUID()}, {"customerId", customer}, {"grossValue", g.cents(1, 500)}}
+	case "account.available_points_amount_changed":
+		change := 1 + g.rng.IntN(200)
+		return obj{
+			{"customerId", customer},
+			{"amount", change + g.rng.IntN(5000)},
+			{"amountChange", change},
+			{"amountChangeType", []string{"add", "subtract"}[g.rng.IntN(2)]},
+			{"pointsTransferId", newUUID()},
+			{"expiresAt", ts(365 * 24 * time.Hour)},
+			{"transactionId", newUUID()},
+		}
+	case "customer.bought_campaign":
+		return obj{
+			{"storeCode", "DEFAULT"},
+			{"customerId", customer},
+			{"campaignId", newUUID()},
+			{"costInPoints", float64(1+g.rng.IntN(50)) + 0.5*float64(g.rng.IntN(2))},
+			{"couponCode", strconv.Itoa(100 + g.rng.IntN(900))},
+		}
+	case "account.expiring_points_notification":
+		return obj{
+			{"customerId", customer},
+			{"accountId", newUUID()},
+			{"email", "member." + customer[:8] + "@example.com"},
+			{"pointsAmount", 1 + g.rng.IntN(2000)},
+			{"pointsExpirationDate", ts(7 * 24 * time.Hour)},
+		}
+	case "account.points_transfer":
+		return obj{
+			{"customerId", customer},
+			{"accountId", newUUID()},
+			{"pointsTransferId", newUUID()},
+			{"type", []string{"adding", "spending", "p2p_adding", "p2p_spending"}[g.rng.IntN(4)]},
+			{"value", 1 + g.rng.IntN(1000)},
+			{"createdAt", ts(0)},
+			{"expiresAt", ts(365 * 24 * time.Hour)},
+		}
+	case "account.expiring_level_notification":
+		return obj{
+			{"customerId", customer},
+			{"email", "member." + customer[:8] + "@example.com"},
+			{"levelId", newUUID()},
+			{"levelName", levels[lvl]},
+			{"levelExpirationDate", ts(14 * 24 * time.Hour)},
+		}
+	default: // campaign.coupon_expiration
+		return obj{
+			{"customerId", customer},
+			{"email", "member." + customer[:8] + "@example.com"},
+			{"campaignId", newUUID()},
+			{"couponCode", randString(g.rng, "ABCDEFGHJKLMNPQRSTUVWXYZ23456789", 10)},
+			{"couponExpirationDate", ts(3 * 24 * time.Hour)},
+		}
+	}
+}
+
+// ---- subscription platform ----
+
+// sublyticsObject maps an event to its webhook_type: the key under
+// webhook_data that holds the object.
+func sublyticsObject(event string) string {
+	switch event {
+	case "order_updated", "order_abandonned":
+		return "order"
+	case "order_offer_updated", "order_offer_cancelled":
+		return "order_offer"
+	case "shipment_shipped", "shipment_cancelled", "shipment_fulfilled":
+		return "shipment"
+	default:
+		return "transaction"
+	}
+}
+
+func (g *Generator) sublytics(event string) *Event {
+	id := g.subID.Add(1)
+	idStr := strconv.FormatUint(id, 10)
+	var idVal any = idStr
+	if g.chance(g.opts.NumericIDShare) {
+		idVal = id
+	}
+	when := g.recent().In(g.opts.Location)
+	date := when.Format(providerTimeLayout)
+	if g.chance(g.opts.ZeroDateShare) {
+		date = "0000-00-00 00:00:00"
+	}
+	typ := sublyticsObject(event)
+	num := func() string { return strconv.Itoa(100000 + g.rng.IntN(900000)) }
+	zero := "0000-00-00 00:00:00"
+	price := g.cents(500, 9900)
+	offer := func(status string) obj {
+		return obj{
+			{"id", num()}, {"offer_id", strconv.Itoa(1 + g.rng.IntN(3000))},
+			{"offer_name", []string{"Expert Mens Box - 1 month", "Test Box", "Gift Card"}[g.rng.IntN(3)]},
+			{"order_offer_quantity", strconv.Itoa(1 + g.rng.IntN(5))},
+			{"order_offer_price", money(price)}, {"is_recurring", "1"}, {"order_offer_upsell", nil},
+			{"status_type_id", status}, {"connection_status_type_name", status},
+			{"discount_id", nil}, {"cancel_type_id", nil}, {"cancel_by", nil},
+			{"date_cancel", zero}, {"date_reactivate", nil},
+			{"date_ordered", date}, {"date_created", date}, {"date_modified", date},
+			{"order_offer_notes", "Order Offer marked as " + status}, {"is_test", "1"},
+		}
+	}
+	customer := obj{
+		{"customer_id", num()}, {"connection_id", "1"}, {"first_name", "Cody"}, {"last_name", "Smith"},
+		{"email", "cody.smith+" + idStr + "@example.com"}, {"phone", "(562)-409-0578"},
+		{"is_blacklist", "No"}, {"is_fraud", "No"}, {"customer_notes", "Customer created"},
+	}
+	var object obj
+	switch typ {
+	case "order":
+		object = obj{
+			{"id", num()}, {"customer_id", customer[0].v}, {"campaign_id", strconv.Itoa(1 + g.rng.IntN(20))},
+			{"order_notes", "Order created"}, {"created_by", "api@demo.sublytics.com"},
+			{"date_created", date}, {"date_ordered", date}, {"date_modified", date},
+			{"is_test", "1"}, {"tracking1", "facebook"}, {"tracking2", "paid social"},
+			{"order_offers", []any{offer("Active")}},
+			{"customer", customer},
+			{"order_revisions", []any{obj{
+				{"id", num()}, {"modified_by", "api@demo.sublytics.com"}, {"orders_revision_type_id", nil},
+				{"order_revision_value", nil}, {"order_notes", "Order created"}, {"date_modified", date},
+			}}},
+		}
+	case "order_offer":
+		status := "Active"
+		if event == "order_offer_cancelled" {
+			status = "Cancelled"
+		}
+		object = offer(status)
+	case "shipment":
+		status := map[string]string{
+			"shipment_shipped": "Shipped", "shipment_cancelled": "Cancelled", "shipment_fulfilled": "Pending Tracking",
+		}[event]
+		object = obj{
+			{"id", num()}, {"shipment_status_id", status},
+			{"tracking_number", randString(g.rng, lowerAlnum, 13)}, {"carrier_id", nil},
+			{"shipping_profile_id", "Free Shipping over $10"}, {"date_cancel", zero},
+			{"date_scheduled", date}, {"date_complete", date}, {"date_scan", zero},
+			{"date_deliver", zero}, {"date_return", zero}, {"date_rma", zero}, {"shipment_rma", nil},
+		}
+	default:
+		declined := "APPROVED"
+		if g.rng.IntN(10) == 0 {
+			declined = "DECLINED"
+		}
+		skip := zero
+		if event != "transaction_completed" {
+			skip = date
+		}
+		object = obj{
+			{"id", num()}, {"order_offer_id", nil}, {"payment_method_id", "Credit Card"},
+			{"transaction_type_id", []string{"Sale", "Refund", "Void", "Capture"}[g.rng.IntN(4)]},
+			{"transaction_charge", "Yes"}, {"transaction_cycle", "1"}, {"transaction_attempt", "1"},
+			{"transaction_declined", declined}, {"merchant_id", "4"}, {"response_code", "100"},
+			{"currency_id", "USD"}, {"transaction_price", money(price)}, {"transaction_tax", "0.00"},
+			{"transaction_total", money(price)}, {"date_scheduled", date}, {"date_complete", date},
+			{"date_cancelled", zero}, {"date_skip", skip},
+			{"order", obj{{"order_id", num()}, {"customer_id", customer[0].v}, {"campaign_id", "2"}, {"is_test", "1"}}},
+			{"customer", customer},
+		}
+	}
+	doc := obj{
+		{"webhook_type", typ},
+		{"webhook_event", event},
+		{"webhook_event_id", idVal},
+		{"webhook_event_date", date},
+		{"webhook_data", obj{{typ, object}}},
+	}
+	return &Event{Provider: Sublytics, Type: event, Body: marshalDoc(doc, "  "), ProviderID: idStr, Items: 1, doc: doc}
+}
+
+// ---- payment gateway ----
+
+func (g *Generator) usaepay(event string) *Event {
+	var raw [32]byte
+	_, _ = rand.Read(raw[:])
+	id := hex.EncodeToString(raw[:])
+	key := randString(g.rng, lowerAlnum, 15)
+	amount := g.cents(100, 50000)
+	var object obj
+	switch {
+	case len(event) > 4 && event[:4] == "cau.":
+		object = obj{
+			{"type", "cau"}, {"key", key},
+			{"customer_key", randString(g.rng, lowerAlnum, 15)},
+			{"card", obj{{"last4", fmt.Sprintf("%04d", g.rng.IntN(10000))}, {"expiration", fmt.Sprintf("%02d%02d", 1+g.rng.IntN(12), 27+g.rng.IntN(5))}}},
+			{"status", event[4:]},
+		}
+	case len(event) > 4 && event[:4] == "ach.":
+		object = obj{
+			{"type", "transaction"}, {"key", key}, {"refnum", strconv.Itoa(3000000000 + g.rng.IntN(999999999))},
+			{"trantype", "Check Sale"}, {"amount_detail", obj{{"amount", money(amount)}}},
+			{"check", obj{{"status", event[4:]}, {"routing", "XXXXX" + strconv.Itoa(1000+g.rng.IntN(9000))}}},
+		}
+		if event == "ach.note_added" {
+			object = append(object, kv{"note", "Customer called about the debit"})
+		}
+	case len(event) > 8 && event[:8] == "product.":
+		object = obj{
+			{"type", "product"}, {"key", key}, {"name", "Widget " + strconv.Itoa(g.rng.IntN(100))},
+			{"price", money(amount)},
+			{"inventory", []any{obj{{"inventory_location_key", randString(g.rng, lowerAlnum, 15)}, {"qtyOnHand", strconv.Itoa(g.rng.IntN(500))}}}},
+		}
+	case len(event) > 11 && event[:11] == "settlement.":
+		object = obj{
+			{"type", "batch"}, {"key", key}, {"batchrefnum", strconv.Itoa(100000 + g.rng.IntN(900000))},
+			{"sequence", strconv.Itoa(1 + g.rng.IntN(9000))},
+			{"opened", g.recent().Add(-24 * time.Hour).In(g.opts.Location).Format(providerTimeLayout)},
+			{"closed", g.recent().In(g.opts.Location).Format(providerTimeLayout)},
+			{"sales_amount", money(amount * 10)}, {"sales_count", strconv.Itoa(1 + g.rng.IntN(90))},
+		}
+	default: // transaction.*
+		result, code := "Approved", "A"
+		if event == "transaction.sale.failure" {
+			result, code = "Declined", "D"
+		}
+		object = obj{
+			{"type", "transaction"}, {"key", key}, {"refnum", strconv.Itoa(3000000000 + g.rng.IntN(999999999))},
+			{"amount_detail", obj{{"amount", money(amount)}, {"tax", "0.00"}, {"tip", "0.00"}}},
+			{"authcode", strconv.Itoa(100000 + g.rng.IntN(900000))},
+			{"result_code", code}, {"result", result},
+		}
+	}
+	doc := obj{
+		{"type", "event"},
+		{"event_triggered", g.recent().In(g.opts.Location).Format(providerTimeLayout)},
+		{"event_type", event},
+		{"event_body", obj{
+			{"merchant", obj{{"merch_key", "7qwnw4j2kmqvrb3"}}},
+			{"object", object},
+		}},
+		{"event_id", id},
+	}
+	return &Event{Provider: USAePay, Type: event, Body: marshalDoc(doc, "    "), ProviderID: id, Items: 1, doc: doc}
+}
