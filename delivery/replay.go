@@ -1,0 +1,161 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/webhookgw/caddy-webhook-gateway/store"
+)
+
+// ErrReserved is returned when replaying an event whose synchronous
+// delivery is still in flight: its outcome is not known yet, and a replay
+// would race with it.
+var ErrReserved = errors.New("event is being delivered synchronously")
+
+// ErrNotServed is returned when replaying an event of a source this engine
+// does not deliver (it belongs to a route with other upstreams).
+var ErrNotServed = errors.New("event source is not served by this engine")
+
+// ReplayResult is what a replay sent, or on a dry run would send.
+type ReplayResult struct {
+	// Source and ID name the event.
+	Source string `json:"source"`
+	ID     string `json:"id"`
+	// DryRun is true when nothing was sent.
+	DryRun bool `json:"dry_run,omitempty"`
+	// URL is the upstream's scheme and host (the path is left out because
+	// it may hold a token): the one the replay was answered by, or on a dry
+	// run the one it would be sent to first.
+	URL string `json:"url,omitempty"`
+	// Header is the request's header, signature included: the signature is
+	// an HMAC output, not the secret.
+	Header http.Header `json:"header,omitempty"`
+	// Body is the canonical event, exactly as sent.
+	Body json.RawMessage `json:"body,omitempty"`
+	// Attempt is the recorded attempt; nil on a dry run or when the event
+	// could not be replayed.
+	Attempt *store.Attempt `json:"attempt,omitempty"`
+	// Status is the event's delivery status after the replay.
+	Status store.Status `json:"status,omitempty"`
+	// Error says why the event could not be replayed (bulk replay only;
+	// Replay returns it as its error).
+	Error string `json:"error,omitempty"`
+}
+
+// Replay sends a stored event again, now, whatever its status (except
+// StatusReserved) and whatever dedup says, and waits for the backend's
+// answer: an operator replaying an event wants to see what happened, and a
+// synchronous replay cannot pile up behind the retry queue.
+//
+// The request carries Webhook-Replay: true and the next Webhook-Attempt
+// number. It is recorded as an Attempt with Replay set, and Replays is
+// incremented. A 2xx makes the event delivered (a dead event leaves the dead
+// list); any other outcome leaves its status and schedule alone, so a
+// failed replay of a dead event does not restart its retries. A replay does
+// not count toward MaxAttempts. With dryRun nothing is sent or recorded;
+// the result shows the request that would be sent.
+//
+// Replay works whether or not the engine is started.
+func (e *Engine) Replay(ctx context.Context, source, id string, dryRun bool) (*ReplayResult, error) {
+	if !slices.Contains(e.cfg.Sources, source) {
+		return nil, fmt.Errorf("replaying %s %s: %w", source, id, ErrNotServed)
+	}
+	rec, err := e.cfg.Store.Get(ctx, source, id)
+	if err != nil {
+		return nil, fmt.Errorf("replaying %s %s: %w", source, id, err)
+	}
+	if rec.Status == store.StatusReserved {
+		return nil, fmt.Errorf("replaying %s %s: %w", source, id, ErrReserved)
+	}
+	number := len(rec.Attempts) + 1
+	out := &ReplayResult{Source: source, ID: id, DryRun: dryRun, Body: rec.Event, Status: rec.Status}
+	if dryRun {
+		next := int(e.rr.Load()) % len(e.upstreams)
+		out.URL = redactURL(e.upstreams[next].String())
+		out.Header = e.cfg.Headers.Build(rec, number, true, time.Now())
+		return out, nil
+	}
+
+	res := e.send(ctx, rec, number, true)
+	e.observe(source, res)
+	out.URL, out.Header, out.Attempt = res.URL, res.Header, &res.Attempt
+	delivered := res.Attempt.Status >= 200 && res.Attempt.Status <= 299
+
+	// Record even if the caller has gone: the backend has seen the request.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	updated, err := e.cfg.Store.Update(rctx, source, id, true, func(r *store.Record) error {
+		r.Attempts = append(r.Attempts, res.Attempt)
+		r.Replays++
+		if delivered && r.Status != store.StatusReserved {
+			r.Status = store.StatusDelivered
+			r.NextAttemptAt = time.Time{}
+		}
+		return nil
+	})
+	if err != nil {
+		return out, fmt.Errorf("replaying %s %s: sent (status %d) but not recorded: %w", source, id, res.Attempt.Status, err)
+	}
+	out.Status = updated.Status
+	return out, nil
+}
+
+// ReplayFilter replays every stored event matching f (across all pages)
+// whose source this engine serves; events of other sources are skipped
+// silently, so an admin can run the same filter through each route's
+// engine. Replays run at most Workers at a time. The results follow the
+// listing order; an event that could not be replayed has its Error set.
+// The returned error is for the listing itself or a cancelled ctx.
+func (e *Engine) ReplayFilter(ctx context.Context, f store.Filter, dryRun bool) ([]*ReplayResult, error) {
+	// Collect the keys first: replays change statuses, which would shift
+	// a status-filtered listing under its own cursor.
+	type key struct{ source, id string }
+	var keys []key
+	page := f
+	for {
+		recs, cursor, err := e.cfg.Store.List(ctx, page)
+		if err != nil {
+			return nil, fmt.Errorf("listing events to replay: %w", err)
+		}
+		for _, r := range recs {
+			if slices.Contains(e.cfg.Sources, r.Source) {
+				keys = append(keys, key{r.Source, r.ID})
+			}
+		}
+		if cursor == "" {
+			break
+		}
+		page.Cursor = cursor
+	}
+
+	results := make([]*ReplayResult, len(keys))
+	sem := make(chan struct{}, e.cfg.Workers)
+	var wg sync.WaitGroup
+	for i, k := range keys {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return results[:i], fmt.Errorf("bulk replay interrupted after %d of %d events: %w", i, len(keys), ctx.Err())
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			res, err := e.Replay(ctx, k.source, k.id, dryRun)
+			if res == nil {
+				res = &ReplayResult{Source: k.source, ID: k.id, DryRun: dryRun}
+			}
+			if err != nil {
+				res.Error = err.Error()
+			}
+			results[i] = res
+		})
+	}
+	wg.Wait()
+	return results, nil
+}
