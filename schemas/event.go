@@ -1,7 +1,9 @@
 // Package schemas publishes the gateway's data contracts: the canonical event
 // that every backend receives, and the three provider envelopes it is built
 // from. Each is a Go type with validator tags; the canonical event is also
-// published as a JSON Schema document (canonical-event.schema.json).
+// published as a JSON Schema document (canonical-event.schema.json, exposed
+// as CanonicalEventJSONSchema). The two descriptions are kept equivalent by
+// the package tests: every event the normalizer emits passes both.
 package schemas
 
 import (
@@ -16,22 +18,58 @@ const SpecVersion = "1.0"
 // structured JSON mode.
 const ContentType = "application/cloudevents+json"
 
+// DataContentType is the media type of every canonical event's data: all
+// three providers send JSON.
+const DataContentType = "application/json"
+
+// Limits shared by the validator tags and the JSON Schema. They are generous
+// for real provider values and exist so that an id or a type can always be
+// put into a store key, a log line or an HTTP header.
+const (
+	// MaxIDLength bounds the event id, in characters.
+	MaxIDLength = 256
+	// MaxTypeLength bounds the canonical type, prefix included.
+	MaxTypeLength = 512
+	// MaxSubjectLength bounds the subject; a longer provider object id is
+	// dropped rather than rejected, since subject is optional.
+	MaxSubjectLength = 256
+	// MaxSourceLength bounds the configured source.
+	MaxSourceLength = 1024
+)
+
 // Event is the canonical event: a CloudEvents 1.0 event in structured JSON
 // mode. Field order follows the CloudEvents spec so documents read naturally.
+//
+// Every attribute name is lowercase letters and digits only, as CloudEvents
+// requires of extension attributes (see ValidAttributeName).
 type Event struct {
-	SpecVersion     string          `json:"specversion" validate:"required,eq=1.0"`
-	ID              string          `json:"id" validate:"required,max=256"`
-	Source          string          `json:"source" validate:"required,uri_reference"`
-	Type            string          `json:"type" validate:"required,max=256"`
-	Subject         string          `json:"subject,omitempty" validate:"omitempty,max=256"`
-	Time            time.Time       `json:"time" validate:"required"`
-	DataContentType string          `json:"datacontenttype" validate:"required,eq=application/json"`
-	Data            json.RawMessage `json:"data" validate:"required"`
+	// SpecVersion is always "1.0".
+	SpecVersion string `json:"specversion" validate:"required,eq=1.0"`
+	// ID is the provider's event id, or an id derived from the content when
+	// the provider has none. Visible ASCII only, because it is sent as the
+	// Idempotency-Key and webhook-id headers.
+	ID string `json:"id" validate:"required,max=256,visibleascii"`
+	// Source is the route's configured source, "/<provider>" by default.
+	// Source plus ID is the deduplication key.
+	Source string `json:"source" validate:"required,max=1024,uri_reference"`
+	// Type is the provider's own event name with the route's optional prefix.
+	Type string `json:"type" validate:"required,max=512,token"`
+	// Subject is the id of the main object the event is about, when the
+	// provider names one.
+	Subject string `json:"subject,omitempty" validate:"omitempty,max=256,token"`
+	// Time is when the event happened according to the provider, or the
+	// receive time when the provider gives none. Always UTC.
+	Time time.Time `json:"time" validate:"utc"`
+	// DataContentType is always "application/json".
+	DataContentType string `json:"datacontenttype" validate:"required,eq=application/json"`
+	// Data is the provider's payload: a JSON object (or, for a provider that
+	// encodes an empty map as [], an array).
+	Data json.RawMessage `json:"data" validate:"required,jsondoc"`
 
-	// Extension attributes: lowercase letters and digits only (CloudEvents).
+	// Extension attributes.
 
 	// Provider names the envelope format the event came in.
 	Provider string `json:"provider" validate:"required,oneof=openloyalty sublytics usaepay"`
-	// ReceivedAt is when the gateway read the request.
-	ReceivedAt time.Time `json:"receivedat" validate:"required"`
+	// ReceivedAt is when the gateway read the request. Always UTC.
+	ReceivedAt time.Time `json:"receivedat" validate:"utc"`
 }
