@@ -243,8 +243,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.tmu.Lock()
 	e.timersOn = true
 	e.tmu.Unlock()
+	// The loop claims at once, so work left by a previous run (or a
+	// crashed process, once its leases expire) resumes without a Notify.
 	go e.claimLoop(claimCtx)
-	e.Notify() // look for pending work left by a previous run at once
 	return nil
 }
 

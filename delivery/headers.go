@@ -1,6 +1,3 @@
-// Package delivery sends canonical events to the merchant's backend: the
-// headers every delivery carries (sync and async alike), the Standard
-// Webhooks signature, the retry policy and the asynchronous delivery engine.
 package delivery
 
 import (
