@@ -1,0 +1,829 @@
+package store
+
+import (
+	"context"
+	crand "crypto/rand"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"go.uber.org/zap"
+)
+
+// ErrClosed is returned by every method of a Badger store after Close.
+var ErrClosed = errors.New("store is closed")
+
+// Options tune a Badger store. The zero value is a sensible default: every
+// field left zero takes the default documented on it. The memory defaults are
+// chosen to keep a gateway with a million retained events well under 300 MB
+// of RSS; Badger's own defaults (64 MB memtables × 5, 256 MB block cache,
+// unbounded index memory) are sized for a database server, not a sidecar.
+type Options struct {
+	// CacheSize is how many dedup keys the in-memory LRU remembers, so a
+	// hot duplicate is answered without reading Badger. Default 65,536
+	// (roughly 150 bytes each); negative disables the cache.
+	CacheSize int
+
+	// MemTableSize is the size of each Badger memtable. Default 16 MiB.
+	// One transaction can hold at most 15% of it, so a batch too large for
+	// one transaction is inserted in several (each record still atomically).
+	MemTableSize int64
+	// NumMemtables is how many memtables may be held in memory, the
+	// active one included, before writes stall on flushing. Default 2.
+	NumMemtables int
+	// BlockCacheSize caches decompressed SST blocks. Default 16 MiB.
+	BlockCacheSize int64
+	// IndexCacheSize caps the memory used by SST indexes and bloom
+	// filters. Badger's default (0) keeps them all in memory, which grows
+	// with the data set. Default 16 MiB.
+	IndexCacheSize int64
+	// ValueThreshold is the value size from which values go to the value
+	// log instead of the LSM tree. Default 64 KiB: records stay in the
+	// tree, large batch bodies go to the log.
+	ValueThreshold int64
+	// ValueLogFileSize is the size of one value-log file; the log is
+	// garbage-collected a file at a time. Default 64 MiB.
+	ValueLogFileSize int64
+	// NumCompactors is the number of compaction goroutines (at least 2).
+	// Default 2.
+	NumCompactors int
+
+	// GCInterval is how often the value log is garbage-collected and
+	// orphaned batch bodies are swept. Default 10 minutes; negative
+	// disables both.
+	GCInterval time.Duration
+	// GCDiscardRatio is the share of stale data a value-log file needs
+	// before GC rewrites it. Default 0.5.
+	GCDiscardRatio float64
+
+	// ReservationLease is how long a StatusReserved record blocks its key
+	// if the process dies before releasing or updating it. It must
+	// outlast a synchronous delivery. Default 2 minutes.
+	ReservationLease time.Duration
+
+	// SyncWrites makes Badger sync every commit itself instead of the
+	// store's group commit. It is slower under concurrency and exists to
+	// compare the two.
+	SyncWrites bool
+
+	// Logger receives Badger's warnings and errors and the store's own
+	// background failures. Default: discard.
+	Logger *zap.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.CacheSize == 0 {
+		o.CacheSize = 1 << 16
+	}
+	if o.MemTableSize <= 0 {
+		o.MemTableSize = 16 << 20
+	}
+	if o.NumMemtables <= 0 {
+		o.NumMemtables = 2
+	}
+	if o.BlockCacheSize <= 0 {
+		o.BlockCacheSize = 16 << 20
+	}
+	if o.IndexCacheSize <= 0 {
+		o.IndexCacheSize = 16 << 20
+	}
+	if o.ValueThreshold <= 0 {
+		o.ValueThreshold = 64 << 10
+	}
+	if o.ValueLogFileSize <= 0 {
+		o.ValueLogFileSize = 64 << 20
+	}
+	if o.NumCompactors < 2 {
+		o.NumCompactors = 2
+	}
+	if o.GCInterval == 0 {
+		o.GCInterval = 10 * time.Minute
+	}
+	if o.GCDiscardRatio <= 0 || o.GCDiscardRatio >= 1 {
+		o.GCDiscardRatio = 0.5
+	}
+	if o.ReservationLease <= 0 {
+		o.ReservationLease = 2 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	return o
+}
+
+// inlineBodyMax is the largest body kept inside its record's value. A single
+// event's body lives and dies with its record that way; a larger one goes to
+// a shared body entry so that listing never drags big bodies along.
+const inlineBodyMax = 16 << 10
+
+// defaultBodyGrace keeps the body sweep away from bodies whose records may
+// still be being written (a batch too large for one transaction).
+const defaultBodyGrace = time.Hour
+
+// maxConflictRetries bounds the retries of a transaction that keeps
+// conflicting. Every conflict means another transaction committed, so
+// progress is being made; running out means heavy contention on few keys.
+const maxConflictRetries = 64
+
+// Badger is the embedded Store. One *Badger may be shared by any number of
+// goroutines and by several Caddy configurations at once (during a reload);
+// a second Open of the same directory fails on Badger's directory lock.
+type Badger struct {
+	db    *badger.DB
+	dir   string
+	opts  Options
+	log   *zap.Logger
+	cache *dedupCache
+	gsync *groupSyncer
+
+	bodyGrace time.Duration
+
+	// closeMu is held shared by every operation and exclusively by Close,
+	// so Close waits for in-flight operations (and their syncs) and no
+	// operation starts on a closed database.
+	closeMu sync.RWMutex
+	closed  bool
+
+	stop      chan struct{}
+	bg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ Store = (*Badger)(nil)
+
+// Open opens (creating if needed) the Badger store in dir.
+func Open(dir string, opts Options) (*Badger, error) {
+	if dir == "" {
+		return nil, errors.New("opening badger store: empty directory")
+	}
+	opts = opts.withDefaults()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("opening badger store in %q: %w", dir, err)
+	}
+	bo := badger.DefaultOptions(dir).
+		WithLogger(zapBadgerLogger{opts.Logger.Named("badger")}).
+		WithSyncWrites(opts.SyncWrites).
+		WithMemTableSize(opts.MemTableSize).
+		WithNumMemtables(opts.NumMemtables).
+		WithNumLevelZeroTables(opts.NumMemtables).
+		WithNumLevelZeroTablesStall(opts.NumMemtables * 3).
+		WithBlockCacheSize(opts.BlockCacheSize).
+		WithIndexCacheSize(opts.IndexCacheSize).
+		WithValueThreshold(opts.ValueThreshold).
+		WithValueLogFileSize(opts.ValueLogFileSize).
+		WithNumCompactors(opts.NumCompactors).
+		WithMetricsEnabled(false)
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("opening badger store in %q: %w", dir, err)
+	}
+	b := &Badger{
+		db:        db,
+		dir:       dir,
+		opts:      opts,
+		log:       opts.Logger,
+		cache:     newDedupCache(opts.CacheSize),
+		bodyGrace: defaultBodyGrace,
+		stop:      make(chan struct{}),
+	}
+	ls := &logSyncer{dir: dir, synced: map[string]bool{}}
+	b.gsync = &groupSyncer{sync: func() error {
+		if err := db.Sync(); err != nil {
+			return fmt.Errorf("syncing badger store in %q: %w", dir, err)
+		}
+		return ls.syncRotated()
+	}}
+	if opts.GCInterval > 0 {
+		b.bg.Add(1)
+		go b.gcLoop(opts.GCInterval)
+	}
+	return b, nil
+}
+
+// Dir is the directory the store was opened in.
+func (b *Badger) Dir() string { return b.dir }
+
+// Close stops the background work, waits for in-flight operations and closes
+// the database. It is safe to call more than once; later calls return the
+// first call's result.
+func (b *Badger) Close() error {
+	b.closeOnce.Do(func() {
+		close(b.stop)
+		b.bg.Wait()
+		b.closeMu.Lock()
+		b.closed = true
+		b.closeMu.Unlock()
+		b.gsync.drain()
+		if err := b.db.Close(); err != nil {
+			b.closeErr = fmt.Errorf("closing badger store in %q: %w", b.dir, err)
+		}
+	})
+	return b.closeErr
+}
+
+// Destruct implements caddy.Destructor (without importing Caddy here), so a
+// *Badger can be stored directly in a caddy.UsagePool and closed when the
+// last configuration using it is unloaded.
+func (b *Badger) Destruct() error { return b.Close() }
+
+func (b *Badger) enter() (func(), error) {
+	b.closeMu.RLock()
+	if b.closed {
+		b.closeMu.RUnlock()
+		return nil, ErrClosed
+	}
+	return b.closeMu.RUnlock, nil
+}
+
+// durable waits until everything committed so far is on disk.
+func (b *Badger) durable() error {
+	if b.opts.SyncWrites {
+		return nil // Badger synced the commit itself
+	}
+	return b.gsync.wait()
+}
+
+// fnError carries an error returned by a caller's function through the retry
+// loop untouched.
+type fnError struct{ err error }
+
+func (e fnError) Error() string { return e.err.Error() }
+
+// update runs fn in a read-write transaction and commits, retrying from a
+// fresh snapshot when Badger detects a conflict with a concurrent commit. fn
+// must reset any state it accumulates, since it may run several times.
+func (b *Badger) update(ctx context.Context, fn func(*badger.Txn) error) error {
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		txn := b.db.NewTransaction(true)
+		err := fn(txn)
+		if err == nil {
+			err = txn.Commit()
+		}
+		txn.Discard()
+		if fe, ok := err.(fnError); ok {
+			return fe.err
+		}
+		if !errors.Is(err, badger.ErrConflict) {
+			return err
+		}
+		if attempt >= maxConflictRetries {
+			return fmt.Errorf("transaction still conflicting after %d retries: %w", attempt, err)
+		}
+		if attempt >= 2 {
+			// Spread out writers that keep colliding on the same keys.
+			time.Sleep(time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt-2, 4))))
+		}
+	}
+}
+
+// Status bytes are also stored as the entry's Badger user-meta, so dedup and
+// cache read-backs learn a record's status without reading its value.
+var statusMeta = map[Status]byte{
+	StatusReserved:  1,
+	StatusPending:   2,
+	StatusRetrying:  3,
+	StatusDelivered: 4,
+	StatusDead:      5,
+}
+
+var metaStatus = func() map[byte]Status {
+	m := make(map[byte]Status, len(statusMeta))
+	for s, b := range statusMeta {
+		m[b] = s
+	}
+	return m
+}()
+
+func validStatus(s Status) bool { _, ok := statusMeta[s]; return ok }
+
+// expiresAt is the Badger expiry of a record: delivered records go after
+// their retention; everything else stays until it is delivered, replayed or
+// purged.
+func expiresAt(r *Record, now time.Time) uint64 {
+	if r.Status == StatusDelivered && r.Retention > 0 {
+		return uint64(now.Add(r.Retention).Unix())
+	}
+	return 0
+}
+
+// writeRecord stores rec under key with its index entries, replacing those
+// of old (the previously stored state, or nil).
+func writeRecord(txn *badger.Txn, key []byte, old, rec *Record, bodyKind byte, body []byte, now time.Time) error {
+	val, err := encodeRecordValue(rec, bodyKind, body)
+	if err != nil {
+		return err
+	}
+	exp := expiresAt(rec, now)
+	e := badger.NewEntry(key, val).WithMeta(statusMeta[rec.Status])
+	e.ExpiresAt = exp
+	if err := txn.SetEntry(e); err != nil {
+		return err
+	}
+	tk := timeKey(rec.ReceivedAt, key)
+	if old != nil && !old.ReceivedAt.Equal(rec.ReceivedAt) {
+		if err := txn.Delete(timeKey(old.ReceivedAt, key)); err != nil {
+			return err
+		}
+	}
+	te := badger.NewEntry(tk, encodeSummary(rec))
+	te.ExpiresAt = exp
+	if err := txn.SetEntry(te); err != nil {
+		return err
+	}
+	var oldDue, newDue []byte
+	if old != nil && claimable(old.Status) {
+		oldDue = dueKey(old.Source, old.ID, dueAt(old))
+	}
+	if claimable(rec.Status) {
+		newDue = dueKey(rec.Source, rec.ID, dueAt(rec))
+	}
+	if oldDue != nil && string(oldDue) != string(newDue) {
+		if err := txn.Delete(oldDue); err != nil {
+			return err
+		}
+	}
+	if newDue != nil {
+		if err := txn.Set(newDue, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteRecord removes a stored record and its index entries.
+func deleteRecord(txn *badger.Txn, key []byte, old *Record) error {
+	if err := txn.Delete(key); err != nil {
+		return err
+	}
+	if err := txn.Delete(timeKey(old.ReceivedAt, key)); err != nil {
+		return err
+	}
+	if claimable(old.Status) {
+		if err := txn.Delete(dueKey(old.Source, old.ID, dueAt(old))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readRecord reads and decodes the record under key in txn.
+func readRecord(txn *badger.Txn, key []byte) (*storedRecord, *badger.Item, error) {
+	item, err := txn.Get(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	sr, err := decodeRecordValue(v)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sr, item, nil
+}
+
+// insertOutcome is what one attempt learned about one record.
+type insertOutcome struct {
+	inserted bool
+	existing Status
+	// Cache facts for a record found present.
+	version, expiresAt uint64
+}
+
+// Insert implements Store. Records are validated first: each needs a source
+// without NUL bytes and a non-empty id. Insert fills in defaults on the
+// caller's records: Status pending when empty, ReceivedAt now when zero,
+// BatchSize the number of records when zero, and LeaseUntil now plus the
+// reservation lease for a StatusReserved record. A stored reservation whose
+// lease has run out counts as absent and is overwritten. Two records of one
+// Ingest with the same key are stored once; the second reports a duplicate.
+// A durable Insert that finds duplicates in Badger still waits for a sync,
+// because the first copy may belong to a concurrent writer whose sync is not
+// done yet: answering "duplicate" for an event that is then lost would drop
+// it for good. Once the commit is made, Insert no longer honours ctx.
+func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]InsertResult, error) {
+	if in == nil || len(in.Records) == 0 {
+		return nil, errors.New("insert: no records")
+	}
+	unlock, err := b.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	now := time.Now()
+	n := len(in.Records)
+	res := make([]InsertResult, n)
+	keys := make([][]byte, n)
+	dupOf := make(map[int]int)
+	seen := make(map[string]int, n)
+	var todo []int
+	for i, r := range in.Records {
+		if r == nil {
+			return nil, fmt.Errorf("insert: record %d is nil", i)
+		}
+		if err := validateKey(r.Source, r.ID); err != nil {
+			return nil, fmt.Errorf("insert: record %d: %w", i, err)
+		}
+		if r.Status == "" {
+			r.Status = StatusPending
+		}
+		if !validStatus(r.Status) {
+			return nil, fmt.Errorf("insert: record %d (%s %s): unknown status %q", i, r.Source, r.ID, r.Status)
+		}
+		if r.ReceivedAt.IsZero() {
+			r.ReceivedAt = now
+		}
+		if r.BatchSize == 0 {
+			r.BatchSize = n
+		}
+		keys[i] = recordKey(r.Source, r.ID)
+		ks := string(keys[i])
+		if j, ok := seen[ks]; ok {
+			dupOf[i] = j
+			continue
+		}
+		seen[ks] = i
+		if st, ok := b.cache.present(ks, now); ok {
+			res[i] = InsertResult{Existing: st}
+			continue
+		}
+		todo = append(todo, i)
+	}
+
+	if len(todo) > 0 {
+		gen := b.cache.generation()
+		inline := n == 1 && len(in.RawBody) <= inlineBodyMax
+		var bodyID []byte
+		if !inline && len(in.RawBody) > 0 {
+			bodyID = make([]byte, bodyIDLen)
+			_, _ = crand.Read(bodyID) // never fails (crypto/rand)
+		}
+		out, err := b.insertAll(ctx, in, keys, todo, inline, bodyID, now)
+		if err != nil {
+			return nil, fmt.Errorf("insert: %w", err)
+		}
+		var insertedKeys [][]byte
+		sawExisting := false
+		for _, i := range todo {
+			o := out[i]
+			if o.inserted {
+				res[i] = InsertResult{Inserted: true}
+				insertedKeys = append(insertedKeys, keys[i])
+			} else {
+				res[i] = InsertResult{Existing: o.existing}
+				sawExisting = true
+			}
+		}
+		if durable && (len(insertedKeys) > 0 || sawExisting) {
+			if err := b.durable(); err != nil {
+				return nil, fmt.Errorf("insert: %w", err)
+			}
+		}
+		// Only now, with the write durable, may hot duplicates be
+		// answered from memory.
+		for _, i := range todo {
+			if o := out[i]; !o.inserted {
+				b.cache.put(string(keys[i]), gen, o.existing, o.expiresAt, o.version)
+			}
+		}
+		b.refreshCache(insertedKeys)
+	}
+	for i, j := range dupOf {
+		if res[j].Inserted {
+			res[i] = InsertResult{Existing: in.Records[j].Status}
+		} else {
+			res[i] = InsertResult{Existing: res[j].Existing}
+		}
+	}
+	return res, nil
+}
+
+// insertAll inserts the records at indexes todo in one transaction, or, if
+// that is too big for Badger, in chunks (each record still insert-if-absent,
+// the shared body written first).
+func (b *Badger) insertAll(ctx context.Context, in *Ingest, keys [][]byte, todo []int, inline bool, bodyID []byte, now time.Time) (map[int]insertOutcome, error) {
+	out := make(map[int]insertOutcome, len(todo))
+	err := b.update(ctx, func(txn *badger.Txn) error {
+		clear(out)
+		return b.insertTxn(txn, in, keys, todo, inline, bodyID, true, now, out)
+	})
+	if !errors.Is(err, badger.ErrTxnTooBig) {
+		return out, err
+	}
+	clear(out)
+	if bodyID != nil {
+		bkeys := make([][]byte, len(todo))
+		for j, i := range todo {
+			bkeys[j] = keys[i]
+		}
+		err := b.update(ctx, func(txn *badger.Txn) error {
+			return txn.Set(bodyKey(bodyID), encodeBodyValue(now, bkeys, in.RawBody))
+		})
+		if err != nil {
+			return nil, fmt.Errorf("writing shared body: %w", err)
+		}
+	}
+	size := max(len(todo)/4, 1)
+	for rest := todo; len(rest) > 0; {
+		chunk := rest[:min(size, len(rest))]
+		part := make(map[int]insertOutcome, len(chunk))
+		err := b.update(ctx, func(txn *badger.Txn) error {
+			clear(part)
+			return b.insertTxn(txn, in, keys, chunk, inline, bodyID, false, now, part)
+		})
+		if errors.Is(err, badger.ErrTxnTooBig) && size > 1 {
+			size /= 2
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for i, o := range part {
+			out[i] = o
+		}
+		rest = rest[len(chunk):]
+	}
+	return out, nil
+}
+
+// insertTxn is one attempt at inserting the records at idx. withBody writes
+// the shared body entry (when bodyID is set) if anything was inserted.
+func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int, inline bool, bodyID []byte, withBody bool, now time.Time, out map[int]insertOutcome) error {
+	olds := make(map[int]*Record)
+	var inserted [][]byte
+	for _, i := range idx {
+		item, err := txn.Get(keys[i])
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			out[i] = insertOutcome{inserted: true}
+			inserted = append(inserted, keys[i])
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reading %s %s: %w", in.Records[i].Source, in.Records[i].ID, err)
+		}
+		st := metaStatus[item.UserMeta()]
+		if st == StatusReserved || st == "" {
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return fmt.Errorf("reading %s %s: %w", in.Records[i].Source, in.Records[i].ID, err)
+			}
+			sr, err := decodeRecordValue(v)
+			if err != nil {
+				return fmt.Errorf("reading %s %s: %w", in.Records[i].Source, in.Records[i].ID, err)
+			}
+			st = sr.rec.Status
+			if st == StatusReserved && !sr.rec.LeaseUntil.After(now) {
+				// An abandoned reservation: its owner died
+				// before releasing it. The key is free again.
+				olds[i] = sr.rec
+				out[i] = insertOutcome{inserted: true}
+				inserted = append(inserted, keys[i])
+				continue
+			}
+		}
+		out[i] = insertOutcome{existing: st, version: item.Version(), expiresAt: item.ExpiresAt()}
+	}
+	if len(inserted) == 0 {
+		return nil
+	}
+	if bodyID != nil && withBody {
+		if err := txn.Set(bodyKey(bodyID), encodeBodyValue(now, inserted, in.RawBody)); err != nil {
+			return err
+		}
+	}
+	for _, i := range idx {
+		if !out[i].inserted {
+			continue
+		}
+		r := in.Records[i]
+		if r.Status == StatusReserved {
+			r.LeaseUntil = now.Add(b.opts.ReservationLease)
+		}
+		kind, body := bodyNone, []byte(nil)
+		switch {
+		case inline:
+			kind, body = bodyInline, in.RawBody
+		case bodyID != nil:
+			kind, body = bodyRef, bodyID
+		}
+		if old := olds[i]; old != nil {
+			// Index entries are derived from the stored state,
+			// so drop the abandoned reservation's ones first.
+			if err := deleteRecord(txn, keys[i], old); err != nil {
+				return err
+			}
+		}
+		if err := writeRecord(txn, keys[i], nil, r, kind, body, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// refreshCache reads keys back from a fresh snapshot and caches the states
+// that may be cached (see dedupCache).
+func (b *Badger) refreshCache(keys [][]byte) {
+	if b.cache == nil || len(keys) == 0 {
+		return
+	}
+	gen := b.cache.generation()
+	txn := b.db.NewTransaction(false)
+	defer txn.Discard()
+	for _, k := range keys {
+		item, err := txn.Get(k)
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			b.cache.put(string(k), gen, "", 0, 0)
+		case err == nil:
+			b.cache.put(string(k), gen, metaStatus[item.UserMeta()], item.ExpiresAt(), item.Version())
+		}
+	}
+}
+
+// Get implements Store.
+func (b *Badger) Get(ctx context.Context, source, id string) (*Record, error) {
+	if err := validateKey(source, id); err != nil {
+		return nil, fmt.Errorf("get: %w", err)
+	}
+	unlock, err := b.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	var rec *Record
+	err = b.db.View(func(txn *badger.Txn) error {
+		sr, _, err := readRecord(txn, recordKey(source, id))
+		if err != nil {
+			return err
+		}
+		rec = sr.rec
+		return nil
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, fmt.Errorf("get %s %s: %w", source, id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s %s: %w", source, id, err)
+	}
+	return rec, nil
+}
+
+// RawBody implements Store. For a batch, every record returns the whole
+// request body it came in.
+func (b *Badger) RawBody(ctx context.Context, source, id string) ([]byte, error) {
+	if err := validateKey(source, id); err != nil {
+		return nil, fmt.Errorf("raw body: %w", err)
+	}
+	unlock, err := b.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	var body []byte
+	err = b.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(recordKey(source, id))
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			_, kind, part, err := splitRecordValue(v)
+			if err != nil {
+				return err
+			}
+			switch kind {
+			case bodyInline:
+				body = append([]byte{}, part...)
+			case bodyRef:
+				bi, err := txn.Get(bodyKey(part))
+				if errors.Is(err, badger.ErrKeyNotFound) {
+					return errors.New("shared body entry is missing")
+				}
+				if err != nil {
+					return err
+				}
+				return bi.Value(func(bv []byte) error {
+					_, _, raw, err := decodeBodyValue(bv)
+					body = append([]byte{}, raw...)
+					return err
+				})
+			default:
+				body = []byte{}
+			}
+			return nil
+		})
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, fmt.Errorf("raw body of %s %s: %w", source, id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("raw body of %s %s: %w", source, id, err)
+	}
+	return body, nil
+}
+
+// Update implements Store. fn may run more than once (when a concurrent
+// write to the same record forces a retry) and must only change the record
+// it is given; it may not change Source or ID. A record set to
+// StatusDelivered with a positive Retention expires Retention after this
+// Update; Retention <= 0 keeps it until purged. Claim's due index follows
+// NextAttemptAt and LeaseUntil: a worker gives up its lease by zeroing
+// LeaseUntil (and LeaseOwner) in its Update.
+func (b *Badger) Update(ctx context.Context, source, id string, durable bool, fn func(*Record) error) (*Record, error) {
+	if err := validateKey(source, id); err != nil {
+		return nil, fmt.Errorf("update: %w", err)
+	}
+	unlock, err := b.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	key := recordKey(source, id)
+	var out *Record
+	err = b.update(ctx, func(txn *badger.Txn) error {
+		sr, _, err := readRecord(txn, key)
+		if err != nil {
+			return err
+		}
+		old := *sr.rec
+		rec := sr.rec
+		if err := fn(rec); err != nil {
+			return fnError{err}
+		}
+		if rec.Source != source || rec.ID != id {
+			return errors.New("the update function changed the record's key")
+		}
+		if !validStatus(rec.Status) {
+			return fmt.Errorf("unknown status %q", rec.Status)
+		}
+		if err := writeRecord(txn, key, &old, rec, sr.bodyKind, sr.body, time.Now()); err != nil {
+			return err
+		}
+		out = rec
+		return nil
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, fmt.Errorf("update %s %s: %w", source, id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("update %s %s: %w", source, id, err)
+	}
+	if durable {
+		if err := b.durable(); err != nil {
+			return nil, fmt.Errorf("update %s %s: %w", source, id, err)
+		}
+	}
+	b.refreshCache([][]byte{key})
+	return out, nil
+}
+
+// Release implements Store. Releasing a key that is absent or no longer
+// reserved (delivered meanwhile, or taken over after the lease ran out) does
+// nothing and is not an error.
+func (b *Badger) Release(ctx context.Context, source, id string) error {
+	if err := validateKey(source, id); err != nil {
+		return fmt.Errorf("release: %w", err)
+	}
+	unlock, err := b.enter()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	key := recordKey(source, id)
+	deleted := false
+	err = b.update(ctx, func(txn *badger.Txn) error {
+		deleted = false
+		item, err := txn.Get(key)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if metaStatus[item.UserMeta()] != StatusReserved {
+			return nil
+		}
+		sr, _, err := readRecord(txn, key)
+		if err != nil {
+			return err
+		}
+		deleted = true
+		return deleteRecord(txn, key, sr.rec)
+	})
+	if err != nil {
+		return fmt.Errorf("release %s %s: %w", source, id, err)
+	}
+	if deleted {
+		b.cache.deleted(string(key))
+	}
+	return nil
+}

@@ -1,0 +1,104 @@
+package store
+
+import (
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+)
+
+// dedupCache remembers keys known to be present so that a hot duplicate is
+// answered without a Badger read. A wrong "present" answer would drop a new
+// event, so the cache is built to only ever err towards "ask Badger":
+//
+//   - Only states read back from a committed snapshot are cached, with the
+//     snapshot's Badger version; an older version never replaces a newer one,
+//     so two racing updates cannot leave the older state behind.
+//   - Entries carry the record's Badger expiry, so a delivered record that
+//     expired is a miss.
+//   - Reservations are never cached (they can be released or overwritten).
+//   - Deletions (Release, Purge) bump a generation under the cache lock after
+//     they commit; an add whose read-back started before a deletion's bump is
+//     dropped, so a deletion can never be undone by a late add.
+type dedupCache struct {
+	mu  sync.Mutex
+	lru *simplelru.LRU[string, cacheEntry]
+	gen uint64 // bumped after each committed deletion
+}
+
+type cacheEntry struct {
+	status    Status
+	expiresAt uint64 // Badger ExpiresAt, unix seconds; 0 = no expiry
+	version   uint64 // Badger commit version of the state cached
+}
+
+func newDedupCache(size int) *dedupCache {
+	if size <= 0 {
+		return nil
+	}
+	l, _ := simplelru.NewLRU[string, cacheEntry](size, nil) // only fails on size <= 0
+	return &dedupCache{lru: l}
+}
+
+// present reports whether key is cached as present now, and its status.
+func (c *dedupCache) present(key string, now time.Time) (Status, bool) {
+	if c == nil {
+		return "", false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.lru.Get(key)
+	if !ok {
+		return "", false
+	}
+	// Badger treats an entry as expired once ExpiresAt <= now (seconds).
+	if e.expiresAt != 0 && e.expiresAt <= uint64(now.Unix()) {
+		c.lru.Remove(key)
+		return "", false
+	}
+	return e.status, true
+}
+
+// generation is read before the snapshot whose state is then offered to put.
+func (c *dedupCache) generation() uint64 {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// put records the state of key read at version in a snapshot taken after
+// generation gen was read. A reservation, or a nil status (absent), removes.
+func (c *dedupCache) put(key string, gen uint64, status Status, expiresAt, version uint64) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if status == "" || status == StatusReserved {
+		c.lru.Remove(key)
+		return
+	}
+	if gen != c.gen {
+		return
+	}
+	if old, ok := c.lru.Peek(key); ok && old.version > version {
+		return
+	}
+	c.lru.Add(key, cacheEntry{status: status, expiresAt: expiresAt, version: version})
+}
+
+// deleted must be called after a deletion of keys has committed.
+func (c *dedupCache) deleted(keys ...string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	for _, k := range keys {
+		c.lru.Remove(k)
+	}
+}

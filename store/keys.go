@@ -1,0 +1,269 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// Key layout. Every key starts with a one-letter namespace and a NUL so that a
+// prefix scan of one namespace never runs into another. Sources may not
+// contain NUL, so the NUL after the source is an unambiguous separator: the
+// id is everything after it and may contain any byte, "/" included.
+//
+//	e\x00<source>\x00<id>                      record (see encodeRecordValue)
+//	t\x00<time:8><record key>                  listing index, newest last; value: summary
+//	d\x00<source>\x00<time:8><id>              due index for pending/retrying records
+//	b\x00<body id:16>                          raw body shared by the records of one batch
+const (
+	prefixRecord = "e\x00"
+	prefixTime   = "t\x00"
+	prefixDue    = "d\x00"
+	prefixBody   = "b\x00"
+)
+
+// maxKeyPart bounds sources and ids: Badger rejects keys over 64 KB, and no
+// provider sends ids anywhere near this long, so a longer one is an error
+// rather than something to truncate (truncation would merge distinct ids).
+const maxKeyPart = 4096
+
+func validateKey(source, id string) error {
+	switch {
+	case source == "":
+		return errors.New("empty source")
+	case strings.IndexByte(source, 0) >= 0:
+		return fmt.Errorf("source %q contains a NUL byte", source)
+	case len(source) > maxKeyPart:
+		return fmt.Errorf("source is %d bytes long; the limit is %d", len(source), maxKeyPart)
+	case id == "":
+		return fmt.Errorf("empty event id for source %q", source)
+	case len(id) > maxKeyPart:
+		return fmt.Errorf("event id for source %q is %d bytes long; the limit is %d", source, len(id), maxKeyPart)
+	}
+	return nil
+}
+
+func recordKey(source, id string) []byte {
+	k := make([]byte, 0, len(prefixRecord)+len(source)+1+len(id))
+	k = append(k, prefixRecord...)
+	k = append(k, source...)
+	k = append(k, 0)
+	return append(k, id...)
+}
+
+// splitRecordKey is the inverse of recordKey.
+func splitRecordKey(k []byte) (source, id string, ok bool) {
+	if len(k) < len(prefixRecord) || string(k[:len(prefixRecord)]) != prefixRecord {
+		return "", "", false
+	}
+	rest := k[len(prefixRecord):]
+	for i, c := range rest {
+		if c == 0 {
+			return string(rest[:i]), string(rest[i+1:]), true
+		}
+	}
+	return "", "", false
+}
+
+// encTime maps a time to 8 bytes whose byte order is the time order. The zero
+// time sorts first, which makes a pending record with no NextAttemptAt due
+// immediately. Times outside what UnixNano can represent are clamped.
+func encTime(dst []byte, t time.Time) []byte {
+	var v uint64
+	if !t.IsZero() {
+		var n int64
+		switch {
+		case t.Year() < 1678:
+			n = math.MinInt64 + 1
+		case t.Year() > 2261:
+			n = math.MaxInt64
+		default:
+			n = t.UnixNano()
+		}
+		v = uint64(n) ^ (1 << 63)
+	}
+	return binary.BigEndian.AppendUint64(dst, v)
+}
+
+func decTime(b []byte) time.Time {
+	v := binary.BigEndian.Uint64(b)
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(v^(1<<63)))
+}
+
+func timeKey(t time.Time, recKey []byte) []byte {
+	k := make([]byte, 0, len(prefixTime)+8+len(recKey))
+	k = append(k, prefixTime...)
+	k = encTime(k, t)
+	return append(k, recKey...)
+}
+
+func dueKeyPrefix(source string) []byte {
+	k := make([]byte, 0, len(prefixDue)+len(source)+1)
+	k = append(k, prefixDue...)
+	k = append(k, source...)
+	return append(k, 0)
+}
+
+func dueKey(source, id string, due time.Time) []byte {
+	k := dueKeyPrefix(source)
+	k = encTime(k, due)
+	return append(k, id...)
+}
+
+func bodyKey(bodyID []byte) []byte {
+	return append([]byte(prefixBody), bodyID...)
+}
+
+// dueAt is when Claim may next take a record: its next attempt, pushed back
+// while a lease is held so that a claimed record drops out of the due scan
+// and comes back by itself if its owner dies.
+func dueAt(r *Record) time.Time {
+	if r.LeaseUntil.After(r.NextAttemptAt) {
+		return r.LeaseUntil
+	}
+	return r.NextAttemptAt
+}
+
+func claimable(s Status) bool { return s == StatusPending || s == StatusRetrying }
+
+// Record values. The record JSON comes first so that listing can decode it
+// without touching the body that may follow.
+//
+//	version:1 | uvarint len(json) | json | body kind:1 | inline body bytes or 16-byte body id
+const recordFormat = 1
+
+const (
+	bodyNone   byte = 0
+	bodyInline byte = 1
+	bodyRef    byte = 2
+)
+
+const bodyIDLen = 16
+
+type storedRecord struct {
+	rec      *Record
+	bodyKind byte
+	body     []byte // inline body, or the id of the shared body entry
+}
+
+func encodeRecordValue(r *Record, bodyKind byte, body []byte) ([]byte, error) {
+	js, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("encoding record %s %s: %w", r.Source, r.ID, err)
+	}
+	v := make([]byte, 0, 1+binary.MaxVarintLen64+len(js)+1+len(body))
+	v = append(v, recordFormat)
+	v = binary.AppendUvarint(v, uint64(len(js)))
+	v = append(v, js...)
+	v = append(v, bodyKind)
+	return append(v, body...), nil
+}
+
+// splitRecordValue returns the JSON part, the body kind and the body part of
+// a stored record without decoding anything.
+func splitRecordValue(v []byte) (js []byte, kind byte, body []byte, err error) {
+	if len(v) < 2 || v[0] != recordFormat {
+		return nil, 0, nil, errors.New("unknown record format")
+	}
+	n, w := binary.Uvarint(v[1:])
+	if w <= 0 || uint64(len(v)-1-w) < n+1 {
+		return nil, 0, nil, errors.New("truncated record")
+	}
+	js = v[1+w : 1+w+int(n)]
+	kind = v[1+w+int(n)]
+	body = v[2+w+int(n):]
+	return js, kind, body, nil
+}
+
+func decodeRecordValue(v []byte) (*storedRecord, error) {
+	js, kind, body, err := splitRecordValue(v)
+	if err != nil {
+		return nil, err
+	}
+	r := new(Record)
+	if err := json.Unmarshal(js, r); err != nil {
+		return nil, fmt.Errorf("decoding record: %w", err)
+	}
+	return &storedRecord{rec: r, bodyKind: kind, body: body}, nil
+}
+
+// Shared body values: creation time (so a sweep leaves young bodies alone
+// while their batch is still being written), the keys of the records that
+// share it (so a sweep can tell when the last one is gone), then the body.
+//
+//	created unix nanos:8 | uvarint n | n × (uvarint len | record key) | body
+func encodeBodyValue(created time.Time, recKeys [][]byte, body []byte) []byte {
+	size := 8 + binary.MaxVarintLen64 + len(body)
+	for _, k := range recKeys {
+		size += binary.MaxVarintLen64 + len(k)
+	}
+	v := make([]byte, 0, size)
+	v = binary.BigEndian.AppendUint64(v, uint64(created.UnixNano()))
+	v = binary.AppendUvarint(v, uint64(len(recKeys)))
+	for _, k := range recKeys {
+		v = binary.AppendUvarint(v, uint64(len(k)))
+		v = append(v, k...)
+	}
+	return append(v, body...)
+}
+
+func decodeBodyValue(v []byte) (created time.Time, recKeys [][]byte, body []byte, err error) {
+	if len(v) < 9 {
+		return time.Time{}, nil, nil, errors.New("truncated body entry")
+	}
+	created = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+	v = v[8:]
+	n, w := binary.Uvarint(v)
+	if w <= 0 {
+		return time.Time{}, nil, nil, errors.New("truncated body entry")
+	}
+	v = v[w:]
+	for range n {
+		l, w := binary.Uvarint(v)
+		if w <= 0 || uint64(len(v)-w) < l {
+			return time.Time{}, nil, nil, errors.New("truncated body entry")
+		}
+		recKeys = append(recKeys, v[w:w+int(l)])
+		v = v[w+int(l):]
+	}
+	return created, recKeys, v, nil
+}
+
+// Listing summaries let List filter and Counts count from the time index
+// alone, without reading each record.
+//
+//	uvarint-prefixed status | provider | type
+type summary struct {
+	status   Status
+	provider string
+	typ      string
+}
+
+func encodeSummary(r *Record) []byte {
+	v := make([]byte, 0, 3*binary.MaxVarintLen64+len(r.Status)+len(r.Provider)+len(r.Type))
+	for _, s := range []string{string(r.Status), r.Provider, r.Type} {
+		v = binary.AppendUvarint(v, uint64(len(s)))
+		v = append(v, s...)
+	}
+	return v
+}
+
+func decodeSummary(v []byte) (summary, error) {
+	var out [3]string
+	for i := range out {
+		l, w := binary.Uvarint(v)
+		if w <= 0 || uint64(len(v)-w) < l {
+			return summary{}, errors.New("truncated index entry")
+		}
+		out[i] = string(v[w : w+int(l)])
+		v = v[w+int(l):]
+	}
+	return summary{status: Status(out[0]), provider: out[1], typ: out[2]}, nil
+}
