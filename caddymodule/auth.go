@@ -101,7 +101,7 @@ func buildVerifiers(auth []AuthConfig, repl *caddy.Replacer) ([]verify.Verifier,
 	return verifiers, headers, nil
 }
 
-func buildVerifier(a AuthConfig, repl *caddy.Replacer) (secretVerifier, error) {
+func buildVerifier(a AuthConfig, repl *caddy.Replacer) (verify.SecretCarrier, error) {
 	switch a.Scheme {
 	case schemeHeader:
 		values, err := resolveAll(a.Secrets, repl)
@@ -143,13 +143,6 @@ func buildVerifier(a AuthConfig, repl *caddy.Replacer) (secretVerifier, error) {
 		return verify.NewPathSecret(secrets...)
 	}
 	return nil, fmt.Errorf("unknown scheme %q", a.Scheme)
-}
-
-// secretVerifier is a verifier that names the headers it reads secrets
-// from, so they are stripped before the request is stored or delivered.
-type secretVerifier interface {
-	verify.Verifier
-	SecretHeaders() []string
 }
 
 func resolveAll(in []string, repl *caddy.Replacer) ([]string, error) {

@@ -20,7 +20,6 @@ import (
 	"github.com/webhookgw/caddy-webhook-gateway/handlers"
 	"github.com/webhookgw/caddy-webhook-gateway/normalize"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
-	"github.com/webhookgw/caddy-webhook-gateway/verify"
 )
 
 func init() {
