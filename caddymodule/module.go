@@ -5,6 +5,7 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -200,6 +201,63 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Headers:       headers,
 		Logger:        h.logger,
 	}
+
+	if h.gw.Mode == handlers.Async {
+		if err := h.startEngine(headers); err != nil {
+			return fmt.Errorf("webhook_gateway: %w", err)
+		}
+	}
+	return nil
+}
+
+// sources are the CloudEvents sources this route's events carry, which its
+// delivery engine serves.
+func (h *Handler) sources() []string {
+	if h.Source != "" {
+		return []string{h.Source}
+	}
+	if h.Provider != normalize.Auto {
+		return []string{"/" + h.Provider}
+	}
+	return []string{"/" + normalize.OpenLoyalty, "/" + normalize.Sublytics, "/" + normalize.USAePay}
+}
+
+// startEngine starts this config's async delivery workers. During a reload
+// the old config's engine runs until its Cleanup; leases in the store keep
+// the two from sending the same attempt.
+func (h *Handler) startEngine(headers *delivery.HeaderBuilder) error {
+	backoff := delivery.Backoff{}
+	if r := h.Retry; r != nil {
+		backoff = delivery.Backoff{
+			InitialDelay: time.Duration(r.InitialDelay),
+			MaxDelay:     time.Duration(r.MaxDelay),
+			MaxAttempts:  r.Attempts,
+			MaxAge:       time.Duration(r.MaxAge),
+		}
+	}
+	engine, err := delivery.New(delivery.Config{
+		Store:     h.db,
+		Sources:   h.sources(),
+		Upstreams: h.Upstreams,
+		Workers:   h.Workers,
+		Timeout:   time.Duration(h.Timeout),
+		Backoff:   backoff,
+		Headers:   headers,
+		Logger:    h.logger.Named("delivery"),
+	})
+	if err != nil {
+		return fmt.Errorf("delivery: %w", err)
+	}
+	if err := engine.Start(context.Background()); err != nil {
+		return fmt.Errorf("starting delivery: %w", err)
+	}
+	h.engine = engine
+	h.gw.Notifier = engine
+	h.cleanup = append(h.cleanup, func() {
+		if err := engine.Stop(); err != nil {
+			h.logger.Error("stopping delivery", zap.Error(err))
+		}
+	})
 	return nil
 }
 
