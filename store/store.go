@@ -47,12 +47,12 @@ type Attempt struct {
 
 // Record is one canonical event and its state.
 type Record struct {
-	Source     string          `json:"source"`
-	ID         string          `json:"id"`
-	Provider   string          `json:"provider"`
-	Type       string          `json:"type"`
-	Status     Status          `json:"status"`
-	ReceivedAt time.Time       `json:"received_at"`
+	Source     string    `json:"source"`
+	ID         string    `json:"id"`
+	Provider   string    `json:"provider"`
+	Type       string    `json:"type"`
+	Status     Status    `json:"status"`
+	ReceivedAt time.Time `json:"received_at"`
 	// Event is the canonical event exactly as it is delivered.
 	Event json.RawMessage `json:"event"`
 	// Headers are the provider's request headers, secrets removed.
@@ -72,7 +72,8 @@ type Record struct {
 	LeaseOwner string    `json:"lease_owner,omitempty"`
 	LeaseUntil time.Time `json:"lease_until,omitempty"`
 
-	// Retention is how long the record is kept once delivered.
+	// Retention is how long the record is kept once delivered; zero or
+	// negative keeps it until purged.
 	Retention time.Duration `json:"retention"`
 }
 
@@ -99,7 +100,9 @@ type Filter struct {
 	Status   Status
 	From     time.Time // ReceivedAt >= From
 	To       time.Time // ReceivedAt < To
-	// Cursor continues a previous List; Limit caps the page (default 100).
+	// Cursor continues a previous List; Limit caps the page (default 100,
+	// at most 1000). Purge ignores Cursor and treats a positive Limit as
+	// the most records to delete in one call.
 	Cursor string
 	Limit  int
 }
@@ -107,31 +110,46 @@ type Filter struct {
 // Store is the persistence contract of the gateway.
 type Store interface {
 	// Insert atomically stores each record whose (source, id) is absent: N
-	// concurrent Inserts of the same key store it exactly once. With durable
-	// set, Insert returns only after the write is synced to disk; concurrent
-	// durable writes share one sync.
+	// concurrent Inserts of the same key store it exactly once. A
+	// StatusReserved record whose LeaseUntil has passed counts as absent.
+	// With durable set, Insert returns only after the write is synced to
+	// disk (and a duplicate only once the stored copy is); concurrent
+	// durable writes share one sync. Insert fills in defaults on the given
+	// records: Status pending if empty, ReceivedAt now if zero, BatchSize
+	// len(Records) if zero, and LeaseUntil now plus the store's
+	// reservation lease for StatusReserved records.
 	Insert(ctx context.Context, in *Ingest, durable bool) ([]InsertResult, error)
 	// Get returns one record, or ErrNotFound.
 	Get(ctx context.Context, source, id string) (*Record, error)
 	// RawBody returns the request body a record came in.
 	RawBody(ctx context.Context, source, id string) ([]byte, error)
 	// Update reads a record, applies fn and writes it back in one
-	// transaction; fn's error aborts the write. A record set to
-	// StatusDelivered expires after its Retention.
+	// transaction; fn's error aborts the write and is returned. fn may run
+	// more than once (a concurrent write to the record forces a retry), so
+	// it must only modify the record it is given, and may not change its
+	// Source or ID. A record set to StatusDelivered expires after its
+	// Retention. Returns ErrNotFound for an absent record.
 	Update(ctx context.Context, source, id string, durable bool, fn func(*Record) error) (*Record, error)
 	// Release deletes a reservation so a retry of the same event can
-	// get through. It deletes only records in StatusReserved.
+	// get through. It deletes only records in StatusReserved; releasing an
+	// absent or non-reserved record does nothing and is not an error.
 	Release(ctx context.Context, source, id string) error
 	// Claim leases up to limit due records (pending or retrying, next attempt
-	// at or before now, lease free or expired) among sources, for lease.
+	// at or before now, lease free or expired) among sources, for lease:
+	// it sets LeaseOwner and LeaseUntil = now+lease. No two owners hold a
+	// lease on one record at once. A worker ends its lease early by zeroing
+	// LeaseOwner and LeaseUntil in the Update that records its attempt;
+	// otherwise the record is not claimable again before LeaseUntil. An
+	// implementation may return fewer than limit records per call.
 	Claim(ctx context.Context, owner string, sources []string, now time.Time, lease time.Duration, limit int) ([]*Record, error)
 	// List returns records matching f, newest first, and a cursor for the
 	// next page ("" when done).
 	List(ctx context.Context, f Filter) ([]*Record, string, error)
-	// Counts returns the number of records in each status.
+	// Counts returns the number of records in each status (every status
+	// present, zero or not).
 	Counts(ctx context.Context) (map[Status]int, error)
 	// Purge deletes records matching f; it returns how many.
 	Purge(ctx context.Context, f Filter) (int, error)
-	// Close releases the store.
+	// Close releases the store. It is safe to call more than once.
 	Close() error
 }

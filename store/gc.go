@@ -1,0 +1,147 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"go.uber.org/zap"
+)
+
+// gcLoop garbage-collects the value log and sweeps orphaned batch bodies on
+// a schedule until Close. Badger never reclaims value-log space on its own.
+func (b *Badger) gcLoop(every time.Duration) {
+	defer b.bg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-b.stop
+		cancel()
+	}()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+		}
+		b.runValueLogGC(ctx)
+		if n, err := b.sweepBodies(ctx, b.bodyGrace); err != nil && ctx.Err() == nil {
+			b.log.Warn("sweeping orphaned batch bodies", zap.String("dir", b.dir), zap.Error(err))
+		} else if n > 0 {
+			b.log.Debug("swept orphaned batch bodies", zap.Int("count", n))
+		}
+	}
+}
+
+// runValueLogGC rewrites value-log files while Badger finds one worth it.
+func (b *Badger) runValueLogGC(ctx context.Context) {
+	for range 64 {
+		if ctx.Err() != nil {
+			return
+		}
+		err := b.db.RunValueLogGC(b.opts.GCDiscardRatio)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+			b.log.Warn("value log garbage collection", zap.String("dir", b.dir), zap.Error(err))
+		}
+		return
+	}
+}
+
+// SweepBodies deletes shared batch bodies that no record refers to any more
+// (all of their records expired, were purged, or were overwritten) and
+// returns how many. It runs on the GC schedule; it is exported for tools and
+// tests. Bodies younger than an hour are left alone, since the records of a
+// batch too large for one transaction are written after their body.
+func (b *Badger) SweepBodies(ctx context.Context) (int, error) {
+	unlock, err := b.enter()
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	return b.sweepBodies(ctx, b.bodyGrace)
+}
+
+func (b *Badger) sweepBodies(ctx context.Context, grace time.Duration) (int, error) {
+	cutoff := time.Now().Add(-grace)
+	var orphans [][]byte
+	err := b.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixBody)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			item := it.Item()
+			id := item.Key()[len(prefixBody):]
+			live := true
+			err := item.Value(func(v []byte) error {
+				created, keys, _, err := decodeBodyValue(v)
+				if err != nil {
+					return err
+				}
+				if created.After(cutoff) {
+					return nil
+				}
+				live, err = bodyReferenced(txn, id, keys)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("body %x: %w", id, err)
+			}
+			if !live {
+				orphans = append(orphans, item.KeyCopy(nil))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sweeping batch bodies: %w", err)
+	}
+	// Nothing can start referring to an orphan again (new records always
+	// get a new body), so a plain batch of deletes is safe.
+	wb := b.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, k := range orphans {
+		if err := wb.Delete(k); err != nil {
+			return 0, fmt.Errorf("sweeping batch bodies: %w", err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return 0, fmt.Errorf("sweeping batch bodies: %w", err)
+	}
+	return len(orphans), nil
+}
+
+// bodyReferenced reports whether any of keys still holds a record pointing
+// at body id. A key may have been reused by a newer record with its own body.
+func bodyReferenced(txn *badger.Txn, id []byte, keys [][]byte) (bool, error) {
+	for _, k := range keys {
+		item, err := txn.Get(k)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		ref := false
+		if err := item.Value(func(v []byte) error {
+			_, kind, part, err := splitRecordValue(v)
+			ref = err == nil && kind == bodyRef && bytes.Equal(part, id)
+			return err
+		}); err != nil {
+			return false, err
+		}
+		if ref {
+			return true, nil
+		}
+	}
+	return false, nil
+}

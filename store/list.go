@@ -1,0 +1,280 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Page sizes of List.
+const (
+	DefaultListLimit = 100
+	MaxListLimit     = 1000
+)
+
+// purgeChunk bounds one Purge transaction, well within Badger's limit.
+const purgeChunk = 500
+
+func (f *Filter) validate() error {
+	if f.Source != "" && strings.IndexByte(f.Source, 0) >= 0 {
+		return fmt.Errorf("source %q contains a NUL byte", f.Source)
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		return fmt.Errorf("empty time range: from %s is not before to %s", f.From.Format(time.RFC3339Nano), f.To.Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+func (f *Filter) matchSummary(source string, s summary) bool {
+	return (f.Source == "" || f.Source == source) &&
+		(f.Status == "" || f.Status == s.status) &&
+		(f.Provider == "" || f.Provider == s.provider) &&
+		(f.Type == "" || f.Type == s.typ)
+}
+
+func (f *Filter) matchRecord(r *Record) bool {
+	return f.matchSummary(r.Source, summary{status: r.Status, provider: r.Provider, typ: r.Type}) &&
+		(f.From.IsZero() || !r.ReceivedAt.Before(f.From)) &&
+		(f.To.IsZero() || r.ReceivedAt.Before(f.To))
+}
+
+// scanTime walks the listing index newest first, starting strictly below
+// start (nil: from the newest, or from f.To), and calls fn for each entry
+// that matches f until fn returns false. It reads summaries only.
+func scanTime(txn *badger.Txn, f *Filter, start []byte, fn func(tkey, rkey []byte) (bool, error)) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixTime), Reverse: true, PrefetchValues: false})
+	defer it.Close()
+	seek := start
+	if seek == nil {
+		if !f.To.IsZero() {
+			// Every key at time To is longer, hence greater, so
+			// seeking here excludes To itself.
+			seek = encTime([]byte(prefixTime), f.To)
+		} else {
+			seek = append([]byte(prefixTime), bytes.Repeat([]byte{0xff}, 9)...)
+		}
+	}
+	from := []byte(nil)
+	if !f.From.IsZero() {
+		from = encTime(nil, f.From)
+	}
+	hdr := len(prefixTime) + 8
+	for it.Seek(seek); it.Valid(); it.Next() {
+		item := it.Item()
+		k := item.Key()
+		if start != nil && bytes.Equal(k, start) {
+			continue
+		}
+		if len(k) <= hdr {
+			continue
+		}
+		if from != nil && bytes.Compare(k[len(prefixTime):hdr], from) < 0 {
+			return nil
+		}
+		source, _, ok := splitRecordKey(k[hdr:])
+		if !ok {
+			continue
+		}
+		if f.Source != "" && source != f.Source {
+			continue
+		}
+		var sum summary
+		if err := item.Value(func(v []byte) error {
+			var err error
+			sum, err = decodeSummary(v)
+			return err
+		}); err != nil {
+			return err
+		}
+		if !f.matchSummary(source, sum) {
+			continue
+		}
+		tkey := item.KeyCopy(nil)
+		more, err := fn(tkey, tkey[hdr:])
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+func decodeCursor(c string) ([]byte, error) {
+	if c == "" {
+		return nil, nil
+	}
+	k, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || !bytes.HasPrefix(k, []byte(prefixTime)) || len(k) <= len(prefixTime)+8 {
+		return nil, fmt.Errorf("invalid cursor %q", c)
+	}
+	return k, nil
+}
+
+// List implements Store. Limit defaults to DefaultListLimit and is capped at
+// MaxListLimit. The cursor is opaque to callers; it stays valid across
+// writes, so paging through a changing store neither repeats nor skips
+// records that were there all along.
+func (b *Badger) List(ctx context.Context, f Filter) ([]*Record, string, error) {
+	if err := f.validate(); err != nil {
+		return nil, "", fmt.Errorf("list: %w", err)
+	}
+	start, err := decodeCursor(f.Cursor)
+	if err != nil {
+		return nil, "", fmt.Errorf("list: %w", err)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultListLimit
+	}
+	limit = min(limit, MaxListLimit)
+	unlock, err := b.enter()
+	if err != nil {
+		return nil, "", err
+	}
+	defer unlock()
+
+	var out []*Record
+	var last []byte
+	cursor := ""
+	err = b.db.View(func(txn *badger.Txn) error {
+		return scanTime(txn, &f, start, func(tkey, rkey []byte) (bool, error) {
+			if err := ctx.Err(); err != nil {
+				return false, err
+			}
+			sr, _, err := readRecord(txn, rkey)
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				return true, nil // expired between index and record
+			}
+			if err != nil {
+				return false, err
+			}
+			if len(out) == limit {
+				// There is at least one more: hand out a cursor.
+				cursor = base64.RawURLEncoding.EncodeToString(last)
+				return false, nil
+			}
+			out = append(out, sr.rec)
+			last = tkey
+			return true, nil
+		})
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list: %w", err)
+	}
+	return out, cursor, nil
+}
+
+// Counts implements Store. Every status is present in the result, zero or
+// not. It scans the listing index (not the records), about a second per
+// million records.
+func (b *Badger) Counts(ctx context.Context) (map[Status]int, error) {
+	unlock, err := b.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	counts := make(map[Status]int, len(statusMeta))
+	for s := range statusMeta {
+		counts[s] = 0
+	}
+	err = b.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixTime), PrefetchValues: false})
+		defer it.Close()
+		n := 0
+		for it.Rewind(); it.Valid(); it.Next() {
+			if n++; n%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			if err := it.Item().Value(func(v []byte) error {
+				s, err := decodeSummary(v)
+				counts[s.status]++
+				return err
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("counting records: %w", err)
+	}
+	return counts, nil
+}
+
+// Purge implements Store. Filter.Cursor is ignored; a positive Filter.Limit
+// caps how many records one call deletes (0: all that match). Records are
+// deleted in transactions of a few hundred, each re-checking the filter
+// against the record's current state, so a record that changed meanwhile
+// (say, delivered while purging dead ones) is left alone. Shared batch bodies
+// whose last record is gone are removed by the periodic body sweep.
+func (b *Badger) Purge(ctx context.Context, f Filter) (int, error) {
+	if err := f.validate(); err != nil {
+		return 0, fmt.Errorf("purge: %w", err)
+	}
+	unlock, err := b.enter()
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	total := 0
+	var start []byte
+	for f.Limit <= 0 || total < f.Limit {
+		chunk := purgeChunk
+		if f.Limit > 0 {
+			chunk = min(chunk, f.Limit-total)
+		}
+		var rkeys [][]byte
+		var lastT []byte
+		err := b.db.View(func(txn *badger.Txn) error {
+			return scanTime(txn, &f, start, func(tkey, rkey []byte) (bool, error) {
+				rkeys = append(rkeys, rkey)
+				lastT = tkey
+				return len(rkeys) < chunk, nil
+			})
+		})
+		if err != nil {
+			return total, fmt.Errorf("purge: %w", err)
+		}
+		if len(rkeys) == 0 {
+			break
+		}
+		var deleted []string
+		err = b.update(ctx, func(txn *badger.Txn) error {
+			deleted = deleted[:0]
+			for _, k := range rkeys {
+				sr, _, err := readRecord(txn, k)
+				if errors.Is(err, badger.ErrKeyNotFound) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				if !f.matchRecord(sr.rec) {
+					continue
+				}
+				if err := deleteRecord(txn, k, sr.rec); err != nil {
+					return err
+				}
+				deleted = append(deleted, string(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("purge: %w", err)
+		}
+		b.cache.deleted(deleted...)
+		total += len(deleted)
+		start = lastT
+		if len(rkeys) < chunk {
+			break
+		}
+	}
+	return total, nil
+}
