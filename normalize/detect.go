@@ -181,9 +181,9 @@ func resolve(env *envelope, want string) (string, *InputError) {
 		// required fields decide.
 		return want, nil
 	case got == "":
-		return "", envelopeErr(want, env.body, -1, "body is not a "+want+" envelope: expected "+expected[want])
+		return "", envelopeErr(want, env.body, -1, "body is not the "+want+" envelope: expected "+expected[want])
 	}
-	return "", envelopeErr(want, env.body, -1, "body is not a "+want+" envelope (it looks like "+got+"): expected "+expected[want])
+	return "", envelopeErr(want, env.body, -1, "body is not the "+want+" envelope (it looks like "+got+"): expected "+expected[want])
 }
 
 // Detect reports which provider's envelope body is, from its top-level

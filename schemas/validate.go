@@ -161,8 +161,14 @@ func reason(fe validator.FieldError) string {
 	case "hex64":
 		return "must be 64 hex characters"
 	case "rfc3339":
+		if s, ok := fe.Value().(string); ok && parses(time.RFC3339, s) {
+			return errTimeRange.Error()
+		}
 		return "must be an RFC 3339 date-time with offset, like \"2020-09-24T14:09:13+02:00\"" + got(fe)
 	case "providertime":
+		if s, ok := fe.Value().(string); ok && parses(ProviderTimeLayout, s) {
+			return errTimeRange.Error()
+		}
 		return "must be \"YYYY-MM-DD hh:mm:ss\" (or \"" + ZeroProviderTime + "\" for none)" + got(fe)
 	case "utc":
 		return "must be a non-zero UTC time between years 0001 and 9999"
@@ -174,6 +180,13 @@ func reason(fe validator.FieldError) string {
 		return "must be a JSON object or a non-empty array of objects"
 	}
 	return "fails the " + fe.Tag() + " rule"
+}
+
+// parses tells a well-formed time that is out of range from a malformed
+// one, which deserve different messages.
+func parses(layout, s string) bool {
+	_, err := time.Parse(layout, s)
+	return err == nil
 }
 
 // got quotes a string value, shortened so a hostile body cannot make the
