@@ -102,20 +102,20 @@ func TestUnmarshalCaddyfileHeaderRotationMerges(t *testing.T) {
 
 func TestUnmarshalCaddyfileErrors(t *testing.T) {
 	cases := map[string]string{
-		"unknown subdirective": `webhook_gateway { colour blue }`,
-		"unknown scheme":       `webhook_gateway { auth jwt x }`,
-		"missing scheme":       `webhook_gateway { auth }`,
-		"header without value": `webhook_gateway { auth header X-Token }`,
-		"basic one arg":        `webhook_gateway { auth basic user }`,
-		"hmac without key":     `webhook_gateway { auth hmac }`,
+		"unknown subdirective": "webhook_gateway {\n colour blue\n}",
+		"unknown scheme":       "webhook_gateway {\n auth jwt x\n}",
+		"missing scheme":       "webhook_gateway {\n auth\n}",
+		"header without value": "webhook_gateway {\n auth header X-Token\n}",
+		"basic one arg":        "webhook_gateway {\n auth basic user\n}",
+		"hmac without key":     "webhook_gateway {\n auth hmac\n}",
 		"hmac bad option":      "webhook_gateway {\n auth hmac k {\n colour red\n }\n}",
-		"bad deliver":          `webhook_gateway { deliver later }`,
-		"bad size":             `webhook_gateway { max_body lots }`,
-		"bad duration":         `webhook_gateway { retention forever }`,
-		"bad workers":          `webhook_gateway { workers -1 }`,
+		"bad deliver":          "webhook_gateway {\n deliver later\n}",
+		"bad size":             "webhook_gateway {\n max_body lots\n}",
+		"bad duration":         "webhook_gateway {\n retention forever\n}",
+		"bad workers":          "webhook_gateway {\n workers -1\n}",
 		"too many args":        `webhook_gateway usaepay extra`,
-		"source two args":      `webhook_gateway { source /a /b }`,
-		"upstream no args":     `webhook_gateway { upstream }`,
+		"source two args":      "webhook_gateway {\n source /a /b\n}",
+		"upstream no args":     "webhook_gateway {\n upstream\n}",
 		"retry bad option":     "webhook_gateway {\n retry {\n colour red\n }\n}",
 	}
 	for name, input := range cases {
