@@ -100,3 +100,21 @@ func canonical(h http.Header) http.Header {
 	}
 	return out
 }
+
+func BenchmarkBuild(b *testing.B) {
+	rec := &store.Record{Source: "/usaepay", ID: "c088bc2884a2c3b4043991b04d96ceda7c65043778233dedb26bfd5853705dfd",
+		Event: make([]byte, 1<<10)}
+	signer, err := NewSigner(testSecret)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for name, hb := range map[string]*HeaderBuilder{"unsigned": NewHeaderBuilder(nil), "signed-1KB": NewHeaderBuilder(signer)} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			now := time.Now()
+			for b.Loop() {
+				_ = hb.Build(rec, 1, false, now)
+			}
+		})
+	}
+}

@@ -1,0 +1,855 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/webhookgw/caddy-webhook-gateway/store"
+)
+
+const testSource = "/usaepay"
+
+// hit is one request as the backend saw it.
+type hit struct {
+	at     time.Time
+	id     string
+	number int
+	replay bool
+	header http.Header
+	body   []byte
+}
+
+// backend is a real loopback HTTP server whose answer the test controls.
+type backend struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	hits   []hit
+	answer func(h hit, n int) (status int, header map[string]string) // n: 1-based count for this id
+}
+
+func newBackend(t *testing.T, answer func(h hit, n int) (int, map[string]string)) *backend {
+	t.Helper()
+	b := &backend{answer: answer}
+	b.srv = httptest.NewServer(http.HandlerFunc(b.serve))
+	t.Cleanup(b.srv.Close)
+	return b
+}
+
+func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	number, _ := strconv.Atoi(r.Header.Get(HeaderAttempt))
+	h := hit{at: time.Now(), id: r.Header.Get(HeaderIdempotencyKey), number: number,
+		replay: r.Header.Get(HeaderReplay) == "true", header: r.Header.Clone(), body: body}
+	b.mu.Lock()
+	b.hits = append(b.hits, h)
+	n := 0
+	for _, x := range b.hits {
+		if x.id == h.id {
+			n++
+		}
+	}
+	answer := b.answer
+	b.mu.Unlock()
+	status, hdr := http.StatusOK, map[string]string(nil)
+	if answer != nil {
+		status, hdr = answer(h, n)
+	}
+	for k, v := range hdr {
+		w.Header().Set(k, v)
+	}
+	w.WriteHeader(status)
+}
+
+func (b *backend) hitsFor(id string) []hit {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []hit
+	for _, h := range b.hits {
+		if h.id == id {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func (b *backend) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.hits)
+}
+
+func openStore(t *testing.T) *store.Badger {
+	t.Helper()
+	return openStoreAt(t, t.TempDir())
+}
+
+func openStoreAt(t *testing.T, dir string) *store.Badger {
+	t.Helper()
+	st, err := store.Open(dir, store.Options{GCInterval: -1})
+	if err != nil {
+		t.Fatalf("opening store: %v", err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+// insert stores pending events the way the async handler does.
+func insert(t *testing.T, st store.Store, ids ...string) {
+	t.Helper()
+	now := time.Now()
+	for _, id := range ids {
+		ev, _ := json.Marshal(map[string]any{
+			"specversion": "1.0", "id": id, "source": testSource, "type": "transaction.sale.success",
+			"time": now.UTC(), "datacontenttype": "application/json", "data": map[string]string{"key": id},
+			"provider": "usaepay", "receivedat": now.UTC(),
+		})
+		rec := &store.Record{Source: testSource, ID: id, Provider: "usaepay", Type: "transaction.sale.success",
+			Status: store.StatusPending, ReceivedAt: now, Event: ev, BatchSize: 1,
+			NextAttemptAt: now, Retention: time.Hour}
+		res, err := st.Insert(context.Background(), &store.Ingest{RawBody: ev, Records: []*store.Record{rec}}, true)
+		if err != nil || !res[0].Inserted {
+			t.Fatalf("inserting %s: %v %+v", id, err, res)
+		}
+	}
+}
+
+// fast is an engine config with ms-scale delays.
+func fast(t *testing.T, st store.Store, upstreams ...string) Config {
+	return Config{
+		Store:        st,
+		Sources:      []string{testSource},
+		Upstreams:    upstreams,
+		Workers:      4,
+		Timeout:      2 * time.Second,
+		Lease:        5 * time.Second,
+		PollInterval: 50 * time.Millisecond,
+		StopTimeout:  3 * time.Second,
+		Backoff:      Backoff{InitialDelay: 10 * time.Millisecond, MaxDelay: 40 * time.Millisecond, MaxRetryAfter: 5 * time.Second, MaxAttempts: 5},
+		Logger:       zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
+	}
+}
+
+func start(t *testing.T, cfg Config) *Engine {
+	t.Helper()
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Stop() })
+	return e
+}
+
+// waitStatus polls the store until the event reaches want, or fails after
+// a bound far above what the test needs.
+func waitStatus(t *testing.T, st store.Store, id string, want store.Status) *store.Record {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		rec, err := st.Get(context.Background(), testSource, id)
+		if err != nil {
+			t.Fatalf("get %s: %v", id, err)
+		}
+		if rec.Status == want {
+			return rec
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("event %s: status %s after 15s, want %s (attempts %+v)", id, rec.Status, want, rec.Attempts)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// observer counts outcomes.
+type observer struct {
+	delivered, failed, dead atomic.Int64
+}
+
+func (o *observer) Delivered(string, int, time.Duration) { o.delivered.Add(1) }
+func (o *observer) Failed(string, int, time.Duration)    { o.failed.Add(1) }
+func (o *observer) Dead(string, string)                  { o.dead.Add(1) }
+
+func TestHappyPath(t *testing.T) {
+	st := openStore(t)
+	be := newBackend(t, nil)
+	signer, err := NewSigner(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := fast(t, st, be.srv.URL+"/events")
+	cfg.PollInterval = time.Hour // only Notify can wake it
+	cfg.Headers = NewHeaderBuilder(signer)
+	obs := &observer{}
+	cfg.Observer = obs
+	e := start(t, cfg)
+
+	insert(t, st, "evt-1")
+	e.Notify()
+	rec := waitStatus(t, st, "evt-1", store.StatusDelivered)
+
+	if len(rec.Attempts) != 1 || rec.Attempts[0].Status != 200 || rec.Attempts[0].Number != 1 || rec.Attempts[0].Error != "" {
+		t.Fatalf("attempts = %+v", rec.Attempts)
+	}
+	if rec.LeaseOwner != "" || !rec.NextAttemptAt.IsZero() {
+		t.Errorf("lease or schedule left behind: %q %s", rec.LeaseOwner, rec.NextAttemptAt)
+	}
+	hits := be.hitsFor("evt-1")
+	if len(hits) != 1 {
+		t.Fatalf("backend saw %d requests, want 1", len(hits))
+	}
+	h := hits[0]
+	if string(h.body) != string(rec.Event) {
+		t.Errorf("body = %s, want the stored event %s", h.body, rec.Event)
+	}
+	if h.header.Get("Content-Type") != "application/cloudevents+json" || h.number != 1 || h.replay {
+		t.Errorf("headers = %v", h.header)
+	}
+	wh, _ := standardwebhooks.NewWebhook(testSecret)
+	if err := wh.Verify(h.body, h.header); err != nil {
+		t.Errorf("signature does not verify with the standard-webhooks library: %v", err)
+	}
+	if obs.delivered.Load() != 1 || obs.failed.Load() != 0 {
+		t.Errorf("observer delivered=%d failed=%d", obs.delivered.Load(), obs.failed.Load())
+	}
+}
+
+func TestBackendDownThenUp(t *testing.T) {
+	st := openStore(t)
+	var up atomic.Bool
+	be := newBackend(t, func(hit, int) (int, map[string]string) {
+		if up.Load() {
+			return http.StatusNoContent, nil
+		}
+		return http.StatusServiceUnavailable, nil
+	})
+	cfg := fast(t, st, be.srv.URL)
+	cfg.Backoff.MaxAttempts = 1000
+	e := start(t, cfg)
+
+	var ids []string
+	for i := range 30 {
+		ids = append(ids, fmt.Sprintf("evt-%02d", i))
+	}
+	insert(t, st, ids...)
+	e.Notify()
+	waitFor(t, "every event to fail at least twice", func() bool {
+		for _, id := range ids {
+			if len(be.hitsFor(id)) < 2 {
+				return false
+			}
+		}
+		return true
+	})
+	up.Store(true)
+	for _, id := range ids {
+		rec := waitStatus(t, st, id, store.StatusDelivered)
+		last := rec.Attempts[len(rec.Attempts)-1]
+		if last.Status != http.StatusNoContent {
+			t.Errorf("%s: last attempt %+v", id, last)
+		}
+		// Every request is recorded, and nothing was sent after the 2xx.
+		if got := len(be.hitsFor(id)); got != len(rec.Attempts) {
+			t.Errorf("%s: backend saw %d requests, store recorded %d attempts", id, got, len(rec.Attempts))
+		}
+		for i, a := range rec.Attempts {
+			if a.Number != i+1 {
+				t.Errorf("%s: attempt %d numbered %d", id, i+1, a.Number)
+			}
+		}
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	st := openStore(t)
+	be := newBackend(t, func(_ hit, n int) (int, map[string]string) {
+		if n == 1 {
+			return http.StatusTooManyRequests, map[string]string{"Retry-After": "1"}
+		}
+		return http.StatusOK, nil
+	})
+	e := start(t, fast(t, st, be.srv.URL))
+	insert(t, st, "evt-ra")
+	e.Notify()
+	rec := waitStatus(t, st, "evt-ra", store.StatusDelivered)
+	hits := be.hitsFor("evt-ra")
+	if len(hits) != 2 || len(rec.Attempts) != 2 {
+		t.Fatalf("backend saw %d requests, store has %d attempts, want 2", len(hits), len(rec.Attempts))
+	}
+	if gap := hits[1].at.Sub(hits[0].at); gap < time.Second {
+		t.Errorf("second attempt %s after the first, before the 1s Retry-After", gap)
+	}
+	if rec.Attempts[0].Status != http.StatusTooManyRequests {
+		t.Errorf("first attempt %+v", rec.Attempts[0])
+	}
+}
+
+func TestGoneIsDead(t *testing.T) {
+	st := openStore(t)
+	be := newBackend(t, func(hit, int) (int, map[string]string) { return http.StatusGone, nil })
+	cfg := fast(t, st, be.srv.URL)
+	obs := &observer{}
+	cfg.Observer = obs
+	e := start(t, cfg)
+	insert(t, st, "evt-gone")
+	e.Notify()
+	rec := waitStatus(t, st, "evt-gone", store.StatusDead)
+	if len(rec.Attempts) != 1 || rec.Attempts[0].Status != http.StatusGone {
+		t.Fatalf("attempts = %+v, want one 410", rec.Attempts)
+	}
+	time.Sleep(200 * time.Millisecond) // several polls: a dead event stays put
+	if n := len(be.hitsFor("evt-gone")); n != 1 {
+		t.Errorf("backend saw %d requests, want 1", n)
+	}
+	if obs.dead.Load() != 1 {
+		t.Errorf("observer saw %d dead events", obs.dead.Load())
+	}
+}
+
+func TestMaxAttemptsDead(t *testing.T) {
+	st := openStore(t)
+	be := newBackend(t, func(hit, int) (int, map[string]string) { return http.StatusInternalServerError, nil })
+	cfg := fast(t, st, be.srv.URL)
+	cfg.Backoff.MaxAttempts = 3
+	e := start(t, cfg)
+	insert(t, st, "evt-500")
+	e.Notify()
+	rec := waitStatus(t, st, "evt-500", store.StatusDead)
+	time.Sleep(200 * time.Millisecond)
+	hits := be.hitsFor("evt-500")
+	if len(rec.Attempts) != 3 || len(hits) != 3 {
+		t.Fatalf("%d attempts, %d requests; want 3 and 3", len(rec.Attempts), len(hits))
+	}
+	for i, h := range hits {
+		if h.number != i+1 {
+			t.Errorf("request %d carried Webhook-Attempt %d", i+1, h.number)
+		}
+	}
+	if rec.Attempts[2].Error == "" {
+		t.Error("failed attempt has no error text")
+	}
+}
+
+func TestNetworkErrorRetry(t *testing.T) {
+	st := openStore(t)
+	// Take a free port and close it: connections are refused until the
+	// backend listens on it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+
+	cfg := fast(t, st, "http://"+addr+"/hook")
+	cfg.Backoff.MaxAttempts = 1000
+	e := start(t, cfg)
+	insert(t, st, "evt-net")
+	e.Notify()
+	waitFor(t, "two refused attempts", func() bool {
+		rec, err := st.Get(context.Background(), testSource, "evt-net")
+		return err == nil && len(rec.Attempts) >= 2
+	})
+	rec, _ := st.Get(context.Background(), testSource, "evt-net")
+	if a := rec.Attempts[0]; a.Status != 0 || a.Error == "" {
+		t.Fatalf("refused attempt recorded as %+v", a)
+	}
+
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot listen again on %s: %v", addr, err)
+	}
+	be := &backend{}
+	srv := &http.Server{Handler: http.HandlerFunc(be.serve), ReadHeaderTimeout: time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	rec = waitStatus(t, st, "evt-net", store.StatusDelivered)
+	if n := len(be.hitsFor("evt-net")); n != 1 {
+		t.Errorf("backend saw %d requests, want 1", n)
+	}
+	if rec.Attempts[len(rec.Attempts)-1].Status != 200 {
+		t.Errorf("last attempt %+v", rec.Attempts[len(rec.Attempts)-1])
+	}
+}
+
+func TestFailoverOnRefusedConnection(t *testing.T) {
+	st := openStore(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + ln.Addr().String()
+	ln.Close()
+	be := newBackend(t, nil)
+
+	e := start(t, fast(t, st, down, be.srv.URL))
+	ids := []string{"evt-a", "evt-b", "evt-c", "evt-d"}
+	insert(t, st, ids...)
+	e.Notify()
+	for _, id := range ids {
+		rec := waitStatus(t, st, id, store.StatusDelivered)
+		// Round-robin starts half the attempts at the dead upstream; each
+		// must still succeed in one attempt.
+		if len(rec.Attempts) != 1 {
+			t.Errorf("%s: %d attempts, want 1 (failover within the attempt)", id, len(rec.Attempts))
+		}
+	}
+}
+
+func TestTwoEnginesNeverSendTheSameAttemptTwice(t *testing.T) {
+	st := openStore(t)
+	be := newBackend(t, func(h hit, _ int) (int, map[string]string) {
+		time.Sleep(2 * time.Millisecond) // widen the window for overlap
+		if h.number == 1 && h.id[len(h.id)-1]%3 == 0 {
+			return http.StatusServiceUnavailable, nil // some events need a retry
+		}
+		return http.StatusOK, nil
+	})
+	cfgA, cfgB := fast(t, st, be.srv.URL), fast(t, st, be.srv.URL)
+	cfgA.Owner, cfgB.Owner = "engine-a", "engine-b"
+	obsA, obsB := &observer{}, &observer{}
+	cfgA.Observer, cfgB.Observer = obsA, obsB
+	a, b := start(t, cfgA), start(t, cfgB)
+
+	var ids []string
+	for i := range 120 {
+		ids = append(ids, fmt.Sprintf("evt-%03d", i))
+	}
+	insert(t, st, ids...)
+	a.Notify()
+	b.Notify()
+	for _, id := range ids {
+		waitStatus(t, st, id, store.StatusDelivered)
+	}
+	time.Sleep(100 * time.Millisecond)
+
+	seen := map[string]int{}
+	be.mu.Lock()
+	for _, h := range be.hits {
+		seen[h.id+"#"+strconv.Itoa(h.number)]++
+	}
+	total := len(be.hits)
+	be.mu.Unlock()
+	for k, n := range seen {
+		if n != 1 {
+			t.Errorf("attempt %s sent %d times", k, n)
+		}
+	}
+	for _, id := range ids {
+		rec, _ := st.Get(context.Background(), testSource, id)
+		if got := len(be.hitsFor(id)); got != len(rec.Attempts) {
+			t.Errorf("%s: backend saw %d requests, store recorded %d attempts", id, got, len(rec.Attempts))
+		}
+	}
+	// Each engine claims at most Workers (4) events at a time, so both
+	// take part; otherwise the test would prove nothing.
+	a1, b1 := obsA.delivered.Load()+obsA.failed.Load(), obsB.delivered.Load()+obsB.failed.Load()
+	if a1 == 0 || b1 == 0 || int(a1+b1) != total {
+		t.Errorf("engine a sent %d, engine b %d, backend saw %d", a1, b1, total)
+	}
+	t.Logf("%d requests for %d events (engine a %d, engine b %d)", total, len(ids), a1, b1)
+}
+
+func TestRestartResumesPending(t *testing.T) {
+	dir := t.TempDir()
+	st := openStoreAt(t, dir)
+	var up atomic.Bool
+	be := newBackend(t, func(hit, int) (int, map[string]string) {
+		if up.Load() {
+			return http.StatusOK, nil
+		}
+		return http.StatusBadGateway, nil
+	})
+	cfg := fast(t, st, be.srv.URL)
+	cfg.Backoff.MaxAttempts = 1000
+	first, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{"evt-r1", "evt-r2", "evt-r3"}
+	insert(t, st, ids...)
+	first.Notify()
+	waitFor(t, "failed attempts before the restart", func() bool { return be.count() >= 6 })
+	if err := first.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	// Stopped: nothing leased, nothing sent any more.
+	for _, id := range ids {
+		rec, _ := st.Get(context.Background(), testSource, id)
+		if (rec.Status != store.StatusRetrying && rec.Status != store.StatusPending) || rec.LeaseOwner != "" {
+			t.Fatalf("%s after Stop: status %s lease %q", id, rec.Status, rec.LeaseOwner)
+		}
+	}
+	before := be.count()
+	time.Sleep(150 * time.Millisecond)
+	if be.count() != before {
+		t.Fatalf("a stopped engine kept sending")
+	}
+
+	// A process restart: the store is closed and reopened, a new engine
+	// (new owner) starts on it.
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st = openStoreAt(t, dir)
+	up.Store(true)
+	cfg.Store = st
+	cfg.Owner = ""
+	start(t, cfg) // no Notify: Start looks for pending work itself
+	for _, id := range ids {
+		waitStatus(t, st, id, store.StatusDelivered)
+	}
+}
+
+func TestExpiredLeaseOfDeadEngineResumes(t *testing.T) {
+	st := openStore(t)
+	insert(t, st, "evt-crash")
+	// An engine claims the event and dies without a word.
+	claimed, err := st.Claim(context.Background(), "crashed-engine", []string{testSource}, time.Now(), 300*time.Millisecond, 10)
+	if err != nil || len(claimed) != 1 {
+		t.Fatalf("claim: %v, %d records", err, len(claimed))
+	}
+	be := newBackend(t, nil)
+	e := start(t, fast(t, st, be.srv.URL))
+	e.Notify()
+	time.Sleep(100 * time.Millisecond)
+	if be.count() != 0 {
+		t.Fatal("event sent while another engine's lease was valid")
+	}
+	rec := waitStatus(t, st, "evt-crash", store.StatusDelivered)
+	if len(rec.Attempts) != 1 {
+		t.Errorf("attempts = %+v", rec.Attempts)
+	}
+}
+
+func TestStopWaitsForInFlight(t *testing.T) {
+	st := openStore(t)
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	be := newBackend(t, func(hit, int) (int, map[string]string) {
+		<-release
+		return http.StatusOK, nil
+	})
+	t.Cleanup(free) // runs before the server's Close, which waits for handlers
+	cfg := fast(t, st, be.srv.URL)
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	insert(t, st, "evt-slow")
+	e.Notify()
+	waitFor(t, "the request to reach the backend", func() bool { return be.count() == 1 })
+	stopped := make(chan error, 1)
+	go func() { stopped <- e.Stop() }()
+	select {
+	case <-stopped:
+		t.Fatal("Stop returned while an attempt was in flight")
+	case <-time.After(100 * time.Millisecond):
+	}
+	free()
+	if err := <-stopped; err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	rec, _ := st.Get(context.Background(), testSource, "evt-slow")
+	if rec.Status != store.StatusDelivered || len(rec.Attempts) != 1 {
+		t.Fatalf("after Stop: %s with %d attempts", rec.Status, len(rec.Attempts))
+	}
+}
+
+func TestStopCancelsAfterTimeout(t *testing.T) {
+	st := openStore(t)
+	block := make(chan struct{})
+	be := newBackend(t, func(hit, int) (int, map[string]string) {
+		<-block
+		return http.StatusOK, nil
+	})
+	t.Cleanup(func() { close(block) }) // before the server's Close, which waits for handlers
+	cfg := fast(t, st, be.srv.URL)
+	cfg.StopTimeout = 100 * time.Millisecond
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	insert(t, st, "evt-stuck")
+	e.Notify()
+	waitFor(t, "the request to reach the backend", func() bool { return be.count() == 1 })
+	if err := e.Stop(); err == nil {
+		t.Fatal("Stop reported no cancellation")
+	}
+	rec, _ := st.Get(context.Background(), testSource, "evt-stuck")
+	if rec.Status != store.StatusRetrying || len(rec.Attempts) != 1 || rec.Attempts[0].Status != 0 {
+		t.Fatalf("cancelled attempt left %s with %+v", rec.Status, rec.Attempts)
+	}
+}
+
+func TestReplay(t *testing.T) {
+	st := openStore(t)
+	var gone atomic.Bool
+	gone.Store(true)
+	be := newBackend(t, func(hit, int) (int, map[string]string) {
+		if gone.Load() {
+			return http.StatusGone, nil
+		}
+		return http.StatusAccepted, nil
+	})
+	signer, _ := NewSigner(testSecret)
+	cfg := fast(t, st, be.srv.URL)
+	cfg.Headers = NewHeaderBuilder(signer)
+	obs := &observer{}
+	cfg.Observer = obs
+	e := start(t, cfg)
+	insert(t, st, "evt-x", "evt-y")
+	e.Notify()
+	waitStatus(t, st, "evt-x", store.StatusDead)
+	waitStatus(t, st, "evt-y", store.StatusDead)
+	gone.Store(false)
+
+	dry, err := e.Replay(context.Background(), testSource, "evt-x", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !dry.DryRun || dry.Attempt != nil || dry.Header.Get(HeaderReplay) != "true" ||
+		dry.Header.Get(HeaderAttempt) != "2" || dry.URL != be.srv.URL || len(dry.Body) == 0 {
+		t.Fatalf("dry run result %+v", dry)
+	}
+	if n := len(be.hitsFor("evt-x")); n != 1 {
+		t.Fatalf("dry run sent a request (%d seen)", n)
+	}
+
+	res, err := e.Replay(context.Background(), testSource, "evt-x", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Attempt == nil || res.Attempt.Status != http.StatusAccepted || !res.Attempt.Replay || res.Status != store.StatusDelivered {
+		t.Fatalf("replay result %+v", res)
+	}
+	hits := be.hitsFor("evt-x")
+	if len(hits) != 2 || !hits[1].replay || hits[1].number != 2 || hits[1].header.Get(HeaderIdempotencyKey) != "evt-x" {
+		t.Fatalf("backend saw %+v", hits)
+	}
+	wh, _ := standardwebhooks.NewWebhook(testSecret)
+	if err := wh.Verify(hits[1].body, hits[1].header); err != nil {
+		t.Errorf("replay signature: %v", err)
+	}
+	rec, _ := st.Get(context.Background(), testSource, "evt-x")
+	if rec.Status != store.StatusDelivered || rec.Replays != 1 || len(rec.Attempts) != 2 || !rec.Attempts[1].Replay {
+		t.Fatalf("record after replay: %s replays=%d attempts=%+v", rec.Status, rec.Replays, rec.Attempts)
+	}
+
+	// A delivered event can be replayed again: dedup does not apply.
+	if _, err := e.Replay(context.Background(), testSource, "evt-x", false); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(be.hitsFor("evt-x")); n != 3 {
+		t.Errorf("second replay: backend saw %d requests, want 3", n)
+	}
+
+	// Bulk: every dead event of the source.
+	results, err := e.ReplayFilter(context.Background(), store.Filter{Status: store.StatusDead}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 1 || results[0].ID != "evt-y" || results[0].Error != "" || results[0].Status != store.StatusDelivered {
+		t.Fatalf("bulk replay results %+v", results)
+	}
+
+	if _, err := e.Replay(context.Background(), testSource, "nope", false); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("replaying a missing event: %v", err)
+	}
+	if _, err := e.Replay(context.Background(), "/other", "evt-x", false); !errors.Is(err, ErrNotServed) {
+		t.Errorf("replaying another source: %v", err)
+	}
+}
+
+func TestReplayFailureKeepsStatus(t *testing.T) {
+	st := openStore(t)
+	be := newBackend(t, func(hit, int) (int, map[string]string) { return http.StatusGone, nil })
+	e := start(t, fast(t, st, be.srv.URL))
+	insert(t, st, "evt-z")
+	e.Notify()
+	waitStatus(t, st, "evt-z", store.StatusDead)
+	res, err := e.Replay(context.Background(), testSource, "evt-z", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != store.StatusDead || res.Attempt.Status != http.StatusGone {
+		t.Fatalf("failed replay result %+v", res)
+	}
+	rec, _ := st.Get(context.Background(), testSource, "evt-z")
+	if rec.Status != store.StatusDead || rec.Replays != 1 || len(rec.Attempts) != 2 {
+		t.Fatalf("record after failed replay: %s replays=%d attempts=%d", rec.Status, rec.Replays, len(rec.Attempts))
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	st := openStore(t)
+	base := Config{Store: st, Sources: []string{testSource}, Upstreams: []string{"http://127.0.0.1:1"}}
+	for name, mut := range map[string]func(*Config){
+		"no store":     func(c *Config) { c.Store = nil },
+		"no sources":   func(c *Config) { c.Sources = nil },
+		"no upstreams": func(c *Config) { c.Upstreams = nil },
+		"relative URL": func(c *Config) { c.Upstreams = []string{"/hook"} },
+		"ftp URL":      func(c *Config) { c.Upstreams = []string{"ftp://x/y"} },
+		"short lease":  func(c *Config) { c.Timeout, c.Lease = 10*time.Second, 5*time.Second },
+	} {
+		c := base
+		mut(&c)
+		if _, err := New(c); err == nil {
+			t.Errorf("%s: New accepted %+v", name, c)
+		}
+	}
+	e, err := New(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Owner() == "" {
+		t.Error("no default owner")
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err == nil {
+		t.Error("second Start succeeded")
+	}
+	if err := e.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Stop(); err != nil {
+		t.Errorf("second Stop: %v", err)
+	}
+}
+
+func TestAttemptErrorRedactsUpstreamURL(t *testing.T) {
+	st := openStore(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg := fast(t, st, "http://user:pa55@"+addr+"/hook/s3cr3t-path?token=s3cr3t-query")
+	cfg.Backoff.MaxAttempts = 1
+	e := start(t, cfg)
+	insert(t, st, "evt-redact")
+	e.Notify()
+	rec := waitStatus(t, st, "evt-redact", store.StatusDead)
+	msg := rec.Attempts[0].Error
+	for _, secret := range []string{"pa55", "s3cr3t"} {
+		if strings.Contains(msg, secret) {
+			t.Errorf("attempt error %q leaks %q", msg, secret)
+		}
+	}
+	if !strings.Contains(msg, addr) {
+		t.Errorf("attempt error %q does not name the upstream host", msg)
+	}
+}
+
+func TestReplayRefusesReservedEvent(t *testing.T) {
+	st := openStore(t)
+	be := newBackend(t, nil)
+	e, err := New(fast(t, st, be.srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	rec := &store.Record{Source: testSource, ID: "evt-sync", Provider: "usaepay", Type: "t",
+		Status: store.StatusReserved, ReceivedAt: now, Event: []byte(`{}`), BatchSize: 1, Retention: time.Hour}
+	if _, err := st.Insert(context.Background(), &store.Ingest{RawBody: []byte(`{}`), Records: []*store.Record{rec}}, false); err != nil {
+		t.Fatal(err)
+	}
+	// The engine is not started: Replay works without the workers.
+	if _, err := e.Replay(context.Background(), testSource, "evt-sync", false); !errors.Is(err, ErrReserved) {
+		t.Fatalf("replaying a reserved event: %v", err)
+	}
+	if be.count() != 0 {
+		t.Fatal("a reserved event was sent")
+	}
+}
+
+// BenchmarkEngineDeliver measures end-to-end async delivery: claim, POST to
+// a loopback backend, durable record. Events are stored before the timer
+// starts.
+func BenchmarkEngineDeliver(b *testing.B) {
+	st, err := store.Open(b.TempDir(), store.Options{GCInterval: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+
+	now := time.Now()
+	ev := []byte(`{"specversion":"1.0","data":"` + strings.Repeat("x", 1000) + `"}`)
+	for i := 0; i < b.N; i += 200 {
+		in := &store.Ingest{RawBody: ev}
+		for j := i; j < min(i+200, b.N); j++ {
+			in.Records = append(in.Records, &store.Record{Source: testSource, ID: fmt.Sprintf("bench-%d", j),
+				Provider: "usaepay", Type: "t", Status: store.StatusPending, ReceivedAt: now, Event: ev,
+				BatchSize: 1, NextAttemptAt: now, Retention: time.Hour})
+		}
+		if _, err := st.Insert(context.Background(), in, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	obs := &observer{}
+	e, err := New(Config{Store: st, Sources: []string{testSource}, Upstreams: []string{srv.URL},
+		Workers: 16, Observer: obs, PollInterval: 10 * time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	if err := e.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	for obs.delivered.Load() < int64(b.N) {
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	_ = e.Stop()
+	if f := obs.failed.Load(); f != 0 {
+		b.Fatalf("%d failed attempts", f)
+	}
+}
