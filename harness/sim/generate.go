@@ -12,53 +12,33 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/webhookgw/caddy-webhook-gateway/normalize"
 )
 
 // Provider names, as the gateway's normalize package spells them.
 const (
-	OpenLoyalty = "openloyalty"
-	Sublytics   = "sublytics"
-	USAePay     = "usaepay"
+	OpenLoyalty = normalize.OpenLoyalty
+	Sublytics   = normalize.Sublytics
+	USAePay     = normalize.USAePay
 )
 
 // Providers lists the simulated providers in a stable order.
 var Providers = []string{OpenLoyalty, Sublytics, USAePay}
 
-// EventTypes lists every event type the provider documents name (see the
-// design notes). It mirrors the list the gateway's normalize package keeps;
-// the simulator keeps its own copy so it can generate events for a gateway
-// under test without trusting that gateway's list.
-var EventTypes = map[string][]string{
-	OpenLoyalty: {
-		"customer.updated", "customer.deleted", "customer.registered", "customer.deactivated",
-		"customer.level_changed_automatically", "customer.level_changed",
-		"transaction.registered", "transaction.assigned_to_customer",
-		"account.available_points_amount_changed", "customer.bought_campaign",
-		"account.expiring_points_notification", "account.points_transfer",
-		"account.expiring_level_notification", "campaign.coupon_expiration",
-	},
-	Sublytics: {
-		"order_updated", "order_abandonned", "transaction_completed", "transaction_skipped",
-		"transaction_unskipped", "order_offer_updated", "order_offer_cancelled",
-		"shipment_shipped", "shipment_cancelled", "shipment_fulfilled",
-	},
-	USAePay: {
-		"cau.submitted", "cau.updated_expiration", "cau.updated_card", "cau.contact_customer",
-		"cau.account_closed", "ach.submitted", "ach.settled", "ach.returned", "ach.failed",
-		"ach.note_added", "product.inventory.ordered", "product.inventory.adjusted",
-		"transaction.sale.success", "transaction.sale.failure", "transaction.sale.voided",
-		"transaction.sale.captured", "transaction.sale.adjusted", "transaction.sale.queued",
-		"transaction.sale.unvoided", "transaction.refund.success", "transaction.refund.voided",
-		"settlement.batch.success", "settlement.batch.failure",
-	},
-}
+// EventTypes lists every event type the provider documents name; it is the
+// normalize package's list, shared so the simulator covers exactly what
+// the gateway documents. Treat it as read-only.
+var EventTypes = normalize.EventTypes
 
 // BatchTypes are the loyalty event types whose data may be a JSON array.
-var BatchTypes = map[string]bool{
-	"account.expiring_points_notification": true,
-	"account.expiring_level_notification":  true,
-	"campaign.coupon_expiration":           true,
-}
+var BatchTypes = func() map[string]bool {
+	m := map[string]bool{}
+	for _, t := range normalize.LoyaltyBatchTypes {
+		m[t] = true
+	}
+	return m
+}()
 
 // providerTimeLayout is the zone-less layout of the subscription and payment
 // providers' timestamps.
@@ -405,16 +385,10 @@ func (g *Generator) loyaltyData(t string) obj {
 // sublyticsObject maps an event to its webhook_type: the key under
 // webhook_data that holds the object.
 func sublyticsObject(event string) string {
-	switch event {
-	case "order_updated", "order_abandonned":
-		return "order"
-	case "order_offer_updated", "order_offer_cancelled":
-		return "order_offer"
-	case "shipment_shipped", "shipment_cancelled", "shipment_fulfilled":
-		return "shipment"
-	default:
-		return "transaction"
+	if t, ok := normalize.SublyticsObjectTypes[event]; ok {
+		return t
 	}
+	return "transaction"
 }
 
 func (g *Generator) sublytics(event string) *Event {

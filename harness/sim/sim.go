@@ -24,6 +24,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/webhookgw/caddy-webhook-gateway/normalize"
 )
 
 // Kind tells why a body was sent.
@@ -53,6 +55,9 @@ type ProviderConfig struct {
 	// Source is the canonical source the route assigns; empty means
 	// "/<provider>". Expected dedup keys use it.
 	Source string `json:"source,omitempty"`
+	// TypePrefix is the route's type prefix, if any; expected keys are
+	// computed with it so they match the gateway's exactly.
+	TypePrefix string `json:"type_prefix,omitempty"`
 	// HeaderName and HeaderValue are the loyalty platform's custom header.
 	HeaderName  string `json:"header_name,omitempty"`
 	HeaderValue string `json:"-"`
@@ -83,9 +88,27 @@ type RetryPolicy struct {
 }
 
 // ExpectFunc computes the canonical (source, id) keys a gateway should
-// derive from one body. The harness wires the gateway's own normalizer so
-// derived loyalty ids are computed exactly as the gateway computes them.
+// derive from one body.
 type ExpectFunc func(provider, source string, body []byte) ([]Key, error)
+
+// NormalizeExpect computes expected keys with the gateway's own normalizer,
+// so derived loyalty ids are exactly the gateway's. typePrefix is the
+// route's type prefix per provider (nil for none).
+func NormalizeExpect(typePrefix map[string]string) ExpectFunc {
+	return func(provider, source string, body []byte) ([]Key, error) {
+		events, err := normalize.Normalize(body, normalize.Options{
+			Provider: provider, Source: source, TypePrefix: typePrefix[provider],
+		})
+		if err != nil {
+			return nil, err
+		}
+		keys := make([]Key, len(events))
+		for i, e := range events {
+			keys[i] = Key{Source: e.Source, ID: e.ID}
+		}
+		return keys, nil
+	}
+}
 
 // Config drives one simulation run.
 type Config struct {
@@ -132,9 +155,8 @@ type Config struct {
 
 	// Gen tunes payloads.
 	Gen GenOptions `json:"-"`
-	// Expect computes expected keys; nil uses the provider's event id for
-	// the payment and subscription providers and leaves loyalty events
-	// without expected keys.
+	// Expect computes expected keys; nil means NormalizeExpect with the
+	// providers' type prefixes.
 	Expect ExpectFunc `json:"-"`
 	// Transport overrides the HTTP transport of every provider (tests).
 	Transport http.RoundTripper `json:"-"`
@@ -194,6 +216,7 @@ func (s *Send) AckedAt() time.Time {
 // time.
 type Simulator struct {
 	cfg     Config
+	expect  ExpectFunc
 	gen     *Generator
 	clients map[string]*http.Client
 
@@ -268,14 +291,22 @@ func New(cfg Config) (*Simulator, error) {
 	def(&cfg.SublyticsTimeout, 10*time.Second)
 	def(&cfg.BurstPause, 500*time.Millisecond)
 
+	prefixes := map[string]string{}
+	for name, p := range cfg.Providers {
+		prefixes[name] = p.TypePrefix
+	}
 	s := &Simulator{
 		cfg:     cfg,
+		expect:  cfg.Expect,
 		gen:     NewGenerator(cfg.Gen),
 		clients: map[string]*http.Client{},
 		jitter:  mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 7)),
 	}
 	for name := range cfg.Providers {
 		s.clients[name] = s.client(name)
+	}
+	if s.expect == nil {
+		s.expect = NormalizeExpect(prefixes)
 	}
 	return s, nil
 }
@@ -501,17 +532,10 @@ func (s *Simulator) produce(ctx context.Context, queues map[string]chan job, pen
 func (s *Simulator) newJob(ev *Event, event int64, kind Kind) job {
 	j := job{ev: ev, event: event, kind: kind, attempt: 1}
 	source := s.Source(ev.Provider)
-	switch {
-	case s.cfg.Expect != nil:
-		keys, err := s.cfg.Expect(ev.Provider, source, ev.Body)
-		j.keys = keys
-		if err != nil {
-			j.keyErr = err.Error()
-		}
-	case ev.ProviderID != "":
-		j.keys = []Key{{Source: source, ID: ev.ProviderID}}
-	default:
-		j.keyErr = "no expected-id function for derived ids"
+	keys, err := s.expect(ev.Provider, source, ev.Body)
+	j.keys = keys
+	if err != nil {
+		j.keyErr = err.Error()
 	}
 	return j
 }

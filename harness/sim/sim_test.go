@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/webhookgw/caddy-webhook-gateway/normalize"
 )
 
 var hex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -310,8 +312,8 @@ func TestRunAuthenticatesAndCoversEveryType(t *testing.T) {
 			t.Fatalf("send %+v", sd)
 		}
 		types[sd.Provider+" "+sd.Type]++
-		if sd.Provider != OpenLoyalty && (len(sd.Keys) != 1 || sd.Keys[0].Source != "/"+sd.Provider) {
-			t.Fatalf("keys %v", sd.Keys)
+		if len(sd.Keys) != sd.Items || sd.KeyErr != "" || sd.Keys[0].Source != "/"+sd.Provider {
+			t.Fatalf("keys %v (%s)", sd.Keys, sd.KeyErr)
 		}
 	}
 	for _, p := range Providers {
@@ -549,5 +551,50 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if !reflect.DeepEqual(s.Config().Retry, RetryPolicy{Attempts: 6, Base: 200 * time.Millisecond, Max: 3 * time.Second}) {
 		t.Fatal(s.Config().Retry)
+	}
+}
+
+// TestBodiesNormalize checks generated bodies against the gateway's own
+// normalizer: every body is accepted, ids are the provider's, a loyalty batch
+// gives one distinct id per item, and a redelivery gives the same ids.
+func TestBodiesNormalize(t *testing.T) {
+	g := NewGenerator(GenOptions{BatchShare: 0.5, ZeroDateShare: 0.2})
+	expect := NormalizeExpect(map[string]string{USAePay: "pay."})
+	seen := map[Key]bool{}
+	for _, provider := range Providers {
+		for _, typ := range EventTypes[provider] {
+			for range 5 {
+				ev, _ := g.Generate(provider, typ)
+				events, err := normalize.Normalize(ev.Body, normalize.Options{Provider: provider})
+				if err != nil {
+					t.Fatalf("%s %s: %v\n%s", provider, typ, err, ev.Body)
+				}
+				if len(events) != ev.Items {
+					t.Fatalf("%d events, want %d", len(events), ev.Items)
+				}
+				for _, e := range events {
+					if e.Type != typ || e.Subject == "" || e.Provider != provider {
+						t.Fatalf("event %+v", e)
+					}
+					if ev.ProviderID != "" && e.ID != ev.ProviderID {
+						t.Fatalf("id %s, want %s", e.ID, ev.ProviderID)
+					}
+				}
+				keys, err := expect(provider, "/src/"+provider, ev.Body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, k := range keys {
+					if seen[k] || k.Source != "/src/"+provider {
+						t.Fatalf("key %v repeated or wrong source", k)
+					}
+					seen[k] = true
+				}
+				again, err := expect(provider, "/src/"+provider, g.Redelivery(ev).Body)
+				if err != nil || !reflect.DeepEqual(keys, again) {
+					t.Fatalf("redelivery keys %v, want %v (%v)", again, keys, err)
+				}
+			}
+		}
 	}
 }
