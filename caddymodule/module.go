@@ -38,6 +38,7 @@ var (
 // Defaults.
 const (
 	defaultRetention = 7 * 24 * time.Hour
+	maxRetryAfter    = time.Hour
 )
 
 // Handler receives provider webhooks on a route: it verifies them,
@@ -226,14 +227,15 @@ func (h *Handler) sources() []string {
 // the old config's engine runs until its Cleanup; leases in the store keep
 // the two from sending the same attempt.
 func (h *Handler) startEngine(headers *delivery.HeaderBuilder) error {
-	backoff := delivery.Backoff{}
+	// A backend's Retry-After is honoured up to an hour even when max_delay
+	// is shorter: the backend knows when it can take traffic again.
+	backoff := delivery.Backoff{MaxRetryAfter: maxRetryAfter}
 	if r := h.Retry; r != nil {
-		backoff = delivery.Backoff{
-			InitialDelay: time.Duration(r.InitialDelay),
-			MaxDelay:     time.Duration(r.MaxDelay),
-			MaxAttempts:  r.Attempts,
-			MaxAge:       time.Duration(r.MaxAge),
-		}
+		backoff.InitialDelay = time.Duration(r.InitialDelay)
+		backoff.MaxDelay = time.Duration(r.MaxDelay)
+		backoff.MaxAttempts = r.Attempts
+		backoff.MaxAge = time.Duration(r.MaxAge)
+		backoff.MaxRetryAfter = max(maxRetryAfter, backoff.MaxDelay)
 	}
 	engine, err := delivery.New(delivery.Config{
 		Store:     h.db,

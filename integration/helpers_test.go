@@ -86,6 +86,7 @@ type backend struct {
 }
 
 type received struct {
+	Status int // what the backend answered
 	Header http.Header
 	Body   []byte
 	Event  map[string]any
@@ -99,7 +100,7 @@ func newBackend(t *testing.T) *backend {
 		_ = json.Unmarshal(body, &ev)
 		b.mu.Lock()
 		status, delay := b.status, b.delay
-		b.requests = append(b.requests, received{Header: r.Header.Clone(), Body: body, Event: ev})
+		b.requests = append(b.requests, received{Status: status, Header: r.Header.Clone(), Body: body, Event: ev})
 		b.mu.Unlock()
 		time.Sleep(delay)
 		w.WriteHeader(status)
@@ -130,6 +131,18 @@ func (b *backend) count(id string) int {
 	}
 	return n
 }
+
+// deliveredOK reports whether the event with id was answered with a 2xx.
+func (b *backend) deliveredOK(id string) bool {
+	for _, r := range b.received() {
+		if r.Event["id"] == id && r.Status >= 200 && r.Status < 300 {
+			return true
+		}
+	}
+	return false
+}
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
 func (b *backend) host() string { return strings.TrimPrefix(b.URL, "http://") }
 

@@ -1,0 +1,294 @@
+package integration
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
+	"github.com/webhookgw/caddy-webhook-gateway/store"
+)
+
+// asyncSite routes payment webhooks through async delivery to backend with
+// fast retries, so failure paths play out in seconds.
+func asyncSite(backend, retry string) string {
+	return `http://127.0.0.1:{{PORT}} {
+	route /hooks/usaepay {
+		webhook_gateway usaepay {
+			store_dir {{DIR}}/store
+			auth hmac {env.TEST_SIG_KEY}
+			upstream ` + backend + `
+			workers 8
+			timeout 5s
+			retry {
+				` + retry + `
+			}
+		}
+	}
+}
+`
+}
+
+const fastRetry = "attempts 50\n\t\t\t\tinitial_delay 50ms\n\t\t\t\tmax_delay 300ms"
+
+// paymentEvent is a payment gateway webhook with a fresh event id.
+func paymentEvent(t *testing.T) (id string, body []byte) {
+	t.Helper()
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		t.Fatal(err)
+	}
+	id = hex.EncodeToString(raw)
+	body = fmt.Appendf(nil, `{"type":"event","event_triggered":"2021-04-07 15:14:26","event_type":"transaction.sale.success","event_body":{"merchant":{"merch_key":"7qwnw4j2kmqvrb3"},"object":{"type":"transaction","key":"k%s","amount_detail":{"amount":"5.00"}}},"event_id":"%s"}`, id[:10], id)
+	return id, body
+}
+
+func signedHeader(body []byte) http.Header {
+	return http.Header{"X-Signature": {sign(sigKey, body)}}
+}
+
+// storedRecord reads one event from the gateway's store after the gateway
+// has stopped (Badger allows one process per directory).
+func storedRecord(t *testing.T, gw *testcaddy.Instance, id string) *store.Record {
+	t.Helper()
+	db, err := store.Open(filepath.Join(gw.Dir, "store"), store.Options{GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rec, err := db.Get(context.Background(), "/usaepay", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+func TestAsyncAcknowledgesThenDelivers(t *testing.T) {
+	be := newBackend(t)
+	gw := testcaddy.New(t, gatewayEnv...)
+	gw.Start(asyncSite(be.URL, fastRetry))
+
+	id, body := paymentEvent(t)
+	code, answer := post(t, gw.BaseURL()+"/hooks/usaepay", body, signedHeader(body))
+	if code != http.StatusAccepted || answer["status"] != "accepted" || answer["id"] != id {
+		t.Fatalf("got %d %v, want 202 accepted", code, answer)
+	}
+	waitFor(t, 10*time.Second, "delivery", func() bool { return be.count(id) == 1 })
+	got := be.received()[0]
+	checkCloudEvent(t, got)
+	if got.Header.Get("Webhook-Attempt") != "1" {
+		t.Errorf("Webhook-Attempt = %q", got.Header.Get("Webhook-Attempt"))
+	}
+
+	code, answer = post(t, gw.BaseURL()+"/hooks/usaepay", body, signedHeader(body))
+	if code != http.StatusOK || answer["status"] != "duplicate" {
+		t.Fatalf("duplicate: %d %v", code, answer)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := be.count(id); n != 1 {
+		t.Fatalf("backend received the event %d times", n)
+	}
+
+	gw.Stop()
+	rec := storedRecord(t, gw, id)
+	if rec.Status != store.StatusDelivered || len(rec.Attempts) != 1 || rec.Attempts[0].Status != http.StatusOK {
+		t.Fatalf("stored record: status %s, attempts %+v", rec.Status, rec.Attempts)
+	}
+}
+
+func TestAsyncBackendDownThenUpLosesNothing(t *testing.T) {
+	be := newBackend(t)
+	be.setStatus(http.StatusServiceUnavailable)
+	gw := testcaddy.New(t, gatewayEnv...)
+	gw.Start(asyncSite(be.URL, fastRetry))
+
+	const n = 40
+	ids := make([]string, n)
+	for i := range ids {
+		id, body := paymentEvent(t)
+		ids[i] = id
+		if code, answer := post(t, gw.BaseURL()+"/hooks/usaepay", body, signedHeader(body)); code != http.StatusAccepted {
+			t.Fatalf("event %d: %d %v", i, code, answer)
+		}
+	}
+	waitFor(t, 10*time.Second, "failed attempts", func() bool { return len(be.received()) >= n })
+	be.setStatus(http.StatusOK)
+
+	waitFor(t, 30*time.Second, "every event delivered", func() bool {
+		for _, id := range ids {
+			if !be.deliveredOK(id) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestAsyncRetryAfterAndGone(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		times = map[string][]time.Time{}
+	)
+	be := newBackend(t)
+	be.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("Idempotency-Key")
+		mu.Lock()
+		times[id] = append(times[id], time.Now())
+		n := len(times[id])
+		mu.Unlock()
+		if id == goneID.Load() {
+			w.WriteHeader(http.StatusGone)
+			return
+		}
+		if n == 1 {
+			w.Header().Set("Retry-After", "2")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	gw := testcaddy.New(t, gatewayEnv...)
+	gw.Start(asyncSite(be.URL, fastRetry))
+
+	retryID, body := paymentEvent(t)
+	if code, answer := post(t, gw.BaseURL()+"/hooks/usaepay", body, signedHeader(body)); code != http.StatusAccepted {
+		t.Fatalf("%d %v", code, answer)
+	}
+	gone, goneBody := paymentEvent(t)
+	goneID.Store(gone)
+	if code, answer := post(t, gw.BaseURL()+"/hooks/usaepay", goneBody, signedHeader(goneBody)); code != http.StatusAccepted {
+		t.Fatalf("%d %v", code, answer)
+	}
+
+	attempts := func(id string) []time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]time.Time(nil), times[id]...)
+	}
+	waitFor(t, 15*time.Second, "second attempt", func() bool { return len(attempts(retryID)) >= 2 })
+	at := attempts(retryID)
+	// Without Retry-After the fast backoff would retry within 300ms.
+	if gap := at[1].Sub(at[0]); gap < 1900*time.Millisecond {
+		t.Fatalf("retried after %v despite Retry-After: 2", gap)
+	}
+
+	// 410 stops delivery: give the fast backoff time to retry, then count.
+	time.Sleep(time.Second)
+	if n := len(attempts(gone)); n != 1 {
+		t.Fatalf("410 Gone event attempted %d times, want 1", n)
+	}
+
+	gw.Stop()
+	if rec := storedRecord(t, gw, gone); rec.Status != store.StatusDead {
+		t.Fatalf("410 event status %s, want dead", rec.Status)
+	}
+	rec := storedRecord(t, gw, retryID)
+	if rec.Status != store.StatusDelivered || len(rec.Attempts) != 2 || rec.Attempts[0].Status != http.StatusTooManyRequests {
+		t.Fatalf("retried event: status %s attempts %+v", rec.Status, rec.Attempts)
+	}
+}
+
+var goneID atomic.Value
+
+func init() { goneID.Store("") }
+
+func TestAsyncDeadAfterLastAttempt(t *testing.T) {
+	be := newBackend(t)
+	be.setStatus(http.StatusInternalServerError)
+	gw := testcaddy.New(t, gatewayEnv...)
+	gw.Start(asyncSite(be.URL, "attempts 3\n\t\t\t\tinitial_delay 50ms\n\t\t\t\tmax_delay 100ms"))
+
+	id, body := paymentEvent(t)
+	if code, answer := post(t, gw.BaseURL()+"/hooks/usaepay", body, signedHeader(body)); code != http.StatusAccepted {
+		t.Fatalf("%d %v", code, answer)
+	}
+	waitFor(t, 15*time.Second, "three attempts", func() bool { return be.count(id) >= 3 })
+	time.Sleep(500 * time.Millisecond)
+	if n := be.count(id); n != 3 {
+		t.Fatalf("attempted %d times, want 3", n)
+	}
+	gw.Stop()
+	rec := storedRecord(t, gw, id)
+	if rec.Status != store.StatusDead || len(rec.Attempts) != 3 {
+		t.Fatalf("status %s with %d attempts, want dead after 3", rec.Status, len(rec.Attempts))
+	}
+	for i, a := range rec.Attempts {
+		if a.Number != i+1 || a.Status != http.StatusInternalServerError {
+			t.Errorf("attempt %d recorded as %+v", i+1, a)
+		}
+	}
+}
+
+// TestAsyncKill9LosesNothing kills the gateway mid-burst, while deliveries
+// are in flight, and checks that every acknowledged event reaches the
+// backend after a restart.
+func TestAsyncKill9LosesNothing(t *testing.T) {
+	be := newBackend(t)
+	be.delay = 20 * time.Millisecond
+	gw := testcaddy.New(t, gatewayEnv...)
+	site := asyncSite(be.URL, fastRetry)
+	gw.Start(site)
+
+	const total = 300
+	var (
+		mu    sync.Mutex
+		acked []string
+		wg    sync.WaitGroup
+		next  atomic.Int64
+	)
+	client := &http.Client{Timeout: 5 * time.Second}
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= total {
+				id, body := paymentEvent(t)
+				req, _ := http.NewRequest(http.MethodPost, gw.BaseURL()+"/hooks/usaepay", bytesReader(body))
+				req.Header = signedHeader(body)
+				resp, err := client.Do(req)
+				if err != nil {
+					continue // killed mid-request: not acknowledged
+				}
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusAccepted {
+					mu.Lock()
+					acked = append(acked, id)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	waitFor(t, 20*time.Second, "a third of the burst acknowledged", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) >= total/3
+	})
+	gw.Kill()
+	wg.Wait()
+
+	mu.Lock()
+	ackedIDs := append([]string(nil), acked...)
+	mu.Unlock()
+	deliveredBefore := len(be.received())
+	t.Logf("acknowledged %d of %d before kill -9; backend had %d deliveries", len(ackedIDs), total, deliveredBefore)
+	if len(ackedIDs) == 0 {
+		t.Fatal("nothing acknowledged")
+	}
+
+	gw.Start(site)
+	waitFor(t, 60*time.Second, "every acknowledged event delivered after restart", func() bool {
+		for _, id := range ackedIDs {
+			if !be.deliveredOK(id) {
+				return false
+			}
+		}
+		return true
+	})
+}
