@@ -1,0 +1,530 @@
+// Package report compares what the simulator sent and the gateway
+// acknowledged with what the sink received: the numbers that say whether the
+// gateway lost or doubled anything.
+package report
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/webhookgw/caddy-webhook-gateway/harness/sim"
+	"github.com/webhookgw/caddy-webhook-gateway/harness/sink"
+)
+
+// Counts are one provider's numbers, or the totals.
+type Counts struct {
+	// Sent: logical events (originals), exact duplicate sends, re-encoded
+	// redeliveries, provider retries (attempt > 1), and all HTTP requests.
+	Unique       int `json:"unique"`
+	Duplicates   int `json:"duplicates"`
+	Redeliveries int `json:"redeliveries"`
+	Retries      int `json:"retries"`
+	Requests     int `json:"requests"`
+
+	// Gateway answers, per request. Acknowledged is every 2xx, split into
+	// Accepted and DuplicateAnswers (200 "duplicate").
+	Acknowledged     int `json:"acknowledged"`
+	Accepted         int `json:"accepted"`
+	DuplicateAnswers int `json:"duplicate_answers"`
+	Rejected         int `json:"rejected"`      // 4xx
+	ServerErrors     int `json:"server_errors"` // 5xx
+	NoAnswer         int `json:"no_answer"`     // timeout or network error
+	OtherStatus      int `json:"other_status"`  // 1xx, 3xx
+
+	// Canonical events, by (source, id). Expected counts distinct keys
+	// derived from any body sent, AckedEvents those from a body the
+	// gateway acknowledged.
+	Expected    int `json:"expected"`
+	AckedEvents int `json:"acked_events"`
+	// Delivered counts distinct keys the sink received (replays
+	// included); Doubled the keys received more than once not counting
+	// replays, and ExtraDeliveries the surplus deliveries of those keys.
+	Delivered       int `json:"delivered"`
+	Doubled         int `json:"doubled"`
+	ExtraDeliveries int `json:"extra_deliveries"`
+	Replays         int `json:"replays"`
+	// Lost counts acknowledged keys never delivered.
+	Lost int `json:"lost"`
+	// DeliveredUnacked counts keys delivered though no body carrying them
+	// was acknowledged (e.g. a loyalty request that timed out after the
+	// gateway stored it): not an error.
+	DeliveredUnacked int `json:"delivered_unacked"`
+	// Unexpected counts delivered keys no sent body should produce: a
+	// sign the gateway derives ids differently from normalize.
+	Unexpected int `json:"unexpected"`
+	// KeyErrors counts bodies whose expected keys could not be computed.
+	KeyErrors int `json:"key_errors"`
+
+	// Latency is from a key's first send to its first non-replay
+	// delivery, over LatencyN delivered keys.
+	LatencyN   int           `json:"latency_n"`
+	LatencyP50 time.Duration `json:"latency_p50"`
+	LatencyP99 time.Duration `json:"latency_p99"`
+	LatencyMax time.Duration `json:"latency_max"`
+}
+
+// Report is the outcome of one run.
+type Report struct {
+	// Counts are the totals over every provider.
+	Counts
+	// Providers holds per-provider counts, keyed by provider name.
+	Providers map[string]*Counts `json:"providers"`
+	// HasSink is false when no sink data was given: the delivery half of
+	// the counts is then meaningless, and Lost equals AckedEvents.
+	HasSink bool `json:"has_sink"`
+	// InvalidAtSink is the number of deliveries the sink rejected as
+	// invalid (bad CloudEvent, schema, signature, Idempotency-Key).
+	InvalidAtSink int64 `json:"invalid_at_sink"`
+	// SinkFaults is the number of requests the sink failed or refused on
+	// purpose.
+	SinkFaults int64 `json:"sink_faults"`
+	// LostKeys, DoubledKeys and UnexpectedKeys list up to MaxListed keys of
+	// each kind, sorted, for the failure message.
+	LostKeys       []sim.Key `json:"lost_keys,omitempty"`
+	DoubledKeys    []sim.Key `json:"doubled_keys,omitempty"`
+	UnexpectedKeys []sim.Key `json:"unexpected_keys,omitempty"`
+	// KeyErrorSample is one expected-key error, if any.
+	KeyErrorSample string `json:"key_error_sample,omitempty"`
+	// Elapsed is from the first send to the last send or delivery.
+	Elapsed time.Duration `json:"elapsed"`
+}
+
+// MaxListed bounds the key lists in a Report.
+const MaxListed = 20
+
+// Input is what Build compares.
+type Input struct {
+	Sends []sim.Send
+	// Deliveries and SinkStats come from the sink; with HasSink false
+	// they are ignored.
+	Deliveries []sink.Delivery
+	SinkStats  sink.Stats
+	HasSink    bool
+}
+
+type keyState struct {
+	provider    string
+	sent        bool
+	firstSend   time.Time
+	acked       bool
+	deliveries  int // non-replay
+	replays     int
+	firstDeliv  time.Time
+	anyDelivery bool
+}
+
+// Build computes a Report.
+func Build(in Input) *Report {
+	r := &Report{Providers: map[string]*Counts{}, HasSink: in.HasSink}
+	prov := func(name string) *Counts {
+		if name == "" {
+			name = "unknown"
+		}
+		c := r.Providers[name]
+		if c == nil {
+			c = &Counts{}
+			r.Providers[name] = c
+		}
+		return c
+	}
+	keys := map[sim.Key]*keyState{}
+	var first, last time.Time
+	seenEvent := map[string]bool{}
+	for i := range in.Sends {
+		s := &in.Sends[i]
+		c := prov(s.Provider)
+		c.Requests++
+		switch {
+		case s.Attempt > 1:
+			c.Retries++
+		case s.Kind == sim.Duplicate:
+			c.Duplicates++
+		case s.Kind == sim.Redelivery:
+			c.Redeliveries++
+		}
+		if ek := fmt.Sprintf("%s/%d", s.Provider, s.Event); s.Kind == sim.Original && !seenEvent[ek] {
+			seenEvent[ek] = true
+			c.Unique++
+		}
+		switch {
+		case s.Acked():
+			c.Acknowledged++
+			if s.DuplicateAnswer() {
+				c.DuplicateAnswers++
+			} else {
+				c.Accepted++
+			}
+		case s.Status >= 400 && s.Status < 500:
+			c.Rejected++
+		case s.Status >= 500:
+			c.ServerErrors++
+		case s.Status == 0:
+			c.NoAnswer++
+		default:
+			c.OtherStatus++
+		}
+		if s.KeyErr != "" && s.Attempt == 1 {
+			c.KeyErrors++
+			if r.KeyErrorSample == "" {
+				r.KeyErrorSample = s.KeyErr
+			}
+		}
+		if !s.Start.IsZero() {
+			if first.IsZero() || s.Start.Before(first) {
+				first = s.Start
+			}
+			if end := s.Start.Add(s.Latency); end.After(last) {
+				last = end
+			}
+		}
+		for _, k := range s.Keys {
+			st := keys[k]
+			if st == nil {
+				st = &keyState{provider: s.Provider, firstSend: s.Start}
+				keys[k] = st
+			}
+			st.sent = true
+			if !s.Start.IsZero() && (st.firstSend.IsZero() || s.Start.Before(st.firstSend)) {
+				st.firstSend = s.Start
+			}
+			if s.Acked() {
+				st.acked = true
+			}
+		}
+	}
+
+	if in.HasSink {
+		r.InvalidAtSink = in.SinkStats.Invalid
+		r.SinkFaults = in.SinkStats.Failed + in.SinkStats.Refused
+		for i := range in.Deliveries {
+			d := &in.Deliveries[i]
+			k := sim.Key{Source: d.Source, ID: d.ID}
+			st := keys[k]
+			if st == nil {
+				st = &keyState{provider: d.Provider}
+				keys[k] = st
+			}
+			st.anyDelivery = true
+			if d.Replay {
+				st.replays++
+			} else {
+				st.deliveries++
+				if st.firstDeliv.IsZero() || d.Received.Before(st.firstDeliv) {
+					st.firstDeliv = d.Received
+				}
+			}
+			if d.Received.After(last) {
+				last = d.Received
+			}
+		}
+	}
+	if !first.IsZero() {
+		r.Elapsed = last.Sub(first)
+	}
+
+	latencies := map[string][]time.Duration{}
+	var all []time.Duration
+	ordered := make([]sim.Key, 0, len(keys))
+	for k := range keys {
+		ordered = append(ordered, k)
+	}
+	sort.Slice(ordered, func(i, j int) bool { return ordered[i].String() < ordered[j].String() })
+	for _, k := range ordered {
+		st := keys[k]
+		c := prov(st.provider)
+		sent := st.sent
+		if sent {
+			c.Expected++
+		}
+		if st.acked {
+			c.AckedEvents++
+		}
+		if st.anyDelivery {
+			c.Delivered++
+			c.Replays += st.replays
+			if !sent {
+				c.Unexpected++
+				if len(r.UnexpectedKeys) < MaxListed {
+					r.UnexpectedKeys = append(r.UnexpectedKeys, k)
+				}
+			} else if !st.acked {
+				c.DeliveredUnacked++
+			}
+		} else if st.acked {
+			c.Lost++
+			if len(r.LostKeys) < MaxListed {
+				r.LostKeys = append(r.LostKeys, k)
+			}
+		}
+		if st.deliveries > 1 {
+			c.Doubled++
+			c.ExtraDeliveries += st.deliveries - 1
+			if len(r.DoubledKeys) < MaxListed {
+				r.DoubledKeys = append(r.DoubledKeys, k)
+			}
+		}
+		if sent && !st.firstDeliv.IsZero() && !st.firstSend.IsZero() {
+			l := st.firstDeliv.Sub(st.firstSend)
+			latencies[st.provider] = append(latencies[st.provider], l)
+			all = append(all, l)
+		}
+	}
+	for name, c := range r.Providers {
+		setLatency(c, latencies[name])
+		r.Counts.add(c)
+	}
+	setLatency(&r.Counts, all)
+	return r
+}
+
+// add sums the counters of o into c (not the latencies).
+func (c *Counts) add(o *Counts) {
+	c.Unique += o.Unique
+	c.Duplicates += o.Duplicates
+	c.Redeliveries += o.Redeliveries
+	c.Retries += o.Retries
+	c.Requests += o.Requests
+	c.Acknowledged += o.Acknowledged
+	c.Accepted += o.Accepted
+	c.DuplicateAnswers += o.DuplicateAnswers
+	c.Rejected += o.Rejected
+	c.ServerErrors += o.ServerErrors
+	c.NoAnswer += o.NoAnswer
+	c.OtherStatus += o.OtherStatus
+	c.Expected += o.Expected
+	c.AckedEvents += o.AckedEvents
+	c.Delivered += o.Delivered
+	c.Doubled += o.Doubled
+	c.ExtraDeliveries += o.ExtraDeliveries
+	c.Replays += o.Replays
+	c.Lost += o.Lost
+	c.DeliveredUnacked += o.DeliveredUnacked
+	c.Unexpected += o.Unexpected
+	c.KeyErrors += o.KeyErrors
+}
+
+func setLatency(c *Counts, l []time.Duration) {
+	c.LatencyN = len(l)
+	if len(l) == 0 {
+		return
+	}
+	slices.Sort(l)
+	c.LatencyP50 = Percentile(l, 50)
+	c.LatencyP99 = Percentile(l, 99)
+	c.LatencyMax = l[len(l)-1]
+}
+
+// Percentile is the nearest-rank percentile p (0-100] of sorted values.
+func Percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	// Nearest rank: the smallest value with at least p% of the values at
+	// or below it.
+	rank := int(float64(len(sorted))*p/100 + 0.999999999)
+	rank = max(1, min(rank, len(sorted)))
+	return sorted[rank-1]
+}
+
+// OK reports whether nothing was lost, doubled, unexpected or invalid.
+func (r *Report) OK() bool {
+	return r.Lost == 0 && r.Doubled == 0 && r.Unexpected == 0 && r.InvalidAtSink == 0 && r.KeyErrors == 0
+}
+
+// Problems describes what is wrong, or returns "".
+func (r *Report) Problems() string {
+	var p []string
+	list := func(keys []sim.Key) string {
+		s := make([]string, len(keys))
+		for i, k := range keys {
+			s[i] = k.String()
+		}
+		return strings.Join(s, ", ")
+	}
+	if r.Lost > 0 {
+		p = append(p, fmt.Sprintf("%d lost (%s)", r.Lost, list(r.LostKeys)))
+	}
+	if r.Doubled > 0 {
+		p = append(p, fmt.Sprintf("%d doubled (%s)", r.Doubled, list(r.DoubledKeys)))
+	}
+	if r.Unexpected > 0 {
+		p = append(p, fmt.Sprintf("%d unexpected (%s)", r.Unexpected, list(r.UnexpectedKeys)))
+	}
+	if r.InvalidAtSink > 0 {
+		p = append(p, fmt.Sprintf("%d invalid at the sink", r.InvalidAtSink))
+	}
+	if r.KeyErrors > 0 {
+		p = append(p, fmt.Sprintf("%d bodies without expected keys (%s)", r.KeyErrors, r.KeyErrorSample))
+	}
+	return strings.Join(p, "; ")
+}
+
+type row struct {
+	label string
+	get   func(*Counts) string
+	// totalOnly rows show a value in the total column alone.
+	total func(*Report) string
+}
+
+func num(f func(*Counts) int) func(*Counts) string {
+	return func(c *Counts) string { return fmt.Sprint(f(c)) }
+}
+
+func dur(f func(*Counts) time.Duration) func(*Counts) string {
+	return func(c *Counts) string {
+		if c.LatencyN == 0 {
+			return "-"
+		}
+		return f(c).Round(100 * time.Microsecond).String()
+	}
+}
+
+// WriteTable prints the report as an aligned table: one row per number, one
+// column per provider plus the total.
+func (r *Report) WriteTable(w io.Writer) error {
+	rows := []row{
+		{label: "sent  unique events", get: num(func(c *Counts) int { return c.Unique })},
+		{label: "      exact duplicates", get: num(func(c *Counts) int { return c.Duplicates })},
+		{label: "      redeliveries", get: num(func(c *Counts) int { return c.Redeliveries })},
+		{label: "      provider retries", get: num(func(c *Counts) int { return c.Retries })},
+		{label: "      requests", get: num(func(c *Counts) int { return c.Requests })},
+		{label: "gateway  acknowledged (2xx)", get: num(func(c *Counts) int { return c.Acknowledged })},
+		{label: "         accepted", get: num(func(c *Counts) int { return c.Accepted })},
+		{label: "         duplicate answers", get: num(func(c *Counts) int { return c.DuplicateAnswers })},
+		{label: "         rejected (4xx)", get: num(func(c *Counts) int { return c.Rejected })},
+		{label: "         server errors (5xx)", get: num(func(c *Counts) int { return c.ServerErrors })},
+		{label: "         no answer (timeout, network)", get: num(func(c *Counts) int { return c.NoAnswer })},
+		{label: "events  expected", get: num(func(c *Counts) int { return c.Expected })},
+		{label: "        acknowledged", get: num(func(c *Counts) int { return c.AckedEvents })},
+	}
+	if r.HasSink {
+		rows = append(rows,
+			row{label: "sink  delivered unique", get: num(func(c *Counts) int { return c.Delivered })},
+			row{label: "      doubled", get: num(func(c *Counts) int { return c.Doubled })},
+			row{label: "      replays", get: num(func(c *Counts) int { return c.Replays })},
+			row{label: "      LOST (acked, not delivered)", get: num(func(c *Counts) int { return c.Lost })},
+			row{label: "      delivered though unacked", get: num(func(c *Counts) int { return c.DeliveredUnacked })},
+			row{label: "      unexpected", get: num(func(c *Counts) int { return c.Unexpected })},
+			row{label: "      invalid at sink", total: func(r *Report) string { return fmt.Sprint(r.InvalidAtSink) }},
+			row{label: "      sink faults injected", total: func(r *Report) string { return fmt.Sprint(r.SinkFaults) }},
+			row{label: "latency  first send to delivery p50", get: dur(func(c *Counts) time.Duration { return c.LatencyP50 })},
+			row{label: "         p99", get: dur(func(c *Counts) time.Duration { return c.LatencyP99 })},
+			row{label: "         max", get: dur(func(c *Counts) time.Duration { return c.LatencyMax })},
+		)
+	}
+	names := make([]string, 0, len(r.Providers))
+	for n := range r.Providers {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "\t")
+	for _, n := range names {
+		fmt.Fprintf(tw, "%s\t", n)
+	}
+	fmt.Fprint(tw, "total\t\n")
+	for _, rw := range rows {
+		// AlignRight would right-align the labels too; pad them so the
+		// first column reads left-aligned.
+		fmt.Fprintf(tw, "%-38s\t", rw.label)
+		for _, n := range names {
+			v := ""
+			if rw.get != nil {
+				v = rw.get(r.Providers[n])
+			}
+			fmt.Fprintf(tw, "%s\t", v)
+		}
+		if rw.total != nil {
+			fmt.Fprintf(tw, "%s\t\n", rw.total(r))
+		} else {
+			fmt.Fprintf(tw, "%s\t\n", rw.get(&r.Counts))
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if !r.HasSink {
+		_, err := fmt.Fprintln(w, "(no sink data: deliveries not compared)")
+		return err
+	}
+	if p := r.Problems(); p != "" {
+		_, err := fmt.Fprintln(w, "PROBLEMS: "+p)
+		return err
+	}
+	_, err := fmt.Fprintf(w, "OK: every acknowledged event delivered exactly once (%s elapsed)\n", r.Elapsed.Round(time.Millisecond))
+	return err
+}
+
+// Table returns WriteTable's output.
+func (r *Report) Table() string {
+	var b strings.Builder
+	_ = r.WriteTable(&b)
+	return b.String()
+}
+
+// ErrIncomplete is returned by Wait when the deadline passes with
+// acknowledged events still undelivered.
+var ErrIncomplete = errors.New("report: acknowledged events still undelivered")
+
+// WaitOptions tune Wait.
+type WaitOptions struct {
+	// Timeout bounds the wait (default 30s); the context may end it
+	// earlier.
+	Timeout time.Duration
+	// Poll is the interval between builds (default 50ms).
+	Poll time.Duration
+	// Settle keeps watching this long after everything arrived, so late
+	// doubled deliveries are counted too.
+	Settle time.Duration
+}
+
+// Wait builds reports until every acknowledged event has been delivered
+// (Lost == 0), then waits Settle and returns the final report. When the
+// deadline passes first it returns the last report with ErrIncomplete; a
+// build error is returned as is.
+func Wait(ctx context.Context, build func() (*Report, error), opts WaitOptions) (*Report, error) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = 50 * time.Millisecond
+	}
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	sleep := func(d time.Duration) bool {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for {
+		r, err := build()
+		if err != nil {
+			return r, err
+		}
+		if r.Lost == 0 {
+			if opts.Settle <= 0 {
+				return r, nil
+			}
+			// A deadline inside the settle time still ends the wait
+			// with a fresh report: everything had arrived.
+			sleep(opts.Settle)
+			return build()
+		}
+		if !sleep(opts.Poll) {
+			return r, fmt.Errorf("%w: %d lost after %v", ErrIncomplete, r.Lost, opts.Timeout)
+		}
+	}
+}
