@@ -1,0 +1,369 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/webhookgw/caddy-webhook-gateway/delivery"
+	"github.com/webhookgw/caddy-webhook-gateway/normalize"
+	"github.com/webhookgw/caddy-webhook-gateway/store"
+	"github.com/webhookgw/caddy-webhook-gateway/verify"
+)
+
+const (
+	tokenHeader = "X-Loyalty-Token"
+	token       = "t0ken"
+	exampleID   = "c088bc2884a2c3b4043991b04d96ceda7c65043778233dedb26bfd5853705dfd"
+)
+
+func openStore(t *testing.T) *store.Badger {
+	t.Helper()
+	db, err := store.Open(t.TempDir(), store.Options{GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func testdata(t *testing.T, provider, name string) []byte {
+	t.Helper()
+	body, err := os.ReadFile(filepath.Join("..", "normalize", "testdata", provider, name+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
+// counter records the outcomes the gateway reports.
+type counter struct {
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func (c *counter) Received(provider, outcome string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seen == nil {
+		c.seen = map[string]int{}
+	}
+	c.seen[provider+"/"+outcome]++
+}
+
+func (c *counter) get(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.seen[key]
+}
+
+func newGateway(t *testing.T, mode Mode, provider string) (*Gateway, *counter) {
+	t.Helper()
+	hv, err := verify.NewHeader(tokenHeader, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := &counter{}
+	return &Gateway{
+		Normalize:     normalize.Options{Provider: provider},
+		Verifiers:     []verify.Verifier{hv},
+		SecretHeaders: hv.SecretHeaders(),
+		MaxBodySize:   64 << 10,
+		Mode:          mode,
+		Retention:     time.Hour,
+		Store:         openStore(t),
+		Headers:       delivery.NewHeaderBuilder(nil),
+		Observer:      obs,
+		Logger:        zap.NewNop(),
+	}, obs
+}
+
+type result struct {
+	code   int
+	answer map[string]any
+}
+
+func serve(t *testing.T, g *Gateway, method string, body []byte, next Next) result {
+	t.Helper()
+	req := httptest.NewRequest(method, "/hooks", bytes.NewReader(body))
+	req.Header.Set(tokenHeader, token)
+	rec := httptest.NewRecorder()
+	if err := g.ServeHTTP(rec, req, next); err != nil {
+		t.Fatal(err)
+	}
+	var answer map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil {
+		t.Fatalf("answer is not JSON: %q", rec.Body.String())
+	}
+	return result{rec.Code, answer}
+}
+
+// backend is a Next that records the requests handed to it.
+type backend struct {
+	mu     sync.Mutex
+	bodies [][]byte
+	header []http.Header
+	status int
+	err    error
+}
+
+func (b *backend) next(w http.ResponseWriter, r *http.Request) error {
+	body, _ := io.ReadAll(r.Body)
+	b.mu.Lock()
+	b.bodies = append(b.bodies, body)
+	b.header = append(b.header, r.Header.Clone())
+	status, err := b.status, b.err
+	b.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if status == 0 {
+		status = http.StatusOK
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte("backend body the provider must not see"))
+	return nil
+}
+
+func TestRejectsBeforeParsing(t *testing.T) {
+	g, obs := newGateway(t, Sync, normalize.USAePay)
+	be := &backend{}
+	body := testdata(t, "usaepay", "transaction.sale.success")
+
+	if r := serve(t, g, http.MethodGet, nil, be.next); r.code != http.StatusMethodNotAllowed {
+		t.Errorf("GET: %d", r.code)
+	}
+
+	req := httptest.NewRequest(http.MethodPost, "/hooks", bytes.NewReader(body))
+	rec := httptest.NewRecorder()
+	if err := g.ServeHTTP(rec, req, be.next); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Code != http.StatusUnauthorized {
+		t.Errorf("no token: %d", rec.Code)
+	}
+
+	big := bytes.Repeat([]byte(" "), int(g.MaxBodySize)+1)
+	if r := serve(t, g, http.MethodPost, big, be.next); r.code != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized: %d", r.code)
+	}
+
+	r := serve(t, g, http.MethodPost, []byte(`{"type":"event",`), be.next)
+	if r.code != http.StatusBadRequest || r.answer["error"] == "" {
+		t.Errorf("invalid JSON: %d %v", r.code, r.answer)
+	}
+	if len(be.bodies) != 0 {
+		t.Fatalf("next handler called %d times for rejected requests", len(be.bodies))
+	}
+	if obs.get("usaepay/unauthorized") != 1 || obs.get("usaepay/too_large") != 1 || obs.get("usaepay/invalid") != 2 {
+		t.Errorf("outcomes %v", obs.seen)
+	}
+}
+
+func TestSyncForwardsCanonicalEventAndCommits(t *testing.T) {
+	g, _ := newGateway(t, Sync, normalize.USAePay)
+	be := &backend{}
+	body := testdata(t, "usaepay", "transaction.sale.success")
+
+	r := serve(t, g, http.MethodPost, body, be.next)
+	if r.code != http.StatusOK || r.answer["status"] != "delivered" || r.answer["id"] != exampleID {
+		t.Fatalf("got %d %v", r.code, r.answer)
+	}
+	if len(be.bodies) != 1 {
+		t.Fatalf("forwarded %d times", len(be.bodies))
+	}
+	h := be.header[0]
+	if h.Get("Content-Type") != "application/cloudevents+json" || h.Get("Idempotency-Key") != exampleID {
+		t.Errorf("delivery headers %v", h)
+	}
+	if h.Get(tokenHeader) != "" {
+		t.Error("the provider's secret header was forwarded")
+	}
+
+	rec, err := g.Store.Get(context.Background(), "/usaepay", exampleID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != store.StatusDelivered || len(rec.Attempts) != 1 || rec.Attempts[0].Status != http.StatusOK {
+		t.Fatalf("stored %s %+v", rec.Status, rec.Attempts)
+	}
+	if !bytes.Equal(rec.Event, be.bodies[0]) {
+		t.Error("stored event differs from the delivered one")
+	}
+	if rec.Headers.Get(tokenHeader) != "" {
+		t.Error("the provider's secret header was stored")
+	}
+	raw, err := g.Store.RawBody(context.Background(), "/usaepay", exampleID)
+	if err != nil || !bytes.Equal(raw, body) {
+		t.Fatalf("raw body not kept: %v", err)
+	}
+
+	r = serve(t, g, http.MethodPost, body, be.next)
+	if r.code != http.StatusOK || r.answer["status"] != "duplicate" || len(be.bodies) != 1 {
+		t.Fatalf("duplicate: %d %v, forwarded %d", r.code, r.answer, len(be.bodies))
+	}
+}
+
+func TestSyncFailureReleasesReservation(t *testing.T) {
+	for name, be := range map[string]*backend{
+		"backend 500":   {status: http.StatusInternalServerError},
+		"backend 404":   {status: http.StatusNotFound},
+		"handler error": {err: errors.New("dial tcp: connection refused")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			g, _ := newGateway(t, Sync, normalize.USAePay)
+			body := testdata(t, "usaepay", "transaction.sale.success")
+			r := serve(t, g, http.MethodPost, body, be.next)
+			if r.code != http.StatusBadGateway || r.answer["status"] != "failed" {
+				t.Fatalf("got %d %v", r.code, r.answer)
+			}
+			if _, err := g.Store.Get(context.Background(), "/usaepay", exampleID); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("reservation kept after failure: %v", err)
+			}
+			ok := &backend{}
+			if r := serve(t, g, http.MethodPost, body, ok.next); r.code != http.StatusOK || r.answer["status"] != "delivered" {
+				t.Fatalf("retry: %d %v", r.code, r.answer)
+			}
+		})
+	}
+}
+
+func TestSyncInFlightDuplicateIsNotAcknowledged(t *testing.T) {
+	g, _ := newGateway(t, Sync, normalize.USAePay)
+	body := testdata(t, "usaepay", "transaction.sale.success")
+
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	slow := func(w http.ResponseWriter, r *http.Request) error {
+		close(entered)
+		<-release
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	done := make(chan result)
+	go func() { done <- serve(t, g, http.MethodPost, body, slow) }()
+	<-entered
+
+	r := serve(t, g, http.MethodPost, body, (&backend{}).next)
+	if r.code != http.StatusConflict || r.answer["status"] != "in_progress" {
+		t.Fatalf("concurrent duplicate: %d %v, want 409 in_progress", r.code, r.answer)
+	}
+	close(release)
+	if first := <-done; first.code != http.StatusOK {
+		t.Fatalf("first: %d %v", first.code, first.answer)
+	}
+}
+
+func TestSyncLoyaltyBatchOneRequestPerItem(t *testing.T) {
+	g, _ := newGateway(t, Sync, normalize.OpenLoyalty)
+	body := testdata(t, "openloyalty", filepath.Join("batch", "account.expiring_points_notification"))
+
+	// The second item fails: it and every later item are released, the
+	// first stays delivered.
+	var calls int
+	failSecond := func(w http.ResponseWriter, r *http.Request) error {
+		calls++
+		if calls == 2 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return nil
+		}
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	r := serve(t, g, http.MethodPost, body, failSecond)
+	events, _ := r.answer["events"].([]any)
+	if r.code != http.StatusBadGateway || len(events) < 3 {
+		t.Fatalf("got %d %v", r.code, r.answer)
+	}
+	if calls != 2 {
+		t.Fatalf("forwarded %d items, want 2 (stop after the failure)", calls)
+	}
+	statuses := make([]string, len(events))
+	for i, e := range events {
+		statuses[i] = e.(map[string]any)["status"].(string)
+	}
+	if statuses[0] != "delivered" || statuses[1] != "failed" || statuses[2] != "failed" {
+		t.Fatalf("item statuses %v", statuses)
+	}
+
+	// The provider's retry delivers the rest, skipping the first.
+	be := &backend{}
+	r = serve(t, g, http.MethodPost, body, be.next)
+	if r.code != http.StatusOK || len(be.bodies) != len(events)-1 {
+		t.Fatalf("retry: %d %v, forwarded %d", r.code, r.answer, len(be.bodies))
+	}
+}
+
+func TestAsyncStoresDurablyAndNotifies(t *testing.T) {
+	g, obs := newGateway(t, Async, normalize.USAePay)
+	n := &notifier{}
+	g.Notifier = n
+	body := testdata(t, "usaepay", "transaction.sale.success")
+	never := func(http.ResponseWriter, *http.Request) error {
+		t.Fatal("async mode called the next handler")
+		return nil
+	}
+
+	r := serve(t, g, http.MethodPost, body, never)
+	if r.code != http.StatusAccepted || r.answer["status"] != "accepted" || r.answer["id"] != exampleID {
+		t.Fatalf("got %d %v", r.code, r.answer)
+	}
+	rec, err := g.Store.Get(context.Background(), "/usaepay", exampleID)
+	if err != nil || rec.Status != store.StatusPending {
+		t.Fatalf("stored: %v %v", rec, err)
+	}
+	if n.count() != 1 {
+		t.Errorf("workers notified %d times", n.count())
+	}
+
+	r = serve(t, g, http.MethodPost, body, never)
+	if r.code != http.StatusOK || r.answer["status"] != "duplicate" {
+		t.Fatalf("duplicate: %d %v", r.code, r.answer)
+	}
+	if n.count() != 1 {
+		t.Errorf("a duplicate woke the workers")
+	}
+	if obs.get("usaepay/accepted") != 1 || obs.get("usaepay/duplicate") != 1 {
+		t.Errorf("outcomes %v", obs.seen)
+	}
+}
+
+func TestAutoDetectsProvider(t *testing.T) {
+	g, obs := newGateway(t, Async, normalize.Auto)
+	body := testdata(t, "sublytics", "order_updated")
+	r := serve(t, g, http.MethodPost, body, nil)
+	if r.code != http.StatusAccepted {
+		t.Fatalf("got %d %v", r.code, r.answer)
+	}
+	if obs.get("sublytics/accepted") != 1 {
+		t.Errorf("outcomes %v: want the detected provider", obs.seen)
+	}
+}
+
+type notifier struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (n *notifier) Notify() {
+	n.mu.Lock()
+	n.n++
+	n.mu.Unlock()
+}
+
+func (n *notifier) count() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.n
+}
