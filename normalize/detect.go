@@ -1,9 +1,6 @@
 package normalize
 
-import (
-	"bytes"
-	"encoding/json"
-)
+import "bytes"
 
 // field indexes the top-level envelope members of all three providers.
 type field int
@@ -84,7 +81,7 @@ func (e *envelope) has(f field) bool { return e.val[f] != nil }
 // parseEnvelope checks that body is a UTF-8 JSON object and indexes its
 // top-level members.
 func parseEnvelope(body []byte, env *envelope) *InputError {
-	if !json.Valid(body) {
+	if !validJSON(body) {
 		return syntaxError(body)
 	}
 	if off := notUTF8(body); off >= 0 {

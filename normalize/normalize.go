@@ -210,6 +210,7 @@ func subjectOf(v []byte) string {
 	if len(v) == 0 {
 		return ""
 	}
+	v = v[:skipValue(v, 0)]
 	var s string
 	switch c := v[0]; {
 	case c == '"':
@@ -225,22 +226,30 @@ func subjectOf(v []byte) string {
 	return s
 }
 
-// member returns the value of the member name of object v, or nil.
+// member finds the first member called name of the object at the start of
+// v and returns v from that member's value on: the value's end is left for
+// the caller to find, so descending into a large object does not walk it
+// twice. Stopping at the first match (encoding/json keeps the last of
+// duplicates) also spares the rest of the payload; member only finds the
+// subject, which never decides whether an event is accepted.
 func member(v []byte, name string) []byte {
 	if len(v) == 0 || v[0] != '{' {
 		return nil
 	}
-	var found []byte
-	it := newObjIter(v)
-	for {
-		k, val, _, ok := it.next()
-		if !ok {
-			return found
+	i := skipWS(v, 1)
+	for i < len(v) && v[i] == '"' {
+		kEnd := skipString(v, i)
+		match := keyIs(v[i:kEnd], name)
+		i = skipWS(v, skipWS(v, kEnd)+1) // past the ':'
+		if match {
+			return v[i:]
 		}
-		if keyIs(k, name) {
-			found = val // the last duplicate wins, as in encoding/json
+		i = skipWS(v, skipValue(v, i))
+		if i < len(v) && v[i] == ',' {
+			i = skipWS(v, i+1)
 		}
 	}
+	return nil
 }
 
 // clone copies v so that events do not alias the request body.

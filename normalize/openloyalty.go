@@ -109,7 +109,7 @@ func deriveID(c *canonical, source, typ string, data []byte) string {
 	c.out = append(c.out, source...)
 	c.out = binary.BigEndian.AppendUint64(c.out, uint64(len(typ)))
 	c.out = append(c.out, typ...)
-	c.value(data)
+	c.value(data, 0)
 	sum := sha256.Sum256(c.out)
 	if cap(c.out) > 1<<20 {
 		c.out = make([]byte, 0, 1024) // do not pin one huge body in the pool
@@ -145,9 +145,10 @@ func DeriveID(source, eventType string, data []byte) (string, error) {
 }
 
 // loyaltySubject picks customerId, else transactionId, else accountId of
-// one item, skipping missing or empty ones.
+// one item, skipping missing or unusable ones. The walk stops at a usable
+// customerId, the usual case, without reading the rest of the item.
 func loyaltySubject(item []byte) string {
-	var cust, tx, acct []byte
+	var tx, acct []byte
 	it := newObjIter(item)
 	for {
 		k, v, _, ok := it.next()
@@ -156,17 +157,21 @@ func loyaltySubject(item []byte) string {
 		}
 		switch {
 		case keyIs(k, "customerId"):
-			cust = v
+			if s := subjectOf(v); s != "" {
+				return s
+			}
 		case keyIs(k, "transactionId"):
-			tx = v
+			if tx == nil {
+				tx = v
+			}
 		case keyIs(k, "accountId"):
-			acct = v
+			if acct == nil {
+				acct = v
+			}
 		}
 	}
-	for _, v := range [][]byte{cust, tx, acct} {
-		if s := subjectOf(v); s != "" {
-			return s
-		}
+	if s := subjectOf(tx); s != "" {
+		return s
 	}
-	return ""
+	return subjectOf(acct)
 }

@@ -69,6 +69,17 @@ func skipValue(b []byte, i int) int {
 // skipString returns the index just after the string starting at b[i].
 func skipString(b []byte, i int) int {
 	i++
+	// Most strings in these payloads are short: a plain loop beats the
+	// call into IndexByte until a string proves long.
+	for end := min(i+16, len(b)); i < end; i++ {
+		switch b[i] {
+		case '"':
+			return i + 1
+		case '\\':
+			goto slow
+		}
+	}
+slow:
 	for {
 		j := bytes.IndexByte(b[i:], '"')
 		if j < 0 {
@@ -164,75 +175,90 @@ func eachItem(b []byte, fn func(item []byte, off int) bool) {
 // names (the last of duplicate names wins, as in encoding/json), strings
 // with only '"', '\\' and control characters escaped (\b \f \n \r \t, else
 // \u00XX in lowercase hex), numbers exactly as written.
+//
+// It parses in one pass: each object's members are written in document
+// order, then moved into sorted order with a copy, which is far cheaper
+// than walking nested values once per level.
 type canonical struct {
 	out     []byte
+	tmp     []byte
 	members []objMember
 }
 
 type objMember struct {
-	name []byte // decoded
-	val  []byte // raw
+	name       []byte // decoded
+	start, end int    // canonical value, relative to the object's start in out
 }
 
-func (c *canonical) value(v []byte) {
-	switch v[0] {
+// value writes the value at b[i] (valid JSON) and returns the index after it.
+func (c *canonical) value(b []byte, i int) int {
+	switch b[i] {
 	case '{':
-		c.object(v)
+		return c.object(b, i)
 	case '[':
 		c.out = append(c.out, '[')
-		first := true
-		eachItem(v, func(item []byte, _ int) bool {
+		i = skipWS(b, i+1)
+		for first := true; b[i] != ']'; first = false {
 			if !first {
 				c.out = append(c.out, ',')
 			}
-			first = false
-			c.value(item)
-			return true
-		})
+			i = skipWS(b, c.value(b, i))
+			if b[i] == ',' {
+				i = skipWS(b, i+1)
+			}
+		}
 		c.out = append(c.out, ']')
+		return i + 1
 	case '"':
-		c.str(v)
-	default:
-		c.out = append(c.out, v...)
+		end := skipString(b, i)
+		c.str(b[i:end])
+		return end
 	}
+	end := skipValue(b, i)
+	c.out = append(c.out, b[i:end]...)
+	return end
 }
 
-func (c *canonical) object(v []byte) {
-	start := len(c.members)
-	it := newObjIter(v)
-	for {
-		k, val, _, ok := it.next()
-		if !ok {
-			break
-		}
-		name := k[1 : len(k)-1]
+func (c *canonical) object(b []byte, i int) int {
+	start := len(c.out)
+	first := len(c.members)
+	i = skipWS(b, i+1)
+	for b[i] != '}' {
+		kEnd := skipString(b, i)
+		name := b[i+1 : kEnd-1]
 		if bytes.IndexByte(name, '\\') >= 0 {
-			s, _ := decodeString(k)
+			s, _ := decodeString(b[i:kEnd])
 			name = []byte(s)
 		}
-		c.members = append(c.members, objMember{name: name, val: val})
+		i = skipWS(b, skipWS(b, kEnd)+1) // past the ':'
+		vStart := len(c.out)
+		i = skipWS(b, c.value(b, i))
+		c.members = append(c.members, objMember{name: name, start: vStart - start, end: len(c.out) - start})
+		if b[i] == ',' {
+			i = skipWS(b, i+1)
+		}
 	}
-	// Nested objects append past end and truncate back to it, so this
-	// object's members stay put while they are written.
-	ms := c.members[start:]
+	ms := c.members[first:]
 	// Stable, so duplicates stay in document order and the last one wins.
 	slices.SortStableFunc(ms, func(a, b objMember) int { return bytes.Compare(a.name, b.name) })
-	c.out = append(c.out, '{')
-	first := true
-	for i := range ms {
-		if i+1 < len(ms) && bytes.Equal(ms[i].name, ms[i+1].name) {
+	c.tmp = append(c.tmp[:0], c.out[start:]...)
+	c.out = append(c.out[:start], '{')
+	sep := false
+	for k := range ms {
+		if k+1 < len(ms) && bytes.Equal(ms[k].name, ms[k+1].name) {
 			continue // a later duplicate wins
 		}
-		if !first {
+		if sep {
 			c.out = append(c.out, ',')
 		}
-		first = false
-		c.strBytes(ms[i].name)
+		sep = true
+		c.strBytes(ms[k].name)
 		c.out = append(c.out, ':')
-		c.value(ms[i].val)
+		c.out = append(c.out, c.tmp[ms[k].start:ms[k].end]...)
 	}
 	c.out = append(c.out, '}')
-	c.members = c.members[:start]
+	c.members = c.members[:first]
+	return i + 1
 }
 
 func (c *canonical) str(raw []byte) {
