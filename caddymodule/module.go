@@ -203,11 +203,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Logger:        h.logger,
 	}
 
+	// Metrics and the admin API's registry; see metrics.go and registry.go.
+	if err := processMetrics.register(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("webhook_gateway: %w", err)
+	}
+	h.gw.Observer = processMetrics
+
 	if h.gw.Mode == handlers.Async {
 		if err := h.startEngine(headers); err != nil {
 			return fmt.Errorf("webhook_gateway: %w", err)
 		}
 	}
+	h.register()
 	return nil
 }
 
@@ -246,12 +253,13 @@ func (h *Handler) startEngine(headers *delivery.HeaderBuilder) error {
 		Backoff:   backoff,
 		Headers:   headers,
 		Logger:    h.logger.Named("delivery"),
+		Observer:  processMetrics,
 	})
 	if err != nil {
-		return fmt.Errorf("delivery: %w", err)
+		return err
 	}
 	if err := engine.Start(context.Background()); err != nil {
-		return fmt.Errorf("starting delivery: %w", err)
+		return err
 	}
 	h.engine = engine
 	h.gw.Notifier = engine

@@ -263,6 +263,7 @@ func (g *Gateway) forward(r *http.Request, rec *store.Record, next Next) error {
 	out.Body = io.NopCloser(bytes.NewReader(rec.Event))
 	out.ContentLength = int64(len(rec.Event))
 	out.TransferEncoding = nil
+	g.redactPath(out)
 	out.Header = g.Headers.Build(rec, 1, false, g.now())
 	out.Header.Set("Content-Length", strconv.Itoa(len(rec.Event)))
 
@@ -294,6 +295,25 @@ func (g *Gateway) forward(r *http.Request, rec *store.Record, next Next) error {
 		return fmt.Errorf("recording delivery: %w", err)
 	}
 	return nil
+}
+
+// pathRedactor is a verifier whose secret travels in the request path.
+type pathRedactor interface {
+	Redact(path string) string
+}
+
+// redactPath removes secret path segments so the backend, which the
+// provider's secret must never reach, sees only the route.
+func (g *Gateway) redactPath(r *http.Request) {
+	for _, v := range g.Verifiers {
+		if pr, ok := v.(pathRedactor); ok {
+			u := *r.URL
+			u.Path = pr.Redact(u.Path)
+			u.RawPath = ""
+			r.URL = &u
+			r.RequestURI = u.RequestURI()
+		}
+	}
 }
 
 func (g *Gateway) release(ctx context.Context, rec *store.Record) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -291,4 +292,56 @@ func TestAsyncKill9LosesNothing(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// TestAsyncReloadDeliversEachEventOnce reloads the config repeatedly while a
+// burst is being delivered: the old and the new config's workers run side by
+// side on one store, and no event may reach the backend twice.
+func TestAsyncReloadDeliversEachEventOnce(t *testing.T) {
+	be := newBackend(t)
+	be.delay = 5 * time.Millisecond
+	gw := testcaddy.New(t, gatewayEnv...)
+	site := asyncSite(be.URL, fastRetry)
+	gw.Start(site)
+
+	const total = 200
+	ids := make([]string, 0, total)
+	var wg sync.WaitGroup
+	reloads := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var err error
+		for i := 0; i < 3 && err == nil; i++ {
+			time.Sleep(150 * time.Millisecond)
+			// Alternate a harmless setting so each reload builds a new config.
+			err = gw.Reload(strings.Replace(site, "workers 8", fmt.Sprintf("workers %d", 4+i), 1))
+		}
+		reloads <- err
+	}()
+	for i := 0; i < total; i++ {
+		id, body := paymentEvent(t)
+		if code, answer := post(t, gw.BaseURL()+"/hooks/usaepay", body, signedHeader(body)); code != http.StatusAccepted {
+			t.Fatalf("event %d: %d %v", i, code, answer)
+		}
+		ids = append(ids, id)
+	}
+	wg.Wait()
+	if err := <-reloads; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "every event delivered", func() bool {
+		for _, id := range ids {
+			if !be.deliveredOK(id) {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(300 * time.Millisecond)
+	for _, id := range ids {
+		if n := be.count(id); n != 1 {
+			t.Fatalf("event %s delivered %d times across reloads", id, n)
+		}
+	}
 }

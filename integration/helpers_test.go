@@ -87,6 +87,7 @@ type backend struct {
 
 type received struct {
 	Status int // what the backend answered
+	Path   string
 	Header http.Header
 	Body   []byte
 	Event  map[string]any
@@ -100,7 +101,7 @@ func newBackend(t *testing.T) *backend {
 		_ = json.Unmarshal(body, &ev)
 		b.mu.Lock()
 		status, delay := b.status, b.delay
-		b.requests = append(b.requests, received{Status: status, Header: r.Header.Clone(), Body: body, Event: ev})
+		b.requests = append(b.requests, received{Status: status, Path: r.URL.RequestURI(), Header: r.Header.Clone(), Body: body, Event: ev})
 		b.mu.Unlock()
 		time.Sleep(delay)
 		w.WriteHeader(status)
@@ -238,6 +239,9 @@ func checkCloudEvent(t *testing.T, r received) {
 	}
 	if got := r.Header.Get("Idempotency-Key"); got != ev.ID {
 		t.Errorf("Idempotency-Key = %q, want %q", got, ev.ID)
+	}
+	if strings.Contains(r.Path, sublyticsToken) {
+		t.Errorf("the secret path segment reached the backend: %s", r.Path)
 	}
 	for _, h := range []string{"Authorization", "X-Signature", loyaltyHeader} {
 		if r.Header.Get(h) != "" {
