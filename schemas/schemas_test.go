@@ -1,0 +1,362 @@
+package schemas
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func goodEvent() Event {
+	return Event{
+		SpecVersion:     SpecVersion,
+		ID:              "c088bc2884a2c3b4043991b04d96ceda7c65043778233dedb26bfd5853705dfd",
+		Source:          "/usaepay",
+		Type:            "transaction.sale.success",
+		Subject:         "1nftvzx7xtcggm3",
+		Time:            time.Date(2021, 4, 7, 15, 14, 26, 0, time.UTC),
+		DataContentType: DataContentType,
+		Data:            json.RawMessage(`{"merchant":{"merch_key":"7qwnw4j2kmqvrb3"},"object":{"type":"transaction","key":"1nftvzx7xtcggm3"}}`),
+		Provider:        "usaepay",
+		ReceivedAt:      time.Date(2026, 11, 22, 10, 0, 0, 123456000, time.UTC),
+	}
+}
+
+func jsonValidator(t *testing.T) func([]byte) error {
+	t.Helper()
+	v, err := NewJSONSchemaValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestAttributeNames(t *testing.T) {
+	typ := reflect.TypeFor[Event]()
+	for i := range typ.NumField() {
+		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+		if !ValidAttributeName(name) {
+			t.Errorf("field %s: attribute name %q is not lowercase letters and digits", typ.Field(i).Name, name)
+		}
+	}
+	for _, bad := range []string{"", "receivedAt", "data_base64", "a-b", "x12345678901234567890"} {
+		if ValidAttributeName(bad) {
+			t.Errorf("ValidAttributeName(%q) = true", bad)
+		}
+	}
+}
+
+// TestSchemaMatchesType keeps the JSON Schema and the Go type describing
+// the same attributes.
+func TestSchemaMatchesType(t *testing.T) {
+	var doc struct {
+		Schema     string                     `json:"$schema"`
+		ID         string                     `json:"$id"`
+		Required   []string                   `json:"required"`
+		Properties map[string]json.RawMessage `json:"properties"`
+	}
+	if err := json.Unmarshal(CanonicalEventJSONSchema, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Schema != "https://json-schema.org/draft/2020-12/schema" || doc.ID != CanonicalEventSchemaID {
+		t.Errorf("$schema, $id = %q, %q", doc.Schema, doc.ID)
+	}
+	typ := reflect.TypeFor[Event]()
+	var required []string
+	for i := range typ.NumField() {
+		name, opts, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+		if _, ok := doc.Properties[name]; !ok {
+			t.Errorf("schema lacks property %q", name)
+		}
+		if opts != "omitempty" {
+			required = append(required, name)
+		}
+	}
+	if len(doc.Properties) != typ.NumField() {
+		t.Errorf("schema has %d properties, Event %d fields", len(doc.Properties), typ.NumField())
+	}
+	slices.Sort(required)
+	slices.Sort(doc.Required)
+	if !slices.Equal(required, doc.Required) {
+		t.Errorf("schema requires %v, Event %v", doc.Required, required)
+	}
+}
+
+func TestGoodEventPassesBoth(t *testing.T) {
+	ev := goodEvent()
+	if err := Validate(&ev); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+	if err := Validate(ev); err != nil {
+		t.Errorf("Validate by value: %v", err)
+	}
+	if err := Validate([]Event{ev, ev}); err != nil {
+		t.Errorf("Validate slice: %v", err)
+	}
+	doc, _ := json.Marshal(ev)
+	if err := jsonValidator(t)(doc); err != nil {
+		t.Errorf("JSON Schema: %v\n%s", err, doc)
+	}
+	// Subject is optional; extensions with proper names are allowed.
+	ev.Subject = ""
+	doc, _ = json.Marshal(ev)
+	var m map[string]any
+	_ = json.Unmarshal(doc, &m)
+	m["traceparent"] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	doc, _ = json.Marshal(m)
+	if err := jsonValidator(t)(doc); err != nil {
+		t.Errorf("JSON Schema with extension: %v", err)
+	}
+	if err := Validate(&ev); err != nil {
+		t.Errorf("Validate without subject: %v", err)
+	}
+}
+
+// TestBadEventsFailBoth changes one thing at a time; the validator tags
+// and the JSON Schema must both refuse it.
+func TestBadEventsFailBoth(t *testing.T) {
+	ny, _ := time.LoadLocation("America/New_York")
+	if ny == nil {
+		ny = time.FixedZone("EST", -5*3600)
+	}
+	cases := []struct {
+		name  string
+		field string
+		edit  func(*Event)
+	}{
+		{"specversion", "specversion", func(e *Event) { e.SpecVersion = "0.3" }},
+		{"empty id", "id", func(e *Event) { e.ID = "" }},
+		{"id with space", "id", func(e *Event) { e.ID = "a b" }},
+		{"id non-ASCII", "id", func(e *Event) { e.ID = "é" }},
+		{"long id", "id", func(e *Event) { e.ID = strings.Repeat("a", 257) }},
+		{"empty source", "source", func(e *Event) { e.Source = "" }},
+		{"source with space", "source", func(e *Event) { e.Source = "/a b" }},
+		{"source with backslash", "source", func(e *Event) { e.Source = `\usaepay` }},
+		{"source bad escape", "source", func(e *Event) { e.Source = "/a%zz" }},
+		{"empty type", "type", func(e *Event) { e.Type = "" }},
+		{"type with newline", "type", func(e *Event) { e.Type = "a\nb" }},
+		{"long type", "type", func(e *Event) { e.Type = strings.Repeat("t", 513) }},
+		{"subject with space", "subject", func(e *Event) { e.Subject = "a b" }},
+		{"long subject", "subject", func(e *Event) { e.Subject = strings.Repeat("s", 257) }},
+		{"time not UTC", "time", func(e *Event) { e.Time = e.Time.In(ny) }},
+		{"zero time", "time", func(e *Event) { e.Time = time.Time{} }},
+		{"receivedat not UTC", "receivedat", func(e *Event) { e.ReceivedAt = e.ReceivedAt.In(ny) }},
+		{"datacontenttype", "datacontenttype", func(e *Event) { e.DataContentType = "text/plain" }},
+		{"data string", "data", func(e *Event) { e.Data = json.RawMessage(`"x"`) }},
+		{"data null", "data", func(e *Event) { e.Data = json.RawMessage(`null`) }},
+		{"provider", "provider", func(e *Event) { e.Provider = "stripe" }},
+		{"empty provider", "provider", func(e *Event) { e.Provider = "" }},
+	}
+	validate := jsonValidator(t)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ev := goodEvent()
+			c.edit(&ev)
+			err := Validate(&ev)
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("Validate = %v, want a *ValidationError", err)
+			}
+			if ve.Problems[0].Field != c.field {
+				t.Errorf("problem %v, want field %q", ve.Problems, c.field)
+			}
+			doc, merr := json.Marshal(ev)
+			if merr != nil {
+				return // not even encodable: nothing reaches a backend
+			}
+			if err := validate(doc); err == nil {
+				t.Errorf("JSON Schema accepted %s", doc)
+			}
+		})
+	}
+	// Only the JSON form can carry a badly named or typed extension.
+	doc, _ := json.Marshal(goodEvent())
+	for _, ext := range []string{`"Provider2":"x"`, `"trace_id":"x"`, `"extra":{"a":1}`, `"ratio":1.5`} {
+		bad := strings.Replace(string(doc), `{`, `{`+ext+`,`, 1)
+		if err := validate([]byte(bad)); err == nil {
+			t.Errorf("JSON Schema accepted extension %s", ext)
+		}
+	}
+	for _, tm := range []string{"0000-01-01T00:00:00Z", "2021-04-07T15:14:26+00:00", "2021-04-07 15:14:26Z"} {
+		bad := strings.Replace(string(doc), "2021-04-07T15:14:26Z", tm, 1)
+		if err := validate([]byte(bad)); err == nil {
+			t.Errorf("JSON Schema accepted time %s", tm)
+		}
+	}
+	if err := validate([]byte(`{`)); err == nil {
+		t.Error("JSON Schema validator accepted malformed JSON")
+	}
+}
+
+func TestEnvelopeMessages(t *testing.T) {
+	cases := []struct {
+		v    any
+		want string
+	}{
+		{&USAePayEnvelope{Type: "event", EventType: "x", EventID: "abc", EventBody: json.RawMessage(`{}`)},
+			"event_id: must be 64 hex characters"},
+		{&USAePayEnvelope{Type: "evt", EventType: "x", EventID: strings.Repeat("a", 64), EventBody: json.RawMessage(`{}`)},
+			`type: must be "event"`},
+		{&USAePayEnvelope{Type: "event", EventType: "x", EventTriggered: "2021-04-07T15:14:26", EventID: strings.Repeat("a", 64), EventBody: json.RawMessage(`{}`)},
+			`event_triggered: must be "YYYY-MM-DD hh:mm:ss" (or "0000-00-00 00:00:00" for none), got "2021-04-07T15:14:26"`},
+		{&USAePayEnvelope{Type: "event", EventType: "x", EventID: strings.Repeat("a", 64), EventBody: json.RawMessage(`"x"`)},
+			"event_body: must be a JSON object or array"},
+		{&SublyticsEnvelope{WebhookType: "order", WebhookEvent: "order_updated", WebhookEventDate: ZeroProviderTime, WebhookData: json.RawMessage(`[]`)},
+			"webhook_event_id: must not be empty"},
+		{&OpenLoyaltyEnvelope{Type: "x", Data: json.RawMessage(`[]`)},
+			"data: must be a JSON object or a non-empty array of objects"},
+		{&OpenLoyaltyEnvelope{Type: "x", Data: json.RawMessage(`[{}, 1]`)},
+			"data: must be a JSON object or a non-empty array of objects"},
+		{&OpenLoyaltyEnvelope{Type: "x", Data: json.RawMessage(`{}`), CreatedAt: "yesterday"},
+			`createdAt: must be an RFC 3339 date-time with offset, like "2020-09-24T14:09:13+02:00", got "yesterday"`},
+		{&OpenLoyaltyEnvelope{Data: json.RawMessage(`{}`)}, "type: must not be empty"},
+	}
+	for _, c := range cases {
+		err := Validate(c.v)
+		if err == nil || err.Error() != c.want {
+			t.Errorf("%+v:\n got %v\nwant %s", c.v, err, c.want)
+		}
+	}
+	good := []any{
+		&USAePayEnvelope{Type: "event", EventType: "x", EventTriggered: "2021-04-07 15:14:26", EventID: strings.Repeat("aF", 32), EventBody: json.RawMessage(`{}`)},
+		&SublyticsEnvelope{WebhookType: "order", WebhookEvent: "order_updated", WebhookEventID: "4806", WebhookData: json.RawMessage(` {}`)},
+		&OpenLoyaltyEnvelope{Type: "x", Data: json.RawMessage(`[{"a":"]"}, {}]`), CreatedAt: "2020-09-24T14:09:13+02:00"},
+	}
+	for _, v := range good {
+		if err := Validate(v); err != nil {
+			t.Errorf("%+v: %v", v, err)
+		}
+	}
+	if err := Validate((*Event)(nil)); err == nil {
+		t.Error("nil pointer accepted")
+	}
+	if err := Validate(42); err == nil {
+		t.Error("int accepted")
+	}
+	// A slice reports the index of the bad element.
+	bad := goodEvent()
+	bad.ID = ""
+	err := Validate([]Event{goodEvent(), bad})
+	if err == nil || err.Error() != "[1].id: must not be empty" {
+		t.Errorf("slice: %v", err)
+	}
+}
+
+func TestEnvelopesDecode(t *testing.T) {
+	var sub SublyticsEnvelope
+	body := `{"webhook_type":"order","webhook_event":"order_updated","webhook_event_id":10001,"webhook_event_date":"2021-03-19 18:38:40","webhook_data":{}}`
+	if err := json.Unmarshal([]byte(body), &sub); err != nil {
+		t.Fatal(err)
+	}
+	if sub.WebhookEventID != "10001" {
+		t.Errorf("id = %q", sub.WebhookEventID)
+	}
+	if err := Validate(&sub); err != nil {
+		t.Error(err)
+	}
+	out, _ := json.Marshal(sub)
+	if !strings.Contains(string(out), `"webhook_event_id":"10001"`) {
+		t.Errorf("marshal: %s", out)
+	}
+}
+
+func TestFlexibleID(t *testing.T) {
+	ok := map[string]FlexibleID{`"4806"`: "4806", `10001`: "10001", `0`: "0", ` 7 `: "7", `"a\"b"`: `a"b`, `""`: ""}
+	for in, want := range ok {
+		var f FlexibleID
+		if err := f.UnmarshalJSON([]byte(in)); err != nil || f != want {
+			t.Errorf("%s: %q, %v", in, f, err)
+		}
+	}
+	for _, in := range []string{`1.5`, `-1`, `1e3`, `01`, `true`, `null`, `{}`, `[]`, ``, `"unterminated`} {
+		var f FlexibleID
+		if err := f.UnmarshalJSON([]byte(in)); err == nil {
+			t.Errorf("%s accepted as %q", in, f)
+		}
+	}
+}
+
+func TestParseTimes(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Skip(err)
+	}
+	cases := []struct {
+		in   string
+		loc  *time.Location
+		want string // "" means absent
+		bad  bool
+	}{
+		{"2021-04-07 15:14:26", nil, "2021-04-07T15:14:26Z", false},
+		{"2021-04-07 15:14:26", ny, "2021-04-07T19:14:26Z", false},
+		{"2021-12-07 15:14:26", ny, "2021-12-07T20:14:26Z", false},
+		{ZeroProviderTime, ny, "", false},
+		{"", nil, "", false},
+		{"2021-04-07T15:14:26", nil, "", true},
+		{"2021-04-07 15:14", nil, "", true},
+		{"9999-12-31 23:00:00", ny, "", true}, // year 10000 in UTC
+	}
+	for _, c := range cases {
+		got, ok, err := ParseProviderTime(c.in, c.loc)
+		switch {
+		case c.bad:
+			if err == nil {
+				t.Errorf("%q accepted: %v", c.in, got)
+			}
+		case err != nil:
+			t.Errorf("%q: %v", c.in, err)
+		case c.want == "" && ok:
+			t.Errorf("%q: got %v, want absent", c.in, got)
+		case c.want != "" && (got.Format(time.RFC3339) != c.want || got.Location() != time.UTC):
+			t.Errorf("%q: got %v, want %s", c.in, got, c.want)
+		}
+	}
+	if got, err := ParseRFC3339("2020-09-24T14:09:13+02:00"); err != nil || got.Format(time.RFC3339) != "2020-09-24T12:09:13Z" {
+		t.Errorf("ParseRFC3339: %v %v", got, err)
+	}
+	for _, bad := range []string{"2020-09-24T14:09:13", "2020-09-24", "0000-01-01T00:00:00+01:00"} {
+		if _, err := ParseRFC3339(bad); err == nil {
+			t.Errorf("ParseRFC3339(%q) accepted", bad)
+		}
+	}
+}
+
+func TestURIReference(t *testing.T) {
+	for _, s := range []string{"/usaepay", "https://example.com/hooks?x=1", "urn:webhook:loyalty", "loyalty", "//host/path", "http://[::1]/x"} {
+		if !IsURIReference(s) {
+			t.Errorf("IsURIReference(%q) = false", s)
+		}
+	}
+	for _, s := range []string{"", "a b", `\x`, "/a%zz", "http://::1/x", "\x00", "a\tb"} {
+		if IsURIReference(s) {
+			t.Errorf("IsURIReference(%q) = true", s)
+		}
+	}
+}
+
+// The shared validator is used from many request goroutines at once.
+func TestValidateConcurrently(t *testing.T) {
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for range 200 {
+				ev := goodEvent()
+				if i%2 == 1 {
+					ev.ID = ""
+					if Validate(&ev) == nil {
+						t.Error("bad event passed")
+					}
+					continue
+				}
+				if err := Validate(&ev); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
