@@ -77,7 +77,7 @@ type Report struct {
 	// Providers holds per-provider counts, keyed by provider name.
 	Providers map[string]*Counts `json:"providers"`
 	// HasSink is false when no sink data was given: the delivery half of
-	// the counts is then meaningless, and Lost equals AckedEvents.
+	// the counts (Delivered, Doubled, Lost, latencies...) is then zero.
 	HasSink bool `json:"has_sink"`
 	// InvalidAtSink is the number of deliveries the sink rejected as
 	// invalid (bad CloudEvent, schema, signature, Idempotency-Key).
@@ -90,6 +90,10 @@ type Report struct {
 	LostKeys       []sim.Key `json:"lost_keys,omitempty"`
 	DoubledKeys    []sim.Key `json:"doubled_keys,omitempty"`
 	UnexpectedKeys []sim.Key `json:"unexpected_keys,omitempty"`
+	// ErrorAnswers are up to MaxListed distinct answers other than 2xx
+	// ("usaepay: 401 {...}"): usually enough to spot a wrong path or
+	// secret.
+	ErrorAnswers []string `json:"error_answers,omitempty"`
 	// KeyErrorSample is one expected-key error, if any.
 	KeyErrorSample string `json:"key_error_sample,omitempty"`
 	// Elapsed is from the first send to the last send or delivery.
@@ -137,6 +141,7 @@ func Build(in Input) *Report {
 	keys := map[sim.Key]*keyState{}
 	var first, last time.Time
 	seenEvent := map[string]bool{}
+	seenAnswer := map[string]bool{}
 	for i := range in.Sends {
 		s := &in.Sends[i]
 		c := prov(s.Provider)
@@ -169,6 +174,13 @@ func Build(in Input) *Report {
 			c.NoAnswer++
 		default:
 			c.OtherStatus++
+		}
+		if !s.Acked() && len(r.ErrorAnswers) < MaxListed {
+			msg := fmt.Sprintf("%s: %d %s%s", s.Provider, s.Status, strings.TrimSpace(s.Response), s.Err)
+			if !seenAnswer[msg] {
+				seenAnswer[msg] = true
+				r.ErrorAnswers = append(r.ErrorAnswers, msg)
+			}
 		}
 		if s.KeyErr != "" && s.Attempt == 1 {
 			c.KeyErrors++
@@ -257,7 +269,7 @@ func Build(in Input) *Report {
 			} else if !st.acked {
 				c.DeliveredUnacked++
 			}
-		} else if st.acked {
+		} else if st.acked && in.HasSink {
 			c.Lost++
 			if len(r.LostKeys) < MaxListed {
 				r.LostKeys = append(r.LostKeys, k)
@@ -451,6 +463,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	for i, a := range r.ErrorAnswers {
+		if i == 3 {
+			fmt.Fprintf(w, "(%d more distinct error answers)\n", len(r.ErrorAnswers)-i)
+			break
+		}
+		fmt.Fprintln(w, "gateway answered "+a)
+	}
 	if !r.HasSink {
 		_, err := fmt.Fprintln(w, "(no sink data: deliveries not compared)")
 		return err
@@ -487,7 +506,7 @@ type WaitOptions struct {
 }
 
 // Wait builds reports until every acknowledged event has been delivered
-// (Lost == 0), then waits Settle and returns the final report. When the
+// (Lost == 0; so build must include sink data), then waits Settle and returns the final report. When the
 // deadline passes first it returns the last report with ErrIncomplete; a
 // build error is returned as is.
 func Wait(ctx context.Context, build func() (*Report, error), opts WaitOptions) (*Report, error) {

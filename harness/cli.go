@@ -1,0 +1,375 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/webhookgw/caddy-webhook-gateway/harness/report"
+	"github.com/webhookgw/caddy-webhook-gateway/harness/sim"
+	"github.com/webhookgw/caddy-webhook-gateway/harness/sink"
+)
+
+// Environment variables read when the matching secret flag is empty, so
+// secrets need not appear in a process listing.
+const (
+	EnvLoyaltyHeaderValue  = "WEBHOOK_LOYALTY_HEADER_VALUE"
+	EnvUSAePayPassword     = "WEBHOOK_USAEPAY_PASSWORD"
+	EnvUSAePaySignatureKey = "WEBHOOK_USAEPAY_SIGNATURE_KEY"
+	EnvSublyticsSecretPath = "WEBHOOK_SUBLYTICS_SECRET_PATH"
+	// EnvSinkSecret holds one or more whsec_ secrets, separated by spaces
+	// or commas.
+	EnvSinkSecret = "WEBHOOK_SINK_SECRET"
+)
+
+func orEnv(v, env string) string {
+	if v != "" {
+		return v
+	}
+	return os.Getenv(env)
+}
+
+// signalContext ends on SIGINT or SIGTERM, or when the command's own context
+// does.
+func signalContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	parent := cmd.Context()
+	if parent == nil {
+		parent = context.Background()
+	}
+	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+}
+
+// sinkFlags registers the sink's options on fs with the given name prefix
+// and returns a function that builds the config once flags are parsed.
+func sinkFlags(fs *pflag.FlagSet, prefix string) func() (sink.Config, error) {
+	var (
+		secrets       []string
+		noSchema      bool
+		f             sink.Faults
+		attemptHeader string
+		replayHeader  string
+	)
+	fs.StringArrayVar(&secrets, prefix+"secret", nil, "Standard Webhooks signing secret (whsec_...) deliveries must be signed with; repeat for rotation (env "+EnvSinkSecret+")")
+	fs.BoolVar(&noSchema, prefix+"no-schema", false, "skip JSON Schema validation of deliveries")
+	fs.Float64Var(&f.FailShare, prefix+"fail-share", 0, "share of deliveries answered with --"+prefix+"fail-status (0-1)")
+	fs.IntVar(&f.FailStatus, prefix+"fail-status", 503, "status of injected failures (5xx)")
+	fs.DurationVar(&f.Latency, prefix+"latency", 0, "delay before every answer")
+	fs.DurationVar(&f.LatencyJitter, prefix+"latency-jitter", 0, "random extra delay, up to this much")
+	fs.DurationVar(&f.RefuseAfter, prefix+"refuse-after", 0, "start of the refusal window, from sink start")
+	fs.DurationVar(&f.RefuseFor, prefix+"refuse-for", 0, "length of the refusal window (0: none)")
+	fs.StringVar(&f.RefuseMode, prefix+"refuse-mode", sink.RefuseUnavailable, "how to refuse: 503 or close")
+	fs.DurationVar(&f.RetryAfter, prefix+"retry-after", 0, "send Retry-After with every injected 5xx (rounded up to seconds)")
+	fs.StringVar(&attemptHeader, prefix+"attempt-header", sink.DefaultAttemptHeader, "header carrying the gateway's attempt number")
+	fs.StringVar(&replayHeader, prefix+"replay-header", sink.DefaultReplayHeader, "header marking an operator replay")
+	return func() (sink.Config, error) {
+		cfg := sink.Config{Faults: f, AttemptHeader: attemptHeader, ReplayHeader: replayHeader}
+		cfg.Secrets = secrets
+		if len(cfg.Secrets) == 0 {
+			cfg.Secrets = strings.FieldsFunc(os.Getenv(EnvSinkSecret), func(r rune) bool { return r == ',' || r == ' ' })
+		}
+		if noSchema {
+			// A validator that accepts everything keeps NewSink from
+			// installing the schema.
+			cfg.Validate = func([]byte) error { return nil }
+		}
+		return cfg, nil
+	}
+}
+
+// SinkCommand is `sink`: a merchant backend that receives, checks and
+// records canonical events until interrupted, with optional faults. Mount it
+// under the caddy CLI as `caddy webhooks sink`.
+func SinkCommand() *cobra.Command {
+	var (
+		listen     string
+		statsEvery time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "sink",
+		Short: "Run a merchant sink that receives, validates and records canonical events",
+		Long: `Runs a merchant backend for the webhook gateway. Every POST (any path) is
+parsed as a CloudEvents structured-mode event, validated against the
+canonical JSON Schema, checked against the Standard Webhooks signature when
+--secret is set, and recorded. Faults can be injected to exercise the
+gateway's retries. GET ` + sink.ControlPrefix + `deliveries returns what was received
+(used by "emit --sink-url"); POST ` + sink.ControlPrefix + `reset forgets it.`,
+		Args: cobra.NoArgs,
+	}
+	buildCfg := sinkFlags(cmd.Flags(), "")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9090", "address to listen on")
+	cmd.Flags().DurationVar(&statsEvery, "stats-every", 5*time.Second, "print counters this often (0: only at exit)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := buildCfg()
+		if err != nil {
+			return err
+		}
+		sk, err := NewSink(cfg)
+		if err != nil {
+			return err
+		}
+		srv, err := sink.Listen(listen, sk)
+		if err != nil {
+			return err
+		}
+		ctx, stop := signalContext(cmd)
+		defer stop()
+		out := cmd.OutOrStdout()
+		fmt.Fprintf(out, "sink listening on %s (signature check: %v)\n", srv.URL, len(cfg.Secrets) > 0)
+		var tick <-chan time.Time
+		if statsEvery > 0 {
+			t := time.NewTicker(statsEvery)
+			defer t.Stop()
+			tick = t.C
+		}
+		for done := false; !done; {
+			select {
+			case <-tick:
+				printStats(out, sk.Stats())
+			case <-ctx.Done():
+				done = true
+			}
+		}
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err = srv.Shutdown(shutdownCtx)
+		printStats(out, sk.Stats())
+		return err
+	}
+	return cmd
+}
+
+func printStats(w io.Writer, st sink.Stats) {
+	fmt.Fprintf(w, "requests=%d delivered=%d invalid=%d bad_signature=%d failed=%d refused=%d\n",
+		st.Requests, st.Delivered, st.Invalid, st.BadSignature, st.Failed, st.Refused)
+}
+
+// parseProviderMap reads "provider=value" entries, rejecting unknown
+// providers so a typo does not silently fall back to a default.
+func parseProviderMap(flag string, m map[string]string) error {
+	for p := range m {
+		if !slices.Contains(sim.Providers, p) {
+			return fmt.Errorf("--%s: unknown provider %q (want %s)", flag, p, strings.Join(sim.Providers, ", "))
+		}
+	}
+	return nil
+}
+
+// EmitCommand is `emit`: simulate the providers against a gateway and print
+// a report. Mount it under the caddy CLI as `caddy webhooks emit`.
+func EmitCommand() *cobra.Command {
+	var (
+		cfg        sim.Config
+		providers  []string
+		paths      map[string]string
+		sources    map[string]string
+		prefixes   map[string]string
+		weights    map[string]string
+		types      []string
+		loyaltyHdr string
+		loyaltyVal string
+		payUser    string
+		payPass    string
+		paySigKey  string
+		subSecret  string
+		tz         string
+		batchShare float64
+		sinkListen string
+		sinkURL    string
+		waitFor    time.Duration
+		settle     time.Duration
+		asJSON     bool
+		check      bool
+	)
+	cmd := &cobra.Command{
+		Use:   "emit",
+		Short: "Simulate the loyalty, subscription and payment providers against a gateway",
+		Long: `Posts realistic webhooks of every documented event type to a gateway, with
+each provider's authentication and delivery behaviour: the payment gateway
+retries timeouts and 4xx/5xx with backoff over up to 20 connections, the
+loyalty platform makes one attempt with a 1 s timeout, the subscription
+platform sends bursts. A share of events is re-sent as exact duplicates or
+as re-encoded redeliveries.
+
+With --sink-listen, a sink runs in this process (point the gateway's
+upstream at it); with --sink-url, the deliveries of a running
+"sink" command are fetched. Either way the report then says what was
+delivered, lost or doubled. Without both, only the gateway's answers are
+reported.`,
+		Args: cobra.NoArgs,
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&cfg.BaseURL, "target", "http://127.0.0.1:8080", "gateway base URL")
+	fs.StringSliceVar(&providers, "providers", sim.Providers, "providers to simulate")
+	fs.StringToStringVar(&paths, "path", nil, "route path per provider, e.g. usaepay=/hooks/usaepay (default /<provider>)")
+	fs.StringToStringVar(&sources, "source", nil, "canonical source per provider, if the route sets one (default /<provider>)")
+	fs.StringToStringVar(&prefixes, "type-prefix", nil, "type prefix per provider, if the route sets one")
+	fs.StringToStringVar(&weights, "weight", nil, "relative share of events per provider (default 1 each)")
+	fs.StringArrayVar(&types, "type", nil, "restrict a provider to an event type, provider=type; repeatable")
+	fs.StringVar(&loyaltyHdr, "loyalty-header", "", "loyalty platform's custom header name")
+	fs.StringVar(&loyaltyVal, "loyalty-header-value", "", "loyalty platform's custom header value (env "+EnvLoyaltyHeaderValue+")")
+	fs.StringVar(&payUser, "usaepay-user", "", "payment gateway's HTTP Basic user")
+	fs.StringVar(&payPass, "usaepay-password", "", "payment gateway's HTTP Basic password (env "+EnvUSAePayPassword+")")
+	fs.StringVar(&paySigKey, "usaepay-signature-key", "", "payment gateway's X-Signature HMAC key (env "+EnvUSAePaySignatureKey+")")
+	fs.StringVar(&subSecret, "sublytics-secret-path", "", "subscription platform's secret path segment (env "+EnvSublyticsSecretPath+")")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "logical events per second across providers (0: unlimited)")
+	fs.IntVar(&cfg.Count, "count", 0, "number of logical events (default 100 when --duration is not set)")
+	fs.DurationVar(&cfg.Duration, "duration", 0, "generate events for this long")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 8, "parallel senders per provider")
+	fs.Float64Var(&cfg.DuplicateShare, "duplicates", 0.05, "share of events re-sent at once with the exact same body (0-1)")
+	fs.Float64Var(&cfg.RedeliveryShare, "redeliveries", 0.05, "share of events re-sent re-encoded a little later (0-1)")
+	fs.DurationVar(&cfg.RedeliveryDelay, "redelivery-delay", 200*time.Millisecond, "maximum delay of a redelivery")
+	fs.IntVar(&cfg.Retry.Attempts, "retry-attempts", 6, "payment gateway: attempts per body")
+	fs.DurationVar(&cfg.Retry.Base, "retry-base", 200*time.Millisecond, "payment gateway: first retry delay, doubled each time")
+	fs.DurationVar(&cfg.Retry.Max, "retry-max", 3*time.Second, "payment gateway: longest retry delay")
+	fs.IntVar(&cfg.USAePayMaxConns, "usaepay-max-conns", 20, "payment gateway: parallel connections")
+	fs.DurationVar(&cfg.USAePayTimeout, "usaepay-timeout", 10*time.Second, "payment gateway: timeout per attempt")
+	fs.DurationVar(&cfg.LoyaltyTimeout, "loyalty-timeout", time.Second, "loyalty platform: total timeout of its single attempt")
+	fs.IntVar(&cfg.BurstSize, "burst-size", 20, "subscription platform: events per burst")
+	fs.DurationVar(&cfg.BurstPause, "burst-pause", 500*time.Millisecond, "subscription platform: pause between bursts")
+	fs.Float64Var(&batchShare, "batch-share", 0.2, "share of batch-capable loyalty events sent as an array (0-1)")
+	fs.IntVar(&cfg.Gen.BatchMax, "batch-max", 5, "most items in a loyalty batch")
+	fs.StringVar(&tz, "tz", "UTC", "IANA zone the providers' zone-less times are written in")
+	fs.Uint64Var(&cfg.Gen.Seed, "seed", 0, "seed for types, amounts and layouts (ids stay fresh); 0 is random")
+	fs.StringVar(&sinkListen, "sink-listen", "", "run a sink in this process on this address, e.g. 127.0.0.1:9090")
+	fs.StringVar(&sinkURL, "sink-url", "", "base URL of a running sink to fetch deliveries from")
+	fs.DurationVar(&waitFor, "wait", 30*time.Second, "how long to wait for acknowledged events to reach the sink")
+	fs.DurationVar(&settle, "settle", 500*time.Millisecond, "keep watching this long after all arrived, to catch doubles")
+	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	fs.BoolVar(&check, "check", false, "exit with an error when anything was lost, doubled, unexpected or invalid")
+	buildSink := sinkFlags(fs, "sink-")
+
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		for _, m := range []struct {
+			name string
+			m    map[string]string
+		}{{"path", paths}, {"source", sources}, {"type-prefix", prefixes}, {"weight", weights}} {
+			if err := parseProviderMap(m.name, m.m); err != nil {
+				return err
+			}
+		}
+		if sinkListen != "" && sinkURL != "" {
+			return errors.New("--sink-listen and --sink-url exclude each other")
+		}
+		loc, err := time.LoadLocation(tz)
+		if err != nil {
+			return fmt.Errorf("--tz: %w", err)
+		}
+		cfg.Gen.Location = loc
+		cfg.Gen.BatchShare = batchShare
+		if batchShare == 0 {
+			cfg.Gen.BatchShare = -1
+		}
+		cfg.Providers = map[string]sim.ProviderConfig{}
+		for _, p := range providers {
+			if !slices.Contains(sim.Providers, p) {
+				return fmt.Errorf("--providers: unknown provider %q", p)
+			}
+			pc := sim.ProviderConfig{Path: paths[p], Source: sources[p], TypePrefix: prefixes[p]}
+			if w, ok := weights[p]; ok {
+				if pc.Weight, err = strconv.ParseFloat(w, 64); err != nil || pc.Weight <= 0 {
+					return fmt.Errorf("--weight %s=%s: want a positive number", p, w)
+				}
+			}
+			switch p {
+			case sim.OpenLoyalty:
+				pc.HeaderName, pc.HeaderValue = loyaltyHdr, orEnv(loyaltyVal, EnvLoyaltyHeaderValue)
+			case sim.USAePay:
+				pc.BasicUser, pc.BasicPassword = payUser, orEnv(payPass, EnvUSAePayPassword)
+				pc.SignatureKey = orEnv(paySigKey, EnvUSAePaySignatureKey)
+			case sim.Sublytics:
+				pc.SecretPath = orEnv(subSecret, EnvSublyticsSecretPath)
+			}
+			cfg.Providers[p] = pc
+		}
+		for _, t := range types {
+			p, typ, ok := strings.Cut(t, "=")
+			pc, enabled := cfg.Providers[p]
+			if !ok || !enabled {
+				return fmt.Errorf("--type %q: want provider=type for an enabled provider", t)
+			}
+			pc.Types = append(pc.Types, typ)
+			cfg.Providers[p] = pc
+		}
+
+		ctx, stop := signalContext(cmd)
+		defer stop()
+		out := cmd.OutOrStdout()
+		wait := report.WaitOptions{Timeout: waitFor, Settle: settle}
+
+		var (
+			r    *report.Report
+			rerr error
+		)
+		switch {
+		case sinkListen != "":
+			scfg, err := buildSink()
+			if err != nil {
+				return err
+			}
+			r, rerr = Run(ctx, Scenario{
+				Sim: cfg, Sink: scfg, SinkAddr: sinkListen, Wait: wait,
+				SinkReady: func(_ context.Context, u string) error {
+					fmt.Fprintf(cmd.ErrOrStderr(), "sink listening on %s\n", u)
+					return nil
+				},
+			})
+			if r == nil && rerr != nil {
+				return rerr
+			}
+		default:
+			s, err := sim.New(cfg)
+			if err != nil {
+				return err
+			}
+			if err := s.Run(ctx); err != nil {
+				return err
+			}
+			sends := s.Sends()
+			if sinkURL == "" {
+				r = BuildReport(sends, nil)
+				break
+			}
+			r, rerr = report.Wait(ctx, func() (*report.Report, error) {
+				snap, err := sink.Fetch(ctx, sinkURL)
+				if err != nil {
+					return nil, err
+				}
+				return BuildReport(sends, snap), nil
+			}, wait)
+			if r == nil {
+				return rerr
+			}
+		}
+		if asJSON {
+			enc := json.NewEncoder(out)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		} else {
+			if err := r.WriteTable(out); err != nil {
+				return err
+			}
+		}
+		if rerr != nil && !errors.Is(rerr, report.ErrIncomplete) {
+			return rerr
+		}
+		if check && (!r.OK() || rerr != nil) {
+			return fmt.Errorf("check failed: %s", r.Problems())
+		}
+		return nil
+	}
+	return cmd
+}
