@@ -350,13 +350,13 @@ func TestEmitWithoutSinkReportsAnswers(t *testing.T) {
 	defer gw.Close()
 	var out bytes.Buffer
 	ec := EmitCommand()
-	ec.SetArgs([]string{"--target", gw.URL, "--count", "3", "--providers", "sublytics", "--check"})
+	ec.SetArgs([]string{"--target", gw.URL, "--count", "3", "--providers", "sublytics", "--check", "--duplicates", "0", "--redeliveries", "0"})
 	ec.SetOut(&out)
 	ec.SetErr(io.Discard)
 	if err := ec.Execute(); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	if !strings.Contains(out.String(), "no sink data") || !strings.Contains(out.String(), `gateway answered sublytics: 401 {"error":"unauthorized"}`) {
+	if !strings.Contains(out.String(), "no sink data") || !strings.Contains(out.String(), `gateway answered sublytics: 401 x3: {"error":"unauthorized"}`) {
 		t.Fatal(out.String())
 	}
 }

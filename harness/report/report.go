@@ -90,14 +90,29 @@ type Report struct {
 	LostKeys       []sim.Key `json:"lost_keys,omitempty"`
 	DoubledKeys    []sim.Key `json:"doubled_keys,omitempty"`
 	UnexpectedKeys []sim.Key `json:"unexpected_keys,omitempty"`
-	// ErrorAnswers are up to MaxListed distinct answers other than 2xx
-	// ("usaepay: 401 {...}"): usually enough to spot a wrong path or
+	// ErrorAnswers groups the answers other than 2xx by provider and
+	// status (or network error), up to MaxListed groups, each with its
+	// first answer as a sample: usually enough to spot a wrong path or
 	// secret.
-	ErrorAnswers []string `json:"error_answers,omitempty"`
+	ErrorAnswers []ErrorAnswer `json:"error_answers,omitempty"`
 	// KeyErrorSample is one expected-key error, if any.
 	KeyErrorSample string `json:"key_error_sample,omitempty"`
 	// Elapsed is from the first send to the last send or delivery.
 	Elapsed time.Duration `json:"elapsed"`
+}
+
+// ErrorAnswer is one group of non-2xx answers.
+type ErrorAnswer struct {
+	Provider string `json:"provider"`
+	// Status is the HTTP status, 0 for a timeout or network error.
+	Status int `json:"status"`
+	Count  int `json:"count"`
+	// Sample is the first answer's body, or the client error.
+	Sample string `json:"sample"`
+}
+
+func (a ErrorAnswer) String() string {
+	return fmt.Sprintf("%s: %d x%d: %s", a.Provider, a.Status, a.Count, a.Sample)
 }
 
 // MaxListed bounds the key lists in a Report.
@@ -141,7 +156,7 @@ func Build(in Input) *Report {
 	keys := map[sim.Key]*keyState{}
 	var first, last time.Time
 	seenEvent := map[string]bool{}
-	seenAnswer := map[string]bool{}
+	answerIdx := map[string]int{}
 	for i := range in.Sends {
 		s := &in.Sends[i]
 		c := prov(s.Provider)
@@ -175,11 +190,22 @@ func Build(in Input) *Report {
 		default:
 			c.OtherStatus++
 		}
-		if !s.Acked() && len(r.ErrorAnswers) < MaxListed {
-			msg := fmt.Sprintf("%s: %d %s%s", s.Provider, s.Status, strings.TrimSpace(s.Response), s.Err)
-			if !seenAnswer[msg] {
-				seenAnswer[msg] = true
-				r.ErrorAnswers = append(r.ErrorAnswers, msg)
+		if !s.Acked() {
+			group := fmt.Sprintf("%s %d", s.Provider, s.Status)
+			if s.Status == 0 {
+				// Timeouts and refused connections are different
+				// problems; the error's first word tells them apart.
+				group += " " + strings.Fields(s.Err + " -")[0]
+			}
+			if i, ok := answerIdx[group]; ok {
+				r.ErrorAnswers[i].Count++
+			} else if len(r.ErrorAnswers) < MaxListed {
+				answerIdx[group] = len(r.ErrorAnswers)
+				sample := strings.TrimSpace(s.Response)
+				if s.Status == 0 {
+					sample = s.Err
+				}
+				r.ErrorAnswers = append(r.ErrorAnswers, ErrorAnswer{Provider: s.Provider, Status: s.Status, Count: 1, Sample: sample})
 			}
 		}
 		if s.KeyErr != "" && s.Attempt == 1 {
@@ -463,12 +489,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	for i, a := range r.ErrorAnswers {
-		if i == 3 {
-			fmt.Fprintf(w, "(%d more distinct error answers)\n", len(r.ErrorAnswers)-i)
-			break
-		}
-		fmt.Fprintln(w, "gateway answered "+a)
+	for _, a := range r.ErrorAnswers {
+		fmt.Fprintln(w, "gateway answered "+a.String())
 	}
 	if !r.HasSink {
 		_, err := fmt.Fprintln(w, "(no sink data: deliveries not compared)")

@@ -103,7 +103,11 @@ func TestBuildArithmetic(t *testing.T) {
 	if r.InvalidAtSink != 2 || r.SinkFaults != 4 || r.OK() {
 		t.Fatalf("invalid %d faults %d ok %v", r.InvalidAtSink, r.SinkFaults, r.OK())
 	}
-	if want := []string{"usaepay: 503 ", "openloyalty: 0 timeout: deadline exceeded", "sublytics: 401 "}; !reflect.DeepEqual(r.ErrorAnswers, want) {
+	if want := []ErrorAnswer{
+		{Provider: "usaepay", Status: 503, Count: 1},
+		{Provider: "openloyalty", Status: 0, Count: 1, Sample: "timeout: deadline exceeded"},
+		{Provider: "sublytics", Status: 401, Count: 1},
+	}; !reflect.DeepEqual(r.ErrorAnswers, want) {
 		t.Fatalf("error answers %q", r.ErrorAnswers)
 	}
 	if r.Elapsed != ms(900) {

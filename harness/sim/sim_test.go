@@ -461,7 +461,7 @@ func TestSublyticsBursts(t *testing.T) {
 	stub, srv := newStub(t)
 	s := run(t, Config{
 		BaseURL: srv.URL, Count: 9, Providers: map[string]ProviderConfig{Sublytics: stub.cfg[Sublytics]},
-		BurstSize: 3, BurstPause: 80 * time.Millisecond,
+		BurstSize: 3, BurstPause: 150 * time.Millisecond,
 	})
 	sends := s.Sends()
 	if len(sends) != 9 {
@@ -469,10 +469,10 @@ func TestSublyticsBursts(t *testing.T) {
 	}
 	for i := 1; i < len(sends); i++ {
 		gap := sends[i].Start.Sub(sends[i-1].Start)
-		if i%3 == 0 && gap < 75*time.Millisecond {
+		if i%3 == 0 && gap < 140*time.Millisecond {
 			t.Fatalf("no pause before send %d (%v)", i, gap)
 		}
-		if i%3 != 0 && gap > 60*time.Millisecond {
+		if i%3 != 0 && gap > 100*time.Millisecond {
 			t.Fatalf("burst not back to back at send %d (%v)", i, gap)
 		}
 	}
