@@ -119,3 +119,32 @@ func BenchmarkInvalidJSON(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkBaseline gives the benchmarks above a yardstick measured in the
+// same run (timings on a shared machine are only comparable as ratios):
+// json.Valid alone, and decoding into generic values, which is what a
+// straightforward normalizer would do before reading three fields.
+func BenchmarkBaseline(b *testing.B) {
+	for _, size := range []int{1 << 10, 12 << 10} {
+		body := sized(b, "usaepay/transaction.sale.success.json", size, "event_body", "object")
+		b.Run(fmt.Sprintf("JSONValid/%dB", len(body)), func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if !json.Valid(body) {
+					b.Fatal("invalid")
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("UnmarshalAny/%dB", len(body)), func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				var v map[string]any
+				if err := json.Unmarshal(body, &v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

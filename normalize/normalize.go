@@ -6,6 +6,24 @@
 // subject are decoded; the payload itself is copied as raw JSON into
 // Event.Data. Errors caused by the body are *InputError (answer 400); other
 // errors are configuration mistakes.
+//
+// Decisions where the provider documents are silent:
+//
+//   - The body must be UTF-8 (RFC 8259); a byte order mark is refused.
+//   - Envelope member names match exactly, and the last of duplicate
+//     members wins, as in encoding/json. Members the envelope does not
+//     define are ignored, so providers can add some.
+//   - Unknown event types are accepted. Event types and subjects must not
+//     contain spaces or control characters and event types are at most 256
+//     characters; ids are visible ASCII (they become HTTP headers).
+//   - A Sublytics id may be a string or a non-negative integer; any other
+//     number (1.5, -1, 1e3) is refused, since the id is half the dedup key.
+//   - webhook_data and event_body may be [] as well as an object: PHP, which
+//     both providers run on, encodes an empty map as [].
+//   - A zone-less time that the route's zone pushes outside years 0001-9999
+//     is refused: RFC 3339 cannot write it.
+//   - A subject that is not a string or number, is empty, or is too long
+//     for the canonical event is left out rather than refusing the event.
 package normalize
 
 import (
