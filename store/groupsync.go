@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // groupSyncer makes committed Badger writes durable in groups. Badger runs
@@ -22,6 +23,8 @@ type groupSyncer struct {
 	next    *syncBatch // waiters for the sync that has not started yet
 	running bool       // the sync loop goroutine is alive
 	wg      sync.WaitGroup
+
+	syncs, waits atomic.Uint64
 }
 
 type syncBatch struct {
@@ -33,6 +36,7 @@ type syncBatch struct {
 // not take a context: by the time it is called the write is committed, and
 // giving up early would only turn a success into an ambiguous error.
 func (g *groupSyncer) wait() error {
+	g.waits.Add(1)
 	g.mu.Lock()
 	if g.next == nil {
 		g.next = &syncBatch{done: make(chan struct{})}
@@ -64,6 +68,7 @@ func (g *groupSyncer) loop() {
 		g.mu.Unlock()
 		// Every waiter in b registered after its commit and before this
 		// point, so this sync covers all of their writes.
+		g.syncs.Add(1)
 		b.err = g.sync()
 		close(b.done)
 	}
