@@ -1,0 +1,289 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// scenarioNames are the benchmark's scenarios as bench/run.sh names them.
+var scenarioNames = map[string]string{
+	"a": "(a) reverse_proxy",
+	"b": "(b) gateway sync + reverse_proxy",
+	"c": "(c) gateway async, 202 after fsync",
+}
+
+// Group is one scenario at one body size and concurrency over its runs.
+// Every figure is the median over the runs (each metric on its own), as a
+// shared machine's noise makes a mean of three misleading.
+type Group struct {
+	Scenario    string    `json:"scenario"`
+	Name        string    `json:"name"`
+	BodyBytes   int       `json:"body_bytes"`
+	Concurrency int       `json:"concurrency"`
+	Runs        int       `json:"runs"`
+	RPSRuns     []float64 `json:"rps_runs"`
+	RPS         float64   `json:"rps"`
+	P50         float64   `json:"p50_ms"`
+	P99         float64   `json:"p99_ms"`
+	P999        float64   `json:"p999_ms"`
+	Failures    int       `json:"failures"` // non-2xx answers and transport errors, all runs
+	Duplicates  int       `json:"duplicates"`
+	CaddyUS     float64   `json:"caddy_us_per_request,omitempty"`
+	CaddyCores  float64   `json:"caddy_cores,omitempty"`
+	ClientUS    float64   `json:"client_us_per_request"`
+	LoadAvg     float64   `json:"loadavg"`
+
+	// Ratios to scenario a at the same size and concurrency.
+	RatioRPS  float64 `json:"ratio_rps,omitempty"`
+	AddedP50  float64 `json:"added_p50_ms,omitempty"`
+	AddedP99  float64 `json:"added_p99_ms,omitempty"`
+	HasRatios bool    `json:"has_ratios"`
+
+	// Async only.
+	DrainSeconds   float64 `json:"drain_s,omitempty"`
+	DrainComplete  bool    `json:"drain_complete,omitempty"`
+	DeliveredShare float64 `json:"delivered_share_at_load_end,omitempty"`
+}
+
+// Target is one acceptance target, checked against the medians.
+type Target struct {
+	Text  string  `json:"target"`
+	Value float64 `json:"value"`
+	Met   bool    `json:"met"`
+	Found bool    `json:"found"`
+}
+
+// Summary is what -summarize writes as JSON.
+type Summary struct {
+	Groups  []*Group `json:"groups"`
+	Targets []Target `json:"targets"`
+}
+
+func summarizeDir(dir, jsonPath string, w io.Writer) error {
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil {
+		return err
+	}
+	var reps []*Report
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		var r Report
+		if err := json.Unmarshal(b, &r); err != nil || r.Scenario == "" {
+			continue // not a measurement (the summary itself, say)
+		}
+		reps = append(reps, &r)
+	}
+	if len(reps) == 0 {
+		return fmt.Errorf("no measurement reports in %s", dir)
+	}
+	sum := summarize(reps)
+	writeMarkdown(w, sum)
+	if jsonPath != "" {
+		b, _ := json.MarshalIndent(sum, "", "  ")
+		return os.WriteFile(jsonPath, append(b, '\n'), 0o644)
+	}
+	return nil
+}
+
+type groupKey struct {
+	scenario   string
+	size, conc int
+}
+
+func summarize(reps []*Report) *Summary {
+	by := map[groupKey][]*Report{}
+	for _, r := range reps {
+		k := groupKey{r.Scenario, r.BodyBytes, r.Concurrency}
+		by[k] = append(by[k], r)
+	}
+	groups := map[groupKey]*Group{}
+	for k, rs := range by {
+		g := &Group{Scenario: k.scenario, Name: scenarioNames[k.scenario], BodyBytes: k.size, Concurrency: k.conc, Runs: len(rs)}
+		if g.Name == "" {
+			g.Name = k.scenario
+		}
+		sort.Slice(rs, func(i, j int) bool { return rs[i].Run < rs[j].Run })
+		var rps, p50, p99, p999, cus, ccores, clus, load, drainS, share []float64
+		g.DrainComplete = true
+		for _, r := range rs {
+			rps = append(rps, r.RPS)
+			p50 = append(p50, r.Latency.P50)
+			p99 = append(p99, r.Latency.P99)
+			p999 = append(p999, r.Latency.P999)
+			clus = append(clus, r.ClientMicrosPerRequest)
+			load = append(load, (r.LoadAvg[0]+r.LoadAvg[1])/2)
+			g.Failures += r.Non2xx
+			for _, n := range r.Errors {
+				g.Failures += n
+			}
+			g.Duplicates += r.Duplicates
+			if c, ok := r.ServerCPU["caddy"]; ok {
+				cus = append(cus, c.MicrosPerRequest)
+				ccores = append(ccores, c.Cores)
+			}
+			if d := r.Drain; d != nil {
+				drainS = append(drainS, d.Seconds)
+				if d.Target > 0 {
+					share = append(share, float64(d.AtLoadEnd)/float64(d.Target))
+				}
+				g.DrainComplete = g.DrainComplete && d.Complete
+			}
+		}
+		g.RPSRuns = rps
+		g.RPS, g.P50, g.P99, g.P999 = median(rps), median(p50), median(p99), median(p999)
+		g.CaddyUS, g.CaddyCores, g.ClientUS, g.LoadAvg = median(cus), median(ccores), median(clus), median(load)
+		if len(drainS) > 0 {
+			g.DrainSeconds, g.DeliveredShare = median(drainS), median(share)
+		} else {
+			g.DrainComplete = false
+		}
+		groups[k] = g
+	}
+	sum := &Summary{}
+	for k, g := range groups {
+		if k.scenario != "a" {
+			if base, ok := groups[groupKey{"a", k.size, k.conc}]; ok && base.RPS > 0 {
+				g.HasRatios = true
+				g.RatioRPS = g.RPS / base.RPS
+				g.AddedP50 = g.P50 - base.P50
+				g.AddedP99 = g.P99 - base.P99
+			}
+		}
+		sum.Groups = append(sum.Groups, g)
+	}
+	slices.SortFunc(sum.Groups, func(x, y *Group) int {
+		if x.Concurrency != y.Concurrency {
+			return x.Concurrency - y.Concurrency
+		}
+		if x.BodyBytes != y.BodyBytes {
+			return x.BodyBytes - y.BodyBytes
+		}
+		return strings.Compare(x.Scenario, y.Scenario)
+	})
+	sum.Targets = targets(groups)
+	return sum
+}
+
+// targets are the acceptance targets of the benchmark issue.
+func targets(groups map[groupKey]*Group) []Target {
+	var ts []Target
+	sizes := map[int]bool{}
+	for k := range groups {
+		sizes[k.size] = true
+	}
+	var sorted []int
+	for s := range sizes {
+		sorted = append(sorted, s)
+	}
+	sort.Ints(sorted)
+	for _, s := range sorted {
+		g, ok := groups[groupKey{"b", s, 32}]
+		t := Target{Text: fmt.Sprintf("(b) sync req/s >= 0.85 x (a) at c=32, %s", sizeName(s)), Found: ok && g.HasRatios}
+		if t.Found {
+			t.Value, t.Met = g.RatioRPS, g.RatioRPS >= 0.85
+		}
+		ts = append(ts, t)
+	}
+	for _, s := range sorted {
+		g, ok := groups[groupKey{"b", s, 32}]
+		t := Target{Text: fmt.Sprintf("(b) sync added p99 over (a) < 2 ms at c=32, %s", sizeName(s)), Found: ok && g.HasRatios}
+		if t.Found {
+			t.Value, t.Met = g.AddedP99, g.AddedP99 < 2
+		}
+		ts = append(ts, t)
+	}
+	for _, s := range sorted {
+		g, ok := groups[groupKey{"c", s, 128}]
+		t := Target{Text: fmt.Sprintf("(c) async acks/s >= 1.0 x (a) at c=128 with fsync, %s", sizeName(s)), Found: ok && g.HasRatios}
+		if t.Found {
+			t.Value, t.Met = g.RatioRPS, g.RatioRPS >= 1.0
+		}
+		ts = append(ts, t)
+	}
+	return ts
+}
+
+func writeMarkdown(w io.Writer, sum *Summary) {
+	fmt.Fprintln(w, "| scenario | body | c | runs | req/s (median) | req/s per run | ratio to (a) | p50 ms | p99 ms | p99.9 ms | added p99 ms | Caddy CPU µs/req | failures |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, g := range sum.Groups {
+		ratio, added := "1", "–"
+		if g.Scenario != "a" {
+			ratio, added = "–", "–"
+			if g.HasRatios {
+				ratio, added = fmt.Sprintf("%.2f", g.RatioRPS), fmt.Sprintf("%+.2f", g.AddedP99)
+			}
+		}
+		var per []string
+		for _, r := range g.RPSRuns {
+			per = append(per, fmt.Sprintf("%.0f", r))
+		}
+		fmt.Fprintf(w, "| %s | %s | %d | %d | %.0f | %s | %s | %.2f | %.2f | %.2f | %s | %.0f | %d |\n",
+			g.Name, sizeName(g.BodyBytes), g.Concurrency, g.Runs, g.RPS, strings.Join(per, " / "), ratio,
+			g.P50, g.P99, g.P999, added, g.CaddyUS, g.Failures+g.Duplicates)
+	}
+	var async []*Group
+	for _, g := range sum.Groups {
+		if g.DrainSeconds > 0 || g.Scenario == "c" {
+			async = append(async, g)
+		}
+	}
+	if len(async) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| async | body | c | delivered by the load's end | drain time after the load (median) | all drained |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|")
+		for _, g := range async {
+			fmt.Fprintf(w, "| %s | %s | %d | %.0f%% | %.2f s | %v |\n",
+				g.Name, sizeName(g.BodyBytes), g.Concurrency, 100*g.DeliveredShare, g.DrainSeconds, g.DrainComplete)
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| target | median | met |")
+	fmt.Fprintln(w, "|---|---|---|")
+	for _, t := range sum.Targets {
+		switch {
+		case !t.Found:
+			fmt.Fprintf(w, "| %s | not measured | – |\n", t.Text)
+		case strings.Contains(t.Text, "p99"):
+			fmt.Fprintf(w, "| %s | %+.2f ms | %s |\n", t.Text, t.Value, yesNo(t.Met))
+		default:
+			fmt.Fprintf(w, "| %s | %.2f | %s |\n", t.Text, t.Value, yesNo(t.Met))
+		}
+	}
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "**no**"
+}
+
+func sizeName(n int) string {
+	if n%1024 == 0 {
+		return fmt.Sprintf("%d KB", n/1024)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// median of xs (the mean of the middle two for an even count); 0 if empty.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}

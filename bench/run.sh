@@ -1,0 +1,262 @@
+#!/usr/bin/env bash
+# Load benchmark of the webhook gateway against stock Caddy, in one run with
+# the same load generator, payloads and machine state for every scenario:
+#
+#   (a) Caddy reverse_proxy to the backend                    c=32 and c=128
+#   (b) webhook_gateway (sync) + the same reverse_proxy       c=32
+#   (c) webhook_gateway (async, 202 after fsync) + delivery   c=128
+#
+# for 1 KB and 12 KB payment gateway events, each signed and with a unique
+# event_id. Every measurement gets a fresh Caddy process and store
+# directory; the order of the scenarios rotates from run to run so none
+# always follows the same neighbour. Results: one JSON report per
+# measurement, and summary.md / summary.json with medians over the runs
+# and ratios to (a).
+#
+# Usage: bench/run.sh [--quick] [--runs N] [--duration 10s] [--warmup 2s]
+#                     [--workers N] [--rev REV] [--profile] [--only LIST]
+#                     [--out DIR]
+#
+#   --quick      smoke mode: 1 run of 3 s after 1 s of warm-up
+#   --rev REV    build Caddy from this git revision (a clean export) instead
+#                of the working tree, so edits in progress do not leak in
+#   --profile    also save a CPU profile of Caddy (admin /debug/pprof) for
+#                each measurement; pprof costs a little CPU, so take
+#                profiles in a run of their own rather than the reference one
+#   --only LIST  comma-separated subset of a32,b32,a128,c128
+#   --workers N  async delivery workers (default 64)
+#
+# Everything listens on 127.0.0.1 only; every wait is bounded.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RUNS=3
+DURATION=10s
+WARMUP=2s
+WORKERS=64
+REV=""
+PROFILE=0
+ONLY="a32,b32,a128,c128"
+SIZES="1024 12288"
+OUT=""
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--quick) RUNS=1 DURATION=3s WARMUP=1s ;;
+	--runs) RUNS=$2; shift ;;
+	--duration) DURATION=$2; shift ;;
+	--warmup) WARMUP=$2; shift ;;
+	--workers) WORKERS=$2; shift ;;
+	--rev) REV=$2; shift ;;
+	--profile) PROFILE=1 ;;
+	--only) ONLY=$2; shift ;;
+	--sizes) SIZES=$2; shift ;;
+	--out) OUT=$2; shift ;;
+	-h | --help) usage 0 ;;
+	*) echo "unknown argument: $1" >&2; usage 2 ;;
+	esac
+	shift
+done
+
+# seconds turns a Go duration of whole seconds ("10s") into a number.
+seconds() { local s=${1%s}; [[ $s =~ ^[0-9]+$ ]] || { echo "durations are whole seconds, like 10s: $1" >&2; exit 2; }; echo "$s"; }
+DUR_S=$(seconds "$DURATION")
+WARM_S=$(seconds "$WARMUP")
+DRAIN_TIMEOUT=120
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/webhook-bench.XXXXXX")
+BIN=${BENCH_BIN:-$ROOT/bin/bench}
+OUT=${OUT:-$ROOT/bin/bench-results/$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$BIN" "$OUT"
+
+STARTED=() # processes this script started, stopped on exit
+cleanup() {
+	local p
+	for p in "${STARTED[@]}"; do
+		kill -TERM "$p" 2>/dev/null || true
+	done
+	for p in "${STARTED[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '%s %s\n' "$(date +%T)" "$*" | tee -a "$OUT/run.log" >&2; }
+
+# --- build -----------------------------------------------------------------
+log "building loadgen, backend and caddy into $BIN"
+(cd "$ROOT" && go build -o "$BIN/loadgen" ./bench/loadgen && go build -o "$BIN/backend" ./bench/backend)
+if [ -n "$REV" ]; then
+	SRC="$WORK/src"
+	mkdir -p "$SRC"
+	git -C "$ROOT" archive --format=tar "$REV" | tar -x -C "$SRC"
+	BUILT_FROM="$(git -C "$ROOT" rev-parse --short "$REV")"
+else
+	SRC="$ROOT"
+	BUILT_FROM="$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown) (working tree)"
+fi
+(cd "$SRC" && go build -o "$BIN/caddy" ./cmd/caddy)
+
+{
+	echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "gateway: $BUILT_FROM"
+	echo "caddy: $("$BIN/caddy" version | head -1)"
+	echo "go: $(go version)"
+	echo "cpus: $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+	echo "mode: runs=$RUNS duration=$DURATION warmup=$WARMUP workers=$WORKERS sizes=$SIZES only=$ONLY profile=$PROFILE"
+	echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$OUT/meta.txt"
+cat "$OUT/meta.txt" >&2
+
+# --- helpers ---------------------------------------------------------------
+
+# free_port prints a loopback port nobody listens on (racy, but a clash
+# only fails that start-up, which is reported).
+free_port() {
+	local p i
+	for i in $(seq 1 200); do
+		p=$((20000 + (RANDOM * 32768 + RANDOM) % 30000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	echo "no free port found" >&2
+	return 1
+}
+
+# wait_gone waits up to $2 seconds for process $1 to exit, then kills it.
+wait_gone() {
+	local pid=$1 limit=$(($2 * 10)) i
+	for ((i = 0; i < limit; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	local kept=()
+	for i in "${STARTED[@]}"; do
+		[ "$i" = "$pid" ] || kept+=("$i")
+	done
+	STARTED=("${kept[@]}")
+}
+
+KEY=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+export BENCH_SIG_KEY=$KEY
+
+"$BIN/backend" >"$WORK/backend.addr" 2>"$WORK/backend.log" &
+BACKEND_PID=$!
+STARTED+=("$BACKEND_PID")
+for _ in $(seq 1 50); do
+	[ -s "$WORK/backend.addr" ] && break
+	sleep 0.1
+done
+BACKEND_ADDR=$(head -1 "$WORK/backend.addr")
+[ -n "$BACKEND_ADDR" ] || { echo "backend did not start" >&2; cat "$WORK/backend.log" >&2; exit 1; }
+log "backend on $BACKEND_ADDR"
+
+CADDY_PID=""
+PORT=""
+ADMIN=""
+
+# start_caddy runs Caddy on a Caddyfile from bench/ with a fresh data and
+# store directory, and waits until the site accepts connections.
+start_caddy() {
+	local caddyfile=$1 dir=$2
+	mkdir -p "$dir/data" "$dir/store" "$dir/config"
+	PORT=$(free_port)
+	ADMIN=$(free_port)
+	BENCH_PORT=$PORT BENCH_ADMIN_PORT=$ADMIN BENCH_DATA="$dir/data" BENCH_STORE="$dir/store" \
+		BENCH_BACKEND_PORT=${BACKEND_ADDR##*:} BENCH_WORKERS=$WORKERS \
+		XDG_DATA_HOME="$dir/data" XDG_CONFIG_HOME="$dir/config" \
+		"$BIN/caddy" run --config "$ROOT/bench/$caddyfile" --adapter caddyfile >"$dir/caddy.log" 2>&1 &
+	CADDY_PID=$!
+	STARTED+=("$CADDY_PID")
+	local i
+	for i in $(seq 1 300); do
+		if ! kill -0 "$CADDY_PID" 2>/dev/null; then
+			echo "caddy exited during start-up:" >&2
+			tail -20 "$dir/caddy.log" >&2
+			return 1
+		fi
+		if curl -fsS -o /dev/null "http://127.0.0.1:$ADMIN/config/" 2>/dev/null &&
+			(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "caddy did not become ready in 30 s" >&2
+	tail -20 "$dir/caddy.log" >&2
+	return 1
+}
+
+stop_caddy() {
+	kill -TERM "$CADDY_PID" 2>/dev/null || true
+	wait_gone "$CADDY_PID" 20
+}
+
+# measure <scenario a|b|c> <concurrency> <body bytes> <run>
+N=0
+measure() {
+	local scenario=$1 conc=$2 size=$3 run=$4 caddyfile mode
+	case $scenario in
+	a) caddyfile=bare.Caddyfile mode=proxy ;;
+	b) caddyfile=sync.Caddyfile mode=sync ;;
+	c) caddyfile=async.Caddyfile mode=async ;;
+	esac
+	N=$((N + 1))
+	local label="$scenario-$((size / 1024))k-c$conc-r$run"
+	local dir="$WORK/m$N"
+	curl -fsS -X POST "http://$BACKEND_ADDR/reset" >/dev/null
+	start_caddy "$caddyfile" "$dir" || { log "measurement $label: caddy did not start"; rm -rf "$dir"; return 0; }
+	local args=(-url "http://127.0.0.1:$PORT/hooks/usaepay" -mode "$mode" -c "$conc" -size "$size"
+		-d "$DURATION" -warmup "$WARMUP" -scenario "$scenario" -run "$run" -label "$label"
+		-pids "caddy=$CADDY_PID,backend=$BACKEND_PID" -json "$OUT/$label.json")
+	if [ "$scenario" = c ]; then
+		args+=(-drain-url "http://$BACKEND_ADDR/count" -drain-timeout "${DRAIN_TIMEOUT}s")
+	fi
+	local prof=""
+	if [ "$PROFILE" = 1 ]; then
+		# Profile the middle of the measured period.
+		local secs=$((DUR_S > 4 ? DUR_S - 2 : DUR_S))
+		(sleep "$((WARM_S + 1))" && curl -fsS -m $((secs + 30)) -o "$OUT/$label.cpu.pprof" \
+			"http://127.0.0.1:$ADMIN/debug/pprof/profile?seconds=$secs") &
+		prof=$!
+	fi
+	log "measure $label"
+	local rc=0
+	timeout $((WARM_S + DUR_S + DRAIN_TIMEOUT + 60)) "$BIN/loadgen" "${args[@]}" 2>&1 | tee -a "$OUT/run.log" >&2 || rc=$?
+	if [ -n "$prof" ]; then
+		wait "$prof" || log "profile of $label failed"
+	fi
+	stop_caddy
+	if [ "$scenario" != a ] && [ -d "$dir/store" ]; then
+		echo "$label store: $(du -sh "$dir/store" | cut -f1)" >>"$OUT/run.log"
+	fi
+	rm -rf "$dir"
+	[ "$rc" = 0 ] || log "measurement $label failed (exit $rc)"
+}
+
+# --- the run ---------------------------------------------------------------
+IFS=, read -r -a PLAN <<<"$ONLY"
+START=$(date +%s)
+for ((run = 1; run <= RUNS; run++)); do
+	for size in $SIZES; do
+		# Rotate the order by run, so no scenario always runs first or
+		# right after another's cleanup.
+		n=${#PLAN[@]}
+		for ((i = 0; i < n; i++)); do
+			item=${PLAN[$(((i + run - 1) % n))]}
+			measure "${item:0:1}" "${item:1}" "$size" "$run"
+		done
+	done
+done
+log "done in $(($(date +%s) - START)) s; loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/meta.txt"
+
+"$BIN/loadgen" -summarize "$OUT" -json "$OUT/summary.json" | tee "$OUT/summary.md"
+echo "results in $OUT" >&2
