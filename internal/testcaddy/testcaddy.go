@@ -67,11 +67,14 @@ func FreePort(t testing.TB) int {
 
 // Instance is one running Caddy process.
 type Instance struct {
-	t        testing.TB
-	Dir      string // working directory holding the Caddyfile and data
-	Port     int    // the HTTP site port
-	Admin    int    // the admin endpoint port
-	Env      []string
+	t     testing.TB
+	Dir   string // working directory holding the Caddyfile and data
+	Port  int    // the HTTP site port
+	Admin int    // the admin endpoint port
+	Env   []string
+	// Raw writes the Caddyfile as given, global options included, for
+	// configs such as Caddyfile.example that carry their own.
+	Raw      bool
 	cmd      *exec.Cmd
 	output   *syncBuffer
 	finished chan struct{}
@@ -101,8 +104,11 @@ func New(t testing.TB, env ...string) *Instance {
 // WriteCaddyfile writes the site config, expanding the template.
 func (in *Instance) WriteCaddyfile(site string) string {
 	in.t.Helper()
-	global := fmt.Sprintf("{\n\tadmin 127.0.0.1:%d\n\tauto_https off\n\tpersist_config off\n\tstorage file_system %s\n}\n\n",
-		in.Admin, filepath.Join(in.Dir, "data"))
+	global := ""
+	if !in.Raw {
+		global = fmt.Sprintf("{\n\tadmin 127.0.0.1:%d\n\tauto_https off\n\tpersist_config off\n\tstorage file_system %s\n}\n\n",
+			in.Admin, filepath.Join(in.Dir, "data"))
+	}
 	body := strings.NewReplacer(
 		"{{PORT}}", fmt.Sprint(in.Port),
 		"{{ADMIN}}", fmt.Sprint(in.Admin),
