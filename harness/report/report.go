@@ -420,7 +420,11 @@ func dur(f func(*Counts) time.Duration) func(*Counts) string {
 		if c.LatencyN == 0 {
 			return "-"
 		}
-		return f(c).Round(100 * time.Microsecond).String()
+		d := f(c)
+		if d >= time.Second {
+			return d.Round(time.Millisecond).String()
+		}
+		return d.Round(100 * time.Microsecond).String()
 	}
 }
 
