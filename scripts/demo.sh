@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The demo: builds Caddy with the gateway, runs it on Caddyfile.example with
+# its embedded Badger store (in a temporary data directory), then simulates
+# the three providers against it with a merchant sink in front of which the
+# gateway delivers, and prints the report. Loopback only; about a minute.
+#
+#   scripts/demo.sh [extra `caddy webhooks emit` flags, e.g. --count 2000 --sink-fail-share 0.2]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/build.sh
+
+work=$(mktemp -d)
+caddy_pid=""
+cleanup() {
+	if [[ -n "$caddy_pid" ]] && kill -0 "$caddy_pid" 2>/dev/null; then
+		kill -INT "$caddy_pid" 2>/dev/null || true
+		wait "$caddy_pid" 2>/dev/null || true
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Caddy's data directory, and so the store's default place, goes to the
+# temporary directory: the demo leaves nothing behind.
+export XDG_DATA_HOME="$work/data" XDG_CONFIG_HOME="$work/config"
+
+# Demo secrets, shared by the gateway (Caddyfile.example) and the simulator.
+export LOYALTY_TOKEN="demo-loyalty-token"
+export SUBLYTICS_PATH_SECRET="demo-path-secret"
+export USAEPAY_USER="demo-merchant" USAEPAY_PASSWORD="demo-password"
+export USAEPAY_SIGNATURE_KEY="demo-signature-key"
+export GATEWAY_SIGNING_SECRET="whsec_ZGVtby1zaWduaW5nLXNlY3JldC0zMmJ5dGVzISE="
+export WEBHOOK_LOYALTY_HEADER_VALUE="$LOYALTY_TOKEN"
+export WEBHOOK_SUBLYTICS_SECRET_PATH="$SUBLYTICS_PATH_SECRET"
+export WEBHOOK_USAEPAY_PASSWORD="$USAEPAY_PASSWORD"
+export WEBHOOK_USAEPAY_SIGNATURE_KEY="$USAEPAY_SIGNATURE_KEY"
+export WEBHOOK_SINK_SECRET="$GATEWAY_SIGNING_SECRET"
+
+bin/caddy run --config Caddyfile.example --adapter caddyfile >"$work/caddy.log" 2>&1 &
+caddy_pid=$!
+for _ in $(seq 1 100); do
+	if (exec 3<>/dev/tcp/127.0.0.1/8080) 2>/dev/null; then break; fi
+	if ! kill -0 "$caddy_pid" 2>/dev/null; then
+		echo "caddy exited:" >&2
+		cat "$work/caddy.log" >&2
+		exit 1
+	fi
+	sleep 0.1
+done
+echo "gateway listening on http://127.0.0.1:8080 (store under $XDG_DATA_HOME/caddy/webhook_gateway)"
+
+bin/caddy webhooks emit \
+	--target http://127.0.0.1:8080 \
+	--path openloyalty=/hooks/openloyalty \
+	--path sublytics=/hooks/sublytics \
+	--path usaepay=/hooks/usaepay \
+	--loyalty-header X-Loyalty-Token \
+	--usaepay-user "$USAEPAY_USER" \
+	--sink-listen 127.0.0.1:9090 \
+	--count 600 --concurrency 8 \
+	--duplicates 0.1 --redeliveries 0.1 \
+	--retry-base 100ms --retry-max 1s --retry-attempts 8 \
+	--burst-pause 100ms \
+	--wait 60s --check \
+	"$@"
