@@ -1,0 +1,377 @@
+package caddymodule
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+
+	"github.com/webhookgw/caddy-webhook-gateway/store"
+)
+
+// extraWebhookCommands holds more `caddy webhooks` subcommands. Files that
+// add one append its constructor from an init function; the constructors run
+// when Caddy builds its command tree, after every init.
+var extraWebhookCommands []func() *cobra.Command
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:      "webhooks",
+		Usage:     "<command> [flags]",
+		Short:     "Inspects, replays and purges the webhook gateway's stored events",
+		Long:      webhooksLong,
+		CobraFunc: configureWebhooksCommand,
+	})
+}
+
+const webhooksLong = `
+Works with a running Caddy's webhook gateway through its admin API
+(the /webhooks/ endpoints), the way 'caddy reload' does: the admin
+address is --address, else the admin address of the config given with
+--config, else localhost:2019.
+
+  caddy webhooks list [--status dead] [--source /usaepay] [--limit 20]
+  caddy webhooks show <source> <id>
+  caddy webhooks replay <source> <id> [--dry-run]
+  caddy webhooks replay --status dead [--source /usaepay] [--dry-run]
+  caddy webhooks counts
+  caddy webhooks purge --status dead [--to 2026-01-01T00:00:00Z] | --all
+
+When several store directories are loaded, name one with --store.
+`
+
+// webhooksCommand returns the `webhooks` command with all its
+// subcommands, standalone: Caddy's command tree gets the same subcommands
+// through configureWebhooksCommand.
+func webhooksCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "webhooks <command> [flags]",
+		Short: "Inspects, replays and purges the webhook gateway's stored events",
+		Long:  webhooksLong,
+	}
+	configureWebhooksCommand(cmd)
+	return cmd
+}
+
+func configureWebhooksCommand(cmd *cobra.Command) {
+	cmd.AddCommand(listCommand(), showCommand(), replayCommand(), countsCommand(), purgeCommand())
+	for _, newCmd := range extraWebhookCommands {
+		cmd.AddCommand(newCmd())
+	}
+}
+
+// addAdminFlags adds the flags that locate the admin API. They are added to
+// each subcommand rather than the parent so other subcommands (a sink, a
+// simulator) may use the same names for their own addresses.
+func addAdminFlags(cmd *cobra.Command) {
+	cmd.Flags().String("address", "", "The admin API address (default: from --config, else localhost:2019)")
+	cmd.Flags().StringP("config", "c", "", "Config file to read the admin address from")
+	cmd.Flags().StringP("adapter", "a", "", "Name of the config adapter of --config")
+	cmd.Flags().String("store", "", "Store directory, when several are loaded")
+}
+
+// addFilterFlags adds the event filter flags shared by list, replay and
+// purge.
+func addFilterFlags(cmd *cobra.Command) {
+	cmd.Flags().String("source", "", "Only events of this source (e.g. /usaepay)")
+	cmd.Flags().String("provider", "", "Only events of this provider (openloyalty, sublytics, usaepay)")
+	cmd.Flags().String("type", "", "Only events of this type")
+	cmd.Flags().String("status", "", "Only events in this status (reserved, pending, retrying, delivered, dead)")
+	cmd.Flags().String("from", "", "Only events received at or after this RFC 3339 time")
+	cmd.Flags().String("to", "", "Only events received before this RFC 3339 time")
+}
+
+func listCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "list [--status <status>] [--source <source>] [--limit <n>] [--cursor <cursor>]",
+		Short: "Lists stored events, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SilenceUsage = true
+			q := filterQuery(cmd)
+			for _, name := range []string{"cursor", "limit"} {
+				if v, _ := cmd.Flags().GetString(name); v != "" {
+					q.Set(name, v)
+				}
+			}
+			var out ListResponse
+			raw, err := adminCall(cmd, http.MethodGet, "/webhooks/events", q, nil, &out)
+			if err != nil {
+				return err
+			}
+			if asJSON, _ := cmd.Flags().GetBool("json"); asJSON {
+				_, err := cmd.OutOrStdout().Write(raw)
+				return err
+			}
+			return printEvents(cmd.OutOrStdout(), out)
+		},
+	}
+	addAdminFlags(cmd)
+	addFilterFlags(cmd)
+	cmd.Flags().String("limit", "", "Events per page (default 100, at most 1000)")
+	cmd.Flags().String("cursor", "", "Continue a previous listing")
+	cmd.Flags().Bool("json", false, "Print the API's JSON instead of a table")
+	return cmd
+}
+
+func showCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "show <source> <id>",
+		Short: "Shows one event: record, canonical event, headers, attempts and raw body (JSON)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cmd.SilenceUsage = true
+			q := url.Values{"source": {args[0]}, "id": {args[1]}}
+			raw, err := adminCall(cmd, http.MethodGet, "/webhooks/event", q, nil, nil)
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(raw)
+			return err
+		},
+	}
+	addAdminFlags(cmd)
+	return cmd
+}
+
+func replayCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "replay (<source> <id> | [filter flags] | --all) [--dry-run]",
+		Short: "Sends stored events to the backend again (JSON result)",
+		Long: `
+Replays one event (by source and id) or every event matching the filter
+flags, now, whatever its status, and prints what was sent and how the
+backend answered. The request carries Webhook-Replay: true. --dry-run
+sends nothing and prints what would be sent. A replay needs the event's
+source to be served by an async route (deliver async, with upstreams).
+`,
+		Args: cobra.RangeArgs(0, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := ReplayRequest{}
+			req.Store, _ = cmd.Flags().GetString("store")
+			req.DryRun, _ = cmd.Flags().GetBool("dry-run")
+			req.All, _ = cmd.Flags().GetBool("all")
+			fr := filterRequest(cmd)
+			fr.Limit, _ = cmd.Flags().GetInt("limit")
+			switch {
+			case len(args) == 2:
+				if *fr != (FilterRequest{}) || req.All {
+					return errors.New("give either <source> <id> or filter flags, not both")
+				}
+				req.Source, req.ID = args[0], args[1]
+			case len(args) == 1:
+				return errors.New("replay by id needs both <source> and <id>")
+			case *fr == (FilterRequest{}) && !req.All:
+				return errors.New("nothing to replay: give <source> <id>, filter flags (e.g. --status dead), or --all")
+			default:
+				req.Filter = fr
+			}
+			cmd.SilenceUsage = true
+			raw, err := adminCall(cmd, http.MethodPost, "/webhooks/replay", nil, req, nil)
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(raw)
+			return err
+		},
+	}
+	addAdminFlags(cmd)
+	addFilterFlags(cmd)
+	cmd.Flags().Int("limit", 0, "Replay at most this many matching events (0: all)")
+	cmd.Flags().Bool("all", false, "Replay every stored event (no filter)")
+	cmd.Flags().Bool("dry-run", false, "Send nothing; print what would be sent")
+	return cmd
+}
+
+func countsCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "counts",
+		Short: "Counts stored events by status",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SilenceUsage = true
+			var out CountsResponse
+			if _, err := adminCall(cmd, http.MethodGet, "/webhooks/counts", nil, nil, &out); err != nil {
+				return err
+			}
+			return printCounts(cmd.OutOrStdout(), out)
+		},
+	}
+	addAdminFlags(cmd)
+	return cmd
+}
+
+func purgeCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "purge ([filter flags] | --all) [--limit <n>]",
+		Short: "Deletes stored events matching the filter flags",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			req := PurgeRequest{Filter: filterRequest(cmd)}
+			req.Store, _ = cmd.Flags().GetString("store")
+			req.All, _ = cmd.Flags().GetBool("all")
+			req.Filter.Limit, _ = cmd.Flags().GetInt("limit")
+			if req.Filter.Source == "" && req.Filter.Provider == "" && req.Filter.Type == "" &&
+				req.Filter.Status == "" && req.Filter.From == "" && req.Filter.To == "" && !req.All {
+				return errors.New("refusing to purge every event: give filter flags (e.g. --status dead), or --all")
+			}
+			cmd.SilenceUsage = true
+			var out PurgeResponse
+			if _, err := adminCall(cmd, http.MethodPost, "/webhooks/purge", nil, req, &out); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "purged %d events from %s\n", out.Purged, out.Store)
+			return err
+		},
+	}
+	addAdminFlags(cmd)
+	addFilterFlags(cmd)
+	cmd.Flags().Int("limit", 0, "Delete at most this many matching events (0: all)")
+	cmd.Flags().Bool("all", false, "Delete every stored event (no filter)")
+	return cmd
+}
+
+func filterRequest(cmd *cobra.Command) *FilterRequest {
+	get := func(name string) string { v, _ := cmd.Flags().GetString(name); return v }
+	return &FilterRequest{
+		Source:   get("source"),
+		Provider: get("provider"),
+		Type:     get("type"),
+		Status:   get("status"),
+		From:     get("from"),
+		To:       get("to"),
+	}
+}
+
+func filterQuery(cmd *cobra.Command) url.Values {
+	fr := filterRequest(cmd)
+	q := url.Values{}
+	for k, v := range map[string]string{"source": fr.Source, "provider": fr.Provider, "type": fr.Type,
+		"status": fr.Status, "from": fr.From, "to": fr.To} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return q
+}
+
+// adminCall sends one request to the admin API and returns the answer's
+// body, decoded into out when out is not nil.
+func adminCall(cmd *cobra.Command, method, path string, q url.Values, body any, out any) ([]byte, error) {
+	address, _ := cmd.Flags().GetString("address")
+	configFile, _ := cmd.Flags().GetString("config")
+	adapter, _ := cmd.Flags().GetString("adapter")
+	addr, err := caddycmd.DetermineAdminAPIAddress(address, nil, configFile, adapter)
+	if err != nil {
+		return nil, fmt.Errorf("finding the admin API address: %w", err)
+	}
+	if st, _ := cmd.Flags().GetString("store"); st != "" && method == http.MethodGet {
+		if q == nil {
+			q = url.Values{}
+		}
+		q.Set("store", st)
+	}
+	uri := path
+	if len(q) > 0 {
+		uri += "?" + q.Encode()
+	}
+	var reqBody io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("encoding request: %w", err)
+		}
+		reqBody = bytes.NewReader(b)
+	}
+	resp, err := caddycmd.AdminAPIRequest(addr, method, uri, nil, reqBody)
+	if err != nil {
+		return nil, fmt.Errorf("admin API at %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("reading the admin API's answer: %w", err)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return nil, fmt.Errorf("decoding the admin API's answer: %w", err)
+		}
+	}
+	return raw, nil
+}
+
+func printEvents(w io.Writer, out ListResponse) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RECEIVED\tSOURCE\tID\tTYPE\tSTATUS\tATTEMPTS\tLAST")
+	for _, e := range out.Events {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n",
+			e.ReceivedAt.UTC().Format(time.RFC3339), e.Source, e.ID, e.Type, e.Status, e.Attempts, lastOutcome(e))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(out.Events) == 0 {
+		fmt.Fprintln(w, "(no events)")
+	}
+	if out.NextCursor != "" {
+		fmt.Fprintf(w, "more: --cursor %s\n", out.NextCursor)
+	}
+	return nil
+}
+
+// lastOutcome is a short text of the latest attempt for the table; the
+// full error is in `show`.
+func lastOutcome(e EventSummary) string {
+	if e.Attempts == 0 {
+		return "-"
+	}
+	s := ""
+	if e.LastStatus != 0 {
+		s = fmt.Sprint(e.LastStatus)
+	}
+	if e.LastError != "" {
+		msg := e.LastError
+		if len(msg) > 60 {
+			msg = msg[:57] + "..."
+		}
+		s = strings.TrimSpace(s + " " + msg)
+	}
+	return s
+}
+
+func printCounts(w io.Writer, out CountsResponse) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	// Life-cycle order reads better than alphabetical; unknown statuses
+	// (from a newer store) follow, sorted.
+	order := append([]store.Status(nil), knownStatuses...)
+	var extra []string
+	for s := range out.Counts {
+		if !isKnownStatus(s) {
+			extra = append(extra, string(s))
+		}
+	}
+	sort.Strings(extra)
+	for _, s := range extra {
+		order = append(order, store.Status(s))
+	}
+	fmt.Fprintln(tw, "STATUS\tCOUNT\t")
+	for _, s := range order {
+		fmt.Fprintf(tw, "%s\t%d\t\n", s, out.Counts[s])
+	}
+	fmt.Fprintf(tw, "total\t%d\t\n", out.Total)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "store: %s\n", out.Store)
+	return err
+}

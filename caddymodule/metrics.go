@@ -1,0 +1,220 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/webhookgw/caddy-webhook-gateway/delivery"
+	"github.com/webhookgw/caddy-webhook-gateway/handlers"
+	"github.com/webhookgw/caddy-webhook-gateway/store"
+)
+
+// Metric names, exported on Caddy's metrics endpoint (admin /metrics, or a
+// `metrics` handler).
+const (
+	metricReceived      = "webhook_gateway_received_total"
+	metricDeliveries    = "webhook_gateway_deliveries_total"
+	metricDuration      = "webhook_gateway_delivery_duration_seconds"
+	metricDead          = "webhook_gateway_dead_total"
+	metricQueueDepth    = "webhook_gateway_queue_depth"
+	metricDeadEvents    = "webhook_gateway_dead_events"
+	countsTTL           = 10 * time.Second
+	countsTimeout       = time.Minute
+	firstCountsDeadline = 5 * time.Second
+)
+
+// gatewayMetrics implements handlers.Observer and delivery.Observer with
+// Prometheus collectors. There is one set per process, not per config: Caddy
+// gives every config load a fresh registry, and registering the same
+// collectors into it keeps the counters monotonic across reloads, which is
+// what rate() needs.
+type gatewayMetrics struct {
+	received   *prometheus.CounterVec
+	deliveries *prometheus.CounterVec
+	duration   *prometheus.HistogramVec
+	dead       *prometheus.CounterVec
+	queueDepth prometheus.GaugeFunc
+	deadEvents prometheus.GaugeFunc
+}
+
+var (
+	_ handlers.Observer = (*gatewayMetrics)(nil)
+	_ delivery.Observer = (*gatewayMetrics)(nil)
+)
+
+// processMetrics is the process-wide set; see gatewayMetrics.
+var processMetrics = newGatewayMetrics(live)
+
+func newGatewayMetrics(reg *registry) *gatewayMetrics {
+	return &gatewayMetrics{
+		received: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: metricReceived,
+			Help: "Provider webhook requests by provider and outcome (accepted, duplicate, unauthorized, invalid, too_large, failed).",
+		}, []string{"provider", "outcome"}),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: metricDeliveries,
+			Help: "Async delivery attempts and replays by source and result (delivered: 2xx; failed: anything else).",
+		}, []string{"source", "result"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    metricDuration,
+			Help:    "Duration of async delivery attempts and replays, until the backend's answer or the failure.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"source"}),
+		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: metricDead,
+			Help: "Events given up on by source and reason (gone, attempts_exhausted, max_age).",
+		}, []string{"source", "reason"}),
+		queueDepth: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: metricQueueDepth,
+			Help: "Events waiting for async delivery (pending or retrying) in all loaded stores; refreshed at most every 10s.",
+		}, func() float64 { return float64(sumCounts(reg, store.StatusPending, store.StatusRetrying)) }),
+		deadEvents: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: metricDeadEvents,
+			Help: "Dead events (no further attempt; replay or purge them) in all loaded stores; refreshed at most every 10s.",
+		}, func() float64 { return float64(sumCounts(reg, store.StatusDead)) }),
+	}
+}
+
+func (m *gatewayMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.received, m.deliveries, m.duration, m.dead, m.queueDepth, m.deadEvents}
+}
+
+// register adds the collectors to a config's registry. Several Handlers of
+// one config register the same collectors; the registry answers
+// AlreadyRegisteredError, which is fine as long as the collector it holds is
+// ours. A different collector under our names (another plugin) is an error,
+// since our counts would silently go nowhere.
+func (m *gatewayMetrics) register(reg *prometheus.Registry) error {
+	if reg == nil {
+		return nil
+	}
+	for _, c := range m.collectors() {
+		err := reg.Register(c)
+		var are prometheus.AlreadyRegisteredError
+		switch {
+		case err == nil:
+		case errors.As(err, &are) && are.ExistingCollector == c:
+		default:
+			return fmt.Errorf("registering metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// Received implements handlers.Observer.
+func (m *gatewayMetrics) Received(provider, outcome string) {
+	m.received.WithLabelValues(provider, outcome).Inc()
+}
+
+// Delivered implements delivery.Observer.
+func (m *gatewayMetrics) Delivered(source string, _ int, latency time.Duration) {
+	m.deliveries.WithLabelValues(source, "delivered").Inc()
+	m.duration.WithLabelValues(source).Observe(latency.Seconds())
+}
+
+// Failed implements delivery.Observer.
+func (m *gatewayMetrics) Failed(source string, _ int, latency time.Duration) {
+	m.deliveries.WithLabelValues(source, "failed").Inc()
+	m.duration.WithLabelValues(source).Observe(latency.Seconds())
+}
+
+// Dead implements delivery.Observer. The reason text carries numbers from
+// the config ("attempts exhausted (20)"); it is folded into a few fixed
+// values so the label set stays small.
+func (m *gatewayMetrics) Dead(source, reason string) {
+	m.dead.WithLabelValues(source, deadReason(reason)).Inc()
+}
+
+func deadReason(reason string) string {
+	switch {
+	case strings.Contains(reason, "410"):
+		return "gone"
+	case strings.Contains(reason, "attempts"):
+		return "attempts_exhausted"
+	case strings.Contains(reason, "max age"):
+		return "max_age"
+	default:
+		return "other"
+	}
+}
+
+// sumCounts adds up the cached counts of the given statuses over all live
+// stores.
+func sumCounts(reg *registry, statuses ...store.Status) int {
+	total := 0
+	for _, ls := range reg.liveStores() {
+		counts := ls.counts.get()
+		for _, s := range statuses {
+			total += counts[s]
+		}
+	}
+	return total
+}
+
+// countsCache serves a store's status counts to scrapes. Counting scans the
+// whole listing index (about a second per million events), too slow for
+// every scrape of a big store: a value is reused for countsTTL, and a stale
+// one is returned at once while a single background refresh runs, so a
+// scrape never waits for a scan except the very first.
+type countsCache struct {
+	db    store.Store
+	ttl   time.Duration
+	mu    sync.Mutex
+	value map[store.Status]int
+	at    time.Time
+	busy  bool
+	first chan struct{} // closed once a first count finished (or failed)
+}
+
+func newCountsCache(db store.Store) *countsCache {
+	return &countsCache{db: db, ttl: countsTTL, first: make(chan struct{})}
+}
+
+func (c *countsCache) get() map[store.Status]int {
+	c.mu.Lock()
+	stale := time.Since(c.at) >= c.ttl
+	start := stale && !c.busy
+	if start {
+		c.busy = true
+	}
+	value, first := c.value, c.first
+	c.mu.Unlock()
+	if start {
+		go c.refresh()
+	}
+	if value == nil {
+		// Nothing counted yet: wait a little for the first count rather
+		// than report an empty queue that is not.
+		select {
+		case <-first:
+		case <-time.After(firstCountsDeadline):
+		}
+		c.mu.Lock()
+		value = c.value
+		c.mu.Unlock()
+	}
+	return value
+}
+
+func (c *countsCache) refresh() {
+	ctx, cancel := context.WithTimeout(context.Background(), countsTimeout)
+	defer cancel()
+	counts, err := c.db.Counts(ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.busy = false
+	if err == nil {
+		c.value, c.at = counts, time.Now()
+	}
+	select {
+	case <-c.first:
+	default:
+		close(c.first)
+	}
+}
