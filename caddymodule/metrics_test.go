@@ -1,0 +1,188 @@
+package caddymodule
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/zap"
+
+	"github.com/webhookgw/caddy-webhook-gateway/handlers"
+	"github.com/webhookgw/caddy-webhook-gateway/store"
+)
+
+// gathered returns the metric families of reg by name.
+func gathered(t *testing.T, reg *prometheus.Registry) map[string]*dto.MetricFamily {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	out := map[string]*dto.MetricFamily{}
+	for _, f := range fams {
+		out[f.GetName()] = f
+	}
+	return out
+}
+
+// value finds the sample of fam whose labels include want.
+func value(fam *dto.MetricFamily, want map[string]string) (float64, bool) {
+	if fam == nil {
+		return 0, false
+	}
+next:
+	for _, m := range fam.GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		for k, v := range want {
+			if have[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount()), true
+		}
+	}
+	return 0, false
+}
+
+func TestMetricsSurviveReloadRegistration(t *testing.T) {
+	m := newGatewayMetrics(newRegistry())
+	first := prometheus.NewPedanticRegistry()
+	// Two Handlers of one config register the same collectors.
+	if err := m.register(first); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.register(first); err != nil {
+		t.Fatalf("second handler of the same config: %v", err)
+	}
+	m.Received("usaepay", handlers.OutcomeAccepted)
+
+	// A reload: a fresh registry per config, same collectors, so the
+	// counters carry on instead of restarting at zero.
+	second := prometheus.NewPedanticRegistry()
+	if err := m.register(second); err != nil {
+		t.Fatalf("after reload: %v", err)
+	}
+	m.Received("usaepay", handlers.OutcomeAccepted)
+	got, ok := value(gathered(t, second)[metricReceived], map[string]string{"provider": "usaepay", "outcome": "accepted"})
+	if !ok || got != 2 {
+		t.Fatalf("received after reload = %v (found %v), want 2", got, ok)
+	}
+
+	if err := m.register(nil); err != nil {
+		t.Fatalf("no registry (bare context): %v", err)
+	}
+}
+
+func TestMetricsRefuseForeignCollector(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricReceived, Help: "someone else's"},
+		[]string{"provider", "outcome"}))
+	if err := newGatewayMetrics(newRegistry()).register(reg); err == nil {
+		t.Fatal("registering over another collector of the same name should fail")
+	}
+}
+
+func TestMetricsObservers(t *testing.T) {
+	m := newGatewayMetrics(newRegistry())
+	reg := prometheus.NewPedanticRegistry()
+	if err := m.register(reg); err != nil {
+		t.Fatal(err)
+	}
+	m.Delivered("/usaepay", 200, 30*time.Millisecond)
+	m.Delivered("/usaepay", 204, 40*time.Millisecond)
+	m.Failed("/usaepay", 503, time.Second)
+	m.Failed("/usaepay", 0, 5*time.Second)
+	m.Dead("/usaepay", "attempts exhausted (20)")
+	m.Dead("/usaepay", "backend answered 410 Gone")
+	m.Dead("/usaepay", "max age 72h0m0s reached")
+
+	fams := gathered(t, reg)
+	for _, c := range []struct {
+		metric string
+		labels map[string]string
+		want   float64
+	}{
+		{metricDeliveries, map[string]string{"source": "/usaepay", "result": "delivered"}, 2},
+		{metricDeliveries, map[string]string{"source": "/usaepay", "result": "failed"}, 2},
+		{metricDuration, map[string]string{"source": "/usaepay"}, 4},
+		{metricDead, map[string]string{"source": "/usaepay", "reason": "attempts_exhausted"}, 1},
+		{metricDead, map[string]string{"source": "/usaepay", "reason": "gone"}, 1},
+		{metricDead, map[string]string{"source": "/usaepay", "reason": "max_age"}, 1},
+		{metricQueueDepth, nil, 0},
+		{metricDeadEvents, nil, 0},
+	} {
+		got, ok := value(fams[c.metric], c.labels)
+		if !ok || got != c.want {
+			t.Errorf("%s%v = %v (found %v), want %v", c.metric, c.labels, got, ok, c.want)
+		}
+	}
+}
+
+func TestMetricsStoreGaugesAreCached(t *testing.T) {
+	dir := t.TempDir()
+	db, err := store.Open(dir, store.Options{Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	r := newRegistry()
+	defer r.add(dir, db, []string{"/usaepay"}, handlers.Async, nil)()
+	m := newGatewayMetrics(r)
+	reg := prometheus.NewPedanticRegistry()
+	if err := m.register(reg); err != nil {
+		t.Fatal(err)
+	}
+	insert := func(id string, s store.Status) {
+		rec := &store.Record{Source: "/usaepay", ID: id, Provider: "usaepay", Type: "x", Status: s, Event: []byte(`{}`)}
+		if _, err := db.Insert(context.Background(), &store.Ingest{RawBody: []byte(`{}`), Records: []*store.Record{rec}}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		insert(fmt.Sprintf("p%d", i), store.StatusPending)
+	}
+	insert("r", store.StatusRetrying)
+	insert("d", store.StatusDead)
+
+	gauges := func() (float64, float64) {
+		fams := gathered(t, reg)
+		q, _ := value(fams[metricQueueDepth], nil)
+		d, _ := value(fams[metricDeadEvents], nil)
+		return q, d
+	}
+	// The first scrape waits for a count.
+	if q, d := gauges(); q != 4 || d != 1 {
+		t.Fatalf("queue %v dead %v, want 4 and 1", q, d)
+	}
+	// Within the TTL a scrape does not count again.
+	insert("d2", store.StatusDead)
+	if _, d := gauges(); d != 1 {
+		t.Fatalf("dead = %v within the TTL, want the cached 1", d)
+	}
+	// Once stale, a scrape answers at once and refreshes in the background.
+	r.liveStores()[0].counts.mu.Lock()
+	r.liveStores()[0].counts.at = time.Time{}
+	r.liveStores()[0].counts.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, d := gauges(); d == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("dead gauge never refreshed to 2")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
