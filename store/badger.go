@@ -145,6 +145,23 @@ const maxConflictRetries = 64
 // Badger is the embedded Store. One *Badger may be shared by any number of
 // goroutines and by several Caddy configurations at once (during a reload);
 // a second Open of the same directory fails on Badger's directory lock.
+//
+// Durability: Badger runs with SyncWrites off and durable writes use a group
+// commit (see groupSyncer): a write is acknowledged once a sync that began
+// after its commit has finished. Badger's Sync covers only the active WAL and
+// value-log file, so the store also fsyncs WAL and value-log files rotated out
+// in between; otherwise an acknowledged write could sit unsynced in a
+// rotated file until its memtable is flushed.
+//
+// Raw bodies: a single-event request keeps its body (up to 16 KB) inside the
+// record, so it goes when the record goes. A batch, or a larger body, is
+// stored once under its own key with the list of records that share it; a
+// sweep on the GC schedule deletes a body once none of those records refers
+// to it any more (expired, purged or overwritten).
+//
+// Keys: see keys.go. Records are JSON behind a small binary header, with
+// their status also in Badger's per-entry user-meta byte so that dedup checks
+// need not decode the value.
 type Badger struct {
 	db    *badger.DB
 	dir   string
@@ -467,6 +484,7 @@ func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]Insert
 		seen = make(map[string]int, n)
 	}
 	var todo []int
+	needSync := false // a duplicate was answered from a cached, unsynced write
 	for i, r := range in.Records {
 		if r == nil {
 			return nil, fmt.Errorf("insert: record %d is nil", i)
@@ -495,8 +513,9 @@ func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]Insert
 			}
 			seen[ks] = i
 		}
-		if st, ok := b.cache.present(ks, now); ok {
+		if st, synced, ok := b.cache.present(ks, now); ok {
 			res[i] = InsertResult{Existing: st}
+			needSync = needSync || !synced
 			continue
 		}
 		todo = append(todo, i)
@@ -526,19 +545,23 @@ func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]Insert
 				sawExisting = true
 			}
 		}
-		if durable && (len(insertedKeys) > 0 || sawExisting) {
+		if durable && (len(insertedKeys) > 0 || sawExisting || needSync) {
 			if err := b.durable(); err != nil {
 				return nil, fmt.Errorf("insert: %w", err)
 			}
+			needSync = false
 		}
-		// Only now, with the write durable, may hot duplicates be
-		// answered from memory.
 		for _, i := range todo {
 			if o := out[i]; !o.inserted {
-				b.cache.put(string(keys[i]), gen, o.existing, o.expiresAt, o.version)
+				b.cache.put(string(keys[i]), gen, o.existing, o.expiresAt, o.version, durable)
 			}
 		}
-		b.refreshCache(insertedKeys)
+		b.refreshCache(insertedKeys, durable)
+	}
+	if durable && needSync {
+		if err := b.durable(); err != nil {
+			return nil, fmt.Errorf("insert: %w", err)
+		}
 	}
 	for i, j := range dupOf {
 		if res[j].Inserted {
@@ -673,8 +696,12 @@ func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int
 }
 
 // refreshCache reads keys back from a fresh snapshot and caches the states
-// that may be cached (see dedupCache).
-func (b *Badger) refreshCache(keys [][]byte) {
+// that may be cached (see dedupCache). synced tells that the writes being
+// refreshed were synced. The state read back may be a newer, unsynced
+// update, but what dedup needs durable is the key's presence, and that was
+// synced with the earlier write (a deletion in between bumps the cache
+// generation and the put is dropped).
+func (b *Badger) refreshCache(keys [][]byte, synced bool) {
 	if b.cache == nil || len(keys) == 0 {
 		return
 	}
@@ -685,9 +712,9 @@ func (b *Badger) refreshCache(keys [][]byte) {
 		item, err := txn.Get(k)
 		switch {
 		case errors.Is(err, badger.ErrKeyNotFound):
-			b.cache.put(string(k), gen, "", 0, 0)
+			b.cache.put(string(k), gen, "", 0, 0, false)
 		case err == nil:
-			b.cache.put(string(k), gen, metaStatus[item.UserMeta()], item.ExpiresAt(), item.Version())
+			b.cache.put(string(k), gen, metaStatus[item.UserMeta()], item.ExpiresAt(), item.Version(), synced)
 		}
 	}
 }
@@ -824,7 +851,7 @@ func (b *Badger) Update(ctx context.Context, source, id string, durable bool, fn
 			return nil, fmt.Errorf("update %s %s: %w", source, id, err)
 		}
 	}
-	b.refreshCache([][]byte{key})
+	b.refreshCache([][]byte{key}, durable)
 	return out, nil
 }
 

@@ -430,3 +430,24 @@ func TestBatchSharesBody(t *testing.T) {
 		t.Fatalf("batch placement %d/%d", got.BatchIndex, got.BatchSize)
 	}
 }
+
+// A durable duplicate must not be acknowledged on the strength of a cached
+// copy that was never synced.
+func TestDurableDuplicateOfUnsyncedWriteSyncs(t *testing.T) {
+	b, _ := openTest(t, Options{})
+	mustInsert(t, b, single(rec("/pay", "u", StatusPending), "{}"), false)
+	before := b.Stats().Waits
+	if res := mustInsert(t, b, single(rec("/pay", "u", StatusPending), "{}"), true); res[0].Inserted {
+		t.Fatal("duplicate inserted")
+	}
+	if b.Stats().Waits != before+1 {
+		t.Fatal("durable duplicate of an unsynced write did not wait for a sync")
+	}
+	// Once synced, hot duplicates are answered from memory.
+	mustInsert(t, b, single(rec("/pay", "s", StatusPending), "{}"), true)
+	before = b.Stats().Waits
+	mustInsert(t, b, single(rec("/pay", "s", StatusPending), "{}"), true)
+	if b.Stats().Waits != before {
+		t.Fatal("durable duplicate of a synced write waited for a sync")
+	}
+}

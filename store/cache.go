@@ -16,6 +16,9 @@ import (
 //     so two racing updates cannot leave the older state behind.
 //   - Entries carry the record's Badger expiry, so a delivered record that
 //     expired is a miss.
+//   - Entries remember whether the write was synced when they were cached,
+//     so a durable caller is not told "duplicate" about a copy that might not
+//     survive a power cut before the next sync.
 //   - Reservations are never cached (they can be released or overwritten).
 //   - Deletions (Release, Purge) bump a generation under the cache lock after
 //     they commit; an add whose read-back started before a deletion's bump is
@@ -30,6 +33,7 @@ type cacheEntry struct {
 	status    Status
 	expiresAt uint64 // Badger ExpiresAt, unix seconds; 0 = no expiry
 	version   uint64 // Badger commit version of the state cached
+	synced    bool   // known to be on disk
 }
 
 func newDedupCache(size int) *dedupCache {
@@ -40,23 +44,24 @@ func newDedupCache(size int) *dedupCache {
 	return &dedupCache{lru: l}
 }
 
-// present reports whether key is cached as present now, and its status.
-func (c *dedupCache) present(key string, now time.Time) (Status, bool) {
+// present reports whether key is cached as present now, its status, and
+// whether that state is known to be synced to disk.
+func (c *dedupCache) present(key string, now time.Time) (st Status, synced, ok bool) {
 	if c == nil {
-		return "", false
+		return "", false, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.lru.Get(key)
 	if !ok {
-		return "", false
+		return "", false, false
 	}
 	// Badger treats an entry as expired once ExpiresAt <= now (seconds).
 	if e.expiresAt != 0 && e.expiresAt <= uint64(now.Unix()) {
 		c.lru.Remove(key)
-		return "", false
+		return "", false, false
 	}
-	return e.status, true
+	return e.status, e.synced, true
 }
 
 // generation is read before the snapshot whose state is then offered to put.
@@ -70,8 +75,9 @@ func (c *dedupCache) generation() uint64 {
 }
 
 // put records the state of key read at version in a snapshot taken after
-// generation gen was read. A reservation, or a nil status (absent), removes.
-func (c *dedupCache) put(key string, gen uint64, status Status, expiresAt, version uint64) {
+// generation gen was read; synced tells whether a sync ran after that
+// snapshot. A reservation, or an empty status (absent), removes.
+func (c *dedupCache) put(key string, gen uint64, status Status, expiresAt, version uint64, synced bool) {
 	if c == nil {
 		return
 	}
@@ -84,10 +90,13 @@ func (c *dedupCache) put(key string, gen uint64, status Status, expiresAt, versi
 	if gen != c.gen {
 		return
 	}
-	if old, ok := c.lru.Peek(key); ok && old.version > version {
-		return
+	if old, ok := c.lru.Peek(key); ok {
+		if old.version > version {
+			return
+		}
+		synced = synced || (old.version == version && old.synced)
 	}
-	c.lru.Add(key, cacheEntry{status: status, expiresAt: expiresAt, version: version})
+	c.lru.Add(key, cacheEntry{status: status, expiresAt: expiresAt, version: version, synced: synced})
 }
 
 // deleted must be called after a deletion of keys has committed.

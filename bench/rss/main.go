@@ -39,6 +39,7 @@ func main() {
 	cache := flag.Int("cache", 0, "dedup LRU size (0: store default)")
 	memtable := flag.Int64("memtable", 0, "memtable size in MiB (0: store default)")
 	noCompression := flag.Bool("nocompression", false, "store SST blocks uncompressed")
+	idle := flag.Duration("idle", 20*time.Second, "idle time before the last measurement (compactions settle, Badger frees pooled buffers)")
 	heapProfile := flag.String("heapprofile", "", "write a heap profile here after inserting")
 	flag.Parse()
 
@@ -149,6 +150,8 @@ func main() {
 	}
 	listDur := time.Since(t)
 	report("after counts and 50 list pages", peak.Load())
+	time.Sleep(*idle)
+	report(fmt.Sprintf("after %v idle", *idle), peak.Load())
 	runtime.GC()
 	debug.FreeOSMemory()
 	report("after a forced GC", peak.Load())
