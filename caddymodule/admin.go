@@ -67,15 +67,19 @@ func (a *AdminAPI) Routes() []caddy.AdminRoute {
 // EventSummary is one line of a listing: enough to pick an event to show
 // or replay, without its body.
 type EventSummary struct {
-	Source        string       `json:"source"`
-	ID            string       `json:"id"`
-	Provider      string       `json:"provider"`
-	Type          string       `json:"type"`
-	Status        store.Status `json:"status"`
-	ReceivedAt    time.Time    `json:"received_at"`
-	Attempts      int          `json:"attempts"`
-	Replays       int          `json:"replays,omitempty"`
-	NextAttemptAt *time.Time   `json:"next_attempt_at,omitempty"`
+	// Source and ID are the event's key, what show and replay take.
+	Source   string `json:"source"`
+	ID       string `json:"id"`
+	Provider string `json:"provider"`
+	// Type is the canonical event type, prefix included.
+	Type       string       `json:"type"`
+	Status     store.Status `json:"status"`
+	ReceivedAt time.Time    `json:"received_at"`
+	// Attempts counts delivery attempts, replays included.
+	Attempts int `json:"attempts"`
+	Replays  int `json:"replays,omitempty"`
+	// NextAttemptAt is set while a retry is scheduled.
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
 	// LastStatus and LastError are from the latest attempt: what an
 	// operator looks at first for a dead or retrying event.
 	LastStatus int    `json:"last_status,omitempty"`
@@ -85,7 +89,8 @@ type EventSummary struct {
 // ListResponse is the answer of GET /webhooks/events.
 type ListResponse struct {
 	// Store is the directory listed.
-	Store  string         `json:"store"`
+	Store string `json:"store"`
+	// Events are newest first.
 	Events []EventSummary `json:"events"`
 	// NextCursor continues the listing (cursor=...); empty on the last page.
 	NextCursor string `json:"next_cursor,omitempty"`
@@ -105,7 +110,9 @@ type EventView struct {
 
 // CountsResponse is the answer of GET /webhooks/counts.
 type CountsResponse struct {
-	Store  string               `json:"store"`
+	// Store is the directory counted.
+	Store string `json:"store"`
+	// Counts has every status, zero or not.
 	Counts map[store.Status]int `json:"counts"`
 	Total  int                  `json:"total"`
 }
@@ -113,10 +120,14 @@ type CountsResponse struct {
 // FilterRequest selects events in a replay or purge request; empty fields
 // match all. Times are RFC 3339.
 type FilterRequest struct {
-	Source   string `json:"source,omitempty"`
+	// Source is a route's CloudEvents source, e.g. "/usaepay".
+	Source string `json:"source,omitempty"`
+	// Provider is openloyalty, sublytics or usaepay.
 	Provider string `json:"provider,omitempty"`
-	Type     string `json:"type,omitempty"`
-	Status   string `json:"status,omitempty"`
+	// Type is the canonical event type, prefix included.
+	Type string `json:"type,omitempty"`
+	// Status is reserved, pending, retrying, delivered or dead.
+	Status string `json:"status,omitempty"`
 	// From and To bound the receive time: From <= received_at < To.
 	From string `json:"from,omitempty"`
 	To   string `json:"to,omitempty"`
@@ -129,9 +140,11 @@ type FilterRequest struct {
 // or Filter (or All for every event).
 type ReplayRequest struct {
 	// Store is the store directory; needed only when several are loaded.
-	Store  string         `json:"store,omitempty"`
-	Source string         `json:"source,omitempty"`
-	ID     string         `json:"id,omitempty"`
+	Store string `json:"store,omitempty"`
+	// Source and ID name one event to replay.
+	Source string `json:"source,omitempty"`
+	ID     string `json:"id,omitempty"`
+	// Filter selects the events to replay instead.
 	Filter *FilterRequest `json:"filter,omitempty"`
 	// All allows an empty filter, which replays every stored event: a
 	// request that forgot its filter must not do that by accident.
@@ -142,8 +155,10 @@ type ReplayRequest struct {
 
 // BulkReplayResponse is the answer of a replay by filter.
 type BulkReplayResponse struct {
-	Store  string `json:"store"`
-	DryRun bool   `json:"dry_run,omitempty"`
+	// Store is the directory the events were read from.
+	Store string `json:"store"`
+	// DryRun is true when nothing was sent.
+	DryRun bool `json:"dry_run,omitempty"`
 	// Matched is how many stored events matched the filter.
 	Matched int `json:"matched"`
 	// Delivered counts replays the backend answered with a 2xx; on a dry
@@ -153,13 +168,17 @@ type BulkReplayResponse struct {
 	Failed int `json:"failed"`
 	// Skipped counts events whose source has no async route to replay
 	// them with.
-	Skipped int                      `json:"skipped"`
+	Skipped int `json:"skipped"`
+	// Results follow the listing order (newest first), one per matched
+	// event; Error says why one was skipped or failed.
 	Results []*delivery.ReplayResult `json:"results"`
 }
 
 // PurgeRequest is the body of POST /webhooks/purge.
 type PurgeRequest struct {
-	Store  string         `json:"store,omitempty"`
+	// Store is the store directory; needed only when several are loaded.
+	Store string `json:"store,omitempty"`
+	// Filter selects the events to delete; its Limit caps how many.
 	Filter *FilterRequest `json:"filter,omitempty"`
 	// All allows an empty filter, which deletes every stored event.
 	All bool `json:"all,omitempty"`
@@ -167,8 +186,10 @@ type PurgeRequest struct {
 
 // PurgeResponse is the answer of POST /webhooks/purge.
 type PurgeResponse struct {
-	Store  string `json:"store"`
-	Purged int    `json:"purged"`
+	// Store is the directory purged.
+	Store string `json:"store"`
+	// Purged is how many events were deleted.
+	Purged int `json:"purged"`
 }
 
 // handleList serves GET /webhooks/events.

@@ -159,7 +159,7 @@ func wantStatus(t *testing.T, got int, body []byte, want int, contains string) {
 	}
 }
 
-var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+var adminT0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func TestAdminNoStoreLoaded(t *testing.T) {
 	code, body := call(t, http.MethodGet, "/webhooks/events", nil)
@@ -168,9 +168,9 @@ func TestAdminNoStoreLoaded(t *testing.T) {
 
 func TestAdminListFiltersAndPages(t *testing.T) {
 	f := newAdminFixture(t)
-	f.insert(t, "/usaepay", "a1", "usaepay", "transaction.sale.success", store.StatusPending, t0)
-	f.insert(t, "/usaepay", "a2", "usaepay", "ach.settled", store.StatusDead, t0.Add(time.Minute))
-	f.insert(t, "/sublytics", "s1", "sublytics", "order_updated", store.StatusDelivered, t0.Add(2*time.Minute))
+	f.insert(t, "/usaepay", "a1", "usaepay", "transaction.sale.success", store.StatusPending, adminT0)
+	f.insert(t, "/usaepay", "a2", "usaepay", "ach.settled", store.StatusDead, adminT0.Add(time.Minute))
+	f.insert(t, "/sublytics", "s1", "sublytics", "order_updated", store.StatusDelivered, adminT0.Add(2*time.Minute))
 
 	code, body := call(t, http.MethodGet, "/webhooks/events", nil)
 	wantStatus(t, code, body, http.StatusOK, "")
@@ -187,9 +187,9 @@ func TestAdminListFiltersAndPages(t *testing.T) {
 		"provider=usaepay":              {"a2", "a1"},
 		"source=/sublytics":             {"s1"},
 		"type=transaction.sale.success": {"a1"},
-		"from=" + url.QueryEscape(t0.Add(time.Minute).Format(time.RFC3339)):                                                        {"s1", "a2"},
-		"to=" + url.QueryEscape(t0.Add(time.Minute).Format(time.RFC3339)):                                                          {"a1"},
-		"from=" + url.QueryEscape(t0.Format(time.RFC3339)) + "&to=" + url.QueryEscape(t0.Add(90*time.Second).Format(time.RFC3339)): {"a2", "a1"},
+		"from=" + url.QueryEscape(adminT0.Add(time.Minute).Format(time.RFC3339)):                                                             {"s1", "a2"},
+		"to=" + url.QueryEscape(adminT0.Add(time.Minute).Format(time.RFC3339)):                                                               {"a1"},
+		"from=" + url.QueryEscape(adminT0.Format(time.RFC3339)) + "&to=" + url.QueryEscape(adminT0.Add(90*time.Second).Format(time.RFC3339)): {"a2", "a1"},
 	} {
 		code, body := call(t, http.MethodGet, "/webhooks/events?"+query, nil)
 		wantStatus(t, code, body, http.StatusOK, "")
@@ -250,7 +250,7 @@ type shownEvent struct {
 
 func TestAdminShow(t *testing.T) {
 	f := newAdminFixture(t)
-	f.insert(t, "/usaepay", "a1", "usaepay", "transaction.sale.success", store.StatusPending, t0)
+	f.insert(t, "/usaepay", "a1", "usaepay", "transaction.sale.success", store.StatusPending, adminT0)
 
 	code, body := call(t, http.MethodGet, "/webhooks/event?source=/usaepay&id=a1", nil)
 	wantStatus(t, code, body, http.StatusOK, "")
@@ -269,9 +269,9 @@ func TestAdminShow(t *testing.T) {
 
 func TestAdminCounts(t *testing.T) {
 	f := newAdminFixture(t)
-	f.insert(t, "/usaepay", "a1", "usaepay", "x", store.StatusPending, t0)
-	f.insert(t, "/usaepay", "a2", "usaepay", "x", store.StatusDead, t0)
-	f.insert(t, "/usaepay", "a3", "usaepay", "x", store.StatusDead, t0)
+	f.insert(t, "/usaepay", "a1", "usaepay", "x", store.StatusPending, adminT0)
+	f.insert(t, "/usaepay", "a2", "usaepay", "x", store.StatusDead, adminT0)
+	f.insert(t, "/usaepay", "a3", "usaepay", "x", store.StatusDead, adminT0)
 	code, body := call(t, http.MethodGet, "/webhooks/counts", nil)
 	wantStatus(t, code, body, http.StatusOK, "")
 	c := decode[CountsResponse](t, body)
@@ -285,7 +285,7 @@ func TestAdminCounts(t *testing.T) {
 
 func TestAdminReplayByID(t *testing.T) {
 	f := newAdminFixture(t)
-	f.insert(t, "/usaepay", "a1", "usaepay", "x", store.StatusDead, t0)
+	f.insert(t, "/usaepay", "a1", "usaepay", "x", store.StatusDead, adminT0)
 
 	// Dry run: nothing sent, the request that would be sent is shown.
 	code, body := call(t, http.MethodPost, "/webhooks/replay", ReplayRequest{Source: "/usaepay", ID: "a1", DryRun: true})
@@ -316,8 +316,8 @@ func TestAdminReplayByID(t *testing.T) {
 
 func TestAdminReplayErrors(t *testing.T) {
 	f := newAdminFixture(t)
-	f.insert(t, "/sublytics", "s1", "sublytics", "order_updated", store.StatusDelivered, t0)
-	f.insert(t, "/usaepay", "r1", "usaepay", "x", store.StatusReserved, t0)
+	f.insert(t, "/sublytics", "s1", "sublytics", "order_updated", store.StatusDelivered, adminT0)
+	f.insert(t, "/usaepay", "r1", "usaepay", "x", store.StatusReserved, adminT0)
 
 	cases := []struct {
 		name    string
@@ -354,10 +354,10 @@ func TestAdminReplayErrors(t *testing.T) {
 func TestAdminReplayByFilter(t *testing.T) {
 	f := newAdminFixture(t)
 	for i := range 5 {
-		f.insert(t, "/usaepay", fmt.Sprintf("d%d", i), "usaepay", "x", store.StatusDead, t0.Add(time.Duration(i)*time.Second))
+		f.insert(t, "/usaepay", fmt.Sprintf("d%d", i), "usaepay", "x", store.StatusDead, adminT0.Add(time.Duration(i)*time.Second))
 	}
-	f.insert(t, "/usaepay", "ok", "usaepay", "x", store.StatusDelivered, t0)
-	f.insert(t, "/sublytics", "s-dead", "sublytics", "order_updated", store.StatusDead, t0)
+	f.insert(t, "/usaepay", "ok", "usaepay", "x", store.StatusDelivered, adminT0)
+	f.insert(t, "/sublytics", "s-dead", "sublytics", "order_updated", store.StatusDead, adminT0)
 
 	code, body := call(t, http.MethodPost, "/webhooks/replay", ReplayRequest{Filter: &FilterRequest{Status: "dead"}, DryRun: true})
 	wantStatus(t, code, body, http.StatusOK, "")
@@ -391,9 +391,9 @@ func TestAdminReplayByFilter(t *testing.T) {
 
 func TestAdminPurge(t *testing.T) {
 	f := newAdminFixture(t)
-	f.insert(t, "/usaepay", "a1", "usaepay", "x", store.StatusDead, t0)
-	f.insert(t, "/usaepay", "a2", "usaepay", "x", store.StatusDead, t0)
-	f.insert(t, "/usaepay", "a3", "usaepay", "x", store.StatusPending, t0)
+	f.insert(t, "/usaepay", "a1", "usaepay", "x", store.StatusDead, adminT0)
+	f.insert(t, "/usaepay", "a2", "usaepay", "x", store.StatusDead, adminT0)
+	f.insert(t, "/usaepay", "a3", "usaepay", "x", store.StatusPending, adminT0)
 
 	code, body := call(t, http.MethodPost, "/webhooks/purge", PurgeRequest{})
 	wantStatus(t, code, body, http.StatusBadRequest, "empty filter")
@@ -418,8 +418,8 @@ func TestAdminPurge(t *testing.T) {
 func TestAdminSeveralStores(t *testing.T) {
 	a := newAdminFixture(t)
 	b := newAdminFixture(t)
-	a.insert(t, "/usaepay", "in-a", "usaepay", "x", store.StatusPending, t0)
-	b.insert(t, "/usaepay", "in-b", "usaepay", "x", store.StatusPending, t0)
+	a.insert(t, "/usaepay", "in-a", "usaepay", "x", store.StatusPending, adminT0)
+	b.insert(t, "/usaepay", "in-b", "usaepay", "x", store.StatusPending, adminT0)
 
 	code, body := call(t, http.MethodGet, "/webhooks/events", nil)
 	wantStatus(t, code, body, http.StatusBadRequest, "store=")

@@ -41,8 +41,8 @@ func runCLI(t *testing.T, args ...string) (string, error) {
 
 func TestCLIListCountsShow(t *testing.T) {
 	f := newAdminFixture(t)
-	f.insert(t, "/usaepay", "a1", "usaepay", "transaction.sale.success", store.StatusPending, t0)
-	f.insert(t, "/usaepay", "a2", "usaepay", "ach.settled", store.StatusDead, t0.Add(1))
+	f.insert(t, "/usaepay", "a1", "usaepay", "transaction.sale.success", store.StatusPending, adminT0)
+	f.insert(t, "/usaepay", "a2", "usaepay", "ach.settled", store.StatusDead, adminT0.Add(1))
 	addr := adminServer(t)
 
 	out, err := runCLI(t, "list", "--address", addr)
@@ -92,8 +92,8 @@ func TestCLIListCountsShow(t *testing.T) {
 
 func TestCLIReplay(t *testing.T) {
 	f := newAdminFixture(t)
-	f.insert(t, "/usaepay", "a1", "usaepay", "x", store.StatusDead, t0)
-	f.insert(t, "/usaepay", "a2", "usaepay", "x", store.StatusDead, t0)
+	f.insert(t, "/usaepay", "a1", "usaepay", "x", store.StatusDead, adminT0)
+	f.insert(t, "/usaepay", "a2", "usaepay", "x", store.StatusDead, adminT0)
 	addr := adminServer(t)
 
 	out, err := runCLI(t, "replay", "--address", addr, "--dry-run", "/usaepay", "a1")
