@@ -14,8 +14,20 @@ if [[ "${1:-}" == "--xcaddy" ]]; then
 	xcaddy_version=$(field xcaddy_version)
 	module=$(field module)
 	echo "xcaddy ${xcaddy_version}: caddy ${caddy_version} with ${module}"
-	go run "github.com/caddyserver/xcaddy/cmd/xcaddy@${xcaddy_version}" build "${caddy_version}" \
-		--with "${module}=." --output bin/caddy
+	root=$(pwd)
+	pinned=$(sed -n 's/^require github.com\/caddyserver\/xcaddy \(.*\)$/\1/p' tools/xcaddy/go.mod)
+	if [[ "$pinned" != "$xcaddy_version" ]]; then
+		echo "xcaddy.json names xcaddy ${xcaddy_version} but tools/xcaddy/go.mod pins ${pinned}" >&2
+		exit 1
+	fi
+	# The gateway module is built from this checkout, not fetched: a module
+	# proxy that refuses unknown modules with 403 (rather than 404) would
+	# stop xcaddy's `go get`, so let lookups fall through to "off", which
+	# makes the go command use the local replacement.
+	proxy=$(go env GOPROXY)
+	proxy="${proxy%%,*}|off"
+	(cd tools/xcaddy && GOPROXY="$proxy" go run github.com/caddyserver/xcaddy/cmd/xcaddy build "${caddy_version}" \
+		--with "${module}=${root}" --output "${root}/bin/caddy")
 else
 	go build -o bin/caddy ./cmd/caddy
 fi

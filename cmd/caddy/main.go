@@ -8,8 +8,8 @@ import (
 	// Caddy's standard modules.
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
-	// The webhook gateway.
-	_ "github.com/webhookgw/caddy-webhook-gateway/caddymodule"
+	// The webhook gateway, imported as xcaddy imports a plugin.
+	_ "github.com/webhookgw/caddy-webhook-gateway"
 )
 
 func main() {
