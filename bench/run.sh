@@ -223,16 +223,23 @@ measure() {
 	if [ "$PROFILE" = 1 ]; then
 		# Profile the middle of the measured period.
 		local secs=$((DUR_S > 4 ? DUR_S - 2 : DUR_S))
+		# A goroutine dump halfway through shows where requests wait
+		# (off-CPU time, such as group-commit syncs), which the CPU
+		# profile does not.
 		(sleep "$((WARM_S + 1))" && curl -fsS -m $((secs + 30)) -o "$OUT/$label.cpu.pprof" \
 			"http://127.0.0.1:$ADMIN/debug/pprof/profile?seconds=$secs") &
 		prof=$!
+		(sleep "$((WARM_S + DUR_S / 2))" && curl -fsS -m 30 -o "$OUT/$label.goroutines.txt" \
+			"http://127.0.0.1:$ADMIN/debug/pprof/goroutine?debug=1") &
+		prof="$prof $!"
 	fi
 	log "measure $label"
 	local rc=0
 	timeout $((WARM_S + DUR_S + DRAIN_TIMEOUT + 60)) "$BIN/loadgen" "${args[@]}" 2>&1 | tee -a "$OUT/run.log" >&2 || rc=$?
-	if [ -n "$prof" ]; then
-		wait "$prof" || log "profile of $label failed"
-	fi
+	local p
+	for p in $prof; do
+		wait "$p" || log "profile of $label failed"
+	done
 	stop_caddy
 	if [ "$scenario" != a ] && [ -d "$dir/store" ]; then
 		echo "$label store: $(du -sh "$dir/store" | cut -f1)" >>"$OUT/run.log"
