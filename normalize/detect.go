@@ -1,6 +1,10 @@
 package normalize
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/webhookgw/caddy-webhook-gateway/internal/jsonscan"
+)
 
 // field indexes the top-level envelope members of all three providers.
 type field int
@@ -89,7 +93,7 @@ func parseEnvelope(body []byte, env *envelope) *InputError {
 		e.locate(body, off)
 		return e
 	}
-	start := skipWS(body, 0)
+	start := jsonscan.SkipWS(body, 0)
 	if body[start] != '{' {
 		return envelopeErr("", body, start, "body must be a JSON object, got "+jsonKind(body[start:]))
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/webhookgw/caddy-webhook-gateway/internal/jsonscan"
 )
 
 // ErrorKind classifies an InputError.
@@ -114,7 +116,7 @@ func (e *InputError) locate(body []byte, off int) {
 // error path, so it can afford to decode again to learn where.
 func syntaxError(body []byte) *InputError {
 	e := &InputError{Kind: KindSyntax}
-	if len(trimWS(body)) == 0 {
+	if len(jsonscan.TrimWS(body)) == 0 {
 		e.locate(body, len(body))
 		if len(body) == 0 {
 			e.Reason = "empty body; expected a JSON object"

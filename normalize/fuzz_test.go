@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/webhookgw/caddy-webhook-gateway/internal/jsonscan"
 )
 
 // FuzzNormalize: any body, any provider setting. Normalize must not panic;
@@ -109,7 +111,7 @@ func FuzzCanonical(f *testing.F) {
 			return
 		}
 		var c canonical
-		c.value(trimWS(b), 0)
+		c.value(jsonscan.TrimWS(b), 0)
 		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.UseNumber()
 		var v any

@@ -32,6 +32,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/webhookgw/caddy-webhook-gateway/internal/jsonscan"
 	"github.com/webhookgw/caddy-webhook-gateway/schemas"
 )
 
@@ -228,7 +229,7 @@ func subjectOf(v []byte) string {
 	if len(v) == 0 {
 		return ""
 	}
-	v = v[:skipValue(v, 0)]
+	v = v[:jsonscan.SkipValue(v, 0)]
 	var s string
 	switch c := v[0]; {
 	case c == '"':
@@ -254,17 +255,17 @@ func member(v []byte, name string) []byte {
 	if len(v) == 0 || v[0] != '{' {
 		return nil
 	}
-	i := skipWS(v, 1)
+	i := jsonscan.SkipWS(v, 1)
 	for i < len(v) && v[i] == '"' {
-		kEnd := skipString(v, i)
+		kEnd := jsonscan.SkipString(v, i)
 		match := keyIs(v[i:kEnd], name)
-		i = skipWS(v, skipWS(v, kEnd)+1) // past the ':'
+		i = jsonscan.SkipWS(v, jsonscan.SkipWS(v, kEnd)+1) // past the ':'
 		if match {
 			return v[i:]
 		}
-		i = skipWS(v, skipValue(v, i))
+		i = jsonscan.SkipWS(v, jsonscan.SkipValue(v, i))
 		if i < len(v) && v[i] == ',' {
-			i = skipWS(v, i+1)
+			i = jsonscan.SkipWS(v, i+1)
 		}
 	}
 	return nil

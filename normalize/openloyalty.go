@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/webhookgw/caddy-webhook-gateway/internal/jsonscan"
 	"github.com/webhookgw/caddy-webhook-gateway/schemas"
 )
 
@@ -69,7 +70,7 @@ func (r *reader) openLoyalty() ([]schemas.Event, *InputError) {
 		return []schemas.Event{r.loyaltyEvent(c, env.Type, t, owned)}, nil
 	}
 	events := make([]schemas.Event, 0, 8)
-	eachItem(owned, func(item []byte, _ int) bool {
+	jsonscan.EachItem(owned, func(item []byte, _ int) bool {
 		events = append(events, r.loyaltyEvent(c, env.Type, t, item[:len(item):len(item)]))
 		return true
 	})
@@ -81,7 +82,7 @@ func (r *reader) openLoyalty() ([]schemas.Event, *InputError) {
 func (r *reader) checkBatch(data []byte, dataOff int) *InputError {
 	var err *InputError
 	n := 0
-	eachItem(data, func(item []byte, off int) bool {
+	jsonscan.EachItem(data, func(item []byte, off int) bool {
 		if item[0] != '{' {
 			err = fieldErr(r.provider, "data["+strconv.Itoa(n)+"]", r.env.body, dataOff+off, "must be a JSON object, got %s", jsonKind(item))
 			return false
@@ -135,7 +136,7 @@ func deriveID(c *canonical, source, typ string, data []byte) string {
 // whatever its key order or whitespace, gets the same id and is
 // deduplicated.
 func DeriveID(source, eventType string, data []byte) (string, error) {
-	data = trimWS(data)
+	data = jsonscan.TrimWS(data)
 	if !json.Valid(data) {
 		return "", errors.New("normalize: DeriveID: data is not valid JSON")
 	}

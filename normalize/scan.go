@@ -5,98 +5,13 @@ import (
 	"encoding/json"
 	"slices"
 	"unicode/utf8"
+
+	"github.com/webhookgw/caddy-webhook-gateway/internal/jsonscan"
 )
 
 // The body is checked once with json.Valid and utf8.Valid; everything below
 // walks that already-valid JSON by hand, which finds the handful of fields
 // the normalizer needs without decoding (or allocating) the rest.
-
-func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-
-func skipWS(b []byte, i int) int {
-	for i < len(b) && isWS(b[i]) {
-		i++
-	}
-	return i
-}
-
-func trimWS(b []byte) []byte {
-	i := skipWS(b, 0)
-	j := len(b)
-	for j > i && isWS(b[j-1]) {
-		j--
-	}
-	return b[i:j]
-}
-
-// skipValue returns the index just after the value starting at b[i].
-func skipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return i
-	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return i
-	}
-	for i < len(b) {
-		switch b[i] {
-		case ',', '}', ']', ' ', '\t', '\n', '\r':
-			return i
-		}
-		i++
-	}
-	return i
-}
-
-// skipString returns the index just after the string starting at b[i].
-func skipString(b []byte, i int) int {
-	i++
-	// Most strings in these payloads are short: a plain loop beats the
-	// call into IndexByte until a string proves long.
-	for end := min(i+16, len(b)); i < end; i++ {
-		switch b[i] {
-		case '"':
-			return i + 1
-		case '\\':
-			goto slow
-		}
-	}
-slow:
-	for {
-		j := bytes.IndexByte(b[i:], '"')
-		if j < 0 {
-			return len(b)
-		}
-		q := i + j
-		// A quote is escaped when an odd number of backslashes precede it.
-		n := 0
-		for k := q - 1; k >= i && b[k] == '\\'; k-- {
-			n++
-		}
-		if n%2 == 0 {
-			return q + 1
-		}
-		i = q + 1
-	}
-}
 
 // objIter walks the members of one object. b must start with '{'.
 type objIter struct {
@@ -110,18 +25,18 @@ func newObjIter(b []byte) objIter { return objIter{b: b, i: 1} }
 // and the value's offset within b.
 func (it *objIter) next() (key, val []byte, valOff int, ok bool) {
 	b := it.b
-	i := skipWS(b, it.i)
+	i := jsonscan.SkipWS(b, it.i)
 	if i < len(b) && b[i] == ',' {
-		i = skipWS(b, i+1)
+		i = jsonscan.SkipWS(b, i+1)
 	}
 	if i >= len(b) || b[i] != '"' {
 		return nil, nil, 0, false
 	}
-	kEnd := skipString(b, i)
+	kEnd := jsonscan.SkipString(b, i)
 	key = b[i:kEnd]
-	i = skipWS(b, kEnd)
-	i = skipWS(b, i+1) // the ':'
-	vEnd := skipValue(b, i)
+	i = jsonscan.SkipWS(b, kEnd)
+	i = jsonscan.SkipWS(b, i+1) // the ':'
+	vEnd := jsonscan.SkipValue(b, i)
 	it.i = vEnd
 	return key, b[i:vEnd], i, true
 }
@@ -154,22 +69,6 @@ func decodeString(v []byte) (string, bool) {
 	return s, true
 }
 
-// eachItem calls fn with each item of the array b (which starts with '[')
-// and its offset within b, until fn returns false.
-func eachItem(b []byte, fn func(item []byte, off int) bool) {
-	i := skipWS(b, 1)
-	for i < len(b) && b[i] != ']' {
-		end := skipValue(b, i)
-		if !fn(b[i:end], i) {
-			return
-		}
-		i = skipWS(b, end)
-		if i < len(b) && b[i] == ',' {
-			i = skipWS(b, i+1)
-		}
-	}
-}
-
 // canonical writes the canonical form of a JSON value: no insignificant
 // whitespace, object members sorted by the bytes of their decoded UTF-8
 // names (the last of duplicate names wins, as in encoding/json), strings
@@ -197,24 +96,24 @@ func (c *canonical) value(b []byte, i int) int {
 		return c.object(b, i)
 	case '[':
 		c.out = append(c.out, '[')
-		i = skipWS(b, i+1)
+		i = jsonscan.SkipWS(b, i+1)
 		for first := true; b[i] != ']'; first = false {
 			if !first {
 				c.out = append(c.out, ',')
 			}
-			i = skipWS(b, c.value(b, i))
+			i = jsonscan.SkipWS(b, c.value(b, i))
 			if b[i] == ',' {
-				i = skipWS(b, i+1)
+				i = jsonscan.SkipWS(b, i+1)
 			}
 		}
 		c.out = append(c.out, ']')
 		return i + 1
 	case '"':
-		end := skipString(b, i)
+		end := jsonscan.SkipString(b, i)
 		c.str(b[i:end])
 		return end
 	}
-	end := skipValue(b, i)
+	end := jsonscan.SkipValue(b, i)
 	c.out = append(c.out, b[i:end]...)
 	return end
 }
@@ -222,20 +121,20 @@ func (c *canonical) value(b []byte, i int) int {
 func (c *canonical) object(b []byte, i int) int {
 	start := len(c.out)
 	first := len(c.members)
-	i = skipWS(b, i+1)
+	i = jsonscan.SkipWS(b, i+1)
 	for b[i] != '}' {
-		kEnd := skipString(b, i)
+		kEnd := jsonscan.SkipString(b, i)
 		name := b[i+1 : kEnd-1]
 		if bytes.IndexByte(name, '\\') >= 0 {
 			s, _ := decodeString(b[i:kEnd])
 			name = []byte(s)
 		}
-		i = skipWS(b, skipWS(b, kEnd)+1) // past the ':'
+		i = jsonscan.SkipWS(b, jsonscan.SkipWS(b, kEnd)+1) // past the ':'
 		vStart := len(c.out)
-		i = skipWS(b, c.value(b, i))
+		i = jsonscan.SkipWS(b, c.value(b, i))
 		c.members = append(c.members, objMember{name: name, start: vStart - start, end: len(c.out) - start})
 		if b[i] == ',' {
-			i = skipWS(b, i+1)
+			i = jsonscan.SkipWS(b, i+1)
 		}
 	}
 	ms := c.members[first:]

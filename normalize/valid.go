@@ -1,5 +1,7 @@
 package normalize
 
+import "github.com/webhookgw/caddy-webhook-gateway/internal/jsonscan"
+
 // maxDepth matches encoding/json's nesting limit, so a body is valid here
 // exactly when json.Valid says so (FuzzValidJSON holds the two together).
 const maxDepth = 10000
@@ -22,7 +24,7 @@ var strSpecial = func() (t [256]bool) {
 func validJSON(b []byte) bool {
 	var buf [64]byte
 	stack := buf[:0] // open containers: '{' or '['
-	i := skipWS(b, 0)
+	i := jsonscan.SkipWS(b, 0)
 	for {
 		// A value starts at i.
 		if i >= len(b) {
@@ -34,7 +36,7 @@ func validJSON(b []byte) bool {
 				return false
 			}
 			stack = append(stack, c)
-			i = skipWS(b, i+1)
+			i = jsonscan.SkipWS(b, i+1)
 			if i < len(b) && b[i] == c+2 { // '}' is '{'+2, ']' is '['+2
 				stack = stack[:len(stack)-1]
 				i++
@@ -71,7 +73,7 @@ func validJSON(b []byte) bool {
 		}
 		// A value ended at i: close containers until another value is due.
 		for {
-			i = skipWS(b, i)
+			i = jsonscan.SkipWS(b, i)
 			if len(stack) == 0 {
 				return i == len(b)
 			}
@@ -87,7 +89,7 @@ func validJSON(b []byte) bool {
 			if b[i] != ',' {
 				return false
 			}
-			i = skipWS(b, i+1)
+			i = jsonscan.SkipWS(b, i+1)
 			if top == '{' {
 				if i = objectKey(b, i); i < 0 {
 					return false
@@ -106,11 +108,11 @@ func objectKey(b []byte, i int) int {
 	if i = scanString(b, i); i < 0 {
 		return -1
 	}
-	i = skipWS(b, i)
+	i = jsonscan.SkipWS(b, i)
 	if i >= len(b) || b[i] != ':' {
 		return -1
 	}
-	return skipWS(b, i+1)
+	return jsonscan.SkipWS(b, i+1)
 }
 
 // scanString returns the index after the string starting at b[i], or -1.

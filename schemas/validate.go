@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -10,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-playground/validator/v10"
+
+	"github.com/webhookgw/caddy-webhook-gateway/internal/jsonscan"
 )
 
 // validate is shared: a validator.Validate caches struct metadata and is
@@ -288,14 +291,14 @@ func firstByteIn(b []byte, set string) bool {
 }
 
 func isJSONDoc(b []byte) bool {
-	return firstByteIn(b, "{[") && jsonValid(b)
+	return firstByteIn(b, "{[") && json.Valid(b)
 }
 
 // isLoyaltyData accepts an object, or a non-empty array whose items are
 // all objects. Items are found by a light scan that relies on b being
 // well-formed, as a decoder guarantees.
 func isLoyaltyData(b []byte) bool {
-	b = trimSpace(b)
+	b = jsonscan.TrimWS(b)
 	if len(b) == 0 {
 		return false
 	}
@@ -307,7 +310,7 @@ func isLoyaltyData(b []byte) bool {
 	}
 	items := 0
 	ok := true
-	eachArrayItem(b, func(item []byte) bool {
+	jsonscan.EachItem(b, func(item []byte, _ int) bool {
 		items++
 		ok = len(item) > 0 && item[0] == '{'
 		return ok
