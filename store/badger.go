@@ -29,7 +29,11 @@ type Options struct {
 	// (roughly 150 bytes each); negative disables the cache.
 	CacheSize int
 
-	// MemTableSize is the size of each Badger memtable. Default 16 MiB.
+	// MemTableSize is the size of each Badger memtable. Default 8 MiB:
+	// flushing a memtable builds its whole table in a heap buffer that
+	// Badger then pools for reuse, so this drives the resident heap
+	// (about 300 MB of anonymous memory at 16 MiB vs 180 at 8 MiB while
+	// inserting a million events).
 	// One transaction can hold at most 15% of it, so a batch too large for
 	// one transaction is inserted in several (each record still atomically).
 	MemTableSize int64
@@ -52,12 +56,13 @@ type Options struct {
 	// BaseTableSize is the size of every SST file (all levels use one
 	// size). Default 2 MiB.
 	BaseTableSize int64
-	// NoCompression stores SST blocks uncompressed. Blocks are then read
-	// straight from the mapped files instead of being decompressed into
-	// heap buffers, which lowers anonymous memory a lot, at about three
-	// times the disk space (and mapped file pages, which the kernel can
-	// reclaim). Default false (Snappy).
-	NoCompression bool
+	// Compression of SST blocks: "snappy", "zstd" or "none". Default
+	// "zstd": JSON records compress about twice as well as with Snappy,
+	// and the SST files Badger maps into memory are correspondingly
+	// smaller. "none" reads blocks straight from the mapped files instead
+	// of decompressing them into heap buffers, which lowers anonymous
+	// memory, at three to four times the disk space and mapped pages.
+	Compression string
 	// NumCompactors is the number of compaction goroutines (at least 2).
 	// Default 2.
 	NumCompactors int
@@ -90,7 +95,7 @@ func (o Options) withDefaults() Options {
 		o.CacheSize = 1 << 16
 	}
 	if o.MemTableSize <= 0 {
-		o.MemTableSize = 16 << 20
+		o.MemTableSize = 8 << 20
 	}
 	if o.NumMemtables <= 0 {
 		o.NumMemtables = 2
@@ -109,6 +114,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.BaseTableSize <= 0 {
 		o.BaseTableSize = 2 << 20
+	}
+	if o.Compression == "" {
+		o.Compression = "zstd"
 	}
 	if o.NumCompactors < 2 {
 		o.NumCompactors = 2
@@ -192,6 +200,17 @@ func Open(dir string, opts Options) (*Badger, error) {
 		return nil, errors.New("opening badger store: empty directory")
 	}
 	opts = opts.withDefaults()
+	var compression options.CompressionType
+	switch opts.Compression {
+	case "snappy":
+		compression = options.Snappy
+	case "zstd":
+		compression = options.ZSTD
+	case "none":
+		compression = options.None
+	default:
+		return nil, fmt.Errorf("opening badger store in %q: unknown compression %q (want snappy, zstd or none)", dir, opts.Compression)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("opening badger store in %q: %w", dir, err)
 	}
@@ -214,9 +233,7 @@ func Open(dir string, opts Options) (*Badger, error) {
 		WithNumCompactors(opts.NumCompactors).
 		WithMetricsEnabled(false)
 	bo.TableSizeMultiplier = 1
-	if opts.NoCompression {
-		bo.Compression = options.None
-	}
+	bo.Compression = compression
 	db, err := badger.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("opening badger store in %q: %w", dir, err)

@@ -451,3 +451,41 @@ func TestDurableDuplicateOfUnsyncedWriteSyncs(t *testing.T) {
 		t.Fatal("durable duplicate of a synced write waited for a sync")
 	}
 }
+
+// A batch too large for one Badger transaction is inserted in chunks, each
+// record still insert-if-absent, all sharing one body.
+func TestLargeBatchChunked(t *testing.T) {
+	b, _ := openTest(t, Options{MemTableSize: 1 << 20}) // transactions up to ~150 KB
+	ctx := context.Background()
+	body := []byte(strings.Repeat("z", 200<<10))
+	in := &Ingest{RawBody: body}
+	for i := range 1000 {
+		r := rec("/loyalty", fmt.Sprintf("big%04d", i), StatusPending)
+		r.Event = mustJSON(map[string]string{"id": r.ID, "pad": strings.Repeat("p", 500)})
+		in.Records = append(in.Records, r)
+	}
+	// Some are already there.
+	mustInsert(t, b, single(rec("/loyalty", "big0500", StatusDead), "x"), false)
+	res := mustInsert(t, b, in, true)
+	for i, r := range res {
+		if r.Inserted == (i == 500) {
+			t.Fatalf("record %d: %+v", i, r)
+		}
+	}
+	if res[500].Existing != StatusDead {
+		t.Fatalf("existing %+v", res[500])
+	}
+	for _, id := range []string{"big0000", "big0999"} {
+		if got, err := b.RawBody(ctx, "/loyalty", id); err != nil || len(got) != len(body) {
+			t.Fatalf("%s body %d bytes, %v", id, len(got), err)
+		}
+	}
+	if c, _ := b.Counts(ctx); c[StatusPending] != 999 {
+		t.Fatalf("counts %v", c)
+	}
+	// A Claim of many large records fits too.
+	got, err := b.Claim(ctx, "w", []string{"/loyalty"}, time.Now(), time.Minute, 1000)
+	if err != nil || len(got) == 0 {
+		t.Fatalf("claim: %d %v", len(got), err)
+	}
+}

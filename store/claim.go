@@ -47,6 +47,21 @@ func (b *Badger) Claim(ctx context.Context, owner string, sources []string, now 
 	}
 	defer unlock()
 
+	for {
+		out, err := b.claim(ctx, owner, srcs, now, lease, limit)
+		if errors.Is(err, badger.ErrTxnTooBig) && limit > 1 {
+			// Large records: lease fewer at a time.
+			limit /= 2
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("claim for %s: %w", owner, err)
+		}
+		return out, nil
+	}
+}
+
+func (b *Badger) claim(ctx context.Context, owner string, srcs []string, now time.Time, lease time.Duration, limit int) ([]*Record, error) {
 	type candidate struct {
 		due    time.Time
 		source string
@@ -54,7 +69,7 @@ func (b *Badger) Claim(ctx context.Context, owner string, sources []string, now 
 		dkey   []byte
 	}
 	var out []*Record
-	err = b.update(ctx, func(txn *badger.Txn) error {
+	err := b.update(ctx, func(txn *badger.Txn) error {
 		out = out[:0]
 		var cands []candidate
 		for _, src := range srcs {
@@ -114,8 +129,5 @@ func (b *Badger) Claim(ctx context.Context, owner string, sources []string, now 
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("claim for %s: %w", owner, err)
-	}
-	return out, nil
+	return out, err
 }

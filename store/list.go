@@ -18,7 +18,8 @@ const (
 	MaxListLimit     = 1000
 )
 
-// purgeChunk bounds one Purge transaction, well within Badger's limit.
+// purgeChunk bounds one Purge transaction, well within Badger's limit with
+// the default memtable size; Purge halves it if a transaction is too big.
 const purgeChunk = 500
 
 func (f *Filter) validate() error {
@@ -225,8 +226,9 @@ func (b *Badger) Purge(ctx context.Context, f Filter) (int, error) {
 	defer unlock()
 	total := 0
 	var start []byte
+	chunkSize := purgeChunk
 	for f.Limit <= 0 || total < f.Limit {
-		chunk := purgeChunk
+		chunk := chunkSize
 		if f.Limit > 0 {
 			chunk = min(chunk, f.Limit-total)
 		}
@@ -266,6 +268,10 @@ func (b *Badger) Purge(ctx context.Context, f Filter) (int, error) {
 			}
 			return nil
 		})
+		if errors.Is(err, badger.ErrTxnTooBig) && chunkSize > 1 {
+			chunkSize /= 2
+			continue
+		}
 		if err != nil {
 			return total, fmt.Errorf("purge: %w", err)
 		}

@@ -38,7 +38,7 @@ func main() {
 	durable := flag.Bool("durable", false, "durable inserts (group commit); slower, same memory")
 	cache := flag.Int("cache", 0, "dedup LRU size (0: store default)")
 	memtable := flag.Int64("memtable", 0, "memtable size in MiB (0: store default)")
-	noCompression := flag.Bool("nocompression", false, "store SST blocks uncompressed")
+	compression := flag.String("compression", "", "SST compression: snappy, zstd or none (default: store default)")
 	idle := flag.Duration("idle", 20*time.Second, "idle time before the last measurement (compactions settle, Badger frees pooled buffers)")
 	heapProfile := flag.String("heapprofile", "", "write a heap profile here after inserting")
 	flag.Parse()
@@ -51,7 +51,7 @@ func main() {
 		defer os.RemoveAll(d)
 		*dir = d
 	}
-	s, err := store.Open(*dir, store.Options{CacheSize: *cache, MemTableSize: *memtable << 20, NoCompression: *noCompression})
+	s, err := store.Open(*dir, store.Options{CacheSize: *cache, MemTableSize: *memtable << 20, Compression: *compression})
 	if err != nil {
 		log.Fatal(err)
 	}
