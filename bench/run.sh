@@ -114,12 +114,14 @@ cat "$OUT/meta.txt" >&2
 
 # --- helpers ---------------------------------------------------------------
 
-# free_port prints a loopback port nobody listens on (racy, but a clash
-# only fails that start-up, which is reported).
+# free_port prints a loopback port nobody listens on, below the usual
+# ephemeral range (32768 and up) so that no outgoing connection takes it
+# between the check and Caddy's bind; start_caddy retries a clash anyway.
 free_port() {
-	local p i
+	local p i lo hi
+	read -r lo hi </proc/sys/net/ipv4/ip_local_port_range || lo=32768
 	for i in $(seq 1 200); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 30000))
+		p=$((20000 + (RANDOM * 32768 + RANDOM) % (lo - 20000)))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return 0
@@ -164,8 +166,22 @@ PORT=""
 ADMIN=""
 
 # start_caddy runs Caddy on a Caddyfile from bench/ with a fresh data and
-# store directory, and waits until the site accepts connections.
+# store directory, and waits until the site accepts connections. A port
+# taken between free_port and Caddy's bind gets new ports and a retry.
 start_caddy() {
+	local attempt
+	for attempt in 1 2 3; do
+		rm -rf "$2"
+		if start_caddy_once "$1" "$2"; then
+			return 0
+		fi
+		grep -q "address already in use" "$2/caddy.log" 2>/dev/null || return 1
+		log "port clash, retrying"
+	done
+	return 1
+}
+
+start_caddy_once() {
 	local caddyfile=$1 dir=$2
 	mkdir -p "$dir/data" "$dir/store" "$dir/config"
 	PORT=$(free_port)
@@ -179,8 +195,9 @@ start_caddy() {
 	local i
 	for i in $(seq 1 300); do
 		if ! kill -0 "$CADDY_PID" 2>/dev/null; then
+			wait_gone "$CADDY_PID" 1
 			echo "caddy exited during start-up:" >&2
-			tail -20 "$dir/caddy.log" >&2
+			tail -3 "$dir/caddy.log" >&2
 			return 1
 		fi
 		if curl -fsS -o /dev/null "http://127.0.0.1:$ADMIN/config/" 2>/dev/null &&
@@ -191,6 +208,7 @@ start_caddy() {
 	done
 	echo "caddy did not become ready in 30 s" >&2
 	tail -20 "$dir/caddy.log" >&2
+	stop_caddy
 	return 1
 }
 
