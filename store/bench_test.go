@@ -27,15 +27,17 @@ var benchBody = []byte(`{"type":"event","event_type":"transaction.sale.success",
 
 // BenchmarkInsertDurable measures durable single-event inserts from 32 and
 // 128 concurrent writers, with the store's group commit and with Badger
-// syncing every commit itself. Run with -benchtime=3s or more: the numbers
+// syncing every commit itself, against inserts that are not synced at all. Run with -benchtime=3s or more: the numbers
 // are dominated by fsync latency.
 func BenchmarkInsertDurable(b *testing.B) {
 	for _, mode := range []struct {
-		name string
-		opts Options
+		name    string
+		opts    Options
+		durable bool
 	}{
-		{"group", Options{}},
-		{"syncwrites", Options{SyncWrites: true}},
+		{"group", Options{}, true},
+		{"syncwrites", Options{SyncWrites: true}, true},
+		{"nosync", Options{}, false}, // the ceiling: commits without any sync
 	} {
 		for _, writers := range []int{32, 128} {
 			b.Run(fmt.Sprintf("%s/writers=%d", mode.name, writers), func(b *testing.B) {
@@ -49,7 +51,7 @@ func BenchmarkInsertDurable(b *testing.B) {
 					ctx := context.Background()
 					for pb.Next() {
 						id := fmt.Sprint("d", n.Add(1))
-						res, err := s.Insert(ctx, &Ingest{RawBody: benchBody, Records: []*Record{benchRecord(id)}}, true)
+						res, err := s.Insert(ctx, &Ingest{RawBody: benchBody, Records: []*Record{benchRecord(id)}}, mode.durable)
 						if err != nil || !res[0].Inserted {
 							b.Error(err)
 							return
@@ -111,3 +113,27 @@ func BenchmarkDedupMiss(b *testing.B) {
 }
 
 func runtimeGOMAXPROCS() int { return runtime.GOMAXPROCS(0) }
+
+// BenchmarkList pages through 20,000 stored events, 100 per page (one op is
+// one page).
+func BenchmarkList(b *testing.B) {
+	s, _ := openTest(b, Options{})
+	for batch := range 40 {
+		in := &Ingest{RawBody: benchBody}
+		for i := range 500 {
+			in.Records = append(in.Records, benchRecord(fmt.Sprint("l", batch, "-", i)))
+		}
+		mustInsert(b, s, in, false)
+	}
+	ctx := context.Background()
+	cursor := ""
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		rs, next, err := s.List(ctx, Filter{Cursor: cursor})
+		if err != nil || len(rs) == 0 {
+			b.Fatal(len(rs), err)
+		}
+		cursor = next
+	}
+}

@@ -38,6 +38,7 @@ func main() {
 	durable := flag.Bool("durable", false, "durable inserts (group commit); slower, same memory")
 	cache := flag.Int("cache", 0, "dedup LRU size (0: store default)")
 	memtable := flag.Int64("memtable", 0, "memtable size in MiB (0: store default)")
+	baseTable := flag.Int64("basetable", 0, "SST table size in KiB (0: store default)")
 	compression := flag.String("compression", "", "SST compression: snappy, zstd or none (default: store default)")
 	idle := flag.Duration("idle", 20*time.Second, "idle time before the last measurement (compactions settle, Badger frees pooled buffers)")
 	heapProfile := flag.String("heapprofile", "", "write a heap profile here after inserting")
@@ -51,7 +52,7 @@ func main() {
 		defer os.RemoveAll(d)
 		*dir = d
 	}
-	s, err := store.Open(*dir, store.Options{CacheSize: *cache, MemTableSize: *memtable << 20, Compression: *compression})
+	s, err := store.Open(*dir, store.Options{CacheSize: *cache, MemTableSize: *memtable << 20, Compression: *compression, BaseTableSize: *baseTable << 10})
 	if err != nil {
 		log.Fatal(err)
 	}
