@@ -24,7 +24,9 @@
 #                each measurement; pprof costs a little CPU, so take
 #                profiles in a run of their own rather than the reference one
 #   --only LIST  comma-separated subset of a32,b32,a128,c128
+#   --sizes LIST body sizes in bytes (default "1024 12288")
 #   --workers N  async delivery workers (default 64)
+#   --drain-timeout 60s  bound on waiting for async delivery after the load
 #
 # Everything listens on 127.0.0.1 only; every wait is bounded.
 set -euo pipefail
@@ -39,12 +41,16 @@ PROFILE=0
 ONLY="a32,b32,a128,c128"
 SIZES="1024 12288"
 OUT=""
+DRAIN_TIMEOUT=60
+
+# seconds turns a Go duration of whole seconds ("10s") into a number.
+seconds() { local s=${1%s}; [[ $s =~ ^[0-9]+$ ]] || { echo "durations are whole seconds, like 10s: $1" >&2; exit 2; }; echo "$s"; }
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--quick) RUNS=1 DURATION=3s WARMUP=1s ;;
+	--quick) RUNS=1 DURATION=3s WARMUP=1s DRAIN_TIMEOUT=20 ;;
 	--runs) RUNS=$2; shift ;;
 	--duration) DURATION=$2; shift ;;
 	--warmup) WARMUP=$2; shift ;;
@@ -52,6 +58,7 @@ while [ $# -gt 0 ]; do
 	--rev) REV=$2; shift ;;
 	--profile) PROFILE=1 ;;
 	--only) ONLY=$2; shift ;;
+	--drain-timeout) DRAIN_TIMEOUT=$(seconds "$2"); shift ;;
 	--sizes) SIZES=$2; shift ;;
 	--out) OUT=$2; shift ;;
 	-h | --help) usage 0 ;;
@@ -60,11 +67,8 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
-# seconds turns a Go duration of whole seconds ("10s") into a number.
-seconds() { local s=${1%s}; [[ $s =~ ^[0-9]+$ ]] || { echo "durations are whole seconds, like 10s: $1" >&2; exit 2; }; echo "$s"; }
 DUR_S=$(seconds "$DURATION")
 WARM_S=$(seconds "$WARMUP")
-DRAIN_TIMEOUT=120
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/webhook-bench.XXXXXX")
 BIN=${BENCH_BIN:-$ROOT/bin/bench}
@@ -262,6 +266,8 @@ measure() {
 	if [ "$scenario" != a ] && [ -d "$dir/store" ]; then
 		echo "$label store: $(du -sh "$dir/store" | cut -f1)" >>"$OUT/run.log"
 	fi
+	# Caddy's log shows why a measurement failed (delivery errors, say).
+	cp "$dir/caddy.log" "$OUT/$label.caddy.log" 2>/dev/null || true
 	rm -rf "$dir"
 	[ "$rc" = 0 ] || log "measurement $label failed (exit $rc)"
 }

@@ -362,6 +362,7 @@ func drain(ctx context.Context, cfg config, baseline, acked int64, loadEnd time.
 		}
 		if now.After(deadline) {
 			d.Seconds = now.Sub(loadEnd).Seconds()
+			d.DeliveryRate = float64(d.Received-d.AtLoadEnd) / d.Seconds
 			return d
 		}
 		time.Sleep(10 * time.Millisecond)

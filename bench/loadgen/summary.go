@@ -48,6 +48,8 @@ type Group struct {
 	// Async only.
 	DrainSeconds   float64 `json:"drain_s,omitempty"`
 	DrainComplete  bool    `json:"drain_complete,omitempty"`
+	DrainedRuns    int     `json:"drained_runs,omitempty"`
+	DrainRate      float64 `json:"delivery_rate_after_load,omitempty"`
 	DeliveredShare float64 `json:"delivered_share_at_load_end,omitempty"`
 }
 
@@ -112,7 +114,7 @@ func summarize(reps []*Report) *Summary {
 			g.Name = k.scenario
 		}
 		sort.Slice(rs, func(i, j int) bool { return rs[i].Run < rs[j].Run })
-		var rps, p50, p99, p999, cus, ccores, clus, load, drainS, share []float64
+		var rps, p50, p99, p999, cus, ccores, clus, load, drainS, share, drainRate []float64
 		g.DrainComplete = true
 		for _, r := range rs {
 			rps = append(rps, r.RPS)
@@ -132,6 +134,10 @@ func summarize(reps []*Report) *Summary {
 			}
 			if d := r.Drain; d != nil {
 				drainS = append(drainS, d.Seconds)
+				drainRate = append(drainRate, d.DeliveryRate)
+				if d.Complete {
+					g.DrainedRuns++
+				}
 				if d.Target > 0 {
 					share = append(share, float64(d.AtLoadEnd)/float64(d.Target))
 				}
@@ -142,7 +148,7 @@ func summarize(reps []*Report) *Summary {
 		g.RPS, g.P50, g.P99, g.P999 = median(rps), median(p50), median(p99), median(p999)
 		g.CaddyUS, g.CaddyCores, g.ClientUS, g.LoadAvg = median(cus), median(ccores), median(clus), median(load)
 		if len(drainS) > 0 {
-			g.DrainSeconds, g.DeliveredShare = median(drainS), median(share)
+			g.DrainSeconds, g.DeliveredShare, g.DrainRate = median(drainS), median(share), median(drainRate)
 		} else {
 			g.DrainComplete = false
 		}
@@ -239,11 +245,15 @@ func writeMarkdown(w io.Writer, sum *Summary) {
 	}
 	if len(async) > 0 {
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "| async | body | c | delivered by the load's end | drain time after the load (median) | all drained |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|")
+		fmt.Fprintln(w, "| async | body | c | delivered by the load's end | drain time after the load | delivery rate after the load | runs fully drained |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 		for _, g := range async {
-			fmt.Fprintf(w, "| %s | %s | %d | %.0f%% | %.2f s | %v |\n",
-				g.Name, sizeName(g.BodyBytes), g.Concurrency, 100*g.DeliveredShare, g.DrainSeconds, g.DrainComplete)
+			drain := fmt.Sprintf("%.2f s", g.DrainSeconds)
+			if g.DrainedRuns < g.Runs {
+				drain = fmt.Sprintf("%.2f s (timed out)", g.DrainSeconds)
+			}
+			fmt.Fprintf(w, "| %s | %s | %d | %.0f%% | %s | %.0f/s | %d of %d |\n",
+				g.Name, sizeName(g.BodyBytes), g.Concurrency, 100*g.DeliveredShare, drain, g.DrainRate, g.DrainedRuns, g.Runs)
 		}
 	}
 	fmt.Fprintln(w)

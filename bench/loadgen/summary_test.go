@@ -17,7 +17,7 @@ func TestSummarizeMediansRatiosAndTargets(t *testing.T) {
 		rep("a", 1024, 128, 1, 2000, 50),
 		rep("c", 1024, 128, 1, 1900, 40),
 	}
-	reps[len(reps)-1].Drain = &DrainReport{Target: 100, AtLoadEnd: 40, Complete: true, Seconds: 1.5}
+	reps[len(reps)-1].Drain = &DrainReport{Target: 100, AtLoadEnd: 40, Complete: true, Seconds: 1.5, DeliveryRate: 40}
 	sum := summarize(reps)
 
 	var b *Group
@@ -44,7 +44,7 @@ func TestSummarizeMediansRatiosAndTargets(t *testing.T) {
 
 	var out bytes.Buffer
 	writeMarkdown(&out, sum)
-	for _, s := range []string{"| (b) gateway sync + reverse_proxy | 1 KB | 32 | 3 | 1800 | 1800 / 1700 / 9000 | 0.90 |", "| 40% | 1.50 s | true |"} {
+	for _, s := range []string{"| (b) gateway sync + reverse_proxy | 1 KB | 32 | 3 | 1800 | 1800 / 1700 / 9000 | 0.90 |", "| 40% | 1.50 s | 40/s | 1 of 1 |"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("markdown lacks %q:\n%s", s, out.String())
 		}
