@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -181,9 +183,21 @@ func sign(key string, body []byte) string {
 // post sends body to path with the given headers and returns status and body.
 func post(t *testing.T, url string, body []byte, header http.Header) (int, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	code, answer, err := send(url, body, header)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return code, answer
+}
+
+// transportError is a request that got no HTTP answer at all.
+type transportError struct{ error }
+
+// send POSTs a provider body once and decodes the gateway's JSON answer.
+func send(url string, body []byte, header http.Header) (int, map[string]any, error) {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range header {
@@ -191,15 +205,33 @@ func post(t *testing.T, url string, body []byte, header http.Header) (int, map[s
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return 0, nil, transportError{err}
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	var answer map[string]any
 	if err := json.Unmarshal(raw, &answer); err != nil {
-		t.Fatalf("answer is not JSON (status %d): %q", resp.StatusCode, raw)
+		return resp.StatusCode, nil, fmt.Errorf("answer is not JSON (status %d): %q", resp.StatusCode, raw)
 	}
-	return resp.StatusCode, answer
+	return resp.StatusCode, answer, nil
+}
+
+// postRetrying is post for a sender that, like the payment gateway, sends
+// the same body again when the connection fails before an answer arrives. A
+// keep-alive connection that the server closes as a reload retires the old
+// config's server can fail that way; an event without an answer was never
+// acknowledged, and its resend must be accepted or found a duplicate.
+func postRetrying(t *testing.T, url string, body []byte, header http.Header) (int, map[string]any, error) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		code, answer, err := send(url, body, header)
+		var te transportError
+		if !errors.As(err, &te) || attempt == 5 {
+			return code, answer, err
+		}
+		t.Logf("resending after a transport error: %v", err)
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func usaepayHeaders(body []byte) http.Header {

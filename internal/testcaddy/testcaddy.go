@@ -104,6 +104,16 @@ func New(t testing.TB, env ...string) *Instance {
 // WriteCaddyfile writes the site config, expanding the template.
 func (in *Instance) WriteCaddyfile(site string) string {
 	in.t.Helper()
+	path, err := in.writeCaddyfile(site)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	return path
+}
+
+// writeCaddyfile is WriteCaddyfile returning the error, so that Reload can
+// run on a goroutine other than the test's, where t.Fatal is not allowed.
+func (in *Instance) writeCaddyfile(site string) (string, error) {
 	global := ""
 	if !in.Raw {
 		global = fmt.Sprintf("{\n\tadmin 127.0.0.1:%d\n\tauto_https off\n\tpersist_config off\n\tstorage file_system %s\n}\n\n",
@@ -116,9 +126,9 @@ func (in *Instance) WriteCaddyfile(site string) string {
 	).Replace(site)
 	path := filepath.Join(in.Dir, "Caddyfile")
 	if err := os.WriteFile(path, []byte(global+body), 0o600); err != nil {
-		in.t.Fatal(err)
+		return "", fmt.Errorf("writing the Caddyfile: %w", err)
 	}
-	return path
+	return path, nil
 }
 
 // Start runs `caddy run` on the Caddyfile and waits until the site answers.
@@ -177,10 +187,12 @@ func (in *Instance) TryStart(site string) error {
 }
 
 // Reload runs `caddy reload` with a new site config and returns its error,
-// with the command's output.
+// with the command's output. It is safe to call from any goroutine.
 func (in *Instance) Reload(site string) error {
-	in.t.Helper()
-	path := in.WriteCaddyfile(site)
+	path, err := in.writeCaddyfile(site)
+	if err != nil {
+		return err
+	}
 	cmd := exec.Command(Binary(in.t), "reload", "--config", path, "--adapter", "caddyfile",
 		"--address", fmt.Sprintf("127.0.0.1:%d", in.Admin))
 	cmd.Dir = in.Dir
