@@ -133,8 +133,8 @@ func bodyReferenced(txn *badger.Txn, id []byte, keys [][]byte) (bool, error) {
 		}
 		ref := false
 		if err := item.Value(func(v []byte) error {
-			_, kind, part, err := splitRecordValue(v)
-			ref = err == nil && kind == bodyRef && bytes.Equal(part, id)
+			p, err := splitRecordValue(v)
+			ref = err == nil && p.bodyKind == bodyRef && bytes.Equal(p.body, id)
 			return err
 		}); err != nil {
 			return false, err

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -134,10 +135,13 @@ func dueAt(r *Record) time.Time {
 func claimable(s Status) bool { return s == StatusPending || s == StatusRetrying }
 
 // Record values. The record JSON comes first so that listing can decode it
-// without touching the body that may follow.
+// without touching the body that may follow. The canonical event is framed
+// beside the JSON rather than inside it: encoding/json would re-validate and
+// compact a json.RawMessage of several kilobytes on every status update.
 //
-//	version:1 | uvarint len(json) | json | body kind:1 | inline body bytes or 16-byte body id
-const recordFormat = 1
+//	version:1 | uvarint len(json) | json | uvarint len(event) | event |
+//	body kind:1 | inline body bytes or 16-byte body id
+const recordFormat = 2
 
 const (
 	bodyNone   byte = 0
@@ -154,44 +158,68 @@ type storedRecord struct {
 }
 
 func encodeRecordValue(r *Record, bodyKind byte, body []byte) ([]byte, error) {
-	js, err := json.Marshal(r)
+	meta := *r
+	meta.Event = nil
+	js, err := json.Marshal(&meta)
 	if err != nil {
 		return nil, fmt.Errorf("encoding record %s %s: %w", r.Source, r.ID, err)
 	}
-	v := make([]byte, 0, 1+binary.MaxVarintLen64+len(js)+1+len(body))
+	v := make([]byte, 0, 1+2*binary.MaxVarintLen64+len(js)+len(r.Event)+1+len(body))
 	v = append(v, recordFormat)
 	v = binary.AppendUvarint(v, uint64(len(js)))
 	v = append(v, js...)
+	v = binary.AppendUvarint(v, uint64(len(r.Event)))
+	v = append(v, r.Event...)
 	v = append(v, bodyKind)
 	return append(v, body...), nil
 }
 
-// splitRecordValue returns the JSON part, the body kind and the body part of
-// a stored record without decoding anything.
-func splitRecordValue(v []byte) (js []byte, kind byte, body []byte, err error) {
+// recordParts are the sections of a stored record value, sharing its memory.
+type recordParts struct {
+	json, event []byte
+	bodyKind    byte
+	body        []byte
+}
+
+// splitRecordValue returns the sections of a stored record without decoding
+// anything.
+func splitRecordValue(v []byte) (recordParts, error) {
+	var p recordParts
 	if len(v) < 2 || v[0] != recordFormat {
-		return nil, 0, nil, errors.New("unknown record format")
+		return p, errors.New("unknown record format")
 	}
-	n, w := binary.Uvarint(v[1:])
-	if w <= 0 || uint64(len(v)-1-w) < n+1 {
-		return nil, 0, nil, errors.New("truncated record")
+	rest := v[1:]
+	next := func() ([]byte, bool) {
+		n, w := binary.Uvarint(rest)
+		if w <= 0 || uint64(len(rest)-w) < n {
+			return nil, false
+		}
+		part := rest[w : w+int(n)]
+		rest = rest[w+int(n):]
+		return part, true
 	}
-	js = v[1+w : 1+w+int(n)]
-	kind = v[1+w+int(n)]
-	body = v[2+w+int(n):]
-	return js, kind, body, nil
+	var ok bool
+	if p.json, ok = next(); !ok {
+		return p, errors.New("truncated record")
+	}
+	if p.event, ok = next(); !ok || len(rest) < 1 {
+		return p, errors.New("truncated record")
+	}
+	p.bodyKind, p.body = rest[0], rest[1:]
+	return p, nil
 }
 
 func decodeRecordValue(v []byte) (*storedRecord, error) {
-	js, kind, body, err := splitRecordValue(v)
+	p, err := splitRecordValue(v)
 	if err != nil {
 		return nil, err
 	}
 	r := new(Record)
-	if err := json.Unmarshal(js, r); err != nil {
+	if err := json.Unmarshal(p.json, r); err != nil {
 		return nil, fmt.Errorf("decoding record: %w", err)
 	}
-	return &storedRecord{rec: r, bodyKind: kind, body: body}, nil
+	r.Event = bytes.Clone(p.event)
+	return &storedRecord{rec: r, bodyKind: p.bodyKind, body: p.body}, nil
 }
 
 // Shared body values: creation time (so a sweep leaves young bodies alone

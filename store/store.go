@@ -54,7 +54,7 @@ type Record struct {
 	Status     Status    `json:"status"`
 	ReceivedAt time.Time `json:"received_at"`
 	// Event is the canonical event exactly as it is delivered.
-	Event json.RawMessage `json:"event"`
+	Event json.RawMessage `json:"event,omitempty"`
 	// Headers are the provider's request headers, secrets removed.
 	Headers http.Header `json:"headers,omitempty"`
 	// BatchIndex and BatchSize place the event in the request it came in;
