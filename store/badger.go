@@ -159,10 +159,8 @@ const maxConflictRetries = 64
 //
 // Durability: Badger runs with SyncWrites off and durable writes use a group
 // commit (see groupSyncer): a write is acknowledged once a sync that began
-// after its commit has finished. Badger's Sync covers only the active WAL and
-// value-log file, so the store also fsyncs WAL and value-log files rotated out
-// in between; otherwise an acknowledged write could sit unsynced in a
-// rotated file until its memtable is flushed.
+// after its commit has finished. The sync fsyncs Badger's log files itself
+// rather than calling Badger's Sync (see logSyncer for why).
 //
 // Raw bodies: a single-event request keeps its body (up to 16 KB) inside the
 // record, so it goes when the record goes. A batch, or a larger body, is
@@ -250,13 +248,7 @@ func Open(dir string, opts Options) (*Badger, error) {
 		bodyGrace: defaultBodyGrace,
 		stop:      make(chan struct{}),
 	}
-	ls := &logSyncer{dir: dir, synced: map[string]bool{}}
-	b.gsync = &groupSyncer{sync: func() error {
-		if err := db.Sync(); err != nil {
-			return fmt.Errorf("syncing badger store in %q: %w", dir, err)
-		}
-		return ls.syncRotated()
-	}}
+	b.gsync = &groupSyncer{sync: newLogSyncer(dir).sync}
 	if opts.GCInterval > 0 {
 		b.bg.Add(1)
 		go b.gcLoop(opts.GCInterval)

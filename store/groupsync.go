@@ -78,22 +78,40 @@ func (g *groupSyncer) loop() {
 // waiter arrives (Close holds the store's write lock).
 func (g *groupSyncer) drain() { g.wg.Wait() }
 
-// logSyncer syncs what db.Sync leaves out. Badger's Sync flushes only the
-// active memtable WAL and the active value-log file; with SyncWrites off, a
-// WAL or value-log file that was rotated out between a commit and the next
-// Sync is never fsynced by Badger (the memtable is later written to a synced
-// SST, but not at once, and a rotated value-log file never is). So after
-// every Sync we fsync each .mem and .vlog file that is no longer the newest of
-// its kind, once: after rotation nothing writes to it again.
+// logSyncer makes Badger's logs durable: the write-ahead logs of the
+// memtables (.mem) and the value-log files (.vlog). Badger writes both
+// through shared memory maps.
+//
+// It replaces Badger's own DB.Sync, which msyncs the active WAL while holding
+// the database's lock shared; the write goroutine takes that lock exclusively
+// for every batch of commits, and reads queue behind the waiting writer, so
+// each sync stalled every write and read for its duration (most goroutines
+// of a loaded gateway were parked there). An fsync on a descriptor of the
+// same file writes back the pages dirtied through the map just as msync
+// does, without touching Badger's lock.
+//
+// DB.Sync also covers only the newest WAL and value-log file; one rotated out
+// between a commit and the next sync would never be fsynced (the memtable is
+// written to a synced SST later, not at once, and a rotated value-log file
+// never is). So each sync fsyncs the newest file of each kind, each older
+// one once (nothing writes to it after rotation), and the directory whenever
+// a file appeared since the last sync, so that a new log's entry survives.
 type logSyncer struct {
 	dir    string
 	synced map[string]bool // rotated files already fsynced
+	seen   map[string]bool // files present at the previous sync
+	// fsync is fsyncFile; tests count the calls.
+	fsync func(path string) error
 }
 
-func (l *logSyncer) syncRotated() error {
+func newLogSyncer(dir string) *logSyncer {
+	return &logSyncer{dir: dir, synced: map[string]bool{}, seen: map[string]bool{}, fsync: fsyncFile}
+}
+
+func (l *logSyncer) sync() error {
 	entries, err := os.ReadDir(l.dir)
 	if err != nil {
-		return fmt.Errorf("listing %q to sync rotated logs: %w", l.dir, err)
+		return fmt.Errorf("listing %q to sync the logs: %w", l.dir, err)
 	}
 	newest := map[string]int{".mem": -1, ".vlog": -1}
 	type logFile struct {
@@ -118,13 +136,16 @@ func (l *logSyncer) syncRotated() error {
 		}
 	}
 	present := make(map[string]bool, len(files))
+	appeared := false
 	var firstErr error
 	for _, f := range files {
 		present[f.name] = true
-		if f.fid == newest[f.ext] || l.synced[f.name] {
+		appeared = appeared || !l.seen[f.name]
+		active := f.fid == newest[f.ext]
+		if !active && l.synced[f.name] {
 			continue
 		}
-		if err := fsyncFile(filepath.Join(l.dir, f.name)); err != nil {
+		if err := l.fsync(filepath.Join(l.dir, f.name)); err != nil {
 			if os.IsNotExist(err) {
 				// Flushed to an SST (WAL) or collected (value log)
 				// since the listing: nothing left to sync.
@@ -135,10 +156,22 @@ func (l *logSyncer) syncRotated() error {
 			}
 			continue
 		}
-		l.synced[f.name] = true
+		if !active {
+			l.synced[f.name] = true
+		}
 	}
+	if appeared && firstErr == nil {
+		if err := l.fsync(l.dir); err != nil {
+			firstErr = err
+		}
+	}
+	if firstErr != nil {
+		// Try the whole set again next time.
+		present = nil
+	}
+	l.seen = present
 	for name := range l.synced {
-		if !present[name] {
+		if !l.seen[name] {
 			delete(l.synced, name)
 		}
 	}

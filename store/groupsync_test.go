@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -135,5 +137,63 @@ func TestClosedStore(t *testing.T) {
 	}
 	if err := b.Close(); err != nil {
 		t.Fatalf("Close after Destruct: %v", err)
+	}
+}
+
+// The newest log of each kind is synced every time, a rotated one once, and
+// the directory whenever a log file appeared.
+func TestLogSyncerSyncsActiveAlwaysRotatedOnce(t *testing.T) {
+	dir := t.TempDir()
+	create := func(name string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	calls := map[string]int{}
+	l := newLogSyncer(dir)
+	l.fsync = func(path string) error {
+		calls[filepath.Base(path)]++
+		return fsyncFile(path)
+	}
+	create("00001.mem")
+	create("000001.vlog")
+	create("MANIFEST")
+	for range 3 {
+		if err := l.sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create("00002.mem") // the memtable rotated
+	for range 2 {
+		if err := l.sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]int{
+		"00001.mem":        4, // active for four syncs (three, then the rotation's first), then no more
+		"00002.mem":        2,
+		"000001.vlog":      5,
+		filepath.Base(dir): 2, // first sync, and when 00002.mem appeared
+	}
+	for name, n := range want {
+		if calls[name] != n {
+			t.Errorf("%s synced %d times, want %d (all: %v)", name, calls[name], n, calls)
+		}
+	}
+	if calls["MANIFEST"] != 0 {
+		t.Errorf("MANIFEST synced: Badger syncs it itself")
+	}
+
+	// A log that vanished between the listing and its sync (flushed or
+	// collected) is not an error.
+	l.fsync = func(path string) error {
+		if filepath.Base(path) == "00002.mem" {
+			return &os.PathError{Op: "open", Path: path, Err: os.ErrNotExist}
+		}
+		return nil
+	}
+	if err := l.sync(); err != nil {
+		t.Fatalf("a vanished log failed the sync: %v", err)
 	}
 }
