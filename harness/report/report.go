@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -33,10 +34,13 @@ type Counts struct {
 	Acknowledged     int `json:"acknowledged"`
 	Accepted         int `json:"accepted"`
 	DuplicateAnswers int `json:"duplicate_answers"`
-	Rejected         int `json:"rejected"`      // 4xx
-	ServerErrors     int `json:"server_errors"` // 5xx
-	NoAnswer         int `json:"no_answer"`     // timeout or network error
-	OtherStatus      int `json:"other_status"`  // 1xx, 3xx
+	Rejected         int `json:"rejected"` // 4xx but 409
+	// InProgress counts 409 "in_progress": a copy arrived while the
+	// gateway was still forwarding the first one; the provider retries.
+	InProgress   int `json:"in_progress"`
+	ServerErrors int `json:"server_errors"` // 5xx
+	NoAnswer     int `json:"no_answer"`     // timeout or network error
+	OtherStatus  int `json:"other_status"`  // 1xx, 3xx
 
 	// Canonical events, by (source, id). Expected counts distinct keys
 	// derived from any body sent, AckedEvents those from a body the
@@ -181,6 +185,8 @@ func Build(in Input) *Report {
 			} else {
 				c.Accepted++
 			}
+		case s.Status == http.StatusConflict:
+			c.InProgress++
 		case s.Status >= 400 && s.Status < 500:
 			c.Rejected++
 		case s.Status >= 500:
@@ -333,6 +339,7 @@ func (c *Counts) add(o *Counts) {
 	c.Accepted += o.Accepted
 	c.DuplicateAnswers += o.DuplicateAnswers
 	c.Rejected += o.Rejected
+	c.InProgress += o.InProgress
 	c.ServerErrors += o.ServerErrors
 	c.NoAnswer += o.NoAnswer
 	c.OtherStatus += o.OtherStatus
@@ -440,7 +447,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 		{label: "gateway  acknowledged (2xx)", get: num(func(c *Counts) int { return c.Acknowledged })},
 		{label: "         accepted", get: num(func(c *Counts) int { return c.Accepted })},
 		{label: "         duplicate answers", get: num(func(c *Counts) int { return c.DuplicateAnswers })},
-		{label: "         rejected (4xx)", get: num(func(c *Counts) int { return c.Rejected })},
+		{label: "         in progress (409, retried)", get: num(func(c *Counts) int { return c.InProgress })},
+		{label: "         rejected (other 4xx)", get: num(func(c *Counts) int { return c.Rejected })},
 		{label: "         server errors (5xx)", get: num(func(c *Counts) int { return c.ServerErrors })},
 		{label: "         no answer (timeout, network)", get: num(func(c *Counts) int { return c.NoAnswer })},
 		{label: "events  expected", get: num(func(c *Counts) int { return c.Expected })},

@@ -49,6 +49,7 @@ func constructed() Input {
 			send(sim.USAePay, 1, sim.Original, 2, ms(100), 202, u1),
 			send(sim.USAePay, 2, sim.Original, 1, 0, 202, u2),
 			send(sim.USAePay, 2, sim.Duplicate, 1, ms(1), 200, u2),
+			send(sim.USAePay, 2, sim.Duplicate, 1, ms(2), 409, u2),
 			send(sim.OpenLoyalty, 3, sim.Original, 1, 0, 202, l1, l2),
 			send(sim.OpenLoyalty, 4, sim.Original, 1, 0, 0, l3),
 			send(sim.Sublytics, 5, sim.Original, 1, 0, 401, s1),
@@ -73,8 +74,8 @@ func constructed() Input {
 func TestBuildArithmetic(t *testing.T) {
 	r := Build(constructed())
 	want := Counts{
-		Unique: 6, Duplicates: 1, Redeliveries: 1, Retries: 1, Requests: 9,
-		Acknowledged: 6, Accepted: 4, DuplicateAnswers: 2, Rejected: 1, ServerErrors: 1, NoAnswer: 1,
+		Unique: 6, Duplicates: 2, Redeliveries: 1, Retries: 1, Requests: 10,
+		Acknowledged: 6, Accepted: 4, DuplicateAnswers: 2, Rejected: 1, InProgress: 1, ServerErrors: 1, NoAnswer: 1,
 		Expected: 8 - 1, AckedEvents: 5,
 		Delivered: 6, Doubled: 1, ExtraDeliveries: 1, Replays: 1, Lost: 1, DeliveredUnacked: 1, Unexpected: 1,
 		LatencyN: 5, LatencyP50: ms(30), LatencyP99: ms(150), LatencyMax: ms(150),
@@ -83,7 +84,7 @@ func TestBuildArithmetic(t *testing.T) {
 		t.Fatalf("totals\n got %+v\nwant %+v", r.Counts, want)
 	}
 	u := r.Providers[sim.USAePay]
-	if u.Unique != 2 || u.Requests != 4 || u.Expected != 2 || u.Delivered != 3 || u.Unexpected != 1 ||
+	if u.Unique != 2 || u.Requests != 5 || u.InProgress != 1 || u.Rejected != 0 || u.Expected != 2 || u.Delivered != 3 || u.Unexpected != 1 ||
 		u.Doubled != 1 || u.Lost != 0 || u.LatencyN != 2 || u.LatencyP50 != ms(20) || u.LatencyMax != ms(150) {
 		t.Fatalf("usaepay %+v", u)
 	}
@@ -105,6 +106,7 @@ func TestBuildArithmetic(t *testing.T) {
 	}
 	if want := []ErrorAnswer{
 		{Provider: "usaepay", Status: 503, Count: 1},
+		{Provider: "usaepay", Status: 409, Count: 1},
 		{Provider: "openloyalty", Status: 0, Count: 1, Sample: "timeout: deadline exceeded"},
 		{Provider: "sublytics", Status: 401, Count: 1},
 	}; !reflect.DeepEqual(r.ErrorAnswers, want) {
