@@ -28,7 +28,7 @@ const (
 	exampleID   = "c088bc2884a2c3b4043991b04d96ceda7c65043778233dedb26bfd5853705dfd"
 )
 
-func openStore(t *testing.T) *store.Badger {
+func openStore(t testing.TB) *store.Badger {
 	t.Helper()
 	db, err := store.Open(t.TempDir(), store.Options{GCInterval: -1})
 	if err != nil {
@@ -68,7 +68,7 @@ func (c *counter) get(key string) int {
 	return c.seen[key]
 }
 
-func newGateway(t *testing.T, mode Mode, provider string) (*Gateway, *counter) {
+func newGateway(t testing.TB, mode Mode, provider string) (*Gateway, *counter) {
 	t.Helper()
 	hv, err := verify.NewHeader(tokenHeader, token)
 	if err != nil {
