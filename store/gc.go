@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -13,9 +15,16 @@ import (
 
 // gcLoop garbage-collects the value log and sweeps orphaned batch bodies on
 // a schedule until Close. Badger never reclaims value-log space on its own.
+//
+// Under sustained load the value log can grow by gigabytes between two
+// scheduled runs (every status update of a record stored there appends the
+// whole record again), so the loop also looks at the number of value-log
+// files every gcCheckEvery and collects early once it has grown by
+// gcGrowthFiles since the last collection.
 func (b *Badger) gcLoop(every time.Duration) {
 	defer b.bg.Done()
-	t := time.NewTicker(every)
+	check := min(every, gcCheckEvery)
+	t := time.NewTicker(check)
 	defer t.Stop()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -23,19 +32,52 @@ func (b *Badger) gcLoop(every time.Duration) {
 		<-b.stop
 		cancel()
 	}()
+	last := time.Now()
+	baseline := countValueLogFiles(b.dir)
 	for {
 		select {
 		case <-b.stop:
 			return
 		case <-t.C:
 		}
+		scheduled := time.Since(last) >= every
+		files := countValueLogFiles(b.dir)
+		if !scheduled && files < baseline+gcGrowthFiles {
+			continue
+		}
 		b.runValueLogGC(ctx)
+		baseline = countValueLogFiles(b.dir)
+		if !scheduled {
+			continue
+		}
+		last = time.Now()
 		if n, err := b.sweepBodies(ctx, b.bodyGrace); err != nil && ctx.Err() == nil {
 			b.log.Warn("sweeping orphaned batch bodies", zap.String("dir", b.dir), zap.Error(err))
 		} else if n > 0 {
 			b.log.Debug("swept orphaned batch bodies", zap.Int("count", n))
 		}
 	}
+}
+
+const (
+	gcCheckEvery  = 15 * time.Second
+	gcGrowthFiles = 4
+)
+
+// countValueLogFiles counts the value-log files in dir. File sizes say
+// little: Badger preallocates the active file.
+func countValueLogFiles(dir string) int {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		if filepath.Ext(e.Name()) == ".vlog" {
+			n++
+		}
+	}
+	return n
 }
 
 // runValueLogGC rewrites value-log files while Badger finds one worth it.
