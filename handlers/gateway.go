@@ -319,7 +319,7 @@ func (g *Gateway) redactPath(r *http.Request) {
 func (g *Gateway) release(ctx context.Context, rec *store.Record) {
 	// Release even if the request was cancelled: a stale reservation would
 	// block the provider's retry until its lease expires.
-	if err := g.Store.Release(context.WithoutCancel(ctx), rec.Source, rec.ID); err != nil {
+	if err := g.Store.Release(context.WithoutCancel(ctx), rec.Source, rec.ID, rec.LeaseUntil); err != nil {
 		g.Logger.Error("releasing dedup reservation; the provider's retry waits for the lease to expire",
 			zap.String("source", rec.Source), zap.String("id", rec.ID), zap.Error(err))
 	}

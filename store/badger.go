@@ -874,7 +874,7 @@ func (b *Badger) Update(ctx context.Context, source, id string, durable bool, fn
 // Release implements Store. Releasing a key that is absent or no longer
 // reserved (delivered meanwhile, or taken over after the lease ran out) does
 // nothing and is not an error.
-func (b *Badger) Release(ctx context.Context, source, id string) error {
+func (b *Badger) Release(ctx context.Context, source, id string, reservedUntil time.Time) error {
 	if err := validateKey(source, id); err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
@@ -900,6 +900,9 @@ func (b *Badger) Release(ctx context.Context, source, id string) error {
 		sr, _, err := readRecord(txn, key)
 		if err != nil {
 			return err
+		}
+		if !sr.rec.LeaseUntil.Equal(reservedUntil) {
+			return nil
 		}
 		deleted = true
 		return deleteRecord(txn, key, sr.rec)

@@ -231,25 +231,59 @@ func TestReservationLeaseExpiry(t *testing.T) {
 func TestRelease(t *testing.T) {
 	b, _ := openTest(t, Options{})
 	ctx := context.Background()
-	mustInsert(t, b, single(rec("/sub", "r1", StatusReserved), "{}"), false)
+	r1 := rec("/sub", "r1", StatusReserved)
+	mustInsert(t, b, single(r1, "{}"), false)
 	mustInsert(t, b, single(rec("/sub", "p1", StatusPending), "{}"), false)
-	if err := b.Release(ctx, "/sub", "r1"); err != nil {
+	if r1.LeaseUntil.IsZero() {
+		t.Fatal("Insert did not set the reservation's LeaseUntil")
+	}
+	if err := b.Release(ctx, "/sub", "r1", r1.LeaseUntil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.Get(ctx, "/sub", "r1"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("released record still there: %v", err)
 	}
-	if err := b.Release(ctx, "/sub", "p1"); err != nil {
+	if err := b.Release(ctx, "/sub", "p1", time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.Get(ctx, "/sub", "p1"); err != nil {
 		t.Fatalf("Release deleted a pending record: %v", err)
 	}
-	if err := b.Release(ctx, "/sub", "absent"); err != nil {
+	if err := b.Release(ctx, "/sub", "absent", time.Time{}); err != nil {
 		t.Fatalf("releasing an absent key: %v", err)
 	}
 	if res := mustInsert(t, b, single(rec("/sub", "r1", StatusReserved), "{}"), false); !res[0].Inserted {
 		t.Fatal("retry after release was not inserted")
+	}
+}
+
+// A request whose reservation outlived its lease must not release the
+// reservation of the retry that took the key over.
+func TestReleaseLeavesATakenOverReservation(t *testing.T) {
+	b, _ := openTest(t, Options{ReservationLease: 50 * time.Millisecond})
+	ctx := context.Background()
+	first := rec("/pay", "slow", StatusReserved)
+	mustInsert(t, b, single(first, "{}"), false)
+	time.Sleep(100 * time.Millisecond)
+	second := rec("/pay", "slow", StatusReserved)
+	if res := mustInsert(t, b, single(second, "{}"), false); !res[0].Inserted {
+		t.Fatalf("abandoned reservation was not taken over: %+v", res)
+	}
+	if err := b.Release(ctx, "/pay", "slow", first.LeaseUntil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.Get(ctx, "/pay", "slow")
+	if err != nil {
+		t.Fatalf("the late release deleted the newer reservation: %v", err)
+	}
+	if got.Status != StatusReserved || !got.LeaseUntil.Equal(second.LeaseUntil) {
+		t.Fatalf("record %+v", got)
+	}
+	if err := b.Release(ctx, "/pay", "slow", second.LeaseUntil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(ctx, "/pay", "slow"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the owner's release did not delete its reservation: %v", err)
 	}
 }
 

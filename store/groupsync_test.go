@@ -124,7 +124,7 @@ func TestClosedStore(t *testing.T) {
 	_, checks["Get"] = b.Get(ctx, "/a", "b")
 	_, checks["RawBody"] = b.RawBody(ctx, "/a", "b")
 	_, checks["Update"] = b.Update(ctx, "/a", "b", false, func(*Record) error { return nil })
-	checks["Release"] = b.Release(ctx, "/a", "b")
+	checks["Release"] = b.Release(ctx, "/a", "b", time.Time{})
 	_, checks["Claim"] = b.Claim(ctx, "o", []string{"/a"}, time.Now(), time.Minute, 1)
 	_, _, checks["List"] = b.List(ctx, Filter{})
 	_, checks["Counts"] = b.Counts(ctx)

@@ -131,9 +131,12 @@ type Store interface {
 	// Retention. Returns ErrNotFound for an absent record.
 	Update(ctx context.Context, source, id string, durable bool, fn func(*Record) error) (*Record, error)
 	// Release deletes a reservation so a retry of the same event can
-	// get through. It deletes only records in StatusReserved; releasing an
-	// absent or non-reserved record does nothing and is not an error.
-	Release(ctx context.Context, source, id string) error
+	// get through. reservedUntil is the LeaseUntil that Insert set on the
+	// reserving record: it tells this reservation from a newer one that
+	// took the key over after its lease ran out, which must stay. Releasing
+	// an absent, non-reserved or taken-over record does nothing and is not
+	// an error.
+	Release(ctx context.Context, source, id string, reservedUntil time.Time) error
 	// Claim leases up to limit due records (pending or retrying, next attempt
 	// at or before now, lease free or expired) among sources, for lease:
 	// it sets LeaseOwner and LeaseUntil = now+lease. No two owners hold a
