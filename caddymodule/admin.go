@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -208,9 +207,9 @@ func (a *AdminAPI) handleList(w http.ResponseWriter, r *http.Request) error {
 	}
 	recs, next, err := ls.db.List(r.Context(), f)
 	if err != nil {
-		// The store does not type its errors; a cursor it cannot decode is
-		// the caller's mistake, anything else is ours.
-		if strings.Contains(err.Error(), "invalid cursor") {
+		// A cursor the store cannot decode is the caller's mistake,
+		// anything else is ours.
+		if errors.Is(err, store.ErrInvalidCursor) {
 			return badRequest(err)
 		}
 		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: fmt.Errorf("listing events in %s: %w", dir, err)}

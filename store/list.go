@@ -111,7 +111,7 @@ func decodeCursor(c string) ([]byte, error) {
 	}
 	k, err := base64.RawURLEncoding.DecodeString(c)
 	if err != nil || !bytes.HasPrefix(k, []byte(prefixTime)) || len(k) <= len(prefixTime)+8 {
-		return nil, fmt.Errorf("invalid cursor %q", c)
+		return nil, fmt.Errorf("%w %q", ErrInvalidCursor, c)
 	}
 	return k, nil
 }

@@ -234,8 +234,10 @@ func TestListFiltersAndPaging(t *testing.T) {
 			t.Errorf("%+v: %v %v", c.f, listIDs(rs), err)
 		}
 	}
-	if _, _, err := b.List(ctx, Filter{Cursor: "!!"}); err == nil {
-		t.Fatal("bad cursor accepted")
+	for _, c := range []string{"!!", "AAAA"} {
+		if _, _, err := b.List(ctx, Filter{Cursor: c}); !errors.Is(err, ErrInvalidCursor) {
+			t.Fatalf("cursor %q: %v, want ErrInvalidCursor", c, err)
+		}
 	}
 	// Limits: default 100, max 1000.
 	in := &Ingest{RawBody: []byte("[]")}

@@ -35,6 +35,9 @@ const (
 // ErrNotFound is returned when no event is stored under a key.
 var ErrNotFound = errors.New("event not found")
 
+// ErrInvalidCursor is returned by List for a cursor it did not hand out.
+var ErrInvalidCursor = errors.New("invalid cursor")
+
 // Attempt records one delivery attempt.
 type Attempt struct {
 	Number  int           `json:"number"`
