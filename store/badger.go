@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -184,6 +185,7 @@ type Badger struct {
 	gsync *groupSyncer
 
 	bodyGrace time.Duration
+	gcRuns    atomic.Uint64
 
 	// closeMu is held shared by every operation and exclusively by Close,
 	// so Close waits for in-flight operations (and their syncs) and no
@@ -267,11 +269,14 @@ type Stats struct {
 	Syncs uint64
 	// Waits is the number of durable writes that waited for one.
 	Waits uint64
+	// ValueLogGCRuns is the number of value-log collections, scheduled or
+	// early.
+	ValueLogGCRuns uint64
 }
 
 // Stats returns the group-commit counters since Open.
 func (b *Badger) Stats() Stats {
-	return Stats{Syncs: b.gsync.syncs.Load(), Waits: b.gsync.waits.Load()}
+	return Stats{Syncs: b.gsync.syncs.Load(), Waits: b.gsync.waits.Load(), ValueLogGCRuns: b.gcRuns.Load()}
 }
 
 // Dir is the directory the store was opened in.

@@ -523,3 +523,31 @@ func TestLargeBatchChunked(t *testing.T) {
 		t.Fatalf("claim: %d %v", len(got), err)
 	}
 }
+
+// The value log is collected as soon as it has grown by gcGrowthFiles files,
+// long before the scheduled run.
+func TestValueLogGCRunsEarlyOnGrowth(t *testing.T) {
+	old := gcCheckEvery
+	gcCheckEvery = 20 * time.Millisecond
+	t.Cleanup(func() { gcCheckEvery = old })
+	b, dir := openTest(t, Options{GCInterval: time.Hour, ValueLogFileSize: 1 << 20})
+
+	// Records of about 8 KB go to the value log (threshold 4 KiB); 1,200
+	// of them fill more than gcGrowthFiles files of 1 MiB.
+	body := `{"pad":"` + strings.Repeat("x", 4<<10) + `"}`
+	for i := range 1200 {
+		r := rec("/pay", fmt.Sprintf("big-%d", i), StatusPending)
+		r.Event = json.RawMessage(body)
+		mustInsert(t, b, single(r, body), false)
+	}
+	if n := countValueLogFiles(dir); n <= gcGrowthFiles {
+		t.Fatalf("only %d value-log files: the test writes too little", n)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for b.Stats().ValueLogGCRuns == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("value-log GC did not run after the log grew")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

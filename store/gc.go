@@ -59,10 +59,11 @@ func (b *Badger) gcLoop(every time.Duration) {
 	}
 }
 
-const (
-	gcCheckEvery  = 15 * time.Second
-	gcGrowthFiles = 4
-)
+// gcCheckEvery is how often the loop counts value-log files; a variable so
+// that tests need not wait for it.
+var gcCheckEvery = 15 * time.Second
+
+const gcGrowthFiles = 4
 
 // countValueLogFiles counts the value-log files in dir. File sizes say
 // little: Badger preallocates the active file.
@@ -82,6 +83,7 @@ func countValueLogFiles(dir string) int {
 
 // runValueLogGC rewrites value-log files while Badger finds one worth it.
 func (b *Badger) runValueLogGC(ctx context.Context) {
+	b.gcRuns.Add(1)
 	for range 64 {
 		if ctx.Err() != nil {
 			return
