@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -146,12 +147,43 @@ func TestValidate(t *testing.T) {
 		{"auth without secrets", Handler{Provider: "auto", Deliver: "sync", Auth: []AuthConfig{{Scheme: "hmac"}}}, "at least one secret"},
 		{"auth unknown scheme", Handler{Provider: "auto", Deliver: "sync", Auth: []AuthConfig{{Scheme: "jwt"}}}, "unknown scheme"},
 		{"header without name", Handler{Provider: "auto", Deliver: "sync", Auth: []AuthConfig{{Scheme: "header", Secrets: []string{"x"}}}}, "header name"},
+		{"source with a space", Handler{Provider: "auto", Deliver: "sync", Source: "has space"}, "source"},
+		{"type_prefix with a space", Handler{Provider: "auto", Deliver: "sync", TypePrefix: "a b"}, "type_prefix"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.h.Validate()
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "webhook_gateway") {
 				t.Fatalf("Validate() = %v, want an error naming webhook_gateway and %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// A source or type prefix that Normalize refuses would answer every webhook
+// with a 500; Provision must refuse it instead, before it opens a store.
+func TestProvisionRefusesOptionsNormalizeRefuses(t *testing.T) {
+	cases := map[string]string{
+		"source":      `source "has space"`,
+		"type_prefix": `type_prefix "a b"`,
+	}
+	for directive, line := range cases {
+		t.Run(directive, func(t *testing.T) {
+			var h Handler
+			// A store of its own, should a regression get as far as opening one.
+			input := "webhook_gateway usaepay {\n store_dir " + t.TempDir() + "\n " + line + "\n}"
+			if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+			defer cancel()
+			err := h.Provision(ctx)
+			if err == nil {
+				_ = h.Cleanup()
+				t.Fatalf("provisioned %q", input)
+			}
+			if !strings.Contains(err.Error(), "webhook_gateway: "+directive+":") {
+				t.Fatalf("Provision() = %v, want an error naming %s", err, directive)
 			}
 		})
 	}

@@ -278,10 +278,14 @@ func (h *Handler) Validate() error {
 	default:
 		return fmt.Errorf("webhook_gateway: unknown provider %q (want openloyalty, sublytics, usaepay or auto)", h.Provider)
 	}
-	if h.Source != "" {
-		if _, err := url.Parse(h.Source); err != nil {
-			return fmt.Errorf("webhook_gateway: source %q is not a URI reference: %w", h.Source, err)
-		}
+	// Normalize applies the same check to every request, so a value it
+	// refuses would turn every webhook into a 500; checking one field at a
+	// time lets the error name the directive.
+	if err := normalize.CheckOptions(normalize.Options{Source: h.Source}); err != nil {
+		return fmt.Errorf("webhook_gateway: source: %w", err)
+	}
+	if err := normalize.CheckOptions(normalize.Options{TypePrefix: h.TypePrefix}); err != nil {
+		return fmt.Errorf("webhook_gateway: type_prefix: %w", err)
 	}
 	if h.MaxBodySize < 0 {
 		return fmt.Errorf("webhook_gateway: max_body_size must be positive, got %d", h.MaxBodySize)
