@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -298,10 +300,10 @@ func TestSyncDedupSurvivesRestartAndReload(t *testing.T) {
 	}
 }
 
-func TestBadConfigIsRefused(t *testing.T) {
-	be := newBackend(t)
-	route := func(opts string) string {
-		return `http://127.0.0.1:{{PORT}} {
+// paymentRoute is a site with one sync payment route in front of be, with
+// opts added to the route's webhook_gateway block.
+func paymentRoute(be *backend, opts string) string {
+	return `http://127.0.0.1:{{PORT}} {
 	webhook_gateway usaepay {
 		store_dir {{DIR}}/store
 		deliver sync
@@ -310,13 +312,43 @@ func TestBadConfigIsRefused(t *testing.T) {
 	reverse_proxy ` + be.host() + `
 }
 `
+}
+
+// TestSecretFromFilePlaceholder reads the signature key from a file, as a
+// secret mounted by an orchestrator is; the file's trailing newline is not
+// part of the key.
+func TestSecretFromFilePlaceholder(t *testing.T) {
+	be := newBackend(t)
+	gw := testcaddy.New(t)
+	if err := os.WriteFile(filepath.Join(gw.Dir, "signature.key"), []byte(sigKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
 	}
+	gw.Start(paymentRoute(be, "auth hmac {file.{{DIR}}/signature.key}"))
+
+	body := fixture(t, "usaepay", "transaction.sale.success")
+	if code, answer := post(t, gw.BaseURL()+"/", body, signedHeader(body)); code != http.StatusOK || answer["status"] != "delivered" {
+		t.Fatalf("signed with the key from the file: %d %v", code, answer)
+	}
+	forged := http.Header{"X-Signature": {sign("not-the-key", body)}}
+	if code, answer := post(t, gw.BaseURL()+"/", body, forged); code != http.StatusUnauthorized {
+		t.Fatalf("signed with another key: %d %v, want 401", code, answer)
+	}
+}
+
+func TestBadConfigIsRefused(t *testing.T) {
+	be := newBackend(t)
+	route := func(opts string) string { return paymentRoute(be, opts) }
 	cases := []struct {
 		name, opts, want string
 	}{
 		{"unknown provider", "provider stripe", "unknown provider"},
 		{"unknown auth scheme", "auth jwt foo", "unknown scheme"},
 		{"empty secret", "auth hmac {env.TEST_UNSET_SECRET}", "auth #1 (hmac)"},
+		{"unknown placeholder", "auth hmac {vault.signature_key}", "auth #1 (hmac)"},
+		{"missing secret file", "auth hmac {file.{{DIR}}/absent.key}", "auth #1 (hmac)"},
+		// Values every webhook would fail on with a 500 if they loaded.
+		{"source with a space", `source "has space"`, "webhook_gateway: source:"},
+		{"type_prefix with a space", `type_prefix "a b"`, "webhook_gateway: type_prefix:"},
 		{"bad time zone", "time_zone Mars/Olympus", "time_zone"},
 		{"unwritable store", "store_dir /proc/webhook_gateway_store", "store_dir"},
 		{"async without upstream", "deliver async", "upstream"},
