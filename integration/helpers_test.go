@@ -195,9 +195,15 @@ type transportError struct{ error }
 
 // send POSTs a provider body once and decodes the gateway's JSON answer.
 func send(url string, body []byte, header http.Header) (int, map[string]any, error) {
+	code, _, answer, err := sendWithHeader(url, body, header)
+	return code, answer, err
+}
+
+// sendWithHeader is send also returning the answer's headers.
+func sendWithHeader(url string, body []byte, header http.Header) (int, http.Header, map[string]any, error) {
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range header {
@@ -205,15 +211,15 @@ func send(url string, body []byte, header http.Header) (int, map[string]any, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, nil, transportError{err}
+		return 0, nil, nil, transportError{err}
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	var answer map[string]any
 	if err := json.Unmarshal(raw, &answer); err != nil {
-		return resp.StatusCode, nil, fmt.Errorf("answer is not JSON (status %d): %q", resp.StatusCode, raw)
+		return resp.StatusCode, resp.Header, nil, fmt.Errorf("answer is not JSON (status %d): %q", resp.StatusCode, raw)
 	}
-	return resp.StatusCode, answer, nil
+	return resp.StatusCode, resp.Header, answer, nil
 }
 
 // postRetrying is post for a sender that, like the payment gateway, sends

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
 )
@@ -294,6 +295,45 @@ func TestSyncDedupSurvivesRestartAndReload(t *testing.T) {
 	gw.Start(reloaded)
 	if code, answer := post(t, gw.BaseURL()+"/hooks/usaepay", body, usaepayHeaders(body)); code != http.StatusOK || answer["status"] != "duplicate" {
 		t.Fatalf("after restart: %d %v", code, answer)
+	}
+	if n := be.count(id); n != 1 {
+		t.Fatalf("backend received the event %d times", n)
+	}
+}
+
+// TestSyncInProgressAnswers409 sends an event again while its first
+// delivery is still waiting for the backend: the provider is told to come
+// back shortly, and once the first delivery has succeeded it is a duplicate.
+func TestSyncInProgressAnswers409(t *testing.T) {
+	be := newBackend(t)
+	be.delay = 2 * time.Second
+	gw := testcaddy.New(t, gatewayEnv...)
+	gw.Start(syncSite(be.host()))
+	body := fixture(t, "usaepay", "transaction.sale.success")
+	id := "c088bc2884a2c3b4043991b04d96ceda7c65043778233dedb26bfd5853705dfd"
+
+	first := make(chan int, 1)
+	go func() {
+		code, _, _ := send(gw.BaseURL()+"/hooks/usaepay", body, usaepayHeaders(body))
+		first <- code
+	}()
+	waitFor(t, 10*time.Second, "the first delivery to reach the backend", func() bool { return be.count(id) == 1 })
+	code, header, answer, err := sendWithHeader(gw.BaseURL()+"/hooks/usaepay", body, usaepayHeaders(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != http.StatusConflict || answer["status"] != "in_progress" || answer["id"] != id {
+		t.Fatalf("while in flight: %d %v, want 409 in_progress", code, answer)
+	}
+	if got := header.Get("Retry-After"); got != "1" {
+		t.Errorf("409 carries Retry-After %q, want 1", got)
+	}
+
+	if code := <-first; code != http.StatusOK {
+		t.Fatalf("first request: %d", code)
+	}
+	if code, answer := post(t, gw.BaseURL()+"/hooks/usaepay", body, usaepayHeaders(body)); code != http.StatusOK || answer["status"] != "duplicate" {
+		t.Fatalf("after delivery: %d %v", code, answer)
 	}
 	if n := be.count(id); n != 1 {
 		t.Fatalf("backend received the event %d times", n)
