@@ -181,8 +181,9 @@ type Badger struct {
 	dir   string
 	opts  Options
 	log   *zap.Logger
-	cache *dedupCache
-	gsync *groupSyncer
+	cache  *dedupCache
+	leases *leaseTable
+	gsync  *groupSyncer
 
 	bodyGrace time.Duration
 	gcRuns    atomic.Uint64
@@ -251,6 +252,7 @@ func Open(dir string, opts Options) (*Badger, error) {
 		opts:      opts,
 		log:       opts.Logger,
 		cache:     newDedupCache(opts.CacheSize),
+		leases:    newLeaseTable(),
 		bodyGrace: defaultBodyGrace,
 		stop:      make(chan struct{}),
 	}
@@ -752,11 +754,13 @@ func (b *Badger) Get(ctx context.Context, source, id string) (*Record, error) {
 	defer unlock()
 	var rec *Record
 	err = b.db.View(func(txn *badger.Txn) error {
-		sr, _, err := readRecord(txn, recordKey(source, id))
+		key := recordKey(source, id)
+		sr, _, err := readRecord(txn, key)
 		if err != nil {
 			return err
 		}
 		rec = sr.rec
+		b.leases.overlay(string(key), rec)
 		return nil
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
@@ -839,6 +843,7 @@ func (b *Badger) Update(ctx context.Context, source, id string, durable bool, fn
 	defer unlock()
 	key := recordKey(source, id)
 	var out *Record
+	var held lease // the lease fn was shown
 	err = b.update(ctx, func(txn *badger.Txn) error {
 		sr, _, err := readRecord(txn, key)
 		if err != nil {
@@ -846,6 +851,8 @@ func (b *Badger) Update(ctx context.Context, source, id string, durable bool, fn
 		}
 		old := *sr.rec
 		rec := sr.rec
+		b.leases.overlay(string(key), rec)
+		held = lease{owner: rec.LeaseOwner, until: rec.LeaseUntil}
 		if err := fn(rec); err != nil {
 			return fnError{err}
 		}
@@ -855,7 +862,7 @@ func (b *Badger) Update(ctx context.Context, source, id string, durable bool, fn
 		if !validStatus(rec.Status) {
 			return fmt.Errorf("unknown status %q", rec.Status)
 		}
-		if err := writeRecord(txn, key, &old, rec, sr.bodyKind, sr.body, time.Now()); err != nil {
+		if err := writeRecord(txn, key, &old, persisted(rec), sr.bodyKind, sr.body, time.Now()); err != nil {
 			return err
 		}
 		out = rec
@@ -867,6 +874,7 @@ func (b *Badger) Update(ctx context.Context, source, id string, durable bool, fn
 	if err != nil {
 		return nil, fmt.Errorf("update %s %s: %w", source, id, err)
 	}
+	b.leases.apply(string(key), held, out)
 	if durable {
 		if err := b.durable(); err != nil {
 			return nil, fmt.Errorf("update %s %s: %w", source, id, err)

@@ -8,20 +8,19 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"go.uber.org/zap"
 )
 
-// MaxClaim caps the records one Claim leases, so that its transaction stays
-// well inside Badger's size limit with the default memtable size.
+// MaxClaim caps the records one Claim leases.
 const MaxClaim = 256
 
-// Claim implements Store (at most MaxClaim records per call). It reads the due index of each source (ordered by
-// due time, so this costs the number of due records, not the store size),
-// takes the earliest limit records and leases them in one transaction. Two
-// owners scanning at once read the same index keys, so Badger's conflict
-// detection lets one commit and makes the other retry on fresh data: a record
-// is never leased to two owners at once. A leased record moves in the due
-// index to its lease expiry, so it drops out of everyone's scans while the
-// lease holds and comes back by itself if its owner dies.
+// Claim implements Store (at most MaxClaim records per call). It reads the
+// due index of each source (ordered by due time, so this costs the number of
+// due records, not the store size), takes leases on the earliest limit
+// records that no other owner holds, and only then reads them, from a
+// snapshot taken after the leases: a write that a lease holder could race
+// with is either visible to that read or made by this owner. Leases live in
+// memory (see leaseTable), so claiming writes nothing to disk.
 func (b *Badger) Claim(ctx context.Context, owner string, sources []string, now time.Time, lease time.Duration, limit int) ([]*Record, error) {
 	if owner == "" {
 		return nil, errors.New("claim: empty owner")
@@ -46,88 +45,122 @@ func (b *Badger) Claim(ctx context.Context, owner string, sources []string, now 
 		return nil, err
 	}
 	defer unlock()
-
-	for {
-		out, err := b.claim(ctx, owner, srcs, now, lease, limit)
-		if errors.Is(err, badger.ErrTxnTooBig) && limit > 1 {
-			// Large records: lease fewer at a time.
-			limit /= 2
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("claim for %s: %w", owner, err)
-		}
-		return out, nil
+	out, err := b.claim(ctx, owner, srcs, now, lease, limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim for %s: %w", owner, err)
 	}
+	return out, nil
 }
 
-func (b *Badger) claim(ctx context.Context, owner string, srcs []string, now time.Time, lease time.Duration, limit int) ([]*Record, error) {
-	type candidate struct {
-		due    time.Time
-		source string
-		id     string
-		dkey   []byte
-	}
-	var out []*Record
-	err := b.update(ctx, func(txn *badger.Txn) error {
-		out = out[:0]
-		var cands []candidate
+type claimCandidate struct {
+	due    time.Time
+	source string
+	id     string
+	dkey   []byte
+}
+
+func (b *Badger) claim(ctx context.Context, owner string, srcs []string, now time.Time, leaseFor time.Duration, limit int) ([]*Record, error) {
+	var cands []claimCandidate
+	err := b.db.View(func(txn *badger.Txn) error {
 		for _, src := range srcs {
-			p := dueKeyPrefix(src)
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
-			n := 0
-			for it.Rewind(); it.Valid() && n < limit; it.Next() {
-				k := it.Item().KeyCopy(nil)
-				if len(k) < len(p)+8 {
-					continue
-				}
-				due := decTime(k[len(p) : len(p)+8])
-				if due.After(now) {
-					break
-				}
-				cands = append(cands, candidate{due, src, string(k[len(p)+8:]), k})
-				n++
-			}
-			// A read-write transaction allows one iterator at a
-			// time, and writes below must not show up in it.
-			it.Close()
+			cands = b.dueCandidates(txn, src, now, limit, cands)
 		}
-		slices.SortStableFunc(cands, func(a, b candidate) int { return a.due.Compare(b.due) })
-		if len(cands) > limit {
-			cands = cands[:limit]
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(cands, func(a, b claimCandidate) int { return a.due.Compare(b.due) })
+	until := now.Add(leaseFor)
+	mine := lease{owner, until}
+	taken := cands[:0]
+	for _, c := range cands {
+		if len(taken) == limit {
+			break
 		}
-		for _, c := range cands {
+		if b.leases.take(string(recordKey(c.source, c.id)), owner, now, until) {
+			taken = append(taken, c)
+		}
+	}
+	if len(taken) == 0 {
+		return nil, nil
+	}
+
+	var out []*Record
+	var stale [][]byte // index entries that no longer match their record
+	err = b.db.View(func(txn *badger.Txn) error {
+		for _, c := range taken {
 			key := recordKey(c.source, c.id)
 			sr, _, err := readRecord(txn, key)
 			if errors.Is(err, badger.ErrKeyNotFound) {
-				// Index entries are written with their record, so
-				// this should not happen; heal it if it does.
-				if err := txn.Delete(c.dkey); err != nil {
-					return err
-				}
+				stale = append(stale, c.dkey)
+				b.leases.apply(string(key), mine, &Record{})
 				continue
 			}
 			if err != nil {
 				return fmt.Errorf("reading %s %s: %w", c.source, c.id, err)
 			}
 			r := sr.rec
-			if !claimable(r.Status) || dueAt(r).After(now) {
+			if !claimable(r.Status) || r.NextAttemptAt.After(now) {
 				if !claimable(r.Status) || string(dueKey(r.Source, r.ID, dueAt(r))) != string(c.dkey) {
-					if err := txn.Delete(c.dkey); err != nil {
-						return err
-					}
+					stale = append(stale, c.dkey)
 				}
+				b.leases.apply(string(key), mine, &Record{})
 				continue
 			}
-			old := *r
-			r.LeaseOwner = owner
-			r.LeaseUntil = now.Add(lease)
-			if err := writeRecord(txn, key, &old, r, sr.bodyKind, sr.body, now); err != nil {
-				return err
-			}
+			r.LeaseOwner, r.LeaseUntil = owner, until
 			out = append(out, r)
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		for _, c := range taken {
+			b.leases.apply(string(recordKey(c.source, c.id)), mine, &Record{})
+		}
+		return nil, err
+	}
+	if len(stale) > 0 {
+		// Index entries are written with their record, so these come
+		// only from records written before leases moved to memory (their
+		// due entry sat at the lease's end); heal them.
+		if err := b.update(ctx, func(txn *badger.Txn) error {
+			for _, k := range stale {
+				if err := txn.Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			b.log.Warn("removing stale due index entries", zap.Error(err))
+		}
+	}
+	return out, nil
+}
+
+// dueCandidates appends up to limit records of src that are due at now and
+// not leased.
+func (b *Badger) dueCandidates(txn *badger.Txn, src string, now time.Time, limit int, cands []claimCandidate) []claimCandidate {
+	p := dueKeyPrefix(src)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
+	defer it.Close()
+	n := 0
+	for it.Rewind(); it.Valid() && n < limit; it.Next() {
+		k := it.Item().Key()
+		if len(k) < len(p)+8 {
+			continue
+		}
+		due := decTime(k[len(p) : len(p)+8])
+		if due.After(now) {
+			break
+		}
+		id := string(k[len(p)+8:])
+		if b.leases.held(string(recordKey(src, id)), now) {
+			// In flight: its due entry stays put while it is
+			// delivered.
+			continue
+		}
+		cands = append(cands, claimCandidate{due, src, id, it.Item().KeyCopy(nil)})
+		n++
+	}
+	return cands
 }

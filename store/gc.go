@@ -46,6 +46,7 @@ func (b *Badger) gcLoop(every time.Duration) {
 			continue
 		}
 		b.runValueLogGC(ctx)
+		b.leases.sweep(time.Now())
 		baseline = countValueLogFiles(b.dir)
 		if !scheduled {
 			continue

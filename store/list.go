@@ -159,6 +159,7 @@ func (b *Badger) List(ctx context.Context, f Filter) ([]*Record, string, error) 
 				cursor = base64.RawURLEncoding.EncodeToString(last)
 				return false, nil
 			}
+			b.leases.overlay(string(rkey), sr.rec)
 			out = append(out, sr.rec)
 			last = tkey
 			return true, nil
@@ -276,6 +277,7 @@ func (b *Badger) Purge(ctx context.Context, f Filter) (int, error) {
 			return total, fmt.Errorf("purge: %w", err)
 		}
 		b.cache.deleted(deleted...)
+		b.leases.release(deleted...)
 		total += len(deleted)
 		start = lastT
 		if len(rkeys) < chunk {

@@ -136,7 +136,7 @@ func TestClaimResumesAfterReopen(t *testing.T) {
 	b, dir := openTest(t, Options{})
 	ctx := context.Background()
 	mustInsert(t, b, single(rec("/pay", "r", StatusPending), "{}"), true)
-	if c, _ := b.Claim(ctx, "old", []string{"/pay"}, time.Now(), 200*time.Millisecond, 1); len(c) != 1 {
+	if c, _ := b.Claim(ctx, "old", []string{"/pay"}, time.Now(), time.Hour, 1); len(c) != 1 {
 		t.Fatal("claim")
 	}
 	if err := b.Close(); err != nil {
@@ -147,9 +147,52 @@ func TestClaimResumesAfterReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b2.Close()
-	c, err := b2.Claim(ctx, "new", []string{"/pay"}, time.Now().Add(time.Second), time.Minute, 1)
+	// Leases die with the process that held them: the claimed event is
+	// due again at once, not an hour later.
+	if got, err := b2.Get(ctx, "/pay", "r"); err != nil || got.LeaseOwner != "" || !got.LeaseUntil.IsZero() {
+		t.Fatalf("lease persisted: %+v %v", got, err)
+	}
+	c, err := b2.Claim(ctx, "new", []string{"/pay"}, time.Now(), time.Minute, 1)
 	if err != nil || len(c) != 1 || c[0].ID != "r" {
 		t.Fatalf("pending work after restart: %v %v", c, err)
+	}
+}
+
+func TestLateUpdateKeepsTakenOverLease(t *testing.T) {
+	b, _ := openTest(t, Options{})
+	ctx := context.Background()
+	mustInsert(t, b, single(rec("/pay", "slow", StatusPending), "{}"), true)
+	now := time.Now()
+	if c, _ := b.Claim(ctx, "a", []string{"/pay"}, now, time.Second, 1); len(c) != 1 {
+		t.Fatal("claim by a")
+	}
+	if c, _ := b.Claim(ctx, "b", []string{"/pay"}, now.Add(2*time.Second), time.Hour, 1); len(c) != 1 {
+		t.Fatal("claim by b after a's lease ran out")
+	}
+	// a comes back late and records its attempt: it sees b as the owner
+	// and, like the delivery engine, leaves the lease alone.
+	_, err := b.Update(ctx, "/pay", "slow", false, func(r *Record) error {
+		if r.LeaseOwner != "b" {
+			t.Errorf("update sees owner %q, want b", r.LeaseOwner)
+		}
+		r.Attempts = append(r.Attempts, Attempt{Number: 1, At: now, Status: 503})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := b.Claim(ctx, "c", []string{"/pay"}, now.Add(3*time.Second), time.Hour, 1); len(c) != 0 {
+		t.Fatal("claimed while b holds the lease")
+	}
+	got, err := b.Get(ctx, "/pay", "slow")
+	if err != nil || got.LeaseOwner != "b" || len(got.Attempts) != 1 {
+		t.Fatalf("after the late update: %+v %v", got, err)
+	}
+	if n, err := b.Purge(ctx, Filter{Source: "/pay"}); err != nil || n != 1 {
+		t.Fatalf("purge: %d %v", n, err)
+	}
+	if b.leases.held(string(recordKey("/pay", "slow")), now) {
+		t.Fatal("purge left the lease behind")
 	}
 }
 

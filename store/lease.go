@@ -1,0 +1,116 @@
+package store
+
+import (
+	"sync"
+	"time"
+)
+
+// leaseTable holds the delivery leases of a Badger store in memory.
+//
+// A lease only has to keep two owners of one open database apart: the
+// delivery engines of the configurations that run side by side during a
+// reload, which share one *Badger. Another process cannot open the directory
+// at all (Badger's lock), and when this process dies its leases die with it,
+// which is what an expired lease stood for anyway: the claimed events are due
+// again at once after a restart. Persisting leases would rewrite every record
+// once more per delivery for nothing.
+type leaseTable struct {
+	mu sync.Mutex
+	m  map[string]lease // by record key
+}
+
+type lease struct {
+	owner string
+	until time.Time
+}
+
+func newLeaseTable() *leaseTable { return &leaseTable{m: make(map[string]lease)} }
+
+// take leases key to owner until until if no other lease holds it at now.
+func (t *leaseTable) take(key, owner string, now, until time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if l, ok := t.m[key]; ok && l.until.After(now) {
+		return false
+	}
+	t.m[key] = lease{owner: owner, until: until}
+	return true
+}
+
+// held reports whether a lease on key is in force at now.
+func (t *leaseTable) held(key string, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l, ok := t.m[key]
+	return ok && l.until.After(now)
+}
+
+// overlay sets r's lease fields from the table: the record as its owner and
+// every reader should see it. An expired lease still shows, as a persisted
+// one did, until another owner takes the record. A reservation's LeaseUntil
+// is its own and is stored with it.
+func (t *leaseTable) overlay(key string, r *Record) {
+	if r.Status == StatusReserved {
+		return
+	}
+	t.mu.Lock()
+	l, ok := t.m[key]
+	t.mu.Unlock()
+	if ok {
+		r.LeaseOwner, r.LeaseUntil = l.owner, l.until
+	} else {
+		r.LeaseOwner, r.LeaseUntil = "", time.Time{}
+	}
+}
+
+// apply makes the table follow an update that changed r's lease fields from
+// before: cleared fields drop the lease, new ones set it. It only touches
+// the lease the update saw, so a late update by an owner whose lease was
+// taken over leaves the new owner's lease alone.
+func (t *leaseTable) apply(key string, before lease, r *Record) {
+	after := lease{owner: r.LeaseOwner, until: r.LeaseUntil}
+	if after == before {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if cur, ok := t.m[key]; ok && cur != before {
+		return
+	}
+	if after.owner == "" {
+		delete(t.m, key)
+		return
+	}
+	t.m[key] = after
+}
+
+// persisted is r as it is written to disk: without its delivery lease.
+func persisted(r *Record) *Record {
+	if r.Status == StatusReserved || (r.LeaseOwner == "" && r.LeaseUntil.IsZero()) {
+		return r
+	}
+	p := *r
+	p.LeaseOwner, p.LeaseUntil = "", time.Time{}
+	return &p
+}
+
+// sweep drops leases that ran out before now, so that those of events whose
+// owner never came back do not pile up.
+func (t *leaseTable) sweep(now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, l := range t.m {
+		if !l.until.After(now) {
+			delete(t.m, k)
+		}
+	}
+}
+
+// release drops whatever lease key has; for a record that is deleted.
+func (t *leaseTable) release(keys ...string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, k := range keys {
+		delete(t.m, k)
+	}
+}
