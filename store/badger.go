@@ -177,10 +177,10 @@ const maxConflictRetries = 64
 // their status also in Badger's per-entry user-meta byte so that dedup checks
 // need not decode the value.
 type Badger struct {
-	db    *badger.DB
-	dir   string
-	opts  Options
-	log   *zap.Logger
+	db     *badger.DB
+	dir    string
+	opts   Options
+	log    *zap.Logger
 	cache  *dedupCache
 	leases *leaseTable
 	gsync  *groupSyncer
