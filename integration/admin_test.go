@@ -425,3 +425,43 @@ func TestAdminMetricsAcrossReload(t *testing.T) {
 		t.Fatalf("duplicate registration:\n%s", gw.Output())
 	}
 }
+
+// TestRetentionReachesStoredRecords checks that events are stored with
+// their route's retention, and with the default week on a route that sets
+// none.
+func TestRetentionReachesStoredRecords(t *testing.T) {
+	be := newBackend(t)
+	gw := testcaddy.New(t, gatewayEnv...)
+	gw.Start(strings.Replace(adminSite(be, 4), "workers 4", "workers 4\n\t\t\tretention 36h", 1))
+
+	id, body := paymentEvent(t)
+	if code, answer := post(t, gw.BaseURL()+"/hooks/usaepay", body, signedHeader(body)); code != http.StatusAccepted {
+		t.Fatalf("async event: %d %v", code, answer)
+	}
+	sub := fixture(t, "sublytics", "order_updated")
+	code, answer := post(t, gw.BaseURL()+"/hooks/sublytics/"+sublyticsToken, sub, nil)
+	if code != http.StatusOK {
+		t.Fatalf("sync event: %d %v", code, answer)
+	}
+	subID, _ := answer["id"].(string)
+	waitFor(t, 10*time.Second, "async delivery", func() bool { return be.deliveredOK(id) })
+
+	for _, tc := range []struct {
+		source, id string
+		want       time.Duration
+	}{
+		{"/usaepay", id, 36 * time.Hour},
+		{"/sublytics", subID, 7 * 24 * time.Hour},
+	} {
+		var shown struct {
+			Status    string        `json:"status"`
+			Retention time.Duration `json:"retention"`
+		}
+		if code := adminGet(t, gw, "/webhooks/event?source="+tc.source+"&id="+url.QueryEscape(tc.id), &shown); code != http.StatusOK {
+			t.Fatalf("show %s %s: %d", tc.source, tc.id, code)
+		}
+		if shown.Status != "delivered" || shown.Retention != tc.want {
+			t.Errorf("%s event: status %s, retention %v, want delivered with %v", tc.source, shown.Status, shown.Retention, tc.want)
+		}
+	}
+}
