@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -105,31 +106,76 @@ func TestAsyncAcknowledgesThenDelivers(t *testing.T) {
 }
 
 func TestAsyncBackendDownThenUpLosesNothing(t *testing.T) {
-	be := newBackend(t)
-	be.setStatus(http.StatusServiceUnavailable)
-	gw := testcaddy.New(t, gatewayEnv...)
-	gw.Start(asyncSite(be.URL, fastRetry))
-
-	const n = 40
-	ids := make([]string, n)
-	for i := range ids {
-		id, body := paymentEvent(t)
-		ids[i] = id
-		if code, answer := post(t, gw.BaseURL()+"/hooks/usaepay", body, signedHeader(body)); code != http.StatusAccepted {
-			t.Fatalf("event %d: %d %v", i, code, answer)
-		}
-	}
-	waitFor(t, 10*time.Second, "failed attempts", func() bool { return len(be.received()) >= n })
-	be.setStatus(http.StatusOK)
-
-	waitFor(t, 30*time.Second, "every event delivered", func() bool {
-		for _, id := range ids {
-			if !be.deliveredOK(id) {
-				return false
+	cases := []struct {
+		name string
+		// down starts a backend that is down, returning its URL and what
+		// brings it up.
+		down func(t *testing.T) (be *backend, url string, up func())
+	}{
+		{"answering 503", func(t *testing.T) (*backend, string, func()) {
+			be := newBackend(t)
+			be.setStatus(http.StatusServiceUnavailable)
+			return be, be.URL, func() { be.setStatus(http.StatusOK) }
+		}},
+		{"refusing connections", func(t *testing.T) (*backend, string, func()) {
+			be := newUnstartedBackend(t)
+			addr := be.Listener.Addr().String()
+			// Until up, nothing listens on addr: every connection is refused.
+			be.Listener.Close()
+			return be, "http://" + addr, func() {
+				var l net.Listener
+				waitFor(t, 5*time.Second, "the backend's port to be free again", func() bool {
+					var err error
+					l, err = net.Listen("tcp", addr)
+					return err == nil
+				})
+				be.Listener = l
+				be.Start()
 			}
-		}
-		return true
-	})
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			be, url, up := tc.down(t)
+			gw := testcaddy.New(t, gatewayEnv...)
+			gw.Start(asyncSite(url, fastRetry))
+
+			const n = 40
+			ids := make([]string, n)
+			for i := range ids {
+				id, body := paymentEvent(t)
+				ids[i] = id
+				if code, answer := post(t, gw.BaseURL()+"/hooks/usaepay", body, signedHeader(body)); code != http.StatusAccepted {
+					t.Fatalf("event %d: %d %v", i, code, answer)
+				}
+			}
+			// A refused connection never reaches the backend, so ask the
+			// store whether every event has had its failed attempt.
+			waitFor(t, 10*time.Second, "a failed attempt at every event", func() bool {
+				var all listed
+				adminGet(t, gw, "/webhooks/events?limit=1000", &all)
+				if len(all.Events) != n {
+					return false
+				}
+				for _, e := range all.Events {
+					if e.Attempts == 0 {
+						return false
+					}
+				}
+				return true
+			})
+			up()
+
+			waitFor(t, 30*time.Second, "every event delivered", func() bool {
+				for _, id := range ids {
+					if !be.deliveredOK(id) {
+						return false
+					}
+				}
+				return true
+			})
+		})
+	}
 }
 
 func TestAsyncRetryAfterAndGone(t *testing.T) {

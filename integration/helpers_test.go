@@ -96,8 +96,16 @@ type received struct {
 }
 
 func newBackend(t *testing.T) *backend {
+	b := newUnstartedBackend(t)
+	b.Start()
+	return b
+}
+
+// newUnstartedBackend is newBackend before it serves, for a test that
+// replaces its handler or decides when it starts listening.
+func newUnstartedBackend(t *testing.T) *backend {
 	b := &backend{status: http.StatusOK}
-	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	b.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		var ev map[string]any
 		_ = json.Unmarshal(body, &ev)
