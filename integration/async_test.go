@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -175,6 +176,55 @@ func TestAsyncBackendDownThenUpLosesNothing(t *testing.T) {
 				return true
 			})
 		})
+	}
+}
+
+// TestAsyncSlowBackendTimesOutAndIsRetried holds the first attempt far
+// longer than the route's timeout: the gateway gives up on it and delivers
+// on a retry.
+func TestAsyncSlowBackendTimesOutAndIsRetried(t *testing.T) {
+	const timeout = 500 * time.Millisecond
+	var calls atomic.Int32
+	be := newUnstartedBackend(t)
+	be.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			// The server notices the gateway hanging up only once the body
+			// is read; it answers only if the gateway never does.
+			_, _ = io.Copy(io.Discard, r.Body)
+			select {
+			case <-r.Context().Done():
+			case <-time.After(20 * timeout):
+			}
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	be.Start()
+	gw := testcaddy.New(t, gatewayEnv...)
+	gw.Start(strings.Replace(asyncSite(be.URL, fastRetry), "timeout 5s", "timeout "+timeout.String(), 1))
+
+	id, body := paymentEvent(t)
+	if code, answer := post(t, gw.BaseURL()+"/hooks/usaepay", body, signedHeader(body)); code != http.StatusAccepted {
+		t.Fatalf("%d %v", code, answer)
+	}
+	waitFor(t, 15*time.Second, "delivery on a retry", func() bool {
+		var shown struct {
+			Status string `json:"status"`
+		}
+		adminGet(t, gw, "/webhooks/event?source=/usaepay&id="+id, &shown)
+		return shown.Status == string(store.StatusDelivered)
+	})
+
+	gw.Stop()
+	rec := storedRecord(t, gw, id)
+	if len(rec.Attempts) < 2 {
+		t.Fatalf("delivered in %d attempt(s), want the timed-out one and a retry: %+v", len(rec.Attempts), rec.Attempts)
+	}
+	first, last := rec.Attempts[0], rec.Attempts[len(rec.Attempts)-1]
+	if first.Status != 0 || !strings.Contains(strings.ToLower(first.Error), "timeout") || first.Latency < timeout*4/5 || first.Latency >= 10*timeout {
+		t.Errorf("first attempt %+v, want a timeout after about %v", first, timeout)
+	}
+	if last.Status != http.StatusOK {
+		t.Errorf("last attempt %+v, want 200", last)
 	}
 }
 
