@@ -825,9 +825,11 @@ func BenchmarkEngineDeliver(b *testing.B) {
 	for i := 0; i < b.N; i += 200 {
 		in := &store.Ingest{RawBody: ev}
 		for j := i; j < min(i+200, b.N); j++ {
+			// Each event its own receive time, as requests have.
+			at := now.Add(time.Duration(j) * time.Microsecond)
 			in.Records = append(in.Records, &store.Record{Source: testSource, ID: fmt.Sprintf("bench-%d", j),
-				Provider: "usaepay", Type: "t", Status: store.StatusPending, ReceivedAt: now, Event: ev,
-				BatchSize: 1, NextAttemptAt: now, Retention: time.Hour})
+				Provider: "usaepay", Type: "t", Status: store.StatusPending, ReceivedAt: at, Event: ev,
+				BatchSize: 1, NextAttemptAt: at, Retention: time.Hour})
 		}
 		if _, err := st.Insert(context.Background(), in, false); err != nil {
 			b.Fatal(err)

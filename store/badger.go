@@ -183,6 +183,7 @@ type Badger struct {
 	log    *zap.Logger
 	cache  *dedupCache
 	leases *leaseTable
+	due    *dueMarks
 	gsync  *groupSyncer
 
 	bodyGrace time.Duration
@@ -253,6 +254,7 @@ func Open(dir string, opts Options) (*Badger, error) {
 		log:       opts.Logger,
 		cache:     newDedupCache(opts.CacheSize),
 		leases:    newLeaseTable(),
+		due:       newDueMarks(),
 		bodyGrace: defaultBodyGrace,
 		stop:      make(chan struct{}),
 	}
@@ -392,7 +394,7 @@ func expiresAt(r *Record, now time.Time) uint64 {
 
 // writeRecord stores rec under key with its index entries, replacing those
 // of old (the previously stored state, or nil).
-func writeRecord(txn *badger.Txn, key []byte, old, rec *Record, bodyKind byte, body []byte, now time.Time) error {
+func (b *Badger) writeRecord(txn *badger.Txn, key []byte, old, rec *Record, bodyKind byte, body []byte, now time.Time) error {
 	val, err := encodeRecordValue(rec, bodyKind, body)
 	if err != nil {
 		return err
@@ -420,6 +422,7 @@ func writeRecord(txn *badger.Txn, key []byte, old, rec *Record, bodyKind byte, b
 	}
 	if claimable(rec.Status) {
 		newDue = dueKey(rec.Source, rec.ID, dueAt(rec))
+		b.due.wrote(rec.Source, dueAt(rec))
 	}
 	if oldDue != nil && string(oldDue) != string(newDue) {
 		if err := txn.Delete(oldDue); err != nil {
@@ -711,7 +714,7 @@ func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int
 				return err
 			}
 		}
-		if err := writeRecord(txn, keys[i], nil, r, kind, body, now); err != nil {
+		if err := b.writeRecord(txn, keys[i], nil, r, kind, body, now); err != nil {
 			return err
 		}
 	}
@@ -862,7 +865,7 @@ func (b *Badger) Update(ctx context.Context, source, id string, durable bool, fn
 		if !validStatus(rec.Status) {
 			return fmt.Errorf("unknown status %q", rec.Status)
 		}
-		if err := writeRecord(txn, key, &old, persisted(rec), sr.bodyKind, sr.body, time.Now()); err != nil {
+		if err := b.writeRecord(txn, key, &old, persisted(rec), sr.bodyKind, sr.body, time.Now()); err != nil {
 			return err
 		}
 		out = rec

@@ -45,12 +45,25 @@ func (b *Badger) Claim(ctx context.Context, owner string, sources []string, now 
 		return nil, err
 	}
 	defer unlock()
-	out, err := b.claim(ctx, owner, srcs, now, lease, limit)
-	if err != nil {
-		return nil, fmt.Errorf("claim for %s: %w", owner, err)
+	var out []*Record
+	for range claimRounds {
+		got, passed, err := b.claim(ctx, owner, srcs, now, lease, limit-len(out))
+		if err != nil {
+			return nil, fmt.Errorf("claim for %s: %w", owner, err)
+		}
+		out = append(out, got...)
+		if len(out) == limit || passed == 0 {
+			break
+		}
 	}
 	return out, nil
 }
+
+// claimRounds bounds the scans of one Claim. A scan can pass over records
+// that were delivered after its snapshot of the due index was taken, and
+// more rounds fill the workers that freed up instead of leaving them idle
+// until the next poll.
+const claimRounds = 4
 
 type claimCandidate struct {
 	due    time.Time
@@ -59,16 +72,26 @@ type claimCandidate struct {
 	dkey   []byte
 }
 
-func (b *Badger) claim(ctx context.Context, owner string, srcs []string, now time.Time, leaseFor time.Duration, limit int) ([]*Record, error) {
+// claim is one round of Claim. passed counts the leased candidates that
+// turned out not to be due any more.
+func (b *Badger) claim(ctx context.Context, owner string, srcs []string, now time.Time, leaseFor time.Duration, limit int) (out []*Record, passed int, err error) {
 	var cands []claimCandidate
-	err := b.db.View(func(txn *badger.Txn) error {
-		for _, src := range srcs {
-			cands = b.dueCandidates(txn, src, now, limit, cands)
+	from := make([]time.Time, len(srcs))
+	clock := time.Now()
+	for i, src := range srcs {
+		from[i] = b.due.begin(src, clock)
+	}
+	err = b.db.View(func(txn *badger.Txn) error {
+		for i, src := range srcs {
+			var first time.Time
+			var found bool
+			cands, first, found = b.dueCandidates(txn, src, from[i], now, limit, cands)
+			b.due.scanned(src, first, found)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	slices.SortStableFunc(cands, func(a, b claimCandidate) int { return a.due.Compare(b.due) })
 	until := now.Add(leaseFor)
@@ -83,10 +106,9 @@ func (b *Badger) claim(ctx context.Context, owner string, srcs []string, now tim
 		}
 	}
 	if len(taken) == 0 {
-		return nil, nil
+		return nil, 0, nil
 	}
 
-	var out []*Record
 	var stale [][]byte // index entries that no longer match their record
 	err = b.db.View(func(txn *badger.Txn) error {
 		for _, c := range taken {
@@ -102,10 +124,15 @@ func (b *Badger) claim(ctx context.Context, owner string, srcs []string, now tim
 			}
 			r := sr.rec
 			if !claimable(r.Status) || r.NextAttemptAt.After(now) {
-				if !claimable(r.Status) || string(dueKey(r.Source, r.ID, dueAt(r))) != string(c.dkey) {
-					stale = append(stale, c.dkey)
-				}
+				passed++
 				b.leases.apply(string(key), mine, &Record{})
+				if !claimable(r.Status) || string(dueKey(r.Source, r.ID, dueAt(r))) != string(c.dkey) {
+					// Usually delivered since the scan, which removed
+					// the entry already.
+					if _, err := txn.Get(c.dkey); err == nil {
+						stale = append(stale, c.dkey)
+					}
+				}
 				continue
 			}
 			r.LeaseOwner, r.LeaseUntil = owner, until
@@ -117,7 +144,7 @@ func (b *Badger) claim(ctx context.Context, owner string, srcs []string, now tim
 		for _, c := range taken {
 			b.leases.apply(string(recordKey(c.source, c.id)), mine, &Record{})
 		}
-		return nil, err
+		return nil, 0, err
 	}
 	if len(stale) > 0 {
 		// Index entries are written with their record, so these come
@@ -134,22 +161,30 @@ func (b *Badger) claim(ctx context.Context, owner string, srcs []string, now tim
 			b.log.Warn("removing stale due index entries", zap.Error(err))
 		}
 	}
-	return out, nil
+	return out, passed, nil
 }
 
 // dueCandidates appends up to limit records of src that are due at now and
-// not leased.
-func (b *Badger) dueCandidates(txn *badger.Txn, src string, now time.Time, limit int, cands []claimCandidate) []claimCandidate {
+// not leased, scanning from from (zero: the beginning). It also returns the
+// due time of the first live entry it saw.
+func (b *Badger) dueCandidates(txn *badger.Txn, src string, from, now time.Time, limit int, cands []claimCandidate) (_ []claimCandidate, first time.Time, found bool) {
 	p := dueKeyPrefix(src)
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
 	defer it.Close()
+	seek := p
+	if !from.IsZero() {
+		seek = encTime(dueKeyPrefix(src), from)
+	}
 	n := 0
-	for it.Rewind(); it.Valid() && n < limit; it.Next() {
+	for it.Seek(seek); it.Valid() && n < limit; it.Next() {
 		k := it.Item().Key()
 		if len(k) < len(p)+8 {
 			continue
 		}
 		due := decTime(k[len(p) : len(p)+8])
+		if !found {
+			first, found = due, true
+		}
 		if due.After(now) {
 			break
 		}
@@ -162,5 +197,5 @@ func (b *Badger) dueCandidates(txn *badger.Txn, src string, now time.Time, limit
 		cands = append(cands, claimCandidate{due, src, id, it.Item().KeyCopy(nil)})
 		n++
 	}
-	return cands
+	return cands, first, found
 }

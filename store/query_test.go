@@ -389,3 +389,50 @@ func TestBodySweep(t *testing.T) {
 		t.Fatal("swept a young body")
 	}
 }
+
+func TestClaimFindsEntriesBelowTheScanMark(t *testing.T) {
+	b, _ := openTest(t, Options{})
+	ctx := context.Background()
+	now := time.Now()
+	first := rec("/pay", "first", StatusPending)
+	first.NextAttemptAt = now
+	mustInsert(t, b, single(first, "{}"), true)
+	if c, _ := b.Claim(ctx, "a", []string{"/pay"}, now, time.Minute, 10); len(c) != 1 {
+		t.Fatal("claim first")
+	}
+	if c, _ := b.Claim(ctx, "a", []string{"/pay"}, now, time.Minute, 10); len(c) != 0 {
+		t.Fatal("claimed a leased record")
+	}
+	// A record due earlier than anything the scans have seen, as a replay
+	// or a clock step back could write: the write lowers the mark.
+	early := rec("/pay", "early", StatusPending)
+	early.NextAttemptAt = now.Add(-time.Hour)
+	mustInsert(t, b, single(early, "{}"), true)
+	if c, _ := b.Claim(ctx, "a", []string{"/pay"}, now, time.Minute, 10); len(c) != 1 || c[0].ID != "early" {
+		t.Fatalf("early record not claimed: %v", listIDs(c))
+	}
+
+	// A mark that is wrong (a write that raced a scan) only delays: the
+	// periodic scan from the start finds what lies below it.
+	stranded := rec("/pay", "stranded", StatusPending)
+	stranded.NextAttemptAt = now.Add(-2 * time.Hour)
+	mustInsert(t, b, single(stranded, "{}"), true)
+	b.due.mu.Lock()
+	b.due.mark("/pay").low = now
+	b.due.mark("/pay").wrote = false
+	b.due.mu.Unlock()
+	deadline := time.Now().Add(3 * dueFullScanEvery)
+	for {
+		c, err := b.Claim(ctx, "a", []string{"/pay"}, now, time.Minute, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c) == 1 && c[0].ID == "stranded" {
+			break
+		}
+		if len(c) != 0 || time.Now().After(deadline) {
+			t.Fatalf("stranded record: claimed %v", listIDs(c))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
