@@ -57,6 +57,14 @@ type Options struct {
 	// update appends the whole record again; value-log GC reclaims that
 	// (it runs early when the log grows fast, see GCInterval).
 	ValueThreshold int64
+	// BlockSize is the size of the blocks SST files are compressed and
+	// read in. Default 16 KiB (Badger's is 4 KiB): a record of a small
+	// event is 2-3 KB, so 4 KiB blocks held one or two records each and
+	// compaction spent most of its time building a compression table per
+	// block. 16 KiB blocks raised durable async acknowledgements by 45%
+	// and, compressing better, shrank the SST files mapped into memory
+	// (see docs/BENCHMARKS.md).
+	BlockSize int
 	// ValueLogFileSize is the size of one value-log file; the log is
 	// garbage-collected a file at a time. Default 64 MiB.
 	ValueLogFileSize int64
@@ -116,6 +124,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ValueThreshold <= 0 {
 		o.ValueThreshold = 4 << 10
+	}
+	if o.BlockSize <= 0 {
+		o.BlockSize = 16 << 10
 	}
 	if o.ValueLogFileSize <= 0 {
 		o.ValueLogFileSize = 64 << 20
@@ -238,6 +249,7 @@ func Open(dir string, opts Options) (*Badger, error) {
 		WithBlockCacheSize(opts.BlockCacheSize).
 		WithIndexCacheSize(opts.IndexCacheSize).
 		WithValueThreshold(opts.ValueThreshold).
+		WithBlockSize(opts.BlockSize).
 		WithValueLogFileSize(opts.ValueLogFileSize).
 		WithNumCompactors(opts.NumCompactors).
 		WithMetricsEnabled(false)
@@ -559,30 +571,28 @@ func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]Insert
 		if err != nil {
 			return nil, fmt.Errorf("insert: %w", err)
 		}
-		var insertedKeys [][]byte
-		sawExisting := false
-		for _, i := range todo {
-			o := out[i]
-			if o.inserted {
-				res[i] = InsertResult{Inserted: true}
-				insertedKeys = append(insertedKeys, keys[i])
-			} else {
-				res[i] = InsertResult{Existing: o.existing}
-				sawExisting = true
-			}
-		}
-		if durable && (len(insertedKeys) > 0 || sawExisting || needSync) {
+		if durable {
+			// Whether records were inserted or found, all of todo
+			// went through Badger, so a sync is due either way.
 			if err := b.durable(); err != nil {
 				return nil, fmt.Errorf("insert: %w", err)
 			}
 			needSync = false
 		}
 		for _, i := range todo {
-			if o := out[i]; !o.inserted {
-				b.cache.put(string(keys[i]), gen, o.existing, o.expiresAt, o.version, durable)
+			o := out[i]
+			if o.inserted {
+				res[i] = InsertResult{Inserted: true}
+				// The state just written, cached without reading it
+				// back: at version 0 it gives way to any state read
+				// from Badger later and never displaces one.
+				r := in.Records[i]
+				b.cache.put(string(keys[i]), gen, r.Status, expiresAt(r, now), 0, durable)
+				continue
 			}
+			res[i] = InsertResult{Existing: o.existing}
+			b.cache.put(string(keys[i]), gen, o.existing, o.expiresAt, o.version, durable)
 		}
-		b.refreshCache(insertedKeys, durable)
 	}
 	if durable && needSync {
 		if err := b.durable(); err != nil {

@@ -11,9 +11,10 @@ import (
 // answered without a Badger read. A wrong "present" answer would drop a new
 // event, so the cache is built to only ever err towards "ask Badger":
 //
-//   - Only states read back from a committed snapshot are cached, with the
-//     snapshot's Badger version; an older version never replaces a newer one,
-//     so two racing updates cannot leave the older state behind.
+//   - States are cached with the Badger version they were read at; an older
+//     version never replaces a newer one, so two racing updates cannot leave
+//     the older state behind. A fresh insert is cached as it was written, at
+//     version 0, below any state read back later.
 //   - Entries carry the record's Badger expiry, so a delivered record that
 //     expired is a miss.
 //   - Entries remember whether the write was synced when they were cached,
