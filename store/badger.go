@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	crand "crypto/rand"
 	"errors"
@@ -154,11 +155,6 @@ func (o Options) withDefaults() Options {
 	}
 	return o
 }
-
-// inlineBodyMax is the largest body kept inside its record's value. A single
-// event's body lives and dies with its record that way; a larger one goes to
-// a shared body entry so that listing never drags big bodies along.
-const inlineBodyMax = 16 << 10
 
 // defaultBodyGrace keeps the body sweep away from bodies whose records may
 // still be being written (a batch too large for one transaction).
@@ -406,7 +402,18 @@ func expiresAt(r *Record, now time.Time) uint64 {
 
 // writeRecord stores rec under key with its index entries, replacing those
 // of old (the previously stored state, or nil).
+//
+// A record of body kind payload gets its payload entry (rec.Event and body)
+// when it is first written (old nil); later states leave it alone.
 func (b *Badger) writeRecord(txn *badger.Txn, key []byte, old, rec *Record, bodyKind byte, body []byte, now time.Time) error {
+	if bodyKind == bodyPayload {
+		if old == nil {
+			if err := txn.Set(payloadKey(key), encodePayloadValue(rec.Event, body)); err != nil {
+				return err
+			}
+		}
+		body = nil
+	}
 	val, err := encodeRecordValue(rec, bodyKind, body)
 	if err != nil {
 		return err
@@ -449,10 +456,16 @@ func (b *Badger) writeRecord(txn *badger.Txn, key []byte, old, rec *Record, body
 	return nil
 }
 
-// deleteRecord removes a stored record and its index entries.
-func deleteRecord(txn *badger.Txn, key []byte, old *Record) error {
+// deleteRecord removes a stored record, its index entries and its payload.
+func deleteRecord(txn *badger.Txn, key []byte, sr *storedRecord) error {
+	old := sr.rec
 	if err := txn.Delete(key); err != nil {
 		return err
+	}
+	if sr.bodyKind == bodyPayload {
+		if err := txn.Delete(payloadKey(key)); err != nil {
+			return err
+		}
 	}
 	if err := txn.Delete(timeKey(old.ReceivedAt, key)); err != nil {
 		return err
@@ -465,7 +478,7 @@ func deleteRecord(txn *badger.Txn, key []byte, old *Record) error {
 	return nil
 }
 
-// readRecord reads and decodes the record under key in txn.
+// readRecord reads and decodes the record under key in txn, with its event.
 func readRecord(txn *badger.Txn, key []byte) (*storedRecord, *badger.Item, error) {
 	item, err := txn.Get(key)
 	if err != nil {
@@ -479,7 +492,32 @@ func readRecord(txn *badger.Txn, key []byte) (*storedRecord, *badger.Item, error
 	if err != nil {
 		return nil, nil, err
 	}
+	if sr.bodyKind == bodyPayload {
+		err := readPayload(txn, key, func(event, _ []byte) { sr.rec.Event = bytes.Clone(event) })
+		if err != nil {
+			return nil, nil, err
+		}
+	}
 	return sr, item, nil
+}
+
+// readPayload calls fn with the event and raw body in the payload entry of
+// the record under key; they are only valid during the call.
+func readPayload(txn *badger.Txn, key []byte, fn func(event, body []byte)) error {
+	item, err := txn.Get(payloadKey(key))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return errors.New("payload entry is missing")
+	}
+	if err != nil {
+		return err
+	}
+	return item.Value(func(v []byte) error {
+		event, body, err := splitPayloadValue(v)
+		if err == nil {
+			fn(event, body)
+		}
+		return err
+	})
 }
 
 // insertOutcome is what one attempt learned about one record.
@@ -561,13 +599,13 @@ func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]Insert
 
 	if len(todo) > 0 {
 		gen := b.cache.generation()
-		inline := n == 1 && len(in.RawBody) <= inlineBodyMax
+		payload := n == 1
 		var bodyID []byte
-		if !inline && len(in.RawBody) > 0 {
+		if !payload && len(in.RawBody) > 0 {
 			bodyID = make([]byte, bodyIDLen)
 			_, _ = crand.Read(bodyID) // never fails (crypto/rand)
 		}
-		out, err := b.insertAll(ctx, in, keys, todo, inline, bodyID, now)
+		out, err := b.insertAll(ctx, in, keys, todo, payload, bodyID, now)
 		if err != nil {
 			return nil, fmt.Errorf("insert: %w", err)
 		}
@@ -612,11 +650,11 @@ func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]Insert
 // insertAll inserts the records at indexes todo in one transaction, or, if
 // that is too big for Badger, in chunks (each record still insert-if-absent,
 // the shared body written first).
-func (b *Badger) insertAll(ctx context.Context, in *Ingest, keys [][]byte, todo []int, inline bool, bodyID []byte, now time.Time) (map[int]insertOutcome, error) {
+func (b *Badger) insertAll(ctx context.Context, in *Ingest, keys [][]byte, todo []int, payload bool, bodyID []byte, now time.Time) (map[int]insertOutcome, error) {
 	out := make(map[int]insertOutcome, len(todo))
 	err := b.update(ctx, func(txn *badger.Txn) error {
 		clear(out)
-		return b.insertTxn(txn, in, keys, todo, inline, bodyID, true, now, out)
+		return b.insertTxn(txn, in, keys, todo, payload, bodyID, true, now, out)
 	})
 	if !errors.Is(err, badger.ErrTxnTooBig) {
 		return out, err
@@ -640,7 +678,7 @@ func (b *Badger) insertAll(ctx context.Context, in *Ingest, keys [][]byte, todo 
 		part := make(map[int]insertOutcome, len(chunk))
 		err := b.update(ctx, func(txn *badger.Txn) error {
 			clear(part)
-			return b.insertTxn(txn, in, keys, chunk, inline, bodyID, false, now, part)
+			return b.insertTxn(txn, in, keys, chunk, payload, bodyID, false, now, part)
 		})
 		if errors.Is(err, badger.ErrTxnTooBig) && size > 1 {
 			size /= 2
@@ -659,8 +697,8 @@ func (b *Badger) insertAll(ctx context.Context, in *Ingest, keys [][]byte, todo 
 
 // insertTxn is one attempt at inserting the records at idx. withBody writes
 // the shared body entry (when bodyID is set) if anything was inserted.
-func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int, inline bool, bodyID []byte, withBody bool, now time.Time, out map[int]insertOutcome) error {
-	olds := make(map[int]*Record)
+func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int, payload bool, bodyID []byte, withBody bool, now time.Time, out map[int]insertOutcome) error {
+	olds := make(map[int]*storedRecord)
 	var inserted [][]byte
 	for _, i := range idx {
 		item, err := txn.Get(keys[i])
@@ -686,7 +724,7 @@ func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int
 			if st == StatusReserved && !sr.rec.LeaseUntil.After(now) {
 				// An abandoned reservation: its owner died
 				// before releasing it. The key is free again.
-				olds[i] = sr.rec
+				olds[i] = sr
 				out[i] = insertOutcome{inserted: true}
 				inserted = append(inserted, keys[i])
 				continue
@@ -712,8 +750,8 @@ func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int
 		}
 		kind, body := bodyNone, []byte(nil)
 		switch {
-		case inline:
-			kind, body = bodyInline, in.RawBody
+		case payload:
+			kind, body = bodyPayload, in.RawBody
 		case bodyID != nil:
 			kind, body = bodyRef, bodyID
 		}
@@ -808,6 +846,8 @@ func (b *Badger) RawBody(ctx context.Context, source, id string) ([]byte, error)
 				return err
 			}
 			switch p.bodyKind {
+			case bodyPayload:
+				return readPayload(txn, recordKey(source, id), func(_, raw []byte) { body = bytes.Clone(raw) })
 			case bodyInline:
 				body = append([]byte{}, p.body...)
 			case bodyRef:
@@ -931,7 +971,7 @@ func (b *Badger) Release(ctx context.Context, source, id string, reservedUntil t
 			return nil
 		}
 		deleted = true
-		return deleteRecord(txn, key, sr.rec)
+		return deleteRecord(txn, key, sr)
 	})
 	if err != nil {
 		return fmt.Errorf("release %s %s: %w", source, id, err)

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 func openTest(t testing.TB, opts Options) (*Badger, string) {
@@ -549,5 +551,113 @@ func TestValueLogGCRunsEarlyOnGrowth(t *testing.T) {
 			t.Fatal("value-log GC did not run after the log grew")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// payloadCount is the number of payload entries in b.
+func payloadCount(t *testing.T, b *Badger) int {
+	t.Helper()
+	n := 0
+	err := b.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixPayload)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A single event's canonical event and body are written once, beside a
+// record that later states rewrite without them; the payload goes with its
+// record.
+func TestSingleEventPayload(t *testing.T) {
+	b, _ := openTest(t, Options{})
+	ctx := context.Background()
+	body := strings.Repeat("b", 12<<10)
+	r := rec("/pay", "p1", StatusPending)
+	r.Event = mustJSON(map[string]string{"id": "p1", "pad": strings.Repeat("e", 12<<10)})
+	want := string(r.Event)
+	mustInsert(t, b, single(r, body), true)
+
+	var stored int
+	if err := b.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(recordKey("/pay", "p1"))
+		if err != nil {
+			return err
+		}
+		stored = int(item.ValueSize())
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if stored > 2<<10 {
+		t.Fatalf("record value is %d bytes: event or body stored in it", stored)
+	}
+	up, err := b.Update(ctx, "/pay", "p1", true, func(r *Record) error {
+		if string(r.Event) != want {
+			t.Error("update does not see the event")
+		}
+		r.Status = StatusDelivered
+		r.Retention = time.Second
+		return nil
+	})
+	if err != nil || string(up.Event) != want {
+		t.Fatalf("update: %v", err)
+	}
+	got, err := b.Get(ctx, "/pay", "p1")
+	if err != nil || string(got.Event) != want || got.Status != StatusDelivered {
+		t.Fatalf("get after update: %+v %v", got, err)
+	}
+	if raw, err := b.RawBody(ctx, "/pay", "p1"); err != nil || string(raw) != body {
+		t.Fatalf("raw body: %d bytes, %v", len(raw), err)
+	}
+	if recs, _, err := b.List(ctx, Filter{}); err != nil || len(recs) != 1 || string(recs[0].Event) != want {
+		t.Fatalf("list: %v", err)
+	}
+
+	// The record expires after its retention; the sweep then takes its
+	// payload, and leaves a live record's alone.
+	mustInsert(t, b, single(rec("/pay", "live", StatusPending), "{}"), false)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := b.Get(ctx, "/pay", "p1"); errors.Is(err, ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("delivered record did not expire")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n, err := b.SweepPayloads(ctx); err != nil || n != 1 {
+		t.Fatalf("sweep: %d %v", n, err)
+	}
+	if n := payloadCount(t, b); n != 1 {
+		t.Fatalf("%d payloads left, want the live record's", n)
+	}
+	// The key used again gets a payload of its own that the sweep keeps.
+	again := rec("/pay", "p1", StatusPending)
+	mustInsert(t, b, single(again, "second"), false)
+	if n, err := b.SweepPayloads(ctx); err != nil || n != 0 {
+		t.Fatalf("sweep with live records: %d %v", n, err)
+	}
+	if raw, err := b.RawBody(ctx, "/pay", "p1"); err != nil || string(raw) != "second" {
+		t.Fatalf("raw body of the new record: %q %v", raw, err)
+	}
+	// Purge and Release take the payload with the record.
+	if n, err := b.Purge(ctx, Filter{Source: "/pay"}); err != nil || n != 2 {
+		t.Fatalf("purge: %d %v", n, err)
+	}
+	res := rec("/pay", "r", StatusReserved)
+	mustInsert(t, b, single(res, "{}"), false)
+	if err := b.Release(ctx, "/pay", "r", res.LeaseUntil); err != nil {
+		t.Fatal(err)
+	}
+	if n := payloadCount(t, b); n != 0 {
+		t.Fatalf("%d payloads left after purge and release", n)
 	}
 }

@@ -57,6 +57,11 @@ func (b *Badger) gcLoop(every time.Duration) {
 		} else if n > 0 {
 			b.log.Debug("swept orphaned batch bodies", zap.Int("count", n))
 		}
+		if n, err := b.sweepPayloads(ctx); err != nil && ctx.Err() == nil {
+			b.log.Warn("sweeping orphaned payloads", zap.String("dir", b.dir), zap.Error(err))
+		} else if n > 0 {
+			b.log.Debug("swept orphaned payloads", zap.Int("count", n))
+		}
 	}
 }
 
@@ -189,4 +194,94 @@ func bodyReferenced(txn *badger.Txn, id []byte, keys [][]byte) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// payloadOwned reports whether the record under recKey exists and keeps its
+// event in its payload entry.
+func payloadOwned(txn *badger.Txn, recKey []byte) (bool, error) {
+	item, err := txn.Get(recKey)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	owned := false
+	err = item.Value(func(v []byte) error {
+		p, err := splitRecordValue(v)
+		owned = err == nil && p.bodyKind == bodyPayload
+		return err
+	})
+	return owned, err
+}
+
+// SweepPayloads deletes the payload entries whose record is gone (expired
+// after its retention: Badger expires entries one by one, and the payload
+// has no expiry of its own, since the record's starts only once it is
+// delivered) and returns how many. It runs on the GC schedule; it is
+// exported for tools and tests.
+func (b *Badger) SweepPayloads(ctx context.Context) (int, error) {
+	unlock, err := b.enter()
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	return b.sweepPayloads(ctx)
+}
+
+func (b *Badger) sweepPayloads(ctx context.Context) (int, error) {
+	var orphans [][]byte
+	err := b.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixPayload)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			pk := it.Item().Key()
+			owned, err := payloadOwned(txn, recordKeyOfPayload(pk))
+			if err != nil {
+				return err
+			}
+			if !owned {
+				orphans = append(orphans, it.Item().KeyCopy(nil))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sweeping payloads: %w", err)
+	}
+	// A record key can be used again (an event sent anew after its
+	// retention), and its new payload then sits under the same key: each
+	// deletion re-checks the record in a transaction that conflicts with
+	// such an insert.
+	n := 0
+	for len(orphans) > 0 {
+		chunk := orphans[:min(len(orphans), purgeChunk)]
+		orphans = orphans[len(chunk):]
+		deleted := 0
+		err := b.update(ctx, func(txn *badger.Txn) error {
+			deleted = 0
+			for _, pk := range chunk {
+				owned, err := payloadOwned(txn, recordKeyOfPayload(pk))
+				if err != nil {
+					return err
+				}
+				if owned {
+					continue
+				}
+				if err := txn.Delete(pk); err != nil {
+					return err
+				}
+				deleted++
+			}
+			return nil
+		})
+		if err != nil {
+			return n, fmt.Errorf("sweeping payloads: %w", err)
+		}
+		n += deleted
+	}
+	return n, nil
 }

@@ -20,11 +20,13 @@ import (
 //	t\x00<time:8><record key>                  listing index, newest last; value: summary
 //	d\x00<source>\x00<time:8><id>              due index for pending/retrying records
 //	b\x00<body id:16>                          raw body shared by the records of one batch
+//	p\x00<source>\x00<id>                      payload of a single-event record: canonical event and raw body
 const (
-	prefixRecord = "e\x00"
-	prefixTime   = "t\x00"
-	prefixDue    = "d\x00"
-	prefixBody   = "b\x00"
+	prefixRecord  = "e\x00"
+	prefixTime    = "t\x00"
+	prefixDue     = "d\x00"
+	prefixBody    = "b\x00"
+	prefixPayload = "p\x00"
 )
 
 // maxKeyPart bounds sources and ids: Badger rejects keys over 64 KB, and no
@@ -141,13 +143,54 @@ func claimable(s Status) bool { return s == StatusPending || s == StatusRetrying
 //
 //	version:1 | uvarint len(json) | json | uvarint len(event) | event |
 //	body kind:1 | inline body bytes or 16-byte body id
+//
+// A single-event record (body kind payload) keeps its canonical event and raw
+// body in a payload entry of its own instead, written once with the record's
+// first state: every later state (claimed, attempted, delivered) then
+// rewrites a few hundred bytes rather than the event and body again, which
+// for a 12 KB webhook was over 25 KB per update. Its event section is empty.
 const recordFormat = 2
 
 const (
-	bodyNone   byte = 0
-	bodyInline byte = 1
-	bodyRef    byte = 2
+	bodyNone    byte = 0
+	bodyInline  byte = 1 // records written before payload entries existed
+	bodyRef     byte = 2
+	bodyPayload byte = 3
 )
+
+// payloadKey is the payload entry of the record under recKey.
+func payloadKey(recKey []byte) []byte {
+	k := make([]byte, 0, len(prefixPayload)+len(recKey)-len(prefixRecord))
+	k = append(k, prefixPayload...)
+	return append(k, recKey[len(prefixRecord):]...)
+}
+
+// recordKeyOfPayload is the inverse of payloadKey.
+func recordKeyOfPayload(pKey []byte) []byte {
+	k := make([]byte, 0, len(prefixRecord)+len(pKey)-len(prefixPayload))
+	k = append(k, prefixRecord...)
+	return append(k, pKey[len(prefixPayload):]...)
+}
+
+// Payload values:
+//
+//	uvarint len(event) | event | raw body
+func encodePayloadValue(event, body []byte) []byte {
+	v := make([]byte, 0, binary.MaxVarintLen64+len(event)+len(body))
+	v = binary.AppendUvarint(v, uint64(len(event)))
+	v = append(v, event...)
+	return append(v, body...)
+}
+
+// splitPayloadValue returns the event and body of a payload value, sharing
+// its memory.
+func splitPayloadValue(v []byte) (event, body []byte, err error) {
+	n, w := binary.Uvarint(v)
+	if w <= 0 || uint64(len(v)-w) < n {
+		return nil, nil, errors.New("truncated payload entry")
+	}
+	return v[w : w+int(n)], v[w+int(n):], nil
+}
 
 const bodyIDLen = 16
 
@@ -164,12 +207,16 @@ func encodeRecordValue(r *Record, bodyKind byte, body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoding record %s %s: %w", r.Source, r.ID, err)
 	}
-	v := make([]byte, 0, 1+2*binary.MaxVarintLen64+len(js)+len(r.Event)+1+len(body))
+	event := r.Event
+	if bodyKind == bodyPayload {
+		event = nil // in the payload entry
+	}
+	v := make([]byte, 0, 1+2*binary.MaxVarintLen64+len(js)+len(event)+1+len(body))
 	v = append(v, recordFormat)
 	v = binary.AppendUvarint(v, uint64(len(js)))
 	v = append(v, js...)
-	v = binary.AppendUvarint(v, uint64(len(r.Event)))
-	v = append(v, r.Event...)
+	v = binary.AppendUvarint(v, uint64(len(event)))
+	v = append(v, event...)
 	v = append(v, bodyKind)
 	return append(v, body...), nil
 }

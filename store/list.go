@@ -262,7 +262,7 @@ func (b *Badger) Purge(ctx context.Context, f Filter) (int, error) {
 				if !f.matchRecord(sr.rec) {
 					continue
 				}
-				if err := deleteRecord(txn, k, sr.rec); err != nil {
+				if err := deleteRecord(txn, k, sr); err != nil {
 					return err
 				}
 				deleted = append(deleted, string(k))
