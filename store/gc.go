@@ -232,19 +232,34 @@ func (b *Badger) SweepPayloads(ctx context.Context) (int, error) {
 func (b *Badger) sweepPayloads(ctx context.Context) (int, error) {
 	var orphans [][]byte
 	err := b.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixPayload)})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
+		// Payload and record keys share their suffix and sort alike, so
+		// one pass over each in step finds the orphans without a point
+		// read per payload (ten times slower with a million records).
+		pit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixPayload)})
+		defer pit.Close()
+		rit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixRecord)})
+		defer rit.Close()
+		rit.Rewind()
+		for pit.Rewind(); pit.Valid(); pit.Next() {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			pk := it.Item().Key()
-			owned, err := payloadOwned(txn, recordKeyOfPayload(pk))
-			if err != nil {
-				return err
+			suffix := pit.Item().Key()[len(prefixPayload):]
+			for rit.Valid() && bytes.Compare(rit.Item().Key()[len(prefixRecord):], suffix) < 0 {
+				rit.Next()
+			}
+			owned := false
+			if rit.Valid() && bytes.Equal(rit.Item().Key()[len(prefixRecord):], suffix) {
+				if err := rit.Item().Value(func(v []byte) error {
+					p, err := splitRecordValue(v)
+					owned = err == nil && p.bodyKind == bodyPayload
+					return err
+				}); err != nil {
+					return err
+				}
 			}
 			if !owned {
-				orphans = append(orphans, it.Item().KeyCopy(nil))
+				orphans = append(orphans, pit.Item().KeyCopy(nil))
 			}
 		}
 		return nil

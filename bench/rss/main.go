@@ -157,6 +157,16 @@ func main() {
 	debug.FreeOSMemory()
 	report("after a forced GC", peak.Load())
 
+	// What the GC schedule's payload sweep costs with every record alive:
+	// it reads each payload key and its record.
+	t = time.Now()
+	swept, err := s.SweepPayloads(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	sweepDur := time.Since(t)
+	report("after a payload sweep", peak.Load())
+
 	close(stop)
 	sampler.Wait()
 	if err := s.Close(); err != nil {
@@ -166,6 +176,7 @@ func main() {
 	fmt.Printf("inserted %d in %v (%.0f/s), counts %v in %v, 50×1000 listed in %v, GOMEMLIMIT=%q\n",
 		*n, insertDur.Round(time.Millisecond), float64(*n)/insertDur.Seconds(), counts, countDur.Round(time.Millisecond),
 		listDur.Round(time.Millisecond), os.Getenv("GOMEMLIMIT"))
+	fmt.Printf("payload sweep of %d events in %v (%d orphans)\n", *n, sweepDur.Round(time.Millisecond), swept)
 	fmt.Printf("peak VmRSS %d MiB, VmHWM %d MiB, on disk %s\n", peak.Load()>>10, procStatus()["VmHWM"]>>10, du(*dir))
 }
 
