@@ -116,7 +116,7 @@ func (b *Badger) claim(ctx context.Context, owner string, srcs []string, now tim
 			sr, _, err := readRecord(txn, key)
 			if errors.Is(err, badger.ErrKeyNotFound) {
 				stale = append(stale, c.dkey)
-				b.leases.apply(string(key), mine, &Record{})
+				b.leases.drop(string(key), mine)
 				continue
 			}
 			if err != nil {
@@ -125,7 +125,7 @@ func (b *Badger) claim(ctx context.Context, owner string, srcs []string, now tim
 			r := sr.rec
 			if !claimable(r.Status) || r.NextAttemptAt.After(now) {
 				passed++
-				b.leases.apply(string(key), mine, &Record{})
+				b.leases.drop(string(key), mine)
 				if !claimable(r.Status) || string(dueKey(r.Source, r.ID, dueAt(r))) != string(c.dkey) {
 					// Usually delivered since the scan, which removed
 					// the entry already.
@@ -142,7 +142,7 @@ func (b *Badger) claim(ctx context.Context, owner string, srcs []string, now tim
 	})
 	if err != nil {
 		for _, c := range taken {
-			b.leases.apply(string(recordKey(c.source, c.id)), mine, &Record{})
+			b.leases.drop(string(recordKey(c.source, c.id)), mine)
 		}
 		return nil, 0, err
 	}

@@ -84,6 +84,9 @@ func (t *leaseTable) apply(key string, before lease, r *Record) {
 	t.m[key] = after
 }
 
+// drop gives up l on key, if key still has it.
+func (t *leaseTable) drop(key string, l lease) { t.apply(key, l, &Record{}) }
+
 // persisted is r as it is written to disk: without its delivery lease.
 func persisted(r *Record) *Record {
 	if r.Status == StatusReserved || (r.LeaseOwner == "" && r.LeaseUntil.IsZero()) {
