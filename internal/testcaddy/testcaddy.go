@@ -48,6 +48,14 @@ func Binary(t testing.TB) string {
 	return binPath
 }
 
+// RemoveBinary deletes what Binary built; a test package's TestMain calls
+// it after m.Run so that no build is left behind in the temp directory.
+func RemoveBinary() {
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+}
+
 // moduleRoot finds the repository root from this source file's location.
 func moduleRoot() string {
 	_, file, _, _ := runtime.Caller(0)
