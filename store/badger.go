@@ -84,10 +84,13 @@ type Options struct {
 	// Default 2.
 	NumCompactors int
 
-	// GCInterval is how often the value log is garbage-collected and
-	// orphaned batch bodies are swept. Default 10 minutes; negative
-	// disables both. The value log is also collected early once it has
-	// grown by four files since the last collection.
+	// GCInterval is how often the value log is garbage-collected and the
+	// store sweeps what nothing refers to any more: orphaned batch bodies,
+	// the payloads of expired records and long-expired leases. Default 10
+	// minutes; negative disables all of it, so that disk use then grows
+	// without bound (for tests and benchmarks only). The value log is also
+	// collected early once it has grown by four files since the last
+	// collection.
 	GCInterval time.Duration
 	// GCDiscardRatio is the share of stale data a value-log file needs
 	// before GC rewrites it. Default 0.5.
@@ -763,7 +766,7 @@ func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int
 				return err
 			}
 		}
-		if err := b.writeRecord(txn, keys[i], nil, r, kind, body, now); err != nil {
+		if err := b.writeRecord(txn, keys[i], nil, persisted(r), kind, body, now); err != nil {
 			return err
 		}
 	}
@@ -881,7 +884,8 @@ func (b *Badger) RawBody(ctx context.Context, source, id string) ([]byte, error)
 
 // Update implements Store. fn may run more than once (when a concurrent
 // write to the same record forces a retry) and must only change the record
-// it is given; it may not change Source or ID. A record set to
+// it is given; it may not change Source, ID or Event (the canonical event is
+// stored once, as delivered, with the record's first state). A record set to
 // StatusDelivered with a positive Retention expires Retention after this
 // Update; Retention <= 0 keeps it until purged. Claim's due index follows
 // NextAttemptAt and LeaseUntil: a worker gives up its lease by zeroing
@@ -912,6 +916,9 @@ func (b *Badger) Update(ctx context.Context, source, id string, durable bool, fn
 		}
 		if rec.Source != source || rec.ID != id {
 			return errors.New("the update function changed the record's key")
+		}
+		if !bytes.Equal(rec.Event, old.Event) {
+			return errors.New("the update function changed the record's event")
 		}
 		if !validStatus(rec.Status) {
 			return fmt.Errorf("unknown status %q", rec.Status)

@@ -48,6 +48,12 @@ func (b *Badger) Claim(ctx context.Context, owner string, sources []string, now 
 	var out []*Record
 	for range claimRounds {
 		got, passed, err := b.claim(ctx, owner, srcs, now, lease, limit-len(out))
+		if err != nil && len(out) > 0 {
+			// The records of earlier rounds are leased: hand them out
+			// rather than leave them idle until their lease runs out.
+			b.log.Warn("claim: a later round failed", zap.String("owner", owner), zap.Error(err))
+			break
+		}
 		if err != nil {
 			return nil, fmt.Errorf("claim for %s: %w", owner, err)
 		}
@@ -81,12 +87,19 @@ func (b *Badger) claim(ctx context.Context, owner string, srcs []string, now tim
 	for i, src := range srcs {
 		from[i] = b.due.begin(src, clock)
 	}
+	scanned := 0
+	defer func() {
+		for _, src := range srcs[scanned:] {
+			b.due.cancel(src) // the transaction failed before scanning them
+		}
+	}()
 	err = b.db.View(func(txn *badger.Txn) error {
 		for i, src := range srcs {
 			var first time.Time
 			var found bool
 			cands, first, found = b.dueCandidates(txn, src, from[i], now, limit, cands)
 			b.due.scanned(src, first, found)
+			scanned++
 		}
 		return nil
 	})
@@ -120,7 +133,12 @@ func (b *Badger) claim(ctx context.Context, owner string, srcs []string, now tim
 				continue
 			}
 			if err != nil {
-				return fmt.Errorf("reading %s %s: %w", c.source, c.id, err)
+				// One unreadable record must not stop the delivery of
+				// every other due event of its source.
+				b.log.Error("claim: skipping an unreadable record",
+					zap.String("source", c.source), zap.String("id", c.id), zap.Error(err))
+				b.leases.drop(string(key), mine)
+				continue
 			}
 			r := sr.rec
 			if !claimable(r.Status) || r.NextAttemptAt.After(now) {

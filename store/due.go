@@ -29,8 +29,9 @@ type dueMarks struct {
 
 type dueMark struct {
 	low      time.Time // scans start here; zero: from the beginning
-	written  time.Time // earliest due time written since the last scan began
+	written  time.Time // earliest due time written since the oldest running scan began
 	wrote    bool      // written is set
+	scans    int       // scans between begin and scanned
 	fullScan time.Time // when the next scan starts from the beginning
 }
 
@@ -65,7 +66,12 @@ func (d *dueMarks) begin(source string, clock time.Time) time.Time {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	m := d.mark(source)
-	m.wrote = false
+	if m.scans == 0 {
+		// Only when no scan is running: a running one must still learn
+		// of every write made since it began.
+		m.wrote = false
+	}
+	m.scans++
 	if !clock.Before(m.fullScan) {
 		m.fullScan = clock.Add(dueFullScanEvery)
 		return time.Time{}
@@ -74,11 +80,13 @@ func (d *dueMarks) begin(source string, clock time.Time) time.Time {
 }
 
 // scanned raises the mark after a scan that found its first live entry at
-// first (found false: the scan saw no entry at all from its start).
+// first (found false: the scan saw no entry at all from its start). Every
+// begin must be followed by one scanned.
 func (d *dueMarks) scanned(source string, first time.Time, found bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	m := d.mark(source)
+	m.scans--
 	low := first
 	if !found {
 		low = farFuture
@@ -89,6 +97,13 @@ func (d *dueMarks) scanned(source string, first time.Time, found bool) {
 	if low.After(m.low) {
 		m.low = low
 	}
+}
+
+// cancel ends a scan begun with begin that did not happen.
+func (d *dueMarks) cancel(source string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.mark(source).scans--
 }
 
 // farFuture stands for "no live entry": every later write lowers it.

@@ -97,23 +97,27 @@ func persisted(r *Record) *Record {
 	return &p
 }
 
-// sweep drops leases that ran out before now, so that those of events whose
-// owner never came back do not pile up.
+// leaseSweepGrace is how long an expired lease stays in the table. Its
+// owner may still be recording a late attempt, and while the lease shows it
+// knows the event is still its own (see overlay).
+const leaseSweepGrace = time.Hour
+
+// sweep drops leases that ran out well before now, so that those of events
+// whose owner never came back do not pile up.
 func (t *leaseTable) sweep(now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for k, l := range t.m {
-		if !l.until.After(now) {
+		if l.until.Before(now.Add(-leaseSweepGrace)) {
 			delete(t.m, k)
 		}
 	}
 }
 
-// release drops whatever lease key has; for a record that is deleted.
-func (t *leaseTable) release(keys ...string) {
+// get returns the lease on key, if any.
+func (t *leaseTable) get(key string) (lease, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, k := range keys {
-		delete(t.m, k)
-	}
+	l, ok := t.m[key]
+	return l, ok
 }

@@ -249,8 +249,10 @@ func (b *Badger) Purge(ctx context.Context, f Filter) (int, error) {
 			break
 		}
 		var deleted []string
+		var leased map[string]lease // the leases the deleted records had
 		err = b.update(ctx, func(txn *badger.Txn) error {
 			deleted = deleted[:0]
+			leased = make(map[string]lease)
 			for _, k := range rkeys {
 				sr, _, err := readRecord(txn, k)
 				if errors.Is(err, badger.ErrKeyNotFound) {
@@ -266,6 +268,9 @@ func (b *Badger) Purge(ctx context.Context, f Filter) (int, error) {
 					return err
 				}
 				deleted = append(deleted, string(k))
+				if l, ok := b.leases.get(string(k)); ok {
+					leased[string(k)] = l
+				}
 			}
 			return nil
 		})
@@ -277,7 +282,11 @@ func (b *Badger) Purge(ctx context.Context, f Filter) (int, error) {
 			return total, fmt.Errorf("purge: %w", err)
 		}
 		b.cache.deleted(deleted...)
-		b.leases.release(deleted...)
+		// Only the leases seen: a record inserted and claimed again
+		// since the commit keeps its new owner's.
+		for k, l := range leased {
+			b.leases.drop(k, l)
+		}
 		total += len(deleted)
 		start = lastT
 		if len(rkeys) < chunk {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 func TestClaimExclusiveTwoOwners(t *testing.T) {
@@ -434,5 +436,62 @@ func TestClaimFindsEntriesBelowTheScanMark(t *testing.T) {
 			t.Fatalf("stranded record: claimed %v", listIDs(c))
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Two scans that overlap (two engines during a reload) must each learn of a
+// write made while either ran.
+func TestDueMarkOverlappingScans(t *testing.T) {
+	d := newDueMarks()
+	t0 := time.Now()
+	d.begin("/pay", t0) // the first scan is a full one
+	d.scanned("/pay", t0, true)
+	a := d.begin("/pay", t0)
+	d.wrote("/pay", t0.Add(time.Second))
+	b := d.begin("/pay", t0)
+	d.scanned("/pay", t0.Add(time.Hour), true) // b's snapshot saw a later entry only
+	d.scanned("/pay", t0.Add(time.Hour), true) // so did a's, taken before the write
+	if !a.Equal(t0) || !b.Equal(t0) {
+		t.Fatalf("scans began at %v and %v, want the mark %v", a, b, t0)
+	}
+	if got := d.begin("/pay", t0); got.After(t0.Add(time.Second)) {
+		t.Fatalf("mark %v passed the entry written at %v", got, t0.Add(time.Second))
+	}
+}
+
+// A record that cannot be read is skipped; the other due events of its
+// source are still handed out.
+func TestClaimSkipsAnUnreadableRecord(t *testing.T) {
+	b, _ := openTest(t, Options{})
+	ctx := context.Background()
+	now := time.Now()
+	for i, id := range []string{"broken", "ok"} {
+		r := rec("/pay", id, StatusPending)
+		r.NextAttemptAt = now.Add(time.Duration(i) * time.Millisecond)
+		mustInsert(t, b, single(r, "{}"), false)
+	}
+	if err := b.db.Update(func(txn *badger.Txn) error {
+		return txn.Delete(payloadKey(recordKey("/pay", "broken")))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := b.Claim(ctx, "a", []string{"/pay"}, now.Add(time.Second), time.Minute, 10)
+	if err != nil || len(c) != 1 || c[0].ID != "ok" {
+		t.Fatalf("claim: %v %v", listIDs(c), err)
+	}
+	if b.leases.held(string(recordKey("/pay", "broken")), now) {
+		t.Fatal("the unreadable record kept its lease")
+	}
+}
+
+func TestUpdateMayNotChangeTheEvent(t *testing.T) {
+	b, _ := openTest(t, Options{})
+	mustInsert(t, b, single(rec("/pay", "e", StatusPending), "{}"), false)
+	_, err := b.Update(context.Background(), "/pay", "e", false, func(r *Record) error {
+		r.Event = []byte(`{"changed":true}`)
+		return nil
+	})
+	if err == nil {
+		t.Fatal("an update changed the stored event")
 	}
 }

@@ -130,7 +130,7 @@ type Store interface {
 	// transaction; fn's error aborts the write and is returned. fn may run
 	// more than once (a concurrent write to the record forces a retry), so
 	// it must only modify the record it is given, and may not change its
-	// Source or ID. A record set to StatusDelivered expires after its
+	// Source, ID or Event. A record set to StatusDelivered expires after its
 	// Retention. Returns ErrNotFound for an absent record.
 	Update(ctx context.Context, source, id string, durable bool, fn func(*Record) error) (*Record, error)
 	// Release deletes a reservation so a retry of the same event can
