@@ -89,6 +89,10 @@ func (c *dedupCache) put(key string, gen uint64, status Status, expiresAt, versi
 		return
 	}
 	if gen != c.gen {
+		// The state read may predate a deletion; so may an entry already
+		// here, which would otherwise outlive the state it describes
+		// (a pending entry never expires). Forget the key: Badger knows.
+		c.lru.Remove(key)
 		return
 	}
 	if old, ok := c.lru.Peek(key); ok {
