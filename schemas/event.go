@@ -8,6 +8,8 @@ package schemas
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -72,4 +74,81 @@ type Event struct {
 	Provider string `json:"provider" validate:"required,oneof=openloyalty sublytics usaepay"`
 	// ReceivedAt is when the gateway read the request. Always UTC.
 	ReceivedAt time.Time `json:"receivedat" validate:"utc"`
+}
+
+// AppendJSON appends e's JSON document to dst: the same fields, in the same
+// order, as encoding/json writes them, with Data copied as it is rather than
+// re-validated and compacted. For a 12 KB webhook that re-validation was
+// almost all of the cost of encoding the event (48 µs). Data must therefore
+// be well-formed JSON, as it is in every event Normalize returns (it is cut
+// from a body the decoder has checked); MarshalJSON checks it.
+func (e *Event) AppendJSON(dst []byte) ([]byte, error) {
+	return e.appendJSON(dst, e.Data)
+}
+
+// MarshalJSON writes the document AppendJSON does, after checking Data, so
+// that encoding/json and the gateway encode an event alike.
+func (e *Event) MarshalJSON() ([]byte, error) {
+	data := []byte(e.Data)
+	switch {
+	case data == nil:
+		data = []byte("null") // as encoding/json writes a nil RawMessage
+	case !json.Valid(data):
+		return nil, errors.New("canonical event: data is not well-formed JSON")
+	}
+	return e.appendJSON(nil, data)
+}
+
+func (e *Event) appendJSON(dst, data []byte) ([]byte, error) {
+	var err error
+	dst = append(dst, `{"specversion":`...)
+	dst = appendJSONString(dst, e.SpecVersion)
+	dst = append(dst, `,"id":`...)
+	dst = appendJSONString(dst, e.ID)
+	dst = append(dst, `,"source":`...)
+	dst = appendJSONString(dst, e.Source)
+	dst = append(dst, `,"type":`...)
+	dst = appendJSONString(dst, e.Type)
+	if e.Subject != "" {
+		dst = append(dst, `,"subject":`...)
+		dst = appendJSONString(dst, e.Subject)
+	}
+	dst = append(dst, `,"time":`...)
+	if dst, err = appendJSONTime(dst, e.Time); err != nil {
+		return nil, err
+	}
+	dst = append(dst, `,"datacontenttype":`...)
+	dst = appendJSONString(dst, e.DataContentType)
+	dst = append(dst, `,"data":`...)
+	dst = append(dst, data...)
+	dst = append(dst, `,"provider":`...)
+	dst = appendJSONString(dst, e.Provider)
+	dst = append(dst, `,"receivedat":`...)
+	if dst, err = appendJSONTime(dst, e.ReceivedAt); err != nil {
+		return nil, err
+	}
+	return append(dst, '}'), nil
+}
+
+// appendJSONString quotes s as encoding/json does. The attributes are
+// visible ASCII almost always, which is copied as it is; anything else
+// goes through encoding/json, for its escaping rules.
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			quoted, _ := json.Marshal(s) // a string always encodes
+			return append(dst, quoted...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+func appendJSONTime(dst []byte, t time.Time) ([]byte, error) {
+	b, err := t.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("canonical event: %w", err)
+	}
+	return append(dst, b...), nil
 }

@@ -360,3 +360,64 @@ func TestValidateConcurrently(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// plainEvent has Event's fields and tags but not its methods: encoding/json
+// encodes it by reflection, as it encoded Event before AppendJSON.
+type plainEvent Event
+
+func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
+	noSubject := goodEvent()
+	noSubject.Subject = ""
+	odd := goodEvent()
+	odd.ID = `a"b\c<d>&é` + "\u2028\x01"
+	odd.Time = time.Date(2021, 4, 7, 15, 14, 26, 5, time.UTC)
+	for name, ev := range map[string]Event{"good": goodEvent(), "no subject": noSubject, "escapes": odd} {
+		got, err := ev.AppendJSON([]byte("prefix:"))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		want, err := json.Marshal((*plainEvent)(&ev))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != "prefix:"+string(want) {
+			t.Errorf("%s:\n got %s\nwant %s", name, got[len("prefix:"):], want)
+		}
+		viaMarshal, err := json.Marshal(&ev)
+		if err != nil || string(viaMarshal) != string(want) {
+			t.Errorf("%s: json.Marshal = %s, %v", name, viaMarshal, err)
+		}
+	}
+
+	// Data is copied as it is: laid out differently, the same document.
+	spaced := goodEvent()
+	spaced.Data = json.RawMessage("{\n  \"a\": [1, 2],\n  \"b\": \"<x>\"\n}")
+	got, err := spaced.AppendJSON(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal((*plainEvent)(&spaced))
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatalf("AppendJSON wrote invalid JSON: %v\n%s", err, got)
+	}
+	if err := json.Unmarshal(want, &w); err != nil || !reflect.DeepEqual(g, w) {
+		t.Fatalf("AppendJSON and encoding/json disagree:\n%s\n%s", got, want)
+	}
+	if err := jsonValidator(t)(got); err != nil {
+		t.Fatalf("schema: %v", err)
+	}
+
+	bad := goodEvent()
+	bad.Data = json.RawMessage(`{"a":`)
+	if _, err := json.Marshal(&bad); err == nil {
+		t.Fatal("MarshalJSON accepted data that is not JSON")
+	}
+	null := goodEvent()
+	null.Data = nil
+	gotNull, err := json.Marshal(&null)
+	wantNull, _ := json.Marshal((*plainEvent)(&null))
+	if err != nil || string(gotNull) != string(wantNull) {
+		t.Fatalf("nil data: %s %v, want %s", gotNull, err, wantNull)
+	}
+}
