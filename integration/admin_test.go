@@ -135,14 +135,7 @@ func TestAdminAPIListShowReplayCounts(t *testing.T) {
 		t.Fatalf("sync event: %d %v", code, answer)
 	}
 	subID, _ := answer["id"].(string)
-	waitFor(t, 10*time.Second, "async deliveries", func() bool {
-		for _, id := range ids {
-			if !be.deliveredOK(id) {
-				return false
-			}
-		}
-		return true
-	})
+	waitFor(t, 10*time.Second, "async deliveries", func() bool { return be.allDeliveredOK(ids) })
 
 	// List, with and without filters, and paging.
 	var all listed

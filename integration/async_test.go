@@ -167,14 +167,7 @@ func TestAsyncBackendDownThenUpLosesNothing(t *testing.T) {
 			})
 			up()
 
-			waitFor(t, 30*time.Second, "every event delivered", func() bool {
-				for _, id := range ids {
-					if !be.deliveredOK(id) {
-						return false
-					}
-				}
-				return true
-			})
+			waitFor(t, 30*time.Second, "every event delivered", func() bool { return be.allDeliveredOK(ids) })
 		})
 	}
 }
@@ -380,14 +373,7 @@ func TestAsyncKill9LosesNothing(t *testing.T) {
 	}
 
 	gw.Start(site)
-	waitFor(t, 60*time.Second, "every acknowledged event delivered after restart", func() bool {
-		for _, id := range ackedIDs {
-			if !be.deliveredOK(id) {
-				return false
-			}
-		}
-		return true
-	})
+	waitFor(t, 60*time.Second, "every acknowledged event delivered after restart", func() bool { return be.allDeliveredOK(ackedIDs) })
 }
 
 // TestAsyncReloadDeliversEachEventOnce reloads the config repeatedly while a
@@ -433,14 +419,7 @@ func TestAsyncReloadDeliversEachEventOnce(t *testing.T) {
 	if err := <-reloads; err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "every event delivered", func() bool {
-		for _, id := range ids {
-			if !be.deliveredOK(id) {
-				return false
-			}
-		}
-		return true
-	})
+	waitFor(t, 30*time.Second, "every event delivered", func() bool { return be.allDeliveredOK(ids) })
 	time.Sleep(300 * time.Millisecond)
 	for _, id := range ids {
 		if n := be.count(id); n != 1 {

@@ -144,6 +144,16 @@ func (b *backend) count(id string) int {
 }
 
 // deliveredOK reports whether the event with id was answered with a 2xx.
+// allDeliveredOK reports whether every one of ids was answered 2xx.
+func (b *backend) allDeliveredOK(ids []string) bool {
+	for _, id := range ids {
+		if !b.deliveredOK(id) {
+			return false
+		}
+	}
+	return true
+}
+
 func (b *backend) deliveredOK(id string) bool {
 	for _, r := range b.received() {
 		if r.Event["id"] == id && r.Status >= 200 && r.Status < 300 {

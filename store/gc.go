@@ -206,8 +206,14 @@ func payloadOwned(txn *badger.Txn, recKey []byte) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	return itemOwnsPayload(item)
+}
+
+// itemOwnsPayload reports whether the record in item keeps its event in a
+// payload entry.
+func itemOwnsPayload(item *badger.Item) (bool, error) {
 	owned := false
-	err = item.Value(func(v []byte) error {
+	err := item.Value(func(v []byte) error {
 		p, err := splitRecordValue(v)
 		owned = err == nil && p.bodyKind == bodyPayload
 		return err
@@ -250,11 +256,8 @@ func (b *Badger) sweepPayloads(ctx context.Context) (int, error) {
 			}
 			owned := false
 			if rit.Valid() && bytes.Equal(rit.Item().Key()[len(prefixRecord):], suffix) {
-				if err := rit.Item().Value(func(v []byte) error {
-					p, err := splitRecordValue(v)
-					owned = err == nil && p.bodyKind == bodyPayload
-					return err
-				}); err != nil {
+				var err error
+				if owned, err = itemOwnsPayload(rit.Item()); err != nil {
 					return err
 				}
 			}
