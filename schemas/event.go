@@ -70,8 +70,13 @@ type Event struct {
 
 	// Extension attributes.
 
-	// Provider names the envelope format the event came in.
-	Provider string `json:"provider" validate:"required,oneof=openloyalty sublytics usaepay"`
+	// Provider names the envelope format the event came in: one of the
+	// providers registered with RegisterProvider.
+	Provider string `json:"provider" validate:"required,provider"`
+	// ProviderEventID is the provider's own event id when the canonical id
+	// is built from more than it (the subscription platform numbers events
+	// per webhook type, so its canonical id is "<webhook_type>:<number>").
+	ProviderEventID string `json:"providereventid,omitempty" validate:"omitempty,max=256,visibleascii"`
 	// ReceivedAt is when the gateway read the request. Always UTC.
 	ReceivedAt time.Time `json:"receivedat" validate:"utc"`
 }
@@ -123,6 +128,10 @@ func (e *Event) appendJSON(dst, data []byte) ([]byte, error) {
 	dst = append(dst, data...)
 	dst = append(dst, `,"provider":`...)
 	dst = appendJSONString(dst, e.Provider)
+	if e.ProviderEventID != "" {
+		dst = append(dst, `,"providereventid":`...)
+		dst = appendJSONString(dst, e.ProviderEventID)
+	}
 	dst = append(dst, `,"receivedat":`...)
 	if dst, err = appendJSONTime(dst, e.ReceivedAt); err != nil {
 		return nil, err
