@@ -78,6 +78,18 @@ type Record struct {
 	// Retention is how long the record is kept once delivered; zero or
 	// negative keeps it until purged.
 	Retention time.Duration `json:"retention"`
+
+	// DedupKey, when set, decides insert-if-absent instead of the id, for
+	// senders that give no event id: the record gets an id of its own and
+	// holds (Source, DedupKey) for DedupWindow from its insertion. Within
+	// the window a record with the same key is a duplicate of this one;
+	// afterwards the key is free and the same content is a new event.
+	// (Source, ID) stays unique either way.
+	DedupKey string `json:"dedup_key,omitempty"`
+	// DedupWindow is how long DedupKey is held; it must be positive when
+	// DedupKey is set. A live reservation holds its key for as long as its
+	// lease, even past the window.
+	DedupWindow time.Duration `json:"dedup_window,omitempty"`
 }
 
 // Ingest is one accepted request: its raw body (stored once, even for a batch)
@@ -93,6 +105,10 @@ type InsertResult struct {
 	Inserted bool
 	// Existing is the stored record's status when Inserted is false.
 	Existing Status
+	// ExistingID is the id of the stored record this one duplicates when
+	// Inserted is false: the record's own id for an id duplicate, the id
+	// of the record holding the dedup key for a dedup-key duplicate.
+	ExistingID string
 }
 
 // Filter selects records for listing and bulk replay. Zero fields match all.
@@ -112,9 +128,12 @@ type Filter struct {
 
 // Store is the persistence contract of the gateway.
 type Store interface {
-	// Insert atomically stores each record whose (source, id) is absent: N
-	// concurrent Inserts of the same key store it exactly once. A
-	// StatusReserved record whose LeaseUntil has passed counts as absent.
+	// Insert atomically stores each record whose (source, id) is absent
+	// and, for a record with a DedupKey, whose (source, dedup key) is not
+	// held by a record inserted less than its DedupWindow ago: N concurrent
+	// Inserts of the same key store it exactly once. A StatusReserved
+	// record whose LeaseUntil has passed counts as absent, for its id and
+	// its dedup key.
 	// With durable set, Insert returns only after the write is synced to
 	// disk (and a duplicate only once the stored copy is); concurrent
 	// durable writes share one sync. Insert fills in defaults on the given
@@ -133,8 +152,8 @@ type Store interface {
 	// Source, ID or Event. A record set to StatusDelivered expires after its
 	// Retention. Returns ErrNotFound for an absent record.
 	Update(ctx context.Context, source, id string, durable bool, fn func(*Record) error) (*Record, error)
-	// Release deletes a reservation so a retry of the same event can
-	// get through. reservedUntil is the LeaseUntil that Insert set on the
+	// Release deletes a reservation, and the dedup key it holds, so a
+	// retry of the same event can get through. reservedUntil is the LeaseUntil that Insert set on the
 	// reserving record: it tells this reservation from a newer one that
 	// took the key over after its lease ran out, which must stay. Releasing
 	// an absent, non-reserved or taken-over record does nothing and is not
@@ -154,7 +173,8 @@ type Store interface {
 	// Counts returns the number of records in each status (every status
 	// present, zero or not).
 	Counts(ctx context.Context) (map[Status]int, error)
-	// Purge deletes records matching f; it returns how many.
+	// Purge deletes records matching f, with the dedup keys they hold; it
+	// returns how many.
 	Purge(ctx context.Context, f Filter) (int, error)
 	// Close releases the store. It is safe to call more than once.
 	Close() error
