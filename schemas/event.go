@@ -91,6 +91,17 @@ func (e *Event) AppendJSON(dst []byte) ([]byte, error) {
 	return e.appendJSON(dst, e.Data)
 }
 
+// EncodedSize is about the length AppendJSON writes: exact unless an
+// attribute needs escaping. A caller encoding thousands of batch items
+// sizes each buffer with it rather than with a fixed margin that would
+// multiply a small item's memory.
+func (e *Event) EncodedSize() int {
+	// The member names, quotes and separators take at most 148 bytes; two
+	// quoted RFC 3339 times with nanoseconds at most 35 bytes each.
+	return 148 + 2*35 + len(e.SpecVersion) + len(e.ID) + len(e.Source) + len(e.Type) + len(e.Subject) +
+		len(e.DataContentType) + len(e.Data) + len(e.Provider) + len(e.ProviderEventID)
+}
+
 // MarshalJSON writes the document AppendJSON does, after checking Data, so
 // that encoding/json and the gateway encode an event alike.
 func (e *Event) MarshalJSON() ([]byte, error) {

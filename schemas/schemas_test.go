@@ -430,3 +430,16 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		t.Fatalf("nil data: %s %v, want %s", gotNull, err, wantNull)
 	}
 }
+
+func TestEncodedSize(t *testing.T) {
+	e := goodEvent()
+	e.ProviderEventID = "4806"
+	e.Time = time.Date(2021, 4, 7, 15, 14, 26, 123456789, time.UTC)
+	b, err := e.AppendJSON(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.EncodedSize(); got < len(b) || got > len(b)+64 {
+		t.Errorf("EncodedSize = %d, encoded %d bytes", got, len(b))
+	}
+}
