@@ -774,19 +774,28 @@ func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]Insert
 	return res, nil
 }
 
+// maxTxnRecords bounds the records of one insert transaction. A loyalty
+// batch of tens of thousands of items in one transaction would be refused
+// by Badger as too big only after every record was encoded, and would hold
+// all of them in memory at once; chunks keep the memory of a batch a small
+// multiple of its body.
+const maxTxnRecords = 256
+
 // insertAll inserts the records at indexes todo in one transaction, or, if
-// that is too big for Badger, in chunks (each record still insert-if-absent,
+// there are more than maxTxnRecords or that is too big for Badger, in chunks (each record still insert-if-absent,
 // the shared body written first).
 func (b *Badger) insertAll(ctx context.Context, in *Ingest, keys [][]byte, todo []int, payload bool, bodyID []byte, now time.Time) (map[int]insertOutcome, error) {
 	out := make(map[int]insertOutcome, len(todo))
-	err := b.update(ctx, func(txn *badger.Txn) error {
+	if len(todo) <= maxTxnRecords {
+		err := b.update(ctx, func(txn *badger.Txn) error {
+			clear(out)
+			return b.insertTxn(txn, in, keys, todo, payload, bodyID, true, now, out)
+		})
+		if !errors.Is(err, badger.ErrTxnTooBig) {
+			return out, err
+		}
 		clear(out)
-		return b.insertTxn(txn, in, keys, todo, payload, bodyID, true, now, out)
-	})
-	if !errors.Is(err, badger.ErrTxnTooBig) {
-		return out, err
 	}
-	clear(out)
 	if bodyID != nil {
 		bkeys := make([][]byte, len(todo))
 		for j, i := range todo {
@@ -799,7 +808,7 @@ func (b *Badger) insertAll(ctx context.Context, in *Ingest, keys [][]byte, todo 
 			return nil, fmt.Errorf("writing shared body: %w", err)
 		}
 	}
-	size := max(len(todo)/4, 1)
+	size := min(max(len(todo)/4, 1), maxTxnRecords)
 	for rest := todo; len(rest) > 0; {
 		chunk := rest[:min(size, len(rest))]
 		part := make(map[int]insertOutcome, len(chunk))
