@@ -199,18 +199,18 @@ func TestInsertConcurrentNoCache(t *testing.T) {
 	}
 }
 
-func TestReservationLeaseExpiry(t *testing.T) {
-	b, _ := openTest(t, Options{ReservationLease: 300 * time.Millisecond})
+func TestReservationExpiryExpiry(t *testing.T) {
+	b, _ := openTest(t, Options{ReservationExpiry: 300 * time.Millisecond})
 	ctx := context.Background()
 	r := rec("/sub", "4806", StatusReserved)
 	before := time.Now()
 	mustInsert(t, b, single(r, "{}"), false)
-	if r.LeaseUntil.Before(before.Add(300*time.Millisecond)) || r.LeaseUntil.After(time.Now().Add(300*time.Millisecond)) {
-		t.Fatalf("LeaseUntil %v not now+lease", r.LeaseUntil)
+	if r.ReservedUntil.Before(before.Add(300*time.Millisecond)) || r.ReservedUntil.After(time.Now().Add(300*time.Millisecond)) {
+		t.Fatalf("ReservedUntil %v not now+lease", r.ReservedUntil)
 	}
 	got, _ := b.Get(ctx, "/sub", "4806")
-	if !got.LeaseUntil.Equal(r.LeaseUntil) {
-		t.Fatalf("stored lease %v, want %v", got.LeaseUntil, r.LeaseUntil)
+	if !got.ReservedUntil.Equal(r.ReservedUntil) {
+		t.Fatalf("stored lease %v, want %v", got.ReservedUntil, r.ReservedUntil)
 	}
 	res := mustInsert(t, b, single(rec("/sub", "4806", StatusReserved), "{}"), false)
 	if res[0].Inserted || res[0].Existing != StatusReserved {
@@ -236,10 +236,10 @@ func TestRelease(t *testing.T) {
 	r1 := rec("/sub", "r1", StatusReserved)
 	mustInsert(t, b, single(r1, "{}"), false)
 	mustInsert(t, b, single(rec("/sub", "p1", StatusPending), "{}"), false)
-	if r1.LeaseUntil.IsZero() {
-		t.Fatal("Insert did not set the reservation's LeaseUntil")
+	if r1.ReservedUntil.IsZero() {
+		t.Fatal("Insert did not set the reservation's ReservedUntil")
 	}
-	if err := b.Release(ctx, "/sub", "r1", r1.LeaseUntil); err != nil {
+	if err := b.Release(ctx, "/sub", "r1", r1.ReservedUntil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.Get(ctx, "/sub", "r1"); !errors.Is(err, ErrNotFound) {
@@ -262,7 +262,7 @@ func TestRelease(t *testing.T) {
 // A request whose reservation outlived its lease must not release the
 // reservation of the retry that took the key over.
 func TestReleaseLeavesATakenOverReservation(t *testing.T) {
-	b, _ := openTest(t, Options{ReservationLease: 50 * time.Millisecond})
+	b, _ := openTest(t, Options{ReservationExpiry: 50 * time.Millisecond})
 	ctx := context.Background()
 	first := rec("/pay", "slow", StatusReserved)
 	mustInsert(t, b, single(first, "{}"), false)
@@ -271,17 +271,17 @@ func TestReleaseLeavesATakenOverReservation(t *testing.T) {
 	if res := mustInsert(t, b, single(second, "{}"), false); !res[0].Inserted {
 		t.Fatalf("abandoned reservation was not taken over: %+v", res)
 	}
-	if err := b.Release(ctx, "/pay", "slow", first.LeaseUntil); err != nil {
+	if err := b.Release(ctx, "/pay", "slow", first.ReservedUntil); err != nil {
 		t.Fatal(err)
 	}
 	got, err := b.Get(ctx, "/pay", "slow")
 	if err != nil {
 		t.Fatalf("the late release deleted the newer reservation: %v", err)
 	}
-	if got.Status != StatusReserved || !got.LeaseUntil.Equal(second.LeaseUntil) {
+	if got.Status != StatusReserved || !got.ReservedUntil.Equal(second.ReservedUntil) {
 		t.Fatalf("record %+v", got)
 	}
-	if err := b.Release(ctx, "/pay", "slow", second.LeaseUntil); err != nil {
+	if err := b.Release(ctx, "/pay", "slow", second.ReservedUntil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.Get(ctx, "/pay", "slow"); !errors.Is(err, ErrNotFound) {
@@ -289,23 +289,18 @@ func TestReleaseLeavesATakenOverReservation(t *testing.T) {
 	}
 }
 
-func TestUpdateDeliveredExpires(t *testing.T) {
+func TestMarkDeliveredExpires(t *testing.T) {
 	b, _ := openTest(t, Options{})
 	ctx := context.Background()
 	r := rec("/pay", "ttl", StatusReserved)
 	r.Retention = time.Second
 	mustInsert(t, b, single(r, "{}"), false)
 	// Reservations are never cached; a delivered record is, with its expiry.
-	up, err := b.Update(ctx, "/pay", "ttl", true, func(r *Record) error {
-		r.Status = StatusDelivered
-		r.Attempts = append(r.Attempts, Attempt{Number: 1, At: time.Now(), Status: 200, Latency: time.Millisecond})
-		return nil
-	})
-	if err != nil {
+	if err := b.MarkDelivered(ctx, "/pay", "ttl", Attempt{Number: 1, At: time.Now(), Status: 200, Latency: time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	if up.Status != StatusDelivered || len(up.Attempts) != 1 {
-		t.Fatalf("update returned %+v", up)
+	if up, err := b.Get(ctx, "/pay", "ttl"); err != nil || up.Status != StatusDelivered || len(up.Attempts) != 1 || !up.ReservedUntil.IsZero() {
+		t.Fatalf("after MarkDelivered: %+v %v", up, err)
 	}
 	if res := mustInsert(t, b, single(rec("/pay", "ttl", StatusReserved), "{}"), false); res[0].Inserted || res[0].Existing != StatusDelivered {
 		t.Fatalf("delivered record not a duplicate: %+v", res)
@@ -327,27 +322,32 @@ func TestUpdateDeliveredExpires(t *testing.T) {
 	}
 }
 
-func TestUpdateErrors(t *testing.T) {
+func TestTransitionErrors(t *testing.T) {
 	b, _ := openTest(t, Options{})
 	ctx := context.Background()
-	if _, err := b.Update(ctx, "/pay", "nope", false, func(*Record) error { return nil }); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("missing: %v", err)
+	a := Attempt{Number: 1, At: time.Now(), Status: 200}
+	if err := b.MarkDelivered(ctx, "/pay", "nope", a); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("mark delivered, missing: %v", err)
+	}
+	if err := b.RecordAttempt(ctx, "/pay", "nope", "o", a, Delivered()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("record attempt, missing: %v", err)
+	}
+	if _, err := b.RecordReplay(ctx, "/pay", "nope", a, true); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("record replay, missing: %v", err)
 	}
 	mustInsert(t, b, single(rec("/pay", "u", StatusPending), "{}"), false)
-	boom := errors.New("boom")
-	if _, err := b.Update(ctx, "/pay", "u", false, func(r *Record) error { r.Status = StatusDead; return boom }); !errors.Is(err, boom) {
-		t.Fatalf("fn error: %v", err)
+	for _, d := range []Decision{{Status: StatusDead}, {Status: StatusPending}, {}} {
+		if err := b.RecordAttempt(ctx, "/pay", "u", "o", a, d); err == nil {
+			t.Fatalf("decision %+v accepted", d)
+		}
 	}
-	if got, _ := b.Get(ctx, "/pay", "u"); got.Status != StatusPending {
-		t.Fatalf("aborted update was written: %s", got.Status)
-	}
-	if _, err := b.Update(ctx, "/pay", "u", false, func(r *Record) error { r.ID = "other"; return nil }); err == nil {
-		t.Fatal("key change accepted")
+	if got, _ := b.Get(ctx, "/pay", "u"); got.Status != StatusPending || len(got.Attempts) != 0 {
+		t.Fatalf("a refused decision was written: %+v", got)
 	}
 }
 
 // Concurrent read-modify-writes of one record must not lose updates.
-func TestUpdateConcurrent(t *testing.T) {
+func TestReplaysConcurrent(t *testing.T) {
 	b, _ := openTest(t, Options{})
 	ctx := context.Background()
 	mustInsert(t, b, single(rec("/pay", "c", StatusPending), "{}"), false)
@@ -356,7 +356,7 @@ func TestUpdateConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := b.Update(ctx, "/pay", "c", false, func(r *Record) error { r.Replays++; return nil }); err != nil {
+			if _, err := b.RecordReplay(ctx, "/pay", "c", Attempt{Number: 1, At: time.Now(), Status: 500}, false); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -580,6 +580,7 @@ func TestSingleEventPayload(t *testing.T) {
 	ctx := context.Background()
 	body := strings.Repeat("b", 12<<10)
 	r := rec("/pay", "p1", StatusPending)
+	r.Retention = time.Second
 	r.Event = mustJSON(map[string]string{"id": "p1", "pad": strings.Repeat("e", 12<<10)})
 	want := string(r.Event)
 	mustInsert(t, b, single(r, body), true)
@@ -598,16 +599,11 @@ func TestSingleEventPayload(t *testing.T) {
 	if stored > 2<<10 {
 		t.Fatalf("record value is %d bytes: event or body stored in it", stored)
 	}
-	up, err := b.Update(ctx, "/pay", "p1", true, func(r *Record) error {
-		if string(r.Event) != want {
-			t.Error("update does not see the event")
-		}
-		r.Status = StatusDelivered
-		r.Retention = time.Second
-		return nil
-	})
-	if err != nil || string(up.Event) != want {
-		t.Fatalf("update: %v", err)
+	if c, err := b.Claim(ctx, "o", []string{"/pay"}, time.Now(), time.Minute, 1); err != nil || len(c) != 1 || string(c[0].Event) != want {
+		t.Fatalf("claim: %v", err)
+	}
+	if err := b.RecordAttempt(ctx, "/pay", "p1", "o", Attempt{Number: 1, At: time.Now(), Status: 200}, Delivered()); err != nil {
+		t.Fatalf("record attempt: %v", err)
 	}
 	got, err := b.Get(ctx, "/pay", "p1")
 	if err != nil || string(got.Event) != want || got.Status != StatusDelivered {
@@ -654,7 +650,7 @@ func TestSingleEventPayload(t *testing.T) {
 	}
 	res := rec("/pay", "r", StatusReserved)
 	mustInsert(t, b, single(res, "{}"), false)
-	if err := b.Release(ctx, "/pay", "r", res.LeaseUntil); err != nil {
+	if err := b.Release(ctx, "/pay", "r", res.ReservedUntil); err != nil {
 		t.Fatal(err)
 	}
 	if n := payloadCount(t, b); n != 0 {

@@ -102,14 +102,7 @@ func TestClaimLeaseExpiryAndRelease(t *testing.T) {
 		t.Fatalf("reclaim after lease expiry: %v %v", again, err)
 	}
 	// A failed attempt: retry in 5s, lease given back.
-	_, err = b.Update(ctx, "/pay", "l1", true, func(r *Record) error {
-		r.Status = StatusRetrying
-		r.Attempts = append(r.Attempts, Attempt{Number: 1, At: now, Status: 503})
-		r.NextAttemptAt = now.Add(5 * time.Second)
-		r.LeaseOwner, r.LeaseUntil = "", time.Time{}
-		return nil
-	})
-	if err != nil {
+	if err := b.RecordAttempt(ctx, "/pay", "l1", "b", Attempt{Number: 1, At: now, Status: 503}, RetryAt(now.Add(5*time.Second))); err != nil {
 		t.Fatal(err)
 	}
 	if c, _ := b.Claim(ctx, "a", []string{"/pay"}, now.Add(4*time.Second), time.Minute, 10); len(c) != 0 {
@@ -118,13 +111,26 @@ func TestClaimLeaseExpiryAndRelease(t *testing.T) {
 	if c, _ := b.Claim(ctx, "a", []string{"/pay"}, now.Add(6*time.Second), time.Minute, 10); len(c) != 1 {
 		t.Fatal("not claimable at NextAttemptAt")
 	}
-	// Delivered and dead records leave the due index.
-	_, err = b.Update(ctx, "/pay", "l1", false, func(r *Record) error {
-		r.Status = StatusDead
-		return nil
-	})
-	if err != nil {
+	// A lease given back makes the record claimable at once; one held by
+	// another owner is not given back.
+	if err := b.ReleaseLease(ctx, "/pay", "l1", "b"); err != nil {
 		t.Fatal(err)
+	}
+	if c, _ := b.Claim(ctx, "b", []string{"/pay"}, now.Add(6*time.Second), time.Minute, 10); len(c) != 0 {
+		t.Fatal("a lease was given back by an owner that did not hold it")
+	}
+	if err := b.ReleaseLease(ctx, "/pay", "l1", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := b.Claim(ctx, "b", []string{"/pay"}, now.Add(6*time.Second), time.Minute, 10); len(c) != 1 {
+		t.Fatal("not claimable after its lease was given back")
+	}
+	// Delivered and dead records leave the due index.
+	if err := b.RecordAttempt(ctx, "/pay", "l1", "b", Attempt{Number: 2, At: now, Status: 410}, Dead(DeadGone)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := b.Get(ctx, "/pay", "l1"); got.Status != StatusDead || got.DeadReason != DeadGone || !got.NextAttemptAt.IsZero() || got.LeaseOwner != "" {
+		t.Fatalf("dead record %+v", got)
 	}
 	if c, _ := b.Claim(ctx, "a", []string{"/pay"}, now.Add(time.Hour), time.Minute, 10); len(c) != 0 {
 		t.Fatal("claimed a dead record")
@@ -160,7 +166,7 @@ func TestClaimResumesAfterReopen(t *testing.T) {
 	}
 }
 
-func TestLateUpdateKeepsTakenOverLease(t *testing.T) {
+func TestLateAttemptKeepsTakenOverLease(t *testing.T) {
 	b, _ := openTest(t, Options{})
 	ctx := context.Background()
 	mustInsert(t, b, single(rec("/pay", "slow", StatusPending), "{}"), true)
@@ -171,24 +177,18 @@ func TestLateUpdateKeepsTakenOverLease(t *testing.T) {
 	if c, _ := b.Claim(ctx, "b", []string{"/pay"}, now.Add(2*time.Second), time.Hour, 1); len(c) != 1 {
 		t.Fatal("claim by b after a's lease ran out")
 	}
-	// a comes back late and records its attempt: it sees b as the owner
-	// and, like the delivery engine, leaves the lease alone.
-	_, err := b.Update(ctx, "/pay", "slow", false, func(r *Record) error {
-		if r.LeaseOwner != "b" {
-			t.Errorf("update sees owner %q, want b", r.LeaseOwner)
-		}
-		r.Attempts = append(r.Attempts, Attempt{Number: 1, At: now, Status: 503})
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	// a comes back late and records its attempt: the attempt is history,
+	// the state and the lease stay b's.
+	err := b.RecordAttempt(ctx, "/pay", "slow", "a", Attempt{Number: 1, At: now, Status: 500}, Dead(DeadAttemptsExhausted))
+	if !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("late attempt: %v", err)
 	}
 	if c, _ := b.Claim(ctx, "c", []string{"/pay"}, now.Add(3*time.Second), time.Hour, 1); len(c) != 0 {
 		t.Fatal("claimed while b holds the lease")
 	}
 	got, err := b.Get(ctx, "/pay", "slow")
-	if err != nil || got.LeaseOwner != "b" || len(got.Attempts) != 1 {
-		t.Fatalf("after the late update: %+v %v", got, err)
+	if err != nil || got.LeaseOwner != "b" || len(got.Attempts) != 1 || got.Status != StatusPending {
+		t.Fatalf("after the late attempt: %+v %v", got, err)
 	}
 	if n, err := b.Purge(ctx, Filter{Source: "/pay"}); err != nil || n != 1 {
 		t.Fatalf("purge: %d %v", n, err)
@@ -304,7 +304,7 @@ func TestCountsAndPurge(t *testing.T) {
 	for i, st := range []Status{StatusPending, StatusPending, StatusDead, StatusDead, StatusDead, StatusReserved} {
 		mustInsert(t, b, single(rec("/pay", fmt.Sprint(i), st), "{}"), false)
 	}
-	if _, err := b.Update(ctx, "/pay", "0", false, func(r *Record) error { r.Status = StatusDelivered; return nil }); err != nil {
+	if _, err := b.RecordReplay(ctx, "/pay", "0", Attempt{Number: 1, At: time.Now(), Status: 200}, true); err != nil {
 		t.Fatal(err)
 	}
 	c, err := b.Counts(ctx)
@@ -481,17 +481,5 @@ func TestClaimSkipsAnUnreadableRecord(t *testing.T) {
 	}
 	if b.leases.held(string(recordKey("/pay", "broken")), now) {
 		t.Fatal("the unreadable record kept its lease")
-	}
-}
-
-func TestUpdateMayNotChangeTheEvent(t *testing.T) {
-	b, _ := openTest(t, Options{})
-	mustInsert(t, b, single(rec("/pay", "e", StatusPending), "{}"), false)
-	_, err := b.Update(context.Background(), "/pay", "e", false, func(r *Record) error {
-		r.Event = []byte(`{"changed":true}`)
-		return nil
-	})
-	if err == nil {
-		t.Fatal("an update changed the stored event")
 	}
 }
