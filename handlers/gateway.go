@@ -287,13 +287,7 @@ func (g *Gateway) forward(r *http.Request, rec *store.Record, next Next) error {
 	if attempt.Status < 200 || attempt.Status > 299 {
 		return fmt.Errorf("backend answered %d", attempt.Status)
 	}
-	_, err = g.Store.Update(ctx, rec.Source, rec.ID, true, func(stored *store.Record) error {
-		stored.Status = store.StatusDelivered
-		stored.Attempts = append(stored.Attempts, attempt)
-		stored.LeaseOwner, stored.LeaseUntil = "", time.Time{}
-		return nil
-	})
-	if err != nil {
+	if err := g.Store.MarkDelivered(ctx, rec.Source, rec.ID, attempt); err != nil {
 		// The backend has the event but the gateway could not record it:
 		// answer as a failure so the provider retries; the backend sees the
 		// same Idempotency-Key again.
@@ -324,7 +318,7 @@ func (g *Gateway) redactPath(r *http.Request) {
 func (g *Gateway) release(ctx context.Context, rec *store.Record) {
 	// Release even if the request was cancelled: a stale reservation would
 	// block the provider's retry until its lease expires.
-	if err := g.Store.Release(context.WithoutCancel(ctx), rec.Source, rec.ID, rec.LeaseUntil); err != nil {
+	if err := g.Store.Release(context.WithoutCancel(ctx), rec.Source, rec.ID, rec.ReservedUntil); err != nil {
 		g.Logger.Error("releasing dedup reservation; the provider's retry waits for the lease to expire",
 			zap.String("source", rec.Source), zap.String("id", rec.ID), zap.Error(err))
 	}

@@ -96,10 +96,10 @@ type Options struct {
 	// before GC rewrites it. Default 0.5.
 	GCDiscardRatio float64
 
-	// ReservationLease is how long a StatusReserved record blocks its key
-	// if the process dies before releasing or updating it. It must
+	// ReservationExpiry is how long a StatusReserved record blocks its key
+	// if the process dies before releasing or delivering it. It must
 	// outlast a synchronous delivery. Default 2 minutes.
-	ReservationLease time.Duration
+	ReservationExpiry time.Duration
 
 	// SyncWrites makes Badger sync every commit itself instead of the
 	// store's group commit. It is slower under concurrency and exists to
@@ -151,8 +151,8 @@ func (o Options) withDefaults() Options {
 	if o.GCDiscardRatio <= 0 || o.GCDiscardRatio >= 1 {
 		o.GCDiscardRatio = 0.5
 	}
-	if o.ReservationLease <= 0 {
-		o.ReservationLease = 2 * time.Minute
+	if o.ReservationExpiry <= 0 {
+		o.ReservationExpiry = 2 * time.Minute
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
@@ -564,7 +564,7 @@ type heldBy struct {
 }
 
 // readReservation decodes a record whose user-meta says it is (or may be) a
-// reservation, and tells whether its lease has run out.
+// reservation, and tells whether it has expired.
 func readReservation(item *badger.Item, now time.Time) (sr *storedRecord, abandoned bool, err error) {
 	v, err := item.ValueCopy(nil)
 	if err != nil {
@@ -573,7 +573,7 @@ func readReservation(item *badger.Item, now time.Time) (sr *storedRecord, abando
 	if sr, err = decodeRecordValue(v); err != nil {
 		return nil, false, err
 	}
-	return sr, sr.rec.Status == StatusReserved && !sr.rec.LeaseUntil.After(now), nil
+	return sr, sr.rec.Status == StatusReserved && !sr.rec.ReservedUntil.After(now), nil
 }
 
 // dedupHolder looks up who holds the dedup key of r at now. The key is held
@@ -624,13 +624,13 @@ func dedupHolder(txn *badger.Txn, r *Record, now time.Time) (held *heldBy, stale
 }
 
 // writeDedup makes r the holder of its dedup key for its window from now. A
-// reservation's entry lives as long as its lease, so that the live
-// reservation is still found when its lease outlasts the window.
+// reservation's entry lives until the reservation expires, so that a live
+// reservation is still found when it outlasts the window.
 func writeDedup(txn *badger.Txn, r *Record, now time.Time) error {
 	until := now.Add(r.DedupWindow)
 	life := until
-	if r.Status == StatusReserved && r.LeaseUntil.After(life) {
-		life = r.LeaseUntil
+	if r.Status == StatusReserved && r.ReservedUntil.After(life) {
+		life = r.ReservedUntil
 	}
 	e := badger.NewEntry(dedupKey(r.Source, r.DedupKey), encodeDedupValue(until, r.ID))
 	// Badger drops an entry once ExpiresAt <= now in whole seconds.
@@ -642,8 +642,8 @@ func writeDedup(txn *badger.Txn, r *Record, now time.Time) error {
 // without NUL bytes and a non-empty id. Insert fills in defaults on the
 // caller's records: Status pending when empty, ReceivedAt now when zero,
 // BatchSize the number of records when zero, and LeaseUntil now plus the
-// reservation lease for a StatusReserved record. A stored reservation whose
-// lease has run out counts as absent and is overwritten. A record with a
+// reservation expiry for a StatusReserved record (ReservedUntil). A stored
+// reservation that has expired counts as absent and is overwritten. A record with a
 // DedupKey is also a duplicate while another record holds that key (see
 // Record.DedupKey). Two records of one Ingest with the same id or the same
 // dedup key are stored once; the second reports a duplicate.
@@ -893,7 +893,7 @@ func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int
 		}
 		r := in.Records[i]
 		if r.Status == StatusReserved {
-			r.LeaseUntil = now.Add(b.opts.ReservationLease)
+			r.ReservedUntil = now.Add(b.opts.ReservationExpiry)
 		}
 		kind, body := bodyNone, []byte(nil)
 		switch {
@@ -1035,72 +1035,6 @@ func (b *Badger) RawBody(ctx context.Context, source, id string) ([]byte, error)
 	return body, nil
 }
 
-// Update implements Store. fn may run more than once (when a concurrent
-// write to the same record forces a retry) and must only change the record
-// it is given; it may not change Source, ID or Event (the canonical event is
-// stored once, as delivered, with the record's first state). A record set to
-// StatusDelivered with a positive Retention expires Retention after this
-// Update; Retention <= 0 keeps it until purged. Claim's due index follows
-// NextAttemptAt and LeaseUntil: a worker gives up its lease by zeroing
-// LeaseUntil (and LeaseOwner) in its Update.
-func (b *Badger) Update(ctx context.Context, source, id string, durable bool, fn func(*Record) error) (*Record, error) {
-	if err := validateKey(source, id); err != nil {
-		return nil, fmt.Errorf("update: %w", err)
-	}
-	unlock, err := b.enter()
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	key := recordKey(source, id)
-	var out *Record
-	var held lease // the lease fn was shown
-	err = b.update(ctx, func(txn *badger.Txn) error {
-		sr, _, err := readRecord(txn, key)
-		if err != nil {
-			return err
-		}
-		old := *sr.rec
-		rec := sr.rec
-		b.leases.overlay(string(key), rec)
-		held = lease{owner: rec.LeaseOwner, until: rec.LeaseUntil}
-		if err := fn(rec); err != nil {
-			return fnError{err}
-		}
-		if rec.Source != source || rec.ID != id {
-			return errors.New("the update function changed the record's key")
-		}
-		if !bytes.Equal(rec.Event, old.Event) {
-			return errors.New("the update function changed the record's event")
-		}
-		if rec.DedupKey != old.DedupKey {
-			return errors.New("the update function changed the record's dedup key")
-		}
-		if !validStatus(rec.Status) {
-			return fmt.Errorf("unknown status %q", rec.Status)
-		}
-		if err := b.writeRecord(txn, key, &old, persisted(rec), sr.bodyKind, sr.body, time.Now()); err != nil {
-			return err
-		}
-		out = rec
-		return nil
-	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, fmt.Errorf("update %s %s: %w", source, id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("update %s %s: %w", source, id, err)
-	}
-	b.leases.apply(string(key), held, out)
-	if durable {
-		if err := b.durable(); err != nil {
-			return nil, fmt.Errorf("update %s %s: %w", source, id, err)
-		}
-	}
-	b.refreshCache([][]byte{key}, durable)
-	return out, nil
-}
-
 // Release implements Store. Releasing a key that is absent or no longer
 // reserved (delivered meanwhile, or taken over after the lease ran out) does
 // nothing and is not an error.
@@ -1131,7 +1065,7 @@ func (b *Badger) Release(ctx context.Context, source, id string, reservedUntil t
 		if err != nil {
 			return err
 		}
-		if !sr.rec.LeaseUntil.Equal(reservedUntil) {
+		if !sr.rec.ReservedUntil.Equal(reservedUntil) {
 			return nil
 		}
 		deleted = true

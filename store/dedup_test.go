@@ -1,259 +1,29 @@
 package store
 
 import (
-	"context"
 	"errors"
-	"fmt"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
-// keyed is a record with an id of its own that dedups on key.
-func keyed(id, key string, window time.Duration, st Status) *Record {
-	r := rec("/loyalty", id, st)
-	r.DedupKey, r.DedupWindow = key, window
-	return r
-}
-
-func TestDedupKeyWithinWindow(t *testing.T) {
-	b, _ := openTest(t, Options{})
-	for _, durable := range []bool{false, true} {
-		key := fmt.Sprint("customer.updated:", durable)
-		first := mustInsert(t, b, single(keyed("a1"+key, key, time.Hour, StatusPending), `{}`), durable)
-		if !first[0].Inserted {
-			t.Fatalf("first: %+v", first)
-		}
-		res := mustInsert(t, b, single(keyed("a2"+key, key, time.Hour, StatusPending), `{}`), durable)
-		if res[0].Inserted || res[0].Existing != StatusPending || res[0].ExistingID != "a1"+key {
-			t.Fatalf("second within the window: %+v", res)
-		}
-		if _, err := b.Get(context.Background(), "/loyalty", "a2"+key); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("the duplicate was stored: %v", err)
-		}
-	}
-	// Another source with the same key is another sender.
-	r := keyed("b1", "customer.updated:false", time.Hour, StatusPending)
-	r.Source = "/other"
-	if res := mustInsert(t, b, single(r, `{}`), false); !res[0].Inserted {
-		t.Fatalf("the key of another source blocked: %+v", res)
-	}
-}
-
-func TestDedupKeyAfterWindow(t *testing.T) {
-	b, _ := openTest(t, Options{})
-	ctx := context.Background()
-	const window = 50 * time.Millisecond
-	mustInsert(t, b, single(keyed("w1", "k", window, StatusPending), `{}`), false)
-	time.Sleep(2 * window)
-	res := mustInsert(t, b, single(keyed("w2", "k", window, StatusPending), `{}`), false)
-	if !res[0].Inserted {
-		t.Fatalf("after the window: %+v", res)
-	}
-	for _, id := range []string{"w1", "w2"} {
-		if _, err := b.Get(ctx, "/loyalty", id); err != nil {
-			t.Fatalf("%s: %v", id, err)
-		}
-	}
-	// The key now belongs to w2, and to w2 only.
-	res = mustInsert(t, b, single(keyed("w3", "k", window, StatusPending), `{}`), false)
-	if res[0].Inserted || res[0].ExistingID != "w2" {
-		t.Fatalf("within w2's window: %+v", res)
-	}
-}
-
-// (Source, ID) stays unique for records with a dedup key.
-func TestDedupKeyIDStillUnique(t *testing.T) {
-	b, _ := openTest(t, Options{})
-	mustInsert(t, b, single(keyed("same", "k1", time.Hour, StatusPending), `{}`), false)
-	for _, r := range []*Record{keyed("same", "k2", time.Hour, StatusPending), rec("/loyalty", "same", StatusPending)} {
-		res := mustInsert(t, b, single(r, `{}`), false)
-		if res[0].Inserted || res[0].ExistingID != "same" {
-			t.Fatalf("id duplicate with key %q: %+v", r.DedupKey, res)
-		}
-	}
-	// The id duplicate did not take key k2.
-	if res := mustInsert(t, b, single(keyed("other", "k2", time.Hour, StatusPending), `{}`), false); !res[0].Inserted {
-		t.Fatalf("k2 held by a duplicate: %+v", res)
-	}
-}
-
-func TestDedupKeyConcurrent(t *testing.T) {
-	for _, opts := range []Options{{}, {CacheSize: -1}} {
-		b, _ := openTest(t, opts)
-		const n = 50
-		var wg sync.WaitGroup
-		results := make([]InsertResult, n)
-		errs := make([]error, n)
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				res, err := b.Insert(context.Background(), single(keyed(fmt.Sprint("c", i), "hot", time.Hour, StatusPending), `{}`), i%2 == 0)
-				errs[i] = err
-				if err == nil {
-					results[i] = res[0]
-				}
-			}()
-		}
-		wg.Wait()
-		winner := ""
-		for i, res := range results {
-			if errs[i] != nil {
-				t.Fatal(errs[i])
-			}
-			if res.Inserted {
-				if winner != "" {
-					t.Fatalf("both %s and c%d inserted", winner, i)
-				}
-				winner = fmt.Sprint("c", i)
-			}
-		}
-		if winner == "" {
-			t.Fatal("none inserted")
-		}
-		for i, res := range results {
-			if !res.Inserted && res.ExistingID != winner {
-				t.Fatalf("c%d: ExistingID %q, want %q", i, res.ExistingID, winner)
-			}
-		}
-		c, err := b.Counts(context.Background())
-		if err != nil || c[StatusPending] != 1 {
-			t.Fatalf("counts %v %v", c, err)
-		}
-	}
-}
-
-func TestDedupKeyWithinOneIngest(t *testing.T) {
-	b, _ := openTest(t, Options{})
-	in := &Ingest{RawBody: []byte(`[{},{},{}]`), Records: []*Record{
-		keyed("i1", "k", time.Hour, StatusPending),
-		keyed("i2", "k", time.Hour, StatusPending),
-		keyed("i3", "other", time.Hour, StatusPending),
-	}}
-	res := mustInsert(t, b, in, true)
-	if !res[0].Inserted || res[1].Inserted || res[1].ExistingID != "i1" || !res[2].Inserted {
-		t.Fatalf("results %+v", res)
-	}
-	// Behind a stored holder, both copies in a batch name it.
-	in = &Ingest{RawBody: []byte(`[{},{}]`), Records: []*Record{
-		keyed("j1", "k", time.Hour, StatusPending),
-		keyed("j2", "k", time.Hour, StatusPending),
-	}}
-	res = mustInsert(t, b, in, false)
-	for i, r := range res {
-		if r.Inserted || r.ExistingID != "i1" {
-			t.Fatalf("record %d: %+v", i, r)
-		}
-	}
-}
-
-func TestDedupKeySurvivesRestart(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "db")
-	b, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustInsert(t, b, single(keyed("r1", "k", time.Hour, StatusPending), `{}`), true)
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b, err = Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	res := mustInsert(t, b, single(keyed("r2", "k", time.Hour, StatusPending), `{}`), true)
-	if res[0].Inserted || res[0].ExistingID != "r1" {
-		t.Fatalf("after reopening: %+v", res)
-	}
-}
-
-func TestDedupKeyReleaseFreesIt(t *testing.T) {
-	b, _ := openTest(t, Options{})
-	ctx := context.Background()
-	r := keyed("s1", "k", time.Hour, StatusReserved)
-	mustInsert(t, b, single(r, `{}`), true)
-	res := mustInsert(t, b, single(keyed("s2", "k", time.Hour, StatusReserved), `{}`), true)
-	if res[0].Inserted || res[0].Existing != StatusReserved || res[0].ExistingID != "s1" {
-		t.Fatalf("live reservation: %+v", res)
-	}
-	if err := b.Release(ctx, "/loyalty", "s1", r.LeaseUntil); err != nil {
-		t.Fatal(err)
-	}
-	if res := mustInsert(t, b, single(keyed("s3", "k", time.Hour, StatusReserved), `{}`), true); !res[0].Inserted {
-		t.Fatalf("after release: %+v", res)
-	}
-}
-
-// A reservation holds its key for as long as its lease, even past the window;
-// once the lease has run out the key is free, and the abandoned reservation,
-// which no retry could ever take over (its id is unique), is deleted.
-func TestDedupKeyReservationLease(t *testing.T) {
-	ctx := context.Background()
-	const window = 10 * time.Millisecond
-	long, _ := openTest(t, Options{ReservationLease: time.Hour})
-	mustInsert(t, long, single(keyed("h1", "k", window, StatusReserved), `{}`), false)
-	time.Sleep(2 * window)
-	if res := mustInsert(t, long, single(keyed("h2", "k", window, StatusPending), `{}`), false); res[0].Inserted || res[0].ExistingID != "h1" {
-		t.Fatalf("past the window, within the lease: %+v", res)
-	}
-
-	const lease = 50 * time.Millisecond
-	b, _ := openTest(t, Options{ReservationLease: lease})
-	r := keyed("l1", "k", time.Hour, StatusReserved)
+// The dedup entry is a Badger TTL entry: once its window is over it goes by
+// itself, without a sweep (Badger's expiry has a granularity of a second).
+func TestDedupEntryExpiresByItself(t *testing.T) {
+	b, _ := openTest(t, Options{GCInterval: -1})
+	r := rec("/loyalty", "x1", StatusPending)
+	r.DedupKey, r.DedupWindow = "k", time.Millisecond
 	mustInsert(t, b, single(r, `{}`), false)
-	time.Sleep(2 * lease)
-	if res := mustInsert(t, b, single(keyed("l2", "k", time.Hour, StatusPending), `{}`), false); !res[0].Inserted {
-		t.Fatalf("after the lease, within the window: %+v", res)
+	key := dedupKey("/loyalty", "k")
+	get := func() error {
+		return b.db.View(func(txn *badger.Txn) error { _, err := txn.Get(key); return err })
 	}
-	if _, err := b.Get(ctx, "/loyalty", "l1"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("the abandoned reservation is still stored: %v", err)
+	if err := get(); err != nil {
+		t.Fatalf("dedup entry not written: %v", err)
 	}
-	// A late release by the dead reservation's owner leaves l2's key.
-	if err := b.Release(ctx, "/loyalty", "l1", r.LeaseUntil); err != nil {
-		t.Fatal(err)
-	}
-	if res := mustInsert(t, b, single(keyed("l3", "k", time.Hour, StatusPending), `{}`), false); res[0].Inserted || res[0].ExistingID != "l2" {
-		t.Fatalf("l2's key: %+v", res)
-	}
-}
-
-func TestDedupKeyPurgeRemovesIt(t *testing.T) {
-	b, _ := openTest(t, Options{})
-	ctx := context.Background()
-	mustInsert(t, b, single(keyed("p1", "k", time.Hour, StatusDead), `{}`), false)
-	if res := mustInsert(t, b, single(keyed("p2", "k", time.Hour, StatusPending), `{}`), false); res[0].Inserted {
-		t.Fatalf("before purge: %+v", res)
-	}
-	if n, err := b.Purge(ctx, Filter{Status: StatusDead}); err != nil || n != 1 {
-		t.Fatalf("purge: %d %v", n, err)
-	}
-	if res := mustInsert(t, b, single(keyed("p3", "k", time.Hour, StatusPending), `{}`), false); !res[0].Inserted {
-		t.Fatalf("after purge: %+v", res)
-	}
-	// Purging a record whose key a later record holds leaves that key.
-	const window = 20 * time.Millisecond
-	mustInsert(t, b, single(keyed("q1", "q", window, StatusDead), `{}`), false)
-	time.Sleep(2 * window)
-	mustInsert(t, b, single(keyed("q2", "q", time.Hour, StatusPending), `{}`), false)
-	if n, err := b.Purge(ctx, Filter{Status: StatusDead}); err != nil || n != 1 {
-		t.Fatalf("purge q1: %d %v", n, err)
-	}
-	if res := mustInsert(t, b, single(keyed("q3", "q", time.Hour, StatusPending), `{}`), false); res[0].Inserted || res[0].ExistingID != "q2" {
-		t.Fatalf("q2's key after purging q1: %+v", res)
-	}
-}
-
-func TestDedupKeyErrors(t *testing.T) {
-	b, _ := openTest(t, Options{})
-	ctx := context.Background()
-	if _, err := b.Insert(ctx, single(keyed("e1", "k", 0, StatusPending), `{}`), false); err == nil {
-		t.Fatal("a dedup key without a window was accepted")
-	}
-	mustInsert(t, b, single(keyed("e2", "k", time.Hour, StatusPending), `{}`), false)
-	if _, err := b.Update(ctx, "/loyalty", "e2", false, func(r *Record) error { r.DedupKey = "x"; return nil }); err == nil {
-		t.Fatal("an update changed the dedup key")
+	time.Sleep(2100 * time.Millisecond)
+	if err := get(); !errors.Is(err, badger.ErrKeyNotFound) {
+		t.Fatalf("dedup entry still there after its window: %v", err)
 	}
 }

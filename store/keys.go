@@ -301,6 +301,10 @@ func decodeRecordValue(v []byte) (*storedRecord, error) {
 	if err := json.Unmarshal(p.json, r); err != nil {
 		return nil, fmt.Errorf("decoding record: %w", err)
 	}
+	if r.Status == StatusReserved && r.ReservedUntil.IsZero() {
+		// Written before reservations had an expiry of their own.
+		r.ReservedUntil, r.LeaseUntil = r.LeaseUntil, time.Time{}
+	}
 	r.Event = bytes.Clone(p.event)
 	return &storedRecord{rec: r, bodyKind: p.bodyKind, body: p.body}, nil
 }
