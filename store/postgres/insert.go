@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -54,6 +55,8 @@ type inserter struct {
 	reqs chan *insertReq // unbuffered: a request is either taken or refused
 	quit chan struct{}
 	wg   sync.WaitGroup
+
+	commits, requests, records atomic.Uint64
 }
 
 func newInserter(s *Store) *inserter {
@@ -185,8 +188,11 @@ func (w *inserter) send(group []*insertReq) error {
 	if err != nil {
 		return fmt.Errorf("group commit of %d requests: %w", len(group), err)
 	}
+	w.commits.Add(1)
+	w.requests.Add(uint64(len(group)))
 	for gi, r := range group {
 		r.res = results[gi]
+		w.records.Add(uint64(len(r.in.Records)))
 	}
 	return nil
 }

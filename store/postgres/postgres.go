@@ -104,12 +104,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	// of this store waits for its WAL flush.
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
 	if opts.Schema != "" {
-		if err := createSchema(ctx, cfg.ConnConfig, opts.Schema); err != nil {
-			return nil, err
-		}
 		cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{opts.Schema}.Sanitize()
 	}
-	if err := applyMigrations(ctx, cfg.ConnConfig); err != nil {
+	if err := applyMigrations(ctx, cfg.ConnConfig, opts.Schema); err != nil {
 		return nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -129,27 +126,32 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	return s, nil
 }
 
-func createSchema(ctx context.Context, cc *pgx.ConnConfig, schema string) error {
-	conn, err := pgx.ConnectConfig(ctx, cc)
-	if err != nil {
-		return fmt.Errorf("postgres store: connecting to %s: %w", cc.Host, err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
-		return fmt.Errorf("postgres store: creating schema %q: %w", schema, err)
-	}
-	return nil
-}
+// openLock is the advisory lock held while the schema is created and
+// migrated. tern takes a lock of its own around each migration run; this one
+// also covers CREATE SCHEMA IF NOT EXISTS, which two sessions running at once
+// can fail on.
+const openLock = int64(0x77686777) // "whgw"
 
-// applyMigrations brings the schema to the version this build embeds with
-// tern, which holds a PostgreSQL advisory lock for the whole run: gateways
-// starting together wait for each other instead of racing.
-func applyMigrations(ctx context.Context, cc *pgx.ConnConfig) error {
+// applyMigrations creates the schema if needed and brings it to the version
+// this build embeds with tern, under an advisory lock: gateways starting
+// together wait for each other instead of racing.
+func applyMigrations(ctx context.Context, cc *pgx.ConnConfig, schema string) error {
 	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
 		return fmt.Errorf("postgres store: connecting to %s: %w", cc.Host, err)
 	}
-	defer conn.Close(ctx)
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", openLock); err != nil {
+		return fmt.Errorf("postgres store: locking the schema for migration: %w", err)
+	}
+	// Closing the connection would release the lock too; unlocking keeps a
+	// pooled connection (a proxy such as PgBouncer) from holding it.
+	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", openLock) }()
+	if schema != "" {
+		if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
+			return fmt.Errorf("postgres store: creating schema %q: %w", schema, err)
+		}
+	}
 	m, err := migrate.NewMigrator(ctx, conn, versionTable)
 	if err != nil {
 		return fmt.Errorf("postgres store: preparing migrations: %w", err)
@@ -192,6 +194,20 @@ func (s *Store) enter() error {
 	default:
 		return nil
 	}
+}
+
+// Stats are the group-commit counters of a Store since Open.
+type Stats struct {
+	// Commits is the number of group commits that succeeded.
+	Commits uint64
+	// Requests and Records are the Inserts and the records they carried
+	// in those commits: Requests/Commits is the batch size per commit.
+	Requests, Records uint64
+}
+
+// Stats returns the group-commit counters.
+func (s *Store) Stats() Stats {
+	return Stats{Commits: s.ins.commits.Load(), Requests: s.ins.requests.Load(), Records: s.ins.records.Load()}
 }
 
 // Subscribe implements store.Notifier: fn runs on the listener goroutine for
