@@ -218,3 +218,83 @@ func BenchmarkInsertParallel(b *testing.B) {
 		b.ReportMetric(float64(st.Requests)/float64(st.Commits), "requests/commit")
 	}
 }
+
+// Stopping the database under a running store fails calls (it never hangs
+// or acknowledges an uncommitted insert); once it is back the store works
+// again by itself, and every insert it acknowledged is there.
+func TestDatabaseRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stops the database")
+	}
+	s := openShared(t, 1, postgres.Options{})[0]
+	cluster := pgtest.LocalCluster(t, pgtest.DSN(t))
+	ctx := context.Background()
+	woke := make(chan string, 1)
+	defer s.Subscribe(func(src string) {
+		select {
+		case woke <- src:
+		default:
+		}
+	})()
+
+	var acked []string
+	failed := 0
+	insert := func(id string) {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if res, err := s.Insert(ctx, pending("/pay", id), true); err == nil && res[0].Inserted {
+			acked = append(acked, id)
+		} else if err != nil {
+			failed++
+		}
+	}
+	for i := range 20 {
+		insert(fmt.Sprint("before", i))
+	}
+	cluster.Stop()
+	for i := range 5 {
+		insert(fmt.Sprint("down", i))
+	}
+	if failed != 5 {
+		t.Fatalf("%d of 5 inserts failed with the database down", failed)
+	}
+	if _, err := s.Claim(ctx, "w", []string{"/pay"}, time.Now(), time.Minute, 10); err == nil {
+		t.Fatal("claim succeeded with the database down")
+	}
+	cluster.Start()
+	// The pool reconnects on the next call; the first ones may still meet
+	// connections closed by the shutdown.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		before := len(acked)
+		insert(fmt.Sprint("after", len(acked)))
+		if len(acked) > before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("inserts did not work again within 30s of the database's restart")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The listener reconnects too: new events wake the workers again.
+	for heard := false; !heard; {
+		insert(fmt.Sprint("after", len(acked)))
+		select {
+		case src := <-woke:
+			heard = src == "/pay"
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no notification within 30s of the database's restart")
+		}
+	}
+	for _, id := range acked {
+		if _, err := s.Get(ctx, "/pay", id); err != nil {
+			t.Fatalf("acknowledged %s lost: %v", id, err)
+		}
+	}
+	got, err := s.Claim(ctx, "w", []string{"/pay"}, time.Now(), time.Minute, 100)
+	if err != nil || len(got) != len(acked) {
+		t.Fatalf("claimed %d of %d after the restart: %v", len(got), len(acked), err)
+	}
+}
