@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/dustin/go-humanize"
 	"go.uber.org/zap"
 
 	"github.com/webhookgw/caddy-webhook-gateway/store"
@@ -53,6 +55,18 @@ type BadgerStore struct {
 	// Default: "webhook_gateway" under Caddy's data directory.
 	Dir string `json:"dir,omitempty"`
 
+	// MinFreeSpace is the free disk space, in bytes, below which new
+	// webhooks are answered 503 while stored events are still delivered,
+	// so that the disk never runs out mid-write. Default 256 MiB; -1
+	// disables the check.
+	MinFreeSpace int64 `json:"min_free_space,omitempty"`
+
+	// SpaceReserve is the size, in bytes, of a file the store allocates
+	// in its directory while space is plentiful and deletes when the disk
+	// is nearly full or the store starts on a full disk, to give the
+	// database room to finish its writes. Default 64 MiB; -1: none.
+	SpaceReserve int64 `json:"space_reserve,omitempty"`
+
 	abs string
 }
 
@@ -88,14 +102,16 @@ func (b *BadgerStore) StoreName() string { return b.abs }
 
 // OpenStore implements StoreEngine.
 func (b *BadgerStore) OpenStore(logger *zap.Logger) (store.Store, error) {
-	return store.Open(b.abs, store.Options{Logger: logger})
+	return store.Open(b.abs, store.Options{Logger: logger, MinFreeSpace: b.MinFreeSpace, SpaceReserve: b.SpaceReserve})
 }
 
 // UnmarshalCaddyfile sets up the store from the tokens after
 // "store badger":
 //
 //	store badger [<dir>] {
-//	    dir <dir>
+//	    dir            <dir>
+//	    min_free_space <size>|off
+//	    space_reserve  <size>|off
 //	}
 func (b *BadgerStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // engine name
@@ -111,10 +127,37 @@ func (b *BadgerStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &b.Dir); err != nil {
 				return err
 			}
+		case "min_free_space", "space_reserve":
+			field := &b.MinFreeSpace
+			if d.Val() == "space_reserve" {
+				field = &b.SpaceReserve
+			}
+			if err := sizeOrOffArg(d, field); err != nil {
+				return err
+			}
 		default:
 			return d.Errf("unknown badger store subdirective %q", d.Val())
 		}
 	}
+	return nil
+}
+
+// sizeOrOffArg reads a size ("64MiB") or "off" (-1) into field.
+func sizeOrOffArg(d *caddyfile.Dispenser, field *int64) error {
+	name := d.Val()
+	var raw string
+	if err := oneArg(d, &raw); err != nil {
+		return err
+	}
+	if raw == "off" {
+		*field = -1
+		return nil
+	}
+	size, err := humanize.ParseBytes(raw)
+	if err != nil || size == 0 || size > math.MaxInt64 {
+		return d.Errf("%s: invalid size %q (want a size such as 256MiB, or off)", name, raw)
+	}
+	*field = int64(size)
 	return nil
 }
 

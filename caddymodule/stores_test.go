@@ -16,6 +16,7 @@ func TestCaddyfileStoreModule(t *testing.T) {
 		"store badger /var/lib/a":             `{"dir":"/var/lib/a","engine":"badger"}`,
 		"store badger {\n dir /var/lib/b\n }": `{"dir":"/var/lib/b","engine":"badger"}`,
 		"store badger":                        `{"engine":"badger"}`,
+		"store badger {\n min_free_space 1GiB\n space_reserve off\n }": `{"engine":"badger","min_free_space":1073741824,"space_reserve":-1}`,
 	}
 	for line, want := range cases {
 		var h Handler
@@ -26,7 +27,7 @@ func TestCaddyfileStoreModule(t *testing.T) {
 			t.Errorf("%q: store = %s, want %s", line, h.StoreRaw, want)
 		}
 	}
-	for _, line := range []string{"store", "store nosuch", "store badger /a /b", "store badger {\n colour red\n }"} {
+	for _, line := range []string{"store", "store nosuch", "store badger /a /b", "store badger {\n colour red\n }", "store badger {\n min_free_space lots\n }"} {
 		var h Handler
 		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("webhook_gateway {\n " + line + "\n}")); err == nil {
 			t.Errorf("accepted %q", line)
