@@ -87,7 +87,7 @@ type EventSummary struct {
 
 // ListResponse is the answer of GET /webhooks/events.
 type ListResponse struct {
-	// Store is the directory listed.
+	// Store is the name of the store listed (a badger store's directory).
 	Store string `json:"store"`
 	// Events are newest first.
 	Events []EventSummary `json:"events"`
@@ -109,7 +109,7 @@ type EventView struct {
 
 // CountsResponse is the answer of GET /webhooks/counts.
 type CountsResponse struct {
-	// Store is the directory counted.
+	// Store is the name of the store counted.
 	Store string `json:"store"`
 	// Counts has every status, zero or not.
 	Counts map[store.Status]int `json:"counts"`
@@ -138,7 +138,8 @@ type FilterRequest struct {
 // ReplayRequest is the body of POST /webhooks/replay: either Source and ID,
 // or Filter (or All for every event).
 type ReplayRequest struct {
-	// Store is the store directory; needed only when several are loaded.
+	// Store names the store (a badger store by its directory); needed only
+	// when several are loaded.
 	Store string `json:"store,omitempty"`
 	// Source and ID name one event to replay.
 	Source string `json:"source,omitempty"`
@@ -154,7 +155,7 @@ type ReplayRequest struct {
 
 // BulkReplayResponse is the answer of a replay by filter.
 type BulkReplayResponse struct {
-	// Store is the directory the events were read from.
+	// Store is the name of the store the events were read from.
 	Store string `json:"store"`
 	// DryRun is true when nothing was sent.
 	DryRun bool `json:"dry_run,omitempty"`
@@ -175,7 +176,8 @@ type BulkReplayResponse struct {
 
 // PurgeRequest is the body of POST /webhooks/purge.
 type PurgeRequest struct {
-	// Store is the store directory; needed only when several are loaded.
+	// Store names the store (a badger store by its directory); needed only
+	// when several are loaded.
 	Store string `json:"store,omitempty"`
 	// Filter selects the events to delete; its Limit caps how many.
 	Filter *FilterRequest `json:"filter,omitempty"`
@@ -185,7 +187,7 @@ type PurgeRequest struct {
 
 // PurgeResponse is the answer of POST /webhooks/purge.
 type PurgeResponse struct {
-	// Store is the directory purged.
+	// Store is the name of the store purged.
 	Store string `json:"store"`
 	// Purged is how many events were deleted.
 	Purged int `json:"purged"`
