@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -481,4 +482,47 @@ func eventError(err error, name, source, id string) error {
 		return Mark(ErrNotFound, fmt.Errorf("no event %s %s in %s", source, id, name))
 	}
 	return fmt.Errorf("reading event %s %s from %s: %w", source, id, name, err)
+}
+
+// SourceCount is how many of the events scanned a source has, per status.
+type SourceCount struct {
+	Source string
+	Counts map[store.Status]int
+	Total  int
+}
+
+// CountBySource counts the newest events, at most max of them, per source
+// and status, sorted by source. The store counts only by status, so this
+// walks the listing; complete is false when max stopped it before the
+// oldest event.
+func CountBySource(ctx context.Context, t Target, max int) (rows []SourceCount, scanned int, complete bool, err error) {
+	bySource := map[string]*SourceCount{}
+	page := store.Filter{Limit: min(max, store.MaxListLimit)}
+	for scanned < max {
+		recs, cursor, err := t.Store.List(ctx, page)
+		if err != nil {
+			return nil, 0, false, fmt.Errorf("counting events by source in %s: %w", t.Name, err)
+		}
+		take := min(len(recs), max-scanned)
+		for _, rec := range recs[:take] {
+			sc := bySource[rec.Source]
+			if sc == nil {
+				sc = &SourceCount{Source: rec.Source, Counts: map[store.Status]int{}}
+				bySource[rec.Source] = sc
+			}
+			sc.Counts[rec.Status]++
+			sc.Total++
+		}
+		scanned += take
+		if take == len(recs) && cursor == "" {
+			complete = true
+			break
+		}
+		page.Cursor = cursor
+	}
+	for _, sc := range bySource {
+		rows = append(rows, *sc)
+	}
+	slices.SortFunc(rows, func(a, b SourceCount) int { return strings.Compare(a.Source, b.Source) })
+	return rows, scanned, complete, nil
 }
