@@ -57,6 +57,22 @@ func (b *backend) received() []http.Header {
 	return append([]http.Header(nil), b.hits...)
 }
 
+// newBackend is the merchant's backend on loopback: it records each
+// request's headers and answers the status set last.
+func newBackend(t *testing.T) *backend {
+	be := &backend{status: http.StatusOK}
+	be.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		be.mu.Lock()
+		be.hits = append(be.hits, r.Header.Clone())
+		status := be.status
+		be.mu.Unlock()
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(be.Close)
+	return be
+}
+
 // stores is one store, found the way the Caddy module finds it.
 type stores struct{ t ops.Target }
 
@@ -76,16 +92,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	be := &backend{status: http.StatusOK}
-	be.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		be.mu.Lock()
-		be.hits = append(be.hits, r.Header.Clone())
-		status := be.status
-		be.mu.Unlock()
-		w.WriteHeader(status)
-	}))
-	t.Cleanup(be.Close)
+	be := newBackend(t)
 	engine, err := delivery.New(delivery.Config{
 		Store:     db,
 		Sources:   []string{"/usaepay"},
