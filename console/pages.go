@@ -74,6 +74,10 @@ func link(name, storeName string, kv ...string) string {
 func (c *Console) target(r *http.Request, nav, title string) (ops.Target, *page, error) {
 	names := c.stores.Names()
 	name := r.Form.Get("store")
+	if name == "" && len(names) > 1 {
+		// Show the first; the selector offers the others.
+		name = names[0]
+	}
 	t, err := c.stores.Target(name)
 	if err != nil {
 		return t, nil, err
