@@ -63,6 +63,8 @@ var templateFS embed.FS
 //go:embed assets
 var assetFS embed.FS
 
+var _ http.Handler = (*Console)(nil)
+
 // Console serves the console's pages. Create it with New.
 type Console struct {
 	stores  Stores

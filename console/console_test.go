@@ -595,6 +595,14 @@ func TestAssetsAndUnknownPages(t *testing.T) {
 	if code != http.StatusOK || !strings.HasPrefix(h.Get("Content-Type"), "text/css") {
 		t.Errorf("console.css: %d %q", code, h.Get("Content-Type"))
 	}
+	resp, err := f.client.Get(f.srv.URL + "/console/events?status=%zz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("malformed query: %d, want 400", resp.StatusCode)
+	}
 	if code, body, _ := f.get(t, "settings", nil); code != http.StatusNotFound || !strings.Contains(body, "no console page") {
 		t.Errorf("unknown page: %d\n%s", code, body)
 	}

@@ -72,6 +72,9 @@ func link(name, storeName string, kv ...string) string {
 
 // target finds the store a request names (param store) and starts the page.
 func (c *Console) target(r *http.Request, nav, title string) (ops.Target, *page, error) {
+	if err := r.ParseForm(); err != nil {
+		return ops.Target{}, nil, ops.Mark(ops.ErrInvalid, fmt.Errorf("reading the query: %w", err))
+	}
 	names := c.stores.Names()
 	name := r.Form.Get("store")
 	if name == "" && len(names) > 1 {
@@ -106,7 +109,6 @@ type overviewData struct {
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, name string) {
-	_ = r.ParseForm()
 	t, p, err := c.target(r, "overview", "Overview")
 	if err != nil {
 		c.fail(w, r, err)
@@ -196,7 +198,6 @@ type eventsData struct {
 }
 
 func (c *Console) events(w http.ResponseWriter, r *http.Request) {
-	_ = r.ParseForm()
 	t, p, err := c.target(r, "events", "Events")
 	if err != nil {
 		c.fail(w, r, err)
@@ -311,7 +312,6 @@ type eventData struct {
 }
 
 func (c *Console) event(w http.ResponseWriter, r *http.Request) {
-	_ = r.ParseForm()
 	t, p, err := c.target(r, "events", "Event")
 	if err != nil {
 		c.fail(w, r, err)
@@ -367,7 +367,6 @@ type confirmData struct {
 }
 
 func (c *Console) confirm(w http.ResponseWriter, r *http.Request) {
-	_ = r.ParseForm()
 	t, p, err := c.target(r, "events", "Confirm")
 	if err != nil {
 		c.fail(w, r, err)
