@@ -37,8 +37,8 @@ var (
 // ending in /* (its links are relative), and protect it with basic_auth or
 // forward_auth, since it can replay and delete events.
 type ConsoleHandler struct {
-	// Refresh is how often the overview page refreshes its counts.
-	// Default: 5s.
+	// Refresh is how often the overview page refreshes its counts, in
+	// whole seconds (at least one). Default: 5s.
 	Refresh caddy.Duration `json:"refresh,omitempty"`
 
 	console *console.Console

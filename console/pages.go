@@ -35,14 +35,11 @@ type page struct {
 }
 
 var funcs = template.FuncMap{
-	"link":    link,
-	"when":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
-	"latency": func(d time.Duration) string { return d.Round(100 * time.Microsecond).String() },
-	"statuses": func() []store.Status {
-		return ops.Statuses
-	},
-	"count": func(m map[store.Status]int, s store.Status) int { return m[s] },
-	"lower": strings.ToLower,
+	"link":     link,
+	"when":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
+	"latency":  func(d time.Duration) string { return d.Round(100 * time.Microsecond).String() },
+	"statuses": func() []store.Status { return ops.Statuses },
+	"count":    func(m map[store.Status]int, s store.Status) int { return m[s] },
 }
 
 // link is a relative URL to a console page with query parameters given as

@@ -15,7 +15,7 @@ import (
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
-func newTarget(t *testing.T) ops.Target {
+func newTarget(t testing.TB) ops.Target {
 	t.Helper()
 	db, err := store.Open(t.TempDir(), store.Options{Logger: zap.NewNop()})
 	if err != nil {
