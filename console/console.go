@@ -69,6 +69,7 @@ var _ http.Handler = (*Console)(nil)
 type Console struct {
 	stores  Stores
 	refresh time.Duration
+	counts  *countsCache
 	logger  *zap.Logger
 	pages   map[string]*template.Template
 	assets  http.Handler
@@ -109,6 +110,7 @@ func New(cfg Config) (*Console, error) {
 	return &Console{
 		stores:  cfg.Stores,
 		refresh: cfg.Refresh,
+		counts:  newCountsCache(cfg.Refresh),
 		logger:  cfg.Logger,
 		pages:   pages,
 		assets:  http.FileServerFS(assets),

@@ -85,7 +85,10 @@ func (s stores) Target(name string) (ops.Target, error) {
 	return s.t, nil
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureRefreshing(t, 0) }
+
+// newFixtureRefreshing is newFixture with the overview's refresh period.
+func newFixtureRefreshing(t *testing.T, refresh time.Duration) *fixture {
 	t.Helper()
 	db, err := store.Open(t.TempDir(), store.Options{Logger: zap.NewNop()})
 	if err != nil {
@@ -114,7 +117,7 @@ func newFixture(t *testing.T) *fixture {
 			return nil, fmt.Errorf("source %s is delivered synchronously (deliver sync): replay needs an async route with upstreams", source)
 		},
 	}
-	c, err := console.New(console.Config{Stores: stores{target}})
+	c, err := console.New(console.Config{Stores: stores{target}, Refresh: refresh})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,8 +282,7 @@ func TestOverviewCountsPerStatusAndSource(t *testing.T) {
 	)
 	mustNotContain(t, body, "Counted over the newest")
 
-	// The refresh fetches only the live part, and it carries new counts.
-	f.insert(t, "/usaepay", "dead-3", "transaction.sale.success", "k3", store.StatusDead, base.Add(time.Hour), 503)
+	// The refresh fetches only the live part.
 	code, part, _ := f.get(t, "live", nil)
 	if code != http.StatusOK {
 		t.Fatalf("live: %d", code)
@@ -288,7 +290,28 @@ func TestOverviewCountsPerStatusAndSource(t *testing.T) {
 	if !strings.HasPrefix(strings.TrimSpace(part), `<section id="live"`) || strings.Contains(part, "<html") {
 		t.Errorf("live part is not just the section:\n%s", part)
 	}
-	mustContain(t, part, `<span class="num" id="dead-events">4</span>`)
+	mustContain(t, part, `<span class="num" id="dead-events">3</span>`)
+}
+
+// Refreshes share one count per period; loading the page counts afresh.
+func TestOverviewRefreshesShareCounts(t *testing.T) {
+	f := newFixtureRefreshing(t, time.Hour)
+	f.seed(t)
+	if _, body, _ := f.get(t, "", nil); !strings.Contains(body, `id="dead-events">3<`) {
+		t.Fatalf("overview:\n%s", body)
+	}
+	f.insert(t, "/usaepay", "dead-3", "transaction.sale.success", "k3", store.StatusDead, base.Add(time.Hour), 503)
+	for range 3 {
+		if _, part, _ := f.get(t, "live", nil); !strings.Contains(part, `id="dead-events">3<`) {
+			t.Fatalf("a refresh within the period counted again:\n%s", part)
+		}
+	}
+	if _, body, _ := f.get(t, "", nil); !strings.Contains(body, `id="dead-events">4<`) {
+		t.Errorf("loading the page did not count afresh:\n%s", body)
+	}
+	if _, part, _ := f.get(t, "live", nil); !strings.Contains(part, `id="dead-events">4<`) {
+		t.Errorf("the refresh after it shows older counts:\n%s", part)
+	}
 }
 
 func TestEventListFilters(t *testing.T) {

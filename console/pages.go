@@ -111,24 +111,19 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, name string) 
 		c.fail(w, r, err)
 		return
 	}
-	counts, err := ops.Counts(r.Context(), t)
-	if err != nil {
-		c.fail(w, r, err)
-		return
-	}
-	rows, scanned, complete, err := ops.CountBySource(r.Context(), t, sourceScan)
+	n, err := c.counts.get(r.Context(), t, name != "live")
 	if err != nil {
 		c.fail(w, r, err)
 		return
 	}
 	p.Data = &overviewData{
-		Counts:     counts,
-		QueueDepth: counts.Counts[store.StatusPending] + counts.Counts[store.StatusRetrying],
-		Dead:       counts.Counts[store.StatusDead],
-		BySource:   rows,
-		Scanned:    scanned,
-		Complete:   complete,
-		Updated:    time.Now(),
+		Counts:     n.counts,
+		QueueDepth: n.counts.Counts[store.StatusPending] + n.counts.Counts[store.StatusRetrying],
+		Dead:       n.counts.Counts[store.StatusDead],
+		BySource:   n.bySource,
+		Scanned:    n.scanned,
+		Complete:   n.complete,
+		Updated:    n.at,
 		Refresh:    max(1, int(c.refresh/time.Second)),
 		LiveLink:   link("live", p.Store),
 		Store:      p.Store,
