@@ -630,3 +630,29 @@ func TestAssetsAndUnknownPages(t *testing.T) {
 		t.Errorf("unknown page: %d\n%s", code, body)
 	}
 }
+
+// With the prefix stripped (Caddy's handle_path), the relative links and
+// the redirect after a replay still land under the prefix.
+func TestWorksUnderAStrippedPrefix(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t)
+	c, err := console.New(console.Config{Stores: stores{ops.Target{Name: "s", Store: f.db, Replayer: func(string) (ops.Replayer, error) {
+		return nil, fmt.Errorf("no route")
+	}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.StripPrefix("/ops", c))
+	defer srv.Close()
+	for path, want := range map[string]string{"/ops/": `id="dead-events"`, "/ops/events?status=dead": `href="event?id=dead-1&amp;source=%2Fusaepay"`, "/ops/console.js": "DOMParser"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+			t.Errorf("%s: %d, lacks %q", path, resp.StatusCode, want)
+		}
+	}
+}
