@@ -37,6 +37,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    max_body       <size>
 //	    store_dir      <path>
 //	    retention      <duration>
+//	    dedup_window   <duration>|off
+//	    id_header      <header>
+//	    max_items      <n>
+//	    max_event_age  <duration>|off
 //	    auth header    <name> <value>...
 //	    auth basic     <username> <password>
 //	    auth hmac      <key>... {
@@ -120,6 +124,28 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.Retention = dur
+		case "dedup_window":
+			dur, err := durationOrOffArg(d)
+			if err != nil {
+				return err
+			}
+			h.DedupWindow = &dur
+		case "max_event_age":
+			dur, err := durationOrOffArg(d)
+			if err != nil {
+				return err
+			}
+			h.MaxEventAge = &dur
+		case "id_header":
+			if err := oneArg(d, &h.IDHeader); err != nil {
+				return err
+			}
+		case "max_items":
+			n, err := positiveIntArg(d)
+			if err != nil {
+				return err
+			}
+			h.MaxItems = n
 		case "timeout":
 			dur, err := durationArg(d)
 			if err != nil {
@@ -281,6 +307,23 @@ func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
 	dur, err := caddy.ParseDuration(raw)
 	if err != nil || dur <= 0 {
 		return 0, d.Errf("%s: invalid duration %q", name, raw)
+	}
+	return caddy.Duration(dur), nil
+}
+
+// durationOrOffArg reads a duration where "off" (or 0) turns a check off.
+func durationOrOffArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	name := d.Val()
+	var raw string
+	if err := oneArg(d, &raw); err != nil {
+		return 0, err
+	}
+	if raw == "off" || raw == "0" {
+		return 0, nil
+	}
+	dur, err := caddy.ParseDuration(raw)
+	if err != nil || dur <= 0 {
+		return 0, d.Errf("%s: want a positive duration or off, got %q", name, raw)
 	}
 	return caddy.Duration(dur), nil
 }

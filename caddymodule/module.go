@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/webhookgw/caddy-webhook-gateway/delivery"
 	"github.com/webhookgw/caddy-webhook-gateway/handlers"
@@ -39,6 +40,12 @@ var (
 const (
 	defaultRetention = 7 * 24 * time.Hour
 	maxRetryAfter    = time.Hour
+	// defaultDedupWindow: see the README ("Decisions", events without an id).
+	defaultDedupWindow = 30 * time.Second
+	// eventAgeMargin keeps max_event_age this far inside the retention, so
+	// that a time zone set wrong by up to a day cannot open a gap between
+	// the dedup key's expiry and the age check.
+	eventAgeMargin = 24 * time.Hour
 )
 
 // Handler receives provider webhooks on a route: it verifies them,
@@ -75,6 +82,32 @@ type Handler struct {
 	// id is remembered for dedup). Pending and dead events are kept until
 	// delivered, replayed or purged. Default: 168h.
 	Retention caddy.Duration `json:"retention,omitempty"`
+
+	// DedupWindow is how long identical content from a provider without
+	// event ids (the loyalty platform) counts as the same event. Outside
+	// the window the same body is a new event, with an id of its own: the
+	// open-source loyalty sender's customer.updated carries only the
+	// customer id, so a second real update looks exactly like the first.
+	// 0 turns this dedup off. Default: 30s.
+	DedupWindow *caddy.Duration `json:"dedup_window,omitempty"`
+
+	// IDHeader names a request header that carries the sender's own id for
+	// the request, such as the hosted loyalty platform's
+	// X-Webhook-Request-Id. For a provider without event ids, a request
+	// with the header is deduplicated by it for the whole retention instead
+	// of by content within the dedup window. Default: none.
+	IDHeader string `json:"id_header,omitempty"`
+
+	// MaxItems is the most items one loyalty batch may carry; a larger
+	// batch gets 413. Default: 50000.
+	MaxItems int `json:"max_items,omitempty"`
+
+	// MaxEventAge refuses (400) an event whose own time, as the provider
+	// wrote it, is older than this: a captured request replayed after its
+	// dedup key expired must not be delivered again. Applies to providers
+	// with event ids (usaepay, sublytics). 0 turns the check off. Default:
+	// retention minus 24h (half the retention when that is 48h or less).
+	MaxEventAge *caddy.Duration `json:"max_event_age,omitempty"`
 
 	// Auth lists the checks a request must pass, all of them, on its raw
 	// bytes before anything parses it. Each check accepts several secrets so
@@ -146,6 +179,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Retention <= 0 {
 		h.Retention = caddy.Duration(defaultRetention)
 	}
+	if h.DedupWindow == nil {
+		d := caddy.Duration(defaultDedupWindow)
+		h.DedupWindow = &d
+	}
+	if h.MaxEventAge == nil {
+		age := time.Duration(h.Retention) - eventAgeMargin
+		if time.Duration(h.Retention) <= 2*eventAgeMargin {
+			age = time.Duration(h.Retention) / 2
+		}
+		d := caddy.Duration(age)
+		h.MaxEventAge = &d
+	}
 	if h.Deliver == "" {
 		h.Deliver = string(handlers.Sync)
 		if len(h.Upstreams) > 0 {
@@ -192,7 +237,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			Source:     h.Source,
 			TypePrefix: h.TypePrefix,
 			Location:   loc,
+			MaxItems:   h.MaxItems,
+			MaxAge:     time.Duration(*h.MaxEventAge),
 		},
+		DedupWindow:   time.Duration(*h.DedupWindow),
+		IDHeader:      h.IDHeader,
 		Verifiers:     verifiers,
 		SecretHeaders: secretHeaders,
 		MaxBodySize:   h.MaxBodySize,
@@ -286,6 +335,18 @@ func (h *Handler) Validate() error {
 	}
 	if err := normalize.CheckOptions(normalize.Options{TypePrefix: h.TypePrefix}); err != nil {
 		return fmt.Errorf("webhook_gateway: type_prefix: %w", err)
+	}
+	if h.DedupWindow != nil && *h.DedupWindow < 0 {
+		return fmt.Errorf("webhook_gateway: dedup_window must not be negative, got %s", time.Duration(*h.DedupWindow))
+	}
+	if h.MaxEventAge != nil && *h.MaxEventAge < 0 {
+		return fmt.Errorf("webhook_gateway: max_event_age must not be negative, got %s", time.Duration(*h.MaxEventAge))
+	}
+	if h.MaxItems < 0 {
+		return fmt.Errorf("webhook_gateway: max_items must be positive, got %d", h.MaxItems)
+	}
+	if h.IDHeader != "" && !httpguts.ValidHeaderFieldName(h.IDHeader) {
+		return fmt.Errorf("webhook_gateway: id_header %q is not a valid header name", h.IDHeader)
 	}
 	if h.MaxBodySize < 0 {
 		return fmt.Errorf("webhook_gateway: max_body_size must be positive, got %d", h.MaxBodySize)

@@ -87,14 +87,13 @@ type Outcome struct {
 	RetryAfter time.Duration
 }
 
-// Decision is the state an event moves to after an attempt.
+// Decision is the state an event moves to after an attempt, as the store
+// records it, with the words for the log.
 type Decision struct {
-	// Status is StatusDelivered, StatusRetrying or StatusDead.
-	Status store.Status
-	// NextAttemptAt is set when Status is StatusRetrying.
-	NextAttemptAt time.Time
-	// Reason explains a dead decision for logs and the operator.
-	Reason string
+	store.Decision
+	// Detail explains a dead decision for logs and the operator, with the
+	// numbers of the policy ("attempts exhausted (20)").
+	Detail string
 }
 
 // Decide applies the policy to attempt number attempts (scheduled attempts
@@ -109,18 +108,18 @@ func (b Backoff) Decide(o Outcome, attempts int, receivedAt, now time.Time) Deci
 	b = b.withDefaults()
 	switch {
 	case o.Status >= 200 && o.Status <= 299:
-		return Decision{Status: store.StatusDelivered}
+		return Decision{Decision: store.Delivered()}
 	case o.Status == http.StatusGone:
-		return Decision{Status: store.StatusDead, Reason: "backend answered 410 Gone"}
+		return Decision{store.Dead(store.DeadGone), "backend answered 410 Gone"}
 	case attempts >= b.MaxAttempts:
-		return Decision{Status: store.StatusDead, Reason: "attempts exhausted (" + strconv.Itoa(attempts) + ")"}
+		return Decision{store.Dead(store.DeadAttemptsExhausted), "attempts exhausted (" + strconv.Itoa(attempts) + ")"}
 	}
 	delay := max(b.Delay(attempts), min(o.RetryAfter, b.MaxRetryAfter))
 	next := now.Add(delay)
 	if next.After(receivedAt.Add(b.MaxAge)) {
-		return Decision{Status: store.StatusDead, Reason: "max age " + b.MaxAge.String() + " reached"}
+		return Decision{store.Dead(store.DeadMaxAge), "max age " + b.MaxAge.String() + " reached"}
 	}
-	return Decision{Status: store.StatusRetrying, NextAttemptAt: next}
+	return Decision{Decision: store.RetryAt(next)}
 }
 
 // ParseRetryAfter reads a Retry-After header: delay-seconds or an HTTP

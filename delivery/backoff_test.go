@@ -61,7 +61,7 @@ func TestBackoffDecide(t *testing.T) {
 			if d.Status != tc.want {
 				t.Fatalf("status = %s, want %s (%s)", d.Status, tc.want, d.Reason)
 			}
-			if d.Status == store.StatusDead && d.Reason == "" {
+			if d.Status == store.StatusDead && (d.Reason == "" || d.Detail == "") {
 				t.Error("dead without a reason")
 			}
 			if d.Status != store.StatusRetrying {

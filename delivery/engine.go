@@ -370,45 +370,29 @@ func (e *Engine) deliver(rec *store.Record) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 	defer cancel()
-	lost := false
-	_, err := e.cfg.Store.Update(ctx, rec.Source, rec.ID, true, func(r *store.Record) error {
-		r.Attempts = append(r.Attempts, res.Attempt)
-		if r.LeaseOwner != e.cfg.Owner {
-			// The lease ran out and another engine took the event: it owns
-			// the state now. The attempt is still history.
-			lost = true
-			return nil
-		}
-		r.LeaseOwner, r.LeaseUntil = "", time.Time{}
-		if r.Status == store.StatusDelivered {
-			return nil // a concurrent replay already delivered it
-		}
-		r.Status = dec.Status
-		r.NextAttemptAt = dec.NextAttemptAt
-		return nil
-	})
+	err := e.cfg.Store.RecordAttempt(ctx, rec.Source, rec.ID, e.cfg.Owner, res.Attempt, dec.Decision)
 	fields := []zap.Field{zap.Int("attempt", number), zap.Int("status", res.Attempt.Status),
 		zap.Duration("latency", res.Attempt.Latency)}
 	if res.Attempt.Error != "" {
 		fields = append(fields, zap.String("error", res.Attempt.Error))
 	}
 	switch {
+	case errors.Is(err, store.ErrLeaseLost):
+		log.Warn("lease lost during delivery attempt; another engine owns the event", fields...)
+		return
 	case err != nil:
 		// The event keeps its lease until it expires, then is retried: at
 		// least once, never lost. The backend may see it again.
 		log.Error("recording delivery attempt", append(fields, zap.NamedError("store_error", err))...)
-		return
-	case lost:
-		log.Warn("lease lost during delivery attempt; another engine owns the event", fields...)
 		return
 	}
 	switch dec.Status {
 	case store.StatusDelivered:
 		log.Debug("event delivered", fields...)
 	case store.StatusDead:
-		log.Warn("event dead: no further attempts", append(fields, zap.String("reason", dec.Reason))...)
+		log.Warn("event dead: no further attempts", append(fields, zap.String("reason", dec.Detail))...)
 		if e.cfg.Observer != nil {
-			e.cfg.Observer.Dead(rec.Source, dec.Reason)
+			e.cfg.Observer.Dead(rec.Source, dec.Detail)
 		}
 	default:
 		log.Info("delivery attempt failed; retry scheduled", append(fields, zap.Time("next_attempt_at", dec.NextAttemptAt))...)
@@ -441,13 +425,7 @@ func (e *Engine) wakeAt(at time.Time) {
 func (e *Engine) releaseLease(rec *store.Record, log *zap.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 	defer cancel()
-	_, err := e.cfg.Store.Update(ctx, rec.Source, rec.ID, false, func(r *store.Record) error {
-		if r.LeaseOwner == e.cfg.Owner {
-			r.LeaseOwner, r.LeaseUntil = "", time.Time{}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := e.cfg.Store.ReleaseLease(ctx, rec.Source, rec.ID, e.cfg.Owner); err != nil {
 		log.Warn("releasing lease on stop; the event waits for the lease to expire", zap.Error(err))
 	}
 }

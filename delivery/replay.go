@@ -90,15 +90,7 @@ func (e *Engine) Replay(ctx context.Context, source, id string, dryRun bool) (*R
 	// Record even if the caller has gone: the backend has seen the request.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
-	updated, err := e.cfg.Store.Update(rctx, source, id, true, func(r *store.Record) error {
-		r.Attempts = append(r.Attempts, res.Attempt)
-		r.Replays++
-		if delivered && r.Status != store.StatusReserved {
-			r.Status = store.StatusDelivered
-			r.NextAttemptAt = time.Time{}
-		}
-		return nil
-	})
+	updated, err := e.cfg.Store.RecordReplay(rctx, source, id, res.Attempt, delivered)
 	if err != nil {
 		return out, fmt.Errorf("replaying %s %s: sent (status %d) but not recorded: %w", source, id, res.Attempt.Status, err)
 	}

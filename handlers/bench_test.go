@@ -7,8 +7,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // paymentBody is a payment gateway event of about size bytes with a fresh
@@ -68,3 +70,81 @@ func benchmarkGateway(b *testing.B, mode Mode) {
 
 func BenchmarkGatewaySync(b *testing.B)  { benchmarkGateway(b, Sync) }
 func BenchmarkGatewayAsync(b *testing.B) { benchmarkGateway(b, Async) }
+
+// couponBatch is the loyalty platform's campaign.coupon_expiration as the
+// open-source sender posts it: every expiring coupon in one request.
+func couponBatch(n int) []byte {
+	var b strings.Builder
+	b.WriteString(`{"type":"campaign.coupon_expiration","data":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"customerId":"00000000-0000-474c-b092-%012d","customerEmail":"c%d@example.com","coupon":"WINTER-%08d","couponExpiresAt":"2026-12-31T23:59:59+01:00","couponStatus":"active"}`, i, i, i)
+	}
+	b.WriteString(`]}`)
+	return []byte(b.String())
+}
+
+// BenchmarkCouponBatch stores and acknowledges one loyalty batch on an
+// async route (real Badger, fsync): the sender gives the whole request one
+// second. Each iteration is a new batch (the customers differ), so dedup
+// finds nothing. heap-MB/op is the peak heap growth the batch caused, as
+// a multiple of the body in body-x.
+func BenchmarkCouponBatch(b *testing.B) {
+	for _, n := range []int{1000, 10000, 50000} {
+		b.Run(fmt.Sprintf("items=%d", n), func(b *testing.B) {
+			g, _ := newGateway(b, Async, "openloyalty")
+			g.MaxBodySize = 64 << 20
+			body := couponBatch(n)
+			b.SetBytes(int64(len(body)))
+			var peak uint64
+			for i := 0; b.Loop(); i++ {
+				// Another customer set each time: the same batch would be a
+				// duplicate inside the dedup window.
+				batch := []byte(strings.ReplaceAll(string(body), "474c", fmt.Sprintf("%04x", i%65536)))
+				req := httptest.NewRequest(http.MethodPost, "/hooks/openloyalty", strings.NewReader(string(batch)))
+				req.Header.Set(tokenHeader, token)
+				rec := httptest.NewRecorder()
+				var before runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				stop := watchHeap(&peak, before.HeapAlloc)
+				if err := g.ServeHTTP(rec, req, nil); err != nil {
+					b.Fatal(err)
+				}
+				stop()
+				if rec.Code != http.StatusAccepted {
+					b.Fatalf("answer %d: %.200s", rec.Code, rec.Body)
+				}
+			}
+			b.ReportMetric(float64(peak)/(1<<20), "heap-MB/op")
+			b.ReportMetric(float64(peak)/float64(len(body)), "body-x")
+		})
+	}
+}
+
+// watchHeap samples the heap every millisecond until stop is called and
+// keeps in *peak the largest growth over base seen in any run.
+func watchHeap(peak *uint64, base uint64) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		var ms runtime.MemStats
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapAlloc > base && ms.HeapAlloc-base > *peak {
+				*peak = ms.HeapAlloc - base
+			}
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}

@@ -79,6 +79,14 @@ type Gateway struct {
 	Mode Mode
 	// Retention is how long a delivered event is kept.
 	Retention time.Duration
+	// DedupWindow is how long an event whose id is derived from its content
+	// (the loyalty platform's) keeps identical content from being accepted
+	// again. Zero turns that dedup off: every such request is a new event.
+	DedupWindow time.Duration
+	// IDHeader, when set, names a request header carrying the sender's own
+	// request id (X-Webhook-Request-Id); for a provider without event ids,
+	// a request that has it is deduplicated by it instead of by content.
+	IDHeader string
 	// Store keeps dedup keys and events.
 	Store store.Store
 	// Headers builds the delivery headers in sync mode, the same way the
@@ -131,23 +139,21 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 	now := g.now()
 	opts := g.Normalize
 	opts.ReceivedAt = now
-	events, err := normalize.Normalize(body, opts)
+	if g.IDHeader != "" {
+		opts.RequestID = r.Header.Get(g.IDHeader)
+	}
+	in, provider, err := g.ingest(r, body, opts, now)
 	if err != nil {
-		g.observe(provider, OutcomeInvalid)
 		var inputErr *normalize.InputError
 		if errors.As(err, &inputErr) {
+			if inputErr.Kind == normalize.KindTooLarge {
+				g.observe(provider, OutcomeTooLarge)
+				return writeError(w, http.StatusRequestEntityTooLarge, inputErr.Error())
+			}
+			g.observe(provider, OutcomeInvalid)
 			return writeError(w, http.StatusBadRequest, inputErr.Error())
 		}
-		g.Logger.Error("normalizing webhook", zap.Error(err))
-		return writeError(w, http.StatusInternalServerError, "internal error")
-	}
-	if provider == normalize.Auto && len(events) > 0 {
-		provider = events[0].Provider
-	}
-
-	in, err := g.ingest(r, body, events, now)
-	if err != nil {
-		g.Logger.Error("encoding canonical event", zap.Error(err))
+		g.Logger.Error("building canonical events", zap.String("provider", provider), zap.Error(err))
 		g.observe(provider, OutcomeFailed)
 		return writeError(w, http.StatusInternalServerError, "internal error")
 	}
@@ -171,7 +177,7 @@ func (g *Gateway) serveAsync(w http.ResponseWriter, ctx context.Context, provide
 	answers := make([]eventAnswer, len(in.Records))
 	inserted := 0
 	for i, res := range results {
-		answers[i] = eventAnswer{ID: in.Records[i].ID}
+		answers[i] = eventAnswer{ID: answerID(in.Records[i], res)}
 		if res.Inserted {
 			answers[i].Status = statusAccepted
 			inserted++
@@ -204,7 +210,7 @@ func (g *Gateway) serveSync(w http.ResponseWriter, r *http.Request, provider str
 	answers := make([]eventAnswer, len(in.Records))
 	delivered, duplicates, inFlight, failed := 0, 0, 0, 0
 	for i, rec := range in.Records {
-		answers[i] = eventAnswer{ID: rec.ID}
+		answers[i] = eventAnswer{ID: answerID(rec, results[i])}
 		if !results[i].Inserted {
 			if results[i].Existing == store.StatusReserved {
 				// Another request is delivering this event right now and
@@ -281,13 +287,7 @@ func (g *Gateway) forward(r *http.Request, rec *store.Record, next Next) error {
 	if attempt.Status < 200 || attempt.Status > 299 {
 		return fmt.Errorf("backend answered %d", attempt.Status)
 	}
-	_, err = g.Store.Update(ctx, rec.Source, rec.ID, true, func(stored *store.Record) error {
-		stored.Status = store.StatusDelivered
-		stored.Attempts = append(stored.Attempts, attempt)
-		stored.LeaseOwner, stored.LeaseUntil = "", time.Time{}
-		return nil
-	})
-	if err != nil {
+	if err := g.Store.MarkDelivered(ctx, rec.Source, rec.ID, attempt); err != nil {
 		// The backend has the event but the gateway could not record it:
 		// answer as a failure so the provider retries; the backend sees the
 		// same Idempotency-Key again.
@@ -318,14 +318,16 @@ func (g *Gateway) redactPath(r *http.Request) {
 func (g *Gateway) release(ctx context.Context, rec *store.Record) {
 	// Release even if the request was cancelled: a stale reservation would
 	// block the provider's retry until its lease expires.
-	if err := g.Store.Release(context.WithoutCancel(ctx), rec.Source, rec.ID, rec.LeaseUntil); err != nil {
+	if err := g.Store.Release(context.WithoutCancel(ctx), rec.Source, rec.ID, rec.ReservedUntil); err != nil {
 		g.Logger.Error("releasing dedup reservation; the provider's retry waits for the lease to expire",
 			zap.String("source", rec.Source), zap.String("id", rec.ID), zap.Error(err))
 	}
 }
 
-// ingest builds the records to store from the normalized events.
-func (g *Gateway) ingest(r *http.Request, body []byte, events []schemas.Event, now time.Time) (*store.Ingest, error) {
+// ingest normalizes body and builds the records to store, one event at a
+// time, so that a large batch never exists as events and records at once.
+// It returns the provider the body was read as.
+func (g *Gateway) ingest(r *http.Request, body []byte, opts normalize.Options, now time.Time) (*store.Ingest, string, error) {
 	headers := r.Header.Clone()
 	for _, h := range g.SecretHeaders {
 		headers.Del(h)
@@ -337,15 +339,13 @@ func (g *Gateway) ingest(r *http.Request, body []byte, events []schemas.Event, n
 	if g.Mode == Sync {
 		status = store.StatusReserved
 	}
-	in := &store.Ingest{RawBody: body, Records: make([]*store.Record, len(events))}
-	for i := range events {
-		ev := &events[i]
-		// The attributes take well under 1 KB besides the data.
-		encoded, err := ev.AppendJSON(make([]byte, 0, len(ev.Data)+1024))
+	in := &store.Ingest{RawBody: body}
+	provider, err := normalize.Each(body, opts, func(ev *schemas.Event, contentKey string) error {
+		encoded, err := ev.AppendJSON(make([]byte, 0, ev.EncodedSize()))
 		if err != nil {
-			return nil, fmt.Errorf("event %s: %w", ev.ID, err)
+			return fmt.Errorf("event %s: %w", ev.ID, err)
 		}
-		in.Records[i] = &store.Record{
+		rec := &store.Record{
 			Source:        ev.Source,
 			ID:            ev.ID,
 			Provider:      ev.Provider,
@@ -354,13 +354,35 @@ func (g *Gateway) ingest(r *http.Request, body []byte, events []schemas.Event, n
 			ReceivedAt:    now,
 			Event:         encoded,
 			Headers:       headers,
-			BatchIndex:    i,
-			BatchSize:     len(events),
+			BatchIndex:    len(in.Records),
 			NextAttemptAt: now,
 			Retention:     g.Retention,
 		}
+		if contentKey != "" && g.DedupWindow > 0 {
+			rec.DedupKey, rec.DedupWindow = contentKey, g.DedupWindow
+		}
+		in.Records = append(in.Records, rec)
+		return nil
+	})
+	if provider == "" {
+		provider = g.Normalize.Provider
 	}
-	return in, nil
+	if err != nil {
+		return nil, provider, err
+	}
+	for _, rec := range in.Records {
+		rec.BatchSize = len(in.Records)
+	}
+	return in, provider, nil
+}
+
+// answerID is the id the provider is told: for a duplicate, the id of the
+// event that was stored first, which is the one the backend has.
+func answerID(rec *store.Record, res store.InsertResult) string {
+	if !res.Inserted && res.ExistingID != "" {
+		return res.ExistingID
+	}
+	return rec.ID
 }
 
 func (g *Gateway) maxBody() int64 {

@@ -82,6 +82,7 @@ func newGateway(t testing.TB, mode Mode, provider string) (*Gateway, *counter) {
 		MaxBodySize:   64 << 10,
 		Mode:          mode,
 		Retention:     time.Hour,
+		DedupWindow:   30 * time.Second,
 		Store:         openStore(t),
 		Headers:       delivery.NewHeaderBuilder(nil),
 		Observer:      obs,

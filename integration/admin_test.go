@@ -25,6 +25,7 @@ func adminSite(backend *backend, workers int) string {
 	route /hooks/usaepay {
 		webhook_gateway usaepay {
 			store_dir {{DIR}}/store
+			max_event_age off
 			auth hmac {env.TEST_SIG_KEY}
 			deliver async
 			upstream %s/events
@@ -39,6 +40,7 @@ func adminSite(backend *backend, workers int) string {
 	route /hooks/sublytics/* {
 		webhook_gateway sublytics {
 			store_dir {{DIR}}/store
+			max_event_age off
 			deliver sync
 			auth path_secret {env.TEST_SUBLYTICS_SECRET}
 		}

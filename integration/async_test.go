@@ -26,6 +26,7 @@ func asyncSite(backend, retry string) string {
 	route /hooks/usaepay {
 		webhook_gateway usaepay {
 			store_dir {{DIR}}/store
+			max_event_age off
 			auth hmac {env.TEST_SIG_KEY}
 			upstream ` + backend + `
 			workers 8

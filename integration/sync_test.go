@@ -346,6 +346,7 @@ func paymentRoute(be *backend, opts string) string {
 	return `http://127.0.0.1:{{PORT}} {
 	webhook_gateway usaepay {
 		store_dir {{DIR}}/store
+		max_event_age off
 		deliver sync
 		` + opts + `
 	}

@@ -6,81 +6,50 @@ import (
 	"github.com/webhookgw/caddy-webhook-gateway/internal/jsonscan"
 )
 
-// field indexes the top-level envelope members of all three providers.
-type field int
-
-const (
-	fType field = iota
-	fData
-	fCreatedAt
-	fWebhookType
-	fWebhookEvent
-	fWebhookEventID
-	fWebhookEventDate
-	fWebhookData
-	fEventType
-	fEventTriggered
-	fEventID
-	fEventBody
-	nFields
-)
-
-var fieldNames = [nFields]string{
-	fType:             "type",
-	fData:             "data",
-	fCreatedAt:        "createdAt",
-	fWebhookType:      "webhook_type",
-	fWebhookEvent:     "webhook_event",
-	fWebhookEventID:   "webhook_event_id",
-	fWebhookEventDate: "webhook_event_date",
-	fWebhookData:      "webhook_data",
-	fEventType:        "event_type",
-	fEventTriggered:   "event_triggered",
-	fEventID:          "event_id",
-	fEventBody:        "event_body",
-}
-
-func lookupField(name string) (field, bool) {
-	switch name {
-	case "type":
-		return fType, true
-	case "data":
-		return fData, true
-	case "createdAt":
-		return fCreatedAt, true
-	case "webhook_type":
-		return fWebhookType, true
-	case "webhook_event":
-		return fWebhookEvent, true
-	case "webhook_event_id":
-		return fWebhookEventID, true
-	case "webhook_event_date":
-		return fWebhookEventDate, true
-	case "webhook_data":
-		return fWebhookData, true
-	case "event_type":
-		return fEventType, true
-	case "event_triggered":
-		return fEventTriggered, true
-	case "event_id":
-		return fEventID, true
-	case "event_body":
-		return fEventBody, true
-	}
-	return 0, false
-}
-
-// envelope holds the raw top-level members the normalizers read, as
-// sub-slices of body. Names match exactly (unlike encoding/json's
-// case-insensitive struct matching) and, as in encoding/json, the last of
-// duplicate members wins. Other members are ignored.
+// envelope holds the top-level members of a body, as sub-slices of it.
+// Names match exactly (unlike encoding/json's case-insensitive struct
+// matching). Duplicate names are refused (I-JSON, RFC 7493): with two
+// "event_id" members, the gateway and the backend's parser could each read
+// a different one.
 type envelope struct {
-	body []byte
-	val  [nFields][]byte
-	off  [nFields]int
+	body    []byte
+	members []memberAt
 }
 
-func (e *envelope) has(f field) bool { return e.val[f] != nil }
+// memberAt is one object member: its decoded name, its raw value and the
+// value's offset in the body.
+type memberAt struct {
+	name string
+	val  []byte
+	off  int
+}
+
+// get returns the raw value of the member called name, or nil.
+func (e *envelope) get(name string) []byte {
+	if m := e.find(name); m != nil {
+		return m.val
+	}
+	return nil
+}
+
+// offset returns the body offset of the member called name, or -1.
+func (e *envelope) offset(name string) int {
+	if m := e.find(name); m != nil {
+		return m.off
+	}
+	return -1
+}
+
+func (e *envelope) has(name string) bool { return e.find(name) != nil }
+
+func (e *envelope) find(name string) *memberAt {
+	for i := range e.members {
+		if e.members[i].name == name {
+			return &e.members[i]
+		}
+	}
+	return nil
+}
 
 // parseEnvelope checks that body is a UTF-8 JSON object and indexes its
 // top-level members.
@@ -98,93 +67,76 @@ func parseEnvelope(body []byte, env *envelope) *InputError {
 		return envelopeErr("", body, start, "body must be a JSON object, got "+jsonKind(body[start:]))
 	}
 	env.body = body
+	env.members = env.members[:0]
+	var ierr *InputError
+	eachUnique(body, start, "", func(name string, val []byte, off int) {
+		env.members = append(env.members, memberAt{name: name, val: val, off: off})
+	}, &ierr)
+	return ierr
+}
+
+// uniqueObject checks that the object at body[off:] (when it is one) has no
+// duplicate member names; path names it in the error ("event_body").
+func uniqueObject(provider string, body []byte, off int, path string) *InputError {
+	if off < 0 || off >= len(body) || body[off] != '{' {
+		return nil
+	}
+	var ierr *InputError
+	eachUnique(body, off, path, nil, &ierr)
+	if ierr != nil {
+		ierr.Provider = provider
+	}
+	return ierr
+}
+
+// smallObject is how many members are compared pairwise before a map is
+// worth its allocation.
+const smallObject = 16
+
+// eachUnique calls fn (if not nil) with each member of the object at
+// body[start] and sets *ierr, stopping, at the first duplicate name.
+func eachUnique(body []byte, start int, path string, fn func(name string, val []byte, off int), ierr **InputError) {
+	var small [smallObject]string
+	names := small[:0]
+	var seen map[string]struct{}
 	it := newObjIter(body[start:])
 	for {
 		k, v, off, ok := it.next()
 		if !ok {
-			return nil
+			return
 		}
-		inner := k[1 : len(k)-1]
-		f, known := lookupField(string(inner))
-		if !known && bytes.IndexByte(inner, '\\') >= 0 {
-			if s, ok := decodeString(k); ok {
-				f, known = lookupField(s)
+		name := string(k[1 : len(k)-1])
+		if bytes.IndexByte(k, '\\') >= 0 {
+			name, _ = decodeString(k)
+		}
+		dup := false
+		if seen == nil {
+			for _, n := range names {
+				dup = dup || n == name
 			}
+			names = append(names, name)
+			if len(names) == smallObject {
+				seen = make(map[string]struct{}, 2*smallObject)
+				for _, n := range names {
+					seen[n] = struct{}{}
+				}
+			}
+		} else {
+			_, dup = seen[name]
+			seen[name] = struct{}{}
 		}
-		if known {
-			env.val[f] = v
-			env.off[f] = start + off
+		if dup {
+			field := name
+			if path != "" {
+				field = path + "." + name
+			}
+			*ierr = fieldErr("", field, body, start+off, "member appears more than once; JSON member names must be unique (RFC 7493)")
+			return
+		}
+		if fn != nil {
+			fn(name, v, start+off)
 		}
 	}
-}
-
-var (
-	sublyticsFields = []field{fWebhookType, fWebhookEvent, fWebhookEventID, fWebhookEventDate, fWebhookData}
-	usaepayFields   = []field{fEventType, fEventTriggered, fEventID, fEventBody}
-)
-
-// expected says, per provider, which fields its envelope has.
-var expected = map[string]string{
-	OpenLoyalty: `type, data and optionally createdAt`,
-	Sublytics:   `webhook_type, webhook_event, webhook_event_id, webhook_event_date and webhook_data`,
-	USAePay:     `type ("event"), event_type, event_triggered, event_id and event_body`,
-}
-
-const noEnvelope = `body matches no known envelope: expected the fields of openloyalty (type, data), ` +
-	`sublytics (webhook_type, webhook_event, webhook_event_id, webhook_event_date, webhook_data) ` +
-	`or usaepay (type "event", event_type, event_triggered, event_id, event_body)`
-
-// detect names the provider whose envelope env looks like. Each provider's
-// own member names decide: webhook_* is Sublytics, event_* is USAePay, and
-// data or createdAt (or a type other than "event") is the loyalty platform.
-// mixed reports members of both Sublytics and USAePay.
-func detect(env *envelope) (provider string, mixed bool) {
-	sub, usa := false, false
-	for _, f := range sublyticsFields {
-		sub = sub || env.has(f)
-	}
-	for _, f := range usaepayFields {
-		usa = usa || env.has(f)
-	}
-	switch {
-	case sub && usa:
-		return "", true
-	case sub:
-		return Sublytics, false
-	case usa:
-		return USAePay, false
-	case env.has(fData) || env.has(fCreatedAt):
-		return OpenLoyalty, false
-	case env.has(fType):
-		if s, ok := decodeString(env.val[fType]); ok && s == "event" {
-			return USAePay, false
-		}
-		return OpenLoyalty, false
-	}
-	return "", false
-}
-
-// resolve picks the provider to read env as, given the route's setting.
-func resolve(env *envelope, want string) (string, *InputError) {
-	got, mixed := detect(env)
-	if want == Auto {
-		switch {
-		case mixed:
-			return "", envelopeErr("", env.body, -1, "body mixes the sublytics (webhook_*) and usaepay (event_*) envelopes; expected one of them")
-		case got == "":
-			return "", envelopeErr("", env.body, -1, noEnvelope)
-		}
-		return got, nil
-	}
-	switch {
-	case got == want || mixed:
-		// A mixed body is read as the configured provider; its own
-		// required fields decide.
-		return want, nil
-	case got == "":
-		return "", envelopeErr(want, env.body, -1, "body is not the "+want+" envelope: expected "+expected[want])
-	}
-	return "", envelopeErr(want, env.body, -1, "body is not the "+want+" envelope (it looks like "+got+"): expected "+expected[want])
 }
 
 // Detect reports which provider's envelope body is, from its top-level
@@ -202,5 +154,5 @@ func Detect(body []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return p, nil
+	return p.name, nil
 }

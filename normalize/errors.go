@@ -22,6 +22,9 @@ const (
 	// KindField: an envelope field is missing, of the wrong JSON type or
 	// malformed.
 	KindField
+	// KindTooLarge: a batch has more items than the route accepts (answer
+	// 413, not 400: the body is well-formed but too big).
+	KindTooLarge
 )
 
 // String names the kind, for logs and metric labels.
@@ -33,6 +36,8 @@ func (k ErrorKind) String() string {
 		return "envelope"
 	case KindField:
 		return "field"
+	case KindTooLarge:
+		return "too_large"
 	}
 	return "unknown"
 }

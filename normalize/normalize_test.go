@@ -76,8 +76,19 @@ func TestFixtures(t *testing.T) {
 }
 
 func equalEvents(a, b schemas.Event) bool {
-	return a.ID == b.ID && a.Source == b.Source && a.Type == b.Type && a.Subject == b.Subject &&
+	return sameID(a.ID, b.ID) && a.Source == b.Source && a.Type == b.Type && a.Subject == b.Subject &&
 		a.Time.Equal(b.Time) && bytes.Equal(a.Data, b.Data) && a.Provider == b.Provider && a.ReceivedAt.Equal(b.ReceivedAt)
+}
+
+// sameID compares ids, taking two derived ids of the same content (which
+// differ in their random part) as the same.
+func sameID(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ka, _, okA := strings.Cut(a, "-")
+	kb, _, okB := strings.Cut(b, "-")
+	return okA && okB && len(ka) == derivedKeyDigits && ka == kb
 }
 
 // checkAgainstDocument recomputes id, time, subject and data from the
@@ -110,13 +121,19 @@ func checkAgainstDocument(t *testing.T, provider string, doc any, ev schemas.Eve
 	}
 	switch provider {
 	case USAePay:
-		id = str(path(doc, "event_id"))
+		id = strings.ToLower(str(path(doc, "event_id")))
 		subject = str(path(doc, "event_body", "object", "key"))
 		when = local(str(path(doc, "event_triggered")))
 		data = path(doc, "event_body")
 	case Sublytics:
-		id = str(path(doc, "webhook_event_id"))
-		subject = str(path(doc, "webhook_data", str(path(doc, "webhook_type")), "id"))
+		id = str(path(doc, "webhook_type")) + ":" + str(path(doc, "webhook_event_id"))
+		if ev.ProviderEventID != str(path(doc, "webhook_event_id")) {
+			t.Errorf("providereventid = %q", ev.ProviderEventID)
+		}
+		object := path(doc, "webhook_data", str(path(doc, "webhook_type")))
+		if subject = str(path(object, "id")); subject == "" {
+			subject = str(path(object, "shipment_id"))
+		}
 		when = local(str(path(doc, "webhook_event_date")))
 		data = path(doc, "webhook_data")
 	case OpenLoyalty:
@@ -136,7 +153,11 @@ func checkAgainstDocument(t *testing.T, provider string, doc any, ev schemas.Eve
 			}
 			when = tm
 		}
-		id = oracleID(t, "/"+OpenLoyalty, str(path(doc, "type")), data)
+		key := oracleKey(t, "/"+OpenLoyalty, str(path(doc, "type")), str(path(doc, "createdAt")), data)
+		if !DerivedFrom(ev.ID, key) {
+			t.Errorf("id = %q, not derived from %s", ev.ID, key)
+		}
+		id = ev.ID
 	}
 	if ev.ID != id {
 		t.Errorf("id = %q, want %q", ev.ID, id)
@@ -153,10 +174,10 @@ func checkAgainstDocument(t *testing.T, provider string, doc any, ev schemas.Eve
 	}
 }
 
-// oracleID derives a loyalty id with encoding/json's own sorted-key
-// encoding, a second implementation of the documented canonical form for
-// data without the characters the two escape differently.
-func oracleID(t *testing.T, source, typ string, data any) string {
+// oracleKey derives a loyalty content key with encoding/json's own
+// sorted-key encoding, a second implementation of the documented canonical
+// form for data without the characters the two escape differently.
+func oracleKey(t *testing.T, source, typ, createdAt string, data any) string {
 	t.Helper()
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -169,6 +190,8 @@ func oracleID(t *testing.T, source, typ string, data any) string {
 	in = append(in, source...)
 	in = binary.BigEndian.AppendUint64(in, uint64(len(typ)))
 	in = append(in, typ...)
+	in = binary.BigEndian.AppendUint64(in, uint64(len(createdAt)))
+	in = append(in, createdAt...)
 	in = append(in, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
 	sum := sha256.Sum256(in)
 	return hex.EncodeToString(sum[:])
@@ -183,15 +206,16 @@ func TestSeedExamples(t *testing.T) {
 	}{
 		{"usaepay/transaction.sale.success.json", "c088bc2884a2c3b4043991b04d96ceda7c65043778233dedb26bfd5853705dfd",
 			"transaction.sale.success", "1nftvzx7xtcggm3", "2021-04-07T15:14:26Z"},
-		{"sublytics/order_updated.json", "1324319", "order_updated", "223827", "2021-04-15T11:13:33Z"},
-		{"sublytics/transaction_completed.json", "1324324", "transaction_completed", "853565", "2021-04-15T11:13:34Z"},
-		{"sublytics/order_offer_updated.json", "4779", "order_offer_updated", "145148", "2021-03-19T14:46:01Z"},
-		{"sublytics/shipment_shipped.json", "1324396", "shipment_shipped", "447405", "2021-04-15T11:13:45Z"},
-		{"sublytics/extra/format.json", "4806", "order_updated", "", "2021-03-19T18:38:40Z"},
-		{"sublytics/extra/order_offer_updated_v2.json", "10001", "order_offer_updated", "145148", "2021-03-19T14:46:01Z"},
-		// The derived ids are golden values: changing them changes every
-		// stored loyalty event's dedup key.
-		{"openloyalty/customer.updated.json", "b872d124bc509465aaa61d6e6d3b8c3ece9571f0b9750a531233bc4b58bd4c20",
+		{"sublytics/order_updated.json", "order:1324319", "order_updated", "223827", "2021-04-15T11:13:33Z"},
+		{"sublytics/transaction_completed.json", "transaction:1324324", "transaction_completed", "853565", "2021-04-15T11:13:34Z"},
+		{"sublytics/order_offer_updated.json", "order_offer:4779", "order_offer_updated", "145148", "2021-03-19T14:46:01Z"},
+		{"sublytics/shipment_shipped.json", "shipment:1324396", "shipment_shipped", "447405", "2021-04-15T11:13:45Z"},
+		{"sublytics/extra/format.json", "order:4806", "order_updated", "", "2021-03-19T18:38:40Z"},
+		{"sublytics/extra/order_offer_updated_v2.json", "order_offer:10001", "order_offer_updated", "145148", "2021-03-19T14:46:01Z"},
+		// The content key of a derived id is a golden value: changing it
+		// changes every loyalty event's dedup key (the id shows its first
+		// 32 digits; the rest of the id is random).
+		{"openloyalty/customer.updated.json", "f5df2b2f29390065887582f479331306cca566aaf0ad212d8ad9288dab246d0a",
 			"customer.updated", "32c764d9-ddd5-401f-ac13-a7fcba0982ff", "2026-11-22T10:00:00.123456Z"},
 		{"openloyalty/transaction.registered.json", "", "transaction.registered", "cb4cc2f7-d897-4fe0-b5a6-9b67a91c0729", "2026-11-22T10:00:00.123456Z"},
 		{"openloyalty/customer.bought_campaign.json", "", "customer.bought_campaign", "00000000-0000-474c-b092-b0dd880c07e1", "2020-09-24T12:09:13Z"},
@@ -201,7 +225,11 @@ func TestSeedExamples(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.fixture, func(t *testing.T) {
 			ev := normalizeOne(t, readFixture(t, c.fixture), opts(Auto))
-			if c.id != "" && ev.ID != c.id {
+			if len(c.id) == 64 && ev.Provider == OpenLoyalty {
+				if !DerivedFrom(ev.ID, c.id) {
+					t.Errorf("id = %q, not derived from %s", ev.ID, c.id)
+				}
+			} else if c.id != "" && ev.ID != c.id {
 				t.Errorf("id = %q, want %q", ev.ID, c.id)
 			}
 			if ev.Type != c.typ || ev.Subject != c.subject {
@@ -348,6 +376,8 @@ func TestAbsentProviderTime(t *testing.T) {
 
 func TestSublyticsIDForms(t *testing.T) {
 	base := readFixture(t, "sublytics/order_offer_updated.json")
+	// The fixture's webhook_type is order_offer: the id carries it, the
+	// provider's number is providereventid.
 	cases := []struct{ raw, want string }{
 		{`"4779"`, "4779"},
 		{`4779`, "4779"},
@@ -359,8 +389,8 @@ func TestSublyticsIDForms(t *testing.T) {
 	for _, c := range cases {
 		body := bytes.Replace(base, []byte(`"webhook_event_id": "4779"`), []byte(`"webhook_event_id": `+c.raw), 1)
 		ev := normalizeOne(t, body, opts(Sublytics))
-		if ev.ID != c.want {
-			t.Errorf("webhook_event_id %s: id = %q, want %q", c.raw, ev.ID, c.want)
+		if ev.ID != "order_offer:"+c.want || ev.ProviderEventID != c.want {
+			t.Errorf("webhook_event_id %s: id = %q, providereventid %q; want order_offer:%s", c.raw, ev.ID, ev.ProviderEventID, c.want)
 		}
 	}
 	// A numeric subject is kept as written too.
@@ -373,7 +403,7 @@ func TestSublyticsIDForms(t *testing.T) {
 func TestDerivedID(t *testing.T) {
 	id := func(source, typ, data string) string {
 		t.Helper()
-		s, err := DeriveID(source, typ, []byte(data))
+		s, err := ContentKey(source, typ, "", []byte(data))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -412,8 +442,11 @@ func TestDerivedID(t *testing.T) {
 	if id("/s", "t", `{"k":1,"k":2}`) != id("/s", "t", `{"k":2}`) {
 		t.Error("duplicate member: last should win")
 	}
-	if _, err := DeriveID("/s", "t", []byte(`{"k":`)); err == nil {
-		t.Error("DeriveID accepted invalid JSON")
+	if _, err := ContentKey("/s", "t", "", []byte(`{"k":`)); err == nil {
+		t.Error("ContentKey accepted invalid JSON")
+	}
+	if k1, _ := ContentKey("/s", "t", "2020-09-24T14:09:13+02:00", []byte(`{}`)); k1 == id("/s", "t", `{}`) {
+		t.Error("createdAt is not part of the key")
 	}
 
 	// Through Normalize: the same notification re-sent with other
@@ -426,18 +459,21 @@ func TestDerivedID(t *testing.T) {
 	reformatted, _ := json.Marshal(generic) // sorted keys, no whitespace
 	e1 := normalizeOne(t, body, opts(OpenLoyalty))
 	e2 := normalizeOne(t, reformatted, opts(OpenLoyalty))
-	if e1.ID != e2.ID {
-		t.Errorf("reformatted body got another id: %s vs %s", e1.ID, e2.ID)
+	if !sameID(e1.ID, e2.ID) {
+		t.Errorf("reformatted body got another content key: %s vs %s", e1.ID, e2.ID)
+	}
+	if e1.ID == e2.ID {
+		t.Errorf("two requests share the id %s: each accepted event needs its own", e1.ID)
 	}
 	o := opts(OpenLoyalty)
 	o.Source = "/loyalty-eu"
-	if e3 := normalizeOne(t, body, o); e3.ID == e1.ID {
-		t.Error("another source got the same id")
+	if e3 := normalizeOne(t, body, o); sameID(e3.ID, e1.ID) {
+		t.Error("another source got the same content key")
 	}
 	o = opts(OpenLoyalty)
 	o.TypePrefix = "loyalty."
-	if e4 := normalizeOne(t, body, o); e4.ID != e1.ID || e4.Type != "loyalty.customer.registered" {
-		t.Errorf("prefix: id %s type %s; the id must not depend on the prefix", e4.ID, e4.Type)
+	if e4 := normalizeOne(t, body, o); !sameID(e4.ID, e1.ID) || e4.Type != "loyalty.customer.registered" {
+		t.Errorf("prefix: id %s type %s; the key must not depend on the prefix", e4.ID, e4.Type)
 	}
 }
 
@@ -451,7 +487,8 @@ func TestLoyaltyBatch(t *testing.T) {
 		t.Fatalf("got %d events, want 3", len(evs))
 	}
 	var env struct {
-		Data []json.RawMessage `json:"data"`
+		Data      []json.RawMessage `json:"data"`
+		CreatedAt string            `json:"createdAt"`
 	}
 	if err := json.Unmarshal(body, &env); err != nil {
 		t.Fatal(err)
@@ -472,9 +509,9 @@ func TestLoyaltyBatch(t *testing.T) {
 		if cap(ev.Data) != len(ev.Data) {
 			t.Errorf("item %d data can grow into its neighbour", i)
 		}
-		// An item alone in a POST is the same notification: same id.
-		single := []byte(`{"type":"account.expiring_points_notification","data":` + string(env.Data[i]) + `}`)
-		if one := normalizeOne(t, single, opts(OpenLoyalty)); one.ID != ev.ID {
+		// An item alone in a POST is the same notification: same key.
+		single := []byte(`{"type":"account.expiring_points_notification","createdAt":"` + env.CreatedAt + `","data":` + string(env.Data[i]) + `}`)
+		if one := normalizeOne(t, single, opts(OpenLoyalty)); !sameID(one.ID, ev.ID) {
 			t.Errorf("item %d: id %s alone, %s in a batch", i, one.ID, ev.ID)
 		}
 	}

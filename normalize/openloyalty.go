@@ -1,115 +1,220 @@
 package normalize
 
 import (
+	crand "crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/webhookgw/caddy-webhook-gateway/internal/jsonscan"
 	"github.com/webhookgw/caddy-webhook-gateway/schemas"
 )
+
+func init() {
+	register(&provider{
+		name:     OpenLoyalty,
+		envelope: "type, data and optionally createdAt",
+		detect: func(env *envelope) claim {
+			switch {
+			case env.has("data") || env.has("createdAt"):
+				return claimMedium
+			case env.has("type"):
+				if s, ok := decodeString(env.get("type")); !ok || s != "event" {
+					return claimWeak
+				}
+			}
+			return claimNone
+		},
+		read:       (*reader).openLoyalty,
+		derivesIDs: true,
+		eventTypes: []string{
+			"customer.updated",
+			"customer.deleted",
+			"customer.registered",
+			"customer.deactivated",
+			"customer.level_changed_automatically",
+			"customer.level_changed",
+			"transaction.registered",
+			"transaction.assigned_to_customer",
+			"account.available_points_amount_changed",
+			"customer.bought_campaign",
+			"account.expiring_points_notification",
+			"account.points_transfer",
+			"account.expiring_level_notification",
+			"campaign.coupon_expiration",
+		},
+	})
+}
+
+// LoyaltyBatchTypes are the loyalty types whose data the platform may send as
+// an array of items. Normalize splits an array for any loyalty type; these
+// are the ones a simulator should batch.
+var LoyaltyBatchTypes = []string{
+	"account.expiring_points_notification",
+	"account.expiring_level_notification",
+	"campaign.coupon_expiration",
+}
 
 // openLoyalty reads the loyalty platform's envelope:
 //
 //	{"type": "customer.updated", "createdAt": "2020-09-24T14:09:13+02:00",
 //	 "data": {"customerId": ...}}
 //
-// data may also be an array of objects (the expiring-notification types
-// batch up to 1000 customers in one POST); each item becomes its own event,
-// with an id derived from its content (see DeriveID) and the envelope's
-// type and time. subject is the item's customerId, else transactionId,
-// else accountId.
-func (r *reader) openLoyalty() ([]schemas.Event, *InputError) {
+// data may also be an array of objects (the expiring notifications come in
+// chunks of 1000, expiring coupons all in one POST); each item becomes its
+// own event with the envelope's type and time. subject is the item's
+// customerId, else transactionId, else accountId.
+//
+// The platform sends no event id. With a request id (Options.RequestID) the
+// event's id is that id ("<id>.<index>" for batch items). Otherwise the id
+// is the first 32 hex digits of the item's content key (ContentKey), a '-'
+// and 16 random hex digits drawn once per request: identical bodies share
+// the key, which a route dedups within its short window, but every accepted
+// event has an id of its own, so a backend keying on Idempotency-Key never
+// drops a real second update with the same content.
+func (r *reader) openLoyalty(emit emitFunc) *InputError {
 	var env schemas.OpenLoyaltyEnvelope
 	var err *InputError
-	if env.Type, err = r.str(fType, true); err != nil {
-		return nil, err
+	if env.Type, err = r.str("type", true); err != nil {
+		return err
 	}
-	if env.CreatedAt, err = r.str(fCreatedAt, false); err != nil {
-		return nil, err
+	if env.CreatedAt, err = r.str("createdAt", false); err != nil {
+		return err
 	}
-	data := r.env.val[fData]
+	data := r.env.get("data")
 	if data == nil {
-		return nil, r.fieldErr(fData, -1, "is required")
+		return r.fieldErr("data", -1, "is required")
 	}
-	dataOff := r.env.off[fData]
+	dataOff := r.env.offset("data")
 	switch data[0] {
 	case '{':
+		if err = r.unique(data, "data"); err != nil {
+			return err
+		}
 	case '[':
 		if err = r.checkBatch(data, dataOff); err != nil {
-			return nil, err
+			return err
 		}
 	default:
-		return nil, r.fieldErr(fData, dataOff, "must be a JSON object or an array of objects, got %s", jsonKind(data))
+		return r.fieldErr("data", dataOff, "must be a JSON object or an array of objects, got %s", jsonKind(data))
 	}
 	env.Data = data
 	if err = r.check(&env); err != nil {
-		return nil, err
+		return err
 	}
 
 	t := r.received
 	if env.CreatedAt != "" {
 		ct, perr := schemas.ParseRFC3339(env.CreatedAt)
 		if perr != nil { // only the range can fail after check
-			return nil, r.fieldErr(fCreatedAt, r.env.off[fCreatedAt], "%v", perr)
+			return r.fieldErr("createdAt", r.env.offset("createdAt"), "%v", perr)
 		}
 		t = ct
 	}
 
 	c := canonPool.Get().(*canonical)
 	defer canonPool.Put(c)
-	// One copy for the whole batch; items are capped sub-slices of it, so an
-	// append to one item's Data cannot overwrite the next.
-	owned := clone(data)
-	if owned[0] == '{' {
-		return []schemas.Event{r.loyaltyEvent(c, env.Type, t, owned)}, nil
+	var nonce string
+	if r.opts.RequestID == "" {
+		var b [8]byte
+		_, _ = crand.Read(b[:]) // never fails (crypto/rand)
+		nonce = hex.EncodeToString(b[:])
 	}
-	events := make([]schemas.Event, 0, 8)
-	jsonscan.EachItem(owned, func(item []byte, _ int) bool {
-		events = append(events, r.loyaltyEvent(c, env.Type, t, item[:len(item):len(item)]))
-		return true
+	one := func(item []byte, index int) error {
+		var id, key string
+		switch {
+		case r.opts.RequestID != "" && data[0] == '{':
+			id = normalizeID(r.opts.RequestID)
+		case r.opts.RequestID != "":
+			id = normalizeID(r.opts.RequestID) + "." + strconv.Itoa(index)
+		default:
+			key = contentKey(c, r.source, env.Type, env.CreatedAt, item)
+			id = key[:derivedKeyDigits] + "-" + nonce
+		}
+		return emit(r.event(id, env.Type, loyaltySubject(item), t, item), key)
+	}
+	if data[0] == '{' {
+		return stopped(one(data, 0))
+	}
+	var ferr error
+	n := 0
+	jsonscan.EachItem(data, func(item []byte, _ int) bool {
+		ferr = one(item, n)
+		n++
+		return ferr == nil
 	})
-	return events, nil
+	return stopped(ferr)
 }
 
-// checkBatch reports an empty array or an item that is not an object, by
-// index, before anything else is built.
+// stopped turns the error of an emit, which Each reports itself, into the
+// reader's result.
+func stopped(err error) *InputError {
+	if err != nil {
+		return errStopped
+	}
+	return nil
+}
+
+// errStopped tells Each that emit failed; Each returns emit's own error.
+var errStopped = &InputError{Kind: KindField, Reason: "stopped"}
+
+// derivedKeyDigits is how much of the content key a derived id shows.
+const derivedKeyDigits = 32
+
+// DerivedFrom reports whether id is a derived id (see Normalize) of the
+// content key key, so that a tool holding the sent bodies can match the
+// events delivered for them.
+func DerivedFrom(id, key string) bool {
+	return len(key) >= derivedKeyDigits && len(id) > derivedKeyDigits &&
+		id[:derivedKeyDigits] == key[:derivedKeyDigits] && id[derivedKeyDigits] == '-'
+}
+
+// checkBatch reports an empty array, too many items, or an item that is not
+// an object or repeats a member name, by index, before any event is built.
 func (r *reader) checkBatch(data []byte, dataOff int) *InputError {
+	limit := r.opts.MaxItems
+	if limit == 0 {
+		limit = DefaultMaxItems
+	}
 	var err *InputError
 	n := 0
 	jsonscan.EachItem(data, func(item []byte, off int) bool {
-		if item[0] != '{' {
-			err = fieldErr(r.provider, "data["+strconv.Itoa(n)+"]", r.env.body, dataOff+off, "must be a JSON object, got %s", jsonKind(item))
-			return false
+		path := "data[" + strconv.Itoa(n) + "]"
+		switch {
+		case n == limit:
+			err = &InputError{Kind: KindTooLarge, Provider: r.provider, Field: "data", Offset: -1,
+				Reason: fmt.Sprintf("batch has more than %d items, the most this route accepts", limit)}
+		case item[0] != '{':
+			err = fieldErr(r.provider, path, r.env.body, dataOff+off, "must be a JSON object, got %s", jsonKind(item))
+		default:
+			err = uniqueObject(r.provider, r.env.body, dataOff+off, path)
 		}
 		n++
-		return true
+		return err == nil
 	})
 	if err == nil && n == 0 {
-		err = r.fieldErr(fData, dataOff, "must not be an empty array")
+		err = r.fieldErr("data", dataOff, "must not be an empty array")
 	}
 	return err
-}
-
-func (r *reader) loyaltyEvent(c *canonical, typ string, t time.Time, item []byte) schemas.Event {
-	return r.event(deriveID(c, r.source, typ, item), typ, loyaltySubject(item), t, item)
 }
 
 // canonPool recycles canonical-JSON buffers: a loyalty batch hashes up to
 // a thousand items per request.
 var canonPool = sync.Pool{New: func() any { return &canonical{out: make([]byte, 0, 1024)} }}
 
-// deriveID is DeriveID for data known to be valid JSON.
-func deriveID(c *canonical, source, typ string, data []byte) string {
+// contentKey is ContentKey for data known to be valid JSON.
+func contentKey(c *canonical, source, typ, createdAt string, data []byte) string {
 	c.out = binary.BigEndian.AppendUint64(c.out[:0], uint64(len(source)))
 	c.out = append(c.out, source...)
 	c.out = binary.BigEndian.AppendUint64(c.out, uint64(len(typ)))
 	c.out = append(c.out, typ...)
+	c.out = binary.BigEndian.AppendUint64(c.out, uint64(len(createdAt)))
+	c.out = append(c.out, createdAt...)
 	c.value(data, 0)
 	sum := sha256.Sum256(c.out)
 	if cap(c.out) > 1<<20 {
@@ -118,31 +223,33 @@ func deriveID(c *canonical, source, typ string, data []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// DeriveID returns the id the gateway gives a loyalty event, which carries
-// no id of its own: the lowercase hex SHA-256 of
+// ContentKey returns the key a loyalty event, which carries no id of its
+// own, is deduplicated by within a route's dedup window: the lowercase hex
+// SHA-256 of
 //
-//	len(source) || source || len(eventType) || eventType || canonical(data)
+//	len(source) || source || len(eventType) || eventType ||
+//	len(createdAt) || createdAt || canonical(data)
 //
 // where each len is an unsigned 64-bit big-endian byte count, so no two
-// different (source, eventType, data) triples hash the same bytes. source is
-// the event's CloudEvents source; eventType is the provider's own type,
-// without the route's prefix; data is the event's data (one batch item).
+// different tuples hash the same bytes. source is the event's CloudEvents
+// source; eventType is the provider's own type, without the route's prefix;
+// createdAt is the envelope's createdAt exactly as sent ("" when absent), so
+// the same data at another time is another event; data is one batch item.
 //
 // canonical(data) is data without insignificant whitespace, object members
-// sorted by the bytes of their UTF-8 names (the last of duplicate names
-// wins), strings re-escaped minimally (only '"', '\\' and control
-// characters: \b \f \n \r \t, else \u00xx), and numbers exactly as written,
-// so 1.0 and 1 differ. A provider that re-sends the same notification,
-// whatever its key order or whitespace, gets the same id and is
-// deduplicated.
-func DeriveID(source, eventType string, data []byte) (string, error) {
+// sorted by the bytes of their UTF-8 names, strings re-escaped minimally
+// (only '"', '\\' and control characters: \b \f \n \r \t, else \u00xx), and
+// numbers exactly as written, so 1.0 and 1 differ. A transport-level repeat
+// of the same notification, whatever its key order or whitespace, gets the
+// same key.
+func ContentKey(source, eventType, createdAt string, data []byte) (string, error) {
 	data = jsonscan.TrimWS(data)
 	if !json.Valid(data) {
-		return "", errors.New("normalize: DeriveID: data is not valid JSON")
+		return "", errors.New("normalize: ContentKey: data is not valid JSON")
 	}
 	c := canonPool.Get().(*canonical)
 	defer canonPool.Put(c)
-	return deriveID(c, source, eventType, data), nil
+	return contentKey(c, source, eventType, createdAt, data), nil
 }
 
 // loyaltySubject picks customerId, else transactionId, else accountId of

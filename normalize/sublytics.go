@@ -2,45 +2,115 @@ package normalize
 
 import "github.com/webhookgw/caddy-webhook-gateway/schemas"
 
+func init() {
+	register(&provider{
+		name:     Sublytics,
+		envelope: "webhook_type, webhook_event, webhook_event_id, webhook_event_date and webhook_data",
+		detect: func(env *envelope) claim {
+			for _, f := range []string{"webhook_type", "webhook_event", "webhook_event_id", "webhook_event_date", "webhook_data"} {
+				if env.has(f) {
+					return claimStrong
+				}
+			}
+			return claimNone
+		},
+		read:       (*reader).sublytics,
+		eventTypes: sublyticsEventTypes,
+	})
+}
+
+// sublyticsEventTypes are the documented events.
+var sublyticsEventTypes = []string{
+	"order_updated",
+	"order_abandonned", // sic: the provider's spelling
+	"transaction_completed",
+	"transaction_skipped",
+	"transaction_unskipped",
+	"order_offer_updated",
+	"order_offer_cancelled",
+	"shipment_shipped",
+	"shipment_cancelled",
+	"shipment_fulfilled",
+}
+
+// SublyticsObjectTypes maps each documented Sublytics event to its
+// webhook_type, the key under webhook_data that holds the object.
+var SublyticsObjectTypes = map[string]string{
+	"order_updated":         "order",
+	"order_abandonned":      "order",
+	"transaction_completed": "transaction",
+	"transaction_skipped":   "transaction",
+	"transaction_unskipped": "transaction",
+	"order_offer_updated":   "order_offer",
+	"order_offer_cancelled": "order_offer",
+	"shipment_shipped":      "shipment",
+	"shipment_cancelled":    "shipment",
+	"shipment_fulfilled":    "shipment",
+}
+
 // sublytics reads the subscription commerce envelope:
 //
 //	{"webhook_type": "order", "webhook_event": "order_updated",
 //	 "webhook_event_id": "4806" or 10001, "webhook_event_date": "2021-03-19 18:38:40",
 //	 "webhook_data": {"order": {"id": "223827", ...}}}
 //
-// id is webhook_event_id as text, subject is webhook_data.<webhook_type>.id,
+// The provider's examples number events per webhook type (order 2866515,
+// order_offer 2613, shipment 10001), and one route may take several types,
+// so the id is "<webhook_type>:<webhook_event_id>" and the provider's number
+// is kept as providereventid. subject is webhook_data.<webhook_type>.id, or
+// its shipment_id (the v2 fulfillment events), or webhook_data.shipment_id;
 // data is webhook_data.
-func (r *reader) sublytics() ([]schemas.Event, *InputError) {
+func (r *reader) sublytics(emit emitFunc) *InputError {
 	var env schemas.SublyticsEnvelope
 	var err *InputError
-	if env.WebhookType, err = r.str(fWebhookType, true); err != nil {
-		return nil, err
+	if env.WebhookType, err = r.str("webhook_type", true); err != nil {
+		return err
 	}
-	if env.WebhookEvent, err = r.str(fWebhookEvent, true); err != nil {
-		return nil, err
+	if env.WebhookEvent, err = r.str("webhook_event", true); err != nil {
+		return err
 	}
-	idRaw := r.env.val[fWebhookEventID]
+	idRaw := r.env.get("webhook_event_id")
 	if idRaw == nil {
-		return nil, r.fieldErr(fWebhookEventID, -1, "is required")
+		return r.fieldErr("webhook_event_id", -1, "is required")
 	}
 	if uerr := env.WebhookEventID.UnmarshalJSON(idRaw); uerr != nil {
-		return nil, r.fieldErr(fWebhookEventID, r.env.off[fWebhookEventID], "%v, got %s", uerr, describeNumber(idRaw))
+		return r.fieldErr("webhook_event_id", r.env.offset("webhook_event_id"), "%v, got %s", uerr, describeNumber(idRaw))
 	}
-	if env.WebhookEventDate, err = r.str(fWebhookEventDate, true); err != nil {
-		return nil, err
+	if env.WebhookEventDate, err = r.str("webhook_event_date", true); err != nil {
+		return err
 	}
-	if env.WebhookData, err = r.container(fWebhookData, true); err != nil {
-		return nil, err
+	if env.WebhookData, err = r.container("webhook_data", true); err != nil {
+		return err
 	}
 	if err = r.check(&env); err != nil {
-		return nil, err
+		return err
 	}
-	t, err := r.providerTime(fWebhookEventDate, env.WebhookEventDate)
+	id := env.WebhookType + ":" + string(env.WebhookEventID)
+	if !schemas.IsVisibleASCII(env.WebhookType) || len(id) > schemas.MaxIDLength {
+		return r.fieldErr("webhook_type", r.env.offset("webhook_type"),
+			"must be visible ASCII and, with webhook_event_id, at most %d characters: the two make the event id", schemas.MaxIDLength-1)
+	}
+	t, err := r.providerTime("webhook_event_date", env.WebhookEventDate)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	subject := subjectOf(member(member(env.WebhookData, env.WebhookType), "id"))
-	return []schemas.Event{r.event(string(env.WebhookEventID), env.WebhookEvent, subject, t, clone(env.WebhookData))}, nil
+	if err = r.unique(env.WebhookData, "webhook_data"); err != nil {
+		return err
+	}
+	object := member(env.WebhookData, env.WebhookType)
+	if err = r.unique(object, "webhook_data."+env.WebhookType); err != nil {
+		return err
+	}
+	subject := subjectOf(member(object, "id"))
+	if subject == "" {
+		subject = subjectOf(member(object, "shipment_id"))
+	}
+	if subject == "" {
+		subject = subjectOf(member(env.WebhookData, "shipment_id"))
+	}
+	ev := r.event(id, env.WebhookEvent, subject, t, env.WebhookData)
+	ev.ProviderEventID = string(env.WebhookEventID)
+	return stopped(emit(ev, ""))
 }
 
 // describeNumber names the JSON type of v, quoting a short number so the

@@ -1,38 +1,94 @@
 package normalize
 
-import "github.com/webhookgw/caddy-webhook-gateway/schemas"
+import (
+	"strings"
+
+	"github.com/webhookgw/caddy-webhook-gateway/schemas"
+)
+
+func init() {
+	register(&provider{
+		name:     USAePay,
+		envelope: `type ("event"), event_type, event_triggered, event_id and event_body`,
+		detect: func(env *envelope) claim {
+			for _, f := range []string{"event_type", "event_triggered", "event_id", "event_body"} {
+				if env.has(f) {
+					return claimStrong
+				}
+			}
+			if s, ok := decodeString(env.get("type")); ok && s == "event" {
+				return claimWeak
+			}
+			return claimNone
+		},
+		read: (*reader).usaepay,
+		eventTypes: []string{
+			"cau.submitted",
+			"cau.updated_expiration",
+			"cau.updated_card",
+			"cau.contact_customer",
+			"cau.account_closed",
+			"ach.submitted",
+			"ach.settled",
+			"ach.returned",
+			"ach.failed",
+			"ach.note_added",
+			"product.inventory.ordered",
+			"product.inventory.adjusted",
+			"transaction.sale.success",
+			"transaction.sale.failure",
+			"transaction.sale.voided",
+			"transaction.sale.captured",
+			"transaction.sale.adjusted",
+			"transaction.sale.queued",
+			"transaction.sale.unvoided",
+			"transaction.refund.success",
+			"transaction.refund.voided",
+			"settlement.batch.success",
+			"settlement.batch.failure",
+		},
+	})
+}
 
 // usaepay reads the payment gateway's envelope:
 //
 //	{"type": "event", "event_type": ..., "event_triggered": "2021-04-07 15:14:26",
 //	 "event_id": <64 hex>, "event_body": {"merchant": {...}, "object": {"key": ...}}}
 //
-// id is event_id, subject is event_body.object.key, data is event_body.
-func (r *reader) usaepay() ([]schemas.Event, *InputError) {
+// id is event_id in lowercase (hex has no case: an uppercased copy is the
+// same event), subject is event_body.object.key, data is event_body.
+func (r *reader) usaepay(emit emitFunc) *InputError {
 	var env schemas.USAePayEnvelope
 	var err *InputError
-	if env.Type, err = r.str(fType, true); err != nil {
-		return nil, err
+	if env.Type, err = r.str("type", true); err != nil {
+		return err
 	}
-	if env.EventType, err = r.str(fEventType, true); err != nil {
-		return nil, err
+	if env.EventType, err = r.str("event_type", true); err != nil {
+		return err
 	}
-	if env.EventTriggered, err = r.str(fEventTriggered, true); err != nil {
-		return nil, err
+	if env.EventTriggered, err = r.str("event_triggered", true); err != nil {
+		return err
 	}
-	if env.EventID, err = r.str(fEventID, true); err != nil {
-		return nil, err
+	if env.EventID, err = r.str("event_id", true); err != nil {
+		return err
 	}
-	if env.EventBody, err = r.container(fEventBody, true); err != nil {
-		return nil, err
+	if env.EventBody, err = r.container("event_body", true); err != nil {
+		return err
 	}
 	if err = r.check(&env); err != nil {
-		return nil, err
+		return err
 	}
-	t, err := r.providerTime(fEventTriggered, env.EventTriggered)
+	t, err := r.providerTime("event_triggered", env.EventTriggered)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	subject := subjectOf(member(member(env.EventBody, "object"), "key"))
-	return []schemas.Event{r.event(env.EventID, env.EventType, subject, t, clone(env.EventBody))}, nil
+	if err = r.unique(env.EventBody, "event_body"); err != nil {
+		return err
+	}
+	object := member(env.EventBody, "object")
+	if err = r.unique(object, "event_body.object"); err != nil {
+		return err
+	}
+	subject := subjectOf(member(object, "key"))
+	return stopped(emit(r.event(strings.ToLower(env.EventID), env.EventType, subject, t, env.EventBody), ""))
 }

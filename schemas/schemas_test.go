@@ -11,6 +11,15 @@ import (
 	"time"
 )
 
+// The normalize package registers its providers in every binary; these
+// tests stand in for it (normalize's tests hold the JSON Schema's provider
+// enum to its registry).
+func init() {
+	for _, p := range []string{"openloyalty", "sublytics", "usaepay"} {
+		RegisterProvider(p)
+	}
+}
+
 func goodEvent() Event {
 	return Event{
 		SpecVersion:     SpecVersion,
@@ -419,5 +428,18 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 	wantNull, _ := json.Marshal((*plainEvent)(&null))
 	if err != nil || string(gotNull) != string(wantNull) {
 		t.Fatalf("nil data: %s %v, want %s", gotNull, err, wantNull)
+	}
+}
+
+func TestEncodedSize(t *testing.T) {
+	e := goodEvent()
+	e.ProviderEventID = "4806"
+	e.Time = time.Date(2021, 4, 7, 15, 14, 26, 123456789, time.UTC)
+	b, err := e.AppendJSON(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.EncodedSize(); got < len(b) || got > len(b)+64 {
+		t.Errorf("EncodedSize = %d, encoded %d bytes", got, len(b))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -33,7 +34,8 @@ func newValidator() *validator.Validate {
 		return name
 	})
 	custom := map[string]validator.Func{
-		"visibleascii":  func(fl validator.FieldLevel) bool { return isVisibleASCII(fl.Field().String()) },
+		"visibleascii":  func(fl validator.FieldLevel) bool { return IsVisibleASCII(fl.Field().String()) },
+		"provider":      func(fl validator.FieldLevel) bool { return isProvider(fl.Field().String()) },
 		"token":         func(fl validator.FieldLevel) bool { return IsToken(fl.Field().String()) },
 		"uri_reference": func(fl validator.FieldLevel) bool { return IsURIReference(fl.Field().String()) },
 		"hex64":         func(fl validator.FieldLevel) bool { return isHex64(fl.Field().String()) },
@@ -155,6 +157,8 @@ func reason(fe validator.FieldError) string {
 		return "must be one of " + strings.Join(strings.Fields(fe.Param()), ", ")
 	case "max":
 		return "must be at most " + fe.Param() + " characters"
+	case "provider":
+		return "must be one of " + strings.Join(Providers(), ", ")
 	case "visibleascii":
 		return "must contain only visible ASCII characters (no spaces or control characters)"
 	case "token":
@@ -255,7 +259,7 @@ func IsURIReference(s string) bool {
 	return true
 }
 
-func isVisibleASCII(s string) bool {
+func IsVisibleASCII(s string) bool {
 	for i := range len(s) {
 		if c := s[i]; c <= ' ' || c >= 0x7f {
 			return false
@@ -317,3 +321,22 @@ func isLoyaltyData(b []byte) bool {
 	})
 	return ok && items > 0
 }
+
+// providers are the names RegisterProvider was given. They are registered
+// from init functions and only read afterwards, so no lock is needed.
+var providers []string
+
+// RegisterProvider adds a provider name that an Event's provider attribute
+// may hold. The normalize package registers each provider it reads; call it
+// only from an init function.
+func RegisterProvider(name string) {
+	if !slices.Contains(providers, name) {
+		providers = append(providers, name)
+		slices.Sort(providers)
+	}
+}
+
+// Providers returns the registered provider names, sorted.
+func Providers() []string { return slices.Clone(providers) }
+
+func isProvider(s string) bool { return slices.Contains(providers, s) }

@@ -96,10 +96,10 @@ type Options struct {
 	// before GC rewrites it. Default 0.5.
 	GCDiscardRatio float64
 
-	// ReservationLease is how long a StatusReserved record blocks its key
-	// if the process dies before releasing or updating it. It must
+	// ReservationExpiry is how long a StatusReserved record blocks its key
+	// if the process dies before releasing or delivering it. It must
 	// outlast a synchronous delivery. Default 2 minutes.
-	ReservationLease time.Duration
+	ReservationExpiry time.Duration
 
 	// SyncWrites makes Badger sync every commit itself instead of the
 	// store's group commit. It is slower under concurrency and exists to
@@ -151,8 +151,8 @@ func (o Options) withDefaults() Options {
 	if o.GCDiscardRatio <= 0 || o.GCDiscardRatio >= 1 {
 		o.GCDiscardRatio = 0.5
 	}
-	if o.ReservationLease <= 0 {
-		o.ReservationLease = 2 * time.Minute
+	if o.ReservationExpiry <= 0 {
+		o.ReservationExpiry = 2 * time.Minute
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
@@ -460,11 +460,33 @@ func (b *Badger) writeRecord(txn *badger.Txn, key []byte, old, rec *Record, body
 	return nil
 }
 
-// deleteRecord removes a stored record, its index entries and its payload.
+// deleteRecord removes a stored record, its index entries, its payload and
+// its dedup entry (if the entry is still the record's: after the window a
+// later record may hold the same key).
 func deleteRecord(txn *badger.Txn, key []byte, sr *storedRecord) error {
 	old := sr.rec
 	if err := txn.Delete(key); err != nil {
 		return err
+	}
+	if old.DedupKey != "" {
+		dk := dedupKey(old.Source, old.DedupKey)
+		item, err := txn.Get(dk)
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+		case err != nil:
+			return err
+		default:
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if _, id, err := decodeDedupValue(v); err != nil || id == old.ID {
+				// An unreadable entry can only block the key.
+				if err := txn.Delete(dk); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	if sr.bodyKind == bodyPayload {
 		if err := txn.Delete(payloadKey(key)); err != nil {
@@ -528,17 +550,103 @@ func readPayload(txn *badger.Txn, key []byte, fn func(event, body []byte)) error
 type insertOutcome struct {
 	inserted bool
 	existing Status
-	// Cache facts for a record found present.
+	// existingID is the record found present: the record's own id, or
+	// the holder of its dedup key.
+	existingID string
+	// Cache facts for a record found present under its own id.
 	version, expiresAt uint64
+}
+
+// heldBy is the record holding a dedup key.
+type heldBy struct {
+	id     string
+	status Status
+}
+
+// readReservation decodes a record whose user-meta says it is (or may be) a
+// reservation, and tells whether it has expired.
+func readReservation(item *badger.Item, now time.Time) (sr *storedRecord, abandoned bool, err error) {
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, false, err
+	}
+	if sr, err = decodeRecordValue(v); err != nil {
+		return nil, false, err
+	}
+	return sr, sr.rec.Status == StatusReserved && !sr.rec.ReservedUntil.After(now), nil
+}
+
+// dedupHolder looks up who holds the dedup key of r at now. The key is held
+// while its window runs, or while a reservation holding it is live; a key
+// whose record is gone (released, purged, expired) is free. An abandoned
+// reservation holding the key is returned as stale: the insert taking the key
+// over deletes it, since nothing else ever would (its id is unique).
+func dedupHolder(txn *badger.Txn, r *Record, now time.Time) (held *heldBy, stale *storedRecord, err error) {
+	item, err := txn.Get(dedupKey(r.Source, r.DedupKey))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	until, id, err := decodeDedupValue(v)
+	if err != nil {
+		return nil, nil, err
+	}
+	ri, err := txn.Get(recordKey(r.Source, id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	st := metaStatus[ri.UserMeta()]
+	if st == StatusReserved || st == "" {
+		sr, abandoned, err := readReservation(ri, now)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading %s %s, holder of its dedup key: %w", r.Source, id, err)
+		}
+		if abandoned {
+			return nil, sr, nil
+		}
+		if st = sr.rec.Status; st == StatusReserved {
+			return &heldBy{id: id, status: st}, nil, nil
+		}
+	}
+	if now.Before(until) {
+		return &heldBy{id: id, status: st}, nil, nil
+	}
+	return nil, nil, nil
+}
+
+// writeDedup makes r the holder of its dedup key for its window from now. A
+// reservation's entry lives until the reservation expires, so that a live
+// reservation is still found when it outlasts the window.
+func writeDedup(txn *badger.Txn, r *Record, now time.Time) error {
+	until := now.Add(r.DedupWindow)
+	life := until
+	if r.Status == StatusReserved && r.ReservedUntil.After(life) {
+		life = r.ReservedUntil
+	}
+	e := badger.NewEntry(dedupKey(r.Source, r.DedupKey), encodeDedupValue(until, r.ID))
+	// Badger drops an entry once ExpiresAt <= now in whole seconds.
+	e.ExpiresAt = uint64(life.Unix()) + 1
+	return txn.SetEntry(e)
 }
 
 // Insert implements Store. Records are validated first: each needs a source
 // without NUL bytes and a non-empty id. Insert fills in defaults on the
 // caller's records: Status pending when empty, ReceivedAt now when zero,
 // BatchSize the number of records when zero, and LeaseUntil now plus the
-// reservation lease for a StatusReserved record. A stored reservation whose
-// lease has run out counts as absent and is overwritten. Two records of one
-// Ingest with the same key are stored once; the second reports a duplicate.
+// reservation expiry for a StatusReserved record (ReservedUntil). A stored
+// reservation that has expired counts as absent and is overwritten. A record with a
+// DedupKey is also a duplicate while another record holds that key (see
+// Record.DedupKey). Two records of one Ingest with the same id or the same
+// dedup key are stored once; the second reports a duplicate.
 // A durable Insert that finds duplicates in Badger still waits for a sync,
 // because the first copy may belong to a concurrent writer whose sync is not
 // done yet: answering "duplicate" for an event that is then lost would drop
@@ -572,6 +680,11 @@ func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]Insert
 		if err := validateKey(r.Source, r.ID); err != nil {
 			return nil, fmt.Errorf("insert: record %d: %w", i, err)
 		}
+		if r.DedupKey != "" {
+			if err := validateDedupKey(r.Source, r.DedupKey, r.DedupWindow); err != nil {
+				return nil, fmt.Errorf("insert: record %d (%s %s): %w", i, r.Source, r.ID, err)
+			}
+		}
 		if r.Status == "" {
 			r.Status = StatusPending
 		}
@@ -591,10 +704,18 @@ func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]Insert
 				dupOf[i] = j
 				continue
 			}
+			if r.DedupKey != "" {
+				dk := string(dedupKey(r.Source, r.DedupKey))
+				if j, ok := seen[dk]; ok {
+					dupOf[i] = j
+					continue
+				}
+				seen[dk] = i
+			}
 			seen[ks] = i
 		}
 		if st, synced, ok := b.cache.present(ks, now); ok {
-			res[i] = InsertResult{Existing: st}
+			res[i] = InsertResult{Existing: st, ExistingID: r.ID}
 			needSync = needSync || !synced
 			continue
 		}
@@ -632,8 +753,10 @@ func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]Insert
 				b.cache.put(string(keys[i]), gen, r.Status, expiresAt(r, now), 0, durable)
 				continue
 			}
-			res[i] = InsertResult{Existing: o.existing}
-			b.cache.put(string(keys[i]), gen, o.existing, o.expiresAt, o.version, durable)
+			res[i] = InsertResult{Existing: o.existing, ExistingID: o.existingID}
+			if o.existingID == in.Records[i].ID {
+				b.cache.put(string(keys[i]), gen, o.existing, o.expiresAt, o.version, durable)
+			}
 		}
 	}
 	if durable && needSync {
@@ -643,27 +766,36 @@ func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]Insert
 	}
 	for i, j := range dupOf {
 		if res[j].Inserted {
-			res[i] = InsertResult{Existing: in.Records[j].Status}
+			res[i] = InsertResult{Existing: in.Records[j].Status, ExistingID: in.Records[j].ID}
 		} else {
-			res[i] = InsertResult{Existing: res[j].Existing}
+			res[i] = InsertResult{Existing: res[j].Existing, ExistingID: res[j].ExistingID}
 		}
 	}
 	return res, nil
 }
 
+// maxTxnRecords bounds the records of one insert transaction. A loyalty
+// batch of tens of thousands of items in one transaction would be refused
+// by Badger as too big only after every record was encoded, and would hold
+// all of them in memory at once; chunks keep the memory of a batch a small
+// multiple of its body.
+const maxTxnRecords = 256
+
 // insertAll inserts the records at indexes todo in one transaction, or, if
-// that is too big for Badger, in chunks (each record still insert-if-absent,
+// there are more than maxTxnRecords or that is too big for Badger, in chunks (each record still insert-if-absent,
 // the shared body written first).
 func (b *Badger) insertAll(ctx context.Context, in *Ingest, keys [][]byte, todo []int, payload bool, bodyID []byte, now time.Time) (map[int]insertOutcome, error) {
 	out := make(map[int]insertOutcome, len(todo))
-	err := b.update(ctx, func(txn *badger.Txn) error {
+	if len(todo) <= maxTxnRecords {
+		err := b.update(ctx, func(txn *badger.Txn) error {
+			clear(out)
+			return b.insertTxn(txn, in, keys, todo, payload, bodyID, true, now, out)
+		})
+		if !errors.Is(err, badger.ErrTxnTooBig) {
+			return out, err
+		}
 		clear(out)
-		return b.insertTxn(txn, in, keys, todo, payload, bodyID, true, now, out)
-	})
-	if !errors.Is(err, badger.ErrTxnTooBig) {
-		return out, err
 	}
-	clear(out)
 	if bodyID != nil {
 		bkeys := make([][]byte, len(todo))
 		for j, i := range todo {
@@ -676,7 +808,7 @@ func (b *Badger) insertAll(ctx context.Context, in *Ingest, keys [][]byte, todo 
 			return nil, fmt.Errorf("writing shared body: %w", err)
 		}
 	}
-	size := max(len(todo)/4, 1)
+	size := min(max(len(todo)/4, 1), maxTxnRecords)
 	for rest := todo; len(rest) > 0; {
 		chunk := rest[:min(size, len(rest))]
 		part := make(map[int]insertOutcome, len(chunk))
@@ -703,38 +835,49 @@ func (b *Badger) insertAll(ctx context.Context, in *Ingest, keys [][]byte, todo 
 // the shared body entry (when bodyID is set) if anything was inserted.
 func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int, payload bool, bodyID []byte, withBody bool, now time.Time, out map[int]insertOutcome) error {
 	olds := make(map[int]*storedRecord)
+	stales := make(map[int]*storedRecord) // abandoned holders of dedup keys
 	var inserted [][]byte
 	for _, i := range idx {
+		r := in.Records[i]
 		item, err := txn.Get(keys[i])
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			out[i] = insertOutcome{inserted: true}
-			inserted = append(inserted, keys[i])
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("reading %s %s: %w", in.Records[i].Source, in.Records[i].ID, err)
-		}
-		st := metaStatus[item.UserMeta()]
-		if st == StatusReserved || st == "" {
-			v, err := item.ValueCopy(nil)
-			if err != nil {
-				return fmt.Errorf("reading %s %s: %w", in.Records[i].Source, in.Records[i].ID, err)
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+		case err != nil:
+			return fmt.Errorf("reading %s %s: %w", r.Source, r.ID, err)
+		default:
+			st := metaStatus[item.UserMeta()]
+			if st == StatusReserved || st == "" {
+				sr, abandoned, err := readReservation(item, now)
+				if err != nil {
+					return fmt.Errorf("reading %s %s: %w", r.Source, r.ID, err)
+				}
+				if abandoned {
+					// Its owner died before releasing it. The
+					// key is free again.
+					olds[i] = sr
+				}
+				st = sr.rec.Status
 			}
-			sr, err := decodeRecordValue(v)
-			if err != nil {
-				return fmt.Errorf("reading %s %s: %w", in.Records[i].Source, in.Records[i].ID, err)
-			}
-			st = sr.rec.Status
-			if st == StatusReserved && !sr.rec.LeaseUntil.After(now) {
-				// An abandoned reservation: its owner died
-				// before releasing it. The key is free again.
-				olds[i] = sr
-				out[i] = insertOutcome{inserted: true}
-				inserted = append(inserted, keys[i])
+			if olds[i] == nil {
+				out[i] = insertOutcome{existing: st, existingID: r.ID, version: item.Version(), expiresAt: item.ExpiresAt()}
 				continue
 			}
 		}
-		out[i] = insertOutcome{existing: st, version: item.Version(), expiresAt: item.ExpiresAt()}
+		if r.DedupKey != "" {
+			held, stale, err := dedupHolder(txn, r, now)
+			if err != nil {
+				return fmt.Errorf("reading the dedup key of %s %s: %w", r.Source, r.ID, err)
+			}
+			if held != nil {
+				out[i] = insertOutcome{existing: held.status, existingID: held.id}
+				continue
+			}
+			if stale != nil && stale.rec.ID != r.ID {
+				stales[i] = stale
+			}
+		}
+		out[i] = insertOutcome{inserted: true}
+		inserted = append(inserted, keys[i])
 	}
 	if len(inserted) == 0 {
 		return nil
@@ -750,7 +893,7 @@ func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int
 		}
 		r := in.Records[i]
 		if r.Status == StatusReserved {
-			r.LeaseUntil = now.Add(b.opts.ReservationLease)
+			r.ReservedUntil = now.Add(b.opts.ReservationExpiry)
 		}
 		kind, body := bodyNone, []byte(nil)
 		switch {
@@ -766,8 +909,18 @@ func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int
 				return err
 			}
 		}
+		if st := stales[i]; st != nil {
+			if err := deleteRecord(txn, recordKey(st.rec.Source, st.rec.ID), st); err != nil {
+				return err
+			}
+		}
 		if err := b.writeRecord(txn, keys[i], nil, persisted(r), kind, body, now); err != nil {
 			return err
+		}
+		if r.DedupKey != "" {
+			if err := writeDedup(txn, r, now); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -882,69 +1035,6 @@ func (b *Badger) RawBody(ctx context.Context, source, id string) ([]byte, error)
 	return body, nil
 }
 
-// Update implements Store. fn may run more than once (when a concurrent
-// write to the same record forces a retry) and must only change the record
-// it is given; it may not change Source, ID or Event (the canonical event is
-// stored once, as delivered, with the record's first state). A record set to
-// StatusDelivered with a positive Retention expires Retention after this
-// Update; Retention <= 0 keeps it until purged. Claim's due index follows
-// NextAttemptAt and LeaseUntil: a worker gives up its lease by zeroing
-// LeaseUntil (and LeaseOwner) in its Update.
-func (b *Badger) Update(ctx context.Context, source, id string, durable bool, fn func(*Record) error) (*Record, error) {
-	if err := validateKey(source, id); err != nil {
-		return nil, fmt.Errorf("update: %w", err)
-	}
-	unlock, err := b.enter()
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	key := recordKey(source, id)
-	var out *Record
-	var held lease // the lease fn was shown
-	err = b.update(ctx, func(txn *badger.Txn) error {
-		sr, _, err := readRecord(txn, key)
-		if err != nil {
-			return err
-		}
-		old := *sr.rec
-		rec := sr.rec
-		b.leases.overlay(string(key), rec)
-		held = lease{owner: rec.LeaseOwner, until: rec.LeaseUntil}
-		if err := fn(rec); err != nil {
-			return fnError{err}
-		}
-		if rec.Source != source || rec.ID != id {
-			return errors.New("the update function changed the record's key")
-		}
-		if !bytes.Equal(rec.Event, old.Event) {
-			return errors.New("the update function changed the record's event")
-		}
-		if !validStatus(rec.Status) {
-			return fmt.Errorf("unknown status %q", rec.Status)
-		}
-		if err := b.writeRecord(txn, key, &old, persisted(rec), sr.bodyKind, sr.body, time.Now()); err != nil {
-			return err
-		}
-		out = rec
-		return nil
-	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, fmt.Errorf("update %s %s: %w", source, id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("update %s %s: %w", source, id, err)
-	}
-	b.leases.apply(string(key), held, out)
-	if durable {
-		if err := b.durable(); err != nil {
-			return nil, fmt.Errorf("update %s %s: %w", source, id, err)
-		}
-	}
-	b.refreshCache([][]byte{key}, durable)
-	return out, nil
-}
-
 // Release implements Store. Releasing a key that is absent or no longer
 // reserved (delivered meanwhile, or taken over after the lease ran out) does
 // nothing and is not an error.
@@ -975,7 +1065,7 @@ func (b *Badger) Release(ctx context.Context, source, id string, reservedUntil t
 		if err != nil {
 			return err
 		}
-		if !sr.rec.LeaseUntil.Equal(reservedUntil) {
+		if !sr.rec.ReservedUntil.Equal(reservedUntil) {
 			return nil
 		}
 		deleted = true

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -61,108 +60,6 @@ func mustInsert(t testing.TB, b *Badger, in *Ingest, durable bool) []InsertResul
 	return res
 }
 
-func TestInsertGetDuplicate(t *testing.T) {
-	b, _ := openTest(t, Options{})
-	ctx := context.Background()
-
-	res := mustInsert(t, b, single(rec("/usaepay", "e1", StatusPending), `{"a":1}`), true)
-	if !res[0].Inserted {
-		t.Fatalf("first insert: %+v", res)
-	}
-	res = mustInsert(t, b, single(rec("/usaepay", "e1", StatusPending), `{"a":1}`), true)
-	if res[0].Inserted || res[0].Existing != StatusPending {
-		t.Fatalf("second insert: %+v", res)
-	}
-	// Without the cache, the duplicate is found in Badger.
-	b.cache = newDedupCache(-1)
-	res = mustInsert(t, b, single(rec("/usaepay", "e1", StatusPending), `{"a":1}`), false)
-	if res[0].Inserted || res[0].Existing != StatusPending {
-		t.Fatalf("uncached duplicate: %+v", res)
-	}
-
-	got, err := b.Get(ctx, "/usaepay", "e1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Status != StatusPending || got.Type != "transaction.sale.success" || got.BatchSize != 1 || got.ReceivedAt.IsZero() {
-		t.Fatalf("got %+v", got)
-	}
-	if !strings.Contains(string(got.Event), `"id":"e1"`) || got.Headers.Get("Content-Type") != "application/json" {
-		t.Fatalf("event or headers lost: %s %v", got.Event, got.Headers)
-	}
-	body, err := b.RawBody(ctx, "/usaepay", "e1")
-	if err != nil || string(body) != `{"a":1}` {
-		t.Fatalf("raw body %q, %v", body, err)
-	}
-
-	if _, err := b.Get(ctx, "/usaepay", "nope"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("missing record: %v", err)
-	}
-	if _, err := b.RawBody(ctx, "/usaepay", "nope"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("missing body: %v", err)
-	}
-}
-
-func TestKeysAreUnambiguous(t *testing.T) {
-	b, _ := openTest(t, Options{})
-	ctx := context.Background()
-	if r := mustInsert(t, b, single(rec("/a", "b/c", StatusPending), "1"), false); !r[0].Inserted {
-		t.Fatal("first not inserted")
-	}
-	if r := mustInsert(t, b, single(rec("/a/b", "c", StatusPending), "2"), false); !r[0].Inserted {
-		t.Fatal(`source "/a/b" id "c" collided with source "/a" id "b/c"`)
-	}
-	// An id may contain NUL; a source may not.
-	if r := mustInsert(t, b, single(rec("/a", "x\x00y", StatusPending), "3"), false); !r[0].Inserted {
-		t.Fatal("NUL id not inserted")
-	}
-	if _, err := b.Insert(ctx, single(rec("/a\x00b", "c", StatusPending), ""), false); err == nil {
-		t.Fatal("source with NUL accepted")
-	}
-	if _, err := b.Insert(ctx, single(rec("/a", "", StatusPending), ""), false); err == nil {
-		t.Fatal("empty id accepted")
-	}
-	for _, k := range [][2]string{{"/a", "b/c"}, {"/a/b", "c"}, {"/a", "x\x00y"}} {
-		got, err := b.Get(ctx, k[0], k[1])
-		if err != nil || got.Source != k[0] || got.ID != k[1] {
-			t.Fatalf("%q: %+v %v", k, got, err)
-		}
-	}
-}
-
-func TestInsertConcurrentSameKey(t *testing.T) {
-	b, _ := openTest(t, Options{})
-	const n = 50
-	var inserted atomic.Int32
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	errs := make(chan error, n)
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			res, err := b.Insert(context.Background(), single(rec("/usaepay", "same", StatusPending), "{}"), true)
-			if err != nil {
-				errs <- err
-				return
-			}
-			if res[0].Inserted {
-				inserted.Add(1)
-			}
-		}()
-	}
-	close(start)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	if got := inserted.Load(); got != 1 {
-		t.Fatalf("%d of %d concurrent inserts stored the same key", got, n)
-	}
-}
-
 // Two configurations alive during a reload share one *Badger; this is the
 // same as two callers, but check it across two cache-less handles of the
 // same store too, so the guarantee rests on Badger's conflict detection and
@@ -199,213 +96,6 @@ func TestInsertConcurrentNoCache(t *testing.T) {
 	}
 }
 
-func TestReservationLeaseExpiry(t *testing.T) {
-	b, _ := openTest(t, Options{ReservationLease: 300 * time.Millisecond})
-	ctx := context.Background()
-	r := rec("/sub", "4806", StatusReserved)
-	before := time.Now()
-	mustInsert(t, b, single(r, "{}"), false)
-	if r.LeaseUntil.Before(before.Add(300*time.Millisecond)) || r.LeaseUntil.After(time.Now().Add(300*time.Millisecond)) {
-		t.Fatalf("LeaseUntil %v not now+lease", r.LeaseUntil)
-	}
-	got, _ := b.Get(ctx, "/sub", "4806")
-	if !got.LeaseUntil.Equal(r.LeaseUntil) {
-		t.Fatalf("stored lease %v, want %v", got.LeaseUntil, r.LeaseUntil)
-	}
-	res := mustInsert(t, b, single(rec("/sub", "4806", StatusReserved), "{}"), false)
-	if res[0].Inserted || res[0].Existing != StatusReserved {
-		t.Fatalf("live reservation did not block: %+v", res)
-	}
-	time.Sleep(350 * time.Millisecond)
-	res = mustInsert(t, b, single(rec("/sub", "4806", StatusPending), `{"second":true}`), false)
-	if !res[0].Inserted {
-		t.Fatalf("expired reservation still blocks: %+v", res)
-	}
-	got, _ = b.Get(ctx, "/sub", "4806")
-	if got.Status != StatusPending {
-		t.Fatalf("status %s", got.Status)
-	}
-	if body, _ := b.RawBody(ctx, "/sub", "4806"); string(body) != `{"second":true}` {
-		t.Fatalf("body %s", body)
-	}
-}
-
-func TestRelease(t *testing.T) {
-	b, _ := openTest(t, Options{})
-	ctx := context.Background()
-	r1 := rec("/sub", "r1", StatusReserved)
-	mustInsert(t, b, single(r1, "{}"), false)
-	mustInsert(t, b, single(rec("/sub", "p1", StatusPending), "{}"), false)
-	if r1.LeaseUntil.IsZero() {
-		t.Fatal("Insert did not set the reservation's LeaseUntil")
-	}
-	if err := b.Release(ctx, "/sub", "r1", r1.LeaseUntil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Get(ctx, "/sub", "r1"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("released record still there: %v", err)
-	}
-	if err := b.Release(ctx, "/sub", "p1", time.Time{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Get(ctx, "/sub", "p1"); err != nil {
-		t.Fatalf("Release deleted a pending record: %v", err)
-	}
-	if err := b.Release(ctx, "/sub", "absent", time.Time{}); err != nil {
-		t.Fatalf("releasing an absent key: %v", err)
-	}
-	if res := mustInsert(t, b, single(rec("/sub", "r1", StatusReserved), "{}"), false); !res[0].Inserted {
-		t.Fatal("retry after release was not inserted")
-	}
-}
-
-// A request whose reservation outlived its lease must not release the
-// reservation of the retry that took the key over.
-func TestReleaseLeavesATakenOverReservation(t *testing.T) {
-	b, _ := openTest(t, Options{ReservationLease: 50 * time.Millisecond})
-	ctx := context.Background()
-	first := rec("/pay", "slow", StatusReserved)
-	mustInsert(t, b, single(first, "{}"), false)
-	time.Sleep(100 * time.Millisecond)
-	second := rec("/pay", "slow", StatusReserved)
-	if res := mustInsert(t, b, single(second, "{}"), false); !res[0].Inserted {
-		t.Fatalf("abandoned reservation was not taken over: %+v", res)
-	}
-	if err := b.Release(ctx, "/pay", "slow", first.LeaseUntil); err != nil {
-		t.Fatal(err)
-	}
-	got, err := b.Get(ctx, "/pay", "slow")
-	if err != nil {
-		t.Fatalf("the late release deleted the newer reservation: %v", err)
-	}
-	if got.Status != StatusReserved || !got.LeaseUntil.Equal(second.LeaseUntil) {
-		t.Fatalf("record %+v", got)
-	}
-	if err := b.Release(ctx, "/pay", "slow", second.LeaseUntil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Get(ctx, "/pay", "slow"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("the owner's release did not delete its reservation: %v", err)
-	}
-}
-
-func TestUpdateDeliveredExpires(t *testing.T) {
-	b, _ := openTest(t, Options{})
-	ctx := context.Background()
-	r := rec("/pay", "ttl", StatusReserved)
-	r.Retention = time.Second
-	mustInsert(t, b, single(r, "{}"), false)
-	// Reservations are never cached; a delivered record is, with its expiry.
-	up, err := b.Update(ctx, "/pay", "ttl", true, func(r *Record) error {
-		r.Status = StatusDelivered
-		r.Attempts = append(r.Attempts, Attempt{Number: 1, At: time.Now(), Status: 200, Latency: time.Millisecond})
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if up.Status != StatusDelivered || len(up.Attempts) != 1 {
-		t.Fatalf("update returned %+v", up)
-	}
-	if res := mustInsert(t, b, single(rec("/pay", "ttl", StatusReserved), "{}"), false); res[0].Inserted || res[0].Existing != StatusDelivered {
-		t.Fatalf("delivered record not a duplicate: %+v", res)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		_, err := b.Get(ctx, "/pay", "ttl")
-		if errors.Is(err, ErrNotFound) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("delivered record with 1s retention still there after 5s: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	// The cached "present" entry must have expired with the record.
-	if res := mustInsert(t, b, single(rec("/pay", "ttl", StatusPending), "{}"), false); !res[0].Inserted {
-		t.Fatalf("expired record still a duplicate: %+v", res)
-	}
-}
-
-func TestUpdateErrors(t *testing.T) {
-	b, _ := openTest(t, Options{})
-	ctx := context.Background()
-	if _, err := b.Update(ctx, "/pay", "nope", false, func(*Record) error { return nil }); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("missing: %v", err)
-	}
-	mustInsert(t, b, single(rec("/pay", "u", StatusPending), "{}"), false)
-	boom := errors.New("boom")
-	if _, err := b.Update(ctx, "/pay", "u", false, func(r *Record) error { r.Status = StatusDead; return boom }); !errors.Is(err, boom) {
-		t.Fatalf("fn error: %v", err)
-	}
-	if got, _ := b.Get(ctx, "/pay", "u"); got.Status != StatusPending {
-		t.Fatalf("aborted update was written: %s", got.Status)
-	}
-	if _, err := b.Update(ctx, "/pay", "u", false, func(r *Record) error { r.ID = "other"; return nil }); err == nil {
-		t.Fatal("key change accepted")
-	}
-}
-
-// Concurrent read-modify-writes of one record must not lose updates.
-func TestUpdateConcurrent(t *testing.T) {
-	b, _ := openTest(t, Options{})
-	ctx := context.Background()
-	mustInsert(t, b, single(rec("/pay", "c", StatusPending), "{}"), false)
-	var wg sync.WaitGroup
-	for range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := b.Update(ctx, "/pay", "c", false, func(r *Record) error { r.Replays++; return nil }); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
-	if got, _ := b.Get(ctx, "/pay", "c"); got.Replays != 20 {
-		t.Fatalf("replays %d, want 20", got.Replays)
-	}
-}
-
-func TestReopenPersistence(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "db")
-	b, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	for i := range 100 {
-		mustInsert(t, b, single(rec("/pay", fmt.Sprint("p", i), StatusPending), fmt.Sprint("body", i)), true)
-	}
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
-	if _, err := b.Get(ctx, "/pay", "p1"); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Get after Close: %v", err)
-	}
-	b, err = Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	for i := range 100 {
-		id := fmt.Sprint("p", i)
-		got, err := b.Get(ctx, "/pay", id)
-		if err != nil || got.Status != StatusPending {
-			t.Fatalf("%s after reopen: %+v %v", id, got, err)
-		}
-		if body, _ := b.RawBody(ctx, "/pay", id); string(body) != fmt.Sprint("body", i) {
-			t.Fatalf("%s body %q", id, body)
-		}
-	}
-	if res := mustInsert(t, b, single(rec("/pay", "p7", StatusPending), "{}"), false); res[0].Inserted {
-		t.Fatal("duplicate accepted after reopen")
-	}
-}
-
 func TestOpenErrors(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "db")
 	b, err := Open(dir, Options{})
@@ -432,38 +122,6 @@ func TestOpenErrors(t *testing.T) {
 		if _, err := Open(ro, Options{}); err == nil {
 			t.Fatal("opened an unwritable directory")
 		}
-	}
-}
-
-func TestBatchSharesBody(t *testing.T) {
-	b, _ := openTest(t, Options{})
-	ctx := context.Background()
-	body := []byte(`{"type":"account.expiring_points_notification","data":[` + strings.Repeat(`{"x":1},`, 3000) + `{"x":2}]}`)
-	in := &Ingest{RawBody: body}
-	for i := range 1000 {
-		in.Records = append(in.Records, rec("/loyalty", fmt.Sprintf("b%04d", i), StatusPending))
-		in.Records[i].BatchIndex = i
-	}
-	// A batch may repeat an item; the repeat is a duplicate of the first.
-	in.Records = append(in.Records, rec("/loyalty", "b0005", StatusPending))
-	res := mustInsert(t, b, in, true)
-	for i, r := range res[:1000] {
-		if !r.Inserted {
-			t.Fatalf("record %d not inserted", i)
-		}
-	}
-	if res[1000].Inserted || res[1000].Existing != StatusPending {
-		t.Fatalf("in-batch repeat: %+v", res[1000])
-	}
-	for _, id := range []string{"b0000", "b0999"} {
-		got, err := b.RawBody(ctx, "/loyalty", id)
-		if err != nil || !bytes.Equal(got, body) {
-			t.Fatalf("%s: body of %d bytes, %v", id, len(got), err)
-		}
-	}
-	got, _ := b.Get(ctx, "/loyalty", "b0999")
-	if got.BatchIndex != 999 || got.BatchSize != 1001 {
-		t.Fatalf("batch placement %d/%d", got.BatchIndex, got.BatchSize)
 	}
 }
 
@@ -580,6 +238,7 @@ func TestSingleEventPayload(t *testing.T) {
 	ctx := context.Background()
 	body := strings.Repeat("b", 12<<10)
 	r := rec("/pay", "p1", StatusPending)
+	r.Retention = time.Second
 	r.Event = mustJSON(map[string]string{"id": "p1", "pad": strings.Repeat("e", 12<<10)})
 	want := string(r.Event)
 	mustInsert(t, b, single(r, body), true)
@@ -598,16 +257,11 @@ func TestSingleEventPayload(t *testing.T) {
 	if stored > 2<<10 {
 		t.Fatalf("record value is %d bytes: event or body stored in it", stored)
 	}
-	up, err := b.Update(ctx, "/pay", "p1", true, func(r *Record) error {
-		if string(r.Event) != want {
-			t.Error("update does not see the event")
-		}
-		r.Status = StatusDelivered
-		r.Retention = time.Second
-		return nil
-	})
-	if err != nil || string(up.Event) != want {
-		t.Fatalf("update: %v", err)
+	if c, err := b.Claim(ctx, "o", []string{"/pay"}, time.Now(), time.Minute, 1); err != nil || len(c) != 1 || string(c[0].Event) != want {
+		t.Fatalf("claim: %v", err)
+	}
+	if err := b.RecordAttempt(ctx, "/pay", "p1", "o", Attempt{Number: 1, At: time.Now(), Status: 200}, Delivered()); err != nil {
+		t.Fatalf("record attempt: %v", err)
 	}
 	got, err := b.Get(ctx, "/pay", "p1")
 	if err != nil || string(got.Event) != want || got.Status != StatusDelivered {
@@ -654,7 +308,7 @@ func TestSingleEventPayload(t *testing.T) {
 	}
 	res := rec("/pay", "r", StatusReserved)
 	mustInsert(t, b, single(res, "{}"), false)
-	if err := b.Release(ctx, "/pay", "r", res.LeaseUntil); err != nil {
+	if err := b.Release(ctx, "/pay", "r", res.ReservedUntil); err != nil {
 		t.Fatal(err)
 	}
 	if n := payloadCount(t, b); n != 0 {

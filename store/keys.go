@@ -21,12 +21,14 @@ import (
 //	d\x00<source>\x00<time:8><id>              due index for pending/retrying records
 //	b\x00<body id:16>                          raw body shared by the records of one batch
 //	p\x00<source>\x00<id>                      payload of a single-event record: canonical event and raw body
+//	k\x00<source>\x00<dedup key>               dedup entry of a record with a DedupKey (see encodeDedupValue)
 const (
 	prefixRecord  = "e\x00"
 	prefixTime    = "t\x00"
 	prefixDue     = "d\x00"
 	prefixBody    = "b\x00"
 	prefixPayload = "p\x00"
+	prefixDedup   = "k\x00"
 )
 
 // maxKeyPart bounds sources and ids: Badger rejects keys over 64 KB, and no
@@ -50,12 +52,25 @@ func validateKey(source, id string) error {
 	return nil
 }
 
-func recordKey(source, id string) []byte {
-	k := make([]byte, 0, len(prefixRecord)+len(source)+1+len(id))
-	k = append(k, prefixRecord...)
+func validateDedupKey(source, key string, window time.Duration) error {
+	switch {
+	case len(key) > maxKeyPart:
+		return fmt.Errorf("dedup key for source %q is %d bytes long; the limit is %d", source, len(key), maxKeyPart)
+	case window <= 0:
+		return fmt.Errorf("dedup key for source %q has no positive dedup window", source)
+	}
+	return nil
+}
+
+func recordKey(source, id string) []byte { return sourceKey(prefixRecord, source, id) }
+
+// sourceKey is prefix, source, NUL, then rest.
+func sourceKey(prefix, source, rest string) []byte {
+	k := make([]byte, 0, len(prefix)+len(source)+1+len(rest))
+	k = append(k, prefix...)
 	k = append(k, source...)
 	k = append(k, 0)
-	return append(k, id...)
+	return append(k, rest...)
 }
 
 // splitRecordKey is the inverse of recordKey.
@@ -118,6 +133,27 @@ func dueKey(source, id string, due time.Time) []byte {
 	k := dueKeyPrefix(source)
 	k = encTime(k, due)
 	return append(k, id...)
+}
+
+func dedupKey(source, key string) []byte { return sourceKey(prefixDedup, source, key) }
+
+// Dedup entry values: the end of the window and the id of the record that
+// holds the key. The entry also carries a Badger expiry, so that it goes by
+// itself, but Badger's expiry has a granularity of a second: the window is
+// decided on the exact end stored here.
+//
+//	until unix nanos:8 | id
+func encodeDedupValue(until time.Time, id string) []byte {
+	v := make([]byte, 0, 8+len(id))
+	v = binary.BigEndian.AppendUint64(v, uint64(until.UnixNano()))
+	return append(v, id...)
+}
+
+func decodeDedupValue(v []byte) (until time.Time, id string, err error) {
+	if len(v) < 8 {
+		return time.Time{}, "", errors.New("truncated dedup entry")
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v))), string(v[8:]), nil
 }
 
 func bodyKey(bodyID []byte) []byte {
@@ -264,6 +300,10 @@ func decodeRecordValue(v []byte) (*storedRecord, error) {
 	r := new(Record)
 	if err := json.Unmarshal(p.json, r); err != nil {
 		return nil, fmt.Errorf("decoding record: %w", err)
+	}
+	if r.Status == StatusReserved && r.ReservedUntil.IsZero() {
+		// Written before reservations had an expiry of their own.
+		r.ReservedUntil, r.LeaseUntil = r.LeaseUntil, time.Time{}
 	}
 	r.Event = bytes.Clone(p.event)
 	return &storedRecord{rec: r, bodyKind: p.bodyKind, body: p.body}, nil

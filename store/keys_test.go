@@ -45,3 +45,20 @@ func TestRecordValueRoundTrip(t *testing.T) {
 		t.Error("an unknown format version was accepted")
 	}
 }
+
+// Reservations written before they had an expiry of their own kept it in
+// LeaseUntil.
+func TestOldReservationExpiryIsRead(t *testing.T) {
+	until := time.Unix(1700000000, 0).UTC()
+	v, err := encodeRecordValue(&Record{Source: "/s", ID: "r", Status: StatusReserved, LeaseUntil: until}, bodyNone, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr, err := decodeRecordValue(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sr.rec.ReservedUntil.Equal(until) || !sr.rec.LeaseUntil.IsZero() {
+		t.Fatalf("reserved until %v, lease until %v", sr.rec.ReservedUntil, sr.rec.LeaseUntil)
+	}
+}

@@ -47,12 +47,8 @@ func (t *leaseTable) held(key string, now time.Time) bool {
 
 // overlay sets r's lease fields from the table: the record as its owner and
 // every reader should see it. An expired lease still shows, as a persisted
-// one did, until another owner takes the record. A reservation's LeaseUntil
-// is its own and is stored with it.
+// one did, until another owner takes the record.
 func (t *leaseTable) overlay(key string, r *Record) {
-	if r.Status == StatusReserved {
-		return
-	}
 	t.mu.Lock()
 	l, ok := t.m[key]
 	t.mu.Unlock()
@@ -84,12 +80,21 @@ func (t *leaseTable) apply(key string, before lease, r *Record) {
 	t.m[key] = after
 }
 
+// release drops owner's lease on key, if owner holds it.
+func (t *leaseTable) release(key, owner string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if l, ok := t.m[key]; ok && l.owner == owner {
+		delete(t.m, key)
+	}
+}
+
 // drop gives up l on key, if key still has it.
 func (t *leaseTable) drop(key string, l lease) { t.apply(key, l, &Record{}) }
 
 // persisted is r as it is written to disk: without its delivery lease.
 func persisted(r *Record) *Record {
-	if r.Status == StatusReserved || (r.LeaseOwner == "" && r.LeaseUntil.IsZero()) {
+	if r.LeaseOwner == "" && r.LeaseUntil.IsZero() {
 		return r
 	}
 	p := *r

@@ -1,14 +1,10 @@
-// Package store keeps every event the gateway accepts: the dedup reservation,
-// the raw request, the canonical event and its delivery history. The default
-// implementation is an embedded Badger database; the Store interface is what a
-// shared engine (Redis, PostgreSQL) would implement to run several gateways
-// behind one load balancer.
 package store
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 )
@@ -18,7 +14,7 @@ type Status string
 
 const (
 	// StatusReserved holds a dedup key while a synchronous delivery is in
-	// flight. A reservation whose lease has run out (the process died before
+	// flight. A reservation past its ReservedUntil (the process died before
 	// the backend answered) no longer blocks the key.
 	StatusReserved Status = "reserved"
 	// StatusPending: stored durably, waiting for its first delivery attempt.
@@ -69,15 +65,36 @@ type Record struct {
 	NextAttemptAt time.Time `json:"next_attempt_at,omitempty"`
 	Replays       int       `json:"replays,omitempty"`
 
-	// LeaseOwner and LeaseUntil mark a record claimed by one delivery worker,
-	// so two configurations alive during a reload never send the same
-	// attempt twice.
+	// DeadReason says why a dead record gets no further attempt.
+	DeadReason DeadReason `json:"dead_reason,omitempty"`
+
+	// LeaseOwner and LeaseUntil show the delivery lease of a claimed
+	// record (see Claim), so two configurations alive during a reload never
+	// send the same attempt twice. They are set by the store, never by its
+	// callers.
 	LeaseOwner string    `json:"lease_owner,omitempty"`
 	LeaseUntil time.Time `json:"lease_until,omitempty"`
+	// ReservedUntil is when a StatusReserved record stops blocking its
+	// keys if it is neither released nor delivered (its process died
+	// mid-delivery). Insert sets it; it is also what Release is given to
+	// tell this reservation from a newer one.
+	ReservedUntil time.Time `json:"reserved_until,omitempty"`
 
 	// Retention is how long the record is kept once delivered; zero or
 	// negative keeps it until purged.
 	Retention time.Duration `json:"retention"`
+
+	// DedupKey, when set, decides insert-if-absent instead of the id, for
+	// senders that give no event id: the record gets an id of its own and
+	// holds (Source, DedupKey) for DedupWindow from its insertion. Within
+	// the window a record with the same key is a duplicate of this one;
+	// afterwards the key is free and the same content is a new event.
+	// (Source, ID) stays unique either way.
+	DedupKey string `json:"dedup_key,omitempty"`
+	// DedupWindow is how long DedupKey is held; it must be positive when
+	// DedupKey is set. A live reservation holds its key until it expires
+	// (ReservedUntil), even past the window.
+	DedupWindow time.Duration `json:"dedup_window,omitempty"`
 }
 
 // Ingest is one accepted request: its raw body (stored once, even for a batch)
@@ -93,6 +110,10 @@ type InsertResult struct {
 	Inserted bool
 	// Existing is the stored record's status when Inserted is false.
 	Existing Status
+	// ExistingID is the id of the stored record this one duplicates when
+	// Inserted is false: the record's own id for an id duplicate, the id
+	// of the record holding the dedup key for a dedup-key duplicate.
+	ExistingID string
 }
 
 // Filter selects records for listing and bulk replay. Zero fields match all.
@@ -110,51 +131,127 @@ type Filter struct {
 	Limit  int
 }
 
-// Store is the persistence contract of the gateway.
+// DeadReason is why a record is dead: a fixed set, so that metrics and
+// operators can tell the cases apart.
+type DeadReason string
+
+const (
+	// DeadGone: the backend answered 410 Gone.
+	DeadGone DeadReason = "gone"
+	// DeadAttemptsExhausted: the last allowed attempt failed.
+	DeadAttemptsExhausted DeadReason = "attempts_exhausted"
+	// DeadMaxAge: the next attempt would fall after the event's maximum
+	// age.
+	DeadMaxAge DeadReason = "max_age"
+)
+
+// Decision is where a scheduled delivery attempt leaves its record. Build
+// one with Delivered, RetryAt or Dead.
+type Decision struct {
+	// Status is StatusDelivered, StatusRetrying or StatusDead.
+	Status Status
+	// NextAttemptAt is when a retrying record is due again.
+	NextAttemptAt time.Time
+	// Reason is why a dead record is dead.
+	Reason DeadReason
+}
+
+// Delivered is the decision after a 2xx.
+func Delivered() Decision { return Decision{Status: StatusDelivered} }
+
+// RetryAt schedules another attempt at t.
+func RetryAt(t time.Time) Decision { return Decision{Status: StatusRetrying, NextAttemptAt: t} }
+
+// Dead gives up on the record for reason.
+func Dead(reason DeadReason) Decision { return Decision{Status: StatusDead, Reason: reason} }
+
+func (d Decision) validate() error {
+	switch {
+	case d.Status == StatusDelivered, d.Status == StatusRetrying:
+	case d.Status == StatusDead && d.Reason != "":
+	case d.Status == StatusDead:
+		return errors.New("a dead decision without a reason")
+	default:
+		return fmt.Errorf("decision to status %q; want delivered, retrying or dead", d.Status)
+	}
+	return nil
+}
+
+// ErrLeaseLost is returned by RecordAttempt when the caller's lease ran out
+// and the record was claimed by another owner meanwhile: the attempt is kept
+// as history, but the record's state is the new owner's to decide.
+var ErrLeaseLost = errors.New("delivery lease lost to another owner")
+
+// Store is the persistence contract of the gateway: one method per state
+// change, each a single conditional write in any engine (see doc.go for the
+// life cycle). The conformance suite in store/storetest checks an engine
+// against it.
 type Store interface {
-	// Insert atomically stores each record whose (source, id) is absent: N
-	// concurrent Inserts of the same key store it exactly once. A
-	// StatusReserved record whose LeaseUntil has passed counts as absent.
-	// With durable set, Insert returns only after the write is synced to
-	// disk (and a duplicate only once the stored copy is); concurrent
-	// durable writes share one sync. Insert fills in defaults on the given
-	// records: Status pending if empty, ReceivedAt now if zero, BatchSize
-	// len(Records) if zero, and LeaseUntil now plus the store's
-	// reservation lease for StatusReserved records.
+	// Insert atomically stores each record whose (source, id) is absent
+	// and, for a record with a DedupKey, whose (source, dedup key) is not
+	// held by a record inserted less than its DedupWindow ago: N concurrent
+	// Inserts of the same key store it exactly once. A StatusReserved
+	// record whose ReservedUntil has passed counts as absent, for its id
+	// and its dedup key. Records may be inserted pending (async delivery)
+	// or reserved (a sync delivery about to be made; Insert is the
+	// reservation, Release or MarkDelivered ends it). With durable set,
+	// Insert returns only after the write is synced to disk (and a
+	// duplicate only once the stored copy is); concurrent durable writes
+	// share one sync. Insert fills in defaults on the given records:
+	// Status pending if empty, ReceivedAt now if zero, BatchSize
+	// len(Records) if zero, and ReservedUntil now plus the store's
+	// reservation expiry for StatusReserved records.
 	Insert(ctx context.Context, in *Ingest, durable bool) ([]InsertResult, error)
 	// Get returns one record, or ErrNotFound.
 	Get(ctx context.Context, source, id string) (*Record, error)
 	// RawBody returns the request body a record came in.
 	RawBody(ctx context.Context, source, id string) ([]byte, error)
-	// Update reads a record, applies fn and writes it back in one
-	// transaction; fn's error aborts the write and is returned. fn may run
-	// more than once (a concurrent write to the record forces a retry), so
-	// it must only modify the record it is given, and may not change its
-	// Source, ID or Event. A record set to StatusDelivered expires after its
-	// Retention. Returns ErrNotFound for an absent record.
-	Update(ctx context.Context, source, id string, durable bool, fn func(*Record) error) (*Record, error)
-	// Release deletes a reservation so a retry of the same event can
-	// get through. reservedUntil is the LeaseUntil that Insert set on the
-	// reserving record: it tells this reservation from a newer one that
-	// took the key over after its lease ran out, which must stay. Releasing
-	// an absent, non-reserved or taken-over record does nothing and is not
-	// an error.
+
+	// Release deletes a reservation, and the dedup key it holds, so a
+	// retry of the same event can get through. reservedUntil is the
+	// ReservedUntil that Insert set on the reserving record: it tells this
+	// reservation from a newer one that took the key over after it
+	// expired, which must stay. Releasing an absent, non-reserved or
+	// taken-over record does nothing and is not an error.
 	Release(ctx context.Context, source, id string, reservedUntil time.Time) error
+	// MarkDelivered records a sync delivery the backend accepted: the
+	// record becomes delivered with the attempt appended, durably before
+	// it returns. A delivered record expires after its Retention. Returns
+	// ErrNotFound for an absent record.
+	MarkDelivered(ctx context.Context, source, id string, attempt Attempt) error
+
 	// Claim leases up to limit due records (pending or retrying, next attempt
-	// at or before now, lease free or expired) among sources, for lease:
-	// it sets LeaseOwner and LeaseUntil = now+lease. No two owners hold a
-	// lease on one record at once. A worker ends its lease early by zeroing
-	// LeaseOwner and LeaseUntil in the Update that records its attempt;
-	// otherwise the record is not claimable again before LeaseUntil. An
-	// implementation may return fewer than limit records per call.
+	// at or before now, no live lease) among sources to owner until
+	// now+lease, and returns them with LeaseOwner and LeaseUntil set. No
+	// two owners hold a lease on one record at once. The lease ends with
+	// RecordAttempt or ReleaseLease, or when it runs out. An implementation
+	// may return fewer than limit records per call.
 	Claim(ctx context.Context, owner string, sources []string, now time.Time, lease time.Duration, limit int) ([]*Record, error)
+	// RecordAttempt appends a scheduled attempt made under owner's lease,
+	// applies the decision and ends the lease, durably. If the lease was
+	// lost to another owner the attempt is appended but the state is left
+	// alone and ErrLeaseLost is returned; a record delivered meanwhile (by
+	// a replay) stays delivered. Returns ErrNotFound for an absent record.
+	RecordAttempt(ctx context.Context, source, id, owner string, attempt Attempt, d Decision) error
+	// ReleaseLease gives owner's lease back without an attempt, so the
+	// record is claimable again at once. Releasing a lease owner does not
+	// hold does nothing.
+	ReleaseLease(ctx context.Context, source, id, owner string) error
+	// RecordReplay appends an operator's replay attempt and counts it;
+	// delivered (the backend answered 2xx) makes any record but a
+	// reservation delivered. A replay does not touch the lease: an engine
+	// holding one records its own attempt later. Returns the record as
+	// stored, or ErrNotFound.
+	RecordReplay(ctx context.Context, source, id string, attempt Attempt, delivered bool) (*Record, error)
+
 	// List returns records matching f, newest first, and a cursor for the
 	// next page ("" when done).
 	List(ctx context.Context, f Filter) ([]*Record, string, error)
 	// Counts returns the number of records in each status (every status
 	// present, zero or not).
 	Counts(ctx context.Context) (map[Status]int, error)
-	// Purge deletes records matching f; it returns how many.
+	// Purge deletes records matching f, with the dedup keys they hold; it
+	// returns how many.
 	Purge(ctx context.Context, f Filter) (int, error)
 	// Close releases the store. It is safe to call more than once.
 	Close() error

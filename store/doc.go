@@ -1,0 +1,52 @@
+// Package store keeps every event the gateway accepts: its dedup keys, the
+// raw request, the canonical event and its delivery history.
+//
+// The contract is the Store interface: one method per state change, each a
+// single conditional write in any engine, so that an embedded database and a
+// shared one (PostgreSQL, for several gateways behind one load balancer)
+// implement the same life cycle. The conformance suite in store/storetest
+// checks an engine against it. The embedded engine is Badger (Open).
+//
+// # Life cycle
+//
+// A record is in one status at a time. Each transition below is one method;
+// its condition is checked in the same write.
+//
+//	from              to                 method          condition
+//	(absent)          pending            Insert          id and dedup key free
+//	(absent)          reserved           Insert          id and dedup key free
+//	reserved          (absent)           Release         ReservedUntil is the caller's
+//	reserved          delivered          MarkDelivered   record present
+//	pending|retrying  (leased)           Claim           due, no live lease
+//	(leased)          delivered          RecordAttempt   caller holds the lease
+//	(leased)          retrying           RecordAttempt   caller holds the lease
+//	(leased)          dead               RecordAttempt   caller holds the lease
+//	(leased)          pending|retrying   ReleaseLease    caller holds the lease
+//	any but reserved  delivered          RecordReplay    backend answered 2xx
+//	any               (absent)           Purge           matches the filter
+//	delivered         (absent)           (expiry)        Retention has passed
+//
+// A key is free when no record holds it: for the id, no record with that
+// (Source, ID), or only a reservation past its ReservedUntil; for a dedup
+// key, no record holding (Source, DedupKey) inserted less than DedupWindow
+// ago, nor a live reservation holding it. An expired reservation is
+// replaced by the insert that takes its key.
+//
+// A lease is not a status: it is an owner and an end time on a pending or
+// retrying record that a delivery worker has claimed, so that two workers
+// (two configurations alive during a reload) never attempt one event at
+// once. A lease that runs out makes the record claimable again; an attempt
+// recorded after that by the old owner is kept as history but leaves the
+// state to the new owner (ErrLeaseLost). The reservation of a sync delivery
+// and the lease of an async one are separate: ReservedUntil and LeaseUntil.
+//
+// # Indexes
+//
+// Every engine answers these queries:
+//
+//   - by (Source, ID): Get, RawBody and every transition;
+//   - by (Source, DedupKey) within its window: Insert;
+//   - by due time, per source, over pending and retrying records: Claim;
+//   - by ReceivedAt, newest first, with status, provider and type beside it:
+//     List, Counts and Purge.
+package store

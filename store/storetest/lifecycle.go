@@ -1,0 +1,344 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/webhookgw/caddy-webhook-gateway/store"
+)
+
+func testReservationExpiry(t *testing.T, open Open) {
+	b := openStore(t, open, Options{ReservationExpiry: 300 * time.Millisecond})
+	ctx := context.Background()
+	r := rec("/sub", "4806", store.StatusReserved)
+	before := time.Now()
+	mustInsert(t, b, single(r, "{}"), false)
+	if r.ReservedUntil.Before(before.Add(300*time.Millisecond)) || r.ReservedUntil.After(time.Now().Add(300*time.Millisecond)) {
+		t.Fatalf("ReservedUntil %v not now+lease", r.ReservedUntil)
+	}
+	got, _ := b.Get(ctx, "/sub", "4806")
+	if !got.ReservedUntil.Equal(r.ReservedUntil) {
+		t.Fatalf("stored lease %v, want %v", got.ReservedUntil, r.ReservedUntil)
+	}
+	res := mustInsert(t, b, single(rec("/sub", "4806", store.StatusReserved), "{}"), false)
+	if res[0].Inserted || res[0].Existing != store.StatusReserved {
+		t.Fatalf("live reservation did not block: %+v", res)
+	}
+	time.Sleep(350 * time.Millisecond)
+	res = mustInsert(t, b, single(rec("/sub", "4806", store.StatusPending), `{"second":true}`), false)
+	if !res[0].Inserted {
+		t.Fatalf("expired reservation still blocks: %+v", res)
+	}
+	got, _ = b.Get(ctx, "/sub", "4806")
+	if got.Status != store.StatusPending {
+		t.Fatalf("status %s", got.Status)
+	}
+	if body, _ := b.RawBody(ctx, "/sub", "4806"); string(body) != `{"second":true}` {
+		t.Fatalf("body %s", body)
+	}
+}
+
+func testRelease(t *testing.T, open Open) {
+	b := openStore(t, open, Options{})
+	ctx := context.Background()
+	r1 := rec("/sub", "r1", store.StatusReserved)
+	mustInsert(t, b, single(r1, "{}"), false)
+	mustInsert(t, b, single(rec("/sub", "p1", store.StatusPending), "{}"), false)
+	if r1.ReservedUntil.IsZero() {
+		t.Fatal("Insert did not set the reservation's ReservedUntil")
+	}
+	if err := b.Release(ctx, "/sub", "r1", r1.ReservedUntil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(ctx, "/sub", "r1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("released record still there: %v", err)
+	}
+	if err := b.Release(ctx, "/sub", "p1", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(ctx, "/sub", "p1"); err != nil {
+		t.Fatalf("Release deleted a pending record: %v", err)
+	}
+	if err := b.Release(ctx, "/sub", "absent", time.Time{}); err != nil {
+		t.Fatalf("releasing an absent key: %v", err)
+	}
+	if res := mustInsert(t, b, single(rec("/sub", "r1", store.StatusReserved), "{}"), false); !res[0].Inserted {
+		t.Fatal("retry after release was not inserted")
+	}
+}
+
+// A request whose reservation outlived its lease must not release the
+// reservation of the retry that took the key over.
+func testReleaseLeavesATakenOverReservation(t *testing.T, open Open) {
+	b := openStore(t, open, Options{ReservationExpiry: 50 * time.Millisecond})
+	ctx := context.Background()
+	first := rec("/pay", "slow", store.StatusReserved)
+	mustInsert(t, b, single(first, "{}"), false)
+	time.Sleep(100 * time.Millisecond)
+	second := rec("/pay", "slow", store.StatusReserved)
+	if res := mustInsert(t, b, single(second, "{}"), false); !res[0].Inserted {
+		t.Fatalf("abandoned reservation was not taken over: %+v", res)
+	}
+	if err := b.Release(ctx, "/pay", "slow", first.ReservedUntil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.Get(ctx, "/pay", "slow")
+	if err != nil {
+		t.Fatalf("the late release deleted the newer reservation: %v", err)
+	}
+	if got.Status != store.StatusReserved || !got.ReservedUntil.Equal(second.ReservedUntil) {
+		t.Fatalf("record %+v", got)
+	}
+	if err := b.Release(ctx, "/pay", "slow", second.ReservedUntil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(ctx, "/pay", "slow"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the owner's release did not delete its reservation: %v", err)
+	}
+}
+
+func testMarkDeliveredExpires(t *testing.T, open Open) {
+	b := openStore(t, open, Options{})
+	ctx := context.Background()
+	r := rec("/pay", "ttl", store.StatusReserved)
+	r.Retention = time.Second
+	mustInsert(t, b, single(r, "{}"), false)
+	// Reservations are never cached; a delivered record is, with its expiry.
+	if err := b.MarkDelivered(ctx, "/pay", "ttl", store.Attempt{Number: 1, At: time.Now(), Status: 200, Latency: time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if up, err := b.Get(ctx, "/pay", "ttl"); err != nil || up.Status != store.StatusDelivered || len(up.Attempts) != 1 || !up.ReservedUntil.IsZero() {
+		t.Fatalf("after MarkDelivered: %+v %v", up, err)
+	}
+	if res := mustInsert(t, b, single(rec("/pay", "ttl", store.StatusReserved), "{}"), false); res[0].Inserted || res[0].Existing != store.StatusDelivered {
+		t.Fatalf("delivered record not a duplicate: %+v", res)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := b.Get(ctx, "/pay", "ttl")
+		if errors.Is(err, store.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("delivered record with 1s retention still there after 5s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The cached "present" entry must have expired with the record.
+	if res := mustInsert(t, b, single(rec("/pay", "ttl", store.StatusPending), "{}"), false); !res[0].Inserted {
+		t.Fatalf("expired record still a duplicate: %+v", res)
+	}
+}
+
+func testTransitionErrors(t *testing.T, open Open) {
+	b := openStore(t, open, Options{})
+	ctx := context.Background()
+	a := store.Attempt{Number: 1, At: time.Now(), Status: 200}
+	if err := b.MarkDelivered(ctx, "/pay", "nope", a); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("mark delivered, missing: %v", err)
+	}
+	if err := b.RecordAttempt(ctx, "/pay", "nope", "o", a, store.Delivered()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("record attempt, missing: %v", err)
+	}
+	if _, err := b.RecordReplay(ctx, "/pay", "nope", a, true); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("record replay, missing: %v", err)
+	}
+	mustInsert(t, b, single(rec("/pay", "u", store.StatusPending), "{}"), false)
+	for _, d := range []store.Decision{{Status: store.StatusDead}, {Status: store.StatusPending}, {}} {
+		if err := b.RecordAttempt(ctx, "/pay", "u", "o", a, d); err == nil {
+			t.Fatalf("decision %+v accepted", d)
+		}
+	}
+	if got, _ := b.Get(ctx, "/pay", "u"); got.Status != store.StatusPending || len(got.Attempts) != 0 {
+		t.Fatalf("a refused decision was written: %+v", got)
+	}
+}
+
+// Concurrent read-modify-writes of one record must not lose updates.
+func testReplaysConcurrent(t *testing.T, open Open) {
+	b := openStore(t, open, Options{})
+	ctx := context.Background()
+	mustInsert(t, b, single(rec("/pay", "c", store.StatusPending), "{}"), false)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := b.RecordReplay(ctx, "/pay", "c", store.Attempt{Number: 1, At: time.Now(), Status: 500}, false); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got, _ := b.Get(ctx, "/pay", "c"); got.Replays != 20 {
+		t.Fatalf("replays %d, want 20", got.Replays)
+	}
+}
+
+func testClaimExclusiveTwoOwners(t *testing.T, open Open) {
+	b := openStore(t, open, Options{})
+	ctx := context.Background()
+	const n = 300
+	in := &store.Ingest{RawBody: []byte("[]")}
+	for i := range n {
+		in.Records = append(in.Records, rec("/pay", fmt.Sprint("c", i), store.StatusPending))
+	}
+	// Records of another source and not-yet-due ones must not be claimed.
+	other := rec("/other", "o1", store.StatusPending)
+	later := rec("/pay", "later", store.StatusRetrying)
+	later.NextAttemptAt = time.Now().Add(time.Hour)
+	in.Records = append(in.Records, other, later)
+	mustInsert(t, b, in, false)
+
+	var mu sync.Mutex
+	owners := map[string]string{}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			owner := fmt.Sprint("config-", w%2)
+			for {
+				got, err := b.Claim(ctx, owner, []string{"/pay"}, time.Now(), time.Minute, 7)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, r := range got {
+					if r.LeaseOwner != owner || !r.LeaseUntil.After(time.Now()) {
+						t.Errorf("%s: lease %q until %v", r.ID, r.LeaseOwner, r.LeaseUntil)
+					}
+					if prev, dup := owners[r.ID]; dup {
+						t.Errorf("%s claimed by %s and %s", r.ID, prev, owner)
+					}
+					owners[r.ID] = owner
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(owners) != n {
+		t.Fatalf("claimed %d records, want %d", len(owners), n)
+	}
+	if _, ok := owners["later"]; ok {
+		t.Fatal("claimed a record not yet due")
+	}
+	got, _ := b.Get(ctx, "/pay", "c17")
+	if got.LeaseOwner != owners["c17"] {
+		t.Fatalf("stored lease owner %q, claimed by %q", got.LeaseOwner, owners["c17"])
+	}
+	// Once due, the later record is claimable.
+	res, err := b.Claim(ctx, "x", []string{"/pay", "/other"}, time.Now().Add(2*time.Hour), time.Minute, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for _, r := range res {
+		ids[r.ID] = true
+	}
+	// Leases of the first round (1 min) have expired 2 hours from now too,
+	// so "later", "o1" and 8 of the expired leases come back, oldest due first.
+	if !ids["o1"] || len(res) != 10 {
+		t.Fatalf("claim across sources: %v", ids)
+	}
+}
+
+func testClaimLeaseExpiryAndRelease(t *testing.T, open Open) {
+	b := openStore(t, open, Options{})
+	ctx := context.Background()
+	mustInsert(t, b, single(rec("/pay", "l1", store.StatusPending), "{}"), true)
+	now := time.Now()
+	got, err := b.Claim(ctx, "a", []string{"/pay"}, now, 30*time.Second, 10)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("first claim: %v %v", got, err)
+	}
+	if again, _ := b.Claim(ctx, "b", []string{"/pay"}, now.Add(10*time.Second), 30*time.Second, 10); len(again) != 0 {
+		t.Fatalf("claimed while leased: %v", again)
+	}
+	// Owner a died (kill -9): after the lease, b may take it.
+	again, err := b.Claim(ctx, "b", []string{"/pay"}, now.Add(31*time.Second), 30*time.Second, 10)
+	if err != nil || len(again) != 1 || again[0].LeaseOwner != "b" {
+		t.Fatalf("reclaim after lease expiry: %v %v", again, err)
+	}
+	// A failed attempt: retry in 5s, lease given back.
+	if err := b.RecordAttempt(ctx, "/pay", "l1", "b", store.Attempt{Number: 1, At: now, Status: 503}, store.RetryAt(now.Add(5*time.Second))); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := b.Claim(ctx, "a", []string{"/pay"}, now.Add(4*time.Second), time.Minute, 10); len(c) != 0 {
+		t.Fatal("claimed before NextAttemptAt")
+	}
+	if c, _ := b.Claim(ctx, "a", []string{"/pay"}, now.Add(6*time.Second), time.Minute, 10); len(c) != 1 {
+		t.Fatal("not claimable at NextAttemptAt")
+	}
+	// A lease given back makes the record claimable at once; one held by
+	// another owner is not given back.
+	if err := b.ReleaseLease(ctx, "/pay", "l1", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := b.Claim(ctx, "b", []string{"/pay"}, now.Add(6*time.Second), time.Minute, 10); len(c) != 0 {
+		t.Fatal("a lease was given back by an owner that did not hold it")
+	}
+	if err := b.ReleaseLease(ctx, "/pay", "l1", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := b.Claim(ctx, "b", []string{"/pay"}, now.Add(6*time.Second), time.Minute, 10); len(c) != 1 {
+		t.Fatal("not claimable after its lease was given back")
+	}
+	// store.Delivered and dead records leave the due index.
+	if err := b.RecordAttempt(ctx, "/pay", "l1", "b", store.Attempt{Number: 2, At: now, Status: 410}, store.Dead(store.DeadGone)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := b.Get(ctx, "/pay", "l1"); got.Status != store.StatusDead || got.DeadReason != store.DeadGone || !got.NextAttemptAt.IsZero() || got.LeaseOwner != "" {
+		t.Fatalf("dead record %+v", got)
+	}
+	if c, _ := b.Claim(ctx, "a", []string{"/pay"}, now.Add(time.Hour), time.Minute, 10); len(c) != 0 {
+		t.Fatal("claimed a dead record")
+	}
+	if _, err := b.Claim(ctx, "", []string{"/pay"}, now, time.Minute, 1); err == nil {
+		t.Fatal("empty owner accepted")
+	}
+}
+
+func testLateAttemptKeepsTakenOverLease(t *testing.T, open Open) {
+	b := openStore(t, open, Options{})
+	ctx := context.Background()
+	mustInsert(t, b, single(rec("/pay", "slow", store.StatusPending), "{}"), true)
+	now := time.Now()
+	if c, _ := b.Claim(ctx, "a", []string{"/pay"}, now, time.Second, 1); len(c) != 1 {
+		t.Fatal("claim by a")
+	}
+	if c, _ := b.Claim(ctx, "b", []string{"/pay"}, now.Add(2*time.Second), time.Hour, 1); len(c) != 1 {
+		t.Fatal("claim by b after a's lease ran out")
+	}
+	// a comes back late and records its attempt: the attempt is history,
+	// the state and the lease stay b's.
+	err := b.RecordAttempt(ctx, "/pay", "slow", "a", store.Attempt{Number: 1, At: now, Status: 500}, store.Dead(store.DeadAttemptsExhausted))
+	if !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("late attempt: %v", err)
+	}
+	if c, _ := b.Claim(ctx, "c", []string{"/pay"}, now.Add(3*time.Second), time.Hour, 1); len(c) != 0 {
+		t.Fatal("claimed while b holds the lease")
+	}
+	got, err := b.Get(ctx, "/pay", "slow")
+	if err != nil || got.LeaseOwner != "b" || len(got.Attempts) != 1 || got.Status != store.StatusPending {
+		t.Fatalf("after the late attempt: %+v %v", got, err)
+	}
+	if n, err := b.Purge(ctx, store.Filter{Source: "/pay"}); err != nil || n != 1 {
+		t.Fatalf("purge: %d %v", n, err)
+	}
+	// The lease went with the record: the same event stored again is
+	// claimable at once.
+	mustInsert(t, b, single(rec("/pay", "slow", store.StatusPending), "{}"), true)
+	if c, _ := b.Claim(ctx, "c", []string{"/pay"}, now.Add(3*time.Second), time.Hour, 1); len(c) != 1 {
+		t.Fatal("purge left the lease behind")
+	}
+}

@@ -1,0 +1,156 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// change is the one read-modify-write behind every state transition: it
+// reads the record's state (never its payload: a transition rewrites the
+// small state record and leaves the canonical event and raw body where they
+// were written), shows it to fn with its delivery lease overlaid, and writes
+// what fn leaves, in one transaction retried on conflict. fn may run more than
+// once and must only change state fields; it returns false to write nothing.
+// The lease table follows the lease fields fn leaves, but only if nobody took
+// the lease meanwhile. The record returned has no Event if its payload is
+// kept apart.
+func (b *Badger) change(ctx context.Context, op, source, id string, durable bool, fn func(r *Record) (bool, error)) (*Record, error) {
+	if err := validateKey(source, id); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	unlock, err := b.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	key := recordKey(source, id)
+	var out *Record
+	var held lease // the lease fn was shown
+	wrote := false
+	err = b.update(ctx, func(txn *badger.Txn) error {
+		wrote = false
+		item, err := txn.Get(key)
+		if err != nil {
+			return err
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		sr, err := decodeRecordValue(v)
+		if err != nil {
+			return err
+		}
+		old := *sr.rec
+		rec := sr.rec
+		b.leases.overlay(string(key), rec)
+		held = lease{owner: rec.LeaseOwner, until: rec.LeaseUntil}
+		out = rec
+		write, err := fn(rec)
+		if err != nil {
+			return fnError{err}
+		}
+		if !write {
+			return nil
+		}
+		wrote = true
+		return b.writeRecord(txn, key, &old, persisted(rec), sr.bodyKind, sr.body, time.Now())
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%s %s %s: %w", op, source, id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s %s %s: %w", op, source, id, err)
+	}
+	b.leases.apply(string(key), held, out)
+	if !wrote {
+		return out, nil
+	}
+	if durable {
+		if err := b.durable(); err != nil {
+			return nil, fmt.Errorf("%s %s %s: %w", op, source, id, err)
+		}
+	}
+	b.refreshCache([][]byte{key}, durable)
+	return out, nil
+}
+
+// settle moves r to the state d decides, clearing what belonged to the
+// state it leaves.
+func settle(r *Record, d Decision) {
+	r.Status = d.Status
+	r.NextAttemptAt, r.DeadReason, r.ReservedUntil = time.Time{}, "", time.Time{}
+	switch d.Status {
+	case StatusRetrying:
+		r.NextAttemptAt = d.NextAttemptAt
+	case StatusDead:
+		r.DeadReason = d.Reason
+	}
+}
+
+// MarkDelivered implements Store.
+func (b *Badger) MarkDelivered(ctx context.Context, source, id string, attempt Attempt) error {
+	_, err := b.change(ctx, "mark delivered", source, id, true, func(r *Record) (bool, error) {
+		r.Attempts = append(r.Attempts, attempt)
+		settle(r, Delivered())
+		r.LeaseOwner, r.LeaseUntil = "", time.Time{}
+		return true, nil
+	})
+	return err
+}
+
+// RecordAttempt implements Store.
+func (b *Badger) RecordAttempt(ctx context.Context, source, id, owner string, attempt Attempt, d Decision) error {
+	if err := d.validate(); err != nil {
+		return fmt.Errorf("record attempt %s %s: %w", source, id, err)
+	}
+	lost := false
+	_, err := b.change(ctx, "record attempt", source, id, true, func(r *Record) (bool, error) {
+		r.Attempts = append(r.Attempts, attempt)
+		lost = r.LeaseOwner != owner
+		if lost {
+			return true, nil // history; the state is the new owner's
+		}
+		r.LeaseOwner, r.LeaseUntil = "", time.Time{}
+		if r.Status != StatusDelivered {
+			settle(r, d)
+		}
+		return true, nil
+	})
+	if err == nil && lost {
+		err = fmt.Errorf("record attempt %s %s by %s: %w", source, id, owner, ErrLeaseLost)
+	}
+	return err
+}
+
+// ReleaseLease implements Store. Leases live in memory (see leaseTable), so
+// giving one back writes nothing.
+func (b *Badger) ReleaseLease(ctx context.Context, source, id, owner string) error {
+	if err := validateKey(source, id); err != nil {
+		return fmt.Errorf("release lease: %w", err)
+	}
+	unlock, err := b.enter()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	b.leases.release(string(recordKey(source, id)), owner)
+	return nil
+}
+
+// RecordReplay implements Store.
+func (b *Badger) RecordReplay(ctx context.Context, source, id string, attempt Attempt, delivered bool) (*Record, error) {
+	attempt.Replay = true
+	return b.change(ctx, "record replay", source, id, true, func(r *Record) (bool, error) {
+		r.Attempts = append(r.Attempts, attempt)
+		r.Replays++
+		if delivered && r.Status != StatusReserved {
+			settle(r, Delivered())
+		}
+		return true, nil
+	})
+}
