@@ -180,6 +180,7 @@ func TestBrowserFilterOpenAndReplay(t *testing.T) {
 			store_dir {{DIR}}/store
 			deliver sync
 			auth path_secret ` + browserPath + `
+			max_event_age off
 		}
 		reverse_proxy ` + strings.TrimPrefix(be.URL, "http://") + `
 	}
@@ -332,7 +333,7 @@ func payment(t *testing.T, gw *testcaddy.Instance, key, description string) stri
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(map[string]any{
-		"type": "event", "event_type": "transaction.sale.success", "event_id": id, "event_triggered": "2026-12-01 09:30:00",
+		"type": "event", "event_type": "transaction.sale.success", "event_id": id, "event_triggered": time.Now().UTC().Format(time.DateTime),
 		"event_body": map[string]any{"object": map[string]any{"type": "transaction", "key": key, "description": description}},
 	}); err != nil {
 		t.Fatal(err)
