@@ -63,7 +63,8 @@ type (
 // ReplayRequest is the body of POST /webhooks/replay: either Source and ID,
 // or Filter (or All for every event).
 type ReplayRequest struct {
-	// Store is the store directory; needed only when several are loaded.
+	// Store names the store (a badger store by its directory); needed only
+	// when several are loaded.
 	Store string `json:"store,omitempty"`
 	// Source and ID name one event to replay.
 	Source string `json:"source,omitempty"`
@@ -79,7 +80,8 @@ type ReplayRequest struct {
 
 // PurgeRequest is the body of POST /webhooks/purge.
 type PurgeRequest struct {
-	// Store is the store directory; needed only when several are loaded.
+	// Store names the store (a badger store by its directory); needed only
+	// when several are loaded.
 	Store string `json:"store,omitempty"`
 	// Filter selects the events to delete; its Limit caps how many.
 	Filter *FilterRequest `json:"filter,omitempty"`

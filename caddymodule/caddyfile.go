@@ -36,6 +36,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    time_zone      <IANA zone>
 //	    max_body       <size>
 //	    store_dir      <path>
+//	    store          <engine> [<args>...] [{ ... }]
 //	    retention      <duration>
 //	    dedup_window   <duration>|off
 //	    id_header      <header>
@@ -97,6 +98,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &h.StoreDir); err != nil {
 				return err
 			}
+		case "store":
+			raw, err := storeModuleJSON(d)
+			if err != nil {
+				return err
+			}
+			h.StoreRaw = raw
 		case "signing_secret":
 			if err := oneArg(d, &h.SigningSecret); err != nil {
 				return err

@@ -6,10 +6,10 @@ package caddymodule
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -49,7 +49,7 @@ const (
 )
 
 // Handler receives provider webhooks on a route: it verifies them,
-// deduplicates them by event id in an embedded Badger store, normalizes them
+// deduplicates them by event id in a store (embedded Badger by default), normalizes them
 // into CloudEvents 1.0 and delivers them to the merchant's backend.
 type Handler struct {
 	// Provider is the envelope format the route accepts: "openloyalty",
@@ -73,10 +73,18 @@ type Handler struct {
 	// one gets 413. Default: 5 MiB.
 	MaxBodySize int64 `json:"max_body_size,omitempty"`
 
-	// StoreDir is the Badger directory. Routes naming the same directory
+	// StoreDir is the shorthand for a Badger store in this directory (see
+	// webhook_gateway.stores.badger): routes naming the same directory
 	// share one database. Default: "webhook_gateway" under Caddy's data
-	// directory.
+	// directory. Set StoreDir or Store, not both.
 	StoreDir string `json:"store_dir,omitempty"`
+
+	// Store is the store engine, a module of the webhook_gateway.stores
+	// namespace named by its "engine" key, e.g.
+	// {"engine": "badger", "dir": "/var/lib/webhooks"}. Routes whose
+	// stores have the same engine and name share one store. Default: the
+	// badger engine in StoreDir.
+	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=webhook_gateway.stores inline_key=engine"`
 
 	// Retention is how long a delivered event is kept (and so how long its
 	// id is remembered for dedup). Pending and dead events are kept until
@@ -137,12 +145,13 @@ type Handler struct {
 	// Timeout bounds one async delivery attempt. Default: 30s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
-	gw      *handlers.Gateway
-	db      *store.Badger
-	dbKey   string
-	engine  *delivery.Engine
-	logger  *zap.Logger
-	cleanup []func()
+	gw        *handlers.Gateway
+	db        store.Store
+	dbKey     string // the store's key in the pool
+	storeName string // the store's name in the admin API
+	engine    *delivery.Engine
+	logger    *zap.Logger
+	cleanup   []func()
 }
 
 // RetryConfig bounds async redelivery. Delays grow exponentially with full
@@ -220,15 +229,19 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("webhook_gateway: %w", err)
 	}
 
-	dir := h.StoreDir
-	if dir == "" {
-		dir = filepath.Join(caddy.AppDataDir(), "webhook_gateway")
+	storeField := "store"
+	if h.StoreRaw == nil {
+		storeField = "store_dir"
 	}
-	db, key, err := openStore(dir, h.logger)
+	engine, module, err := h.loadStore(ctx)
 	if err != nil {
-		return fmt.Errorf("webhook_gateway: store_dir: %w", err)
+		return fmt.Errorf("webhook_gateway: %s: %w", storeField, err)
 	}
-	h.db, h.dbKey = db, key
+	db, key, err := openStore(module, engine, h.logger)
+	if err != nil {
+		return fmt.Errorf("webhook_gateway: %s: %w", storeField, err)
+	}
+	h.db, h.dbKey, h.storeName = db, key, engine.StoreName()
 	h.cleanup = append(h.cleanup, func() { releaseStore(key, h.logger) })
 
 	h.gw = &handlers.Gateway{

@@ -1,34 +1,30 @@
 package caddymodule
 
 import (
-	"fmt"
-	"path/filepath"
-
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
-// stores shares one open Badger database per directory. During a reload the
-// old and the new config run side by side, and a second badger.Open of the
-// same directory would fail on its lock; the pool hands the new config the
-// database the old one holds and closes it when the last user lets go.
+// stores shares one open store per engine module and store name. During a
+// reload the old and the new config run side by side, and a second open of
+// the same database would fail (Badger's directory lock) or double its
+// resources; the pool hands the new config the store the old one holds and
+// closes it when the last user lets go.
 var stores = caddy.NewUsagePool()
 
-type pooledStore struct{ *store.Badger }
+type pooledStore struct{ store.Store }
 
-// Destruct closes the database once no config uses it.
+// Destruct closes the store once no config uses it.
 func (p pooledStore) Destruct() error { return p.Close() }
 
-// openStore returns the shared store for dir and the pool key to release.
-func openStore(dir string, logger *zap.Logger) (*store.Badger, string, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, "", fmt.Errorf("%q: %w", dir, err)
-	}
-	val, _, err := stores.LoadOrNew(abs, func() (caddy.Destructor, error) {
-		db, err := store.Open(abs, store.Options{Logger: logger.Named("store")})
+// openStore returns the shared store of engine (module is its module id)
+// and the pool key to release.
+func openStore(module string, engine StoreEngine, logger *zap.Logger) (store.Store, string, error) {
+	key := module + " " + engine.StoreName()
+	val, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
+		db, err := engine.OpenStore(logger.Named("store"))
 		if err != nil {
 			return nil, err
 		}
@@ -37,11 +33,11 @@ func openStore(dir string, logger *zap.Logger) (*store.Badger, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	return val.(pooledStore).Badger, abs, nil
+	return val.(pooledStore).Store, key, nil
 }
 
 func releaseStore(key string, logger *zap.Logger) {
 	if _, err := stores.Delete(key); err != nil {
-		logger.Error("closing store", zap.String("dir", key), zap.Error(err))
+		logger.Error("closing store", zap.String("store", key), zap.Error(err))
 	}
 }

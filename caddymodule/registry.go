@@ -25,8 +25,9 @@ var live = newRegistry()
 // registry tracks live stores by directory and live routes by source.
 // During a reload the old and the new config are both registered for a
 // moment: stores are reference-counted (the pool hands both configs the
-// same *store.Badger), and a source may have several routes, the newest
-// last.
+// same store.Store), and a source may have several routes, the newest last.
+// Stores are known by name (StoreEngine.StoreName; a Badger store's is its
+// absolute directory).
 type registry struct {
 	mu     sync.Mutex
 	stores map[string]*liveStore
@@ -34,7 +35,7 @@ type registry struct {
 }
 
 type liveStore struct {
-	db     *store.Badger
+	db     store.Store
 	refs   int
 	counts *countsCache
 }
@@ -52,7 +53,7 @@ func newRegistry() *registry {
 
 // add registers a Handler's store and, for each of its sources, its route;
 // the returned function undoes exactly this registration.
-func (r *registry) add(dir string, db *store.Badger, sources []string, mode handlers.Mode, engine *delivery.Engine) func() {
+func (r *registry) add(dir string, db store.Store, sources []string, mode handlers.Mode, engine *delivery.Engine) func() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ls := r.stores[dir]
@@ -98,9 +99,9 @@ var (
 	errSyncRoute      = errors.New("replay needs an async route with upstreams")
 )
 
-// store returns the live store in dir, or the only live store when dir is
-// empty. A relative dir is resolved like store_dir is, against Caddy's
-// working directory.
+// store returns the live store named dir, or the only live store when dir
+// is empty. A name no store has is tried as a relative Badger directory,
+// resolved like store_dir is, against Caddy's working directory.
 func (r *registry) store(dir string) (string, *liveStore, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -114,6 +115,9 @@ func (r *registry) store(dir string) (string, *liveStore, error) {
 			}
 		}
 		return "", nil, fmt.Errorf("%w (%s): choose one with store=<dir>", errAmbiguousStore, strings.Join(r.dirsLocked(), ", "))
+	}
+	if ls := r.stores[dir]; ls != nil {
+		return dir, ls, nil
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -222,6 +226,6 @@ func (r *registry) engine(dir, source string) (*delivery.Engine, error) {
 // engine started, and its removal before the store is released, so nothing
 // reads a closed store through the registry.
 func (h *Handler) register() {
-	remove := live.add(h.dbKey, h.db, h.sources(), h.gw.Mode, h.engine)
+	remove := live.add(h.storeName, h.db, h.sources(), h.gw.Mode, h.engine)
 	h.cleanup = append(h.cleanup, remove)
 }

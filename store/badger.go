@@ -101,6 +101,19 @@ type Options struct {
 	// outlast a synchronous delivery. Default 2 minutes.
 	ReservationExpiry time.Duration
 
+	// MinFreeSpace is the free disk space below which new events are
+	// refused with ErrNoSpace (state changes of stored events go on), so
+	// that Badger never runs out of disk mid-write, which kills the
+	// process (see space.go). Default 256 MiB: a memtable flush, a
+	// compaction and a value-log rewrite with room to spare. Negative
+	// disables the check.
+	MinFreeSpace int64
+	// SpaceReserve is the size of a file the store allocates in its
+	// directory while space is plentiful and deletes when the disk is
+	// nearly full, or before opening on a full disk, to give Badger room.
+	// Default 64 MiB; negative: no reserve.
+	SpaceReserve int64
+
 	// SyncWrites makes Badger sync every commit itself instead of the
 	// store's group commit. It is slower under concurrency and exists to
 	// compare the two.
@@ -154,11 +167,21 @@ func (o Options) withDefaults() Options {
 	if o.ReservationExpiry <= 0 {
 		o.ReservationExpiry = 2 * time.Minute
 	}
+	if o.MinFreeSpace == 0 {
+		o.MinFreeSpace = 256 << 20
+	}
+	if o.SpaceReserve == 0 {
+		o.SpaceReserve = 64 << 20
+	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
 	return o
 }
+
+// recordOverhead is about what a record's state, index entries and dedup
+// entry add to its event and body on disk, for the free-space checks.
+const recordOverhead = 1 << 10
 
 // defaultBodyGrace keeps the body sweep away from bodies whose records may
 // still be being written (a batch too large for one transaction).
@@ -196,6 +219,7 @@ type Badger struct {
 	leases *leaseTable
 	due    *dueMarks
 	gsync  *groupSyncer
+	space  *spaceGuard // nil: disk space not watched
 
 	bodyGrace time.Duration
 	gcRuns    atomic.Uint64
@@ -234,6 +258,8 @@ func Open(dir string, opts Options) (*Badger, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("opening badger store in %q: %w", dir, err)
 	}
+	space := newSpaceGuard(dir, opts.MinFreeSpace, opts.SpaceReserve, opts.Logger)
+	space.releaseIfLow()
 	bo := badger.DefaultOptions(dir).
 		WithLogger(zapBadgerLogger{opts.Logger.Named("badger")}).
 		WithSyncWrites(opts.SyncWrites).
@@ -269,8 +295,15 @@ func Open(dir string, opts Options) (*Badger, error) {
 		due:       newDueMarks(),
 		bodyGrace: defaultBodyGrace,
 		stop:      make(chan struct{}),
+		space:     space,
 	}
 	b.gsync = &groupSyncer{sync: newLogSyncer(dir).sync}
+	if space != nil {
+		space.check()
+		space.allocateMemtables()
+		b.bg.Add(1)
+		go b.spaceLoop()
+	}
 	if opts.GCInterval > 0 {
 		b.bg.Add(1)
 		go b.gcLoop(opts.GCInterval)
@@ -288,12 +321,37 @@ type Stats struct {
 	// ValueLogGCRuns is the number of value-log collections, scheduled or
 	// early.
 	ValueLogGCRuns uint64
+	// LowOnSpace is set while new events are refused for lack of disk
+	// space (see Options.MinFreeSpace).
+	LowOnSpace bool
 }
 
 // Stats returns the group-commit counters since Open.
 func (b *Badger) Stats() Stats {
-	return Stats{Syncs: b.gsync.syncs.Load(), Waits: b.gsync.waits.Load(), ValueLogGCRuns: b.gcRuns.Load()}
+	return Stats{Syncs: b.gsync.syncs.Load(), Waits: b.gsync.waits.Load(), ValueLogGCRuns: b.gcRuns.Load(),
+		LowOnSpace: b.space.lowOnSpace()}
 }
+
+// spaceLoop watches the disk until Close, so that the store notices space
+// coming back without waiting for a write, and allocates the memtable logs
+// Badger creates.
+func (b *Badger) spaceLoop() {
+	defer b.bg.Done()
+	t := time.NewTicker(spaceLoopEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			b.space.check()
+			b.space.allocateMemtables()
+		}
+	}
+}
+
+// spaceLoopEvery is how often the disk is watched without writes.
+const spaceLoopEvery = 500 * time.Millisecond
 
 // Dir is the directory the store was opened in.
 func (b *Badger) Dir() string { return b.dir }
@@ -723,6 +781,13 @@ func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]Insert
 	}
 
 	if len(todo) > 0 {
+		size := len(in.RawBody)
+		for _, i := range todo {
+			size += len(in.Records[i].Event) + recordOverhead
+		}
+		if err := b.space.allow(size, true); err != nil {
+			return nil, fmt.Errorf("insert: %w", err)
+		}
 		gen := b.cache.generation()
 		payload := n == 1
 		var bodyID []byte
@@ -1047,6 +1112,9 @@ func (b *Badger) Release(ctx context.Context, source, id string, reservedUntil t
 		return err
 	}
 	defer unlock()
+	if err := b.space.allow(recordOverhead, false); err != nil {
+		return fmt.Errorf("release %s %s: %w", source, id, err)
+	}
 	key := recordKey(source, id)
 	deleted := false
 	err = b.update(ctx, func(txn *badger.Txn) error {

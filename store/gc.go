@@ -89,6 +89,9 @@ func countValueLogFiles(dir string) int {
 
 // runValueLogGC rewrites value-log files while Badger finds one worth it.
 func (b *Badger) runValueLogGC(ctx context.Context) {
+	if b.space.lowOnSpace() {
+		return // a rewrite needs the space the disk does not have
+	}
 	b.gcRuns.Add(1)
 	for range 64 {
 		if ctx.Err() != nil {

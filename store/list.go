@@ -225,6 +225,9 @@ func (b *Badger) Purge(ctx context.Context, f Filter) (int, error) {
 		return 0, err
 	}
 	defer unlock()
+	if err := b.space.allow(0, false); err != nil {
+		return 0, fmt.Errorf("purge: %w", err)
+	}
 	total := 0
 	var start []byte
 	chunkSize := purgeChunk

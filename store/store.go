@@ -31,6 +31,11 @@ const (
 // ErrNotFound is returned when no event is stored under a key.
 var ErrNotFound = errors.New("event not found")
 
+// ErrNoSpace is returned for a write refused because the store's disk is
+// (nearly) full: the write was not made, and may succeed once space is
+// freed. The gateway answers it with 503.
+var ErrNoSpace = errors.New("store is out of disk space")
+
 // ErrInvalidCursor is returned by List for a cursor it did not hand out.
 var ErrInvalidCursor = errors.New("invalid cursor")
 

@@ -27,6 +27,9 @@ func (b *Badger) change(ctx context.Context, op, source, id string, durable bool
 		return nil, err
 	}
 	defer unlock()
+	if err := b.space.allow(recordOverhead, false); err != nil {
+		return nil, fmt.Errorf("%s %s %s: %w", op, source, id, err)
+	}
 	key := recordKey(source, id)
 	var out *Record
 	var held lease // the lease fn was shown

@@ -1,0 +1,201 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/dustin/go-humanize"
+	"go.uber.org/zap"
+
+	"github.com/webhookgw/caddy-webhook-gateway/store"
+)
+
+func init() {
+	caddy.RegisterModule(BadgerStore{})
+}
+
+// storesNamespace is the Caddy module namespace of store engines.
+const storesNamespace = "webhook_gateway.stores"
+
+// StoreEngine is implemented by the modules of the webhook_gateway.stores
+// namespace: a store engine the gateway's routes, admin API and CLI use
+// through store.Store.
+type StoreEngine interface {
+	// StoreName names the database the module opens, once provisioned:
+	// routes whose stores have the same module and name share one open
+	// store across config reloads, and the admin API and the CLI select a
+	// store by it.
+	StoreName() string
+	// OpenStore opens the database. It is called once per name while any
+	// loaded config uses it; the store is closed when the last one is
+	// unloaded.
+	OpenStore(logger *zap.Logger) (store.Store, error)
+}
+
+// Interface guards.
+var (
+	_ StoreEngine           = (*BadgerStore)(nil)
+	_ caddy.Provisioner     = (*BadgerStore)(nil)
+	_ caddyfile.Unmarshaler = (*BadgerStore)(nil)
+)
+
+// BadgerStore is the embedded Badger store, the default engine. Its name
+// in the admin API and the CLI is its absolute directory.
+type BadgerStore struct {
+	// Dir is the Badger directory. Routes naming the same directory share
+	// one database. Placeholders such as {env.STATE_DIRECTORY} are
+	// expanded when the config loads; an unknown one is an error. A
+	// relative path is resolved against Caddy's working directory.
+	// Default: "webhook_gateway" under Caddy's data directory.
+	Dir string `json:"dir,omitempty"`
+
+	// MinFreeSpace is the free disk space, in bytes, below which new
+	// webhooks are answered 503 while stored events are still delivered,
+	// so that the disk never runs out mid-write. Default 256 MiB; -1
+	// disables the check.
+	MinFreeSpace int64 `json:"min_free_space,omitempty"`
+
+	// SpaceReserve is the size, in bytes, of a file the store allocates
+	// in its directory while space is plentiful and deletes when the disk
+	// is nearly full or the store starts on a full disk, to give the
+	// database room to finish its writes. Default 64 MiB; -1: none.
+	SpaceReserve int64 `json:"space_reserve,omitempty"`
+
+	abs string
+}
+
+// CaddyModule returns the Caddy module information.
+func (BadgerStore) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  storesNamespace + ".badger",
+		New: func() caddy.Module { return new(BadgerStore) },
+	}
+}
+
+// Provision resolves the directory.
+func (b *BadgerStore) Provision(caddy.Context) error {
+	dir := b.Dir
+	if dir == "" {
+		dir = filepath.Join(caddy.AppDataDir(), "webhook_gateway")
+	}
+	dir, err := caddy.NewReplacer().ReplaceOrErr(dir, true, true)
+	if err != nil {
+		return fmt.Errorf("badger store dir %q: %w", b.Dir, err)
+	}
+	if dir == "" {
+		return fmt.Errorf("badger store dir %q is empty once expanded", b.Dir)
+	}
+	if b.abs, err = filepath.Abs(dir); err != nil {
+		return fmt.Errorf("badger store dir %q: %w", dir, err)
+	}
+	return nil
+}
+
+// StoreName implements StoreEngine: the absolute directory.
+func (b *BadgerStore) StoreName() string { return b.abs }
+
+// OpenStore implements StoreEngine.
+func (b *BadgerStore) OpenStore(logger *zap.Logger) (store.Store, error) {
+	return store.Open(b.abs, store.Options{Logger: logger, MinFreeSpace: b.MinFreeSpace, SpaceReserve: b.SpaceReserve})
+}
+
+// UnmarshalCaddyfile sets up the store from the tokens after
+// "store badger":
+//
+//	store badger [<dir>] {
+//	    dir            <dir>
+//	    min_free_space <size>|off
+//	    space_reserve  <size>|off
+//	}
+func (b *BadgerStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // engine name
+	if d.NextArg() {
+		b.Dir = d.Val()
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "dir":
+			if err := oneArg(d, &b.Dir); err != nil {
+				return err
+			}
+		case "min_free_space", "space_reserve":
+			field := &b.MinFreeSpace
+			if d.Val() == "space_reserve" {
+				field = &b.SpaceReserve
+			}
+			if err := sizeOrOffArg(d, field); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("unknown badger store subdirective %q", d.Val())
+		}
+	}
+	return nil
+}
+
+// sizeOrOffArg reads a size ("64MiB") or "off" (-1) into field.
+func sizeOrOffArg(d *caddyfile.Dispenser, field *int64) error {
+	name := d.Val()
+	var raw string
+	if err := oneArg(d, &raw); err != nil {
+		return err
+	}
+	if raw == "off" {
+		*field = -1
+		return nil
+	}
+	size, err := humanize.ParseBytes(raw)
+	if err != nil || size == 0 || size > math.MaxInt64 {
+		return d.Errf("%s: invalid size %q (want a size such as 256MiB, or off)", name, raw)
+	}
+	*field = int64(size)
+	return nil
+}
+
+// loadStore provisions the route's store engine: the "store" module when
+// one is configured, otherwise the Badger store in store_dir (the
+// shorthand, and the default).
+func (h *Handler) loadStore(ctx caddy.Context) (StoreEngine, string, error) {
+	if h.StoreRaw == nil {
+		b := &BadgerStore{Dir: h.StoreDir}
+		if err := b.Provision(ctx); err != nil {
+			return nil, "", err
+		}
+		return b, b.CaddyModule().String(), nil
+	}
+	if h.StoreDir != "" {
+		return nil, "", errors.New("store_dir is the shorthand for a badger store; set store_dir or store, not both")
+	}
+	mod, err := ctx.LoadModule(h, "StoreRaw")
+	if err != nil {
+		return nil, "", fmt.Errorf("loading store module: %w", err)
+	}
+	engine, ok := mod.(StoreEngine)
+	if !ok {
+		return nil, "", fmt.Errorf("module %T is not a store engine", mod)
+	}
+	return engine, mod.(caddy.Module).CaddyModule().String(), nil
+}
+
+// storeModuleJSON reads "store <engine> ..." from d, at "store", into the
+// JSON of the handler's "store" field.
+func storeModuleJSON(d *caddyfile.Dispenser) (json.RawMessage, error) {
+	if !d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	name := d.Val()
+	mod, err := caddyfile.UnmarshalModule(d, storesNamespace+"."+name)
+	if err != nil {
+		return nil, err
+	}
+	return caddyconfig.JSONModuleObject(mod, "engine", name, nil), nil
+}
