@@ -3,7 +3,6 @@ package console
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -207,7 +206,11 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 	p.Data = d
 	if ff.ID != "" {
 		d.ByID = true
-		d.Events, d.Searched, err = findByID(r, t, ff)
+		d.Searched = t.Sources
+		if ff.Source != "" {
+			d.Searched = []string{ff.Source}
+		}
+		d.Events, err = ops.Find(r.Context(), t, d.Searched, ff.ID)
 		if err != nil {
 			c.fail(w, r, err)
 			return
@@ -239,27 +242,6 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 		d.NextLink = link("events", p.Store, append(pairs, "cursor", list.NextCursor)...)
 	}
 	c.render(w, r, http.StatusOK, "events", "layout", p)
-}
-
-// findByID looks an id up in the filter's source, or in every source of
-// the loaded routes: the store is keyed by source and id.
-func findByID(r *http.Request, t ops.Target, ff filterForm) ([]ops.EventSummary, []string, error) {
-	sources := t.Sources
-	if ff.Source != "" {
-		sources = []string{ff.Source}
-	}
-	var out []ops.EventSummary
-	for _, s := range sources {
-		rec, err := t.Store.Get(r.Context(), s, ff.ID)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			continue
-		case err != nil:
-			return nil, nil, fmt.Errorf("looking up %s %s in %s: %w", s, ff.ID, t.Name, err)
-		}
-		out = append(out, ops.Summarize(rec))
-	}
-	return out, sources, nil
 }
 
 // header is one header line, its values joined.

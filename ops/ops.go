@@ -327,6 +327,23 @@ func Show(ctx context.Context, t Target, source, id string) (*EventView, error) 
 	return view, nil
 }
 
+// Find looks an event id up in each of sources: the store is keyed by
+// source and id, so an id alone is one lookup per source.
+func Find(ctx context.Context, t Target, sources []string, id string) ([]EventSummary, error) {
+	var out []EventSummary
+	for _, s := range sources {
+		rec, err := t.Store.Get(ctx, s, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("looking up %s %s in %s: %w", s, id, t.Name, err)
+		}
+		out = append(out, Summarize(rec))
+	}
+	return out, nil
+}
+
 // Counts counts the events per status exactly (a scan of the listing
 // index) rather than using the metrics' cached counts: an operator asking
 // wants the current numbers.
