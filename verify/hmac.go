@@ -98,8 +98,8 @@ type HMACConfig struct {
 	Tolerance time.Duration
 	// SignedContent is the template of the signed bytes: {body} (the raw
 	// body, exactly once), {timestamp} (the timestamp as sent) and
-	// {header.<Name>} (a request header's value, which must be present)
-	// joined by literal text. Default: "{body}" in the plain format,
+	// {header.<Name>} (a request header's value, which must be present;
+	// also written {http.request.header.<Name>}) joined by literal text. Default: "{body}" in the plain format,
 	// "{timestamp}.{body}" in the stripe format and
 	// "{header.Webhook-Id}.{timestamp}.{body}" in the standard_webhooks
 	// format.
@@ -343,8 +343,9 @@ func parseSignedContent(tmpl string) ([]part, error) {
 			parts = append(parts, part{kind: partBody})
 		case name == "timestamp":
 			parts = append(parts, part{kind: partTimestamp})
-		case strings.HasPrefix(name, "header."):
-			h := strings.TrimPrefix(name, "header.")
+		case strings.HasPrefix(name, "header.") || strings.HasPrefix(name, "http.request.header."):
+			// The long form is what the Caddyfile makes of the short one.
+			h := strings.TrimPrefix(strings.TrimPrefix(name, "http.request."), "header.")
 			if !httpguts.ValidHeaderFieldName(h) {
 				return nil, configErr("hmac: signed content %q: %q is not a valid header name", tmpl, h)
 			}

@@ -119,6 +119,17 @@ func TestHMACSignedContentHeaders(t *testing.T) {
 	const id = "5f0c8d9e-7b0a-4c55-9d0e-1e2f3a4b5c6d"
 	sig := base64.StdEncoding.EncodeToString(mac(sha256.New, "k", []byte(id+":"+at(0)+":"+string(body))))
 	checkErr(t, v.Verify(newRequest("/", body, "X-Signature", sig, "X-Webhook-Timestamp", at(0), "X-Webhook-Request-Id", id), body), nil)
+	long, err := NewHMAC(HMACConfig{
+		TimestampHeader: "X-Webhook-Timestamp",
+		SignedContent:   "{http.request.header.x-webhook-request-id}:{timestamp}:{body}",
+		Encoding:        "base64",
+		Keys:            []string{"k"},
+		Now:             clock,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkErr(t, long.Verify(newRequest("/", body, "X-Signature", sig, "X-Webhook-Timestamp", at(0), "X-Webhook-Request-Id", id), body), nil)
 	checkErr(t, v.Verify(newRequest("/", body, "X-Signature", sig, "X-Webhook-Timestamp", at(0), "X-Webhook-Request-Id", "other"), body), ErrMismatch)
 	err = v.Verify(newRequest("/", body, "X-Signature", sig, "X-Webhook-Timestamp", at(0)), body)
 	checkErr(t, err, ErrMissing)
