@@ -29,8 +29,9 @@ var authEnv = []string{
 }
 
 // authSite has an explicitly open route, a route configured for the
-// loyalty platform's hosted sender (timestamped HMAC) and a Standard
-// Webhooks route, all sync in front of backend.
+// loyalty platform's hosted sender (timestamped HMAC over the request id,
+// the timestamp and the body, written with Caddy's {header.*} shorthand)
+// and a Standard Webhooks route, all sync in front of backend.
 func authSite(backend string) string {
 	return `http://127.0.0.1:{{PORT}} {
 	route /hooks/open {
@@ -48,7 +49,7 @@ func authSite(backend string) string {
 			auth hmac {env.TEST_LOYALTY_HOSTED_SECRET} {
 				header           X-Webhook-Signature
 				timestamp_header X-Webhook-Timestamp
-				signed_content   {timestamp}.{body}
+				signed_content   {header.X-Webhook-Request-Id}.{timestamp}.{body}
 				algorithm_header X-Webhook-Signature-Algorithm
 			}
 		}
@@ -112,11 +113,12 @@ func TestAuthSchemesThroughCaddy(t *testing.T) {
 			return fmt.Appendf(nil, `{"type":"customer.registered","data":{"customerId":"%s"}}`, hex.EncodeToString(raw))
 		}
 		headers := func(body []byte, signedAt time.Time, alg string) http.Header {
+			const requestID = "5f0c8d9e-7b0a-4c55-9d0e-1e2f3a4b5c6d"
 			ts := strconv.FormatInt(signedAt.Unix(), 10)
 			h := http.Header{
 				"X-Webhook-Timestamp":  {ts},
-				"X-Webhook-Signature":  {sign(loyaltyHostedSecret, append([]byte(ts+"."), body...))},
-				"X-Webhook-Request-Id": {"5f0c8d9e-7b0a-4c55-9d0e-1e2f3a4b5c6d"},
+				"X-Webhook-Signature":  {sign(loyaltyHostedSecret, append([]byte(requestID+"."+ts+"."), body...))},
+				"X-Webhook-Request-Id": {requestID},
 			}
 			if alg != "" {
 				h.Set("X-Webhook-Signature-Algorithm", alg)
@@ -141,7 +143,12 @@ func TestAuthSchemesThroughCaddy(t *testing.T) {
 				h.Del("X-Webhook-Timestamp")
 				return h
 			}},
-			{"body signed without the timestamp", func(b []byte) http.Header {
+			{"no request id", func(b []byte) http.Header {
+				h := headers(b, now, "")
+				h.Del("X-Webhook-Request-Id")
+				return h
+			}},
+			{"body signed alone", func(b []byte) http.Header {
 				h := headers(b, now, "")
 				h.Set("X-Webhook-Signature", sign(loyaltyHostedSecret, b))
 				return h
