@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
@@ -253,4 +254,41 @@ func TestHMACAlgorithmHeaderSHA1(t *testing.T) {
 	sig := hex.EncodeToString(mac(sha1.New, "k", body))
 	checkErr(t, v.Verify(newRequest("/", body, "X-Signature", sig, "X-Alg", "hmac_sha1"), body), nil)
 	checkErr(t, v.Verify(newRequest("/", body, "X-Signature", sig, "X-Alg", "sha256"), body), ErrMismatch)
+}
+
+func BenchmarkHMACTimestamped(b *testing.B) {
+	body := bytes.Repeat([]byte("a"), 1<<10)
+	v, err := NewHMAC(HMACConfig{TimestampHeader: "X-Webhook-Timestamp", SignedContent: "{timestamp}.{body}", Keys: []string{"key-one"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	sig := hex.EncodeToString(mac(sha256.New, "key-one", append([]byte(ts+"."), body...)))
+	r := newRequest("/", body, "X-Signature", sig, "X-Webhook-Timestamp", ts)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := v.Verify(r, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkStandardWebhooks(b *testing.B) {
+	body := bytes.Repeat([]byte("a"), 1<<10)
+	secret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	v, err := NewHMAC(HMACConfig{Format: FormatStandardWebhooks, Keys: []string{secret}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	sig := "v1," + base64.StdEncoding.EncodeToString(mac(sha256.New, "0123456789abcdef0123456789abcdef", []byte("msg_1."+ts+"."+string(body))))
+	r := newRequest("/", body, "Webhook-Id", "msg_1", "Webhook-Timestamp", ts, "Webhook-Signature", sig)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := v.Verify(r, body); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
