@@ -53,17 +53,18 @@ func (h *Handler) loadAuth(ctx caddy.Context) ([]verify.Verifier, []string, erro
 	if len(h.Auth) == 0 {
 		return nil, nil, errNoAuth
 	}
-	mods, err := ctx.LoadModule(h, "Auth")
+	loaded, err := ctx.LoadModule(h, "Auth")
 	if err != nil {
 		return nil, nil, fmt.Errorf("loading auth: %w", err)
 	}
+	mods := loaded.([]any)
 	var (
 		verifiers []verify.Verifier
 		headers   []string
 	)
-	for _, mod := range mods.([]any) {
+	for _, mod := range mods {
 		v := mod.(AuthScheme).Verifier()
-		if _, open := v.(verify.None); open && len(mods.([]any)) > 1 {
+		if _, open := v.(verify.None); open && len(mods) > 1 {
 			return nil, nil, errors.New(`auth none cannot be combined with another auth scheme: remove "auth none", or the other auth lines`)
 		}
 		verifiers = append(verifiers, v)
