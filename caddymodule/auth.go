@@ -1,151 +1,133 @@
 package caddymodule
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/webhookgw/caddy-webhook-gateway/verify"
 )
 
-// Auth schemes.
-const (
-	schemeHeader     = "header"
-	schemeBasic      = "basic"
-	schemeHMAC       = "hmac"
-	schemePathSecret = "path_secret"
-)
+// The auth schemes are guest modules of the handler, one file each
+// (auth_<scheme>.go), in this package rather than one of their own: they
+// share the handler's Caddyfile helpers and its placeholder rules, and a
+// package of their own would have to export the Caddyfile merge hook that
+// only the handler calls.
 
-// AuthConfig is one check a request must pass. Secrets may be Caddy
-// placeholders such as {env.LOYALTY_TOKEN} or {file./run/secrets/key}; they
-// are resolved when the config loads, and an empty result is an error.
-type AuthConfig struct {
-	// Scheme is "header" (a custom header carries a shared value),
-	// "basic" (HTTP Basic), "hmac" (a header carries an HMAC of the raw
-	// body) or "path_secret" (a secret segment in the request path).
-	Scheme string `json:"scheme"`
+// AuthNamespace is the Caddy module namespace of the auth schemes; a
+// module's name is the "scheme" of an auth entry.
+const AuthNamespace = "http.handlers.webhook_gateway.auth"
 
-	// Header is the header checked by the "header" scheme (required) and
-	// the "hmac" scheme (default X-Signature).
-	Header string `json:"header,omitempty"`
-
-	// Secrets are the accepted header values ("header"), HMAC keys
-	// ("hmac") or path segments ("path_secret"). Any one matches, so a new
-	// secret can be added before the old one is removed.
-	Secrets []string `json:"secrets,omitempty"`
-
-	// Credentials are the accepted user/password pairs of the "basic"
-	// scheme.
-	Credentials []BasicCredential `json:"credentials,omitempty"`
-
-	// Hash is the HMAC hash: sha256 (default), sha1 or sha512.
-	Hash string `json:"hash,omitempty"`
-
-	// Encoding is how the HMAC is written in the header: hex (default) or
-	// base64.
-	Encoding string `json:"encoding,omitempty"`
-
-	// Prefix precedes the encoded HMAC in the header, e.g. "sha256=".
-	// Default: none.
-	Prefix string `json:"prefix,omitempty"`
+// AuthScheme is implemented by every module in AuthNamespace. Provision
+// resolves the scheme's secrets and builds its check; Verifier returns it.
+type AuthScheme interface {
+	caddy.Module
+	caddy.Provisioner
+	caddyfile.Unmarshaler
+	// Verifier is the check built at Provision, from package verify.
+	Verifier() verify.Verifier
 }
 
-// BasicCredential is one accepted HTTP Basic user/password pair.
-type BasicCredential struct {
-	// Username may be a placeholder.
-	Username string `json:"username"`
-	// Password may be a placeholder.
-	Password string `json:"password"`
+// authMerger is an auth scheme whose repeated Caddyfile lines add
+// credentials to one check (rotation) instead of adding a check.
+type authMerger interface {
+	// merge absorbs other, a scheme parsed from a later line, when both
+	// are the same check, and reports whether it did.
+	merge(other AuthScheme) bool
 }
 
-func (a AuthConfig) validate() error {
-	switch a.Scheme {
-	case schemeHeader:
-		if !trimmed(a.Header) {
-			return fmt.Errorf("scheme header needs a header name")
-		}
-		if len(a.Secrets) == 0 {
-			return fmt.Errorf("scheme header needs at least one value")
-		}
-	case schemeBasic:
-		if len(a.Credentials) == 0 {
-			return fmt.Errorf("scheme basic needs at least one username and password")
-		}
-	case schemeHMAC, schemePathSecret:
-		if len(a.Secrets) == 0 {
-			return fmt.Errorf("scheme %s needs at least one secret", a.Scheme)
-		}
-	case "":
-		return fmt.Errorf("missing scheme (want header, basic, hmac or path_secret)")
-	default:
-		return fmt.Errorf("unknown scheme %q (want header, basic, hmac or path_secret)", a.Scheme)
+// errNoAuth refuses a route that names no auth scheme at all, so a
+// forgotten auth line cannot leave a route open.
+var errNoAuth = errors.New(`no auth configured: add an auth line (e.g. "auth hmac {env.SIGNATURE_KEY}"), ` +
+	`or "auth none" (JSON {"scheme": "none"}) if the route is meant to accept unauthenticated requests`)
+
+// loadAuth loads and provisions the route's auth modules and returns their
+// checks and the request headers that carry secrets.
+func (h *Handler) loadAuth(ctx caddy.Context) ([]verify.Verifier, []string, error) {
+	if len(h.Auth) == 0 {
+		return nil, nil, errNoAuth
 	}
-	return nil
-}
-
-// buildVerifiers resolves every secret and builds the route's verifiers,
-// with the request headers that carry secrets.
-func buildVerifiers(auth []AuthConfig, repl *caddy.Replacer) ([]verify.Verifier, []string, error) {
+	loaded, err := ctx.LoadModule(h, "Auth")
+	if err != nil {
+		return nil, nil, fmt.Errorf("loading auth: %w", err)
+	}
+	mods := loaded.([]any)
 	var (
 		verifiers []verify.Verifier
 		headers   []string
 	)
-	for i, a := range auth {
-		v, err := buildVerifier(a, repl)
-		if err != nil {
-			return nil, nil, fmt.Errorf("auth #%d (%s): %w", i+1, a.Scheme, err)
+	for _, mod := range mods {
+		v := mod.(AuthScheme).Verifier()
+		if _, open := v.(verify.None); open && len(mods) > 1 {
+			return nil, nil, errors.New(`auth none cannot be combined with another auth scheme: remove "auth none", or the other auth lines`)
 		}
 		verifiers = append(verifiers, v)
-		headers = append(headers, v.SecretHeaders()...)
+		if sc, ok := v.(verify.SecretCarrier); ok {
+			headers = append(headers, sc.SecretHeaders()...)
+		}
 	}
 	return verifiers, headers, nil
 }
 
-func buildVerifier(a AuthConfig, repl *caddy.Replacer) (verify.SecretCarrier, error) {
-	switch a.Scheme {
-	case schemeHeader:
-		values, err := resolveAll(a.Secrets, repl)
-		if err != nil {
-			return nil, err
-		}
-		return verify.NewHeader(a.Header, values...)
-	case schemeBasic:
-		creds := make([]verify.Credential, 0, len(a.Credentials))
-		for j, c := range a.Credentials {
-			user, err := resolve(c.Username, repl)
-			if err != nil {
-				return nil, fmt.Errorf("credential #%d username: %w", j+1, err)
-			}
-			pass, err := resolve(c.Password, repl)
-			if err != nil {
-				return nil, fmt.Errorf("credential #%d password: %w", j+1, err)
-			}
-			creds = append(creds, verify.Credential{Username: user, Password: pass})
-		}
-		return verify.NewBasic(creds...)
-	case schemeHMAC:
-		keys, err := resolveAll(a.Secrets, repl)
-		if err != nil {
-			return nil, err
-		}
-		return verify.NewHMAC(verify.HMACConfig{
-			Header:   a.Header,
-			Hash:     a.Hash,
-			Encoding: a.Encoding,
-			Prefix:   a.Prefix,
-			Keys:     keys,
-		})
-	case schemePathSecret:
-		secrets, err := resolveAll(a.Secrets, repl)
-		if err != nil {
-			return nil, err
-		}
-		return verify.NewPathSecret(secrets...)
+// unmarshalAuth parses one "auth <scheme> ..." line with the scheme's own
+// module, merging it into an earlier line of the same check.
+func unmarshalAuth(d *caddyfile.Dispenser, schemes []AuthScheme) ([]AuthScheme, error) {
+	if !d.NextArg() {
+		return nil, d.Errf("auth: missing scheme (want %s)", authSchemeNames())
 	}
-	return nil, fmt.Errorf("unknown scheme %q", a.Scheme)
+	name := d.Val()
+	if _, err := caddy.GetModule(AuthNamespace + "." + name); err != nil {
+		return nil, d.Errf("auth: unknown scheme %q (want %s)", name, authSchemeNames())
+	}
+	unm, err := caddyfile.UnmarshalModule(d, AuthNamespace+"."+name)
+	if err != nil {
+		return nil, err
+	}
+	s := unm.(AuthScheme)
+	for _, prev := range schemes {
+		if m, ok := prev.(authMerger); ok && m.merge(s) {
+			return schemes, nil
+		}
+	}
+	return append(schemes, s), nil
 }
 
-func resolveAll(in []string, repl *caddy.Replacer) ([]string, error) {
+// authJSON encodes parsed schemes as the handler's Auth entries.
+func authJSON(schemes []AuthScheme) []json.RawMessage {
+	out := make([]json.RawMessage, 0, len(schemes))
+	for _, s := range schemes {
+		out = append(out, caddyconfig.JSONModuleObject(s, "scheme", s.CaddyModule().ID.Name(), nil))
+	}
+	return out
+}
+
+// authSchemeNames lists the registered schemes for error messages.
+func authSchemeNames() string {
+	var names []string
+	for _, m := range caddy.GetModules(AuthNamespace) {
+		names = append(names, m.ID.Name())
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// noAuthBlock refuses an options block after a scheme that has none.
+func noAuthBlock(d *caddyfile.Dispenser, scheme string) error {
+	if d.NextBlock(0) {
+		return d.Errf("auth %s: takes no options block", scheme)
+	}
+	return nil
+}
+
+// resolveAll resolves every secret of a list; see resolve.
+func resolveAll(in []string) ([]string, error) {
+	repl := caddy.NewReplacer()
 	out := make([]string, 0, len(in))
 	for j, s := range in {
 		v, err := resolve(s, repl)

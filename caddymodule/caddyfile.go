@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"net/http"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -45,12 +44,22 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    auth header    <name> <value>...
 //	    auth basic     <username> <password>
 //	    auth hmac      <key>... {
-//	        header   <name>
-//	        hash     sha256|sha1|sha512
-//	        encoding hex|base64
-//	        prefix   <prefix>
+//	        header           <name>
+//	        hash             sha256|sha1|sha512
+//	        encoding         hex|base64|base64url
+//	        prefix           <prefix>
+//	        format           plain|stripe|standard_webhooks
+//	        key_encoding     raw|base64
+//	        timestamp_header <name>
+//	        tolerance        <duration>
+//	        signed_content   <template>
+//	        algorithm_header <name>
 //	    }
 //	    auth path_secret <secret>...
+//	    auth standard_webhooks <whsec_...>... {
+//	        tolerance <duration>
+//	    }
+//	    auth none
 //	    deliver        sync|async
 //	    upstream       <url>...
 //	    signing_secret <whsec_...>
@@ -64,9 +73,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    }
 //	}
 //
+// Each auth line is parsed by its scheme's module (auth_<scheme>.go).
 // Repeated "auth basic" lines, and "auth header" lines naming the same
-// header, add accepted credentials to one check (rotation); different
-// schemes must all pass.
+// header, add accepted credentials to one check (rotation); other lines are
+// checks of their own, which must all pass. A route needs at least one auth
+// line; "auth none" makes an open route explicit.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
@@ -76,6 +87,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.ArgErr()
 	}
 
+	var schemes []AuthScheme
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "provider":
@@ -172,7 +184,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.Upstreams = append(h.Upstreams, args...)
 		case "auth":
-			if err := h.unmarshalAuth(d); err != nil {
+			var err error
+			if schemes, err = unmarshalAuth(d, schemes); err != nil {
 				return err
 			}
 		case "retry":
@@ -183,71 +196,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.Errf("unrecognized subdirective %q", d.Val())
 		}
 	}
-	return nil
-}
-
-func (h *Handler) unmarshalAuth(d *caddyfile.Dispenser) error {
-	if !d.NextArg() {
-		return d.Err("auth: missing scheme (header, basic, hmac or path_secret)")
-	}
-	scheme := d.Val()
-	args := d.RemainingArgs()
-	switch scheme {
-	case schemeHeader:
-		if len(args) < 2 {
-			return d.Err("auth header: want <name> <value>...")
-		}
-		for i := range h.Auth {
-			if h.Auth[i].Scheme == schemeHeader && http.CanonicalHeaderKey(h.Auth[i].Header) == http.CanonicalHeaderKey(args[0]) {
-				h.Auth[i].Secrets = append(h.Auth[i].Secrets, args[1:]...)
-				return nil
-			}
-		}
-		h.Auth = append(h.Auth, AuthConfig{Scheme: schemeHeader, Header: args[0], Secrets: args[1:]})
-	case schemeBasic:
-		if len(args) != 2 {
-			return d.Err("auth basic: want <username> <password>")
-		}
-		cred := BasicCredential{Username: args[0], Password: args[1]}
-		for i := range h.Auth {
-			if h.Auth[i].Scheme == schemeBasic {
-				h.Auth[i].Credentials = append(h.Auth[i].Credentials, cred)
-				return nil
-			}
-		}
-		h.Auth = append(h.Auth, AuthConfig{Scheme: schemeBasic, Credentials: []BasicCredential{cred}})
-	case schemeHMAC:
-		if len(args) == 0 {
-			return d.Err("auth hmac: want <key>...")
-		}
-		cfg := AuthConfig{Scheme: schemeHMAC, Secrets: args}
-		for nesting := d.Nesting(); d.NextBlock(nesting); {
-			opt := d.Val()
-			var val string
-			if err := oneArg(d, &val); err != nil {
-				return err
-			}
-			switch opt {
-			case "header":
-				cfg.Header = val
-			case "hash":
-				cfg.Hash = val
-			case "encoding":
-				cfg.Encoding = val
-			case "prefix":
-				cfg.Prefix = val
-			default:
-				return d.Errf("auth hmac: unrecognized option %q", opt)
-			}
-		}
-		h.Auth = append(h.Auth, cfg)
-	case schemePathSecret:
-		if len(args) == 0 {
-			return d.Err("auth path_secret: want <secret>...")
-		}
-		h.Auth = append(h.Auth, AuthConfig{Scheme: schemePathSecret, Secrets: args})
-	default:
-		return d.Errf("auth: unknown scheme %q (want header, basic, hmac or path_secret)", scheme)
+	if len(schemes) > 0 {
+		h.Auth = authJSON(schemes)
 	}
 	return nil
 }

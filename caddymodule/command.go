@@ -16,6 +16,7 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
+	"github.com/webhookgw/caddy-webhook-gateway/ops"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
@@ -354,10 +355,10 @@ func printCounts(w io.Writer, out CountsResponse) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	// Life-cycle order reads better than alphabetical; unknown statuses
 	// (from a newer store) follow, sorted.
-	order := append([]store.Status(nil), knownStatuses...)
+	order := append([]store.Status(nil), ops.Statuses...)
 	var extra []string
 	for s := range out.Counts {
-		if !isKnownStatus(s) {
+		if !ops.IsKnownStatus(s) {
 			extra = append(extra, string(s))
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -40,7 +39,7 @@ var (
 const (
 	defaultRetention = 7 * 24 * time.Hour
 	maxRetryAfter    = time.Hour
-	// defaultDedupWindow: see the README ("Events without an id").
+	// defaultDedupWindow: see the README ("Decisions", events without an id).
 	defaultDedupWindow = 30 * time.Second
 	// eventAgeMargin keeps max_event_age this far inside the retention, so
 	// that a time zone set wrong by up to a day cannot open a gap between
@@ -118,9 +117,13 @@ type Handler struct {
 	MaxEventAge *caddy.Duration `json:"max_event_age,omitempty"`
 
 	// Auth lists the checks a request must pass, all of them, on its raw
-	// bytes before anything parses it. Each check accepts several secrets so
-	// they can be rotated.
-	Auth []AuthConfig `json:"auth,omitempty"`
+	// bytes before anything parses it: modules of the
+	// http.handlers.webhook_gateway.auth namespace, named by "scheme"
+	// (header, basic, hmac, path_secret, standard_webhooks, none). Each
+	// check accepts several secrets so they can be rotated. Required: a
+	// route without any entry does not load, and {"scheme": "none"} (which
+	// nothing else may accompany) makes an open route explicit.
+	Auth []json.RawMessage `json:"auth,omitempty" caddy:"namespace=http.handlers.webhook_gateway.auth inline_key=scheme"`
 
 	// Deliver is "async" (answer 202 once the event is on disk; workers
 	// deliver it to Upstreams with retries) or "sync" (hand the event to the
@@ -218,13 +221,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
-	repl := caddy.NewReplacer()
-	verifiers, secretHeaders, err := buildVerifiers(h.Auth, repl)
+	verifiers, secretHeaders, err := h.loadAuth(ctx)
 	if err != nil {
 		return fmt.Errorf("webhook_gateway: %w", err)
 	}
 
-	headers, err := h.headerBuilder(repl)
+	headers, err := h.headerBuilder(caddy.NewReplacer())
 	if err != nil {
 		return fmt.Errorf("webhook_gateway: %w", err)
 	}
@@ -382,11 +384,6 @@ func (h *Handler) Validate() error {
 	default:
 		return fmt.Errorf("webhook_gateway: deliver %q: want sync or async", h.Deliver)
 	}
-	for i, a := range h.Auth {
-		if err := a.validate(); err != nil {
-			return fmt.Errorf("webhook_gateway: auth #%d: %w", i+1, err)
-		}
-	}
 	return nil
 }
 
@@ -418,6 +415,3 @@ func (h *Handler) headerBuilder(repl *caddy.Replacer) (*delivery.HeaderBuilder, 
 	}
 	return delivery.NewHeaderBuilder(signer), nil
 }
-
-// trimmed reports whether s is non-empty after trimming spaces.
-func trimmed(s string) bool { return strings.TrimSpace(s) != "" }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/webhookgw/caddy-webhook-gateway/delivery"
 	"github.com/webhookgw/caddy-webhook-gateway/handlers"
+	"github.com/webhookgw/caddy-webhook-gateway/ops"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
@@ -130,6 +131,44 @@ func (r *registry) store(dir string) (string, *liveStore, error) {
 		return "", nil, fmt.Errorf("%w %q; loaded stores: %s", errUnknownStore, dir, strings.Join(r.dirsLocked(), ", "))
 	}
 	return abs, ls, nil
+}
+
+// target is the live store in dir (the only one when dir is empty) as the
+// operations of package ops see it.
+func (r *registry) target(dir string) (ops.Target, error) {
+	d, ls, err := r.store(dir)
+	switch {
+	case errors.Is(err, errNoStore):
+		return ops.Target{}, ops.Mark(ops.ErrNotFound, fmt.Errorf("%w: no webhook_gateway handler in the running config", err))
+	case err != nil:
+		return ops.Target{}, ops.Mark(ops.ErrInvalid, err)
+	}
+	return ops.Target{
+		Name:    d,
+		Store:   ls.db,
+		Sources: r.sources(d),
+		Replayer: func(source string) (ops.Replayer, error) {
+			e, err := r.engine(d, source)
+			if err != nil {
+				return nil, err // not a nil *Engine in a non-nil interface
+			}
+			return e, nil
+		},
+	}, nil
+}
+
+// sources lists the sources of the live routes on the store in dir, sorted.
+func (r *registry) sources(dir string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for s, rs := range r.routes {
+		if slices.ContainsFunc(rs, func(x *liveRoute) bool { return x.dir == dir }) {
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // dirs lists the live store directories, sorted.

@@ -49,7 +49,7 @@ func TestFullDiskAnswers503AndRecovers(t *testing.T) {
 	var accepted []string
 	sendOne := func() int {
 		t.Helper()
-		id, body := paymentEvent(t)
+		id, body := freshPaymentEvent(t)
 		code, _ := post(t, url, body, signedHeader(body))
 		if code == http.StatusAccepted {
 			accepted = append(accepted, id)

@@ -25,6 +25,8 @@ var exampleEnv = []string{
 	"USAEPAY_PASSWORD=" + basicPass,
 	"USAEPAY_SIGNATURE_KEY=" + sigKey,
 	"GATEWAY_SIGNING_SECRET=" + demoSigningSecret,
+	// bcrypt of "example-console-password", for the console's basic_auth.
+	"CONSOLE_PASSWORD_HASH=$2a$10$i2Qww3utjXtfLiZGhCo4t.6DhDBXhEcrXjjzYnXcMuhfGfRCf7.vy",
 }
 
 // startExample runs Caddyfile.example itself on free ports, with the

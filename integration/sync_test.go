@@ -378,15 +378,21 @@ func TestSecretFromFilePlaceholder(t *testing.T) {
 
 func TestBadConfigIsRefused(t *testing.T) {
 	be := newBackend(t)
-	route := func(opts string) string { return paymentRoute(be, opts) }
+	route := func(opts string) string {
+		if !strings.Contains(opts, "auth ") {
+			// Each case is one mistake; a route without auth is another.
+			opts += "\n\t\tauth none"
+		}
+		return paymentRoute(be, opts)
+	}
 	cases := []struct {
 		name, opts, want string
 	}{
 		{"unknown provider", "provider stripe", "unknown provider"},
 		{"unknown auth scheme", "auth jwt foo", "unknown scheme"},
-		{"empty secret", "auth hmac {env.TEST_UNSET_SECRET}", "auth #1 (hmac)"},
-		{"unknown placeholder", "auth hmac {vault.signature_key}", "auth #1 (hmac)"},
-		{"missing secret file", "auth hmac {file.{{DIR}}/absent.key}", "auth #1 (hmac)"},
+		{"empty secret", "auth hmac {env.TEST_UNSET_SECRET}", "webhook_gateway.auth.hmac: secret #1"},
+		{"unknown placeholder", "auth hmac {vault.signature_key}", "webhook_gateway.auth.hmac: secret #1"},
+		{"missing secret file", "auth hmac {file.{{DIR}}/absent.key}", "webhook_gateway.auth.hmac: secret #1"},
 		// Values every webhook would fail on with a 500 if they loaded.
 		{"source with a space", `source "has space"`, "webhook_gateway: source:"},
 		{"type_prefix with a space", `type_prefix "a b"`, "webhook_gateway: type_prefix:"},

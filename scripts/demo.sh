@@ -36,6 +36,10 @@ export WEBHOOK_SUBLYTICS_SECRET_PATH="$SUBLYTICS_PATH_SECRET"
 export WEBHOOK_USAEPAY_PASSWORD="$USAEPAY_PASSWORD"
 export WEBHOOK_USAEPAY_SIGNATURE_KEY="$USAEPAY_SIGNATURE_KEY"
 export WEBHOOK_SINK_SECRET="$GATEWAY_SIGNING_SECRET"
+# The operator console's login (Caddyfile.example's basic_auth takes a bcrypt hash).
+console_password="demo-console-password"
+CONSOLE_PASSWORD_HASH=$(bin/caddy hash-password --plaintext "$console_password")
+export CONSOLE_PASSWORD_HASH
 
 bin/caddy run --config Caddyfile.example --adapter caddyfile >"$work/caddy.log" 2>&1 &
 caddy_pid=$!
@@ -49,7 +53,9 @@ for _ in $(seq 1 100); do
 	sleep 0.1
 done
 echo "gateway listening on http://127.0.0.1:8080 (store under $XDG_DATA_HOME/caddy/webhook_gateway)"
+echo "operator console: http://127.0.0.1:8080/console/ (user operator, password $console_password)"
 
+status=0
 bin/caddy webhooks emit \
 	--target http://127.0.0.1:8080 \
 	--path openloyalty=/hooks/openloyalty \
@@ -63,4 +69,13 @@ bin/caddy webhooks emit \
 	--retry-base 100ms --retry-max 1s --retry-attempts 8 \
 	--burst-pause 100ms \
 	--wait 60s --check \
-	"$@"
+	"$@" || status=$?
+
+# Run interactively, the demo keeps the gateway up so its events can be
+# browsed in the console.
+if [[ -t 0 ]]; then
+	echo
+	echo "browse the events at http://127.0.0.1:8080/console/ (user operator, password $console_password)"
+	read -r -p "press Enter to stop the gateway " _
+fi
+exit "$status"

@@ -8,9 +8,10 @@
 // secrets matched. Constructors fail on an empty secret list or an empty
 // secret: a route whose auth cannot be set up must not start open.
 //
-// Errors returned by Verify wrap ErrMissing, ErrMalformed or ErrMismatch and
-// name the header or scheme that failed, so a caller can log a reason. They
-// never contain a configured secret or the credential the client sent.
+// Errors returned by Verify wrap ErrMissing, ErrMalformed, ErrMismatch or
+// ErrStale and name the header or scheme that failed, so a caller can log a
+// reason. They never contain a configured secret or the credential the
+// client sent.
 package verify
 
 import (
@@ -49,6 +50,10 @@ var (
 	// ErrMismatch: the credential is well formed but matches no configured
 	// secret.
 	ErrMismatch = errors.New("credential mismatch")
+	// ErrStale: the credential is authentic but its signed timestamp is
+	// further from the gateway's clock than the tolerance: a replay, or a
+	// sender whose clock is off.
+	ErrStale = errors.New("credential timestamp outside the tolerance")
 )
 
 // ErrConfig is wrapped by every constructor error, so configuration

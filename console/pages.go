@@ -1,0 +1,503 @@
+package console
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/webhookgw/caddy-webhook-gateway/delivery"
+	"github.com/webhookgw/caddy-webhook-gateway/ops"
+	"github.com/webhookgw/caddy-webhook-gateway/store"
+)
+
+// page is what the layout renders around a page's own data.
+type page struct {
+	Title string
+	// Nav is the menu entry to highlight.
+	Nav string
+	// Store is the store's name carried in every link when several are
+	// loaded (empty with just one, so links stay short); Stores lists them
+	// for the selector.
+	Store  string
+	Stores []string
+	// StoreName is the name of the store shown.
+	StoreName string
+	Data      any
+}
+
+var funcs = template.FuncMap{
+	"link":     link,
+	"when":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
+	"latency":  func(d time.Duration) string { return d.Round(100 * time.Microsecond).String() },
+	"statuses": func() []store.Status { return ops.Statuses },
+	"count":    func(m map[store.Status]int, s store.Status) int { return m[s] },
+}
+
+// link is a relative URL to a console page with query parameters given as
+// name, value pairs; empty values are left out, and so is store when it is
+// empty.
+func link(name, storeName string, kv ...string) string {
+	q := url.Values{}
+	if storeName != "" {
+		q.Set("store", storeName)
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			q.Set(kv[i], kv[i+1])
+		}
+	}
+	if len(q) == 0 {
+		if name == "" {
+			return "./"
+		}
+		return name
+	}
+	if name == "" {
+		name = "./"
+	}
+	return name + "?" + q.Encode()
+}
+
+// target finds the store a request names (param store) and starts the page.
+func (c *Console) target(r *http.Request, nav, title string) (ops.Target, *page, error) {
+	if err := r.ParseForm(); err != nil {
+		return ops.Target{}, nil, ops.Mark(ops.ErrInvalid, fmt.Errorf("reading the query: %w", err))
+	}
+	names := c.stores.Names()
+	name := r.Form.Get("store")
+	if name == "" && len(names) > 1 {
+		// Show the first; the selector offers the others.
+		name = names[0]
+	}
+	t, err := c.stores.Target(name)
+	if err != nil {
+		return t, nil, err
+	}
+	p := &page{Title: title, Nav: nav, StoreName: t.Name}
+	if len(names) > 1 {
+		p.Store, p.Stores = t.Name, names
+	}
+	return t, p, nil
+}
+
+// overviewData is the overview: counts per status and per source.
+type overviewData struct {
+	Counts     *ops.CountsResponse
+	QueueDepth int
+	Dead       int
+	BySource   []ops.SourceCount
+	Scanned    int
+	Complete   bool
+	Updated    time.Time
+	// Refresh is the period in seconds, for the script.
+	Refresh int
+	// LiveLink is where the script fetches fresh counts.
+	LiveLink string
+	Store    string
+}
+
+func (c *Console) overview(w http.ResponseWriter, r *http.Request, name string) {
+	t, p, err := c.target(r, "overview", "Overview")
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	n, err := c.counts.get(r.Context(), t, name != "live")
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	p.Data = &overviewData{
+		Counts:     n.counts,
+		QueueDepth: n.counts.Counts[store.StatusPending] + n.counts.Counts[store.StatusRetrying],
+		Dead:       n.counts.Counts[store.StatusDead],
+		BySource:   n.bySource,
+		Scanned:    n.scanned,
+		Complete:   n.complete,
+		Updated:    n.at,
+		Refresh:    max(1, int(c.refresh/time.Second)),
+		LiveLink:   link("live", p.Store),
+		Store:      p.Store,
+	}
+	if name == "live" {
+		// Only the part that refreshes; the script swaps it in.
+		c.render(w, r, http.StatusOK, "overview", "live", p)
+		return
+	}
+	c.render(w, r, http.StatusOK, "overview", "layout", p)
+}
+
+// filterForm is the list's filter as the operator typed it.
+type filterForm struct {
+	Source, Provider, Type, Status, From, To, ID string
+}
+
+func readFilter(v url.Values) filterForm {
+	g := func(k string) string { return strings.TrimSpace(v.Get(k)) }
+	return filterForm{Source: g("source"), Provider: g("provider"), Type: g("type"), Status: g("status"), From: g("from"), To: g("to"), ID: g("id")}
+}
+
+// pairs are the filter's query parameters, for links.
+func (f filterForm) pairs() []string {
+	return []string{"source", f.Source, "provider", f.Provider, "type", f.Type, "status", f.Status, "from", f.From, "to", f.To}
+}
+
+// request is the filter in the operations' terms. A time from the form's
+// datetime-local input has no zone; the console reads it as UTC, as it
+// shows every time.
+func (f filterForm) request() ops.FilterRequest {
+	return ops.FilterRequest{Source: f.Source, Provider: f.Provider, Type: f.Type, Status: f.Status, From: formTime(f.From), To: formTime(f.To)}
+}
+
+// empty reports whether the filter selects every event.
+func (f filterForm) empty() bool {
+	return f.Source == "" && f.Provider == "" && f.Type == "" && f.Status == "" && f.From == "" && f.To == ""
+}
+
+func formTime(v string) string {
+	for _, layout := range []string{"2006-01-02T15:04", "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t.UTC().Format(time.RFC3339)
+		}
+	}
+	return v // RFC 3339 already, or an error the operations name
+}
+
+// eventsData is one page of the list.
+type eventsData struct {
+	Filter    filterForm
+	Events    []ops.EventSummary
+	Sources   []string
+	Providers []string
+	Paged     bool
+	// ByID is set for a search by id; Searched names the sources looked in.
+	ByID     bool
+	Searched []string
+	NextLink string
+	FirstLink,
+	ReplayLink,
+	PurgeLink string
+	Store string
+}
+
+func (c *Console) events(w http.ResponseWriter, r *http.Request) {
+	t, p, err := c.target(r, "events", "Events")
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	ff := readFilter(r.Form)
+	if ff == (filterForm{Status: string(store.StatusDead)}) {
+		p.Nav = "dead"
+	}
+	d := &eventsData{Filter: ff, Sources: t.Sources, Providers: ops.Providers, Store: p.Store}
+	pairs := ff.pairs()
+	d.FirstLink = link("events", p.Store, pairs...)
+	d.ReplayLink = link("confirm", p.Store, append([]string{"action", "replay"}, pairs...)...)
+	d.PurgeLink = link("confirm", p.Store, append([]string{"action", "purge"}, pairs...)...)
+	p.Data = d
+	if ff.ID != "" {
+		d.ByID = true
+		d.Searched = t.Sources
+		if ff.Source != "" {
+			d.Searched = []string{ff.Source}
+		}
+		d.Events, err = ops.Find(r.Context(), t, d.Searched, ff.ID)
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		c.render(w, r, http.StatusOK, "events", "layout", p)
+		return
+	}
+	fr := ff.request()
+	f, err := fr.Filter()
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	q := url.Values{"cursor": {r.Form.Get("cursor")}}
+	cf, err := ops.QueryFilter(q)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	f.Cursor, f.Limit = cf.Cursor, pageSize
+	d.Paged = f.Cursor != ""
+	list, err := ops.List(r.Context(), t, f)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	d.Events = list.Events
+	if list.NextCursor != "" {
+		d.NextLink = link("events", p.Store, append(pairs, "cursor", list.NextCursor)...)
+	}
+	c.render(w, r, http.StatusOK, "events", "layout", p)
+}
+
+// header is one header line, its values joined.
+type header struct{ Name, Value string }
+
+func headerLines(h http.Header) []header {
+	out := make([]header, 0, len(h))
+	for name, vs := range h {
+		out = append(out, header{name, strings.Join(vs, ", ")})
+	}
+	slices.SortFunc(out, func(a, b header) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// indentJSON pretty-prints a JSON document, or returns it as it is when it
+// is not one.
+func indentJSON(b []byte) string {
+	var buf bytes.Buffer
+	if json.Indent(&buf, b, "", "  ") != nil {
+		return string(b)
+	}
+	return buf.String()
+}
+
+// eventData is one event.
+type eventData struct {
+	View      *ops.EventView
+	Summary   ops.EventSummary
+	EventJSON string
+	Headers   []header
+	RawBody   string
+	// RawBase64 is set when the raw body is not UTF-8 and is shown in
+	// base64.
+	RawBase64 bool
+	// CannotReplay says why the event cannot be replayed; empty when it
+	// can.
+	CannotReplay string
+	// Replayed is set right after a replay from this page.
+	Replayed bool
+	Store    string
+	ListLink string
+}
+
+func (c *Console) event(w http.ResponseWriter, r *http.Request) {
+	t, p, err := c.target(r, "events", "Event")
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	source, id := r.Form.Get("source"), r.Form.Get("id")
+	view, err := ops.Show(r.Context(), t, source, id)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	d := &eventData{
+		View:      view,
+		Summary:   ops.Summarize(view.Record),
+		EventJSON: indentJSON(view.Event),
+		Headers:   headerLines(view.Headers),
+		RawBody:   view.RawBody,
+		Replayed:  r.Form.Get("replayed") != "",
+		Store:     p.Store,
+		ListLink:  link("events", p.Store, "source", source),
+	}
+	if view.RawBodyBase64 != "" {
+		d.RawBody, d.RawBase64 = view.RawBodyBase64, true
+	}
+	if _, err := ops.Replayable(t, source); err != nil {
+		d.CannotReplay = err.Error()
+	} else if view.Status == store.StatusReserved {
+		d.CannotReplay = delivery.ErrReserved.Error() + ": wait for its outcome"
+	}
+	p.Title = "Event " + id
+	p.Data = d
+	c.render(w, r, http.StatusOK, "event", "layout", p)
+}
+
+// preview is one request a dry run would send.
+type preview struct {
+	Source, ID, URL, Body, Error string
+	Headers                      []header
+}
+
+// confirmData is the confirmation step of a replay or purge by filter.
+type confirmData struct {
+	Action string
+	Filter filterForm
+	// Everything is set for an empty filter, which selects every event.
+	Everything bool
+	Matched    int
+	Dry        *ops.BulkReplayResponse
+	Shown      []preview
+	More       int
+	Hidden     []header
+	BackLink   string
+}
+
+func (c *Console) confirm(w http.ResponseWriter, r *http.Request) {
+	t, p, err := c.target(r, "events", "Confirm")
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	action := r.Form.Get("action")
+	if action != "replay" && action != "purge" {
+		c.fail(w, r, ops.Mark(ops.ErrInvalid, fmt.Errorf("action %q: want replay or purge", action)))
+		return
+	}
+	ff := readFilter(r.Form)
+	fr := ff.request()
+	f, limit, err := ops.ActionFilter(&fr, ff.empty())
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	d := &confirmData{Action: action, Filter: ff, Everything: ff.empty(), BackLink: link("events", p.Store, ff.pairs()...)}
+	pairs := ff.pairs()
+	for i := 0; i < len(pairs); i += 2 {
+		if pairs[i+1] != "" {
+			d.Hidden = append(d.Hidden, header{pairs[i], pairs[i+1]})
+		}
+	}
+	if d.Everything {
+		d.Hidden = append(d.Hidden, header{"all", "true"})
+	}
+	if p.Store != "" {
+		d.Hidden = append(d.Hidden, header{"store", p.Store})
+	}
+	if action == "replay" {
+		p.Title = "Replay events"
+		dry, err := ops.ReplayMatching(r.Context(), t, f, limit, true)
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		d.Dry, d.Matched = dry, dry.Matched
+		for _, res := range dry.Results[:min(len(dry.Results), previewShown)] {
+			d.Shown = append(d.Shown, preview{Source: res.Source, ID: res.ID, URL: res.URL, Body: indentJSON(res.Body), Error: res.Error, Headers: headerLines(res.Header)})
+		}
+		d.More = len(dry.Results) - len(d.Shown)
+	} else {
+		p.Title = "Purge events"
+		keys, err := ops.Matching(r.Context(), t, f, limit)
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		d.Matched = len(keys)
+	}
+	p.Data = d
+	c.render(w, r, http.StatusOK, "confirm", "layout", p)
+}
+
+// resultData is the outcome of a replay or purge by filter.
+type resultData struct {
+	Action   string
+	Bulk     *ops.BulkReplayResponse
+	Purged   int
+	BackLink string
+	Store    string
+}
+
+func (c *Console) replay(w http.ResponseWriter, r *http.Request) {
+	t, p, err := c.target(r, "events", "Replay")
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if source, id := r.PostForm.Get("source"), r.PostForm.Get("id"); id != "" {
+		if _, err := ops.Replay(r.Context(), t, source, id, false); err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		// Back to the event, where the new attempt shows; a reload of
+		// that page does not replay again. The Location stays relative
+		// (http.Redirect would root it at the request's path, which is
+		// not the browser's when Caddy strips a prefix).
+		w.Header().Set("Location", link("event", p.Store, "source", source, "id", id, "replayed", "1"))
+		w.WriteHeader(http.StatusSeeOther)
+		return
+	}
+	ff := readFilter(r.PostForm)
+	fr := ff.request()
+	f, limit, err := ops.ActionFilter(&fr, r.PostForm.Get("all") == "true")
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	res, err := ops.ReplayMatching(r.Context(), t, f, limit, false)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	p.Title = "Replayed"
+	p.Data = &resultData{Action: "replay", Bulk: res, BackLink: link("events", p.Store, ff.pairs()...), Store: p.Store}
+	c.render(w, r, http.StatusOK, "result", "layout", p)
+}
+
+func (c *Console) purge(w http.ResponseWriter, r *http.Request) {
+	t, p, err := c.target(r, "events", "Purge")
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	ff := readFilter(r.PostForm)
+	fr := ff.request()
+	f, limit, err := ops.ActionFilter(&fr, r.PostForm.Get("all") == "true")
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	res, err := ops.Purge(r.Context(), t, f, limit)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	p.Title = "Purged"
+	p.Data = &resultData{Action: "purge", Purged: res.Purged, BackLink: link("events", p.Store), Store: p.Store}
+	c.render(w, r, http.StatusOK, "result", "layout", p)
+}
+
+// errorData is an error page.
+type errorData struct {
+	Status  int
+	Text    string
+	Message string
+}
+
+// fail answers an operation's error with the status of its kind.
+func (c *Console) fail(w http.ResponseWriter, r *http.Request, err error) {
+	c.failStatus(w, r, ops.HTTPStatus(err), err)
+}
+
+func (c *Console) failStatus(w http.ResponseWriter, r *http.Request, status int, err error) {
+	if status >= 500 {
+		c.logger.Error("console", zap.String("path", r.URL.Path), zap.Error(err))
+	}
+	c.render(w, r, status, "error", "layout", &page{
+		Title: http.StatusText(status),
+		Data:  &errorData{Status: status, Text: http.StatusText(status), Message: err.Error()},
+	})
+}
+
+// render executes a page into a buffer first, so that a template error
+// becomes a clean 500 rather than half a page.
+func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, name, entry string, p *page) {
+	var buf bytes.Buffer
+	if err := c.pages[name].ExecuteTemplate(&buf, entry, p); err != nil {
+		c.logger.Error("console: rendering", zap.String("page", name), zap.Error(err))
+		http.Error(w, "rendering the page failed", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(buf.Bytes())
+	}
+}

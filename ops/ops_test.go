@@ -1,0 +1,120 @@
+package ops_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/webhookgw/caddy-webhook-gateway/ops"
+	"github.com/webhookgw/caddy-webhook-gateway/store"
+)
+
+func newTarget(t testing.TB) ops.Target {
+	t.Helper()
+	db, err := store.Open(t.TempDir(), store.Options{Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return ops.Target{
+		Name:  "test",
+		Store: db,
+		Replayer: func(source string) (ops.Replayer, error) {
+			return nil, fmt.Errorf("no loaded route serves source %s with this store", source)
+		},
+	}
+}
+
+func insert(t *testing.T, tg ops.Target, source, id string, status store.Status, at time.Time) {
+	t.Helper()
+	rec := &store.Record{Source: source, ID: id, Provider: "usaepay", Type: "ach.settled", Status: status, ReceivedAt: at,
+		Event: []byte(`{"specversion":"1.0","id":"` + id + `","subject":"subj-` + id + `"}`)}
+	if _, err := tg.Store.Insert(context.Background(), &store.Ingest{RawBody: []byte(`{}`), Records: []*store.Record{rec}}, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestErrorKindsKeepTheMessage(t *testing.T) {
+	base := errors.New("status \"gone\": want one of ...")
+	for kind, status := range map[error]int{ops.ErrInvalid: 400, ops.ErrNotFound: 404, ops.ErrNotReplayable: 409} {
+		err := fmt.Errorf("outer: %w", ops.Mark(kind, base))
+		if ops.HTTPStatus(err) != status || !errors.Is(err, base) || err.Error() != "outer: "+base.Error() {
+			t.Errorf("%v: status %d, message %q", kind, ops.HTTPStatus(err), err)
+		}
+	}
+	if ops.HTTPStatus(base) != http.StatusInternalServerError || ops.Mark(ops.ErrInvalid, nil) != nil {
+		t.Error("an unmarked error is not a 500, or Mark(nil) is not nil")
+	}
+}
+
+func TestFiltersRefuseWhatTheyCannotMean(t *testing.T) {
+	for _, q := range []url.Values{{"status": {"gone"}}, {"from": {"monday"}}, {"cursor": {"%%"}}, {"limit": {"0"}}, {"limit": {"1001"}}} {
+		if _, err := ops.QueryFilter(q); !errors.Is(err, ops.ErrInvalid) {
+			t.Errorf("%v: %v, want ErrInvalid", q, err)
+		}
+	}
+	if _, _, err := ops.ActionFilter(nil, false); !errors.Is(err, ops.ErrInvalid) {
+		t.Errorf("empty action filter without all: %v", err)
+	}
+	if f, limit, err := ops.ActionFilter(nil, true); err != nil || f != (store.Filter{}) || limit != 0 {
+		t.Errorf("empty filter with all: %+v %d %v", f, limit, err)
+	}
+	if _, _, err := ops.ActionFilter(&ops.FilterRequest{Status: "dead", Limit: -1}, false); !errors.Is(err, ops.ErrInvalid) {
+		t.Errorf("negative limit: %v", err)
+	}
+}
+
+func TestCountBySourceSaysWhenItStoppedEarly(t *testing.T) {
+	tg := newTarget(t)
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 5 {
+		insert(t, tg, "/a", fmt.Sprint("a", i), store.StatusDead, at.Add(time.Duration(i)*time.Second))
+	}
+	for i := range 3 {
+		insert(t, tg, "/b", fmt.Sprint("b", i), store.StatusPending, at.Add(time.Minute+time.Duration(i)*time.Second))
+	}
+	rows, scanned, complete, err := ops.CountBySource(context.Background(), tg, 100)
+	if err != nil || !complete || scanned != 8 || len(rows) != 2 || rows[0].Source != "/a" || rows[0].Counts[store.StatusDead] != 5 || rows[1].Counts[store.StatusPending] != 3 {
+		t.Fatalf("all: %+v %d %v %v", rows, scanned, complete, err)
+	}
+	// The newest 4: the three of /b and the newest of /a.
+	rows, scanned, complete, err = ops.CountBySource(context.Background(), tg, 4)
+	if err != nil || complete || scanned != 4 || rows[0].Total != 1 || rows[1].Total != 3 {
+		t.Fatalf("newest 4: %+v %d %v %v", rows, scanned, complete, err)
+	}
+	// Exactly as many as there are: complete.
+	if _, scanned, complete, _ = ops.CountBySource(context.Background(), tg, 8); !complete || scanned != 8 {
+		t.Errorf("exactly 8: %d %v", scanned, complete)
+	}
+}
+
+func TestListShowAndReplayClassifyTheirErrors(t *testing.T) {
+	tg := newTarget(t)
+	insert(t, tg, "/a", "x", store.StatusDead, time.Now())
+	list, err := ops.List(context.Background(), tg, store.Filter{})
+	if err != nil || len(list.Events) != 1 || list.Events[0].Subject != "subj-x" || list.Store != "test" {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	if _, err := ops.List(context.Background(), tg, store.Filter{Cursor: "AAAA"}); !errors.Is(err, ops.ErrInvalid) {
+		t.Errorf("foreign cursor: %v", err)
+	}
+	if _, err := ops.Show(context.Background(), tg, "/a", "nope"); !errors.Is(err, ops.ErrNotFound) {
+		t.Errorf("show unknown: %v", err)
+	}
+	if _, err := ops.Replay(context.Background(), tg, "/a", "x", true); !errors.Is(err, ops.ErrNotReplayable) {
+		t.Errorf("replay without a route: %v", err)
+	}
+	if _, err := ops.ReplayMatching(context.Background(), tg, store.Filter{Source: "/a"}, 0, true); !errors.Is(err, ops.ErrNotReplayable) {
+		t.Errorf("bulk replay of a source without a route: %v", err)
+	}
+	res, err := ops.ReplayMatching(context.Background(), tg, store.Filter{Status: store.StatusDead}, 0, true)
+	if err != nil || res.Matched != 1 || res.Skipped != 1 || res.Results[0].Error == "" {
+		t.Errorf("bulk replay without a source: %+v %v", res, err)
+	}
+}
