@@ -41,6 +41,7 @@ type gatewayMetrics struct {
 	dead       *prometheus.CounterVec
 	queueDepth prometheus.GaugeFunc
 	deadEvents prometheus.GaugeFunc
+	stores     *storeCollector
 }
 
 var (
@@ -78,11 +79,12 @@ func newGatewayMetrics(reg *registry) *gatewayMetrics {
 			Name: metricDeadEvents,
 			Help: "Dead events (no further attempt; replay or purge them) in all loaded stores; refreshed at most every 10s.",
 		}, func() float64 { return float64(sumCounts(reg, store.StatusDead)) }),
+		stores: newStoreCollector(reg),
 	}
 }
 
 func (m *gatewayMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.received, m.deliveries, m.duration, m.dead, m.queueDepth, m.deadEvents}
+	return []prometheus.Collector{m.received, m.deliveries, m.duration, m.dead, m.queueDepth, m.deadEvents, m.stores}
 }
 
 // register adds the collectors to a config's registry. Several Handlers of

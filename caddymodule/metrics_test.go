@@ -166,6 +166,21 @@ func TestMetricsStoreGaugesAreCached(t *testing.T) {
 	if q, d := gauges(); q != 4 || d != 1 {
 		t.Fatalf("queue %v dead %v, want 4 and 1", q, d)
 	}
+	// The write path: one durable insert, one sync covering it.
+	insertDurable := &store.Record{Source: "/usaepay", ID: "durable", Provider: "usaepay", Type: "x", Event: []byte(`{}`)}
+	if _, err := db.Insert(context.Background(), &store.Ingest{RawBody: []byte(`{}`), Records: []*store.Record{insertDurable}}, true); err != nil {
+		t.Fatal(err)
+	}
+	fams := gathered(t, reg)
+	if n, ok := value(fams[metricStoreSyncs], map[string]string{"store": dir}); !ok || n != 1 {
+		t.Fatalf("syncs %v (%v), want 1", n, ok)
+	}
+	if h := fams[metricStoreSyncBatch].GetMetric()[0].GetHistogram(); h.GetSampleCount() != 1 || h.GetSampleSum() != 1 {
+		t.Fatalf("batch histogram %v", h)
+	}
+	if low, ok := value(fams[metricStoreLowOnSpace], nil); !ok || low != 0 {
+		t.Fatalf("low on space %v (%v)", low, ok)
+	}
 	// Within the TTL a scrape does not count again.
 	insert("d2", store.StatusDead)
 	if _, d := gauges(); d != 1 {

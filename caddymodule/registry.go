@@ -187,6 +187,17 @@ func (r *registry) dirsLocked() []string {
 	return out
 }
 
+// storesByName returns every live store by name, for the metrics.
+func (r *registry) storesByName() map[string]*liveStore {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]*liveStore, len(r.stores))
+	for name, ls := range r.stores {
+		out[name] = ls
+	}
+	return out
+}
+
 // liveStores returns every live store, for the metrics.
 func (r *registry) liveStores() []*liveStore {
 	r.mu.Lock()

@@ -321,6 +321,10 @@ type Stats struct {
 	// ValueLogGCRuns is the number of value-log collections, scheduled or
 	// early.
 	ValueLogGCRuns uint64
+	// SyncBatches counts group syncs by how many durable writes each
+	// covered: SyncBatches[i] those with at most SyncBatchBounds[i] (and
+	// more than the bound before), the last one those over every bound.
+	SyncBatches []uint64
 	// LowOnSpace is set while new events are refused for lack of disk
 	// space (see Options.MinFreeSpace).
 	LowOnSpace bool
@@ -329,7 +333,7 @@ type Stats struct {
 // Stats returns the group-commit counters since Open.
 func (b *Badger) Stats() Stats {
 	return Stats{Syncs: b.gsync.syncs.Load(), Waits: b.gsync.waits.Load(), ValueLogGCRuns: b.gcRuns.Load(),
-		LowOnSpace: b.space.lowOnSpace()}
+		SyncBatches: b.gsync.batchCounts(), LowOnSpace: b.space.lowOnSpace()}
 }
 
 // spaceLoop watches the disk until Close, so that the store notices space

@@ -25,11 +25,38 @@ type groupSyncer struct {
 	wg      sync.WaitGroup
 
 	syncs, waits atomic.Uint64
+	// batches counts syncs by the number of writes they covered, in the
+	// buckets of SyncBatchBounds.
+	batches [len(SyncBatchBounds) + 1]atomic.Uint64
 }
+
+// SyncBatchBounds are the upper bounds of the batch-size buckets of
+// Stats.SyncBatches: how many durable writes one group sync covered.
+var SyncBatchBounds = [...]uint64{1, 2, 4, 8, 16, 32, 64, 128, 256}
 
 type syncBatch struct {
 	done chan struct{}
 	err  error
+	n    uint64 // waiters, counted under the syncer's lock
+}
+
+// observe counts a sync that covered n writes.
+func (g *groupSyncer) observe(n uint64) {
+	i := 0
+	for i < len(SyncBatchBounds) && n > SyncBatchBounds[i] {
+		i++
+	}
+	g.batches[i].Add(1)
+}
+
+// batchCounts returns the syncs per batch-size bucket, the last one for
+// batches over the largest bound.
+func (g *groupSyncer) batchCounts() []uint64 {
+	out := make([]uint64, len(g.batches))
+	for i := range g.batches {
+		out[i] = g.batches[i].Load()
+	}
+	return out
 }
 
 // wait returns once a sync that started after the call has finished. It does
@@ -42,6 +69,7 @@ func (g *groupSyncer) wait() error {
 		g.next = &syncBatch{done: make(chan struct{})}
 	}
 	b := g.next
+	b.n++
 	if !g.running {
 		g.running = true
 		g.wg.Add(1)
@@ -69,6 +97,7 @@ func (g *groupSyncer) loop() {
 		// Every waiter in b registered after its commit and before this
 		// point, so this sync covers all of their writes.
 		g.syncs.Add(1)
+		g.observe(b.n)
 		b.err = g.sync()
 		close(b.done)
 	}

@@ -50,6 +50,19 @@ func TestGroupSyncerCoversCommits(t *testing.T) {
 	if syncs*4 > waits {
 		t.Fatalf("%d syncs for %d waits: syncs are not shared", syncs, waits)
 	}
+	// The batch-size histogram accounts for every sync and every write.
+	var bucketed, maxWrites uint64
+	for i, n := range g.batchCounts() {
+		bucketed += n
+		if i < len(SyncBatchBounds) {
+			maxWrites += n * SyncBatchBounds[i]
+		} else if n > 0 {
+			maxWrites = waits // over the largest bound
+		}
+	}
+	if bucketed != syncs || maxWrites < waits {
+		t.Fatalf("batch histogram %v: %d syncs bucketed of %d, room for %d writes of %d", g.batchCounts(), bucketed, syncs, maxWrites, waits)
+	}
 	t.Logf("%d waits, %d syncs", waits, syncs)
 }
 
