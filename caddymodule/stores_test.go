@@ -42,6 +42,9 @@ func provisionHandler(t *testing.T, h *Handler) error {
 	if h.Provider == "" {
 		h.Provider = "usaepay"
 	}
+	if h.Auth == nil {
+		h.Auth = []json.RawMessage{json.RawMessage(`{"scheme":"none"}`)}
+	}
 	err := h.Provision(ctx)
 	if err == nil {
 		t.Cleanup(func() { _ = h.Cleanup() })

@@ -37,6 +37,7 @@ func authSite(backend string) string {
 	route /hooks/open {
 		webhook_gateway usaepay {
 			store_dir {{DIR}}/store
+			max_event_age off
 			deliver sync
 			auth none
 		}
@@ -45,6 +46,7 @@ func authSite(backend string) string {
 	route /hooks/loyalty-hosted {
 		webhook_gateway openloyalty {
 			store_dir {{DIR}}/store
+			max_event_age off
 			deliver sync
 			auth hmac {env.TEST_LOYALTY_HOSTED_SECRET} {
 				header           X-Webhook-Signature
@@ -58,6 +60,7 @@ func authSite(backend string) string {
 	route /hooks/standard {
 		webhook_gateway usaepay {
 			store_dir {{DIR}}/store
+			max_event_age off
 			deliver sync
 			auth standard_webhooks {env.TEST_SW_SECRET} {env.TEST_SW_SECRET_OLD}
 		}
