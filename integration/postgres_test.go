@@ -99,7 +99,6 @@ func TestPostgresThreeGatewaysHarness(t *testing.T) {
 			Concurrency:     8,
 			DuplicateShare:  0.1,
 			RedeliveryShare: 0.1,
-			Retry:           sim.RetryPolicy{Attempts: 8, Base: 100 * time.Millisecond, Max: time.Second},
 			BurstSize:       20,
 			BurstPause:      50 * time.Millisecond,
 		},
