@@ -265,10 +265,12 @@ func TestPostgresDatabaseRestart(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	cluster := pgtest.LocalCluster(t, dsn)
 	be := newBackend(t)
+	be.delay = 100 * time.Millisecond // deliveries are in flight when the database goes
 	gws := startGateways(t, 2, be.URL)
 
 	before, _, done := burst(t, gws, 60)
 	done()
+	inFlight := len(before()) - len(be.received())
 	cluster.Stop()
 	down, unavailable, done := burst(t, gws, 20)
 	done()
@@ -290,5 +292,5 @@ func TestPostgresDatabaseRestart(t *testing.T) {
 			t.Fatalf("gateway after the restart: %d %v\n%s", code, err, gw.Output())
 		}
 	}
-	t.Logf("%d acknowledged before the stop, %d after the restart", len(before()), len(after))
+	t.Logf("%d acknowledged before the stop (%d not yet delivered), %d after the restart", len(before()), inFlight, len(after))
 }
