@@ -14,9 +14,14 @@
 //
 // # Writes
 //
-// Insert is insert-if-absent in one server-side function per record
-// (insert_event: ON CONFLICT DO NOTHING on both keys, so exactly one of any
-// number of concurrent inserters wins). Concurrent Inserts are gathered
+// Insert is insert-if-absent in one statement: a single-event request
+// without a dedup key (the common case) is one INSERT ... ON CONFLICT DO
+// NOTHING RETURNING, its raw body inline; a batch, a record with a dedup
+// key, or an id already taken goes through a server-side function per
+// record (insert_event) that also replaces an expired holder and answers
+// the status of a live one. Both rest on ON CONFLICT DO NOTHING on the
+// primary keys, so exactly one of any number of concurrent inserters wins,
+// in any process. Concurrent Inserts are gathered
 // into group commits: one pipelined batch, which PostgreSQL runs as one
 // implicit transaction, one round trip and one WAL flush, with
 // synchronous_commit on. Every other transition is one UPDATE or DELETE

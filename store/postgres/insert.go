@@ -31,9 +31,27 @@ const (
 	notifyChannel = "webhook_gateway_events"
 )
 
-const sqlInsertEvent = `SELECT inserted, existing_status, existing_id FROM insert_event(
-	$1, $2, $3, $4, $5, $6, $7, $8, currval('bodies_id_seq'), $9, $10, $11, $12, $13, $14, $15, $16, $17)`
+// sqlInsertFast stores a single-event request without a dedup key, the
+// common case, in one statement, its raw body inline. No row back means the
+// id is taken (or held by an expired reservation or delivered event, which
+// insert_event then replaces), and the record goes the insert_event way.
+const sqlInsertFast = `INSERT INTO events (source, id, provider, type, status, received_at, event, headers,
+	raw_body, batch_index, batch_size, next_attempt_at, reserved_until, retention_us, expires_at)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+	ON CONFLICT DO NOTHING RETURNING true`
 
+// sqlInsertEvent inserts one record of a request whose body is shared
+// (bodies, at the sequence's current value); sqlInsertEventInline one
+// whose body is inline.
+const (
+	sqlInsertEvent = `SELECT inserted, existing_status, existing_id FROM insert_event(
+	$1, $2, $3, $4, $5, $6, $7, $8, NULL, currval('bodies_id_seq'), $9, $10, $11, $12, $13, $14, $15, $16, $17)`
+	sqlInsertEventInline = `SELECT inserted, existing_status, existing_id FROM insert_event(
+	$1, $2, $3, $4, $5, $6, $7, $8, $18, NULL, $9, $10, $11, $12, $13, $14, $15, $16, $17)`
+)
+
+// sqlInsertBody stores a shared body if any record of its request was
+// stored.
 const sqlInsertBody = `INSERT INTO bodies (id, body) SELECT currval('bodies_id_seq'), $1::bytea
 	WHERE EXISTS (SELECT 1 FROM events WHERE body_id = currval('bodies_id_seq'))`
 
@@ -56,7 +74,10 @@ type inserter struct {
 	quit chan struct{}
 	wg   sync.WaitGroup
 
-	commits, requests, records atomic.Uint64
+	commits, requests atomic.Uint64
+	// batches counts commits by requests per commit, in the buckets of
+	// store.SyncBatchBounds (the last one: over every bound).
+	batches [len(store.SyncBatchBounds) + 1]atomic.Uint64
 }
 
 func newInserter(s *Store) *inserter {
@@ -131,47 +152,103 @@ func (w *inserter) try(group []*insertReq) error {
 func (w *inserter) send(group []*insertReq) error {
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
-	b := &pgx.Batch{}
-	sources := map[string]bool{}
-	for _, r := range group {
+	results := make([][]store.InsertResult, len(group))
+	var again []slot // fast inserts that found the id taken
+	err := w.batch(ctx, group, func(b *pgx.Batch, r *insertReq, gi int) func(pgx.BatchResults) error {
+		results[gi] = make([]store.InsertResult, len(r.in.Records))
+		res := results[gi]
+		if fast(r.in) {
+			rec := r.in.Records[0]
+			b.Queue(sqlInsertFast, fastArgs(rec, r.in.RawBody, r.now)...)
+			return func(br pgx.BatchResults) error {
+				err := br.QueryRow().Scan(&res[0].Inserted)
+				if errors.Is(err, pgx.ErrNoRows) {
+					again = append(again, slot{gi, 0})
+					return nil
+				}
+				return err
+			}
+		}
 		b.Queue("SELECT nextval('bodies_id_seq')")
 		for _, rec := range r.in.Records {
 			b.Queue(sqlInsertEvent, insertArgs(rec, r.now)...)
+		}
+		b.Queue(sqlInsertBody, r.in.RawBody)
+		return func(br pgx.BatchResults) error {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+			for i := range r.in.Records {
+				if err := scanResult(br.QueryRow(), &res[i]); err != nil {
+					return err
+				}
+			}
+			_, err := br.Exec()
+			return err
+		}
+	})
+	if err == nil && len(again) > 0 {
+		err = w.insertAgain(ctx, group, again, results)
+	}
+	if err != nil {
+		return fmt.Errorf("group commit of %d requests: %w", len(group), err)
+	}
+	w.commits.Add(1)
+	w.requests.Add(uint64(len(group)))
+	i := 0
+	for i < len(store.SyncBatchBounds) && uint64(len(group)) > store.SyncBatchBounds[i] {
+		i++
+	}
+	w.batches[i].Add(1)
+	for gi, r := range group {
+		r.res = results[gi]
+	}
+	return nil
+}
+
+// slot is one record of a group: request gi, record i.
+type slot struct{ gi, i int }
+
+// insertAgain runs insert_event for the single-event requests whose fast
+// insert found the id taken: it replaces an expired holder, or tells the
+// status of the live one.
+func (w *inserter) insertAgain(ctx context.Context, group []*insertReq, again []slot, results [][]store.InsertResult) error {
+	sub := make([]*insertReq, len(again))
+	for k, sl := range again {
+		sub[k] = group[sl.gi]
+	}
+	return w.batch(ctx, sub, func(b *pgx.Batch, r *insertReq, k int) func(pgx.BatchResults) error {
+		b.Queue(sqlInsertEventInline, append(insertArgs(r.in.Records[0], r.now), r.in.RawBody)...)
+		res := &results[again[k].gi][0]
+		return func(br pgx.BatchResults) error { return scanResult(br.QueryRow(), res) }
+	})
+}
+
+// batch sends one pipelined batch, an implicit transaction: queue adds the
+// statements of each request and returns how to read their results; a
+// NOTIFY per source with new pending events follows, delivered to every
+// process at commit.
+func (w *inserter) batch(ctx context.Context, group []*insertReq, queue func(*pgx.Batch, *insertReq, int) func(pgx.BatchResults) error) error {
+	b := &pgx.Batch{}
+	reads := make([]func(pgx.BatchResults) error, len(group))
+	sources := map[string]bool{}
+	for gi, r := range group {
+		reads[gi] = queue(b, r, gi)
+		for _, rec := range r.in.Records {
 			if rec.Status == store.StatusPending || rec.Status == store.StatusRetrying {
 				sources[rec.Source] = true
 			}
 		}
-		b.Queue(sqlInsertBody, r.in.RawBody)
 	}
 	for src := range sources {
-		// Delivered at commit, to the workers of every process.
 		b.Queue("SELECT pg_notify($1, $2)", notifyChannel, src)
 	}
 	br := w.s.pool.SendBatch(ctx, b)
-	results := make([][]store.InsertResult, len(group))
 	err := func() error {
-		for gi, r := range group {
-			if _, err := br.Exec(); err != nil {
+		for _, read := range reads {
+			if err := read(br); err != nil {
 				return err
 			}
-			res := make([]store.InsertResult, len(r.in.Records))
-			for i := range r.in.Records {
-				var st *string
-				var id []byte
-				if err := br.QueryRow().Scan(&res[i].Inserted, &st, &id); err != nil {
-					return err
-				}
-				if !res[i].Inserted {
-					res[i].ExistingID = string(id)
-					if st != nil {
-						res[i].Existing = store.Status(*st)
-					}
-				}
-			}
-			if _, err := br.Exec(); err != nil {
-				return err
-			}
-			results[gi] = res
 		}
 		for range sources {
 			if _, err := br.Exec(); err != nil {
@@ -180,21 +257,36 @@ func (w *inserter) send(group []*insertReq) error {
 		}
 		return nil
 	}()
-	// Close reports the commit's outcome: the results above are only
-	// true once it succeeds.
+	// Close reports the commit's outcome: the results read are only true
+	// once it succeeds.
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return fmt.Errorf("group commit of %d requests: %w", len(group), err)
+	return err
+}
+
+func scanResult(row pgx.Row, res *store.InsertResult) error {
+	var st *string
+	var id []byte
+	if err := row.Scan(&res.Inserted, &st, &id); err != nil {
+		return err
 	}
-	w.commits.Add(1)
-	w.requests.Add(uint64(len(group)))
-	for gi, r := range group {
-		r.res = results[gi]
-		w.records.Add(uint64(len(r.in.Records)))
+	if !res.Inserted {
+		res.ExistingID = string(id)
+		if st != nil {
+			res.Existing = store.Status(*st)
+		}
 	}
 	return nil
+}
+
+// fast reports whether a request takes the one-statement insert.
+func fast(in *store.Ingest) bool { return len(in.Records) == 1 && in.Records[0].DedupKey == "" }
+
+func fastArgs(r *store.Record, body []byte, now time.Time) []any {
+	a := insertArgs(r, now)
+	// insertArgs' order, the dedup key and window and now left out.
+	return []any{a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], body, a[8], a[9], a[10], a[11], a[12], a[13]}
 }
 
 func insertArgs(r *store.Record, now time.Time) []any {

@@ -196,18 +196,17 @@ func (s *Store) enter() error {
 	}
 }
 
-// Stats are the group-commit counters of a Store since Open.
-type Stats struct {
-	// Commits is the number of group commits that succeeded.
-	Commits uint64
-	// Requests and Records are the Inserts and the records they carried
-	// in those commits: Requests/Commits is the batch size per commit.
-	Requests, Records uint64
-}
-
-// Stats returns the group-commit counters.
-func (s *Store) Stats() Stats {
-	return Stats{Commits: s.ins.commits.Load(), Requests: s.ins.requests.Load(), Records: s.ins.records.Load()}
+// Stats returns the group-commit counters since Open, in the shape the
+// Badger engine reports them (so one set of metrics covers both): Syncs is
+// the number of group commits, each one WAL flush; Waits the Inserts they
+// carried; SyncBatches the commits by how many Inserts each carried, in the
+// buckets of store.SyncBatchBounds.
+func (s *Store) Stats() store.Stats {
+	st := store.Stats{Syncs: s.ins.commits.Load(), Waits: s.ins.requests.Load()}
+	for i := range s.ins.batches {
+		st.SyncBatches = append(st.SyncBatches, s.ins.batches[i].Load())
+	}
+	return st
 }
 
 // Subscribe implements store.Notifier: fn runs on the listener goroutine for

@@ -110,7 +110,7 @@ func (s *Store) RawBody(ctx context.Context, source, id string) ([]byte, error) 
 		return nil, err
 	}
 	var body []byte
-	err := s.pool.QueryRow(ctx, `SELECT b.body FROM events e JOIN bodies b ON b.id = e.body_id
+	err := s.pool.QueryRow(ctx, `SELECT COALESCE(e.raw_body, b.body) FROM events e LEFT JOIN bodies b ON b.id = e.body_id
 		WHERE e.source = $1 AND e.id = $2 AND `+strings.ReplaceAll(live, "expires_at", "e.expires_at"),
 		source, []byte(id), time.Now()).Scan(&body)
 	switch {

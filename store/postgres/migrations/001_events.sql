@@ -17,7 +17,9 @@ CREATE TABLE events (
 	received_at timestamptz NOT NULL,
 	event bytea NOT NULL,
 	headers bytea,
-	body_id bigint NOT NULL,
+	-- The raw request: inline for a single-event request, else in bodies.
+	raw_body bytea,
+	body_id bigint,
 	batch_index integer NOT NULL,
 	batch_size integer NOT NULL,
 	-- One JSON-encoded store.Attempt per element, oldest first.
@@ -54,7 +56,7 @@ CREATE INDEX events_expires ON events (expires_at) WHERE expires_at IS NOT NULL;
 -- Reservations abandoned by a process that died mid-delivery.
 CREATE INDEX events_reserved ON events (reserved_until) WHERE status = 'reserved';
 -- The events sharing a body, so the last one deleted takes the body along.
-CREATE INDEX events_body ON events (body_id);
+CREATE INDEX events_body ON events (body_id) WHERE body_id IS NOT NULL;
 
 -- Dedup keys of senders that give no event id: held by one event until
 -- held_until: its insertion plus the window, or for a reservation its
@@ -79,6 +81,9 @@ CREATE INDEX dedup_keys_held ON dedup_keys (held_until);
 CREATE FUNCTION events_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	DELETE FROM dedup_keys WHERE source = OLD.source AND id = OLD.id;
+	IF OLD.body_id IS NULL THEN
+		RETURN NULL;
+	END IF;
 	PERFORM 1 FROM bodies WHERE id = OLD.body_id FOR UPDATE;
 	DELETE FROM bodies b WHERE b.id = OLD.body_id
 		AND NOT EXISTS (SELECT 1 FROM events e WHERE e.body_id = OLD.body_id);
@@ -96,7 +101,7 @@ CREATE TRIGGER events_deleted AFTER DELETE ON events
 -- and, if not, the status and id of the record it duplicates.
 CREATE FUNCTION insert_event(
 	p_source text, p_id bytea, p_provider text, p_type text, p_status text,
-	p_received_at timestamptz, p_event bytea, p_headers bytea, p_body_id bigint,
+	p_received_at timestamptz, p_event bytea, p_headers bytea, p_raw_body bytea, p_body_id bigint,
 	p_batch_index integer, p_batch_size integer, p_next_attempt_at timestamptz,
 	p_reserved_until timestamptz, p_retention_us bigint, p_expires_at timestamptz,
 	p_dedup_key bytea, p_dedup_window_us bigint, p_now timestamptz,
@@ -133,10 +138,10 @@ BEGIN
 		END IF;
 	END IF;
 	INSERT INTO events (source, id, provider, type, status, received_at, event, headers,
-		body_id, batch_index, batch_size, next_attempt_at, reserved_until, retention_us,
+		raw_body, body_id, batch_index, batch_size, next_attempt_at, reserved_until, retention_us,
 		expires_at, dedup_key, dedup_window_us)
 	VALUES (p_source, p_id, p_provider, p_type, p_status, p_received_at, p_event, p_headers,
-		p_body_id, p_batch_index, p_batch_size, p_next_attempt_at, p_reserved_until, p_retention_us,
+		p_raw_body, p_body_id, p_batch_index, p_batch_size, p_next_attempt_at, p_reserved_until, p_retention_us,
 		p_expires_at, p_dedup_key, p_dedup_window_us)
 	ON CONFLICT DO NOTHING;
 	IF NOT FOUND THEN
