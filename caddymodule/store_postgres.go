@@ -44,8 +44,9 @@ type PostgresStore struct {
 	// is never logged nor shown by the gateway's admin API. Required.
 	DSN string `json:"dsn,omitempty"`
 
-	// Schema holds the gateway's tables; it is created if absent. Default:
-	// the connection's default schema (normally public).
+	// Schema holds the gateway's tables; it is created if absent.
+	// Placeholders are expanded when the config loads. Default: the
+	// connection's default schema (normally public).
 	Schema string `json:"schema,omitempty"`
 
 	// MaxConns bounds this instance's connection pool. Default: the larger
@@ -57,8 +58,8 @@ type PostgresStore struct {
 	// Default: 2m.
 	ReservationExpiry caddy.Duration `json:"reservation_expiry,omitempty"`
 
-	dsn  string // expanded
-	name string // without the password
+	dsn, schema string // expanded
+	name        string // without the password
 }
 
 // CaddyModule returns the Caddy module information.
@@ -74,10 +75,15 @@ func (p *PostgresStore) Provision(caddy.Context) error {
 	if p.DSN == "" {
 		return fmt.Errorf("postgres store: dsn is required")
 	}
-	dsn, err := caddy.NewReplacer().ReplaceOrErr(p.DSN, true, true)
+	repl := caddy.NewReplacer()
+	dsn, err := repl.ReplaceOrErr(p.DSN, true, true)
 	if err != nil {
 		// The error names the placeholder, not the expanded value.
 		return fmt.Errorf("postgres store dsn: %w", err)
+	}
+	schema, err := repl.ReplaceOrErr(p.Schema, true, true)
+	if err != nil {
+		return fmt.Errorf("postgres store schema %q: %w", p.Schema, err)
 	}
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
@@ -87,7 +93,7 @@ func (p *PostgresStore) Provision(caddy.Context) error {
 	if p.ReservationExpiry < 0 || p.MaxConns < 0 {
 		return fmt.Errorf("postgres store: reservation_expiry and max_conns must not be negative")
 	}
-	p.dsn, p.name = dsn, redactedName(cfg, p.Schema)
+	p.dsn, p.schema, p.name = dsn, schema, redactedName(cfg, schema)
 	return nil
 }
 
@@ -110,7 +116,7 @@ func (p *PostgresStore) OpenStore(logger *zap.Logger) (store.Store, error) {
 	defer cancel()
 	db, err := postgres.Open(ctx, postgres.Options{
 		DSN:               p.dsn,
-		Schema:            p.Schema,
+		Schema:            p.schema,
 		MaxConns:          p.MaxConns,
 		ReservationExpiry: time.Duration(p.ReservationExpiry),
 		Logger:            logger,
