@@ -41,8 +41,8 @@
 //   - events primary key (source, id): Get, RawBody, every transition;
 //   - dedup_keys primary key (source, dedup_key): Insert;
 //   - events_due, partial over pending and retrying rows, on the time a row
-//     falls due (its next attempt or arrival, or its lease's end if later):
-//     Claim;
+//     falls due (its next attempt, or its arrival): Claim, which checks the
+//     lease on the row, so that taking a lease updates no index;
 //   - events_received (received_at, source, id): List newest first and its
 //     cursor; events_source_received, events_status_received,
 //     events_type_received: List by source, status or type, and Counts

@@ -123,8 +123,8 @@ func (s *Store) RawBody(ctx context.Context, source, id string) ([]byte, error) 
 }
 
 // dueAt is the expression of the events_due index: when a pending or
-// retrying event may be claimed.
-const dueAt = `GREATEST(COALESCE(next_attempt_at, received_at), lease_until)`
+// retrying event is due, its lease aside.
+const dueAt = `COALESCE(next_attempt_at, received_at)`
 
 // Claim takes due rows with FOR UPDATE SKIP LOCKED, so claimers of several
 // processes never wait for each other and never take one row twice; the
@@ -133,6 +133,7 @@ const dueAt = `GREATEST(COALESCE(next_attempt_at, received_at), lease_until)`
 var sqlClaim = `UPDATE events e SET lease_owner = $1, lease_until = $2
 FROM (SELECT source, id FROM events
 	WHERE status IN ('pending', 'retrying') AND ` + dueAt + ` <= $3 AND source = ANY($4)
+		AND (lease_until IS NULL OR lease_until <= $3)
 	ORDER BY ` + dueAt + ` LIMIT $5 FOR UPDATE SKIP LOCKED) c
 WHERE e.source = c.source AND e.id = c.id
 RETURNING ` + recordColumnsOf("e")
