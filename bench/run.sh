@@ -302,7 +302,7 @@ measure() {
 		echo "$label store: $(psql "$BENCH_PG_DSN" -qAtc "SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '$BENCH_PG_SCHEMA'")" >>"$OUT/run.log"
 		psql "$BENCH_PG_DSN" -qc "DROP SCHEMA IF EXISTS $BENCH_PG_SCHEMA CASCADE" >/dev/null 2>&1 || log "dropping $BENCH_PG_SCHEMA failed"
 	fi
-	if [ "$scenario" != a ] && [ -d "$dir/store" ]; then
+	if [ "$scenario" != a ] && [ "$scenario" != p ] && [ -d "$dir/store" ]; then
 		echo "$label store: $(du -sh "$dir/store" | cut -f1)" >>"$OUT/run.log"
 	fi
 	# Caddy's log shows why a measurement failed (delivery errors, say).

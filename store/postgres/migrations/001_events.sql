@@ -5,7 +5,7 @@
 -- The raw body of one request, shared by the events of a batch.
 CREATE TABLE bodies (
 	id bigserial PRIMARY KEY,
-	body bytea NOT NULL
+	body bytea COMPRESSION lz4 NOT NULL
 );
 
 CREATE TABLE events (
@@ -15,10 +15,12 @@ CREATE TABLE events (
 	type text NOT NULL,
 	status text NOT NULL,
 	received_at timestamptz NOT NULL,
-	event bytea NOT NULL,
+	-- The large columns compress with lz4, which costs a fraction of the
+	-- CPU of the default pglz on the write path.
+	event bytea COMPRESSION lz4 NOT NULL,
 	headers bytea,
 	-- The raw request: inline for a single-event request, else in bodies.
-	raw_body bytea,
+	raw_body bytea COMPRESSION lz4,
 	body_id bigint,
 	batch_index integer NOT NULL,
 	batch_size integer NOT NULL,
