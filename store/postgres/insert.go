@@ -5,27 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
 const (
-	// committers is how many group commits may be in flight at once: while
-	// one waits for its WAL flush, the next gathers the requests arriving
-	// meanwhile.
-	committers = 4
 	// maxGroupRecords bounds the records of one group commit, so one
 	// transaction stays short however deep the queue.
 	maxGroupRecords = 2048
-	// commitTimeout bounds one group commit; it is not tied to any one
-	// caller, since the group serves them all.
-	commitTimeout = 30 * time.Second
 	// notifyChannel is the LISTEN/NOTIFY channel of new pending events;
 	// the payload is the event's source.
 	notifyChannel = "webhook_gateway_events"
@@ -55,106 +45,22 @@ const (
 const sqlInsertBody = `INSERT INTO bodies (id, body) SELECT currval('bodies_id_seq'), $1::bytea
 	WHERE EXISTS (SELECT 1 FROM events WHERE body_id = currval('bodies_id_seq'))`
 
-// insertReq is one Insert waiting for its group commit.
+// insertReq is one Insert in a group commit.
 type insertReq struct {
-	in   *store.Ingest
-	now  time.Time
-	res  []store.InsertResult
-	err  error
-	done chan struct{}
+	in  *store.Ingest
+	now time.Time
+	res []store.InsertResult
 }
 
-// inserter gathers concurrent Inserts into group commits: each committer
-// takes one waiting request, then every other one already waiting, and
-// sends them as one pipelined batch, which PostgreSQL runs as one implicit
-// transaction: one round trip and one WAL flush for the whole group.
-type inserter struct {
-	s    *Store
-	reqs chan *insertReq // unbuffered: a request is either taken or refused
-	quit chan struct{}
-	wg   sync.WaitGroup
-
-	commits, requests atomic.Uint64
-	// batches counts commits by requests per commit, in the buckets of
-	// store.SyncBatchBounds (the last one: over every bound).
-	batches [len(store.SyncBatchBounds) + 1]atomic.Uint64
+func newInserter(s *Store) *grouper[*insertReq] {
+	return newGrouper(&s.stats, maxGroupRecords, func(r *insertReq) int { return len(r.in.Records) }, s.writeInserts)
 }
 
-func newInserter(s *Store) *inserter {
-	w := &inserter{s: s, reqs: make(chan *insertReq), quit: make(chan struct{})}
-	for range committers {
-		w.wg.Add(1)
-		go w.run()
-	}
-	return w
-}
-
-func (w *inserter) stop() {
-	close(w.quit)
-	w.wg.Wait()
-}
-
-func (w *inserter) run() {
-	defer w.wg.Done()
-	for {
-		var first *insertReq
-		select {
-		case first = <-w.reqs:
-		case <-w.quit:
-			return
-		}
-		group := []*insertReq{first}
-		n := len(first.in.Records)
-	gather:
-		for n < maxGroupRecords {
-			select {
-			case r := <-w.reqs:
-				group = append(group, r)
-				n += len(r.in.Records)
-			default:
-				break gather
-			}
-		}
-		w.commit(group)
-	}
-}
-
-// commit writes a group. If the group fails for anything but the
-// connection, each request is tried alone, so one bad request does not fail
-// the others.
-func (w *inserter) commit(group []*insertReq) {
-	err := w.try(group)
-	if err != nil && len(group) > 1 && !isConnError(err) {
-		for _, r := range group {
-			r.err = w.try([]*insertReq{r})
-			close(r.done)
-		}
-		return
-	}
-	for _, r := range group {
-		r.err = err
-		close(r.done)
-	}
-}
-
-// try sends a group, again after a deadlock with another process's group
-// (the server aborts one of the two).
-func (w *inserter) try(group []*insertReq) error {
-	var err error
-	for range 3 {
-		if err = w.send(group); !isRetryable(err) {
-			return err
-		}
-	}
-	return err
-}
-
-func (w *inserter) send(group []*insertReq) error {
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	defer cancel()
+// writeInserts writes a group of Inserts in one transaction.
+func (s *Store) writeInserts(ctx context.Context, group []*insertReq) error {
 	results := make([][]store.InsertResult, len(group))
 	var again []slot // fast inserts that found the id taken
-	err := w.batch(ctx, group, func(b *pgx.Batch, r *insertReq, gi int) func(pgx.BatchResults) error {
+	err := s.insertBatch(ctx, group, func(b *pgx.Batch, r *insertReq, gi int) func(pgx.BatchResults) error {
 		results[gi] = make([]store.InsertResult, len(r.in.Records))
 		res := results[gi]
 		if fast(r.in) {
@@ -188,18 +94,11 @@ func (w *inserter) send(group []*insertReq) error {
 		}
 	})
 	if err == nil && len(again) > 0 {
-		err = w.insertAgain(ctx, group, again, results)
+		err = s.insertAgain(ctx, group, again, results)
 	}
 	if err != nil {
 		return fmt.Errorf("group commit of %d requests: %w", len(group), err)
 	}
-	w.commits.Add(1)
-	w.requests.Add(uint64(len(group)))
-	i := 0
-	for i < len(store.SyncBatchBounds) && uint64(len(group)) > store.SyncBatchBounds[i] {
-		i++
-	}
-	w.batches[i].Add(1)
 	for gi, r := range group {
 		r.res = results[gi]
 	}
@@ -212,23 +111,23 @@ type slot struct{ gi, i int }
 // insertAgain runs insert_event for the single-event requests whose fast
 // insert found the id taken: it replaces an expired holder, or tells the
 // status of the live one.
-func (w *inserter) insertAgain(ctx context.Context, group []*insertReq, again []slot, results [][]store.InsertResult) error {
+func (s *Store) insertAgain(ctx context.Context, group []*insertReq, again []slot, results [][]store.InsertResult) error {
 	sub := make([]*insertReq, len(again))
 	for k, sl := range again {
 		sub[k] = group[sl.gi]
 	}
-	return w.batch(ctx, sub, func(b *pgx.Batch, r *insertReq, k int) func(pgx.BatchResults) error {
+	return s.insertBatch(ctx, sub, func(b *pgx.Batch, r *insertReq, k int) func(pgx.BatchResults) error {
 		b.Queue(sqlInsertEventInline, append(insertArgs(r.in.Records[0], r.now), r.in.RawBody)...)
 		res := &results[again[k].gi][0]
 		return func(br pgx.BatchResults) error { return scanResult(br.QueryRow(), res) }
 	})
 }
 
-// batch sends one pipelined batch, an implicit transaction: queue adds the
+// insertBatch sends one pipelined batch, an implicit transaction: queue adds the
 // statements of each request and returns how to read their results; a
 // NOTIFY per source with new pending events follows, delivered to every
 // process at commit.
-func (w *inserter) batch(ctx context.Context, group []*insertReq, queue func(*pgx.Batch, *insertReq, int) func(pgx.BatchResults) error) error {
+func (s *Store) insertBatch(ctx context.Context, group []*insertReq, queue func(*pgx.Batch, *insertReq, int) func(pgx.BatchResults) error) error {
 	b := &pgx.Batch{}
 	reads := make([]func(pgx.BatchResults) error, len(group))
 	sources := map[string]bool{}
@@ -243,7 +142,7 @@ func (w *inserter) batch(ctx context.Context, group []*insertReq, queue func(*pg
 	for src := range sources {
 		b.Queue("SELECT pg_notify($1, $2)", notifyChannel, src)
 	}
-	br := w.s.pool.SendBatch(ctx, b)
+	br := s.pool.SendBatch(ctx, b)
 	err := func() error {
 		for _, read := range reads {
 			if err := read(br); err != nil {
@@ -361,23 +260,12 @@ func (s *Store) Insert(ctx context.Context, in *store.Ingest, durable bool) ([]s
 			r.ReservedUntil = now.Add(s.opts.ReservationExpiry)
 		}
 	}
-	req := &insertReq{in: in, now: now, done: make(chan struct{})}
-	select {
-	case s.ins.reqs <- req:
-	case <-s.closed:
-		return nil, ErrClosed
-	case <-ctx.Done():
-		return nil, fmt.Errorf("insert: %w", ctx.Err())
-	}
-	select {
-	case <-req.done:
-	case <-ctx.Done():
-		// The group commits or not without this caller; an error here
-		// acknowledges nothing, and a retry is answered as a duplicate.
-		return nil, fmt.Errorf("insert: %w", ctx.Err())
-	}
-	if req.err != nil {
-		return nil, fmt.Errorf("insert: %w", req.err)
+	req := &insertReq{in: in, now: now}
+	if err := s.ins.do(ctx, s.closed, req); err != nil {
+		// After a timeout the group commits or not without this caller;
+		// an error acknowledges nothing, and a retry is answered as a
+		// duplicate.
+		return nil, fmt.Errorf("insert: %w", err)
 	}
 	return req.res, nil
 }
@@ -385,17 +273,3 @@ func (s *Store) Insert(ctx context.Context, in *store.Ingest, durable bool) ([]s
 // microNow is the time now at PostgreSQL's precision, so a time the store
 // hands out (ReservedUntil, LeaseUntil) compares equal to what it stored.
 func microNow() time.Time { return time.Now().Truncate(time.Microsecond) }
-
-// isConnError reports whether err is the connection failing rather than a
-// statement: retrying the requests one by one would only fail them again.
-func isConnError(err error) bool {
-	var pgErr *pgconn.PgError
-	return !errors.As(err, &pgErr)
-}
-
-// isRetryable reports a deadlock or serialization failure, which the server
-// resolves by aborting one transaction that can simply run again.
-func isRetryable(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
-}

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
 	"io/fs"
 	"sync"
@@ -37,9 +36,6 @@ const (
 	sweepBatch    = 1000
 )
 
-// ErrClosed is returned by every method of a Store after Close.
-var ErrClosed = errors.New("postgres store is closed")
-
 // Options configure a Store.
 type Options struct {
 	// DSN is the PostgreSQL connection string (a URL or key=value pairs,
@@ -67,7 +63,9 @@ type Store struct {
 	pool   *pgxpool.Pool
 	opts   Options
 	log    *zap.Logger
-	ins    *inserter
+	ins    *grouper[*insertReq]
+	att    *grouper[*attemptReq]
+	stats  commitStats
 	notify *listener
 
 	closeOnce sync.Once
@@ -121,6 +119,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		sweepDone: make(chan struct{}),
 	}
 	s.ins = newInserter(s)
+	s.att = newAttempter(s)
 	s.notify = newListener(cfg.ConnConfig, log)
 	go s.sweepLoop()
 	return s, nil
@@ -179,6 +178,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closed)
 		s.ins.stop()
+		s.att.stop()
 		s.notify.stop()
 		<-s.sweepDone
 		s.pool.Close()
@@ -186,11 +186,12 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// enter refuses calls on a closed store.
+// enter refuses calls on a closed store with store.ErrClosed, as the Badger
+// engine does.
 func (s *Store) enter() error {
 	select {
 	case <-s.closed:
-		return ErrClosed
+		return store.ErrClosed
 	default:
 		return nil
 	}
@@ -198,13 +199,13 @@ func (s *Store) enter() error {
 
 // Stats returns the group-commit counters since Open, in the shape the
 // Badger engine reports them (so one set of metrics covers both): Syncs is
-// the number of group commits, each one WAL flush; Waits the Inserts they
-// carried; SyncBatches the commits by how many Inserts each carried, in the
-// buckets of store.SyncBatchBounds.
+// the number of group commits, each one WAL flush; Waits the durable writes
+// they carried (Inserts and RecordAttempts); SyncBatches the commits by how
+// many writes each carried, in the buckets of store.SyncBatchBounds.
 func (s *Store) Stats() store.Stats {
-	st := store.Stats{Syncs: s.ins.commits.Load(), Waits: s.ins.requests.Load()}
-	for i := range s.ins.batches {
-		st.SyncBatches = append(st.SyncBatches, s.ins.batches[i].Load())
+	st := store.Stats{Syncs: s.stats.commits.Load(), Waits: s.stats.requests.Load()}
+	for i := range s.stats.batches {
+		st.SyncBatches = append(st.SyncBatches, s.stats.batches[i].Load())
 	}
 	return st
 }

@@ -94,6 +94,51 @@ func (s *Store) MarkDelivered(ctx context.Context, source, id string, attempt st
 	return nil
 }
 
+// attemptReq is one RecordAttempt in a group commit.
+type attemptReq struct {
+	args []any
+	// found and won are the answer: the record exists, and the caller
+	// held its lease.
+	found, won bool
+}
+
+// maxGroupAttempts bounds the attempts of one group commit.
+const maxGroupAttempts = 256
+
+// newAttempter groups the RecordAttempts of concurrent delivery workers
+// into shared commits, as Inserts are: each is durable before it returns,
+// and many share one WAL flush.
+func newAttempter(s *Store) *grouper[*attemptReq] {
+	return newGrouper(&s.stats, maxGroupAttempts, func(*attemptReq) int { return 1 }, s.writeAttempts)
+}
+
+// writeAttempts writes a group of attempts in one transaction.
+func (s *Store) writeAttempts(ctx context.Context, group []*attemptReq) error {
+	b := &pgx.Batch{}
+	for _, r := range group {
+		b.Queue(sqlRecordAttempt, r.args...)
+	}
+	br := s.pool.SendBatch(ctx, b)
+	err := func() error {
+		for _, r := range group {
+			err := br.QueryRow().Scan(&r.won)
+			switch {
+			case errors.Is(err, pgx.ErrNoRows):
+				r.found = false
+			case err != nil:
+				return err
+			default:
+				r.found = true
+			}
+		}
+		return nil
+	}()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // RecordAttempt implements store.Store.
 func (s *Store) RecordAttempt(ctx context.Context, source, id, owner string, attempt store.Attempt, d store.Decision) error {
 	if err := s.check("record attempt", source, id); err != nil {
@@ -114,15 +159,13 @@ func (s *Store) RecordAttempt(ctx context.Context, source, id, owner string, att
 	if d.Status == store.StatusRetrying {
 		next = d.NextAttemptAt
 	}
-	var won bool
-	err = s.pool.QueryRow(ctx, sqlRecordAttempt, source, []byte(id), a, owner,
-		string(d.Status), next, reason, microNow()).Scan(&won)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return fmt.Errorf("record attempt %s %s: %w", source, id, store.ErrNotFound)
+	r := &attemptReq{args: []any{source, []byte(id), a, owner, string(d.Status), next, reason, microNow()}}
+	switch err := s.att.do(ctx, s.closed, r); {
 	case err != nil:
 		return fmt.Errorf("record attempt %s %s: %w", source, id, err)
-	case !won:
+	case !r.found:
+		return fmt.Errorf("record attempt %s %s: %w", source, id, store.ErrNotFound)
+	case !r.won:
 		return fmt.Errorf("record attempt %s %s by %s: %w", source, id, owner, store.ErrLeaseLost)
 	}
 	return nil
