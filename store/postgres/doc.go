@@ -24,7 +24,8 @@
 // in any process. Concurrent Inserts are gathered
 // into group commits: one pipelined batch, which PostgreSQL runs as one
 // implicit transaction, one round trip and one WAL flush, with
-// synchronous_commit on. Every other transition is one UPDATE or DELETE
+// synchronous_commit on; the RecordAttempts of concurrent delivery workers
+// are grouped the same way. Every other transition is one UPDATE or DELETE
 // whose condition is in its WHERE clause (see transitions.go).
 //
 // # Several processes

@@ -56,9 +56,10 @@ type Options struct {
 }
 
 // Store is the PostgreSQL engine of store.Store, for several gateways
-// sharing one database. Every state change is one statement (or one
-// pipelined transaction for a group of inserts), so any number of
-// processes can use the same tables at once.
+// sharing one database. Every state change is one statement, and the
+// Inserts and RecordAttempts of concurrent callers share group commits (one
+// pipelined transaction each), so any number of processes can use the same
+// tables at once.
 type Store struct {
 	pool   *pgxpool.Pool
 	opts   Options
