@@ -183,6 +183,12 @@ func (g *contentGroup) tally(r *Report, c *Counts, k sim.Key, hasSink bool) []ti
 		if len(r.LostKeys) < MaxListed {
 			r.LostKeys = append(r.LostKeys, k)
 		}
+	case delivered > 0 && hi == 0:
+		// Events for bodies the gateway refused.
+		c.Unexpected += delivered
+		if len(r.UnexpectedKeys) < MaxListed {
+			r.UnexpectedKeys = append(r.UnexpectedKeys, k)
+		}
 	case delivered > hi:
 		// More events than the sends can make: the gateway took a copy
 		// inside the window as a new event, and the backend got the

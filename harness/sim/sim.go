@@ -327,6 +327,8 @@ type job struct {
 	keys    []Key
 	keyErr  string
 	window  time.Duration
+	// repeat: once sent, send this original again RepeatAfter later.
+	repeat bool
 }
 
 // New checks cfg and applies defaults.
@@ -615,12 +617,13 @@ func (s *Simulator) produce(ctx context.Context, queues map[string]chan job, pen
 			panic(err)
 		}
 		orig := s.newJob(ev, int64(i), Original)
+		orig.repeat = name == OpenLoyalty && slices.Contains(RepeatTypes, typ) && s.chance(s.cfg.RepeatShare)
 		pending.Add(1)
 		enqueue(ctx, queues, orig, pending)
 
 		if s.chance(s.cfg.DuplicateShare) {
 			dup := orig
-			dup.kind = Duplicate
+			dup.kind, dup.repeat = Duplicate, false
 			pending.Add(1)
 			enqueue(ctx, queues, dup, pending)
 		}
@@ -630,12 +633,7 @@ func (s *Simulator) produce(ctx context.Context, queues map[string]chan job, pen
 			pending.Add(1)
 			time.AfterFunc(delay, func() { enqueue(ctx, queues, re, pending) })
 		}
-		if name == OpenLoyalty && slices.Contains(RepeatTypes, typ) && s.chance(s.cfg.RepeatShare) {
-			rep := orig
-			rep.kind = Repeat
-			pending.Add(1)
-			time.AfterFunc(s.cfg.RepeatAfter, func() { enqueue(ctx, queues, rep, pending) })
-		}
+
 	}
 }
 
@@ -695,6 +693,14 @@ func (s *Simulator) process(ctx context.Context, j job, pending *sync.WaitGroup,
 		return
 	}
 	rec := s.send(ctx, j)
+	if j.repeat && ctx.Err() == nil {
+		// Counted from the end of the first send, so the repeat is
+		// outside the window of wherever the gateway stored the first.
+		rep := j
+		rep.kind, rep.repeat = Repeat, false
+		pending.Add(1)
+		time.AfterFunc(s.cfg.RepeatAfter, func() { enqueue(ctx, queues, rep, pending) })
+	}
 	if j.ev.Provider != USAePay || rec.Acked() || ctx.Err() != nil {
 		return
 	}
