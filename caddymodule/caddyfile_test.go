@@ -18,6 +18,7 @@ func TestUnmarshalCaddyfileFull(t *testing.T) {
 		type_prefix com.example.
 		time_zone America/New_York
 		max_body 2MB
+		max_unverified 32MiB
 		store_dir /var/lib/webhooks
 		retention 240h
 		auth basic usaepay {env.PASS}
@@ -45,13 +46,14 @@ func TestUnmarshalCaddyfileFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Handler{
-		Provider:    "usaepay",
-		Source:      "/payments",
-		TypePrefix:  "com.example.",
-		TimeZone:    "America/New_York",
-		MaxBodySize: 2_000_000,
-		StoreDir:    "/var/lib/webhooks",
-		Retention:   caddy.Duration(240 * time.Hour),
+		Provider:      "usaepay",
+		Source:        "/payments",
+		TypePrefix:    "com.example.",
+		TimeZone:      "America/New_York",
+		MaxBodySize:   2_000_000,
+		MaxUnverified: 32 << 20,
+		StoreDir:      "/var/lib/webhooks",
+		Retention:     caddy.Duration(240 * time.Hour),
 		Auth: []AuthConfig{
 			{Scheme: "basic", Credentials: []BasicCredential{
 				{Username: "usaepay", Password: "{env.PASS}"},
@@ -112,6 +114,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"hmac bad option":      "webhook_gateway {\n auth hmac k {\n colour red\n }\n}",
 		"bad deliver":          "webhook_gateway {\n deliver later\n}",
 		"bad size":             "webhook_gateway {\n max_body lots\n}",
+		"bad budget":           "webhook_gateway {\n max_unverified 0\n}",
 		"bad duration":         "webhook_gateway {\n retention forever\n}",
 		"bad workers":          "webhook_gateway {\n workers -1\n}",
 		"too many args":        `webhook_gateway usaepay extra`,
@@ -148,6 +151,7 @@ func TestValidate(t *testing.T) {
 		{"auth unknown scheme", Handler{Provider: "auto", Deliver: "sync", Auth: []AuthConfig{{Scheme: "jwt"}}}, "unknown scheme"},
 		{"header without name", Handler{Provider: "auto", Deliver: "sync", Auth: []AuthConfig{{Scheme: "header", Secrets: []string{"x"}}}}, "header name"},
 		{"source with a space", Handler{Provider: "auto", Deliver: "sync", Source: "has space"}, "source"},
+		{"budget below the body limit", Handler{Provider: "auto", Deliver: "sync", MaxUnverified: 1 << 20}, "max_unverified"},
 		{"type_prefix with a space", Handler{Provider: "auto", Deliver: "sync", TypePrefix: "a b"}, "type_prefix"},
 	}
 	for _, tc := range cases {
