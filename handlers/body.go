@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync/atomic"
 )
 
@@ -99,15 +100,31 @@ func readBody(r *http.Request, limit int64, budget *bodyBudget) (body []byte, he
 }
 
 // closeUnread marks an answer given before the request body was read to its
-// end so that HTTP/1 closes the connection after it. Without it net/http
-// first tries to read the rest of the body, so as to reuse the connection,
-// and a client that declared more than it sends (or waits for a 100
-// Continue) gets no answer until a read timeout; Caddy wraps the body, so
-// net/http cannot tell how much is left and always tries. HTTP/2 resets
-// just the stream on its own, and a Connection header there would tear down
-// every other stream of the connection.
+// end so that HTTP/1 closes the connection after it, gracefully.
+//
+// Left to itself, net/http first tries to read the rest of the body so as to
+// reuse the connection, and Caddy wraps the body, so net/http cannot see how
+// much is left: a client that declared more than it sends, or waits for a
+// 100 Continue, gets no answer until Caddy's read timeout. Connection: close
+// skips that read, but net/http then closes at once, and a client still
+// sending its body gets a reset in place of the answer. What makes it
+// close the way it does for an over-limit body (FIN, then a moment for the
+// client to read the answer) is the signal of http.MaxBytesReader, which
+// reaches net/http's own ResponseWriter only, beneath Caddy's wrappers; a
+// reader of one byte past a limit of zero sends it without touching the
+// request body. HTTP/2 resets just the stream on its own, and a Connection
+// header there would tear down every other stream of the connection.
 func closeUnread(w http.ResponseWriter, r *http.Request) {
-	if r.ProtoMajor == 1 {
-		w.Header().Set("Connection", "close")
+	if r.ProtoMajor != 1 {
+		return
 	}
+	w.Header().Set("Connection", "close")
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		w = u.Unwrap()
+	}
+	_, _ = http.MaxBytesReader(w, io.NopCloser(strings.NewReader("-")), 0).Read(make([]byte, 1))
 }

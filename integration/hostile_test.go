@@ -236,6 +236,17 @@ func TestOverLimitAnsweredAtOnce(t *testing.T) {
 		}
 		check(t, readAnswer(t, conn))
 	})
+	t.Run("a client still sending its body", func(t *testing.T) {
+		// Go's client reads the answer while it writes; the server must
+		// close gracefully, or a reset replaces the 413.
+		big := bytes.Repeat([]byte("x"), 4<<20)
+		for range 5 {
+			code, answer, err := send(gw.BaseURL()+"/hooks/usaepay", big, signedHeader(big))
+			if err != nil || code != http.StatusRequestEntityTooLarge {
+				t.Fatalf("got %d %v %v, want 413", code, answer, err)
+			}
+		}
+	})
 	t.Run("chunked, no length declared", func(t *testing.T) {
 		conn := dial(t, gw)
 		head := requestHead(gw, "/hooks/usaepay", "X-Signature: 00", "Transfer-Encoding: chunked")
