@@ -279,8 +279,10 @@ func TestUnverifiedBodiesAreBudgeted(t *testing.T) {
 	// 60000 bytes: 256 KiB holds four of them at most.
 	answers := make(chan *http.Response, conns)
 	var wg sync.WaitGroup
+	var stalled []net.Conn
 	for range conns {
 		conn := dial(t, gw)
+		stalled = append(stalled, conn)
 		head := requestHead(gw, "/hooks/usaepay", "X-Signature: 00", "Content-Length: "+strconv.Itoa(declared))
 		if _, err := conn.Write(append([]byte(head), bytes.Repeat([]byte("x"), sent)...)); err != nil {
 			t.Fatal(err)
@@ -309,9 +311,15 @@ func TestUnverifiedBodiesAreBudgeted(t *testing.T) {
 		t.Fatalf("%d of %d stalled bodies refused; the budget holds 4", refused, conns)
 	}
 
-	// The stalled bodies' connections close (test cleanup closes them
-	// too); their budget comes back and a real webhook is taken.
+	// Once the stalled bodies' connections close, their budget comes back:
+	// a webhook as large as any of them is taken, where the budget left
+	// beside four of them would not hold it.
+	for _, conn := range stalled {
+		conn.Close()
+	}
 	id, body := paymentEvent(t)
+	body = bytes.Replace(body, []byte(`"amount_detail"`),
+		[]byte(`"description":"`+strings.Repeat("x", declared-len(body))+`","amount_detail"`), 1)
 	waitFor(t, 10*time.Second, "a webhook accepted after the stalled bodies", func() bool {
 		code, _, err := send(gw.BaseURL()+"/hooks/usaepay", body, signedHeader(body))
 		return err == nil && code == http.StatusAccepted
