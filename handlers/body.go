@@ -31,8 +31,11 @@ type bodyBudget struct {
 }
 
 // reserve takes n bytes from the budget, or reports that they are not
-// there; it never takes part of n.
+// there; it never takes part of n. A nil budget has no bound.
 func (b *bodyBudget) reserve(n int64) bool {
+	if b == nil {
+		return true
+	}
 	for {
 		used := b.used.Load()
 		if used+n > b.limit {
@@ -45,6 +48,9 @@ func (b *bodyBudget) reserve(n int64) bool {
 }
 
 func (b *bodyBudget) release(n int64) {
+	if b == nil {
+		return
+	}
 	b.used.Add(-n)
 }
 

@@ -125,7 +125,26 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 		return writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: webhooks are POSTed")
 	}
 
-	budget := g.unverifiedBudget()
+	// Checks that need no body run before it is read: a request that fails
+	// one is refused holding nothing. When they are all there is, the body
+	// read next is an authenticated sender's and is not counted against the
+	// budget for unverified bodies.
+	bodyChecks := len(g.Verifiers) == 0
+	for _, v := range g.Verifiers {
+		hv, ok := v.(verify.HeaderVerifier)
+		if !ok {
+			bodyChecks = true
+			continue
+		}
+		if err := hv.VerifyHeaders(r); err != nil {
+			closeUnread(w, r)
+			return g.unauthorized(w, r, provider, err)
+		}
+	}
+	var budget *bodyBudget
+	if bodyChecks {
+		budget = g.unverifiedBudget()
+	}
 	body, held, err := readBody(r, g.maxBody(), budget)
 	if err != nil {
 		budget.release(held)
@@ -151,12 +170,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 	// Verify the bytes exactly as received, before any parsing: a forged
 	// request must not reach the JSON decoder.
 	for _, v := range g.Verifiers {
+		if _, checked := v.(verify.HeaderVerifier); checked {
+			continue
+		}
 		if err := v.Verify(r, body); err != nil {
 			budget.release(held)
-			g.Logger.Warn("webhook rejected: verification failed",
-				zap.String("remote", r.RemoteAddr), zap.String("reason", err.Error()))
-			g.observe(provider, OutcomeUnauthorized)
-			return writeError(w, http.StatusUnauthorized, "unauthorized")
+			return g.unauthorized(w, r, provider, err)
 		}
 	}
 	budget.release(held)
@@ -189,6 +208,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 		return g.serveSync(w, r, provider, in, next)
 	}
 	return g.serveAsync(w, r.Context(), provider, in)
+}
+
+func (g *Gateway) unauthorized(w http.ResponseWriter, r *http.Request, provider string, err error) error {
+	g.Logger.Warn("webhook rejected: verification failed",
+		zap.String("remote", r.RemoteAddr), zap.String("reason", err.Error()))
+	g.observe(provider, OutcomeUnauthorized)
+	return writeError(w, http.StatusUnauthorized, "unauthorized")
 }
 
 // detached is the context for the work done on a body received in full:

@@ -3,6 +3,9 @@ package handlers
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -424,18 +427,31 @@ func TestReadBodyGrowsAsBytesArrive(t *testing.T) {
 
 func TestUnverifiedBudgetRefusesAndComesBack(t *testing.T) {
 	g, obs := newGateway(t, Async, normalize.USAePay)
+	// A signature covers the body, so every body is read unverified.
+	const key = "signing-key"
+	sig, err := verify.NewHMAC(verify.HMACConfig{Keys: []string{key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Verifiers, g.SecretHeaders = []verify.Verifier{sig}, sig.SecretHeaders()
 	g.MaxUnverified = 2048
 	budget := g.unverifiedBudget()
 	body := testdata(t, "usaepay", "transaction.sale.success")
+	signed := func(signature string) *http.Request {
+		req := httptest.NewRequest(http.MethodPost, "/hooks", bytes.NewReader(body))
+		req.Header.Set(verify.DefaultHMACHeader, signature)
+		return req
+	}
+	mac := hmac.New(sha256.New, []byte(key))
+	mac.Write(body)
+	good := hex.EncodeToString(mac.Sum(nil))
 
-	// Another request holds most of the budget while this one is read.
+	// Other requests hold most of the budget while this one is read.
 	if !budget.reserve(2048 - 100) {
 		t.Fatal("reserve")
 	}
-	req := httptest.NewRequest(http.MethodPost, "/hooks", bytes.NewReader(body))
-	req.Header.Set(tokenHeader, token)
 	rec := httptest.NewRecorder()
-	if err := g.ServeHTTP(rec, req, nil); err != nil {
+	if err := g.ServeHTTP(rec, signed(good), nil); err != nil {
 		t.Fatal(err)
 	}
 	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" ||
@@ -444,16 +460,46 @@ func TestUnverifiedBudgetRefusesAndComesBack(t *testing.T) {
 	}
 	budget.release(2048 - 100)
 
-	if r := serve(t, g, http.MethodPost, body, nil); r.code != http.StatusAccepted {
-		t.Fatalf("within the budget: %d %v", r.code, r.answer)
-	}
-	bad := httptest.NewRequest(http.MethodPost, "/hooks", bytes.NewReader(body))
-	rec = httptest.NewRecorder()
-	if err := g.ServeHTTP(rec, bad, nil); err != nil || rec.Code != http.StatusUnauthorized {
-		t.Fatalf("unverified: %d %v", rec.Code, err)
+	for _, tc := range []struct {
+		signature string
+		want      int
+	}{{good, http.StatusAccepted}, {strings.Repeat("0", 64), http.StatusUnauthorized}} {
+		rec := httptest.NewRecorder()
+		if err := g.ServeHTTP(rec, signed(tc.signature), nil); err != nil || rec.Code != tc.want {
+			t.Fatalf("within the budget: %d %v, want %d", rec.Code, err, tc.want)
+		}
 	}
 	if used := budget.used.Load(); used != 0 {
 		t.Errorf("budget still holds %d bytes after the requests ended", used)
+	}
+}
+
+// untouchable is a body that fails the test if anything reads it.
+type untouchable struct{ t *testing.T }
+
+func (u untouchable) Read([]byte) (int, error) {
+	u.t.Error("the body was read before the header check")
+	return 0, io.EOF
+}
+
+func TestHeaderCheckFailsBeforeTheBodyIsRead(t *testing.T) {
+	g, obs := newGateway(t, Async, normalize.USAePay)
+	req := httptest.NewRequest(http.MethodPost, "/hooks", untouchable{t})
+	req.ContentLength = 4096
+	req.Header.Set(tokenHeader, "wrong")
+	rec := httptest.NewRecorder()
+	if err := g.ServeHTTP(rec, req, nil); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Code != http.StatusUnauthorized || rec.Header().Get("Connection") != "close" || obs.get("usaepay/unauthorized") != 1 {
+		t.Fatalf("%d %v", rec.Code, rec.Header())
+	}
+	// A route whose checks all need no body does not count its
+	// authenticated senders' bodies as unverified: a budget of one byte
+	// does not stop them.
+	g.MaxUnverified = 1
+	if r := serve(t, g, http.MethodPost, testdata(t, "usaepay", "transaction.sale.success"), nil); r.code != http.StatusAccepted {
+		t.Fatalf("%d %v", r.code, r.answer)
 	}
 }
 

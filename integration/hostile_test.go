@@ -327,6 +327,22 @@ func TestUnverifiedBodiesAreBudgeted(t *testing.T) {
 	waitFor(t, 10*time.Second, "delivery", func() bool { return be.deliveredOK(id) })
 }
 
+// TestHeaderCheckFailsBeforeTheBody: on a route whose checks need no body
+// (a header, Basic, a path secret), a request without the credential is
+// refused before its body is read, or even asked for.
+func TestHeaderCheckFailsBeforeTheBody(t *testing.T) {
+	gw, _ := startHostile(t)
+	conn := dial(t, gw)
+	head := requestHead(gw, "/hooks/openloyalty", loyaltyHeader+": wrong", "Content-Length: 1000000", "Expect: 100-continue")
+	if _, err := conn.Write([]byte(head)); err != nil {
+		t.Fatal(err)
+	}
+	resp := readAnswer(t, conn)
+	if resp.StatusCode != http.StatusUnauthorized || !resp.Close {
+		t.Fatalf("got %d (close %v), want 401 and Connection: close", resp.StatusCode, resp.Close)
+	}
+}
+
 // heapAlloc runs a GC in the gateway process and returns its live heap,
 // from the admin endpoint's heap profile.
 func heapAlloc(t *testing.T, gw *testcaddy.Instance) int64 {

@@ -89,6 +89,9 @@ func (p *PathSecret) Redact(path string) string {
 	return strings.Join(segs, "/")
 }
 
+// VerifyHeaders implements HeaderVerifier.
+func (p *PathSecret) VerifyHeaders(r *http.Request) error { return p.Verify(r, nil) }
+
 // RedactQuery returns a raw query string with every key or value that is,
 // or has as a '/'-separated segment, a configured secret replaced by
 // "REDACTED". A provider's webhook URL is copied whole, and a secret put in
