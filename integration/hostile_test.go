@@ -26,6 +26,7 @@ func hostileSite(backend *backend) string {
 	route /hooks/openloyalty {
 		webhook_gateway openloyalty {
 			store_dir {{DIR}}/store
+			max_event_age off
 			auth header `+loyaltyHeader+` {env.TEST_LOYALTY_TOKEN}
 			upstream %[1]s
 		}
@@ -33,6 +34,7 @@ func hostileSite(backend *backend) string {
 	route /hooks/usaepay {
 		webhook_gateway usaepay {
 			store_dir {{DIR}}/store
+			max_event_age off
 			auth hmac {env.TEST_SIG_KEY}
 			max_body 64KiB
 			max_unverified 256KiB
@@ -42,6 +44,7 @@ func hostileSite(backend *backend) string {
 	route /sync/openloyalty {
 		webhook_gateway openloyalty {
 			store_dir {{DIR}}/store
+			max_event_age off
 			source /sync-loyalty
 			auth header `+loyaltyHeader+` {env.TEST_LOYALTY_TOKEN}
 			deliver sync
