@@ -412,7 +412,10 @@ func TestRunLoyaltyByContentKey(t *testing.T) {
 	if err != nil || !r.OK() {
 		t.Fatalf("%v\n%s", err, r.Table())
 	}
-	if r.Repeats == 0 || r.Duplicates == 0 || r.DuplicateAnswers == 0 || r.Delivered != r.AckedEvents {
+	// Identical content sent about one window apart may be one event or
+	// two (the report counts the second as delivered though unacked): on a
+	// slow run a copy can land on either side of the edge.
+	if r.Repeats == 0 || r.Duplicates == 0 || r.DuplicateAnswers == 0 || r.Delivered != r.AckedEvents+r.DeliveredUnacked {
 		t.Fatalf("report:\n%s", r.Table())
 	}
 
