@@ -5,6 +5,7 @@
 #   (a) Caddy reverse_proxy to the backend                    c=32 and c=128
 #   (b) webhook_gateway (sync) + the same reverse_proxy       c=32
 #   (c) webhook_gateway (async, 202 after fsync) + delivery   c=128
+#   (p) (c) on the PostgreSQL store (202 after commit)         c=128
 #
 # for 1 KB and 12 KB payment gateway events, each signed and with a unique
 # event_id. Every measurement gets a fresh Caddy process and store
@@ -23,7 +24,9 @@
 #   --profile    also save a CPU profile of Caddy (admin /debug/pprof) for
 #                each measurement; pprof costs a little CPU, so take
 #                profiles in a run of their own rather than the reference one
-#   --only LIST  comma-separated subset of a32,b32,a128,c128
+#   --only LIST  comma-separated subset of a32,b32,a128,c128,p128
+#                (p needs PostgreSQL: BENCH_PG_DSN, default the loopback
+#                server of the tests; skipped when it does not answer)
 #   --sizes LIST body sizes in bytes (default "1024 12288")
 #   --workers N  async delivery workers (default 64)
 #   --drain-timeout 60s  bound on waiting for async delivery after the load
@@ -38,7 +41,7 @@ WARMUP=2s
 WORKERS=64
 REV=""
 PROFILE=0
-ONLY="a32,b32,a128,c128"
+ONLY="a32,b32,a128,c128,p128"
 SIZES="1024 12288"
 OUT=""
 DRAIN_TIMEOUT=60
@@ -151,6 +154,28 @@ wait_gone() {
 	STARTED=("${kept[@]}")
 }
 
+# PostgreSQL for scenario (p): each measurement gets a schema of its own,
+# dropped afterwards.
+export BENCH_PG_DSN=${BENCH_PG_DSN:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
+PG_OK=0
+if [[ ,$ONLY, == *,p* ]]; then
+	if psql "$BENCH_PG_DSN" -qAtc 'SELECT 1' >/dev/null 2>&1; then
+		PG_OK=1
+		echo "postgres: $(psql "$BENCH_PG_DSN" -qAtc 'SELECT version()' | cut -d' ' -f1-2), synchronous_commit on" >>"$OUT/meta.txt"
+	else
+		log "no PostgreSQL at BENCH_PG_DSN: scenario (p) skipped"
+	fi
+fi
+
+# commit_batch prints the mean number of durable writes per group commit
+# (Badger: per sync; PostgreSQL: per commit) from the gateway's metrics.
+commit_batch() {
+	curl -fsS -m 5 "http://127.0.0.1:$ADMIN/metrics" 2>/dev/null | awk '
+		/^webhook_gateway_store_sync_batch_writes_sum/ { s += $2 }
+		/^webhook_gateway_store_sync_batch_writes_count/ { c += $2 }
+		END { if (c > 0) printf "%.1f writes per commit (%d commits)\n", s / c, c }'
+}
+
 KEY=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
 export BENCH_SIG_KEY=$KEY
 
@@ -229,16 +254,21 @@ measure() {
 	a) caddyfile=bare.Caddyfile mode=proxy ;;
 	b) caddyfile=sync.Caddyfile mode=sync ;;
 	c) caddyfile=async.Caddyfile mode=async ;;
+	p) caddyfile=async-postgres.Caddyfile mode=async ;;
 	esac
+	if [ "$scenario" = p ] && [ "$PG_OK" != 1 ]; then
+		return 0
+	fi
 	N=$((N + 1))
 	local label="$scenario-$((size / 1024))k-c$conc-r$run"
 	local dir="$WORK/m$N"
+	export BENCH_PG_SCHEMA="webhook_bench_m$N"
 	curl -fsS -X POST "http://$BACKEND_ADDR/reset" >/dev/null
 	start_caddy "$caddyfile" "$dir" || { log "measurement $label: caddy did not start"; rm -rf "$dir"; return 0; }
 	local args=(-url "http://127.0.0.1:$PORT/hooks/usaepay" -mode "$mode" -c "$conc" -size "$size"
 		-d "$DURATION" -warmup "$WARMUP" -scenario "$scenario" -run "$run" -label "$label"
 		-pids "caddy=$CADDY_PID,backend=$BACKEND_PID" -json "$OUT/$label.json")
-	if [ "$scenario" = c ]; then
+	if [ "$scenario" = c ] || [ "$scenario" = p ]; then
 		args+=(-drain-url "http://$BACKEND_ADDR/count" -drain-timeout "${DRAIN_TIMEOUT}s")
 	fi
 	local prof=""
@@ -262,8 +292,17 @@ measure() {
 	for p in $prof; do
 		wait "$p" || log "profile of $label failed"
 	done
+	if [ "$scenario" = c ] || [ "$scenario" = p ]; then
+		local batch
+		batch=$(commit_batch)
+		[ -z "$batch" ] || echo "$label group commit: $batch" | tee -a "$OUT/commits.txt" >>"$OUT/run.log"
+	fi
 	stop_caddy
-	if [ "$scenario" != a ] && [ -d "$dir/store" ]; then
+	if [ "$scenario" = p ]; then
+		echo "$label store: $(psql "$BENCH_PG_DSN" -qAtc "SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '$BENCH_PG_SCHEMA'")" >>"$OUT/run.log"
+		psql "$BENCH_PG_DSN" -qc "DROP SCHEMA IF EXISTS $BENCH_PG_SCHEMA CASCADE" >/dev/null 2>&1 || log "dropping $BENCH_PG_SCHEMA failed"
+	fi
+	if [ "$scenario" != a ] && [ "$scenario" != p ] && [ -d "$dir/store" ]; then
 		echo "$label store: $(du -sh "$dir/store" | cut -f1)" >>"$OUT/run.log"
 	fi
 	# Caddy's log shows why a measurement failed (delivery errors, say).
@@ -290,4 +329,7 @@ log "done in $(($(date +%s) - START)) s; loadavg at end: $(cut -d' ' -f1-3 /proc
 echo "loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/meta.txt"
 
 "$BIN/loadgen" -summarize "$OUT" -json "$OUT/summary.json" | tee "$OUT/summary.md"
+if [ -s "$OUT/commits.txt" ]; then
+	{ echo; echo "Group commits (mean writes per commit, per measurement):"; echo; sed 's/^/    /' "$OUT/commits.txt"; } | tee -a "$OUT/summary.md"
+fi
 echo "results in $OUT" >&2

@@ -340,6 +340,19 @@ func (h *Handler) startEngine(headers *delivery.HeaderBuilder) error {
 	}
 	h.engine = engine
 	h.gw.Notifier = engine
+	// A store shared between processes also wakes the engine for events
+	// other gateways stored (an empty source: wake to catch up).
+	if n, ok := h.db.(store.Notifier); ok {
+		served := map[string]bool{"": true}
+		for _, s := range h.sources() {
+			served[s] = true
+		}
+		h.cleanup = append(h.cleanup, n.Subscribe(func(source string) {
+			if served[source] {
+				engine.Notify()
+			}
+		}))
+	}
 	h.cleanup = append(h.cleanup, func() {
 		if err := engine.Stop(); err != nil {
 			h.logger.Error("stopping delivery", zap.Error(err))

@@ -171,6 +171,7 @@ func parseProviderMap(flag string, m map[string]string) error {
 func EmitCommand() *cobra.Command {
 	var (
 		cfg         sim.Config
+		targets     []string
 		providers   []string
 		paths       map[string]string
 		sources     map[string]string
@@ -213,7 +214,7 @@ reported.`,
 		Args: cobra.NoArgs,
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&cfg.BaseURL, "target", "http://127.0.0.1:8080", "gateway base URL")
+	fs.StringSliceVar(&targets, "target", []string{"http://127.0.0.1:8080"}, "gateway base URL; several (repeated or comma-separated) are sent to in turn, round robin")
 	fs.StringSliceVar(&providers, "providers", sim.Providers, "providers to simulate")
 	fs.StringToStringVar(&paths, "path", nil, "route path per provider, e.g. usaepay=/hooks/usaepay (default /<provider>)")
 	fs.StringToStringVar(&sources, "source", nil, "canonical source per provider, if the route sets one (default /<provider>)")
@@ -256,6 +257,10 @@ reported.`,
 	buildSink := sinkFlags(fs, "sink-")
 
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if len(targets) == 0 {
+			return errors.New("--target: at least one gateway is required")
+		}
+		cfg.BaseURL, cfg.Targets = targets[0], targets[1:]
 		for _, m := range []struct {
 			name string
 			m    map[string]string

@@ -17,7 +17,8 @@ import (
 	"go.uber.org/zap"
 )
 
-// ErrClosed is returned by every method of a Badger store after Close.
+// ErrClosed is returned by every method of a closed store, whatever its
+// engine.
 var ErrClosed = errors.New("store is closed")
 
 // Options tune a Badger store. The zero value is a sensible default: every

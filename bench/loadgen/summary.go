@@ -16,6 +16,7 @@ var scenarioNames = map[string]string{
 	"a": "(a) reverse_proxy",
 	"b": "(b) gateway sync + reverse_proxy",
 	"c": "(c) gateway async, 202 after fsync",
+	"p": "(p) gateway async on PostgreSQL, 202 after commit",
 }
 
 // Group is one scenario at one body size and concurrency over its runs.
@@ -215,6 +216,13 @@ func targets(groups map[groupKey]*Group) []Target {
 		}
 		ts = append(ts, t)
 	}
+	if g, ok := groups[groupKey{"p", 1024, 128}]; ok {
+		t := Target{Text: "(p) async acks/s on PostgreSQL >= 0.5 x (a) at c=128, synchronous_commit on, 1 KB", Found: g.HasRatios}
+		if t.Found {
+			t.Value, t.Met = g.RatioRPS, g.RatioRPS >= 0.5
+		}
+		ts = append(ts, t)
+	}
 	return ts
 }
 
@@ -239,7 +247,7 @@ func writeMarkdown(w io.Writer, sum *Summary) {
 	}
 	var async []*Group
 	for _, g := range sum.Groups {
-		if g.DrainSeconds > 0 || g.Scenario == "c" {
+		if g.DrainSeconds > 0 || g.Scenario == "c" || g.Scenario == "p" {
 			async = append(async, g)
 		}
 	}

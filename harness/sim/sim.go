@@ -197,6 +197,10 @@ func NormalizeExpect(typePrefix map[string]string) ExpectFunc {
 type Config struct {
 	// BaseURL is the gateway, e.g. "http://127.0.0.1:8080".
 	BaseURL string `json:"base_url"`
+	// Targets are further gateways sharing one store: each request goes to
+	// the next of BaseURL and Targets in turn, as a round-robin load
+	// balancer in front of them would send it.
+	Targets []string `json:"targets,omitempty"`
 	// Providers to simulate, keyed by provider name; only these are sent.
 	Providers map[string]ProviderConfig `json:"providers"`
 	// Rate is the number of logical events generated per second across
@@ -313,6 +317,8 @@ type Simulator struct {
 	clients map[string]*http.Client
 
 	seq    atomic.Int64
+	rr     atomic.Uint64 // the next of bases
+	bases  []string      // BaseURL, then Targets
 	mu     sync.Mutex
 	sends  []Send
 	rngMu  sync.Mutex
@@ -337,6 +343,10 @@ func New(cfg Config) (*Simulator, error) {
 		return nil, errors.New("sim: BaseURL is required")
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	bases := []string{cfg.BaseURL}
+	for _, t := range cfg.Targets {
+		bases = append(bases, strings.TrimRight(t, "/"))
+	}
 	if len(cfg.Providers) == 0 {
 		return nil, errors.New("sim: no providers configured")
 	}
@@ -406,6 +416,7 @@ func New(cfg Config) (*Simulator, error) {
 		expect:  cfg.Expect,
 		gen:     NewGenerator(cfg.Gen),
 		clients: map[string]*http.Client{},
+		bases:   bases,
 		jitter:  mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 7)),
 	}
 	for name := range cfg.Providers {
@@ -463,8 +474,15 @@ func (s *Simulator) client(provider string) *http.Client {
 	}
 }
 
-// URL is where the simulator posts a provider's events.
-func (s *Simulator) URL(provider string) string {
+// URL is where the simulator posts a provider's events (on BaseURL).
+func (s *Simulator) URL(provider string) string { return s.urlOn(s.cfg.BaseURL, provider) }
+
+// nextURL is URL on the next gateway of BaseURL and Targets in turn.
+func (s *Simulator) nextURL(provider string) string {
+	return s.urlOn(s.bases[(s.rr.Add(1)-1)%uint64(len(s.bases))], provider)
+}
+
+func (s *Simulator) urlOn(base, provider string) string {
 	p := s.cfg.Providers[provider]
 	path := p.Path
 	if path == "" {
@@ -473,7 +491,7 @@ func (s *Simulator) URL(provider string) string {
 	if !strings.HasPrefix(path, "/") {
 		path = "/" + path
 	}
-	u := s.cfg.BaseURL + path
+	u := base + path
 	if p.SecretPath != "" {
 		u = strings.TrimRight(u, "/") + "/" + strings.Trim(p.SecretPath, "/")
 	}
@@ -737,7 +755,7 @@ func (s *Simulator) send(ctx context.Context, j job) Send {
 
 		DedupWindow: j.window,
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL(j.ev.Provider), bytes.NewReader(j.ev.Body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.nextURL(j.ev.Provider), bytes.NewReader(j.ev.Body))
 	if err != nil {
 		rec.Err = err.Error()
 		s.record(rec)

@@ -1,0 +1,219 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/webhookgw/caddy-webhook-gateway/store"
+	"github.com/webhookgw/caddy-webhook-gateway/store/postgres"
+	"github.com/webhookgw/caddy-webhook-gateway/store/postgres/pgtest"
+)
+
+// openShared opens n stores on one new schema at once, as n gateways
+// starting together would: the migrations must be applied once, under the
+// advisory lock, however the opens interleave.
+func openShared(t testing.TB, n int, o postgres.Options) []*postgres.Store {
+	t.Helper()
+	dsn := pgtest.DSN(t)
+	o.DSN, o.Schema = dsn, pgtest.Schema(t, dsn)
+	out := make([]*postgres.Store, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i], errs[i] = postgres.Open(context.Background(), o)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("open %d: %v", i, err)
+		}
+		t.Cleanup(func() { _ = out[i].Close() })
+	}
+	return out
+}
+
+func pending(source, id string) *store.Ingest {
+	return &store.Ingest{RawBody: []byte(`{}`), Records: []*store.Record{{
+		Source: source, ID: id, Provider: "usaepay", Type: "transaction.sale.success",
+		Event: []byte(`{"specversion":"1.0"}`),
+	}}}
+}
+
+func TestSeveralProcessesShareOneSchema(t *testing.T) {
+	ss := openShared(t, 4, postgres.Options{})
+	ctx := context.Background()
+
+	// A reservation made by one process blocks the others.
+	r := &store.Record{Source: "/sub", ID: "r1", Provider: "sublytics", Type: "order.created",
+		Status: store.StatusReserved, Event: []byte(`{}`)}
+	if res, err := ss[0].Insert(ctx, &store.Ingest{RawBody: []byte(`{}`), Records: []*store.Record{r}}, false); err != nil || !res[0].Inserted {
+		t.Fatalf("reserve: %+v %v", res, err)
+	}
+	res, err := ss[1].Insert(ctx, pending("/sub", "r1"), true)
+	if err != nil || res[0].Inserted || res[0].Existing != store.StatusReserved {
+		t.Fatalf("another process's reservation did not block: %+v %v", res, err)
+	}
+
+	// The same event sent to every process concurrently is stored once.
+	var wg sync.WaitGroup
+	inserted := make([]bool, 40)
+	for i := range inserted {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := ss[i%len(ss)].Insert(ctx, pending("/pay", "same"), true)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			inserted[i] = res[0].Inserted
+		}()
+	}
+	wg.Wait()
+	n := 0
+	for _, ok := range inserted {
+		if ok {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d processes stored the same event", n)
+	}
+
+	// Claims of every process together take each due event exactly once.
+	const events = 200
+	in := &store.Ingest{RawBody: []byte(`[]`)}
+	for i := range events {
+		in.Records = append(in.Records, pending("/bulk", fmt.Sprint("b", i)).Records[0])
+	}
+	if _, err := ss[2].Insert(ctx, in, true); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	claimed := map[string]int{}
+	for p, s := range ss {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				got, err := s.Claim(ctx, fmt.Sprint("process-", p), []string{"/bulk"}, time.Now(), time.Minute, 9)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, r := range got {
+					claimed[r.ID]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(claimed) != events {
+		t.Fatalf("claimed %d of %d events", len(claimed), events)
+	}
+	for id, k := range claimed {
+		if k != 1 {
+			t.Fatalf("%s claimed %d times", id, k)
+		}
+	}
+}
+
+// A pending event stored by one process wakes the subscribers of another.
+func TestNotifyReachesOtherProcesses(t *testing.T) {
+	ss := openShared(t, 2, postgres.Options{})
+	woke := make(chan string, 16)
+	stop := ss[1].Subscribe(func(source string) {
+		select {
+		case woke <- source:
+		default:
+		}
+	})
+	defer stop()
+	// The listener connects in the background: store until it hears one.
+	deadline := time.After(30 * time.Second)
+	for i := 0; ; i++ {
+		if _, err := ss[0].Insert(context.Background(), pending("/notify", fmt.Sprint("n", i)), true); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case src := <-woke:
+			if src == "" {
+				continue // the listener's own wake-up after connecting
+			}
+			if src != "/notify" {
+				t.Fatalf("notified for source %q", src)
+			}
+			return
+		case <-time.After(200 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("no notification reached the other process")
+		}
+	}
+}
+
+// An id may hold any byte, and every JSON document survives byte for byte,
+// NUL escapes included (which PostgreSQL's text and jsonb would refuse).
+func TestBytesRoundTrip(t *testing.T) {
+	s := openShared(t, 1, postgres.Options{})[0]
+	ctx := context.Background()
+	in := pending("/pay", "id\x00with\xffbytes")
+	in.Records[0].Event = []byte(`{"b":1,  "a":"\u0000"}`)
+	in.Records[0].Headers = map[string][]string{"X-Odd": {"a\x00b"}}
+	if _, err := s.Insert(ctx, in, true); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, "/pay", "id\x00with\xffbytes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Event) != `{"b":1,  "a":"\u0000"}` || got.Headers.Get("X-Odd") != "a\x00b" {
+		t.Fatalf("got %s %v", got.Event, got.Headers)
+	}
+	a := store.Attempt{Number: 1, At: time.Now(), Status: 500, Error: "backend said \x00"}
+	if _, err := s.RecordReplay(ctx, "/pay", got.ID, a, false); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = s.Get(ctx, "/pay", got.ID); len(got.Attempts) != 1 || !strings.Contains(got.Attempts[0].Error, "\x00") {
+		t.Fatalf("attempts %+v", got.Attempts)
+	}
+}
+
+// Concurrent Inserts share commits; the counters say how many per commit.
+func BenchmarkInsertParallel(b *testing.B) {
+	for _, size := range []int{1024, 12288} {
+		b.Run(fmt.Sprint(size/1024, "KB"), func(b *testing.B) {
+			s := openShared(b, 1, postgres.Options{})[0]
+			body := []byte(strings.Repeat(`{"k":"v"},`, size/10))
+			b.SetParallelism(32) // 32 × GOMAXPROCS concurrent senders
+			var n atomic.Int64
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					in := pending("/bench", fmt.Sprint("e", n.Add(1)))
+					in.RawBody, in.Records[0].Event = body, body
+					if _, err := s.Insert(context.Background(), in, true); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			if st := s.Stats(); st.Syncs > 0 {
+				b.ReportMetric(float64(st.Waits)/float64(st.Syncs), "inserts/commit")
+			}
+		})
+	}
+}
