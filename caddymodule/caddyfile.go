@@ -34,6 +34,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    type_prefix    <prefix>
 //	    time_zone      <IANA zone>
 //	    max_body       <size>
+//	    max_unverified <size>
 //	    store_dir      <path>
 //	    store          <engine> [<args>...] [{ ... }]
 //	    retention      <duration>
@@ -137,6 +138,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_body: invalid size %q", raw)
 			}
 			h.MaxBodySize = int64(size)
+		case "max_unverified":
+			var raw string
+			if err := oneArg(d, &raw); err != nil {
+				return err
+			}
+			size, err := humanize.ParseBytes(raw)
+			if err != nil || size == 0 {
+				return d.Errf("max_unverified: invalid size %q", raw)
+			}
+			h.MaxUnverified = int64(size)
 		case "retention":
 			dur, err := durationArg(d)
 			if err != nil {

@@ -18,6 +18,7 @@ func TestUnmarshalCaddyfileFull(t *testing.T) {
 		type_prefix com.example.
 		time_zone America/New_York
 		max_body 2MB
+		max_unverified 32MiB
 		store_dir /var/lib/webhooks
 		retention 240h
 		auth basic usaepay {env.PASS}
@@ -50,6 +51,7 @@ func TestUnmarshalCaddyfileFull(t *testing.T) {
 		TypePrefix:    "com.example.",
 		TimeZone:      "America/New_York",
 		MaxBodySize:   2_000_000,
+		MaxUnverified: 32 << 20,
 		StoreDir:      "/var/lib/webhooks",
 		Retention:     caddy.Duration(240 * time.Hour),
 		Deliver:       "async",
@@ -99,6 +101,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"unknown subdirective": "webhook_gateway {\n colour blue\n}",
 		"bad deliver":          "webhook_gateway {\n deliver later\n}",
 		"bad size":             "webhook_gateway {\n max_body lots\n}",
+		"bad budget":           "webhook_gateway {\n max_unverified 0\n}",
 		"bad duration":         "webhook_gateway {\n retention forever\n}",
 		"bad workers":          "webhook_gateway {\n workers -1\n}",
 		"too many args":        `webhook_gateway usaepay extra`,
@@ -132,6 +135,7 @@ func TestValidate(t *testing.T) {
 		{"relative upstream", Handler{Provider: "auto", Deliver: "async", Upstreams: []string{"127.0.0.1:9"}}, "absolute"},
 		{"bad deliver", Handler{Provider: "auto", Deliver: "later"}, "deliver"},
 		{"source with a space", Handler{Provider: "auto", Deliver: "sync", Source: "has space"}, "source"},
+		{"budget below the body limit", Handler{Provider: "auto", Deliver: "sync", MaxUnverified: 1 << 20}, "max_unverified"},
 		{"type_prefix with a space", Handler{Provider: "auto", Deliver: "sync", TypePrefix: "a b"}, "type_prefix"},
 	}
 	for _, tc := range cases {

@@ -5,6 +5,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -71,6 +72,13 @@ type Handler struct {
 	// MaxBodySize is the largest request body accepted, in bytes; a larger
 	// one gets 413. Default: 5 MiB.
 	MaxBodySize int64 `json:"max_body_size,omitempty"`
+
+	// MaxUnverified bounds the bytes that the route's request bodies may
+	// hold at once while they are read and not yet verified, whoever sends
+	// them; a request that would go past it gets 503 with Retry-After.
+	// Buffers grow as bytes arrive, never from a declared Content-Length.
+	// Default: 64 MiB.
+	MaxUnverified int64 `json:"max_unverified,omitempty"`
 
 	// StoreDir is the shorthand for a Badger store in this directory (see
 	// webhook_gateway.stores.badger): routes naming the same directory
@@ -145,7 +153,10 @@ type Handler struct {
 	// Workers is the number of concurrent async deliveries. Default: 16.
 	Workers int `json:"workers,omitempty"`
 
-	// Timeout bounds one async delivery attempt. Default: 30s.
+	// Timeout bounds one delivery attempt: an async POST to an upstream,
+	// or in sync mode one forward through the next handler (which goes on
+	// if the provider hangs up, so that an event received in full still
+	// reaches the backend). Default: 30s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
 	gw        *handlers.Gateway
@@ -255,16 +266,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			MaxItems:   h.MaxItems,
 			MaxAge:     time.Duration(*h.MaxEventAge),
 		},
-		DedupWindow:   time.Duration(*h.DedupWindow),
-		IDHeader:      h.IDHeader,
-		Verifiers:     verifiers,
-		SecretHeaders: secretHeaders,
-		MaxBodySize:   h.MaxBodySize,
-		Mode:          handlers.Mode(h.Deliver),
-		Retention:     time.Duration(h.Retention),
-		Store:         db,
-		Headers:       headers,
-		Logger:        h.logger,
+		DedupWindow:    time.Duration(*h.DedupWindow),
+		IDHeader:       h.IDHeader,
+		Verifiers:      verifiers,
+		SecretHeaders:  secretHeaders,
+		MaxBodySize:    h.MaxBodySize,
+		MaxUnverified:  h.MaxUnverified,
+		ForwardTimeout: time.Duration(h.Timeout),
+		Mode:           handlers.Mode(h.Deliver),
+		Retention:      time.Duration(h.Retention),
+		Store:          db,
+		Headers:        headers,
+		Logger:         h.logger,
 	}
 
 	// Metrics and the admin API's registry; see metrics.go and registry.go.
@@ -378,6 +391,12 @@ func (h *Handler) Validate() error {
 	}
 	if h.MaxBodySize < 0 {
 		return fmt.Errorf("webhook_gateway: max_body_size must be positive, got %d", h.MaxBodySize)
+	}
+	if h.MaxUnverified < 0 {
+		return fmt.Errorf("webhook_gateway: max_unverified must be positive, got %d", h.MaxUnverified)
+	}
+	if maxBody := cmp.Or(h.MaxBodySize, handlers.DefaultMaxBodySize); h.MaxUnverified > 0 && h.MaxUnverified <= maxBody {
+		return fmt.Errorf("webhook_gateway: max_unverified (%d bytes) must be above the body limit (%d bytes), or a body that big could never be read", h.MaxUnverified, maxBody)
 	}
 	switch handlers.Mode(h.Deliver) {
 	case handlers.Sync:

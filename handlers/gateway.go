@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -42,11 +44,18 @@ const (
 	OutcomeInvalid      = "invalid"
 	OutcomeTooLarge     = "too_large"
 	OutcomeFailed       = "failed"
+	OutcomeOverloaded   = "overloaded"
 )
 
 // DefaultMaxBodySize bounds a request body when none is configured. The
 // loyalty platform's batches (up to 1000 items) stay well below it.
 const DefaultMaxBodySize = 5 << 20
+
+// StoreTimeout bounds each store call made for a request. Those calls do not
+// end when the client hangs up (see detached), so they need a bound of
+// their own; a group commit takes milliseconds, a store that needs longer is
+// failing and the request is answered 503.
+const StoreTimeout = 10 * time.Second
 
 // Observer receives one call per provider request; the Caddy glue turns it
 // into Prometheus counters.
@@ -75,6 +84,12 @@ type Gateway struct {
 	SecretHeaders []string
 	// MaxBodySize is the largest body accepted, in bytes.
 	MaxBodySize int64
+	// MaxUnverified bounds the bytes that bodies not yet verified may hold
+	// at once on this route; zero means DefaultMaxUnverified.
+	MaxUnverified int64
+	// ForwardTimeout bounds one sync forward through the next handler;
+	// zero means delivery.DefaultTimeout, as for an async attempt.
+	ForwardTimeout time.Duration
 	// Mode is Async or Sync.
 	Mode Mode
 	// Retention is how long a delivered event is kept.
@@ -100,6 +115,9 @@ type Gateway struct {
 	Logger *zap.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	budgetOnce sync.Once
+	budget     *bodyBudget
 }
 
 // ServeHTTP runs the request path. It writes the provider's answer itself
@@ -108,17 +126,49 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 	provider := g.Normalize.Provider
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
+		if r.ContentLength != 0 {
+			closeUnread(w, r)
+		}
 		g.observe(provider, OutcomeInvalid)
 		return writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: webhooks are POSTed")
 	}
 
-	body, err := readBody(w, r, g.maxBody())
+	// Checks that need no body run before it is read: a request that fails
+	// one is refused holding nothing. When they are all there is, the body
+	// read next is an authenticated sender's and is not counted against the
+	// budget for unverified bodies.
+	bodyChecks := len(g.Verifiers) == 0
+	for _, v := range g.Verifiers {
+		hv, ok := v.(verify.HeaderVerifier)
+		if !ok {
+			bodyChecks = true
+			continue
+		}
+		if err := hv.VerifyHeaders(r); err != nil {
+			closeUnread(w, r)
+			return g.unauthorized(w, r, provider, err)
+		}
+	}
+	var budget *bodyBudget
+	if bodyChecks {
+		budget = g.unverifiedBudget()
+	}
+	body, held, err := readBody(r, g.maxBody(), budget)
 	if err != nil {
+		budget.release(held)
+		closeUnread(w, r)
 		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+		switch {
+		case errors.As(err, &tooLarge):
 			g.observe(provider, OutcomeTooLarge)
 			return writeError(w, http.StatusRequestEntityTooLarge,
 				fmt.Sprintf("request body exceeds the limit of %d bytes", tooLarge.Limit))
+		case errors.Is(err, ErrBudgetExhausted):
+			g.Logger.Warn("webhook refused: too many unverified request bodies in flight",
+				zap.String("remote", r.RemoteAddr), zap.Int64("max_unverified", budget.limit))
+			g.observe(provider, OutcomeOverloaded)
+			w.Header().Set("Retry-After", "1")
+			return writeError(w, http.StatusServiceUnavailable, "too many unverified request bodies in flight; retry later")
 		}
 		g.Logger.Debug("reading request body", zap.Error(err))
 		g.observe(provider, OutcomeInvalid)
@@ -128,13 +178,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 	// Verify the bytes exactly as received, before any parsing: a forged
 	// request must not reach the JSON decoder.
 	for _, v := range g.Verifiers {
+		if _, checked := v.(verify.HeaderVerifier); checked {
+			continue
+		}
 		if err := v.Verify(r, body); err != nil {
-			g.Logger.Warn("webhook rejected: verification failed",
-				zap.String("remote", r.RemoteAddr), zap.String("reason", err.Error()))
-			g.observe(provider, OutcomeUnauthorized)
-			return writeError(w, http.StatusUnauthorized, "unauthorized")
+			budget.release(held)
+			return g.unauthorized(w, r, provider, err)
 		}
 	}
+	budget.release(held)
 
 	now := g.now()
 	opts := g.Normalize
@@ -164,8 +216,26 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 	return g.serveAsync(w, r.Context(), provider, in)
 }
 
+func (g *Gateway) unauthorized(w http.ResponseWriter, r *http.Request, provider string, err error) error {
+	g.Logger.Warn("webhook rejected: verification failed",
+		zap.String("remote", r.RemoteAddr), zap.String("reason", err.Error()))
+	g.observe(provider, OutcomeUnauthorized)
+	return writeError(w, http.StatusUnauthorized, "unauthorized")
+}
+
+// detached is the context for the work done on a body received in full:
+// once the body is in, a client that hangs up (the loyalty platform does
+// after a second, and never retries) must not cancel the store write, the
+// forward or the record of the delivery, or the event would be lost. The
+// request's values stay; d bounds the work instead of the client.
+func detached(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), d)
+}
+
 // serveAsync stores every new event durably and only then acknowledges.
 func (g *Gateway) serveAsync(w http.ResponseWriter, ctx context.Context, provider string, in *store.Ingest) error {
+	ctx, cancel := detached(ctx, StoreTimeout)
+	defer cancel()
 	results, err := g.Store.Insert(ctx, in, true)
 	if err != nil {
 		// Nothing is acknowledged: the provider keeps the event and, if it
@@ -199,8 +269,9 @@ func (g *Gateway) serveAsync(w http.ResponseWriter, ctx context.Context, provide
 // serveSync reserves each event's dedup key, hands the event to the next
 // handler and commits the key only on a 2xx from the backend.
 func (g *Gateway) serveSync(w http.ResponseWriter, r *http.Request, provider string, in *store.Ingest, next Next) error {
-	ctx := r.Context()
+	ctx, cancel := detached(r.Context(), StoreTimeout)
 	results, err := g.Store.Insert(ctx, in, false)
+	cancel()
 	if err != nil {
 		g.Logger.Error("reserving webhook", zap.String("provider", provider), zap.Error(err))
 		g.observe(provider, OutcomeFailed)
@@ -226,14 +297,14 @@ func (g *Gateway) serveSync(w http.ResponseWriter, r *http.Request, provider str
 		if failed > 0 {
 			// Keep order within a batch: once one item failed, release the
 			// rest so the provider's retry delivers them in sequence.
-			g.release(ctx, rec)
+			g.release(r.Context(), rec)
 			answers[i].Status = statusFailed
 			continue
 		}
 		if err := g.forward(r, rec, next); err != nil {
 			g.Logger.Warn("backend did not accept event",
 				zap.String("source", rec.Source), zap.String("id", rec.ID), zap.Error(err))
-			g.release(ctx, rec)
+			g.release(r.Context(), rec)
 			answers[i].Status = statusFailed
 			failed++
 			continue
@@ -262,7 +333,8 @@ func (g *Gateway) serveSync(w http.ResponseWriter, r *http.Request, provider str
 // forward sends one canonical event through the rest of the route and
 // records the outcome on the stored event.
 func (g *Gateway) forward(r *http.Request, rec *store.Record, next Next) error {
-	ctx := r.Context()
+	ctx, cancel := detached(r.Context(), g.forwardTimeout())
+	defer cancel()
 	out := r.Clone(ctx)
 	out.Method = http.MethodPost
 	out.Body = io.NopCloser(bytes.NewReader(rec.Event))
@@ -287,6 +359,10 @@ func (g *Gateway) forward(r *http.Request, rec *store.Record, next Next) error {
 	if attempt.Status < 200 || attempt.Status > 299 {
 		return fmt.Errorf("backend answered %d", attempt.Status)
 	}
+	// The backend has the event: record it even if the forward used up its
+	// time, so the provider's retry finds it delivered.
+	ctx, cancel = detached(r.Context(), StoreTimeout)
+	defer cancel()
 	if err := g.Store.MarkDelivered(ctx, rec.Source, rec.ID, attempt); err != nil {
 		// The backend has the event but the gateway could not record it:
 		// answer as a failure so the provider retries; the backend sees the
@@ -296,19 +372,22 @@ func (g *Gateway) forward(r *http.Request, rec *store.Record, next Next) error {
 	return nil
 }
 
-// pathRedactor is a verifier whose secret travels in the request path.
+// pathRedactor is a verifier whose secret travels in the request URL.
 type pathRedactor interface {
 	Redact(path string) string
+	RedactQuery(rawQuery string) string
 }
 
-// redactPath removes secret path segments so the backend, which the
-// provider's secret must never reach, sees only the route.
+// redactPath removes secret path segments, and the same secrets from the
+// query, so the backend, which the provider's secret must never reach, sees
+// only the route.
 func (g *Gateway) redactPath(r *http.Request) {
 	for _, v := range g.Verifiers {
 		if pr, ok := v.(pathRedactor); ok {
 			u := *r.URL
 			u.Path = pr.Redact(u.Path)
 			u.RawPath = ""
+			u.RawQuery = pr.RedactQuery(u.RawQuery)
 			r.URL = &u
 			r.RequestURI = u.RequestURI()
 		}
@@ -318,22 +397,55 @@ func (g *Gateway) redactPath(r *http.Request) {
 func (g *Gateway) release(ctx context.Context, rec *store.Record) {
 	// Release even if the request was cancelled: a stale reservation would
 	// block the provider's retry until its lease expires.
-	if err := g.Store.Release(context.WithoutCancel(ctx), rec.Source, rec.ID, rec.ReservedUntil); err != nil {
+	ctx, cancel := detached(ctx, StoreTimeout)
+	defer cancel()
+	if err := g.Store.Release(ctx, rec.Source, rec.ID, rec.ReservedUntil); err != nil {
 		g.Logger.Error("releasing dedup reservation; the provider's retry waits for the lease to expire",
 			zap.String("source", rec.Source), zap.String("id", rec.ID), zap.Error(err))
 	}
+}
+
+// inspectedHeaders are the request headers kept with a stored event, in
+// canonical form: what helps an operator see who sent a request and how,
+// and none that carries a credential. Every other header is dropped, so
+// Authorization, Proxy-Authorization, Cookie, signatures and whatever a
+// client adds never reach the store.
+var inspectedHeaders = []string{
+	"Content-Type",
+	"Content-Length",
+	"Content-Encoding",
+	"User-Agent",
+	"X-Request-Id",
+	"X-Correlation-Id",
+	"Traceparent",
+	"Tracestate",
+	// The loyalty platform's hosted sender describes each request with
+	// these; its X-Webhook-Signature is left out like any signature.
+	"X-Webhook-Request-Id",
+	"X-Webhook-Timestamp",
+	"X-Webhook-Signature-Algorithm",
+	"X-Webhook-Signature-Version",
+	"X-Webhook-Version",
+	// Standard Webhooks senders name and time each message; the
+	// signature header is left out.
+	"Webhook-Id",
+	"Webhook-Timestamp",
 }
 
 // ingest normalizes body and builds the records to store, one event at a
 // time, so that a large batch never exists as events and records at once.
 // It returns the provider the body was read as.
 func (g *Gateway) ingest(r *http.Request, body []byte, opts normalize.Options, now time.Time) (*store.Ingest, string, error) {
-	headers := r.Header.Clone()
+	headers := make(http.Header, len(inspectedHeaders))
+	for _, name := range inspectedHeaders {
+		if values, ok := r.Header[name]; ok {
+			headers[name] = slices.Clone(values)
+		}
+	}
+	// A route may name one of them as its secret header.
 	for _, h := range g.SecretHeaders {
 		headers.Del(h)
 	}
-	headers.Del("Authorization")
-	headers.Del("Cookie")
 
 	status := store.StatusPending
 	if g.Mode == Sync {
@@ -392,6 +504,26 @@ func (g *Gateway) maxBody() int64 {
 	return DefaultMaxBodySize
 }
 
+func (g *Gateway) forwardTimeout() time.Duration {
+	if g.ForwardTimeout > 0 {
+		return g.ForwardTimeout
+	}
+	return delivery.DefaultTimeout
+}
+
+// unverifiedBudget is the route's budget for unverified bodies, made on
+// first use so that a Gateway needs no constructor.
+func (g *Gateway) unverifiedBudget() *bodyBudget {
+	g.budgetOnce.Do(func() {
+		limit := g.MaxUnverified
+		if limit <= 0 {
+			limit = DefaultMaxUnverified
+		}
+		g.budget = &bodyBudget{limit: limit}
+	})
+	return g.budget
+}
+
 func (g *Gateway) now() time.Time {
 	if g.Now != nil {
 		return g.Now()
@@ -403,23 +535,4 @@ func (g *Gateway) observe(provider, outcome string) {
 	if g.Observer != nil {
 		g.Observer.Received(provider, outcome)
 	}
-}
-
-// readBody reads at most limit bytes; a longer body yields
-// *http.MaxBytesError. A declared Content-Length over the limit is refused
-// before reading.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	if r.ContentLength > limit {
-		return nil, &http.MaxBytesError{Limit: limit}
-	}
-	reader := http.MaxBytesReader(w, r.Body, limit)
-	size := r.ContentLength
-	if size < 0 || size > limit {
-		size = 512
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, size+1))
-	if _, err := buf.ReadFrom(reader); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }

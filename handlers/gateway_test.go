@@ -3,6 +3,9 @@ package handlers
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -10,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -367,4 +371,212 @@ func (n *notifier) count() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.n
+}
+
+// trickle hands out its bytes a few at a time and records the largest
+// buffer it was asked to fill, then fails as a reset connection would.
+type trickle struct {
+	data    []byte
+	largest int
+}
+
+func (tr *trickle) Read(p []byte) (int, error) {
+	tr.largest = max(tr.largest, len(p))
+	if len(tr.data) == 0 {
+		return 0, errors.New("connection reset")
+	}
+	n := copy(p, tr.data[:min(len(tr.data), 7)])
+	tr.data = tr.data[n:]
+	return n, nil
+}
+
+func TestReadBodyGrowsAsBytesArrive(t *testing.T) {
+	budget := &bodyBudget{limit: 1 << 30}
+	for _, arrived := range []int{1, 600, 5000} {
+		tr := &trickle{data: bytes.Repeat([]byte("x"), arrived)}
+		req := httptest.NewRequest(http.MethodPost, "/hooks", tr)
+		req.ContentLength = 5_000_000 // declared, never sent
+		_, held, err := readBody(req, DefaultMaxBodySize, budget)
+		if err == nil || err.Error() != "connection reset" {
+			t.Fatalf("arrived %d: err %v", arrived, err)
+		}
+		if limit := max(2*arrived, firstChunk); tr.largest > limit || held > int64(limit) {
+			t.Errorf("arrived %d: read into %d bytes, held %d, want at most %d", arrived, tr.largest, held, limit)
+		}
+		budget.release(held)
+	}
+	if used := budget.used.Load(); used != 0 {
+		t.Errorf("budget still holds %d bytes", used)
+	}
+
+	// An honest body ends in a buffer of its own size.
+	body := bytes.Repeat([]byte("y"), 100_000)
+	req := httptest.NewRequest(http.MethodPost, "/hooks", bytes.NewReader(body))
+	got, held, err := readBody(req, DefaultMaxBodySize, budget)
+	if err != nil || !bytes.Equal(got, body) || held != int64(len(body))+1 {
+		t.Fatalf("honest body: %d bytes, held %d, err %v", len(got), held, err)
+	}
+
+	// Without a declared length the limit still holds.
+	req = httptest.NewRequest(http.MethodPost, "/hooks", io.MultiReader(bytes.NewReader(body), bytes.NewReader(body)))
+	req.ContentLength = -1
+	var tooLarge *http.MaxBytesError
+	if _, _, err := readBody(req, 150_000, budget); !errors.As(err, &tooLarge) {
+		t.Fatalf("chunked over the limit: %v", err)
+	}
+}
+
+func TestUnverifiedBudgetRefusesAndComesBack(t *testing.T) {
+	g, obs := newGateway(t, Async, normalize.USAePay)
+	// A signature covers the body, so every body is read unverified.
+	const key = "signing-key"
+	sig, err := verify.NewHMAC(verify.HMACConfig{Keys: []string{key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Verifiers, g.SecretHeaders = []verify.Verifier{sig}, sig.SecretHeaders()
+	g.MaxUnverified = 2048
+	budget := g.unverifiedBudget()
+	body := testdata(t, "usaepay", "transaction.sale.success")
+	signed := func(signature string) *http.Request {
+		req := httptest.NewRequest(http.MethodPost, "/hooks", bytes.NewReader(body))
+		req.Header.Set(verify.DefaultHMACHeader, signature)
+		return req
+	}
+	mac := hmac.New(sha256.New, []byte(key))
+	mac.Write(body)
+	good := hex.EncodeToString(mac.Sum(nil))
+
+	// Other requests hold most of the budget while this one is read.
+	if !budget.reserve(2048 - 100) {
+		t.Fatal("reserve")
+	}
+	rec := httptest.NewRecorder()
+	if err := g.ServeHTTP(rec, signed(good), nil); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" ||
+		rec.Header().Get("Connection") != "close" || obs.get("usaepay/overloaded") != 1 {
+		t.Fatalf("over the budget: %d %v %s", rec.Code, rec.Header(), rec.Body)
+	}
+	budget.release(2048 - 100)
+
+	for _, tc := range []struct {
+		signature string
+		want      int
+	}{{good, http.StatusAccepted}, {strings.Repeat("0", 64), http.StatusUnauthorized}} {
+		rec := httptest.NewRecorder()
+		if err := g.ServeHTTP(rec, signed(tc.signature), nil); err != nil || rec.Code != tc.want {
+			t.Fatalf("within the budget: %d %v, want %d", rec.Code, err, tc.want)
+		}
+	}
+	if used := budget.used.Load(); used != 0 {
+		t.Errorf("budget still holds %d bytes after the requests ended", used)
+	}
+}
+
+// untouchable is a body that fails the test if anything reads it.
+type untouchable struct{ t *testing.T }
+
+func (u untouchable) Read([]byte) (int, error) {
+	u.t.Error("the body was read before the header check")
+	return 0, io.EOF
+}
+
+func TestHeaderCheckFailsBeforeTheBodyIsRead(t *testing.T) {
+	g, obs := newGateway(t, Async, normalize.USAePay)
+	req := httptest.NewRequest(http.MethodPost, "/hooks", untouchable{t})
+	req.ContentLength = 4096
+	req.Header.Set(tokenHeader, "wrong")
+	rec := httptest.NewRecorder()
+	if err := g.ServeHTTP(rec, req, nil); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Code != http.StatusUnauthorized || rec.Header().Get("Connection") != "close" || obs.get("usaepay/unauthorized") != 1 {
+		t.Fatalf("%d %v", rec.Code, rec.Header())
+	}
+	// A route whose checks all need no body does not count its
+	// authenticated senders' bodies as unverified: a budget of one byte
+	// does not stop them.
+	g.MaxUnverified = 1
+	if r := serve(t, g, http.MethodPost, testdata(t, "usaepay", "transaction.sale.success"), nil); r.code != http.StatusAccepted {
+		t.Fatalf("%d %v", r.code, r.answer)
+	}
+}
+
+func TestDeclaredOverLimitClosesTheConnection(t *testing.T) {
+	g, _ := newGateway(t, Async, normalize.USAePay)
+	req := httptest.NewRequest(http.MethodPost, "/hooks", strings.NewReader("{"))
+	req.Header.Set(tokenHeader, token)
+	req.ContentLength = 12 << 20
+	rec := httptest.NewRecorder()
+	if err := g.ServeHTTP(rec, req, nil); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Code != http.StatusRequestEntityTooLarge || rec.Header().Get("Connection") != "close" {
+		t.Fatalf("%d %v", rec.Code, rec.Header())
+	}
+}
+
+// A client that hangs up once its body is in cancels the request's
+// context; the event is stored, forwarded and recorded all the same.
+func TestCancelledRequestStillStoresAndDelivers(t *testing.T) {
+	body := testdata(t, "usaepay", "transaction.sale.success")
+	cancelled := func() *http.Request {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/hooks", bytes.NewReader(body))
+		req.Header.Set(tokenHeader, token)
+		return req
+	}
+
+	g, _ := newGateway(t, Async, normalize.USAePay)
+	rec := httptest.NewRecorder()
+	if err := g.ServeHTTP(rec, cancelled(), nil); err != nil || rec.Code != http.StatusAccepted {
+		t.Fatalf("async: %d %v %s", rec.Code, err, rec.Body)
+	}
+	if stored, err := g.Store.Get(context.Background(), "/usaepay", exampleID); err != nil || stored.Status != store.StatusPending {
+		t.Fatalf("async stored: %v %v", stored, err)
+	}
+
+	g, _ = newGateway(t, Sync, normalize.USAePay)
+	next := func(w http.ResponseWriter, r *http.Request) error {
+		if err := r.Context().Err(); err != nil {
+			return err // as reverse_proxy does with a cancelled context
+		}
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	rec = httptest.NewRecorder()
+	if err := g.ServeHTTP(rec, cancelled(), next); err != nil || rec.Code != http.StatusOK {
+		t.Fatalf("sync: %d %v %s", rec.Code, err, rec.Body)
+	}
+	if stored, err := g.Store.Get(context.Background(), "/usaepay", exampleID); err != nil || stored.Status != store.StatusDelivered {
+		t.Fatalf("sync stored: %v %v", stored, err)
+	}
+}
+
+func TestStoredHeadersAreAllowListed(t *testing.T) {
+	g, _ := newGateway(t, Async, normalize.USAePay)
+	body := testdata(t, "usaepay", "transaction.sale.success")
+	req := httptest.NewRequest(http.MethodPost, "/hooks", bytes.NewReader(body))
+	req.Header.Set(tokenHeader, token)
+	for _, h := range []string{"Proxy-Authorization", "Authorization", "Cookie", "X-Signature", "X-Anything"} {
+		req.Header.Set(h, "secret")
+	}
+	req.Header.Set("User-Agent", "provider/1")
+	req.Header.Set("X-Webhook-Request-Id", "6b1f")
+	rec := httptest.NewRecorder()
+	if err := g.ServeHTTP(rec, req, nil); err != nil || rec.Code != http.StatusAccepted {
+		t.Fatalf("%d %v", rec.Code, err)
+	}
+	stored, err := g.Store.Get(context.Background(), "/usaepay", exampleID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := http.Header{"User-Agent": {"provider/1"}, "X-Webhook-Request-Id": {"6b1f"}}
+	if len(stored.Headers) != len(want) || stored.Headers.Get("User-Agent") != "provider/1" ||
+		stored.Headers.Get("X-Webhook-Request-Id") != "6b1f" {
+		t.Fatalf("stored headers %v, want %v", stored.Headers, want)
+	}
 }

@@ -170,38 +170,41 @@ func parseProviderMap(flag string, m map[string]string) error {
 // a report. Mount it under the caddy CLI as `caddy webhooks emit`.
 func EmitCommand() *cobra.Command {
 	var (
-		cfg        sim.Config
-		targets    []string
-		providers  []string
-		paths      map[string]string
-		sources    map[string]string
-		prefixes   map[string]string
-		weights    map[string]string
-		types      []string
-		loyaltyHdr string
-		loyaltyVal string
-		payUser    string
-		payPass    string
-		paySigKey  string
-		subSecret  string
-		tz         string
-		batchShare float64
-		sinkListen string
-		sinkURL    string
-		waitFor    time.Duration
-		settle     time.Duration
-		asJSON     bool
-		check      bool
+		cfg         sim.Config
+		targets     []string
+		providers   []string
+		paths       map[string]string
+		sources     map[string]string
+		prefixes    map[string]string
+		weights     map[string]string
+		types       []string
+		loyaltyHdr  string
+		loyaltyVal  string
+		payUser     string
+		payPass     string
+		paySigKey   string
+		subSecret   string
+		tz          string
+		batchShare  float64
+		dedupWindow time.Duration
+		sinkListen  string
+		sinkURL     string
+		waitFor     time.Duration
+		settle      time.Duration
+		asJSON      bool
+		check       bool
 	)
 	cmd := &cobra.Command{
 		Use:   "emit",
 		Short: "Simulate the loyalty, subscription and payment providers against a gateway",
 		Long: `Posts realistic webhooks of every documented event type to a gateway, with
 each provider's authentication and delivery behaviour: the payment gateway
-retries timeouts and 4xx/5xx with backoff over up to 20 connections, the
-loyalty platform makes one attempt with a 1 s timeout, the subscription
-platform sends bursts. A share of events is re-sent as exact duplicates or
-as re-encoded redeliveries.
+retries timeouts and 4xx/5xx on its 72-hour schedule (compressed by
+--retry-scale) over up to 20 connections, the loyalty platform makes one
+attempt with a 1 s timeout, the subscription platform sends bursts. A share
+of events is re-sent as exact duplicates or as re-encoded redeliveries, and
+a share of loyalty updates is repeated byte for byte after the route's dedup
+window, as a real second update.
 
 With --sink-listen, a sink runs in this process (point the gateway's
 upstream at it); with --sink-url, the deliveries of a running
@@ -231,9 +234,11 @@ reported.`,
 	fs.Float64Var(&cfg.DuplicateShare, "duplicates", 0.05, "share of events re-sent at once with the exact same body (0-1)")
 	fs.Float64Var(&cfg.RedeliveryShare, "redeliveries", 0.05, "share of events re-sent re-encoded a little later (0-1)")
 	fs.DurationVar(&cfg.RedeliveryDelay, "redelivery-delay", 200*time.Millisecond, "maximum delay of a redelivery")
-	fs.IntVar(&cfg.Retry.Attempts, "retry-attempts", 6, "payment gateway: attempts per body")
-	fs.DurationVar(&cfg.Retry.Base, "retry-base", 200*time.Millisecond, "payment gateway: first retry delay, doubled each time")
-	fs.DurationVar(&cfg.Retry.Max, "retry-max", 3*time.Second, "payment gateway: longest retry delay")
+	fs.Float64Var(&cfg.RepeatShare, "repeats", 0, "share of loyalty "+strings.Join(sim.RepeatTypes, "/")+" events sent again byte for byte after --repeat-after, as a real second update (0-1)")
+	fs.DurationVar(&cfg.RepeatAfter, "repeat-after", 0, "delay of a repeat; must exceed --dedup-window (default: the window plus a fifth)")
+	fs.DurationVar(&dedupWindow, "dedup-window", sim.DefaultDedupWindow, "the loyalty route's dedup_window (0: the route turns it off)")
+	fs.IntVar(&cfg.Retry.Attempts, "retry-attempts", 0, "payment gateway: attempts per body, the first included (0: its whole schedule, 36)")
+	fs.Float64Var(&cfg.Retry.Scale, "retry-scale", sim.DefaultRetryScale, "payment gateway: how many times faster than real time its 72-hour retry schedule runs")
 	fs.IntVar(&cfg.USAePayMaxConns, "usaepay-max-conns", 20, "payment gateway: parallel connections")
 	fs.DurationVar(&cfg.USAePayTimeout, "usaepay-timeout", 10*time.Second, "payment gateway: timeout per attempt")
 	fs.DurationVar(&cfg.LoyaltyTimeout, "loyalty-timeout", time.Second, "loyalty platform: total timeout of its single attempt")
@@ -290,6 +295,10 @@ reported.`,
 			switch p {
 			case sim.OpenLoyalty:
 				pc.HeaderName, pc.HeaderValue = loyaltyHdr, orEnv(loyaltyVal, EnvLoyaltyHeaderValue)
+				pc.DedupWindow = dedupWindow
+				if dedupWindow == 0 {
+					pc.DedupWindow = -1
+				}
 			case sim.USAePay:
 				pc.BasicUser, pc.BasicPassword = payUser, orEnv(payPass, EnvUSAePayPassword)
 				pc.SignatureKey = orEnv(paySigKey, EnvUSAePaySignatureKey)

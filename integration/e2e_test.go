@@ -95,7 +95,7 @@ func TestEndToEndExample(t *testing.T) {
 			Concurrency:     8,
 			DuplicateShare:  0.1,
 			RedeliveryShare: 0.1,
-			Retry:           sim.RetryPolicy{Attempts: 8, Base: 100 * time.Millisecond, Max: time.Second},
+			Retry:           sim.RetryPolicy{Attempts: 13},
 			BurstSize:       20,
 			BurstPause:      50 * time.Millisecond,
 		},

@@ -267,7 +267,7 @@ func TestDocumentedTypesHaveFixtures(t *testing.T) {
 			have[f.provider+"/"+f.eventType] = true
 		}
 	}
-	wantCounts := map[string]int{OpenLoyalty: 14, Sublytics: 10, USAePay: 23}
+	wantCounts := map[string]int{OpenLoyalty: 14, Sublytics: 16, USAePay: 30}
 	for p, types := range EventTypes {
 		if len(types) != wantCounts[p] {
 			t.Errorf("%s: %d documented types, want %d", p, len(types), wantCounts[p])
@@ -281,8 +281,8 @@ func TestDocumentedTypesHaveFixtures(t *testing.T) {
 			}
 		}
 	}
-	if len(have) != 14+10+23 {
-		t.Errorf("%d one-per-type fixtures, want %d", len(have), 14+10+23)
+	if len(have) != 14+16+30 {
+		t.Errorf("%d one-per-type fixtures, want %d", len(have), 14+16+30)
 	}
 	for event, object := range SublyticsObjectTypes {
 		if !Documented(Sublytics, event) {

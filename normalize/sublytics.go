@@ -31,21 +31,34 @@ var sublyticsEventTypes = []string{
 	"shipment_shipped",
 	"shipment_cancelled",
 	"shipment_fulfilled",
+	// Webhooks v2 (fulfillment): the object names itself by shipment_id.
+	"shipment_scheduled",
+	"shipment_address_updated",
+	"shipment_item_updated",
+	"shipment_skipped",
+	"shipment_error",
+	"shipment_rma",
 }
 
 // SublyticsObjectTypes maps each documented Sublytics event to its
 // webhook_type, the key under webhook_data that holds the object.
 var SublyticsObjectTypes = map[string]string{
-	"order_updated":         "order",
-	"order_abandonned":      "order",
-	"transaction_completed": "transaction",
-	"transaction_skipped":   "transaction",
-	"transaction_unskipped": "transaction",
-	"order_offer_updated":   "order_offer",
-	"order_offer_cancelled": "order_offer",
-	"shipment_shipped":      "shipment",
-	"shipment_cancelled":    "shipment",
-	"shipment_fulfilled":    "shipment",
+	"order_updated":            "order",
+	"order_abandonned":         "order",
+	"transaction_completed":    "transaction",
+	"transaction_skipped":      "transaction",
+	"transaction_unskipped":    "transaction",
+	"order_offer_updated":      "order_offer",
+	"order_offer_cancelled":    "order_offer",
+	"shipment_shipped":         "shipment",
+	"shipment_cancelled":       "shipment",
+	"shipment_fulfilled":       "shipment",
+	"shipment_scheduled":       "shipment",
+	"shipment_address_updated": "shipment",
+	"shipment_item_updated":    "shipment",
+	"shipment_skipped":         "shipment",
+	"shipment_error":           "shipment",
+	"shipment_rma":             "shipment",
 }
 
 // sublytics reads the subscription commerce envelope:

@@ -79,6 +79,9 @@ type EventSummary struct {
 	// operator looks at first for a dead or retrying event.
 	LastStatus int    `json:"last_status,omitempty"`
 	LastError  string `json:"last_error,omitempty"`
+	// DeadReason says why a dead event gets no further attempt (gone,
+	// attempts_exhausted, max_age).
+	DeadReason store.DeadReason `json:"dead_reason,omitempty"`
 }
 
 // ListResponse is one page of a listing.
@@ -260,6 +263,7 @@ func Summarize(rec *store.Record) EventSummary {
 		ReceivedAt: rec.ReceivedAt,
 		Attempts:   len(rec.Attempts),
 		Replays:    rec.Replays,
+		DeadReason: rec.DeadReason,
 	}
 	if !rec.NextAttemptAt.IsZero() && (rec.Status == store.StatusPending || rec.Status == store.StatusRetrying) {
 		t := rec.NextAttemptAt

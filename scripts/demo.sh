@@ -2,7 +2,11 @@
 # The demo: builds Caddy with the gateway, runs it on Caddyfile.example with
 # its embedded Badger store (in a temporary data directory), then simulates
 # the three providers against it with a merchant sink in front of which the
-# gateway delivers, and prints the report. Loopback only; about a minute.
+# gateway delivers, and prints the report. Loopback only; about a minute:
+# a share of loyalty updates is repeated byte for byte after the loyalty
+# route's 30 s dedup window (the gateway's default), as a real second update,
+# and the payment gateway's retries run its first hour of schedule (12
+# retries every 5 minutes) 3600 times faster.
 #
 #   scripts/demo.sh [extra `caddy webhooks emit` flags, e.g. --count 2000 --sink-fail-share 0.2]
 set -euo pipefail
@@ -66,7 +70,8 @@ bin/caddy webhooks emit \
 	--sink-listen 127.0.0.1:9090 \
 	--count 600 --concurrency 8 \
 	--duplicates 0.1 --redeliveries 0.1 \
-	--retry-base 100ms --retry-max 1s --retry-attempts 8 \
+	--repeats 0.3 --dedup-window 30s \
+	--retry-scale 3600 --retry-attempts 13 \
 	--burst-pause 100ms \
 	--wait 60s --check \
 	"$@" || status=$?

@@ -221,6 +221,7 @@ type Badger struct {
 	due    *dueMarks
 	gsync  *groupSyncer
 	space  *spaceGuard // nil: disk space not watched
+	hand   *handover
 
 	bodyGrace time.Duration
 	gcRuns    atomic.Uint64
@@ -297,6 +298,7 @@ func Open(dir string, opts Options) (*Badger, error) {
 		bodyGrace: defaultBodyGrace,
 		stop:      make(chan struct{}),
 		space:     space,
+		hand:      newHandover(),
 	}
 	b.gsync = &groupSyncer{sync: newLogSyncer(dir).sync}
 	if space != nil {
@@ -793,6 +795,9 @@ func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]Insert
 		if err := b.space.allow(size, true); err != nil {
 			return nil, fmt.Errorf("insert: %w", err)
 		}
+		for _, i := range todo {
+			b.hand.expect(string(keys[i]))
+		}
 		gen := b.cache.generation()
 		payload := n == 1
 		var bodyID []byte
@@ -801,21 +806,24 @@ func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]Insert
 			_, _ = crand.Read(bodyID) // never fails (crypto/rand)
 		}
 		out, err := b.insertAll(ctx, in, keys, todo, payload, bodyID, now)
-		if err != nil {
-			return nil, fmt.Errorf("insert: %w", err)
-		}
-		if durable {
+		if err == nil && durable {
 			// Whether records were inserted or found, all of todo
 			// went through Badger, so a sync is due either way.
-			if err := b.durable(); err != nil {
-				return nil, fmt.Errorf("insert: %w", err)
-			}
+			err = b.durable()
 			needSync = false
+		}
+		if err != nil {
+			for _, i := range todo {
+				b.hand.offer(string(keys[i]), nil) // ends the expectation
+			}
+			return nil, fmt.Errorf("insert: %w", err)
 		}
 		for _, i := range todo {
 			o := out[i]
 			if o.inserted {
 				res[i] = InsertResult{Inserted: true}
+				// Synced if durable: a worker may deliver it at once.
+				b.hand.offer(string(keys[i]), in.Records[i])
 				// The state just written, cached without reading it
 				// back: at version 0 it gives way to any state read
 				// from Badger later and never displaces one.
@@ -823,6 +831,7 @@ func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]Insert
 				b.cache.put(string(keys[i]), gen, r.Status, expiresAt(r, now), 0, durable)
 				continue
 			}
+			b.hand.offer(string(keys[i]), nil)
 			res[i] = InsertResult{Existing: o.existing, ExistingID: o.existingID}
 			if o.existingID == in.Records[i].ID {
 				b.cache.put(string(keys[i]), gen, o.existing, o.expiresAt, o.version, durable)

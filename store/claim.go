@@ -14,7 +14,8 @@ import (
 // MaxClaim caps the records one Claim leases.
 const MaxClaim = 256
 
-// Claim implements Store (at most MaxClaim records per call). It reads the
+// Claim implements Store (at most MaxClaim records per call). It hands out
+// just-stored events from memory first (see handover). Then it reads the
 // due index of each source (ordered by due time, so this costs the number of
 // due records, not the store size), takes leases on the earliest limit
 // records that no other owner holds, and only then reads them, from a
@@ -45,8 +46,15 @@ func (b *Badger) Claim(ctx context.Context, owner string, sources []string, now 
 		return nil, err
 	}
 	defer unlock()
-	var out []*Record
+	// Just-stored events first, from memory; then the due index.
+	until := now.Add(lease)
+	out := b.hand.take(srcs, limit, func(key string) (string, time.Time, bool) {
+		return owner, until, b.leases.take(key, owner, now, until)
+	})
 	for range claimRounds {
+		if len(out) == limit {
+			break
+		}
 		got, passed, err := b.claim(ctx, owner, srcs, now, lease, limit-len(out))
 		if err != nil && len(out) > 0 {
 			// The records of earlier rounds are leased: hand them out

@@ -251,6 +251,9 @@ func (b *Badger) Purge(ctx context.Context, f Filter) (int, error) {
 		if len(rkeys) == 0 {
 			break
 		}
+		for _, k := range rkeys {
+			b.hand.forget(string(k))
+		}
 		var deleted []string
 		var leased map[string]lease // the leases the deleted records had
 		err = b.update(ctx, func(txn *badger.Txn) error {

@@ -31,6 +31,7 @@ func (b *Badger) change(ctx context.Context, op, source, id string, durable bool
 		return nil, fmt.Errorf("%s %s %s: %w", op, source, id, err)
 	}
 	key := recordKey(source, id)
+	b.hand.forget(string(key))
 	var out *Record
 	var held lease // the lease fn was shown
 	wrote := false

@@ -65,5 +65,8 @@ func (b *Basic) Verify(r *http.Request, _ []byte) error {
 	return nil
 }
 
+// VerifyHeaders implements HeaderVerifier.
+func (b *Basic) VerifyHeaders(r *http.Request) error { return b.Verify(r, nil) }
+
 // SecretHeaders implements SecretCarrier.
 func (b *Basic) SecretHeaders() []string { return []string{"Authorization"} }

@@ -54,5 +54,8 @@ func (h *Header) Verify(r *http.Request, _ []byte) error {
 	return nil
 }
 
+// VerifyHeaders implements HeaderVerifier.
+func (h *Header) VerifyHeaders(r *http.Request) error { return h.Verify(r, nil) }
+
 // SecretHeaders implements SecretCarrier.
 func (h *Header) SecretHeaders() []string { return []string{h.name} }

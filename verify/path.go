@@ -3,6 +3,7 @@ package verify
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -17,8 +18,9 @@ import (
 // stripped prefix.
 //
 // The secret also sits in the request URI, which Caddy's access log records
-// and which a sync route would forward to the backend: use Redact to clean a
-// path before it is logged, stored or forwarded.
+// and which a sync route would forward to the backend: use Redact and
+// RedactQuery to clean a path and a query before they are logged, stored or
+// forwarded.
 type PathSecret struct {
 	secrets []digest
 }
@@ -85,6 +87,60 @@ func (p *PathSecret) Redact(path string) string {
 		return path
 	}
 	return strings.Join(segs, "/")
+}
+
+// VerifyHeaders implements HeaderVerifier.
+func (p *PathSecret) VerifyHeaders(r *http.Request) error { return p.Verify(r, nil) }
+
+// RedactQuery returns a raw query string with every key or value that is,
+// or has as a '/'-separated segment, a configured secret replaced by
+// "REDACTED". A provider's webhook URL is copied whole, and a secret put in
+// the path can also be put in the query (a token parameter, a return path).
+// Keys and values are compared percent-decoded; the rest of the query is
+// kept as written.
+func (p *PathSecret) RedactQuery(rawQuery string) string {
+	if rawQuery == "" {
+		return rawQuery
+	}
+	pairs := strings.Split(rawQuery, "&")
+	changed := false
+	for i, pair := range pairs {
+		key, value, hasValue := strings.Cut(pair, "=")
+		if p.holdsSecret(key) {
+			key, changed = "REDACTED", true
+		}
+		if hasValue && p.holdsSecret(value) {
+			value, changed = "REDACTED", true
+		}
+		if hasValue {
+			pairs[i] = key + "=" + value
+		} else {
+			pairs[i] = key
+		}
+	}
+	if !changed {
+		return rawQuery
+	}
+	return strings.Join(pairs, "&")
+}
+
+// holdsSecret reports whether a query component, once decoded, is a secret
+// or has one as a path segment. A component that does not decode is
+// compared as written.
+func (p *PathSecret) holdsSecret(component string) bool {
+	if component == "" {
+		return false
+	}
+	if decoded, err := url.QueryUnescape(component); err == nil {
+		component = decoded
+	}
+	found := false
+	for seg := range strings.SplitSeq(component, "/") {
+		if seg != "" && matchAny(digestOf(seg), p.secrets) {
+			found = true
+		}
+	}
+	return found
 }
 
 // SecretHeaders implements SecretCarrier: the secret is in the path, not in

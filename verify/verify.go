@@ -38,6 +38,15 @@ type SecretCarrier interface {
 	SecretHeaders() []string
 }
 
+// HeaderVerifier is a Verifier that needs the request line and headers
+// only. The gateway runs it before it reads the body, so a request without
+// the credential is refused before any of its body is held.
+type HeaderVerifier interface {
+	Verifier
+	// VerifyHeaders is Verify without a body.
+	VerifyHeaders(r *http.Request) error
+}
+
 // Reasons a request fails verification. Verify errors wrap exactly one of
 // them; test with errors.Is.
 var (
@@ -54,6 +63,13 @@ var (
 	// further from the gateway's clock than the tolerance: a replay, or a
 	// sender whose clock is off.
 	ErrStale = errors.New("credential timestamp outside the tolerance")
+)
+
+// Interface guards.
+var (
+	_ HeaderVerifier = (*Header)(nil)
+	_ HeaderVerifier = (*Basic)(nil)
+	_ HeaderVerifier = (*PathSecret)(nil)
 )
 
 // ErrConfig is wrapped by every constructor error, so configuration

@@ -22,10 +22,12 @@ import (
 // Counts are one provider's numbers, or the totals.
 type Counts struct {
 	// Sent: logical events (originals), exact duplicate sends, re-encoded
-	// redeliveries, provider retries (attempt > 1), and all HTTP requests.
+	// redeliveries, repeated real updates (same bytes after the dedup
+	// window), provider retries (attempt > 1), and all HTTP requests.
 	Unique       int `json:"unique"`
 	Duplicates   int `json:"duplicates"`
 	Redeliveries int `json:"redeliveries"`
+	Repeats      int `json:"repeats"`
 	Retries      int `json:"retries"`
 	Requests     int `json:"requests"`
 
@@ -42,9 +44,10 @@ type Counts struct {
 	NoAnswer     int `json:"no_answer"`     // timeout or network error
 	OtherStatus  int `json:"other_status"`  // 1xx, 3xx
 
-	// Canonical events, by (source, id). Expected counts distinct keys
-	// derived from any body sent, AckedEvents those from a body the
-	// gateway acknowledged.
+	// Canonical events, by (source, id), or for a provider whose ids the
+	// gateway derives by content key and time (see Build). Expected
+	// counts the events the bodies sent can make at most, AckedEvents
+	// those the acknowledged bodies make at least.
 	Expected    int `json:"expected"`
 	AckedEvents int `json:"acked_events"`
 	// Delivered counts distinct keys the sink received (replays
@@ -56,9 +59,10 @@ type Counts struct {
 	Replays         int `json:"replays"`
 	// Lost counts acknowledged keys never delivered.
 	Lost int `json:"lost"`
-	// DeliveredUnacked counts keys delivered though no body carrying them
-	// was acknowledged (e.g. a loyalty request that timed out after the
-	// gateway stored it): not an error.
+	// DeliveredUnacked counts events delivered though no acknowledged
+	// body requires them (e.g. a loyalty request that timed out after the
+	// gateway stored it, or identical content sent about one dedup window
+	// apart that the gateway took as two events): not an error.
 	DeliveredUnacked int `json:"delivered_unacked"`
 	// Unexpected counts delivered keys no sent body should produce: a
 	// sign the gateway derives ids differently from normalize.
@@ -158,6 +162,8 @@ func Build(in Input) *Report {
 		return c
 	}
 	keys := map[sim.Key]*keyState{}
+	groups := map[sim.Key]*contentGroup{}
+	byPrefix := map[sim.Key]*contentGroup{}
 	var first, last time.Time
 	seenEvent := map[string]bool{}
 	answerIdx := map[string]int{}
@@ -172,6 +178,8 @@ func Build(in Input) *Report {
 			c.Duplicates++
 		case s.Kind == sim.Redelivery:
 			c.Redeliveries++
+		case s.Kind == sim.Repeat:
+			c.Repeats++
 		}
 		if ek := fmt.Sprintf("%s/%d", s.Provider, s.Event); s.Kind == sim.Original && !seenEvent[ek] {
 			seenEvent[ek] = true
@@ -229,6 +237,18 @@ func Build(in Input) *Report {
 			}
 		}
 		for _, k := range s.Keys {
+			if k.Content {
+				g := groups[k]
+				if g == nil {
+					g = &contentGroup{provider: s.Provider, window: s.DedupWindow, ids: map[string]*idState{}}
+					groups[k] = g
+					byPrefix[prefixKey(k)] = g
+				}
+				if !s.Start.IsZero() {
+					g.sends = append(g.sends, reachOf(s))
+				}
+				continue
+			}
 			st := keys[k]
 			if st == nil {
 				st = &keyState{provider: s.Provider, firstSend: s.Start}
@@ -250,6 +270,13 @@ func Build(in Input) *Report {
 		for i := range in.Deliveries {
 			d := &in.Deliveries[i]
 			k := sim.Key{Source: d.Source, ID: d.ID}
+			if d.Received.After(last) {
+				last = d.Received
+			}
+			if g := byPrefix[derivedPrefix(k)]; g != nil && keys[k] == nil {
+				g.deliver(d)
+				continue
+			}
 			st := keys[k]
 			if st == nil {
 				st = &keyState{provider: d.Provider}
@@ -263,9 +290,6 @@ func Build(in Input) *Report {
 				if st.firstDeliv.IsZero() || d.Received.Before(st.firstDeliv) {
 					st.firstDeliv = d.Received
 				}
-			}
-			if d.Received.After(last) {
-				last = d.Received
 			}
 		}
 	}
@@ -320,6 +344,19 @@ func Build(in Input) *Report {
 			all = append(all, l)
 		}
 	}
+	ordered = ordered[:0]
+	for k := range groups {
+		ordered = append(ordered, k)
+	}
+	sort.Slice(ordered, func(i, j int) bool { return ordered[i].String() < ordered[j].String() })
+	for _, k := range ordered {
+		g := groups[k]
+		c := prov(g.provider)
+		for _, l := range g.tally(r, c, k, in.HasSink) {
+			latencies[g.provider] = append(latencies[g.provider], l)
+			all = append(all, l)
+		}
+	}
 	for name, c := range r.Providers {
 		setLatency(c, latencies[name])
 		r.Counts.add(c)
@@ -333,6 +370,7 @@ func (c *Counts) add(o *Counts) {
 	c.Unique += o.Unique
 	c.Duplicates += o.Duplicates
 	c.Redeliveries += o.Redeliveries
+	c.Repeats += o.Repeats
 	c.Retries += o.Retries
 	c.Requests += o.Requests
 	c.Acknowledged += o.Acknowledged
@@ -442,6 +480,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		{label: "sent  unique events", get: num(func(c *Counts) int { return c.Unique })},
 		{label: "      exact duplicates", get: num(func(c *Counts) int { return c.Duplicates })},
 		{label: "      redeliveries", get: num(func(c *Counts) int { return c.Redeliveries })},
+		{label: "      repeated updates (same bytes, later)", get: num(func(c *Counts) int { return c.Repeats })},
 		{label: "      provider retries", get: num(func(c *Counts) int { return c.Retries })},
 		{label: "      requests", get: num(func(c *Counts) int { return c.Requests })},
 		{label: "gateway  acknowledged (2xx)", get: num(func(c *Counts) int { return c.Acknowledged })},
@@ -484,7 +523,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	for _, rw := range rows {
 		// AlignRight would right-align the labels too; pad them so the
 		// first column reads left-aligned.
-		fmt.Fprintf(tw, "%-38s\t", rw.label)
+		fmt.Fprintf(tw, "%-42s\t", rw.label)
 		for _, n := range names {
 			v := ""
 			if rw.get != nil {

@@ -7,6 +7,7 @@ import (
 	mrand "math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,13 +45,26 @@ var BatchTypes = func() map[string]bool {
 // providers' timestamps.
 const providerTimeLayout = "2006-01-02 15:04:05"
 
-// Key identifies one canonical event: the gateway's dedup key.
+// Key is what the gateway deduplicates an expected event by. For a provider
+// with event ids it is the canonical (source, id). For a provider whose ids
+// the gateway derives (normalize.DerivesIDs) Content is set and ID is the
+// item's content key (normalize.ContentKey): every event the gateway
+// accepts for it gets an id of its own that begins with the key's first 32
+// digits (normalize.DerivedFrom).
 type Key struct {
-	Source string `json:"source"`
-	ID     string `json:"id"`
+	Source  string `json:"source"`
+	ID      string `json:"id"`
+	Content bool   `json:"content,omitempty"`
 }
 
-func (k Key) String() string { return k.Source + "/" + k.ID }
+// String is "source/id", or "source/<first 32 digits>-*" for a content key:
+// the shape of the ids delivered for it.
+func (k Key) String() string {
+	if k.Content && len(k.ID) > 32 {
+		return k.Source + "/" + k.ID[:32] + "-*"
+	}
+	return k.Source + "/" + k.ID
+}
 
 // Event is one provider request body the simulator can send.
 type Event struct {
@@ -87,9 +101,14 @@ type GenOptions struct {
 	// data as an array; BatchMax bounds the array's length (default 5).
 	BatchShare float64
 	BatchMax   int
-	// CreatedAtShare is the share of loyalty events carrying createdAt
-	// (the platform often omits it).
+	// CreatedAtShare is the share of loyalty events carrying createdAt.
+	// The open-source sender never writes it, so the default is none; the
+	// documents' examples show it on a few types.
 	CreatedAtShare float64
+	// Customers is the size of the loyalty platform's customer pool
+	// (default 50). Every loyalty body names pooled entities only, so a
+	// small pool makes identical bodies common.
+	Customers int
 	// NumericIDShare is the share of subscription events whose
 	// webhook_event_id is a JSON number (API v2) rather than a string.
 	NumericIDShare float64
@@ -106,14 +125,15 @@ type Generator struct {
 	mu    sync.Mutex
 	rng   *mrand.Rand
 	subID atomic.Uint64
-	// loyaltyZone is the offset the loyalty platform writes createdAt in.
+	// loyaltyZone is the offset the loyalty platform writes its times in.
 	loyaltyZone *time.Location
+	pools       *loyaltyPools
 }
 
 // NewGenerator returns a generator. A zero share takes its default (20%
-// loyalty batches of up to 5 items, createdAt on 30% of loyalty events,
-// numeric subscription ids on half of them, 2% zero subscription dates); a
-// negative share turns the feature off.
+// loyalty batches of up to 5 items, no loyalty createdAt, numeric
+// subscription ids on half of them, 2% zero subscription dates); a negative
+// share turns the feature off.
 func NewGenerator(opts GenOptions) *Generator {
 	def := func(p *float64, d float64) {
 		switch {
@@ -124,7 +144,7 @@ func NewGenerator(opts GenOptions) *Generator {
 		}
 	}
 	def(&opts.BatchShare, 0.2)
-	def(&opts.CreatedAtShare, 0.3)
+	def(&opts.CreatedAtShare, 0)
 	def(&opts.NumericIDShare, 0.5)
 	def(&opts.ZeroDateShare, 0.02)
 	if opts.Seed == 0 {
@@ -143,11 +163,15 @@ func NewGenerator(opts GenOptions) *Generator {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Customers <= 0 {
+		opts.Customers = 50
+	}
 	g := &Generator{
 		opts:        opts,
 		rng:         mrand.New(mrand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
 		loyaltyZone: time.FixedZone("", 2*3600),
 	}
+	g.pools = newLoyaltyPools(g.rng, opts.Customers)
 	start := opts.SublyticsStartID
 	if start == 0 {
 		// Milliseconds since the epoch stay far below 2^53, so the id is
@@ -214,89 +238,149 @@ func newUUID() string { return uuid.NewString() }
 
 // ---- loyalty platform ----
 
+// member is one of the loyalty platform's customers. Loyalty bodies name
+// existing customers, levels, campaigns and transactions and carry nothing
+// unique to the notification, so the simulator draws every id from pools
+// made once per generator: the same customer comes back, and two bodies can
+// be byte for byte identical, as they are from the real sender.
+type member struct {
+	id, first, last, email, phone, card string
+}
+
+type level struct{ id, name string }
+
+// loyaltyPools are the entities the simulated platform knows.
+type loyaltyPools struct {
+	members      []member
+	levels       []level
+	campaigns    []string
+	transactions []string
+	transfers    []string
+	accounts     map[string]string // customer id -> account id
+	pos          string
+}
+
+func newLoyaltyPools(r *mrand.Rand, customers int) *loyaltyPools {
+	p := &loyaltyPools{accounts: map[string]string{}, pos: newUUID()}
+	firsts := []string{"Jon", "Anna", "Piotr", "Maria", "Li", "Sam", "Jane", "Ola"}
+	lasts := []string{"Doe", "Kowalska", "Smith", "Nguyen", "Garcia", "Jones"}
+	for i := range customers {
+		id := newUUID()
+		first, last := firsts[r.IntN(len(firsts))], lasts[r.IntN(len(lasts))]
+		p.members = append(p.members, member{
+			id: id, first: first, last: last,
+			email: strings.ToLower(first+"."+last) + "." + strconv.Itoa(i) + "@example.com",
+			phone: "+48" + strconv.Itoa(500000000+r.IntN(99999999)),
+			card:  strconv.Itoa(100000000 + r.IntN(899999999)),
+		})
+		p.accounts[id] = newUUID()
+	}
+	for _, name := range []string{"Bronze", "Silver", "Gold", "Platinum"} {
+		p.levels = append(p.levels, level{id: newUUID(), name: name})
+	}
+	for range 8 {
+		p.campaigns = append(p.campaigns, newUUID())
+	}
+	for range 4 * customers {
+		p.transactions = append(p.transactions, newUUID())
+		p.transfers = append(p.transfers, newUUID())
+	}
+	return p
+}
+
+func pick[T any](r *mrand.Rand, s []T) T { return s[r.IntN(len(s))] }
+
 func (g *Generator) loyalty(t string) *Event {
 	items := 1
 	batch := BatchTypes[t] && g.chance(g.opts.BatchShare)
 	if batch {
-		items = 2 + g.rng.IntN(g.opts.BatchMax-1)
+		items = min(2+g.rng.IntN(g.opts.BatchMax-1), len(g.pools.members))
 	}
 	var data any
 	if batch {
+		// One notification per customer: a batch never names a
+		// customer twice.
 		arr := make([]any, items)
-		for i := range arr {
-			arr[i] = g.loyaltyData(t)
+		for i, k := range g.rng.Perm(len(g.pools.members))[:items] {
+			arr[i] = g.loyaltyData(t, g.pools.members[k])
 		}
 		data = arr
 	} else {
-		data = g.loyaltyData(t)
+		data = g.loyaltyData(t, pick(g.rng, g.pools.members))
 	}
 	doc := obj{{"type", t}}
-	// customer.bought_campaign carries createdAt in the platform's own
-	// example; for the rest it is occasional.
-	if t == "customer.bought_campaign" || g.chance(g.opts.CreatedAtShare) {
+	// The open-source sender never writes createdAt; the documents'
+	// examples show it on a few types, so it stays an option.
+	if g.chance(g.opts.CreatedAtShare) {
 		doc = append(doc, kv{"createdAt", g.recent().In(g.loyaltyZone).Format(time.RFC3339)})
 	}
 	doc = append(doc, kv{"data", data})
 	return &Event{Provider: OpenLoyalty, Type: t, Body: marshalDoc(doc, "    "), Items: items, doc: doc}
 }
 
-// loyaltyData builds one data object. Every object holds at least one fresh
-// UUID, so no two generated events share a derived id.
-func (g *Generator) loyaltyData(t string) obj {
-	customer := newUUID()
+// loyaltyData builds one data object for customer c with the member names
+// the open-source sender uses (its webhook listeners and notifiers), which
+// differ from the documents' examples in places: snake_case in the points
+// change, customerEmail and points/pointsWillExpire in the expiring points
+// notice, coupon/couponExpiresAt/couponStatus in the coupon notice, and
+// futureLevelId/futureLevelName in the level notice.
+func (g *Generator) loyaltyData(t string, c member) obj {
+	p := g.pools
 	ts := func(d time.Duration) string { return g.recent().Add(d).In(g.loyaltyZone).Format(time.RFC3339) }
-	levels := []string{"Bronze", "Silver", "Gold", "Platinum"}
-	lvl := g.rng.IntN(len(levels))
+	lvl := g.rng.IntN(len(p.levels))
+	contact := obj{
+		{"customerId", c.id}, {"customerEmail", c.email}, {"customerPhone", c.phone},
+		{"customerLoyaltyCardNumber", c.card}, {"customerFirstName", c.first}, {"customerLastName", c.last},
+	}
 	switch t {
 	case "customer.updated", "customer.deleted", "customer.deactivated":
-		return obj{{"customerId", customer}}
+		return obj{{"customerId", c.id}}
 	case "customer.registered":
-		first := []string{"Jon", "Anna", "Piotr", "Maria", "Li", "Sam"}[g.rng.IntN(6)]
-		last := []string{"Doe", "Kowalska", "Smith", "Nguyen", "Garcia"}[g.rng.IntN(5)]
 		return obj{
-			{"customerId", customer},
+			{"customerId", c.id},
 			{"data", obj{
-				{"firstName", first},
-				{"lastName", last},
+				{"firstName", c.first},
+				{"lastName", c.last},
 				{"gender", []string{"male", "female", "not_disclosed"}[g.rng.IntN(3)]},
-				{"email", fmt.Sprintf("%s.%s.%s@example.com", first, last, customer[:8])},
-				{"phone", 100000000 + g.rng.IntN(899999999)},
+				{"email", c.email},
+				{"phone", c.phone},
 				{"levelAchievementDate", ts(0)},
 				{"createdAt", g.recent().Unix()},
 				{"address", obj{
 					{"street", "Streets"}, {"address1", strconv.Itoa(1 + g.rng.IntN(200))}, {"address2", "3"},
 					{"postal", "41-222"}, {"city", "Glasgow"}, {"province", "Glasgow"}, {"country", "GB"},
 				}},
-				{"loyaltyCardNumber", strconv.Itoa(100000000 + g.rng.IntN(899999999))},
+				{"company", obj{{"name", "Hydropol"}, {"nip", "123"}}},
+				{"loyaltyCardNumber", c.card},
 				{"labels", []any{obj{{"key", "labels_key"}, {"value", strconv.Itoa(g.rng.IntN(10))}}}},
 				{"agreement1", true},
 				{"agreement2", g.rng.IntN(2) == 0},
 				{"agreement3", false},
-				{"levelId", newUUID()},
-				{"posId", newUUID()},
-				{"sellerId", newUUID()},
+				{"referral_customer_email", nil},
+				{"levelId", p.levels[0].id},
+				{"posId", p.pos},
 			}},
 		}
 	case "customer.level_changed_automatically":
 		return obj{
-			{"customerId", customer},
-			{"levelId", newUUID()},
-			{"levelName", levels[lvl]},
+			{"customerId", c.id},
+			{"levelId", p.levels[lvl].id},
+			{"levelName", p.levels[lvl].name},
 			{"levelMove", []string{"up", "down"}[g.rng.IntN(2)]},
 			{"levelAchievementDate", ts(0)},
 		}
 	case "customer.level_changed":
 		return obj{
-			{"customerId", customer},
-			{"levelId", newUUID()},
-			{"levelName", levels[lvl]},
+			{"customerId", c.id},
+			{"levelId", p.levels[lvl].id},
+			{"levelName", p.levels[lvl].name},
 			{"levelAchievementDate", ts(0)},
 		}
 	case "transaction.registered":
 		qty := 1 + g.rng.IntN(3)
 		price := g.cents(500, 20000) / 100
 		return obj{
-			{"transactionId", newUUID()},
+			{"transactionId", pick(g.rng, p.transactions)},
 			{"transactionData", obj{
 				{"documentType", "sell"},
 				{"documentNumber", strconv.Itoa(g.rng.IntN(100000))},
@@ -304,8 +388,8 @@ func (g *Generator) loyaltyData(t string) obj {
 				{"purchaseDate", ts(0)},
 			}},
 			{"customerData", obj{
-				{"name", "Jon Doe"}, {"email", "jdoe." + customer[:8] + "@example.com"}, {"phone", nil},
-				{"loyaltyCardNumber", nil}, {"nip", "123"},
+				{"name", c.first + " " + c.last}, {"email", c.email}, {"phone", nil},
+				{"loyaltyCardNumber", c.card}, {"nip", "123"},
 				{"address", obj{
 					{"street", "Bridges"}, {"address1", "12"}, {"address2", "3"}, {"postal", "41-222"},
 					{"city", "New york"}, {"province", "NY"}, {"country", "US"},
@@ -323,59 +407,62 @@ func (g *Generator) loyaltyData(t string) obj {
 			{"posId", nil},
 		}
 	case "transaction.assigned_to_customer":
-		return obj{{"transactionId", newUUID()}, {"customerId", customer}, {"grossValue", g.cents(1, 500)}}
+		return obj{{"transactionId", pick(g.rng, p.transactions)}, {"customerId", c.id}, {"grossValue", g.cents(1, 500)}}
 	case "account.available_points_amount_changed":
 		change := 1 + g.rng.IntN(200)
 		return obj{
-			{"customerId", customer},
+			{"customerId", c.id},
 			{"amount", change + g.rng.IntN(5000)},
-			{"amountChange", change},
-			{"amountChangeType", []string{"add", "subtract"}[g.rng.IntN(2)]},
-			{"pointsTransferId", newUUID()},
-			{"expiresAt", ts(365 * 24 * time.Hour)},
-			{"transactionId", newUUID()},
+			{"amount_change", change},
+			{"amount_change_type", []string{"add", "subtract"}[g.rng.IntN(2)]},
 		}
 	case "customer.bought_campaign":
 		return obj{
 			{"storeCode", "DEFAULT"},
-			{"customerId", customer},
-			{"campaignId", newUUID()},
+			{"customerId", c.id},
+			{"campaignId", pick(g.rng, p.campaigns)},
 			{"costInPoints", float64(1+g.rng.IntN(50)) + 0.5*float64(g.rng.IntN(2))},
 			{"couponCode", strconv.Itoa(100 + g.rng.IntN(900))},
 		}
 	case "account.expiring_points_notification":
-		return obj{
-			{"customerId", customer},
-			{"accountId", newUUID()},
-			{"email", "member." + customer[:8] + "@example.com"},
-			{"pointsAmount", 1 + g.rng.IntN(2000)},
-			{"pointsExpirationDate", ts(7 * 24 * time.Hour)},
-		}
+		return append(contact,
+			kv{"points", float64(1+g.rng.IntN(2000)) + 0.5*float64(g.rng.IntN(2))},
+			kv{"pointsWillExpire", ts(7 * 24 * time.Hour)},
+		)
 	case "account.points_transfer":
 		return obj{
-			{"customerId", customer},
-			{"accountId", newUUID()},
-			{"pointsTransferId", newUUID()},
-			{"type", []string{"adding", "spending", "p2p_adding", "p2p_spending"}[g.rng.IntN(4)]},
-			{"value", 1 + g.rng.IntN(1000)},
+			{"storeCode", "DEFAULT"},
+			{"accountId", p.accounts[c.id]},
+			{"customerId", c.id},
+			{"customerFirstName", c.first},
+			{"customerLastName", c.last},
+			{"customerEmail", c.email},
+			{"customerPhone", c.phone},
 			{"createdAt", ts(0)},
+			{"pointsTransferId", pick(g.rng, p.transfers)},
 			{"expiresAt", ts(365 * 24 * time.Hour)},
+			{"value", 1 + g.rng.IntN(1000)},
+			{"issuer", []string{"admin", "system", "partner"}[g.rng.IntN(3)]},
+			{"type", []string{"adding", "spending", "p2p_adding", "p2p_spending"}[g.rng.IntN(4)]},
+			{"state", "active"},
 		}
 	case "account.expiring_level_notification":
-		return obj{
-			{"customerId", customer},
-			{"email", "member." + customer[:8] + "@example.com"},
-			{"levelId", newUUID()},
-			{"levelName", levels[lvl]},
-			{"levelExpirationDate", ts(14 * 24 * time.Hour)},
-		}
+		next := p.levels[min(lvl+1, len(p.levels)-1)]
+		return append(contact,
+			kv{"levelId", p.levels[lvl].id},
+			kv{"levelName", p.levels[lvl].name},
+			kv{"futureLevelId", next.id},
+			kv{"futureLevelName", next.name},
+		)
 	default: // campaign.coupon_expiration
 		return obj{
-			{"customerId", customer},
-			{"email", "member." + customer[:8] + "@example.com"},
-			{"campaignId", newUUID()},
-			{"couponCode", randString(g.rng, "ABCDEFGHJKLMNPQRSTUVWXYZ23456789", 10)},
-			{"couponExpirationDate", ts(3 * 24 * time.Hour)},
+			{"customerId", c.id},
+			{"customerEmail", c.email},
+			{"customerLoyaltyCardNumber", c.card},
+			{"customerPhone", c.phone},
+			{"coupon", randString(g.rng, "ABCDEFGHJKLMNPQRSTUVWXYZ23456789", 10)},
+			{"couponExpiresAt", g.recent().Add(24 * time.Hour).Unix()},
+			{"couponStatus", "active"},
 		}
 	}
 }
@@ -447,6 +534,10 @@ func (g *Generator) sublytics(event string) *Event {
 		}
 		object = offer(status)
 	case "shipment":
+		if status, ok := fulfillmentStatus[event]; ok {
+			object = g.fulfillment(event, status, date)
+			break
+		}
 		status := map[string]string{
 			"shipment_shipped": "Shipped", "shipment_cancelled": "Cancelled", "shipment_fulfilled": "Pending Tracking",
 		}[event]
@@ -488,6 +579,50 @@ func (g *Generator) sublytics(event string) *Event {
 	return &Event{Provider: Sublytics, Type: event, Body: marshalDoc(doc, "  "), ProviderID: idStr, Items: 1, doc: doc}
 }
 
+// fulfillmentStatus maps the Webhooks v2 fulfillment events to the
+// shipment status they report.
+var fulfillmentStatus = map[string]string{
+	"shipment_scheduled":       "Scheduled",
+	"shipment_address_updated": "Scheduled",
+	"shipment_item_updated":    "Scheduled",
+	"shipment_skipped":         "Skipped",
+	"shipment_error":           "Error",
+	"shipment_rma":             "Returned",
+}
+
+// fulfillment builds a Webhooks v2 shipment. The documents give the event
+// names and say the object id is shipment_id, without an example; the shape
+// is the v1 shipment named by a numeric shipment_id instead of id, plus the
+// member that changed (see normalize/testdata/README.md).
+func (g *Generator) fulfillment(event, status, date string) obj {
+	zero := "0000-00-00 00:00:00"
+	o := obj{
+		{"shipment_id", 100000 + g.rng.IntN(900000)}, {"order_id", 100000 + g.rng.IntN(900000)},
+		{"shipment_status_id", status}, {"shipment_tracking_id", nil}, {"carrier_id", nil},
+		{"shipping_profile_id", "Free Shipping over $10"}, {"date_scheduled", date},
+		{"date_cancel", zero}, {"date_complete", zero}, {"date_rma", zero}, {"shipment_rma", nil},
+	}
+	switch event {
+	case "shipment_address_updated":
+		o = append(o, kv{"shipping_address", obj{
+			{"address1", strconv.Itoa(1+g.rng.IntN(900)) + " Main St"}, {"address2", nil}, {"city", "Long Beach"},
+			{"state", "CA"}, {"zip", "90802"}, {"country", "US"},
+		}})
+	case "shipment_item_updated":
+		o = append(o, kv{"shipment_items", []any{obj{
+			{"offer_id", strconv.Itoa(1 + g.rng.IntN(3000))}, {"offer_name", "Expert Mens Box - 1 month"},
+			{"quantity", strconv.Itoa(1 + g.rng.IntN(4))},
+		}}})
+	case "shipment_skipped":
+		o = append(o, kv{"date_skip", date})
+	case "shipment_error":
+		o = append(o, kv{"shipment_error", "Fulfillment connection refused the order: invalid postal code"})
+	case "shipment_rma":
+		o = o.set("shipment_rma", "RMA-"+strconv.Itoa(g.rng.IntN(1000000))).set("date_rma", date)
+	}
+	return o
+}
+
 // ---- payment gateway ----
 
 func (g *Generator) usaepay(event string) *Event {
@@ -498,6 +633,8 @@ func (g *Generator) usaepay(event string) *Event {
 	amount := g.cents(100, 50000)
 	var object obj
 	switch {
+	case strings.HasPrefix(event, "cardupdate."):
+		object = g.cardUpdate(key, strings.TrimPrefix(event, "cardupdate."))
 	case len(event) > 4 && event[:4] == "cau.":
 		object = obj{
 			{"type", "cau"}, {"key", key},
@@ -511,8 +648,11 @@ func (g *Generator) usaepay(event string) *Event {
 			{"trantype", "Check Sale"}, {"amount_detail", obj{{"amount", money(amount)}}},
 			{"check", obj{{"status", event[4:]}, {"routing", "XXXXX" + strconv.Itoa(1000+g.rng.IntN(9000))}}},
 		}
-		if event == "ach.note_added" {
+		switch event {
+		case "ach.note_added":
 			object = append(object, kv{"note", "Customer called about the debit"})
+		case "ach.voided":
+			object = append(object, kv{"check_status", "voided"})
 		}
 	case len(event) > 8 && event[:8] == "product.":
 		object = obj{
@@ -551,4 +691,32 @@ func (g *Generator) usaepay(event string) *Event {
 		{"event_id", id},
 	}
 	return &Event{Provider: USAePay, Type: event, Body: marshalDoc(doc, "    "), ProviderID: id, Items: 1, doc: doc}
+}
+
+// cardUpdate builds the card updater's object as the REST v2 sender names
+// it: type "cardupdate" with the card before the update (original_card) and,
+// when the card changed, the card after it. The documents name the events
+// and these two members only; the rest follows the gateway's other objects
+// (see normalize/testdata/README.md).
+func (g *Generator) cardUpdate(key, status string) obj {
+	exp := func() string { return fmt.Sprintf("%02d%02d", 1+g.rng.IntN(12), 27+g.rng.IntN(5)) }
+	last4 := func() string { return fmt.Sprintf("%04d", g.rng.IntN(10000)) }
+	orig := obj{{"type", "Visa"}, {"number", "4000xxxxxxxx" + last4()}, {"expiration", exp()}}
+	o := obj{
+		{"type", "cardupdate"}, {"key", key}, {"status", status},
+		{"customer", obj{{"type", "customer"}, {"key", randString(g.rng, lowerAlnum, 15)}}},
+		{"payment_method", obj{{"type", "customer_payment_method"}, {"key", randString(g.rng, lowerAlnum, 15)}}},
+		{"original_card", orig},
+	}
+	switch status {
+	case "updated_expiration":
+		o = append(o, kv{"updated_card", obj{{"type", "Visa"}, {"number", orig.get("number")}, {"expiration", exp()}}})
+	case "updated_card":
+		o = append(o, kv{"updated_card", obj{{"type", "Visa"}, {"number", "4000xxxxxxxx" + last4()}, {"expiration", exp()}}})
+	case "contact_customer":
+		o = append(o, kv{"response_code", "Q"})
+	case "account_closed":
+		o = append(o, kv{"response_code", "C"})
+	}
+	return o
 }

@@ -1,8 +1,9 @@
 // Package sim simulates the three webhook providers against a gateway: it
 // generates realistic envelopes for every documented event type, signs or
 // authenticates them the way each provider does, sends them with each
-// provider's delivery behaviour (payment: parallel, out of order, retried with
-// backoff; loyalty: one attempt with a 1 s timeout; subscription: bursts), and
+// provider's delivery behaviour (payment: parallel, out of order, retried on
+// its documented schedule compressed in time; loyalty: one attempt with a
+// 1 s timeout; subscription: bursts), and
 // records every attempt so a report can compare what was acknowledged with
 // what reached the merchant.
 package sim
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/webhookgw/caddy-webhook-gateway/normalize"
+	"github.com/webhookgw/caddy-webhook-gateway/schemas"
 )
 
 // Kind tells why a body was sent.
@@ -41,7 +43,26 @@ const (
 	// (other key order and layout, the subscription id in its other JSON
 	// form): dedup must work on ids, not bytes.
 	Redelivery Kind = "redelivery"
+	// Repeat sends a loyalty body again byte for byte, later than the
+	// route's dedup window: a real second update of the same customer,
+	// which the gateway must take as a new event.
+	Repeat Kind = "repeat"
 )
+
+// DefaultDedupWindow is the gateway's default dedup_window: how long
+// identical content from a provider without event ids counts as one event.
+const DefaultDedupWindow = 30 * time.Second
+
+// RepeatTypes are the loyalty event types whose bodies carry no field
+// unique to the notification in the open-source sender, so that a real
+// second update is byte for byte the first one again. Config.RepeatShare
+// repeats these.
+var RepeatTypes = []string{
+	"customer.updated",
+	"customer.deactivated",
+	"customer.level_changed",
+	"account.available_points_amount_changed",
+}
 
 // ProviderConfig is how the simulator reaches and authenticates to one
 // gateway route. Every auth field that is set is applied, whatever the
@@ -73,38 +94,100 @@ type ProviderConfig struct {
 	// Types restricts the event types sent; empty means all of
 	// EventTypes[provider], in turn.
 	Types []string `json:"types,omitempty"`
+	// DedupWindow is the route's dedup_window, for a provider whose ids the
+	// gateway derives: 0 means DefaultDedupWindow, a negative value a route
+	// that turns it off (dedup_window 0). The report counts the events such
+	// a provider's bodies make by it.
+	DedupWindow time.Duration `json:"dedup_window,omitempty"`
 }
 
-// RetryPolicy is the payment gateway's retry schedule, compressed in time:
-// the real one retries for about 72 hours.
+// dedupWindow is p's effective window for provider, 0 when the provider
+// sends its own ids or the route turns the window off.
+func (p ProviderConfig) dedupWindow(provider string) time.Duration {
+	switch {
+	case !normalize.DerivesIDs(provider) || p.DedupWindow < 0:
+		return 0
+	case p.DedupWindow == 0:
+		return DefaultDedupWindow
+	}
+	return p.DedupWindow
+}
+
+// USAePayRetrySchedule is the payment gateway's documented retry schedule
+// after a timeout or a 4xx/5xx: the delay before each retry, counted from
+// the failed attempt. Every 5 minutes for the first hour, hourly for the
+// next 11 hours, every 3 hours for 12 hours, every 6 hours for 48 hours:
+// 35 retries over 72 hours.
+var USAePayRetrySchedule = func() []time.Duration {
+	var s []time.Duration
+	for _, step := range []struct {
+		every time.Duration
+		n     int
+	}{{5 * time.Minute, 12}, {time.Hour, 11}, {3 * time.Hour, 4}, {6 * time.Hour, 8}} {
+		for range step.n {
+			s = append(s, step.every)
+		}
+	}
+	return s
+}()
+
+// DefaultRetryScale runs the payment gateway's schedule 3600 times faster
+// than real time: an hour of it takes a second, the first hour's retries
+// come every 83ms, and all 72 hours take 72s.
+const DefaultRetryScale = 3600
+
+// RetryPolicy is how the simulated payment gateway retries: its documented
+// schedule (USAePayRetrySchedule), compressed in time.
 type RetryPolicy struct {
-	// Attempts is the total number of attempts per body (default 6).
+	// Attempts caps the attempts per body, the first one included; 0 means
+	// the whole schedule (36 attempts).
 	Attempts int `json:"attempts,omitempty"`
-	// Base is the delay before the first retry (default 200ms); each
-	// further retry doubles it, with ±20% jitter.
-	Base time.Duration `json:"base,omitempty"`
-	// Max caps one delay (default 3s).
-	Max time.Duration `json:"max,omitempty"`
+	// Scale is how many times faster than real time the schedule runs;
+	// 0 means DefaultRetryScale.
+	Scale float64 `json:"scale,omitempty"`
 }
 
-// ExpectFunc computes the canonical (source, id) keys a gateway should
-// derive from one body.
+// Delay is how long the sender waits after the given failed attempt (1 for
+// the first), or false when it gives up.
+func (p RetryPolicy) Delay(attempt int) (time.Duration, bool) {
+	attempts := p.Attempts
+	if attempts <= 0 {
+		attempts = len(USAePayRetrySchedule) + 1
+	}
+	if attempt < 1 || attempt >= attempts || attempt > len(USAePayRetrySchedule) {
+		return 0, false
+	}
+	scale := p.Scale
+	if scale <= 0 {
+		scale = DefaultRetryScale
+	}
+	return time.Duration(float64(USAePayRetrySchedule[attempt-1]) / scale), true
+}
+
+// ExpectFunc computes the keys a gateway should deduplicate the events of
+// one body by.
 type ExpectFunc func(provider, source string, body []byte) ([]Key, error)
 
-// NormalizeExpect computes expected keys with the gateway's own normalizer,
-// so derived loyalty ids are exactly the gateway's. typePrefix is the
-// route's type prefix per provider (nil for none).
+// NormalizeExpect computes expected keys with the gateway's own normalizer:
+// the (source, id) of events with a provider id, the content key of events
+// whose ids the gateway derives (their ids have a random part no sender can
+// predict). typePrefix is the route's type prefix per provider (nil for
+// none).
 func NormalizeExpect(typePrefix map[string]string) ExpectFunc {
 	return func(provider, source string, body []byte) ([]Key, error) {
-		events, err := normalize.Normalize(body, normalize.Options{
+		var keys []Key
+		_, err := normalize.Each(body, normalize.Options{
 			Provider: provider, Source: source, TypePrefix: typePrefix[provider],
+		}, func(ev *schemas.Event, contentKey string) error {
+			if contentKey != "" {
+				keys = append(keys, Key{Source: ev.Source, ID: contentKey, Content: true})
+			} else {
+				keys = append(keys, Key{Source: ev.Source, ID: ev.ID})
+			}
+			return nil
 		})
 		if err != nil {
 			return nil, err
-		}
-		keys := make([]Key, len(events))
-		for i, e := range events {
-			keys[i] = Key{Source: e.Source, ID: e.ID}
 		}
 		return keys, nil
 	}
@@ -137,8 +220,14 @@ type Config struct {
 	DuplicateShare  float64       `json:"duplicate_share,omitempty"`
 	RedeliveryShare float64       `json:"redelivery_share,omitempty"`
 	RedeliveryDelay time.Duration `json:"redelivery_delay,omitempty"`
+	// RepeatShare is the share of loyalty events of RepeatTypes sent again
+	// byte for byte RepeatAfter later (default: the loyalty route's dedup
+	// window plus a fifth of it, at least 500ms more), as a real second
+	// update of the same customer. RepeatAfter must exceed the window.
+	RepeatShare float64       `json:"repeat_share,omitempty"`
+	RepeatAfter time.Duration `json:"repeat_after,omitempty"`
 
-	// Retry is the payment gateway's retry schedule.
+	// Retry is how the payment gateway retries.
 	Retry RetryPolicy `json:"retry"`
 	// USAePayMaxConns caps the payment gateway's parallel connections
 	// (default 20, as documented).
@@ -182,10 +271,13 @@ type Send struct {
 	Body []byte `json:"-"`
 	// Items is the number of canonical events the body carries.
 	Items int `json:"items"`
-	// Keys are the canonical keys the gateway should derive; KeyErr says
-	// why they could not be computed.
+	// Keys are the keys the gateway should deduplicate the body's events
+	// by; KeyErr says why they could not be computed.
 	Keys   []Key  `json:"keys,omitempty"`
 	KeyErr string `json:"key_err,omitempty"`
+	// DedupWindow is the route's window for content keys (0: the provider
+	// sends ids, or the route turns the window off).
+	DedupWindow time.Duration `json:"dedup_window,omitempty"`
 	// Start is when the request started; Latency how long until the
 	// answer (or the error).
 	Start   time.Time     `json:"start"`
@@ -240,6 +332,9 @@ type job struct {
 	attempt int
 	keys    []Key
 	keyErr  string
+	window  time.Duration
+	// repeat: once sent, send this original again RepeatAfter later.
+	repeat bool
 }
 
 // New checks cfg and applies defaults.
@@ -268,13 +363,24 @@ func New(cfg Config) (*Simulator, error) {
 			return nil, fmt.Errorf("sim: %s weight is negative", name)
 		}
 	}
-	for _, s := range []float64{cfg.DuplicateShare, cfg.RedeliveryShare, cfg.Rate} {
+	for _, s := range []float64{cfg.DuplicateShare, cfg.RedeliveryShare, cfg.RepeatShare, cfg.Rate, cfg.Retry.Scale} {
 		if s < 0 {
-			return nil, errors.New("sim: rates and shares must not be negative")
+			return nil, errors.New("sim: rates, shares and the retry scale must not be negative")
 		}
 	}
-	if cfg.DuplicateShare > 1 || cfg.RedeliveryShare > 1 {
+	if cfg.DuplicateShare > 1 || cfg.RedeliveryShare > 1 || cfg.RepeatShare > 1 {
 		return nil, errors.New("sim: shares must be at most 1")
+	}
+	if cfg.Retry.Attempts < 0 || cfg.Retry.Attempts > len(USAePayRetrySchedule)+1 {
+		return nil, fmt.Errorf("sim: retry attempts must be 0 (the whole schedule) to %d", len(USAePayRetrySchedule)+1)
+	}
+	if w := cfg.Providers[OpenLoyalty].dedupWindow(OpenLoyalty); cfg.RepeatShare > 0 {
+		if cfg.RepeatAfter <= 0 {
+			cfg.RepeatAfter = w + max(w/5, 500*time.Millisecond)
+		}
+		if cfg.RepeatAfter <= w {
+			return nil, fmt.Errorf("sim: repeat_after %v must exceed the loyalty route's dedup window %v", cfg.RepeatAfter, w)
+		}
 	}
 	if cfg.Count <= 0 && cfg.Duration <= 0 {
 		cfg.Count = 100
@@ -291,10 +397,10 @@ func New(cfg Config) (*Simulator, error) {
 	}
 	defInt(&cfg.Concurrency, 8)
 	defInt(&cfg.USAePayMaxConns, 20)
-	defInt(&cfg.Retry.Attempts, 6)
 	defInt(&cfg.BurstSize, 20)
-	def(&cfg.Retry.Base, 200*time.Millisecond)
-	def(&cfg.Retry.Max, 3*time.Second)
+	if cfg.Retry.Scale == 0 {
+		cfg.Retry.Scale = DefaultRetryScale
+	}
 	def(&cfg.RedeliveryDelay, 200*time.Millisecond)
 	def(&cfg.USAePayTimeout, 10*time.Second)
 	def(&cfg.LoyaltyTimeout, time.Second)
@@ -529,12 +635,13 @@ func (s *Simulator) produce(ctx context.Context, queues map[string]chan job, pen
 			panic(err)
 		}
 		orig := s.newJob(ev, int64(i), Original)
+		orig.repeat = name == OpenLoyalty && slices.Contains(RepeatTypes, typ) && s.chance(s.cfg.RepeatShare)
 		pending.Add(1)
 		enqueue(ctx, queues, orig, pending)
 
 		if s.chance(s.cfg.DuplicateShare) {
 			dup := orig
-			dup.kind = Duplicate
+			dup.kind, dup.repeat = Duplicate, false
 			pending.Add(1)
 			enqueue(ctx, queues, dup, pending)
 		}
@@ -544,11 +651,12 @@ func (s *Simulator) produce(ctx context.Context, queues map[string]chan job, pen
 			pending.Add(1)
 			time.AfterFunc(delay, func() { enqueue(ctx, queues, re, pending) })
 		}
+
 	}
 }
 
 func (s *Simulator) newJob(ev *Event, event int64, kind Kind) job {
-	j := job{ev: ev, event: event, kind: kind, attempt: 1}
+	j := job{ev: ev, event: event, kind: kind, attempt: 1, window: s.cfg.Providers[ev.Provider].dedupWindow(ev.Provider)}
 	source := s.Source(ev.Provider)
 	keys, err := s.expect(ev.Provider, source, ev.Body)
 	j.keys = keys
@@ -603,7 +711,15 @@ func (s *Simulator) process(ctx context.Context, j job, pending *sync.WaitGroup,
 		return
 	}
 	rec := s.send(ctx, j)
-	if j.ev.Provider != USAePay || rec.Acked() || j.attempt >= s.cfg.Retry.Attempts || ctx.Err() != nil {
+	if j.repeat && ctx.Err() == nil {
+		// Counted from the end of the first send, so the repeat is
+		// outside the window of wherever the gateway stored the first.
+		rep := j
+		rep.kind, rep.repeat = Repeat, false
+		pending.Add(1)
+		time.AfterFunc(s.cfg.RepeatAfter, func() { enqueue(ctx, queues, rep, pending) })
+	}
+	if j.ev.Provider != USAePay || rec.Acked() || ctx.Err() != nil {
 		return
 	}
 	// The payment gateway retries on a timeout, a network error or any
@@ -611,20 +727,16 @@ func (s *Simulator) process(ctx context.Context, j job, pending *sync.WaitGroup,
 	if rec.Status != 0 && rec.Status < 400 {
 		return
 	}
+	delay, ok := s.cfg.Retry.Delay(j.attempt)
+	if !ok {
+		return
+	}
 	next := j
 	next.attempt++
 	pending.Add(1)
-	time.AfterFunc(s.backoff(j.attempt), func() { enqueue(ctx, queues, next, pending) })
-}
-
-// backoff is the delay after the given failed attempt: exponential, capped,
-// with ±20% jitter so parallel retries do not arrive in lockstep.
-func (s *Simulator) backoff(attempt int) time.Duration {
-	d := s.cfg.Retry.Base << min(attempt-1, 20)
-	if d > s.cfg.Retry.Max || d <= 0 {
-		d = s.cfg.Retry.Max
-	}
-	return d*8/10 + s.jitterDur(d*4/10)
+	// The schedule is fixed, without jitter: retries of events that failed
+	// together arrive together, as the real sender's do.
+	time.AfterFunc(delay, func() { enqueue(ctx, queues, next, pending) })
 }
 
 func (s *Simulator) send(ctx context.Context, j job) Send {
@@ -640,6 +752,8 @@ func (s *Simulator) send(ctx context.Context, j job) Send {
 		Items:    j.ev.Items,
 		Keys:     j.keys,
 		KeyErr:   j.keyErr,
+
+		DedupWindow: j.window,
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.nextURL(j.ev.Provider), bytes.NewReader(j.ev.Body))
 	if err != nil {

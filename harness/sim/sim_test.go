@@ -128,7 +128,12 @@ func checkEnvelope(t *testing.T, loc *time.Location, ev *Event, m map[string]any
 			t.Fatalf("webhook_event_date %v: %v", m["webhook_event_date"], err)
 		}
 		obj := m["webhook_data"].(map[string]any)[typ].(map[string]any)
-		if _, err := strconv.Atoi(obj["id"].(string)); err != nil {
+		if _, v2 := fulfillmentStatus[ev.Type]; v2 {
+			// Webhooks v2 names the shipment by a numeric shipment_id.
+			if n, ok := obj["shipment_id"].(json.Number); !ok || obj["id"] != nil {
+				t.Fatalf("v2 shipment_id %v, id %v", n, obj["id"])
+			}
+		} else if _, err := strconv.Atoi(obj["id"].(string)); err != nil {
 			t.Fatalf("object id: %v", obj["id"])
 		}
 	case USAePay:
@@ -380,7 +385,8 @@ func TestUSAePayRetriesUntilSuccessLoyaltyNever(t *testing.T) {
 	cfg := Config{
 		BaseURL: srv.URL, Count: 20, Concurrency: 4,
 		Providers: map[string]ProviderConfig{USAePay: stub.cfg[USAePay], OpenLoyalty: stub.cfg[OpenLoyalty]},
-		Retry:     RetryPolicy{Attempts: 5, Base: 10 * time.Millisecond, Max: 40 * time.Millisecond},
+		// 5 minutes become 10ms.
+		Retry: RetryPolicy{Attempts: 5, Scale: 30000},
 	}
 	s := run(t, cfg)
 	byEvent := map[int64][]Send{}
@@ -420,7 +426,7 @@ func TestUSAePayGivesUpAfterAttempts(t *testing.T) {
 	stub.status = func(string, []byte) int { return http.StatusInternalServerError }
 	s := run(t, Config{
 		BaseURL: srv.URL, Count: 3, Providers: map[string]ProviderConfig{USAePay: stub.cfg[USAePay]},
-		Retry: RetryPolicy{Attempts: 4, Base: time.Millisecond, Max: 5 * time.Millisecond},
+		Retry: RetryPolicy{Attempts: 4, Scale: 300000},
 	})
 	if n := len(s.Sends()); n != 12 {
 		t.Fatalf("%d attempts, want 3 events x 4", n)
@@ -549,14 +555,15 @@ func TestConfigErrors(t *testing.T) {
 	if u := s.URL(USAePay); u != "http://h/x/y" {
 		t.Fatal(u)
 	}
-	if !reflect.DeepEqual(s.Config().Retry, RetryPolicy{Attempts: 6, Base: 200 * time.Millisecond, Max: 3 * time.Second}) {
+	if !reflect.DeepEqual(s.Config().Retry, RetryPolicy{Scale: DefaultRetryScale}) {
 		t.Fatal(s.Config().Retry)
 	}
 }
 
 // TestBodiesNormalize checks generated bodies against the gateway's own
-// normalizer: every body is accepted, ids are the provider's, a loyalty batch
-// gives one distinct id per item, and a redelivery gives the same ids.
+// normalizer: every body is accepted, ids are the provider's, loyalty
+// events are expected by content key, the items of a loyalty batch have
+// distinct keys, and a redelivery gives the same keys.
 func TestBodiesNormalize(t *testing.T) {
 	g := NewGenerator(GenOptions{BatchShare: 0.5, ZeroDateShare: 0.2})
 	expect := NormalizeExpect(map[string]string{USAePay: "pay."})
@@ -576,19 +583,29 @@ func TestBodiesNormalize(t *testing.T) {
 					if e.Type != typ || e.Subject == "" || e.Provider != provider {
 						t.Fatalf("event %+v", e)
 					}
-					if ev.ProviderID != "" && e.ID != ev.ProviderID {
-						t.Fatalf("id %s, want %s", e.ID, ev.ProviderID)
+					want := ev.ProviderID
+					if provider == Sublytics {
+						want = sublyticsObject(typ) + ":" + ev.ProviderID
+					}
+					if ev.ProviderID != "" && e.ID != want {
+						t.Fatalf("id %s, want %s", e.ID, want)
 					}
 				}
 				keys, err := expect(provider, "/src/"+provider, ev.Body)
 				if err != nil {
 					t.Fatal(err)
 				}
+				inBody := map[Key]bool{}
 				for _, k := range keys {
-					if seen[k] || k.Source != "/src/"+provider {
-						t.Fatalf("key %v repeated or wrong source", k)
+					if k.Content != normalize.DerivesIDs(provider) || k.Source != "/src/"+provider {
+						t.Fatalf("key %+v: wrong kind or source", k)
 					}
-					seen[k] = true
+					// Pooled loyalty content may repeat across bodies
+					// (that is the point), never within one batch.
+					if inBody[k] || (!k.Content && seen[k]) {
+						t.Fatalf("key %v repeated", k)
+					}
+					inBody[k], seen[k] = true, true
 				}
 				again, err := expect(provider, "/src/"+provider, g.Redelivery(ev).Body)
 				if err != nil || !reflect.DeepEqual(keys, again) {
