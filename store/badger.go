@@ -207,6 +207,9 @@ const maxConflictRetries = 64
 // sweep on the GC schedule deletes a body once none of those records refers
 // to it any more (expired, purged or overwritten).
 //
+// Reservations of sync deliveries and delivery leases live in memory (see
+// reservations and leaseTable): only this process can open the directory.
+//
 // Keys: see keys.go. Records are JSON behind a small binary header, with
 // their status also in Badger's per-entry user-meta byte so that dedup checks
 // need not decode the value.
@@ -217,6 +220,7 @@ type Badger struct {
 	log    *zap.Logger
 	cache  *dedupCache
 	leases *leaseTable
+	resv   *reservations
 	due    *dueMarks
 	gsync  *groupSyncer
 	space  *spaceGuard // nil: disk space not watched
@@ -293,6 +297,7 @@ func Open(dir string, opts Options) (*Badger, error) {
 		log:       opts.Logger,
 		cache:     newDedupCache(opts.CacheSize),
 		leases:    newLeaseTable(),
+		resv:      newReservations(),
 		due:       newDueMarks(),
 		bodyGrace: defaultBodyGrace,
 		stop:      make(chan struct{}),
@@ -860,21 +865,47 @@ func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]Insert
 const maxTxnRecords = 256
 
 // insertAll inserts the records at indexes todo in one transaction, or, if
-// there are more than maxTxnRecords or that is too big for Badger, in chunks (each record still insert-if-absent,
-// the shared body written first).
+// there are more than maxTxnRecords or that is too big for Badger, in chunks
+// (each record still insert-if-absent, the shared body written first).
+// Reserved records are checked the same way but kept in memory (see
+// reservations); each transaction runs under the reservation gate.
 func (b *Badger) insertAll(ctx context.Context, in *Ingest, keys [][]byte, todo []int, payload bool, bodyID []byte, now time.Time) (map[int]insertOutcome, error) {
-	out := make(map[int]insertOutcome, len(todo))
-	if len(todo) <= maxTxnRecords {
+	reserving, writing := false, false
+	for _, i := range todo {
+		if in.Records[i].Status == StatusReserved {
+			reserving = true
+		} else {
+			writing = true
+		}
+	}
+	ch := &reservationChanges{}
+	if reserving {
+		ch.grp = newReservedIngest(in)
+	}
+	// run is one chunk: the transaction, retried on conflict, and the
+	// reservations it made, all under the gate.
+	run := func(idx []int, withBody bool, out map[int]insertOutcome) error {
+		unlock := b.resv.lock(reserving)
+		defer unlock()
 		err := b.update(ctx, func(txn *badger.Txn) error {
 			clear(out)
-			return b.insertTxn(txn, in, keys, todo, payload, bodyID, true, now, out)
+			ch.reset()
+			return b.insertTxn(txn, in, keys, idx, payload, bodyID, withBody, now, out, ch)
 		})
+		if err == nil {
+			b.resv.apply(ch)
+		}
+		return err
+	}
+	out := make(map[int]insertOutcome, len(todo))
+	if len(todo) <= maxTxnRecords {
+		err := run(todo, true, out)
 		if !errors.Is(err, badger.ErrTxnTooBig) {
 			return out, err
 		}
 		clear(out)
 	}
-	if bodyID != nil {
+	if bodyID != nil && writing {
 		bkeys := make([][]byte, len(todo))
 		for j, i := range todo {
 			bkeys[j] = keys[i]
@@ -890,10 +921,7 @@ func (b *Badger) insertAll(ctx context.Context, in *Ingest, keys [][]byte, todo 
 	for rest := todo; len(rest) > 0; {
 		chunk := rest[:min(size, len(rest))]
 		part := make(map[int]insertOutcome, len(chunk))
-		err := b.update(ctx, func(txn *badger.Txn) error {
-			clear(part)
-			return b.insertTxn(txn, in, keys, chunk, payload, bodyID, false, now, part)
-		})
+		err := run(chunk, false, part)
 		if errors.Is(err, badger.ErrTxnTooBig) && size > 1 {
 			size /= 2
 			continue
@@ -910,8 +938,10 @@ func (b *Badger) insertAll(ctx context.Context, in *Ingest, keys [][]byte, todo 
 }
 
 // insertTxn is one attempt at inserting the records at idx. withBody writes
-// the shared body entry (when bodyID is set) if anything was inserted.
-func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int, payload bool, bodyID []byte, withBody bool, now time.Time, out map[int]insertOutcome) error {
+// the shared body entry (when bodyID is set) if anything was written. A
+// reservation in memory holds its keys like a stored record; reserved
+// records that get their keys are collected in ch instead of written.
+func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int, payload bool, bodyID []byte, withBody bool, now time.Time, out map[int]insertOutcome, ch *reservationChanges) error {
 	olds := make(map[int]*storedRecord)
 	stales := make(map[int]*storedRecord) // abandoned holders of dedup keys
 	var inserted [][]byte
@@ -925,6 +955,8 @@ func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int
 		default:
 			st := metaStatus[item.UserMeta()]
 			if st == StatusReserved || st == "" {
+				// Reservations are no longer written; one may
+				// remain from an earlier version of the store.
 				sr, abandoned, err := readReservation(item, now)
 				if err != nil {
 					return fmt.Errorf("reading %s %s: %w", r.Source, r.ID, err)
@@ -941,6 +973,12 @@ func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int
 				continue
 			}
 		}
+		if held, live := b.resv.holder(false, string(keys[i]), now); live {
+			out[i] = insertOutcome{existing: StatusReserved, existingID: r.ID}
+			continue
+		} else if held != nil {
+			ch.drop = append(ch.drop, held)
+		}
 		if r.DedupKey != "" {
 			held, stale, err := dedupHolder(txn, r, now)
 			if err != nil {
@@ -953,14 +991,19 @@ func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int
 			if stale != nil && stale.rec.ID != r.ID {
 				stales[i] = stale
 			}
+			if res, live := b.resv.holder(true, string(dedupKey(r.Source, r.DedupKey)), now); live {
+				out[i] = insertOutcome{existing: StatusReserved, existingID: res.rec.ID}
+				continue
+			} else if res != nil {
+				ch.drop = append(ch.drop, res)
+			}
 		}
 		out[i] = insertOutcome{inserted: true}
-		inserted = append(inserted, keys[i])
+		if r.Status != StatusReserved {
+			inserted = append(inserted, keys[i])
+		}
 	}
-	if len(inserted) == 0 {
-		return nil
-	}
-	if bodyID != nil && withBody {
+	if len(inserted) > 0 && bodyID != nil && withBody {
 		if err := txn.Set(bodyKey(bodyID), encodeBodyValue(now, inserted, in.RawBody)); err != nil {
 			return err
 		}
@@ -970,16 +1013,6 @@ func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int
 			continue
 		}
 		r := in.Records[i]
-		if r.Status == StatusReserved {
-			r.ReservedUntil = now.Add(b.opts.ReservationExpiry)
-		}
-		kind, body := bodyNone, []byte(nil)
-		switch {
-		case payload:
-			kind, body = bodyPayload, in.RawBody
-		case bodyID != nil:
-			kind, body = bodyRef, bodyID
-		}
 		if old := olds[i]; old != nil {
 			// Index entries are derived from the stored state,
 			// so drop the abandoned reservation's ones first.
@@ -991,6 +1024,23 @@ func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int
 			if err := deleteRecord(txn, recordKey(st.rec.Source, st.rec.ID), st); err != nil {
 				return err
 			}
+		}
+		if r.Status == StatusReserved {
+			r.ReservedUntil = now.Add(b.opts.ReservationExpiry)
+			c := *r
+			res := &reservation{rec: &c, key: string(keys[i]), at: now, grp: ch.grp}
+			if r.DedupKey != "" {
+				res.dkey = string(dedupKey(r.Source, r.DedupKey))
+			}
+			ch.add = append(ch.add, res)
+			continue
+		}
+		kind, body := bodyNone, []byte(nil)
+		switch {
+		case payload:
+			kind, body = bodyPayload, in.RawBody
+		case bodyID != nil:
+			kind, body = bodyRef, bodyID
 		}
 		if err := b.writeRecord(txn, keys[i], nil, persisted(r), kind, body, now); err != nil {
 			return err
@@ -1038,9 +1088,14 @@ func (b *Badger) Get(ctx context.Context, source, id string) (*Record, error) {
 		return nil, err
 	}
 	defer unlock()
+	key := recordKey(source, id)
+	// A reservation is looked up first: a delivered one leaves memory only
+	// after its record is in Badger.
+	if r := b.resv.get(string(key)); r != nil {
+		return b.resv.view(r), nil
+	}
 	var rec *Record
 	err = b.db.View(func(txn *badger.Txn) error {
-		key := recordKey(source, id)
 		sr, _, err := readRecord(txn, key)
 		if err != nil {
 			return err
@@ -1069,6 +1124,9 @@ func (b *Badger) RawBody(ctx context.Context, source, id string) ([]byte, error)
 		return nil, err
 	}
 	defer unlock()
+	if r := b.resv.get(string(recordKey(source, id))); r != nil {
+		return bytes.Clone(r.grp.raw), nil
+	}
 	var body []byte
 	err = b.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(recordKey(source, id))
@@ -1113,9 +1171,10 @@ func (b *Badger) RawBody(ctx context.Context, source, id string) ([]byte, error)
 	return body, nil
 }
 
-// Release implements Store. Releasing a key that is absent or no longer
-// reserved (delivered meanwhile, or taken over after the lease ran out) does
-// nothing and is not an error.
+// Release implements Store. Reservations live in memory (see
+// reservations), so releasing one writes nothing. Releasing a key that is
+// absent or no longer reserved (delivered meanwhile, or taken over after the
+// reservation expired) does nothing and is not an error.
 func (b *Badger) Release(ctx context.Context, source, id string, reservedUntil time.Time) error {
 	if err := validateKey(source, id); err != nil {
 		return fmt.Errorf("release: %w", err)
@@ -1125,38 +1184,6 @@ func (b *Badger) Release(ctx context.Context, source, id string, reservedUntil t
 		return err
 	}
 	defer unlock()
-	if err := b.space.allow(recordOverhead, false); err != nil {
-		return fmt.Errorf("release %s %s: %w", source, id, err)
-	}
-	key := recordKey(source, id)
-	deleted := false
-	err = b.update(ctx, func(txn *badger.Txn) error {
-		deleted = false
-		item, err := txn.Get(key)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if metaStatus[item.UserMeta()] != StatusReserved {
-			return nil
-		}
-		sr, _, err := readRecord(txn, key)
-		if err != nil {
-			return err
-		}
-		if !sr.rec.ReservedUntil.Equal(reservedUntil) {
-			return nil
-		}
-		deleted = true
-		return deleteRecord(txn, key, sr)
-	})
-	if err != nil {
-		return fmt.Errorf("release %s %s: %w", source, id, err)
-	}
-	if deleted {
-		b.cache.deleted(string(key))
-	}
+	b.resv.release(string(recordKey(source, id)), reservedUntil)
 	return nil
 }
