@@ -710,16 +710,22 @@ func writeDedup(txn *badger.Txn, r *Record, now time.Time) error {
 // Insert implements Store. Records are validated first: each needs a source
 // without NUL bytes and a non-empty id. Insert fills in defaults on the
 // caller's records: Status pending when empty, ReceivedAt now when zero,
-// BatchSize the number of records when zero, and LeaseUntil now plus the
-// reservation expiry for a StatusReserved record (ReservedUntil). A stored
-// reservation that has expired counts as absent and is overwritten. A record with a
-// DedupKey is also a duplicate while another record holds that key (see
+// BatchSize the number of records when zero, and ReservedUntil now plus the
+// reservation expiry for a StatusReserved record. A stored reservation that
+// has expired counts as absent and is overwritten. A record with a DedupKey
+// is also a duplicate while another record holds that key (see
 // Record.DedupKey). Two records of one Ingest with the same id or the same
 // dedup key are stored once; the second reports a duplicate.
+//
 // A durable Insert that finds duplicates in Badger still waits for a sync,
 // because the first copy may belong to a concurrent writer whose sync is not
 // done yet: answering "duplicate" for an event that is then lost would drop
 // it for good. Once the commit is made, Insert no longer honours ctx.
+//
+// A batch is worked through in chunks of maxTxnRecords, each in a
+// transaction of its own (each record still atomically insert-if-absent),
+// so that the keys, the outcomes and Badger's pending writes of only one
+// chunk exist at a time.
 func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]InsertResult, error) {
 	if in == nil || len(in.Records) == 0 {
 		return nil, errors.New("insert: no records")
@@ -732,129 +738,88 @@ func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]Insert
 
 	now := time.Now()
 	n := len(in.Records)
-	res := make([]InsertResult, n)
-	keys := make([][]byte, n)
-	var dupOf map[int]int
-	var seen map[string]int
-	if n > 1 {
-		dupOf = make(map[int]int)
-		seen = make(map[string]int, n)
-	}
-	var todo []int
-	needSync := false // a duplicate was answered from a cached, unsynced write
+	size := len(in.RawBody)
 	for i, r := range in.Records {
-		if r == nil {
-			return nil, fmt.Errorf("insert: record %d is nil", i)
+		if err := checkInsert(r, i, n, now); err != nil {
+			return nil, err
 		}
-		if err := validateKey(r.Source, r.ID); err != nil {
-			return nil, fmt.Errorf("insert: record %d: %w", i, err)
-		}
-		if r.DedupKey != "" {
-			if err := validateDedupKey(r.Source, r.DedupKey, r.DedupWindow); err != nil {
-				return nil, fmt.Errorf("insert: record %d (%s %s): %w", i, r.Source, r.ID, err)
+		size += len(r.Event) + recordOverhead
+	}
+	ins := &inserter{b: b, in: in, now: now, res: make([]InsertResult, n), payload: n == 1}
+	if n > 1 && len(in.RawBody) > 0 {
+		ins.bodyID = make([]byte, bodyIDLen)
+		_, _ = crand.Read(ins.bodyID) // never fails (crypto/rand)
+	}
+	defer ins.endExpectations()
+	spaceChecked, bodyWritten := false, false
+	chunk := maxTxnRecords
+	for lo := 0; lo < n; {
+		hi := min(lo+chunk, n)
+		c := ins.prepare(lo, hi)
+		if len(c.todo) > 0 && !spaceChecked {
+			if err := b.space.allow(size, true); err != nil {
+				return nil, fmt.Errorf("insert: %w", err)
 			}
+			spaceChecked = true
 		}
-		if r.Status == "" {
-			r.Status = StatusPending
-		}
-		if !validStatus(r.Status) {
-			return nil, fmt.Errorf("insert: record %d (%s %s): unknown status %q", i, r.Source, r.ID, r.Status)
-		}
-		if r.ReceivedAt.IsZero() {
-			r.ReceivedAt = now
-		}
-		if r.BatchSize == 0 {
-			r.BatchSize = n
-		}
-		keys[i] = recordKey(r.Source, r.ID)
-		ks := string(keys[i])
-		if n > 1 {
-			if j, ok := seen[ks]; ok {
-				dupOf[i] = j
-				continue
+		if len(c.todo) > 0 && !bodyWritten && (lo > 0 || hi < n) {
+			// More than one transaction: the shared body goes first,
+			// naming every record of the batch.
+			if err := ins.writeSharedBody(ctx); err != nil {
+				return nil, fmt.Errorf("insert: %w", err)
 			}
-			if r.DedupKey != "" {
-				dk := string(dedupKey(r.Source, r.DedupKey))
-				if j, ok := seen[dk]; ok {
-					dupOf[i] = j
-					continue
-				}
-				seen[dk] = i
-			}
-			seen[ks] = i
+			bodyWritten = true
 		}
-		if st, synced, ok := b.cache.present(ks, now); ok {
-			res[i] = InsertResult{Existing: st, ExistingID: r.ID}
-			needSync = needSync || !synced
+		err := ins.run(ctx, c, hi == n && lo == 0)
+		if errors.Is(err, badger.ErrTxnTooBig) && hi-lo > 1 {
+			chunk = max((hi-lo)/2, 1)
+			ins.unexpect(c)
 			continue
 		}
-		todo = append(todo, i)
-	}
-
-	if len(todo) > 0 {
-		size := len(in.RawBody)
-		for _, i := range todo {
-			size += len(in.Records[i].Event) + recordOverhead
-		}
-		if err := b.space.allow(size, true); err != nil {
-			return nil, fmt.Errorf("insert: %w", err)
-		}
-		for _, i := range todo {
-			b.hand.expect(string(keys[i]))
-		}
-		gen := b.cache.generation()
-		payload := n == 1
-		var bodyID []byte
-		if !payload && len(in.RawBody) > 0 {
-			bodyID = make([]byte, bodyIDLen)
-			_, _ = crand.Read(bodyID) // never fails (crypto/rand)
-		}
-		out, err := b.insertAll(ctx, in, keys, todo, payload, bodyID, now)
-		if err == nil && durable {
-			// Whether records were inserted or found, all of todo
-			// went through Badger, so a sync is due either way.
-			err = b.durable()
-			needSync = false
-		}
 		if err != nil {
-			for _, i := range todo {
-				b.hand.offer(string(keys[i]), nil) // ends the expectation
-			}
 			return nil, fmt.Errorf("insert: %w", err)
 		}
-		for _, i := range todo {
-			o := out[i]
-			if o.inserted {
-				res[i] = InsertResult{Inserted: true}
-				// Synced if durable: a worker may deliver it at once.
-				b.hand.offer(string(keys[i]), in.Records[i])
-				// The state just written, cached without reading it
-				// back: at version 0 it gives way to any state read
-				// from Badger later and never displaces one.
-				r := in.Records[i]
-				b.cache.put(string(keys[i]), gen, r.Status, expiresAt(r, now), 0, durable)
-				continue
-			}
-			b.hand.offer(string(keys[i]), nil)
-			res[i] = InsertResult{Existing: o.existing, ExistingID: o.existingID}
-			if o.existingID == in.Records[i].ID {
-				b.cache.put(string(keys[i]), gen, o.existing, o.expiresAt, o.version, durable)
-			}
-		}
+		ins.finish(c, hi == n)
+		lo = hi
 	}
-	if durable && needSync {
+	if durable && (ins.wentThrough || ins.needSync) {
+		// Whether records were inserted or found, what went through
+		// Badger needs a sync either way.
 		if err := b.durable(); err != nil {
 			return nil, fmt.Errorf("insert: %w", err)
 		}
 	}
-	for i, j := range dupOf {
-		if res[j].Inserted {
-			res[i] = InsertResult{Existing: in.Records[j].Status, ExistingID: in.Records[j].ID}
-		} else {
-			res[i] = InsertResult{Existing: res[j].Existing, ExistingID: res[j].ExistingID}
+	ins.publish(durable)
+	return ins.res, nil
+}
+
+// checkInsert validates the record at index i of n and fills in its
+// defaults.
+func checkInsert(r *Record, i, n int, now time.Time) error {
+	if r == nil {
+		return fmt.Errorf("insert: record %d is nil", i)
+	}
+	if err := validateKey(r.Source, r.ID); err != nil {
+		return fmt.Errorf("insert: record %d: %w", i, err)
+	}
+	if r.DedupKey != "" {
+		if err := validateDedupKey(r.Source, r.DedupKey, r.DedupWindow); err != nil {
+			return fmt.Errorf("insert: record %d (%s %s): %w", i, r.Source, r.ID, err)
 		}
 	}
-	return res, nil
+	if r.Status == "" {
+		r.Status = StatusPending
+	}
+	if !validStatus(r.Status) {
+		return fmt.Errorf("insert: record %d (%s %s): unknown status %q", i, r.Source, r.ID, r.Status)
+	}
+	if r.ReceivedAt.IsZero() {
+		r.ReceivedAt = now
+	}
+	if r.BatchSize == 0 {
+		r.BatchSize = n
+	}
+	return nil
 }
 
 // maxTxnRecords bounds the records of one insert transaction. A loyalty
@@ -864,90 +829,238 @@ func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]Insert
 // multiple of its body.
 const maxTxnRecords = 256
 
-// insertAll inserts the records at indexes todo in one transaction, or, if
-// there are more than maxTxnRecords or that is too big for Badger, in chunks
-// (each record still insert-if-absent, the shared body written first).
-// Reserved records are checked the same way but kept in memory (see
-// reservations); each transaction runs under the reservation gate.
-func (b *Badger) insertAll(ctx context.Context, in *Ingest, keys [][]byte, todo []int, payload bool, bodyID []byte, now time.Time) (map[int]insertOutcome, error) {
-	reserving, writing := false, false
-	for _, i := range todo {
-		if in.Records[i].Status == StatusReserved {
-			reserving = true
-		} else {
-			writing = true
+// inserter is the state of one Insert across its chunks.
+type inserter struct {
+	b       *Badger
+	in      *Ingest
+	now     time.Time
+	res     []InsertResult
+	payload bool   // a single-event request: its body goes in the payload entry
+	bodyID  []byte // a batch's shared body
+
+	grp         *reservedIngest // the reservations made, if any
+	wentThrough bool            // some record was looked up in Badger
+	needSync    bool            // a duplicate was answered from a cached, unsynced write
+
+	// expected are the records offered to the handover once synced, at
+	// most handoverMax (the handover holds no more per source; the due
+	// scan finds the rest).
+	expected []int
+	// last is the final chunk, whose cache entries are put once synced.
+	last *insertChunk
+}
+
+// insertChunk is the records [lo, hi) of an Insert.
+type insertChunk struct {
+	lo, hi int
+	keys   [][]byte // by index - lo
+	todo   []int    // indexes to look up in Badger
+	dupOf  map[int]int
+	out    map[int]insertOutcome
+	gen    uint64
+}
+
+func (c *insertChunk) key(i int) []byte { return c.keys[i-c.lo] }
+
+// prepare computes the chunk's keys and answers what the cache and the
+// chunk itself can: cached duplicates and repeats within the chunk. A
+// repeat of a record of an earlier chunk is found in Badger (or among the
+// reservations) like any duplicate.
+func (ins *inserter) prepare(lo, hi int) *insertChunk {
+	c := &insertChunk{lo: lo, hi: hi, keys: make([][]byte, hi-lo)}
+	var seen map[string]int
+	if hi-lo > 1 {
+		seen = make(map[string]int, hi-lo)
+		c.dupOf = make(map[int]int)
+	}
+	for i := lo; i < hi; i++ {
+		r := ins.in.Records[i]
+		k := recordKey(r.Source, r.ID)
+		c.keys[i-lo] = k
+		if seen != nil {
+			if j, ok := seen[string(k)]; ok {
+				c.dupOf[i] = j
+				continue
+			}
+			if r.DedupKey != "" {
+				dk := string(dedupKey(r.Source, r.DedupKey))
+				if j, ok := seen[dk]; ok {
+					c.dupOf[i] = j
+					continue
+				}
+				seen[dk] = i
+			}
+			seen[string(k)] = i
 		}
+		if st, synced, ok := ins.b.cache.present(string(k), ins.now); ok {
+			ins.res[i] = InsertResult{Existing: st, ExistingID: r.ID}
+			ins.needSync = ins.needSync || !synced
+			continue
+		}
+		c.todo = append(c.todo, i)
+	}
+	for _, i := range c.todo {
+		if len(ins.expected) == handoverMax {
+			break
+		}
+		ins.b.hand.expect(string(c.key(i)))
+		ins.expected = append(ins.expected, i)
+	}
+	return c
+}
+
+// unexpect ends the expectations of a chunk that is being split.
+func (ins *inserter) unexpect(c *insertChunk) {
+	keep := ins.expected[:0]
+	for _, i := range ins.expected {
+		if i >= c.lo && i < c.hi {
+			ins.b.hand.offer(string(c.key(i)), nil)
+			continue
+		}
+		keep = append(keep, i)
+	}
+	ins.expected = keep
+}
+
+// writeSharedBody writes the batch's body entry, naming every record.
+func (ins *inserter) writeSharedBody(ctx context.Context) error {
+	if ins.bodyID == nil {
+		return nil
+	}
+	writing := false
+	for _, r := range ins.in.Records {
+		writing = writing || r.Status != StatusReserved
+	}
+	if !writing {
+		return nil // reservations write their own when delivered
+	}
+	keys := make([][]byte, len(ins.in.Records))
+	for i, r := range ins.in.Records {
+		keys[i] = recordKey(r.Source, r.ID)
+	}
+	err := ins.b.update(ctx, func(txn *badger.Txn) error {
+		return txn.Set(bodyKey(ins.bodyID), encodeBodyValue(ins.now, keys, ins.in.RawBody))
+	})
+	if err != nil {
+		return fmt.Errorf("writing shared body: %w", err)
+	}
+	return nil
+}
+
+// run is the chunk's transaction, retried on conflict, and the reservations
+// it made, all under the reservation gate. withBody writes the shared body
+// in the same transaction (the batch fits in one).
+func (ins *inserter) run(ctx context.Context, c *insertChunk, withBody bool) error {
+	if len(c.todo) == 0 {
+		return nil
+	}
+	reserving := false
+	for _, i := range c.todo {
+		reserving = reserving || ins.in.Records[i].Status == StatusReserved
 	}
 	ch := &reservationChanges{}
 	if reserving {
-		ch.grp = newReservedIngest(in)
-	}
-	// run is one chunk: the transaction, retried on conflict, and the
-	// reservations it made, all under the gate.
-	run := func(idx []int, withBody bool, out map[int]insertOutcome) error {
-		unlock := b.resv.lock(reserving)
-		defer unlock()
-		err := b.update(ctx, func(txn *badger.Txn) error {
-			clear(out)
-			ch.reset()
-			return b.insertTxn(txn, in, keys, idx, payload, bodyID, withBody, now, out, ch)
-		})
-		if err == nil {
-			b.resv.apply(ch)
+		if ins.grp == nil {
+			ins.grp = newReservedIngest(ins.in)
 		}
-		return err
+		ch.grp = ins.grp
 	}
-	out := make(map[int]insertOutcome, len(todo))
-	if len(todo) <= maxTxnRecords {
-		err := run(todo, true, out)
-		if !errors.Is(err, badger.ErrTxnTooBig) {
-			return out, err
-		}
-		clear(out)
+	c.out = make(map[int]insertOutcome, len(c.todo))
+	c.gen = ins.b.cache.generation()
+	ins.wentThrough = true
+	unlock := ins.b.resv.lock(reserving)
+	defer unlock()
+	err := ins.b.update(ctx, func(txn *badger.Txn) error {
+		clear(c.out)
+		ch.reset()
+		return ins.b.insertTxn(txn, ins.in, c.keys, c.lo, c.todo, ins.payload, ins.bodyID, withBody, ins.now, c.out, ch)
+	})
+	if err == nil {
+		ins.b.resv.apply(ch)
 	}
-	if bodyID != nil && writing {
-		bkeys := make([][]byte, len(todo))
-		for j, i := range todo {
-			bkeys[j] = keys[i]
+	return err
+}
+
+// finish fills in the chunk's results. The final chunk's cache entries wait
+// for the sync (publish); an earlier chunk's are cached now, as not synced.
+func (ins *inserter) finish(c *insertChunk, final bool) {
+	for i, o := range c.out {
+		r := ins.in.Records[i]
+		if o.inserted {
+			ins.res[i] = InsertResult{Inserted: true}
+		} else {
+			ins.res[i] = InsertResult{Existing: o.existing, ExistingID: o.existingID}
 		}
-		err := b.update(ctx, func(txn *badger.Txn) error {
-			return txn.Set(bodyKey(bodyID), encodeBodyValue(now, bkeys, in.RawBody))
-		})
-		if err != nil {
-			return nil, fmt.Errorf("writing shared body: %w", err)
+		if !final {
+			ins.cachePut(c, i, r, o, false)
 		}
 	}
-	size := min(max(len(todo)/4, 1), maxTxnRecords)
-	for rest := todo; len(rest) > 0; {
-		chunk := rest[:min(size, len(rest))]
-		part := make(map[int]insertOutcome, len(chunk))
-		err := run(chunk, false, part)
-		if errors.Is(err, badger.ErrTxnTooBig) && size > 1 {
-			size /= 2
-			continue
+	for i, j := range c.dupOf {
+		if ins.res[j].Inserted {
+			ins.res[i] = InsertResult{Existing: ins.in.Records[j].Status, ExistingID: ins.in.Records[j].ID}
+		} else {
+			ins.res[i] = InsertResult{Existing: ins.res[j].Existing, ExistingID: ins.res[j].ExistingID}
 		}
-		if err != nil {
-			return nil, err
-		}
-		for i, o := range part {
-			out[i] = o
-		}
-		rest = rest[len(chunk):]
 	}
-	return out, nil
+	if final {
+		ins.last = c
+	}
+}
+
+// cachePut caches what the chunk learned about record i.
+func (ins *inserter) cachePut(c *insertChunk, i int, r *Record, o insertOutcome, synced bool) {
+	k := string(c.key(i))
+	switch {
+	case o.inserted:
+		// The state just written, cached without reading it back: at
+		// version 0 it gives way to any state read from Badger later
+		// and never displaces one.
+		ins.b.cache.put(k, c.gen, r.Status, expiresAt(r, ins.now), 0, synced)
+	case o.existingID == r.ID:
+		ins.b.cache.put(k, c.gen, o.existing, o.expiresAt, o.version, synced)
+	}
+}
+
+// publish runs once everything is synced (if durable): the final chunk's
+// cache entries, and the handover of the expected records that were
+// inserted, which a worker may now deliver.
+func (ins *inserter) publish(durable bool) {
+	if c := ins.last; c != nil {
+		for i, o := range c.out {
+			ins.cachePut(c, i, ins.in.Records[i], o, durable)
+		}
+	}
+	for _, i := range ins.expected {
+		r := ins.in.Records[i]
+		k := string(recordKey(r.Source, r.ID))
+		if ins.res[i].Inserted {
+			ins.b.hand.offer(k, r)
+		} else {
+			ins.b.hand.offer(k, nil)
+		}
+	}
+	ins.expected = nil
+}
+
+// endExpectations ends what publish did not get to (an error).
+func (ins *inserter) endExpectations() {
+	for _, i := range ins.expected {
+		r := ins.in.Records[i]
+		ins.b.hand.offer(string(recordKey(r.Source, r.ID)), nil)
+	}
 }
 
 // insertTxn is one attempt at inserting the records at idx. withBody writes
 // the shared body entry (when bodyID is set) if anything was written. A
 // reservation in memory holds its keys like a stored record; reserved
 // records that get their keys are collected in ch instead of written.
-func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int, payload bool, bodyID []byte, withBody bool, now time.Time, out map[int]insertOutcome, ch *reservationChanges) error {
+func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, lo int, idx []int, payload bool, bodyID []byte, withBody bool, now time.Time, out map[int]insertOutcome, ch *reservationChanges) error {
 	olds := make(map[int]*storedRecord)
 	stales := make(map[int]*storedRecord) // abandoned holders of dedup keys
 	var inserted [][]byte
 	for _, i := range idx {
 		r := in.Records[i]
-		item, err := txn.Get(keys[i])
+		item, err := txn.Get(keys[i-lo])
 		switch {
 		case errors.Is(err, badger.ErrKeyNotFound):
 		case err != nil:
@@ -973,7 +1086,7 @@ func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int
 				continue
 			}
 		}
-		if held, live := b.resv.holder(false, string(keys[i]), now); live {
+		if held, live := b.resv.holder(false, string(keys[i-lo]), now); live {
 			out[i] = insertOutcome{existing: StatusReserved, existingID: r.ID}
 			continue
 		} else if held != nil {
@@ -1000,7 +1113,7 @@ func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int
 		}
 		out[i] = insertOutcome{inserted: true}
 		if r.Status != StatusReserved {
-			inserted = append(inserted, keys[i])
+			inserted = append(inserted, keys[i-lo])
 		}
 	}
 	if len(inserted) > 0 && bodyID != nil && withBody {
@@ -1016,7 +1129,7 @@ func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int
 		if old := olds[i]; old != nil {
 			// Index entries are derived from the stored state,
 			// so drop the abandoned reservation's ones first.
-			if err := deleteRecord(txn, keys[i], old); err != nil {
+			if err := deleteRecord(txn, keys[i-lo], old); err != nil {
 				return err
 			}
 		}
@@ -1028,7 +1141,7 @@ func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int
 		if r.Status == StatusReserved {
 			r.ReservedUntil = now.Add(b.opts.ReservationExpiry)
 			c := *r
-			res := &reservation{rec: &c, key: string(keys[i]), at: now, grp: ch.grp}
+			res := &reservation{rec: &c, key: string(keys[i-lo]), at: now, grp: ch.grp}
 			if r.DedupKey != "" {
 				res.dkey = string(dedupKey(r.Source, r.DedupKey))
 			}
@@ -1042,7 +1155,7 @@ func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int
 		case bodyID != nil:
 			kind, body = bodyRef, bodyID
 		}
-		if err := b.writeRecord(txn, keys[i], nil, persisted(r), kind, body, now); err != nil {
+		if err := b.writeRecord(txn, keys[i-lo], nil, persisted(r), kind, body, now); err != nil {
 			return err
 		}
 		if r.DedupKey != "" {
