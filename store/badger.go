@@ -208,6 +208,9 @@ const maxConflictRetries = 64
 // sweep on the GC schedule deletes a body once none of those records refers
 // to it any more (expired, purged or overwritten).
 //
+// Reservations of sync deliveries and delivery leases live in memory (see
+// reservations and leaseTable): only this process can open the directory.
+//
 // Keys: see keys.go. Records are JSON behind a small binary header, with
 // their status also in Badger's per-entry user-meta byte so that dedup checks
 // need not decode the value.
@@ -218,6 +221,7 @@ type Badger struct {
 	log    *zap.Logger
 	cache  *dedupCache
 	leases *leaseTable
+	resv   *reservations
 	due    *dueMarks
 	gsync  *groupSyncer
 	space  *spaceGuard // nil: disk space not watched
@@ -294,6 +298,7 @@ func Open(dir string, opts Options) (*Badger, error) {
 		log:       opts.Logger,
 		cache:     newDedupCache(opts.CacheSize),
 		leases:    newLeaseTable(),
+		resv:      newReservations(),
 		due:       newDueMarks(),
 		bodyGrace: defaultBodyGrace,
 		stop:      make(chan struct{}),
@@ -706,16 +711,22 @@ func writeDedup(txn *badger.Txn, r *Record, now time.Time) error {
 // Insert implements Store. Records are validated first: each needs a source
 // without NUL bytes and a non-empty id. Insert fills in defaults on the
 // caller's records: Status pending when empty, ReceivedAt now when zero,
-// BatchSize the number of records when zero, and LeaseUntil now plus the
-// reservation expiry for a StatusReserved record (ReservedUntil). A stored
-// reservation that has expired counts as absent and is overwritten. A record with a
-// DedupKey is also a duplicate while another record holds that key (see
+// BatchSize the number of records when zero, and ReservedUntil now plus the
+// reservation expiry for a StatusReserved record. A stored reservation that
+// has expired counts as absent and is overwritten. A record with a DedupKey
+// is also a duplicate while another record holds that key (see
 // Record.DedupKey). Two records of one Ingest with the same id or the same
 // dedup key are stored once; the second reports a duplicate.
+//
 // A durable Insert that finds duplicates in Badger still waits for a sync,
 // because the first copy may belong to a concurrent writer whose sync is not
 // done yet: answering "duplicate" for an event that is then lost would drop
 // it for good. Once the commit is made, Insert no longer honours ctx.
+//
+// A batch is worked through in chunks of maxTxnRecords, each in a
+// transaction of its own (each record still atomically insert-if-absent),
+// so that the keys, the outcomes and Badger's pending writes of only one
+// chunk exist at a time.
 func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]InsertResult, error) {
 	if in == nil || len(in.Records) == 0 {
 		return nil, errors.New("insert: no records")
@@ -728,129 +739,88 @@ func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]Insert
 
 	now := time.Now()
 	n := len(in.Records)
-	res := make([]InsertResult, n)
-	keys := make([][]byte, n)
-	var dupOf map[int]int
-	var seen map[string]int
-	if n > 1 {
-		dupOf = make(map[int]int)
-		seen = make(map[string]int, n)
-	}
-	var todo []int
-	needSync := false // a duplicate was answered from a cached, unsynced write
+	size := len(in.RawBody)
 	for i, r := range in.Records {
-		if r == nil {
-			return nil, fmt.Errorf("insert: record %d is nil", i)
+		if err := checkInsert(r, i, n, now); err != nil {
+			return nil, err
 		}
-		if err := validateKey(r.Source, r.ID); err != nil {
-			return nil, fmt.Errorf("insert: record %d: %w", i, err)
-		}
-		if r.DedupKey != "" {
-			if err := validateDedupKey(r.Source, r.DedupKey, r.DedupWindow); err != nil {
-				return nil, fmt.Errorf("insert: record %d (%s %s): %w", i, r.Source, r.ID, err)
+		size += len(r.Event) + recordOverhead
+	}
+	ins := &inserter{b: b, in: in, now: now, res: make([]InsertResult, n), payload: n == 1}
+	if n > 1 && len(in.RawBody) > 0 {
+		ins.bodyID = make([]byte, bodyIDLen)
+		_, _ = crand.Read(ins.bodyID) // never fails (crypto/rand)
+	}
+	defer ins.endExpectations()
+	spaceChecked, bodyWritten := false, false
+	chunk := maxTxnRecords
+	for lo := 0; lo < n; {
+		hi := min(lo+chunk, n)
+		c := ins.prepare(lo, hi)
+		if len(c.todo) > 0 && !spaceChecked {
+			if err := b.space.allow(size, true); err != nil {
+				return nil, fmt.Errorf("insert: %w", err)
 			}
+			spaceChecked = true
 		}
-		if r.Status == "" {
-			r.Status = StatusPending
-		}
-		if !validStatus(r.Status) {
-			return nil, fmt.Errorf("insert: record %d (%s %s): unknown status %q", i, r.Source, r.ID, r.Status)
-		}
-		if r.ReceivedAt.IsZero() {
-			r.ReceivedAt = now
-		}
-		if r.BatchSize == 0 {
-			r.BatchSize = n
-		}
-		keys[i] = recordKey(r.Source, r.ID)
-		ks := string(keys[i])
-		if n > 1 {
-			if j, ok := seen[ks]; ok {
-				dupOf[i] = j
-				continue
+		if len(c.todo) > 0 && !bodyWritten && (lo > 0 || hi < n) {
+			// More than one transaction: the shared body goes first,
+			// naming every record of the batch.
+			if err := ins.writeSharedBody(ctx); err != nil {
+				return nil, fmt.Errorf("insert: %w", err)
 			}
-			if r.DedupKey != "" {
-				dk := string(dedupKey(r.Source, r.DedupKey))
-				if j, ok := seen[dk]; ok {
-					dupOf[i] = j
-					continue
-				}
-				seen[dk] = i
-			}
-			seen[ks] = i
+			bodyWritten = true
 		}
-		if st, synced, ok := b.cache.present(ks, now); ok {
-			res[i] = InsertResult{Existing: st, ExistingID: r.ID}
-			needSync = needSync || !synced
+		err := ins.run(ctx, c, hi == n && lo == 0)
+		if errors.Is(err, badger.ErrTxnTooBig) && hi-lo > 1 {
+			chunk = max((hi-lo)/2, 1)
+			ins.unexpect(c)
 			continue
 		}
-		todo = append(todo, i)
-	}
-
-	if len(todo) > 0 {
-		size := len(in.RawBody)
-		for _, i := range todo {
-			size += len(in.Records[i].Event) + recordOverhead
-		}
-		if err := b.space.allow(size, true); err != nil {
-			return nil, fmt.Errorf("insert: %w", err)
-		}
-		for _, i := range todo {
-			b.hand.expect(string(keys[i]))
-		}
-		gen := b.cache.generation()
-		payload := n == 1
-		var bodyID []byte
-		if !payload && len(in.RawBody) > 0 {
-			bodyID = make([]byte, bodyIDLen)
-			_, _ = crand.Read(bodyID) // never fails (crypto/rand)
-		}
-		out, err := b.insertAll(ctx, in, keys, todo, payload, bodyID, now)
-		if err == nil && durable {
-			// Whether records were inserted or found, all of todo
-			// went through Badger, so a sync is due either way.
-			err = b.durable()
-			needSync = false
-		}
 		if err != nil {
-			for _, i := range todo {
-				b.hand.offer(string(keys[i]), nil) // ends the expectation
-			}
 			return nil, fmt.Errorf("insert: %w", err)
 		}
-		for _, i := range todo {
-			o := out[i]
-			if o.inserted {
-				res[i] = InsertResult{Inserted: true}
-				// Synced if durable: a worker may deliver it at once.
-				b.hand.offer(string(keys[i]), in.Records[i])
-				// The state just written, cached without reading it
-				// back: at version 0 it gives way to any state read
-				// from Badger later and never displaces one.
-				r := in.Records[i]
-				b.cache.put(string(keys[i]), gen, r.Status, expiresAt(r, now), 0, durable)
-				continue
-			}
-			b.hand.offer(string(keys[i]), nil)
-			res[i] = InsertResult{Existing: o.existing, ExistingID: o.existingID}
-			if o.existingID == in.Records[i].ID {
-				b.cache.put(string(keys[i]), gen, o.existing, o.expiresAt, o.version, durable)
-			}
-		}
+		ins.finish(c, hi == n)
+		lo = hi
 	}
-	if durable && needSync {
+	if durable && (ins.wentThrough || ins.needSync) {
+		// Whether records were inserted or found, what went through
+		// Badger needs a sync either way.
 		if err := b.durable(); err != nil {
 			return nil, fmt.Errorf("insert: %w", err)
 		}
 	}
-	for i, j := range dupOf {
-		if res[j].Inserted {
-			res[i] = InsertResult{Existing: in.Records[j].Status, ExistingID: in.Records[j].ID}
-		} else {
-			res[i] = InsertResult{Existing: res[j].Existing, ExistingID: res[j].ExistingID}
+	ins.publish(durable)
+	return ins.res, nil
+}
+
+// checkInsert validates the record at index i of n and fills in its
+// defaults.
+func checkInsert(r *Record, i, n int, now time.Time) error {
+	if r == nil {
+		return fmt.Errorf("insert: record %d is nil", i)
+	}
+	if err := validateKey(r.Source, r.ID); err != nil {
+		return fmt.Errorf("insert: record %d: %w", i, err)
+	}
+	if r.DedupKey != "" {
+		if err := validateDedupKey(r.Source, r.DedupKey, r.DedupWindow); err != nil {
+			return fmt.Errorf("insert: record %d (%s %s): %w", i, r.Source, r.ID, err)
 		}
 	}
-	return res, nil
+	if r.Status == "" {
+		r.Status = StatusPending
+	}
+	if !validStatus(r.Status) {
+		return fmt.Errorf("insert: record %d (%s %s): unknown status %q", i, r.Source, r.ID, r.Status)
+	}
+	if r.ReceivedAt.IsZero() {
+		r.ReceivedAt = now
+	}
+	if r.BatchSize == 0 {
+		r.BatchSize = n
+	}
+	return nil
 }
 
 // maxTxnRecords bounds the records of one insert transaction. A loyalty
@@ -860,65 +830,238 @@ func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]Insert
 // multiple of its body.
 const maxTxnRecords = 256
 
-// insertAll inserts the records at indexes todo in one transaction, or, if
-// there are more than maxTxnRecords or that is too big for Badger, in chunks (each record still insert-if-absent,
-// the shared body written first).
-func (b *Badger) insertAll(ctx context.Context, in *Ingest, keys [][]byte, todo []int, payload bool, bodyID []byte, now time.Time) (map[int]insertOutcome, error) {
-	out := make(map[int]insertOutcome, len(todo))
-	if len(todo) <= maxTxnRecords {
-		err := b.update(ctx, func(txn *badger.Txn) error {
-			clear(out)
-			return b.insertTxn(txn, in, keys, todo, payload, bodyID, true, now, out)
-		})
-		if !errors.Is(err, badger.ErrTxnTooBig) {
-			return out, err
-		}
-		clear(out)
+// inserter is the state of one Insert across its chunks.
+type inserter struct {
+	b       *Badger
+	in      *Ingest
+	now     time.Time
+	res     []InsertResult
+	payload bool   // a single-event request: its body goes in the payload entry
+	bodyID  []byte // a batch's shared body
+
+	grp         *reservedIngest // the reservations made, if any
+	wentThrough bool            // some record was looked up in Badger
+	needSync    bool            // a duplicate was answered from a cached, unsynced write
+
+	// expected are the records offered to the handover once synced, at
+	// most handoverMax (the handover holds no more per source; the due
+	// scan finds the rest).
+	expected []int
+	// last is the final chunk, whose cache entries are put once synced.
+	last *insertChunk
+}
+
+// insertChunk is the records [lo, hi) of an Insert.
+type insertChunk struct {
+	lo, hi int
+	keys   [][]byte // by index - lo
+	todo   []int    // indexes to look up in Badger
+	dupOf  map[int]int
+	out    map[int]insertOutcome
+	gen    uint64
+}
+
+func (c *insertChunk) key(i int) []byte { return c.keys[i-c.lo] }
+
+// prepare computes the chunk's keys and answers what the cache and the
+// chunk itself can: cached duplicates and repeats within the chunk. A
+// repeat of a record of an earlier chunk is found in Badger (or among the
+// reservations) like any duplicate.
+func (ins *inserter) prepare(lo, hi int) *insertChunk {
+	c := &insertChunk{lo: lo, hi: hi, keys: make([][]byte, hi-lo)}
+	var seen map[string]int
+	if hi-lo > 1 {
+		seen = make(map[string]int, hi-lo)
+		c.dupOf = make(map[int]int)
 	}
-	if bodyID != nil {
-		bkeys := make([][]byte, len(todo))
-		for j, i := range todo {
-			bkeys[j] = keys[i]
+	for i := lo; i < hi; i++ {
+		r := ins.in.Records[i]
+		k := recordKey(r.Source, r.ID)
+		c.keys[i-lo] = k
+		if seen != nil {
+			if j, ok := seen[string(k)]; ok {
+				c.dupOf[i] = j
+				continue
+			}
+			if r.DedupKey != "" {
+				dk := string(dedupKey(r.Source, r.DedupKey))
+				if j, ok := seen[dk]; ok {
+					c.dupOf[i] = j
+					continue
+				}
+				seen[dk] = i
+			}
+			seen[string(k)] = i
 		}
-		err := b.update(ctx, func(txn *badger.Txn) error {
-			return txn.Set(bodyKey(bodyID), encodeBodyValue(now, bkeys, in.RawBody))
-		})
-		if err != nil {
-			return nil, fmt.Errorf("writing shared body: %w", err)
-		}
-	}
-	size := min(max(len(todo)/4, 1), maxTxnRecords)
-	for rest := todo; len(rest) > 0; {
-		chunk := rest[:min(size, len(rest))]
-		part := make(map[int]insertOutcome, len(chunk))
-		err := b.update(ctx, func(txn *badger.Txn) error {
-			clear(part)
-			return b.insertTxn(txn, in, keys, chunk, payload, bodyID, false, now, part)
-		})
-		if errors.Is(err, badger.ErrTxnTooBig) && size > 1 {
-			size /= 2
+		if st, synced, ok := ins.b.cache.present(string(k), ins.now); ok {
+			ins.res[i] = InsertResult{Existing: st, ExistingID: r.ID}
+			ins.needSync = ins.needSync || !synced
 			continue
 		}
-		if err != nil {
-			return nil, err
-		}
-		for i, o := range part {
-			out[i] = o
-		}
-		rest = rest[len(chunk):]
+		c.todo = append(c.todo, i)
 	}
-	return out, nil
+	for _, i := range c.todo {
+		if len(ins.expected) == handoverMax {
+			break
+		}
+		ins.b.hand.expect(string(c.key(i)))
+		ins.expected = append(ins.expected, i)
+	}
+	return c
+}
+
+// unexpect ends the expectations of a chunk that is being split.
+func (ins *inserter) unexpect(c *insertChunk) {
+	keep := ins.expected[:0]
+	for _, i := range ins.expected {
+		if i >= c.lo && i < c.hi {
+			ins.b.hand.offer(string(c.key(i)), nil)
+			continue
+		}
+		keep = append(keep, i)
+	}
+	ins.expected = keep
+}
+
+// writeSharedBody writes the batch's body entry, naming every record.
+func (ins *inserter) writeSharedBody(ctx context.Context) error {
+	if ins.bodyID == nil {
+		return nil
+	}
+	writing := false
+	for _, r := range ins.in.Records {
+		writing = writing || r.Status != StatusReserved
+	}
+	if !writing {
+		return nil // reservations write their own when delivered
+	}
+	keys := make([][]byte, len(ins.in.Records))
+	for i, r := range ins.in.Records {
+		keys[i] = recordKey(r.Source, r.ID)
+	}
+	err := ins.b.update(ctx, func(txn *badger.Txn) error {
+		return txn.Set(bodyKey(ins.bodyID), encodeBodyValue(ins.now, keys, ins.in.RawBody))
+	})
+	if err != nil {
+		return fmt.Errorf("writing shared body: %w", err)
+	}
+	return nil
+}
+
+// run is the chunk's transaction, retried on conflict, and the reservations
+// it made, all under the reservation gate. withBody writes the shared body
+// in the same transaction (the batch fits in one).
+func (ins *inserter) run(ctx context.Context, c *insertChunk, withBody bool) error {
+	if len(c.todo) == 0 {
+		return nil
+	}
+	reserving := false
+	for _, i := range c.todo {
+		reserving = reserving || ins.in.Records[i].Status == StatusReserved
+	}
+	ch := &reservationChanges{}
+	if reserving {
+		if ins.grp == nil {
+			ins.grp = newReservedIngest(ins.in)
+		}
+		ch.grp = ins.grp
+	}
+	c.out = make(map[int]insertOutcome, len(c.todo))
+	c.gen = ins.b.cache.generation()
+	ins.wentThrough = true
+	unlock := ins.b.resv.lock(reserving)
+	defer unlock()
+	err := ins.b.update(ctx, func(txn *badger.Txn) error {
+		clear(c.out)
+		ch.reset()
+		return ins.b.insertTxn(txn, ins.in, c.keys, c.lo, c.todo, ins.payload, ins.bodyID, withBody, ins.now, c.out, ch)
+	})
+	if err == nil {
+		ins.b.resv.apply(ch)
+	}
+	return err
+}
+
+// finish fills in the chunk's results. The final chunk's cache entries wait
+// for the sync (publish); an earlier chunk's are cached now, as not synced.
+func (ins *inserter) finish(c *insertChunk, final bool) {
+	for i, o := range c.out {
+		r := ins.in.Records[i]
+		if o.inserted {
+			ins.res[i] = InsertResult{Inserted: true}
+		} else {
+			ins.res[i] = InsertResult{Existing: o.existing, ExistingID: o.existingID}
+		}
+		if !final {
+			ins.cachePut(c, i, r, o, false)
+		}
+	}
+	for i, j := range c.dupOf {
+		if ins.res[j].Inserted {
+			ins.res[i] = InsertResult{Existing: ins.in.Records[j].Status, ExistingID: ins.in.Records[j].ID}
+		} else {
+			ins.res[i] = InsertResult{Existing: ins.res[j].Existing, ExistingID: ins.res[j].ExistingID}
+		}
+	}
+	if final {
+		ins.last = c
+	}
+}
+
+// cachePut caches what the chunk learned about record i.
+func (ins *inserter) cachePut(c *insertChunk, i int, r *Record, o insertOutcome, synced bool) {
+	k := string(c.key(i))
+	switch {
+	case o.inserted:
+		// The state just written, cached without reading it back: at
+		// version 0 it gives way to any state read from Badger later
+		// and never displaces one.
+		ins.b.cache.put(k, c.gen, r.Status, expiresAt(r, ins.now), 0, synced)
+	case o.existingID == r.ID:
+		ins.b.cache.put(k, c.gen, o.existing, o.expiresAt, o.version, synced)
+	}
+}
+
+// publish runs once everything is synced (if durable): the final chunk's
+// cache entries, and the handover of the expected records that were
+// inserted, which a worker may now deliver.
+func (ins *inserter) publish(durable bool) {
+	if c := ins.last; c != nil {
+		for i, o := range c.out {
+			ins.cachePut(c, i, ins.in.Records[i], o, durable)
+		}
+	}
+	for _, i := range ins.expected {
+		r := ins.in.Records[i]
+		k := string(recordKey(r.Source, r.ID))
+		if ins.res[i].Inserted {
+			ins.b.hand.offer(k, r)
+		} else {
+			ins.b.hand.offer(k, nil)
+		}
+	}
+	ins.expected = nil
+}
+
+// endExpectations ends what publish did not get to (an error).
+func (ins *inserter) endExpectations() {
+	for _, i := range ins.expected {
+		r := ins.in.Records[i]
+		ins.b.hand.offer(string(recordKey(r.Source, r.ID)), nil)
+	}
 }
 
 // insertTxn is one attempt at inserting the records at idx. withBody writes
-// the shared body entry (when bodyID is set) if anything was inserted.
-func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int, payload bool, bodyID []byte, withBody bool, now time.Time, out map[int]insertOutcome) error {
+// the shared body entry (when bodyID is set) if anything was written. A
+// reservation in memory holds its keys like a stored record; reserved
+// records that get their keys are collected in ch instead of written.
+func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, lo int, idx []int, payload bool, bodyID []byte, withBody bool, now time.Time, out map[int]insertOutcome, ch *reservationChanges) error {
 	olds := make(map[int]*storedRecord)
 	stales := make(map[int]*storedRecord) // abandoned holders of dedup keys
 	var inserted [][]byte
 	for _, i := range idx {
 		r := in.Records[i]
-		item, err := txn.Get(keys[i])
+		item, err := txn.Get(keys[i-lo])
 		switch {
 		case errors.Is(err, badger.ErrKeyNotFound):
 		case err != nil:
@@ -926,6 +1069,8 @@ func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int
 		default:
 			st := metaStatus[item.UserMeta()]
 			if st == StatusReserved || st == "" {
+				// Reservations are no longer written; one may
+				// remain from an earlier version of the store.
 				sr, abandoned, err := readReservation(item, now)
 				if err != nil {
 					return fmt.Errorf("reading %s %s: %w", r.Source, r.ID, err)
@@ -942,6 +1087,12 @@ func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int
 				continue
 			}
 		}
+		if held, live := b.resv.holder(false, string(keys[i-lo]), now); live {
+			out[i] = insertOutcome{existing: StatusReserved, existingID: r.ID}
+			continue
+		} else if held != nil {
+			ch.drop = append(ch.drop, held)
+		}
 		if r.DedupKey != "" {
 			held, stale, err := dedupHolder(txn, r, now)
 			if err != nil {
@@ -954,14 +1105,19 @@ func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int
 			if stale != nil && stale.rec.ID != r.ID {
 				stales[i] = stale
 			}
+			if res, live := b.resv.holder(true, string(dedupKey(r.Source, r.DedupKey)), now); live {
+				out[i] = insertOutcome{existing: StatusReserved, existingID: res.rec.ID}
+				continue
+			} else if res != nil {
+				ch.drop = append(ch.drop, res)
+			}
 		}
 		out[i] = insertOutcome{inserted: true}
-		inserted = append(inserted, keys[i])
+		if r.Status != StatusReserved {
+			inserted = append(inserted, keys[i-lo])
+		}
 	}
-	if len(inserted) == 0 {
-		return nil
-	}
-	if bodyID != nil && withBody {
+	if len(inserted) > 0 && bodyID != nil && withBody {
 		if err := txn.Set(bodyKey(bodyID), encodeBodyValue(now, inserted, in.RawBody)); err != nil {
 			return err
 		}
@@ -971,20 +1127,10 @@ func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int
 			continue
 		}
 		r := in.Records[i]
-		if r.Status == StatusReserved {
-			r.ReservedUntil = now.Add(b.opts.ReservationExpiry)
-		}
-		kind, body := bodyNone, []byte(nil)
-		switch {
-		case payload:
-			kind, body = bodyPayload, in.RawBody
-		case bodyID != nil:
-			kind, body = bodyRef, bodyID
-		}
 		if old := olds[i]; old != nil {
 			// Index entries are derived from the stored state,
 			// so drop the abandoned reservation's ones first.
-			if err := deleteRecord(txn, keys[i], old); err != nil {
+			if err := deleteRecord(txn, keys[i-lo], old); err != nil {
 				return err
 			}
 		}
@@ -993,7 +1139,24 @@ func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, idx []int
 				return err
 			}
 		}
-		if err := b.writeRecord(txn, keys[i], nil, persisted(r), kind, body, now); err != nil {
+		if r.Status == StatusReserved {
+			r.ReservedUntil = now.Add(b.opts.ReservationExpiry)
+			c := *r
+			res := &reservation{rec: &c, key: string(keys[i-lo]), at: now, grp: ch.grp}
+			if r.DedupKey != "" {
+				res.dkey = string(dedupKey(r.Source, r.DedupKey))
+			}
+			ch.add = append(ch.add, res)
+			continue
+		}
+		kind, body := bodyNone, []byte(nil)
+		switch {
+		case payload:
+			kind, body = bodyPayload, in.RawBody
+		case bodyID != nil:
+			kind, body = bodyRef, bodyID
+		}
+		if err := b.writeRecord(txn, keys[i-lo], nil, persisted(r), kind, body, now); err != nil {
 			return err
 		}
 		if r.DedupKey != "" {
@@ -1039,9 +1202,14 @@ func (b *Badger) Get(ctx context.Context, source, id string) (*Record, error) {
 		return nil, err
 	}
 	defer unlock()
+	key := recordKey(source, id)
+	// A reservation is looked up first: a delivered one leaves memory only
+	// after its record is in Badger.
+	if r := b.resv.get(string(key)); r != nil {
+		return b.resv.view(r), nil
+	}
 	var rec *Record
 	err = b.db.View(func(txn *badger.Txn) error {
-		key := recordKey(source, id)
 		sr, _, err := readRecord(txn, key)
 		if err != nil {
 			return err
@@ -1070,6 +1238,9 @@ func (b *Badger) RawBody(ctx context.Context, source, id string) ([]byte, error)
 		return nil, err
 	}
 	defer unlock()
+	if r := b.resv.get(string(recordKey(source, id))); r != nil {
+		return bytes.Clone(r.grp.raw), nil
+	}
 	var body []byte
 	err = b.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(recordKey(source, id))
@@ -1114,9 +1285,10 @@ func (b *Badger) RawBody(ctx context.Context, source, id string) ([]byte, error)
 	return body, nil
 }
 
-// Release implements Store. Releasing a key that is absent or no longer
-// reserved (delivered meanwhile, or taken over after the lease ran out) does
-// nothing and is not an error.
+// Release implements Store. Reservations live in memory (see
+// reservations), so releasing one writes nothing. Releasing a key that is
+// absent or no longer reserved (delivered meanwhile, or taken over after the
+// reservation expired) does nothing and is not an error.
 func (b *Badger) Release(ctx context.Context, source, id string, reservedUntil time.Time) error {
 	if err := validateKey(source, id); err != nil {
 		return fmt.Errorf("release: %w", err)
@@ -1126,38 +1298,6 @@ func (b *Badger) Release(ctx context.Context, source, id string, reservedUntil t
 		return err
 	}
 	defer unlock()
-	if err := b.space.allow(recordOverhead, false); err != nil {
-		return fmt.Errorf("release %s %s: %w", source, id, err)
-	}
-	key := recordKey(source, id)
-	deleted := false
-	err = b.update(ctx, func(txn *badger.Txn) error {
-		deleted = false
-		item, err := txn.Get(key)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if metaStatus[item.UserMeta()] != StatusReserved {
-			return nil
-		}
-		sr, _, err := readRecord(txn, key)
-		if err != nil {
-			return err
-		}
-		if !sr.rec.ReservedUntil.Equal(reservedUntil) {
-			return nil
-		}
-		deleted = true
-		return deleteRecord(txn, key, sr)
-	})
-	if err != nil {
-		return fmt.Errorf("release %s %s: %w", source, id, err)
-	}
-	if deleted {
-		b.cache.deleted(string(key))
-	}
+	b.resv.release(string(recordKey(source, id)), reservedUntil)
 	return nil
 }

@@ -41,6 +41,14 @@
 // state to the new owner (ErrLeaseLost). The reservation of a sync delivery
 // and the lease of an async one are separate: ReservedUntil and LeaseUntil.
 //
+// An engine may hold reservations outside its tables when nothing but its
+// own process can reach the store: Badger keeps them in memory (its
+// directory lock admits one process), so a sync delivery writes its record
+// once, delivered, and a process killed mid-forward leaves nothing behind. A
+// reservation is still a record for every reader (Get, RawBody, List,
+// Counts, Purge) and holds its keys like one. A shared engine (PostgreSQL)
+// stores it, and relies on ReservedUntil for a process that died.
+//
 // # Indexes
 //
 // Every engine answers these queries:

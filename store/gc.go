@@ -47,6 +47,7 @@ func (b *Badger) gcLoop(every time.Duration) {
 		}
 		b.runValueLogGC(ctx)
 		b.leases.sweep(time.Now())
+		b.resv.sweep(time.Now())
 		baseline = countValueLogFiles(b.dir)
 		if !scheduled {
 			continue

@@ -142,10 +142,29 @@ func (b *Badger) List(ctx context.Context, f Filter) ([]*Record, string, error) 
 	var out []*Record
 	var last []byte
 	cursor := ""
+	emit := func(r *Record, tkey []byte) bool {
+		if len(out) == limit {
+			// There is at least one more: hand out a cursor.
+			cursor = base64.RawURLEncoding.EncodeToString(last)
+			return false
+		}
+		out = append(out, r)
+		last = tkey
+		return true
+	}
+	// Reservations in memory are merged in by their listing keys, as if
+	// they were in the index.
+	held := b.resv.matching(&f, start)
 	err = b.db.View(func(txn *badger.Txn) error {
 		return scanTime(txn, &f, start, func(tkey, rkey []byte) (bool, error) {
 			if err := ctx.Err(); err != nil {
 				return false, err
+			}
+			for len(held) > 0 && bytes.Compare(held[0].tkey, tkey) > 0 {
+				if !emit(b.resv.view(held[0].res), held[0].tkey) {
+					return false, nil
+				}
+				held = held[1:]
 			}
 			sr, _, err := readRecord(txn, rkey)
 			if errors.Is(err, badger.ErrKeyNotFound) {
@@ -154,19 +173,17 @@ func (b *Badger) List(ctx context.Context, f Filter) ([]*Record, string, error) 
 			if err != nil {
 				return false, err
 			}
-			if len(out) == limit {
-				// There is at least one more: hand out a cursor.
-				cursor = base64.RawURLEncoding.EncodeToString(last)
-				return false, nil
-			}
 			b.leases.overlay(string(rkey), sr.rec)
-			out = append(out, sr.rec)
-			last = tkey
-			return true, nil
+			return emit(sr.rec, tkey), nil
 		})
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("list: %w", err)
+	}
+	for _, h := range held {
+		if cursor != "" || !emit(b.resv.view(h.res), h.tkey) {
+			break
+		}
 	}
 	return out, cursor, nil
 }
@@ -207,6 +224,7 @@ func (b *Badger) Counts(ctx context.Context) (map[Status]int, error) {
 	if err != nil {
 		return nil, fmt.Errorf("counting records: %w", err)
 	}
+	counts[StatusReserved] += b.resv.count()
 	return counts, nil
 }
 
@@ -298,6 +316,9 @@ func (b *Badger) Purge(ctx context.Context, f Filter) (int, error) {
 		if len(rkeys) < chunk {
 			break
 		}
+	}
+	if f.Limit <= 0 || total < f.Limit {
+		total += b.resv.purge(&f, max(f.Limit-total, 0))
 	}
 	return total, nil
 }

@@ -96,8 +96,18 @@ func settle(r *Record, d Decision) {
 	}
 }
 
-// MarkDelivered implements Store.
+// MarkDelivered implements Store. A reservation (held in memory, see
+// reservations) is written once, delivered, with its payload; a stored
+// record has its state changed.
 func (b *Badger) MarkDelivered(ctx context.Context, source, id string, attempt Attempt) error {
+	if done, err := b.reserved(source, id, func(r *reservation) error {
+		return b.deliverReserved(ctx, r, attempt)
+	}); done {
+		if err != nil {
+			return fmt.Errorf("mark delivered %s %s: %w", source, id, err)
+		}
+		return nil
+	}
 	_, err := b.change(ctx, "mark delivered", source, id, true, func(r *Record) (bool, error) {
 		r.Attempts = append(r.Attempts, attempt)
 		settle(r, Delivered())
@@ -111,6 +121,15 @@ func (b *Badger) MarkDelivered(ctx context.Context, source, id string, attempt A
 func (b *Badger) RecordAttempt(ctx context.Context, source, id, owner string, attempt Attempt, d Decision) error {
 	if err := d.validate(); err != nil {
 		return fmt.Errorf("record attempt %s %s: %w", source, id, err)
+	}
+	if done, err := b.reserved(source, id, func(r *reservation) error {
+		// A reservation is never claimed, so no lease is held on it.
+		b.resv.mu.Lock()
+		r.rec.Attempts = append(r.rec.Attempts, attempt)
+		b.resv.mu.Unlock()
+		return ErrLeaseLost
+	}); done {
+		return fmt.Errorf("record attempt %s %s by %s: %w", source, id, owner, err)
 	}
 	lost := false
 	_, err := b.change(ctx, "record attempt", source, id, true, func(r *Record) (bool, error) {
@@ -149,6 +168,17 @@ func (b *Badger) ReleaseLease(ctx context.Context, source, id, owner string) err
 // RecordReplay implements Store.
 func (b *Badger) RecordReplay(ctx context.Context, source, id string, attempt Attempt, delivered bool) (*Record, error) {
 	attempt.Replay = true
+	var out *Record
+	if done, err := b.reserved(source, id, func(r *reservation) error {
+		b.resv.mu.Lock()
+		r.rec.Attempts = append(r.rec.Attempts, attempt)
+		r.rec.Replays++
+		b.resv.mu.Unlock()
+		out = b.resv.view(r)
+		return nil
+	}); done {
+		return out, err
+	}
 	return b.change(ctx, "record replay", source, id, true, func(r *Record) (bool, error) {
 		r.Attempts = append(r.Attempts, attempt)
 		r.Replays++
@@ -157,4 +187,22 @@ func (b *Badger) RecordReplay(ctx context.Context, source, id string, attempt At
 		}
 		return true, nil
 	})
+}
+
+// reserved runs fn on the reservation of (source, id) if there is one, and
+// reports whether there was.
+func (b *Badger) reserved(source, id string, fn func(*reservation) error) (bool, error) {
+	if err := validateKey(source, id); err != nil {
+		return false, nil // the caller's own check reports it
+	}
+	unlock, err := b.enter()
+	if err != nil {
+		return true, err
+	}
+	defer unlock()
+	r := b.resv.get(string(recordKey(source, id)))
+	if r == nil {
+		return false, nil
+	}
+	return true, fn(r)
 }
