@@ -33,9 +33,7 @@ func TestSyncKill9MidForwardLeavesNothing(t *testing.T) {
 	}
 
 	be.mu.Lock()
-	be.mu.Lock()
 	be.delay = 0
-	be.mu.Unlock()
 	be.mu.Unlock()
 	gw.Start(site)
 	code, answer := post(t, gw.BaseURL()+"/hooks/usaepay", body, usaepayHeaders(body))
