@@ -178,6 +178,14 @@ func TestMetricsStoreGaugesAreCached(t *testing.T) {
 	if h := fams[metricStoreSyncBatch].GetMetric()[0].GetHistogram(); h.GetSampleCount() != 1 || h.GetSampleSum() != 1 {
 		t.Fatalf("batch histogram %v", h)
 	}
+	// Six inserts one after the other: six write transactions of one
+	// write each.
+	if n, ok := value(fams[metricWriteBatches], map[string]string{"store": dir}); !ok || n != 6 {
+		t.Fatalf("write batches %v (%v), want 6", n, ok)
+	}
+	if n, ok := value(fams[metricBatchedWrites], map[string]string{"store": dir}); !ok || n != 6 {
+		t.Fatalf("batched writes %v (%v), want 6", n, ok)
+	}
 	if low, ok := value(fams[metricStoreLowOnSpace], nil); !ok || low != 0 {
 		t.Fatalf("low on space %v (%v)", low, ok)
 	}

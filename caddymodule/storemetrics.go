@@ -11,6 +11,8 @@ const (
 	metricStoreSyncs      = "webhook_gateway_store_syncs_total"
 	metricStoreSyncBatch  = "webhook_gateway_store_sync_batch_writes"
 	metricStoreLowOnSpace = "webhook_gateway_store_low_on_space"
+	metricWriteBatches    = "webhook_gateway_store_write_batches_total"
+	metricBatchedWrites   = "webhook_gateway_store_batched_writes_total"
 )
 
 // statser is a store engine with write-path counters (the badger store).
@@ -18,7 +20,8 @@ type statser interface{ Stats() store.Stats }
 
 // storeCollector reports the write path of every live store that keeps
 // counters: the group syncs (their rate is the sync rate), how many durable
-// writes each covered (the batch size), and whether the store is refusing
+// writes each covered (the batch size), how many writes each write
+// transaction gathered, and whether the store is refusing
 // new events for lack of disk space. It reads the counters at scrape time,
 // so it costs the write path nothing.
 type storeCollector struct {
@@ -26,6 +29,8 @@ type storeCollector struct {
 	syncs      *prometheus.Desc
 	batch      *prometheus.Desc
 	lowOnSpace *prometheus.Desc
+	wbatches   *prometheus.Desc
+	batched    *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*storeCollector)(nil)
@@ -42,6 +47,12 @@ func newStoreCollector(reg *registry) *storeCollector {
 		lowOnSpace: prometheus.NewDesc(metricStoreLowOnSpace,
 			"1 while the store refuses new events because its disk is below min_free_space.",
 			[]string{"store"}, nil),
+		wbatches: prometheus.NewDesc(metricWriteBatches,
+			"Write transactions that gathered concurrent writes (Badger store).",
+			[]string{"store"}, nil),
+		batched: prometheus.NewDesc(metricBatchedWrites,
+			"Writes carried by those transactions; divided by write_batches_total, the writes per transaction.",
+			[]string{"store"}, nil),
 	}
 }
 
@@ -50,6 +61,8 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.syncs
 	ch <- c.batch
 	ch <- c.lowOnSpace
+	ch <- c.wbatches
+	ch <- c.batched
 }
 
 // Collect implements prometheus.Collector.
@@ -70,6 +83,8 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 			buckets[float64(bound)] = cumulative
 		}
 		ch <- prometheus.MustNewConstHistogram(c.batch, st.Syncs, float64(st.Waits), buckets, name)
+		ch <- prometheus.MustNewConstMetric(c.wbatches, prometheus.CounterValue, float64(st.WriteBatches), name)
+		ch <- prometheus.MustNewConstMetric(c.batched, prometheus.CounterValue, float64(st.BatchedWrites), name)
 		low := 0.0
 		if st.LowOnSpace {
 			low = 1

@@ -224,6 +224,7 @@ type Badger struct {
 	resv   *reservations
 	due    *dueMarks
 	gsync  *groupSyncer
+	gather *txnGatherer
 	space  *spaceGuard // nil: disk space not watched
 	hand   *handover
 
@@ -306,6 +307,7 @@ func Open(dir string, opts Options) (*Badger, error) {
 		hand:      newHandover(),
 	}
 	b.gsync = &groupSyncer{sync: newLogSyncer(dir).sync}
+	b.gather = &txnGatherer{b: b}
 	if space != nil {
 		space.check()
 		space.allocateMemtables()
@@ -333,6 +335,10 @@ type Stats struct {
 	// covered: SyncBatches[i] those with at most SyncBatchBounds[i] (and
 	// more than the bound before), the last one those over every bound.
 	SyncBatches []uint64
+	// WriteBatches is the number of shared write transactions (see
+	// txnGatherer) and BatchedWrites the writes they carried: their
+	// ratio is how many writes one Badger transaction gathered.
+	WriteBatches, BatchedWrites uint64
 	// LowOnSpace is set while new events are refused for lack of disk
 	// space (see Options.MinFreeSpace).
 	LowOnSpace bool
@@ -341,7 +347,8 @@ type Stats struct {
 // Stats returns the group-commit counters since Open.
 func (b *Badger) Stats() Stats {
 	return Stats{Syncs: b.gsync.syncs.Load(), Waits: b.gsync.waits.Load(), ValueLogGCRuns: b.gcRuns.Load(),
-		SyncBatches: b.gsync.batchCounts(), LowOnSpace: b.space.lowOnSpace()}
+		SyncBatches: b.gsync.batchCounts(), WriteBatches: b.gather.batches.Load(), BatchedWrites: b.gather.ops.Load(),
+		LowOnSpace: b.space.lowOnSpace()}
 }
 
 // spaceLoop watches the disk until Close, so that the store notices space
@@ -378,6 +385,7 @@ func (b *Badger) Close() error {
 		b.closeMu.Lock()
 		b.closed = true
 		b.closeMu.Unlock()
+		b.gather.drain()
 		b.gsync.drain()
 		if err := b.db.Close(); err != nil {
 			b.closeErr = fmt.Errorf("closing badger store in %q: %w", b.dir, err)
@@ -969,13 +977,18 @@ func (ins *inserter) run(ctx context.Context, c *insertChunk, withBody bool) err
 	c.out = make(map[int]insertOutcome, len(c.todo))
 	c.gen = ins.b.cache.generation()
 	ins.wentThrough = true
-	unlock := ins.b.resv.lock(reserving)
-	defer unlock()
-	err := ins.b.update(ctx, func(txn *badger.Txn) error {
+	fn := func(txn *badger.Txn) error {
 		clear(c.out)
 		ch.reset()
 		return ins.b.insertTxn(txn, ins.in, c.keys, c.lo, c.todo, ins.payload, ins.bodyID, withBody, ins.now, c.out, ch)
-	})
+	}
+	if !reserving && ins.payload {
+		size := len(ins.in.RawBody) + len(ins.in.Records[0].Event) + recordOverhead
+		return ins.b.gather.write(ctx, string(c.key(c.todo[0])), size, fn, func() { ins.b.resv.apply(ch) })
+	}
+	unlock := ins.b.resv.lock(reserving)
+	defer unlock()
+	err := ins.b.update(ctx, fn)
 	if err == nil {
 		ins.b.resv.apply(ch)
 	}

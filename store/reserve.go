@@ -255,7 +255,7 @@ func (t *reservations) sweep(now time.Time) {
 
 // deliverReserved writes the delivered record of the reservation r, with its
 // payload (or its batch's body entry) and its dedup entry, in one
-// transaction, durably, then drops the reservation. Nothing of it was on disk
+// transaction (shared with concurrent writes, see txnGatherer), durably, then drops the reservation. Nothing of it was on disk
 // before: the reservation blocked its keys, so nothing else was either, and
 // the record is written blind.
 func (b *Badger) deliverReserved(ctx context.Context, r *reservation, attempt Attempt) error {
@@ -280,7 +280,7 @@ func (b *Badger) deliverReserved(ctx context.Context, r *reservation, attempt At
 	key := []byte(r.key)
 	gen := b.cache.generation()
 	now := time.Now()
-	err := b.update(ctx, func(txn *badger.Txn) error {
+	err := b.gather.write(ctx, r.key, size, func(txn *badger.Txn) error {
 		kind, body := bodyPayload, g.raw
 		if g.bodyID != nil {
 			kind, body = bodyRef, g.bodyID
@@ -298,7 +298,7 @@ func (b *Badger) deliverReserved(ctx context.Context, r *reservation, attempt At
 			return writeDedup(txn, rec, r.at)
 		}
 		return nil
-	})
+	}, nil)
 	if err == nil {
 		err = b.durable()
 	}

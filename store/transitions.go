@@ -13,7 +13,8 @@ import (
 // reads the record's state (never its payload: a transition rewrites the
 // small state record and leaves the canonical event and raw body where they
 // were written), shows it to fn with its delivery lease overlaid, and writes
-// what fn leaves, in one transaction retried on conflict. fn may run more than
+// what fn leaves, in a transaction shared with concurrent writes (see
+// txnGatherer) and retried on conflict. fn may run more than
 // once and must only change state fields; it returns false to write nothing.
 // The lease table follows the lease fields fn leaves, but only if nobody took
 // the lease meanwhile. The record returned has no Event if its payload is
@@ -35,7 +36,7 @@ func (b *Badger) change(ctx context.Context, op, source, id string, durable bool
 	var out *Record
 	var held lease // the lease fn was shown
 	wrote := false
-	err = b.update(ctx, func(txn *badger.Txn) error {
+	err = b.gather.write(ctx, string(key), recordOverhead, func(txn *badger.Txn) error {
 		wrote = false
 		item, err := txn.Get(key)
 		if err != nil {
@@ -63,7 +64,7 @@ func (b *Badger) change(ctx context.Context, op, source, id string, durable bool
 		}
 		wrote = true
 		return b.writeRecord(txn, key, &old, persisted(rec), sr.bodyKind, sr.body, time.Now())
-	})
+	}, nil)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, fmt.Errorf("%s %s %s: %w", op, source, id, ErrNotFound)
 	}
