@@ -167,15 +167,6 @@ if [[ ,$ONLY, == *,p* ]]; then
 	fi
 fi
 
-# commit_batch prints the mean number of durable writes per group commit
-# (Badger: per sync; PostgreSQL: per commit) from the gateway's metrics.
-commit_batch() {
-	curl -fsS -m 5 "http://127.0.0.1:$ADMIN/metrics" 2>/dev/null | awk '
-		/^webhook_gateway_store_sync_batch_writes_sum/ { s += $2 }
-		/^webhook_gateway_store_sync_batch_writes_count/ { c += $2 }
-		END { if (c > 0) printf "%.1f writes per commit (%d commits)\n", s / c, c }'
-}
-
 KEY=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
 export BENCH_SIG_KEY=$KEY
 
@@ -271,6 +262,10 @@ measure() {
 	if [ "$scenario" = c ] || [ "$scenario" = p ]; then
 		args+=(-drain-url "http://$BACKEND_ADDR/count" -drain-timeout "${DRAIN_TIMEOUT}s")
 	fi
+	if [ "$scenario" != a ]; then
+		# The group-commit batch size goes into the report and the summary.
+		args+=(-metrics-url "http://127.0.0.1:$ADMIN/metrics")
+	fi
 	local prof=""
 	if [ "$PROFILE" = 1 ]; then
 		# Profile the middle of the measured period.
@@ -292,11 +287,6 @@ measure() {
 	for p in $prof; do
 		wait "$p" || log "profile of $label failed"
 	done
-	if [ "$scenario" = c ] || [ "$scenario" = p ]; then
-		local batch
-		batch=$(commit_batch)
-		[ -z "$batch" ] || echo "$label group commit: $batch" | tee -a "$OUT/commits.txt" >>"$OUT/run.log"
-	fi
 	stop_caddy
 	if [ "$scenario" = p ]; then
 		echo "$label store: $(psql "$BENCH_PG_DSN" -qAtc "SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '$BENCH_PG_SCHEMA'")" >>"$OUT/run.log"
@@ -329,7 +319,4 @@ log "done in $(($(date +%s) - START)) s; loadavg at end: $(cut -d' ' -f1-3 /proc
 echo "loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/meta.txt"
 
 "$BIN/loadgen" -summarize "$OUT" -json "$OUT/summary.json" | tee "$OUT/summary.md"
-if [ -s "$OUT/commits.txt" ]; then
-	{ echo; echo "Group commits (mean writes per commit, per measurement):"; echo; sed 's/^/    /' "$OUT/commits.txt"; } | tee -a "$OUT/summary.md"
-fi
 echo "results in $OUT" >&2

@@ -50,6 +50,7 @@ type config struct {
 	Timeout      time.Duration
 	DrainURL     string
 	DrainTimeout time.Duration
+	MetricsURL   string
 	JSONPath     string
 	Scenario     string
 	Run          int
@@ -71,6 +72,7 @@ func main() {
 	flag.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "per-request timeout")
 	flag.StringVar(&cfg.DrainURL, "drain-url", "", "backend count URL (bench/backend's /count): after the load, wait until it has every acknowledged event")
 	flag.DurationVar(&cfg.DrainTimeout, "drain-timeout", 120*time.Second, "bound on the drain wait")
+	flag.StringVar(&cfg.MetricsURL, "metrics-url", "", "the gateway's Prometheus metrics: after the load (and drain), report the store's batch sizes")
 	flag.StringVar(&cfg.JSONPath, "json", "", "write the JSON report here (- for stdout)")
 	flag.StringVar(&cfg.Scenario, "scenario", "", "scenario name recorded in the report; -summarize compares every scenario with \"a\"")
 	flag.IntVar(&cfg.Run, "run", 0, "repetition number recorded in the report")
@@ -256,6 +258,15 @@ func run(ctx context.Context, cfg config) (*Report, error) {
 	if cfg.DrainURL != "" {
 		rep.Drain = drain(ctx, cfg, baseline, int64(rep.AckedTotal), loadEnd)
 	}
+	if cfg.MetricsURL != "" {
+		mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		rep.Batches, err = scrapeBatches(mctx, cfg.MetricsURL)
+		cancel()
+		if err != nil {
+			// The load's figures stand without them.
+			fmt.Fprintln(os.Stderr, "loadgen: batch sizes:", err)
+		}
+	}
 	return rep, nil
 }
 
@@ -438,6 +449,7 @@ type Report struct {
 	PoolGenSeconds  float64      `json:"pool_gen_s"`
 	InlineGenerated int64        `json:"inline_generated"`
 	Drain           *DrainReport `json:"drain,omitempty"`
+	Batches         *Batches     `json:"batches,omitempty"`
 }
 
 // Latency percentiles in milliseconds.
@@ -533,6 +545,10 @@ func (r *Report) Text() string {
 	if d := r.Drain; d != nil {
 		fmt.Fprintf(&b, "  drain: %d/%d delivered (%d at load end) in %.2fs after the load, complete=%v\n",
 			d.Received, d.Target, d.AtLoadEnd, d.Seconds, d.Complete)
+	}
+	if bt := r.Batches; bt != nil && bt.Syncs > 0 {
+		fmt.Fprintf(&b, "  store: %.1f writes per group commit (%.0f commits), %.1f writes per transaction\n",
+			bt.WritesPerSync, bt.Syncs, bt.WritesPerTxn)
 	}
 	return b.String()
 }
