@@ -984,7 +984,8 @@ func (ins *inserter) run(ctx context.Context, c *insertChunk, withBody bool) err
 	}
 	if !reserving && ins.payload {
 		size := len(ins.in.RawBody) + len(ins.in.Records[0].Event) + recordOverhead
-		return ins.b.gather.write(ctx, string(c.key(c.todo[0])), size, fn, func() { ins.b.resv.apply(ch) })
+		return ins.b.gather.write(&gatherOp{ctx: ctx, key: string(c.key(c.todo[0])), size: size, fn: fn,
+			gated: true, committed: func() { ins.b.resv.apply(ch) }})
 	}
 	unlock := ins.b.resv.lock(reserving)
 	defer unlock()

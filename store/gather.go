@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -10,11 +11,10 @@ import (
 
 // txnGatherer runs concurrent small writes in shared Badger transactions.
 // Each Badger transaction pays for a read timestamp, a conflict check against
-// every transaction committed since it began and a hand-off to Badger's
-// single writer goroutine; under load those costs, not the disk, bound the
-// writes a second (the group syncer already shares the fsync). Gathering the
-// writes that arrive while a transaction is being built or committed pays
-// them once per batch.
+// every transaction committed since it began, a hand-off to Badger's single
+// writer goroutine and a wake-up when it is done. Gathering the writes that
+// arrive while a transaction is being built or committed pays those once per
+// batch, as the group syncer pays one fsync for every write it covers.
 //
 // A lone write is never delayed: a loop starts as soon as a write arrives and
 // takes whatever is waiting, without waiting for more. Up to gatherLoops
@@ -44,8 +44,10 @@ type gatherOp struct {
 	// fn writes the op in txn; like b.update's, it may run more than once
 	// and must reset what it accumulates.
 	fn func(txn *badger.Txn) error
-	// committed runs once the op's transaction has committed, under the
-	// reservation gate held shared.
+	// gated ops are inserts: their transaction holds the reservation
+	// gate shared (see reservations), and committed runs under it once the
+	// transaction has committed.
+	gated     bool
 	committed func()
 	size      int
 	done      chan error
@@ -60,11 +62,11 @@ const (
 	gatherMaxBytes = 1 << 20
 )
 
-// write runs fn, which writes the record key, in a transaction shared with concurrent writes and returns
-// once it has committed (not synced) or failed. It must be called inside
-// b.enter.
-func (g *txnGatherer) write(ctx context.Context, key string, size int, fn func(*badger.Txn) error, committed func()) error {
-	op := &gatherOp{ctx: ctx, key: key, fn: fn, committed: committed, size: size, done: make(chan error, 1)}
+// write runs op.fn, which writes the record op.key, in a transaction shared
+// with concurrent writes and returns once it has committed (not synced) or
+// failed. It must be called inside b.enter.
+func (g *txnGatherer) write(op *gatherOp) error {
+	op.done = make(chan error, 1)
 	g.mu.Lock()
 	g.pending = append(g.pending, op)
 	if g.loops < gatherLoops {
@@ -141,8 +143,12 @@ func (g *txnGatherer) run(batch []*gatherOp) {
 	}
 	g.batches.Add(1)
 	g.ops.Add(uint64(len(live)))
-	unlock := g.b.resv.lock(false)
-	defer unlock()
+	if slices.ContainsFunc(live, func(op *gatherOp) bool { return op.gated }) {
+		// Held for the batch: a reservation must not appear between an
+		// insert's check and its commit.
+		unlock := g.b.resv.lock(false)
+		defer unlock()
+	}
 	if len(live) > 1 {
 		err := g.b.update(context.Background(), func(txn *badger.Txn) error {
 			for _, op := range live {

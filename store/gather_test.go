@@ -41,7 +41,7 @@ func (r *gatherRig) submit(key string, fn func(*badger.Txn) error, ctx context.C
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		err := r.b.gather.write(ctx, key, 1, fn, nil)
+		err := r.b.gather.write(&gatherOp{ctx: ctx, key: key, size: 1, fn: fn})
 		if res != nil {
 			*res = err
 		}

@@ -280,7 +280,7 @@ func (b *Badger) deliverReserved(ctx context.Context, r *reservation, attempt At
 	key := []byte(r.key)
 	gen := b.cache.generation()
 	now := time.Now()
-	err := b.gather.write(ctx, r.key, size, func(txn *badger.Txn) error {
+	err := b.gather.write(&gatherOp{ctx: ctx, key: r.key, size: size, fn: func(txn *badger.Txn) error {
 		kind, body := bodyPayload, g.raw
 		if g.bodyID != nil {
 			kind, body = bodyRef, g.bodyID
@@ -298,7 +298,7 @@ func (b *Badger) deliverReserved(ctx context.Context, r *reservation, attempt At
 			return writeDedup(txn, rec, r.at)
 		}
 		return nil
-	}, nil)
+	}})
 	if err == nil {
 		err = b.durable()
 	}

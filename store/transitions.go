@@ -36,7 +36,7 @@ func (b *Badger) change(ctx context.Context, op, source, id string, durable bool
 	var out *Record
 	var held lease // the lease fn was shown
 	wrote := false
-	err = b.gather.write(ctx, string(key), recordOverhead, func(txn *badger.Txn) error {
+	err = b.gather.write(&gatherOp{ctx: ctx, key: string(key), size: recordOverhead, fn: func(txn *badger.Txn) error {
 		wrote = false
 		item, err := txn.Get(key)
 		if err != nil {
@@ -64,7 +64,7 @@ func (b *Badger) change(ctx context.Context, op, source, id string, durable bool
 		}
 		wrote = true
 		return b.writeRecord(txn, key, &old, persisted(rec), sr.bodyKind, sr.body, time.Now())
-	}, nil)
+	}})
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, fmt.Errorf("%s %s %s: %w", op, source, id, ErrNotFound)
 	}

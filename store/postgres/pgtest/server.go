@@ -21,7 +21,8 @@ type Cluster struct {
 // LocalCluster returns the local cluster serving dsn, or skips t if there is
 // none this test can stop and start (no pg_ctlcluster, or no cluster
 // configured). Whatever the test does, the cluster is running again when t
-// ends.
+// ends. It waits until the tests of other packages that use the server have
+// ended, and keeps new ones waiting until then.
 func LocalCluster(t testing.TB, dsn string) *Cluster {
 	t.Helper()
 	if _, err := exec.LookPath("pg_ctlcluster"); err != nil {
@@ -32,6 +33,8 @@ func LocalCluster(t testing.TB, dsn string) *Cluster {
 		t.Skipf("want exactly one configured PostgreSQL version to stop and start: %v", err)
 	}
 	c := &Cluster{t: t, dsn: dsn, version: versions[0].Name()}
+	// Nobody else uses the server until it is running again.
+	holdExclusive(t)
 	t.Cleanup(func() {
 		if !c.reachable() {
 			c.Start()
