@@ -224,6 +224,7 @@ type Badger struct {
 	resv   *reservations
 	due    *dueMarks
 	gsync  *groupSyncer
+	logs   *logSyncer // what gsync runs
 	gather *txnGatherer
 	space  *spaceGuard // nil: disk space not watched
 	hand   *handover
@@ -306,7 +307,8 @@ func Open(dir string, opts Options) (*Badger, error) {
 		space:     space,
 		hand:      newHandover(),
 	}
-	b.gsync = &groupSyncer{sync: newLogSyncer(dir).sync}
+	b.logs = newLogSyncer(dir)
+	b.gsync = &groupSyncer{sync: b.logs.sync}
 	b.gather = &txnGatherer{b: b}
 	if space != nil {
 		space.check()
@@ -387,6 +389,7 @@ func (b *Badger) Close() error {
 		b.closeMu.Unlock()
 		b.gather.drain()
 		b.gsync.drain()
+		b.logs.close()
 		if err := b.db.Close(); err != nil {
 			b.closeErr = fmt.Errorf("closing badger store in %q: %w", b.dir, err)
 		}

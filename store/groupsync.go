@@ -115,30 +115,48 @@ func (g *groupSyncer) drain() { g.wg.Wait() }
 // the database's lock shared; the write goroutine takes that lock exclusively
 // for every batch of commits, and reads queue behind the waiting writer, so
 // each sync stalled every write and read for its duration (most goroutines
-// of a loaded gateway were parked there). An fsync on a descriptor of the
+// of a loaded gateway were parked there). A datasync on a descriptor of the
 // same file writes back the pages dirtied through the map just as msync
 // does, without touching Badger's lock.
 //
 // DB.Sync also covers only the newest WAL and value-log file; one rotated out
 // between a commit and the next sync would never be fsynced (the memtable is
 // written to a synced SST later, not at once, and a rotated value-log file
-// never is). So each sync fsyncs the newest file of each kind, each older
-// one once (nothing writes to it after rotation), and the directory whenever
-// a file appeared since the last sync, so that a new log's entry survives.
+// never is). So each sync datasyncs the newest file of each kind, each older
+// one once (nothing writes to it after rotation), and fsyncs the directory
+// whenever a file appeared since the last sync, so that a new log's entry
+// survives.
+//
+// The directory is listed at every sync, since a rotation must be seen
+// before the writes in the new file are acknowledged, but the descriptors
+// of the files it syncs stay open until the files are synced for good or
+// gone: opening and closing them cost as much CPU as the listing. A
+// datasync (fdatasync on Linux) is enough: Badger sizes its log files when
+// it creates them, so what a sync must carry besides the data is the
+// blocks' allocation, which fdatasync writes too; it skips the inode's
+// timestamps, which every write through the map touches.
+//
+// Only the group syncer's goroutine calls sync; close runs after it has
+// stopped.
 type logSyncer struct {
 	dir    string
-	synced map[string]bool // rotated files already fsynced
-	seen   map[string]bool // files present at the previous sync
-	// fsync is fsyncFile; tests count the calls.
-	fsync func(path string) error
+	synced map[string]bool     // rotated files already synced
+	seen   map[string]bool     // files present at the previous sync
+	open   map[string]*os.File // descriptors kept for the files still synced
+	// openFile, datasync and fsyncDir are the system calls; tests count
+	// them.
+	openFile func(path string) (*os.File, error)
+	datasync func(f *os.File) error
+	fsyncDir func(path string) error
 }
 
 func newLogSyncer(dir string) *logSyncer {
-	return &logSyncer{dir: dir, synced: map[string]bool{}, seen: map[string]bool{}, fsync: fsyncFile}
+	return &logSyncer{dir: dir, synced: map[string]bool{}, seen: map[string]bool{}, open: map[string]*os.File{},
+		openFile: os.Open, datasync: datasync, fsyncDir: fsyncPath}
 }
 
 func (l *logSyncer) sync() error {
-	entries, err := os.ReadDir(l.dir)
+	names, err := listDir(l.dir)
 	if err != nil {
 		return fmt.Errorf("listing %q to sync the logs: %w", l.dir, err)
 	}
@@ -149,8 +167,7 @@ func (l *logSyncer) sync() error {
 		fid  int
 	}
 	var files []logFile
-	for _, e := range entries {
-		name := e.Name()
+	for _, name := range names {
 		ext := filepath.Ext(name)
 		if ext != ".mem" && ext != ".vlog" {
 			continue
@@ -174,7 +191,7 @@ func (l *logSyncer) sync() error {
 		if !active && l.synced[f.name] {
 			continue
 		}
-		if err := l.fsync(filepath.Join(l.dir, f.name)); err != nil {
+		if err := l.syncFile(f.name); err != nil {
 			if os.IsNotExist(err) {
 				// Flushed to an SST (WAL) or collected (value log)
 				// since the listing: nothing left to sync.
@@ -187,10 +204,11 @@ func (l *logSyncer) sync() error {
 		}
 		if !active {
 			l.synced[f.name] = true
+			l.forget(f.name)
 		}
 	}
 	if appeared && firstErr == nil {
-		if err := l.fsync(l.dir); err != nil {
+		if err := l.fsyncDir(l.dir); err != nil {
 			firstErr = err
 		}
 	}
@@ -204,16 +222,63 @@ func (l *logSyncer) sync() error {
 			delete(l.synced, name)
 		}
 	}
+	for name := range l.open {
+		if !present[name] {
+			l.forget(name)
+		}
+	}
 	return firstErr
 }
 
-func fsyncFile(path string) error {
+// syncFile datasyncs the log file name through its kept descriptor, opening
+// it first if need be.
+func (l *logSyncer) syncFile(name string) error {
+	f := l.open[name]
+	if f == nil {
+		var err error
+		if f, err = l.openFile(filepath.Join(l.dir, name)); err != nil {
+			return err
+		}
+		l.open[name] = f
+	}
+	if err := l.datasync(f); err != nil {
+		l.forget(name) // reopened next time, in case the descriptor is the problem
+		return fmt.Errorf("syncing %q: %w", f.Name(), err)
+	}
+	return nil
+}
+
+// forget closes the kept descriptor of name, if any.
+func (l *logSyncer) forget(name string) {
+	if f := l.open[name]; f != nil {
+		_ = f.Close() // read-only: nothing to lose
+		delete(l.open, name)
+	}
+}
+
+// close closes every kept descriptor.
+func (l *logSyncer) close() {
+	for name := range l.open {
+		l.forget(name)
+	}
+}
+
+// listDir returns the names in dir.
+func listDir(dir string) ([]string, error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.Readdirnames(-1)
+}
+
+// fsyncPath fsyncs the file or directory at path.
+func fsyncPath(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
-	// fsync on any descriptor of the file writes back the pages Badger
-	// dirtied through its shared mapping.
 	err = f.Sync()
 	if cerr := f.Close(); err == nil {
 		err = cerr

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -168,9 +170,13 @@ func TestLogSyncerSyncsActiveAlwaysRotatedOnce(t *testing.T) {
 	}
 	calls := map[string]int{}
 	l := newLogSyncer(dir)
-	l.fsync = func(path string) error {
+	l.datasync = func(f *os.File) error {
+		calls[filepath.Base(f.Name())]++
+		return datasync(f)
+	}
+	l.fsyncDir = func(path string) error {
 		calls[filepath.Base(path)]++
-		return fsyncFile(path)
+		return fsyncPath(path)
 	}
 	create("00001.mem")
 	create("000001.vlog")
@@ -201,15 +207,38 @@ func TestLogSyncerSyncsActiveAlwaysRotatedOnce(t *testing.T) {
 		t.Errorf("MANIFEST synced: Badger syncs it itself")
 	}
 
+	// Descriptors are kept for the files still synced, not for a rotated
+	// one once it is synced for good.
+	if len(l.open) != 2 || l.open["00002.mem"] == nil || l.open["000001.vlog"] == nil {
+		t.Errorf("open descriptors %v, want 00002.mem and 000001.vlog", slices.Collect(maps.Keys(l.open)))
+	}
+
 	// A log that vanished between the listing and its sync (flushed or
-	// collected) is not an error.
-	l.fsync = func(path string) error {
-		if filepath.Base(path) == "00002.mem" {
-			return &os.PathError{Op: "open", Path: path, Err: os.ErrNotExist}
+	// collected) is not an error, and its descriptor is let go.
+	create("00003.mem")
+	l.openFile = func(path string) (*os.File, error) {
+		if filepath.Base(path) == "00003.mem" {
+			return nil, &os.PathError{Op: "open", Path: path, Err: os.ErrNotExist}
 		}
-		return nil
+		return os.Open(path)
 	}
 	if err := l.sync(); err != nil {
 		t.Fatalf("a vanished log failed the sync: %v", err)
+	}
+	if l.open["000001.vlog"] == nil {
+		t.Fatal("no descriptor kept for the active value log")
+	}
+	if err := os.Remove(filepath.Join(dir, "000001.vlog")); err != nil { // collected
+		t.Fatal(err)
+	}
+	if err := l.sync(); err != nil {
+		t.Fatal(err)
+	}
+	if l.open["000001.vlog"] != nil {
+		t.Error("the descriptor of a removed log is still open")
+	}
+	l.close()
+	if len(l.open) != 0 {
+		t.Errorf("descriptors left after close: %v", l.open)
 	}
 }
