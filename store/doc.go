@@ -41,6 +41,15 @@
 // state to the new owner (ErrLeaseLost). The reservation of a sync delivery
 // and the lease of an async one are separate: ReservedUntil and LeaseUntil.
 //
+// A transition never reads an event's payload (the canonical event and the
+// raw body), only its small state record. The delivery of a reservation is
+// a blind write: nothing of the event is stored before it. The other
+// transitions read the state record in the same transaction as they write
+// it, because their condition (the status, the lease's owner) and the
+// attempt history live there, and because that read is what lets the
+// engine see a concurrent Purge: a blind write after it would bring a
+// purged record back.
+//
 // An engine may hold reservations outside its tables when nothing but its
 // own process can reach the store: Badger keeps them in memory (its
 // directory lock admits one process), so a sync delivery writes its record
