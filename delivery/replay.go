@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/webhookgw/caddy-webhook-gateway/store"
@@ -96,58 +95,4 @@ func (e *Engine) Replay(ctx context.Context, source, id string, dryRun bool) (*R
 	}
 	out.Status = updated.Status
 	return out, nil
-}
-
-// ReplayFilter replays every stored event matching f (across all pages)
-// whose source this engine serves; events of other sources are skipped
-// silently, so an admin can run the same filter through each route's
-// engine. Replays run at most Workers at a time. The results follow the
-// listing order; an event that could not be replayed has its Error set.
-// The returned error is for the listing itself or a cancelled ctx.
-func (e *Engine) ReplayFilter(ctx context.Context, f store.Filter, dryRun bool) ([]*ReplayResult, error) {
-	// Collect the keys first: replays change statuses, which would shift
-	// a status-filtered listing under its own cursor.
-	type key struct{ source, id string }
-	var keys []key
-	page := f
-	for {
-		recs, cursor, err := e.cfg.Store.List(ctx, page)
-		if err != nil {
-			return nil, fmt.Errorf("listing events to replay: %w", err)
-		}
-		for _, r := range recs {
-			if slices.Contains(e.cfg.Sources, r.Source) {
-				keys = append(keys, key{r.Source, r.ID})
-			}
-		}
-		if cursor == "" {
-			break
-		}
-		page.Cursor = cursor
-	}
-
-	results := make([]*ReplayResult, len(keys))
-	sem := make(chan struct{}, e.cfg.Workers)
-	var wg sync.WaitGroup
-	for i, k := range keys {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			wg.Wait()
-			return results[:i], fmt.Errorf("bulk replay interrupted after %d of %d events: %w", i, len(keys), ctx.Err())
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			res, err := e.Replay(ctx, k.source, k.id, dryRun)
-			if res == nil {
-				res = &ReplayResult{Source: k.source, ID: k.id, DryRun: dryRun}
-			}
-			if err != nil {
-				res.Error = err.Error()
-			}
-			results[i] = res
-		})
-	}
-	wg.Wait()
-	return results, nil
 }
