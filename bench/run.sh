@@ -107,6 +107,10 @@ else
 	BUILT_FROM="$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown) (working tree)"
 fi
 (cd "$SRC" && go build -o "$BIN/caddy" ./cmd/caddy)
+# The Caddyfiles that go with the binary: a revision's own, since its
+# directives may differ from the tree's; the tree's for one that has none.
+CONFIGS="$SRC/bench"
+[ -f "$CONFIGS/sync.Caddyfile" ] || CONFIGS="$ROOT/bench"
 
 {
 	echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -209,7 +213,7 @@ start_caddy_once() {
 	BENCH_PORT=$PORT BENCH_ADMIN_PORT=$ADMIN BENCH_DATA="$dir/data" BENCH_STORE="$dir/store" \
 		BENCH_BACKEND_PORT=${BACKEND_ADDR##*:} BENCH_WORKERS=$WORKERS \
 		XDG_DATA_HOME="$dir/data" XDG_CONFIG_HOME="$dir/config" \
-		"$BIN/caddy" run --config "$ROOT/bench/$caddyfile" --adapter caddyfile >"$dir/caddy.log" 2>&1 &
+		"$BIN/caddy" run --config "$CONFIGS/$caddyfile" --adapter caddyfile >"$dir/caddy.log" 2>&1 &
 	CADDY_PID=$!
 	STARTED+=("$CADDY_PID")
 	local i
