@@ -315,8 +315,8 @@ func Open(dir string, opts Options) (*Badger, error) {
 		hand:      newHandover(),
 	}
 	b.logs = newLogSyncer(dir)
-	b.gsync = &groupSyncer{sync: b.logs.sync}
 	b.gather = &txnGatherer{b: b}
+	b.gsync = &groupSyncer{sync: b.logs.sync, committing: b.gather.committing.Load, nudge: make(chan struct{}, 1)}
 	if space != nil {
 		space.check()
 		space.allocateMemtables()
@@ -764,7 +764,7 @@ func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]Insert
 		}
 		size += len(r.Event) + recordOverhead
 	}
-	ins := &inserter{b: b, in: in, now: now, res: make([]InsertResult, n), payload: n == 1}
+	ins := &inserter{b: b, in: in, now: now, res: make([]InsertResult, n), payload: n == 1, durable: durable}
 	if n > 1 && len(in.RawBody) > 0 {
 		ins.bodyID = make([]byte, bodyIDLen)
 		_, _ = crand.Read(ins.bodyID) // never fails (crypto/rand)
@@ -803,8 +803,13 @@ func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]Insert
 	}
 	if durable && (ins.wentThrough || ins.needSync) {
 		// Whether records were inserted or found, what went through
-		// Badger needs a sync either way.
-		if err := b.durable(); err != nil {
+		// Badger needs a sync either way: the one the gathered write
+		// joined, or one of its own.
+		wait := b.durable
+		if ins.synced != nil {
+			wait = ins.synced.wait
+		}
+		if err := wait(); err != nil {
 			return nil, fmt.Errorf("insert: %w", err)
 		}
 	}
@@ -856,6 +861,8 @@ type inserter struct {
 	res     []InsertResult
 	payload bool   // a single-event request: its body goes in the payload entry
 	bodyID  []byte // a batch's shared body
+	durable bool
+	synced  *syncBatch // the group sync a gathered write joined
 
 	grp         *reservedIngest // the reservations made, if any
 	wentThrough bool            // some record was looked up in Badger
@@ -994,8 +1001,11 @@ func (ins *inserter) run(ctx context.Context, c *insertChunk, withBody bool) err
 	}
 	if !reserving && ins.payload {
 		size := len(ins.in.RawBody) + len(ins.in.Records[0].Event) + recordOverhead
-		return ins.b.gather.write(&gatherOp{ctx: ctx, key: string(c.key(c.todo[0])), size: size, fn: fn,
-			gated: true, committed: func() { ins.b.resv.apply(ch) }})
+		op := &gatherOp{ctx: ctx, key: string(c.key(c.todo[0])), size: size, fn: fn, durable: ins.durable,
+			gated: true, committed: func() { ins.b.resv.apply(ch) }}
+		err := ins.b.gather.write(op)
+		ins.synced = op.synced
+		return err
 	}
 	unlock := ins.b.resv.lock(reserving)
 	defer unlock()

@@ -35,6 +35,9 @@ type txnGatherer struct {
 	wg      sync.WaitGroup
 
 	batches, ops atomic.Uint64
+	// committing counts the durable ops handed to write and not yet
+	// joined to a sync (see groupSyncer.linger).
+	committing atomic.Int64
 }
 
 // gatherOp is one write handed to the gatherer.
@@ -50,7 +53,11 @@ type gatherOp struct {
 	gated     bool
 	committed func()
 	size      int
-	done      chan error
+	// durable ops join a group sync in the batch that commits them, all
+	// at once, before their writers are woken; synced is that sync.
+	durable bool
+	synced  *syncBatch
+	done    chan error
 }
 
 const (
@@ -63,10 +70,15 @@ const (
 )
 
 // write runs op.fn, which writes the record op.key, in a transaction shared
-// with concurrent writes and returns once it has committed (not synced) or
-// failed. It must be called inside b.enter.
+// with concurrent writes and returns once it has committed or failed. A
+// durable op is then also joined to a group sync, which the caller waits
+// for with op.synced.wait(). It must be called inside b.enter.
 func (g *txnGatherer) write(op *gatherOp) error {
 	op.done = make(chan error, 1)
+	op.durable = op.durable && !g.b.opts.SyncWrites // Badger syncs each commit itself
+	if op.durable {
+		g.committing.Add(1)
+	}
 	g.mu.Lock()
 	g.pending = append(g.pending, op)
 	if g.loops < gatherLoops {
@@ -133,7 +145,7 @@ func (g *txnGatherer) run(batch []*gatherOp) {
 	live := batch[:0]
 	for _, op := range batch {
 		if err := op.ctx.Err(); err != nil {
-			op.done <- err
+			g.finish([]*gatherOp{op}, err)
 			continue
 		}
 		live = append(live, op)
@@ -159,20 +171,44 @@ func (g *txnGatherer) run(batch []*gatherOp) {
 			return nil
 		})
 		if err == nil {
-			for _, op := range live {
-				if op.committed != nil {
-					op.committed()
-				}
-				op.done <- nil
-			}
+			g.finish(live, nil)
 			return
 		}
 	}
 	for _, op := range live {
-		err := g.b.update(op.ctx, op.fn)
-		if err == nil && op.committed != nil {
-			op.committed()
+		g.finish([]*gatherOp{op}, g.b.update(op.ctx, op.fn))
+	}
+}
+
+// finish ends ops that committed together (err nil) or failed: the
+// committed ones run their hooks, the durable ones join one group sync, and
+// then every writer is woken.
+func (g *txnGatherer) finish(ops []*gatherOp, err error) {
+	var durable uint64
+	for _, op := range ops {
+		if op.durable {
+			durable++
 		}
+	}
+	if err == nil {
+		for _, op := range ops {
+			if op.committed != nil {
+				op.committed()
+			}
+		}
+		if durable > 0 {
+			b := g.b.gsync.join(durable)
+			for _, op := range ops {
+				if op.durable {
+					op.synced = b
+				}
+			}
+		}
+	}
+	if durable > 0 && g.committing.Add(-int64(durable)) == 0 {
+		g.b.gsync.wake()
+	}
+	for _, op := range ops {
 		op.done <- err
 	}
 }

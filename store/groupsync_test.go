@@ -68,6 +68,76 @@ func TestGroupSyncerCoversCommits(t *testing.T) {
 	t.Logf("%d waits, %d syncs", waits, syncs)
 }
 
+// Under load, a sync waits for the writes still being committed, which then
+// share it; a write that finds the syncer idle is synced at once; and the
+// wait is bounded when the writes never come.
+func TestGroupSyncerLingersForCommittingWrites(t *testing.T) {
+	var committing atomic.Int64
+	syncing := make(chan struct{}, 16)
+	release := make(chan struct{})
+	g := &groupSyncer{
+		sync: func() error {
+			syncing <- struct{}{}
+			<-release
+			return nil
+		},
+		committing: committing.Load,
+		nudge:      make(chan struct{}, 1),
+	}
+
+	// Idle: the first write's sync starts without lingering, although a
+	// write is being committed.
+	committing.Store(1)
+	first := g.join(1)
+	<-syncing
+	if n := g.lingers.Load(); n != 0 {
+		t.Fatalf("a write to an idle syncer lingered (%d)", n)
+	}
+	// Busy: a write arrives during the sync, and another is still being
+	// committed when the sync ends, so the next sync waits for it.
+	second := g.join(1)
+	release <- struct{}{}
+	if err := first.wait(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for g.lingers.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the busy syncer did not wait for the committing write")
+		}
+		time.Sleep(10 * time.Microsecond)
+	}
+	third := g.join(1) // the committing write, committed
+	committing.Store(0)
+	g.wake()
+	<-syncing
+	if second != third {
+		t.Fatal("the write committed during the wait got a sync of its own")
+	}
+	release <- struct{}{}
+	if err := third.wait(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A write that never joins holds the next sync up only for lingerMax.
+	committing.Store(1)
+	fourth := g.join(1)
+	<-syncing
+	fifth := g.join(1)
+	release <- struct{}{}
+	<-syncing // after at most lingerMax
+	release <- struct{}{}
+	for _, b := range []*syncBatch{fourth, fifth} {
+		if err := b.wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.drain()
+	if got := g.syncs.Load(); got != 4 {
+		t.Errorf("%d syncs, want 4", got)
+	}
+}
+
 func TestGroupSyncerError(t *testing.T) {
 	boom := errors.New("disk on fire")
 	fail := true

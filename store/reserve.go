@@ -280,7 +280,8 @@ func (b *Badger) deliverReserved(ctx context.Context, r *reservation, attempt At
 	key := []byte(r.key)
 	gen := b.cache.generation()
 	now := time.Now()
-	err := b.gather.write(&gatherOp{ctx: ctx, key: r.key, size: size, fn: func(txn *badger.Txn) error {
+	op := &gatherOp{ctx: ctx, key: r.key, size: size, durable: true}
+	op.fn = func(txn *badger.Txn) error {
 		kind, body := bodyPayload, g.raw
 		if g.bodyID != nil {
 			kind, body = bodyRef, g.bodyID
@@ -298,9 +299,10 @@ func (b *Badger) deliverReserved(ctx context.Context, r *reservation, attempt At
 			return writeDedup(txn, rec, r.at)
 		}
 		return nil
-	}})
-	if err == nil {
-		err = b.durable()
+	}
+	err := b.gather.write(op)
+	if err == nil && op.synced != nil {
+		err = op.synced.wait()
 	}
 	if err != nil {
 		return fmt.Errorf("writing the delivered record: %w", err)

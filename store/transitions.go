@@ -19,9 +19,9 @@ import (
 // The lease table follows the lease fields fn leaves, but only if nobody took
 // the lease meanwhile. The record returned has no Event if its payload is
 // kept apart.
-func (b *Badger) change(ctx context.Context, op, source, id string, durable bool, fn func(r *Record) (bool, error)) (*Record, error) {
+func (b *Badger) change(ctx context.Context, opName, source, id string, durable bool, fn func(r *Record) (bool, error)) (*Record, error) {
 	if err := validateKey(source, id); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fmt.Errorf("%s: %w", opName, err)
 	}
 	unlock, err := b.enter()
 	if err != nil {
@@ -29,14 +29,15 @@ func (b *Badger) change(ctx context.Context, op, source, id string, durable bool
 	}
 	defer unlock()
 	if err := b.space.allow(recordOverhead, false); err != nil {
-		return nil, fmt.Errorf("%s %s %s: %w", op, source, id, err)
+		return nil, fmt.Errorf("%s %s %s: %w", opName, source, id, err)
 	}
 	key := recordKey(source, id)
 	b.hand.forget(string(key))
 	var out *Record
 	var held lease // the lease fn was shown
 	wrote := false
-	err = b.gather.write(&gatherOp{ctx: ctx, key: string(key), size: recordOverhead, fn: func(txn *badger.Txn) error {
+	op := &gatherOp{ctx: ctx, key: string(key), size: recordOverhead, durable: durable}
+	op.fn = func(txn *badger.Txn) error {
 		wrote = false
 		item, err := txn.Get(key)
 		if err != nil {
@@ -64,20 +65,21 @@ func (b *Badger) change(ctx context.Context, op, source, id string, durable bool
 		}
 		wrote = true
 		return b.writeRecord(txn, key, &old, persisted(rec), sr.bodyKind, sr.body, time.Now())
-	}})
+	}
+	err = b.gather.write(op)
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, fmt.Errorf("%s %s %s: %w", op, source, id, ErrNotFound)
+		return nil, fmt.Errorf("%s %s %s: %w", opName, source, id, ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s %s %s: %w", op, source, id, err)
+		return nil, fmt.Errorf("%s %s %s: %w", opName, source, id, err)
 	}
 	b.leases.apply(string(key), held, out)
 	if !wrote {
 		return out, nil
 	}
-	if durable {
-		if err := b.durable(); err != nil {
-			return nil, fmt.Errorf("%s %s %s: %w", op, source, id, err)
+	if op.synced != nil {
+		if err := op.synced.wait(); err != nil {
+			return nil, fmt.Errorf("%s %s %s: %w", opName, source, id, err)
 		}
 	}
 	b.refreshCache([][]byte{key}, durable)
