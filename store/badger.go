@@ -801,15 +801,11 @@ func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]Insert
 		ins.finish(c, hi == n)
 		lo = hi
 	}
-	if durable && (ins.wentThrough || ins.needSync) {
+	if durable && !ins.synced && (ins.wentThrough || ins.needSync) {
 		// Whether records were inserted or found, what went through
-		// Badger needs a sync either way: the one the gathered write
-		// joined, or one of its own.
-		wait := b.durable
-		if ins.synced != nil {
-			wait = ins.synced.wait
-		}
-		if err := wait(); err != nil {
+		// Badger needs a sync either way, unless the gathered write
+		// waited for one.
+		if err := b.durable(); err != nil {
 			return nil, fmt.Errorf("insert: %w", err)
 		}
 	}
@@ -862,7 +858,7 @@ type inserter struct {
 	payload bool   // a single-event request: its body goes in the payload entry
 	bodyID  []byte // a batch's shared body
 	durable bool
-	synced  *syncBatch // the group sync a gathered write joined
+	synced  bool // the gathered write waited for its sync
 
 	grp         *reservedIngest // the reservations made, if any
 	wentThrough bool            // some record was looked up in Badger
@@ -1004,7 +1000,7 @@ func (ins *inserter) run(ctx context.Context, c *insertChunk, withBody bool) err
 		op := &gatherOp{ctx: ctx, key: string(c.key(c.todo[0])), size: size, fn: fn, durable: ins.durable,
 			gated: true, committed: func() { ins.b.resv.apply(ch) }}
 		err := ins.b.gather.write(op)
-		ins.synced = op.synced
+		ins.synced = op.synced != nil && err == nil
 		return err
 	}
 	unlock := ins.b.resv.lock(reserving)

@@ -54,7 +54,8 @@ type gatherOp struct {
 	committed func()
 	size      int
 	// durable ops join a group sync in the batch that commits them, all
-	// at once, before their writers are woken; synced is that sync.
+	// at once, before their writers are woken; synced is that sync, which
+	// write waits for.
 	durable bool
 	synced  *syncBatch
 	done    chan error
@@ -70,9 +71,8 @@ const (
 )
 
 // write runs op.fn, which writes the record op.key, in a transaction shared
-// with concurrent writes and returns once it has committed or failed. A
-// durable op is then also joined to a group sync, which the caller waits
-// for with op.synced.wait(). It must be called inside b.enter.
+// with concurrent writes and returns once it has committed (and, for a
+// durable op, been synced) or failed. It must be called inside b.enter.
 func (g *txnGatherer) write(op *gatherOp) error {
 	op.done = make(chan error, 1)
 	op.durable = op.durable && !g.b.opts.SyncWrites // Badger syncs each commit itself
@@ -87,7 +87,10 @@ func (g *txnGatherer) write(op *gatherOp) error {
 		go g.loop()
 	}
 	g.mu.Unlock()
-	return <-op.done
+	if err := <-op.done; err != nil || op.synced == nil {
+		return err
+	}
+	return op.synced.wait()
 }
 
 // loop runs batches while writes wait, then exits, so an idle store has no

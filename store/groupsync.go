@@ -18,8 +18,8 @@ import (
 // fsync rather than N, which is what turns a few thousand durable commits a
 // second into tens of thousands.
 //
-// A sync of the write-ahead log costs about 300 µs of CPU here however few
-// writes it covers (the kernel writes back and re-protects the log's
+// A sync of the write-ahead log costs about 300 µs of CPU on the benchmark
+// machine however few writes it covers (the kernel writes back and re-protects the log's
 // mapped pages), so under load the syncer waits a little for company: once
 // a sync has ended, if writes are still being committed in a shared
 // transaction (see txnGatherer), whose writers will join at once, it waits

@@ -73,6 +73,7 @@ func TestGroupSyncerCoversCommits(t *testing.T) {
 // wait is bounded when the writes never come.
 func TestGroupSyncerLingersForCommittingWrites(t *testing.T) {
 	var committing atomic.Int64
+	asked := make(chan struct{}, 1) // the loop looked at the committing writes
 	syncing := make(chan struct{}, 16)
 	release := make(chan struct{})
 	g := &groupSyncer{
@@ -81,8 +82,14 @@ func TestGroupSyncerLingersForCommittingWrites(t *testing.T) {
 			<-release
 			return nil
 		},
-		committing: committing.Load,
-		nudge:      make(chan struct{}, 1),
+		committing: func() int64 {
+			select {
+			case asked <- struct{}{}:
+			default:
+			}
+			return committing.Load()
+		},
+		nudge: make(chan struct{}, 1),
 	}
 
 	// Idle: the first write's sync starts without lingering, although a
@@ -100,12 +107,12 @@ func TestGroupSyncerLingersForCommittingWrites(t *testing.T) {
 	if err := first.wait(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for g.lingers.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the busy syncer did not wait for the committing write")
-		}
-		time.Sleep(10 * time.Microsecond)
+	select {
+	case <-asked:
+	case <-syncing:
+		t.Fatal("the busy syncer did not wait for the committing write")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the busy syncer neither waited nor synced")
 	}
 	third := g.join(1) // the committing write, committed
 	committing.Store(0)

@@ -300,11 +300,7 @@ func (b *Badger) deliverReserved(ctx context.Context, r *reservation, attempt At
 		}
 		return nil
 	}
-	err := b.gather.write(op)
-	if err == nil && op.synced != nil {
-		err = op.synced.wait()
-	}
-	if err != nil {
+	if err := b.gather.write(op); err != nil {
 		return fmt.Errorf("writing the delivered record: %w", err)
 	}
 	if writeBody {

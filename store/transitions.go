@@ -77,11 +77,6 @@ func (b *Badger) change(ctx context.Context, opName, source, id string, durable 
 	if !wrote {
 		return out, nil
 	}
-	if op.synced != nil {
-		if err := op.synced.wait(); err != nil {
-			return nil, fmt.Errorf("%s %s %s: %w", opName, source, id, err)
-		}
-	}
 	b.refreshCache([][]byte{key}, durable)
 	return out, nil
 }
