@@ -536,8 +536,10 @@ func TestRestartResumesPending(t *testing.T) {
 func TestExpiredLeaseOfDeadEngineResumes(t *testing.T) {
 	st := openStore(t)
 	insert(t, st, "evt-crash")
-	// An engine claims the event and dies without a word.
-	claimed, err := st.Claim(context.Background(), "crashed-engine", []string{testSource}, time.Now(), 300*time.Millisecond, 10)
+	// An engine claims the event and dies without a word. Its lease is
+	// long enough that a loaded machine cannot run past it before the
+	// check below.
+	claimed, err := st.Claim(context.Background(), "crashed-engine", []string{testSource}, time.Now(), 2*time.Second, 10)
 	if err != nil || len(claimed) != 1 {
 		t.Fatalf("claim: %v, %d records", err, len(claimed))
 	}
