@@ -148,7 +148,7 @@ func TestPostgresIdenticalRequestsAcrossGateways(t *testing.T) {
 			}
 		}
 		waitFor(t, 20*time.Second, path+" delivered", func() bool { return be.deliveredOK(id) })
-		time.Sleep(500 * time.Millisecond) // a second delivery would come now
+		waitStatus(t, gws[0], "/usaepay", id, "delivered")
 		if n := be.count(id); n != 1 {
 			t.Fatalf("%s: the backend saw the event %d times (answers %v)", path, n, codes)
 		}
@@ -249,7 +249,9 @@ func TestPostgresReplayOnce(t *testing.T) {
 	if code := adminPost(t, gws[2], "/webhooks/replay", map[string]any{"filter": map[string]any{"source": "/usaepay", "status": "delivered"}}, &bulk); code != http.StatusOK || bulk.Matched != 3 || bulk.Delivered != 3 {
 		t.Fatalf("bulk replay on a third gateway: %d %+v", code, bulk)
 	}
-	time.Sleep(time.Second) // a second delivery of a replay would come now
+	for _, id := range ids {
+		waitStatus(t, gws[0], "/usaepay", id, "delivered")
+	}
 	for i, id := range ids {
 		want := 1
 		if i == 0 {
