@@ -9,10 +9,13 @@
 # retries every 5 minutes) 3600 times faster.
 #
 #   scripts/demo.sh [extra `caddy webhooks emit` flags, e.g. --count 2000 --sink-fail-share 0.2]
+#
+# DEMO_BUILD=--xcaddy builds the binary with xcaddy instead of go build, so
+# the demo runs on the binary the README's xcaddy line makes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/build.sh
+scripts/build.sh ${DEMO_BUILD:-}
 
 work=$(mktemp -d)
 caddy_pid=""
