@@ -164,6 +164,7 @@ type Handler struct {
 	dbKey     string // the store's key in the pool
 	storeName string // the store's name in the admin API
 	engine    *delivery.Engine
+	gen       *configGen
 	logger    *zap.Logger
 	cleanup   []func()
 }
@@ -292,6 +293,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	h.register()
+	var leave func()
+	h.gen, leave = joinConfigGen(ctx)
+	h.cleanup = append(h.cleanup, leave)
 	return nil
 }
 
@@ -421,7 +425,7 @@ func (h *Handler) Validate() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	return h.gw.ServeHTTP(w, r, next.ServeHTTP)
+	return h.gw.ServeHTTP(h.gen.closeIfSuperseded(w, r), r, next.ServeHTTP)
 }
 
 // Cleanup stops delivery and releases this config's hold on the store.
