@@ -186,3 +186,62 @@ func slicesOf(b []byte, n int) func(func([]byte) bool) {
 		}
 	}
 }
+
+// A body cut by the server's own read timeout, on a route whose check needs
+// no body, is answered 408 as well.
+func TestServerReadTimeoutIsRequestTimeout(t *testing.T) {
+	g, obs := newGateway(t, Async, normalize.USAePay)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := g.ServeHTTP(w, r, nil); err != nil {
+			t.Log(err)
+		}
+	}))
+	srv.Config.ReadTimeout = 300 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	head := "POST /hooks HTTP/1.1\r\nHost: x\r\n" + tokenHeader + ": " + token + "\r\nContent-Length: 1000\r\n\r\n"
+	if _, err := conn.Write([]byte(head + "{")); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := rawAnswer(t, conn)
+	if resp.StatusCode != http.StatusRequestTimeout || !resp.Close {
+		t.Fatalf("%d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	if obs.get("usaepay/timeout") != 1 {
+		t.Errorf("outcomes %v", obs.seen)
+	}
+}
+
+// After a 413 the rest of the body is read only while it keeps coming: a
+// client that declared more than it sends is left once it is silent.
+func TestLingerEndsWhenTheClientIsSilent(t *testing.T) {
+	_, _, addr := hmacGateway(t)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	head := "POST /hooks HTTP/1.1\r\nHost: x\r\nX-Signature: 00\r\nContent-Length: 12582912\r\n\r\n"
+	if _, err := conn.Write([]byte(head + strings.Repeat("x", 1024))); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	_ = conn.SetReadDeadline(time.Now().Add(2 * lingerIdle))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("%d", resp.StatusCode)
+	}
+	// Closed (EOF) before the read deadline, well short of lingerTime.
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("after the answer: %v, want the connection closed", err)
+	}
+}

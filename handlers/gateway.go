@@ -204,11 +204,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 			g.observe(provider, OutcomeOverloaded)
 			w.Header().Set("Retry-After", "1")
 			return writeError(w, http.StatusServiceUnavailable, "too many unverified request bodies in flight; retry later")
-		case errors.Is(err, ErrBodyTimeout), errors.Is(err, os.ErrDeadlineExceeded):
-			// Ours, or one of the server's read timeouts.
-			g.Logger.Warn("webhook refused: request body not received in time",
-				zap.String("remote", r.RemoteAddr), zap.Bool("unverified", bodyChecks),
-				zap.Duration("unverified_timeout", g.unverifiedTimeout()))
+		case errors.Is(err, ErrBodyTimeout):
+			g.Logger.Warn("webhook refused: unverified request body not received within unverified_timeout",
+				zap.String("remote", r.RemoteAddr), zap.Duration("unverified_timeout", g.unverifiedTimeout()))
+			g.observe(provider, OutcomeTimeout)
+			return writeError(w, http.StatusRequestTimeout, "request body not received in time")
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			g.Logger.Warn("webhook refused: request body cut by the server's read timeout",
+				zap.String("remote", r.RemoteAddr))
 			g.observe(provider, OutcomeTimeout)
 			return writeError(w, http.StatusRequestTimeout, "request body not received in time")
 		}
