@@ -47,10 +47,11 @@ const firstChunk = 512
 // After an early 413, what is left of the body is read and thrown away
 // before the connection closes, as nginx's lingering_close does: a client
 // that writes its whole body before it reads the answer (Python's urllib,
-// some PHP curl modes) is otherwise still writing when the gateway closes,
-// its kernel gets a reset, and the answer waiting in its receive buffer is
-// lost with it. The bounds keep a client from holding the connection with
-// it: lingerBytes in all, lingerTime in all, lingerIdle without a byte.
+// some PHP curl modes) is otherwise still writing when the gateway closes
+// with its bytes unread, the gateway's kernel answers them with a reset,
+// and the client's write fails before it ever reads the answer. The bounds
+// keep a client from holding the connection with it: lingerBytes in all,
+// lingerTime in all, lingerIdle without a byte.
 const (
 	lingerBytes = 64 << 20
 	lingerTime  = 10 * time.Second
@@ -333,14 +334,14 @@ func closeUnread(w http.ResponseWriter, r *http.Request) {
 // end, then reads and throws away what is left of the body, within
 // lingerBytes, lingerTime and lingerIdle, so that a client that writes its
 // whole body before it reads finds the answer: closing with its bytes
-// still arriving would make the kernel reset the connection, and the reset
-// takes the answer with it. The answer is on its way before the first
-// byte is thrown away, so a client that declared more than it sends has it
-// at once. asked says whether the body was read at all: a client waiting
-// for a 100 Continue that was never sent has no body coming. A body
-// declared longer than lingerBytes could not end before the close, so it
-// is not read. HTTP/2 and HTTP/3 end just the stream, without a reset of
-// the connection. Call it after closeUnread and the answer.
+// still arriving would reset the connection under its write. The answer
+// is on its way before the first byte is thrown away, so a client that
+// declared more than it sends has it at once. asked says whether the body
+// was read at all: a client waiting for a 100 Continue that was never
+// sent has no body coming. A body declared longer than lingerBytes could
+// not end before the close, so it is not read. HTTP/2 and HTTP/3 end just
+// the stream, without a reset of the connection. Call it after closeUnread
+// and the answer.
 func linger(w http.ResponseWriter, r *http.Request, asked bool) {
 	if r.ProtoMajor != 1 || r.Body == nil || r.Body == http.NoBody || r.ContentLength > lingerBytes {
 		return
