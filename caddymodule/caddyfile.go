@@ -35,6 +35,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    time_zone      <IANA zone>
 //	    max_body       <size>
 //	    max_unverified <size>
+//	    max_unverified_per_client <size>
+//	    unverified_timeout <duration>
 //	    store_dir      <path>
 //	    store          <engine> [<args>...] [{ ... }]
 //	    retention      <duration>
@@ -148,6 +150,22 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_unverified: invalid size %q", raw)
 			}
 			h.MaxUnverified = int64(size)
+		case "max_unverified_per_client":
+			var raw string
+			if err := oneArg(d, &raw); err != nil {
+				return err
+			}
+			size, err := humanize.ParseBytes(raw)
+			if err != nil || size == 0 {
+				return d.Errf("max_unverified_per_client: invalid size %q", raw)
+			}
+			h.MaxUnverifiedPerClient = int64(size)
+		case "unverified_timeout":
+			dur, err := durationArg(d)
+			if err != nil {
+				return err
+			}
+			h.UnverifiedTimeout = dur
 		case "retention":
 			dur, err := durationArg(d)
 			if err != nil {

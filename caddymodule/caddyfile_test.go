@@ -19,6 +19,8 @@ func TestUnmarshalCaddyfileFull(t *testing.T) {
 		time_zone America/New_York
 		max_body 2MB
 		max_unverified 32MiB
+		max_unverified_per_client 8MiB
+		unverified_timeout 5s
 		store_dir /var/lib/webhooks
 		retention 240h
 		auth basic usaepay {env.PASS}
@@ -65,6 +67,9 @@ func TestUnmarshalCaddyfileFull(t *testing.T) {
 			MaxDelay:     caddy.Duration(time.Minute),
 			MaxAge:       caddy.Duration(24 * time.Hour),
 		},
+
+		MaxUnverifiedPerClient: 8 << 20,
+		UnverifiedTimeout:      caddy.Duration(5 * time.Second),
 	}
 	wantAuth := []string{
 		`{"scheme": "basic", "credentials": [{"username": "usaepay", "password": "{env.PASS}"}, {"username": "usaepay", "password": "{env.PASS_NEXT}"}]}`,
@@ -102,6 +107,10 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"bad deliver":          "webhook_gateway {\n deliver later\n}",
 		"bad size":             "webhook_gateway {\n max_body lots\n}",
 		"bad budget":           "webhook_gateway {\n max_unverified 0\n}",
+		"bad client share":     "webhook_gateway {\n max_unverified_per_client lots\n}",
+		"zero client share":    "webhook_gateway {\n max_unverified_per_client 0\n}",
+		"bad unverified time":  "webhook_gateway {\n unverified_timeout soon\n}",
+		"zero unverified time": "webhook_gateway {\n unverified_timeout 0s\n}",
 		"bad duration":         "webhook_gateway {\n retention forever\n}",
 		"bad workers":          "webhook_gateway {\n workers -1\n}",
 		"too many args":        `webhook_gateway usaepay extra`,
@@ -136,6 +145,11 @@ func TestValidate(t *testing.T) {
 		{"bad deliver", Handler{Provider: "auto", Deliver: "later"}, "deliver"},
 		{"source with a space", Handler{Provider: "auto", Deliver: "sync", Source: "has space"}, "source"},
 		{"budget below the body limit", Handler{Provider: "auto", Deliver: "sync", MaxUnverified: 1 << 20}, "max_unverified"},
+		{"client share below the body limit", Handler{Provider: "auto", Deliver: "sync", MaxUnverifiedPerClient: 1 << 20}, "max_unverified_per_client (1048576 bytes) must be above the body limit"},
+		{"client share above the default budget", Handler{Provider: "auto", Deliver: "sync", MaxUnverifiedPerClient: 65 << 20}, "max_unverified_per_client (68157440 bytes) must not be above max_unverified (67108864 bytes)"},
+		{"client share above the budget", Handler{Provider: "auto", Deliver: "sync", MaxBodySize: 1 << 20, MaxUnverified: 4 << 20, MaxUnverifiedPerClient: 5 << 20}, "must not be above max_unverified"},
+		{"negative client share", Handler{Provider: "auto", Deliver: "sync", MaxUnverifiedPerClient: -1}, "max_unverified_per_client"},
+		{"negative unverified timeout", Handler{Provider: "auto", Deliver: "sync", UnverifiedTimeout: -1}, "unverified_timeout"},
 		{"type_prefix with a space", Handler{Provider: "auto", Deliver: "sync", TypePrefix: "a b"}, "type_prefix"},
 	}
 	for _, tc := range cases {

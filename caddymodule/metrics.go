@@ -56,7 +56,7 @@ func newGatewayMetrics(reg *registry) *gatewayMetrics {
 	return &gatewayMetrics{
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: metricReceived,
-			Help: "Provider webhook requests by provider and outcome (accepted, duplicate, unauthorized, invalid, too_large, overloaded, failed).",
+			Help: "Provider webhook requests by provider and outcome (accepted, duplicate, unauthorized, invalid, too_large, overloaded, timeout, failed).",
 		}, []string{"provider", "outcome"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: metricDeliveries,

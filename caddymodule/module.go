@@ -80,6 +80,25 @@ type Handler struct {
 	// Default: 64 MiB.
 	MaxUnverified int64 `json:"max_unverified,omitempty"`
 
+	// MaxUnverifiedPerClient bounds the part of MaxUnverified that the
+	// bodies of one client address may hold at once, so that one sender
+	// cannot take the budget from the others; a request that would go past
+	// it gets 503 with Retry-After. A client address is an IPv4 address or
+	// an IPv6 /64, as Caddy sees the client: behind a proxy, the address
+	// Caddy takes from the proxy's headers when the server's
+	// trusted_proxies lists it, otherwise the proxy's own. Must be above
+	// MaxBodySize and at most MaxUnverified. Default: a quarter of
+	// MaxUnverified, and never less than a body of MaxBodySize needs.
+	MaxUnverifiedPerClient int64 `json:"max_unverified_per_client,omitempty"`
+
+	// UnverifiedTimeout bounds how long a body read before anything has
+	// verified it (on a route whose checks need the body) may take to
+	// arrive, counted from the first read: past it the read is cut, the
+	// request gets 408 and the connection is closed, and its share of the
+	// budget comes back. It only ever cuts reads short; the server's own
+	// timeouts still apply. Default: 10s.
+	UnverifiedTimeout caddy.Duration `json:"unverified_timeout,omitempty"`
+
 	// StoreDir is the shorthand for a Badger store in this directory (see
 	// webhook_gateway.stores.badger): routes naming the same directory
 	// share one database. Default: "webhook_gateway" under Caddy's data
@@ -279,6 +298,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Store:          db,
 		Headers:        headers,
 		Logger:         h.logger,
+
+		MaxUnverifiedPerClient: h.MaxUnverifiedPerClient,
+		UnverifiedTimeout:      time.Duration(h.UnverifiedTimeout),
+		ClientAddr:             clientIP,
 	}
 
 	// Metrics and the admin API's registry; see metrics.go and registry.go.
@@ -399,8 +422,23 @@ func (h *Handler) Validate() error {
 	if h.MaxUnverified < 0 {
 		return fmt.Errorf("webhook_gateway: max_unverified must be positive, got %d", h.MaxUnverified)
 	}
-	if maxBody := cmp.Or(h.MaxBodySize, handlers.DefaultMaxBodySize); h.MaxUnverified > 0 && h.MaxUnverified <= maxBody {
+	maxBody := cmp.Or(h.MaxBodySize, handlers.DefaultMaxBodySize)
+	if h.MaxUnverified > 0 && h.MaxUnverified <= maxBody {
 		return fmt.Errorf("webhook_gateway: max_unverified (%d bytes) must be above the body limit (%d bytes), or a body that big could never be read", h.MaxUnverified, maxBody)
+	}
+	if h.MaxUnverifiedPerClient < 0 {
+		return fmt.Errorf("webhook_gateway: max_unverified_per_client must be positive, got %d", h.MaxUnverifiedPerClient)
+	}
+	if h.MaxUnverifiedPerClient > 0 {
+		if h.MaxUnverifiedPerClient <= maxBody {
+			return fmt.Errorf("webhook_gateway: max_unverified_per_client (%d bytes) must be above the body limit (%d bytes), or a body that big could never be read", h.MaxUnverifiedPerClient, maxBody)
+		}
+		if budget := cmp.Or(h.MaxUnverified, handlers.DefaultMaxUnverified); h.MaxUnverifiedPerClient > budget {
+			return fmt.Errorf("webhook_gateway: max_unverified_per_client (%d bytes) must not be above max_unverified (%d bytes)", h.MaxUnverifiedPerClient, budget)
+		}
+	}
+	if h.UnverifiedTimeout < 0 {
+		return fmt.Errorf("webhook_gateway: unverified_timeout must be positive, got %s", time.Duration(h.UnverifiedTimeout))
 	}
 	switch handlers.Mode(h.Deliver) {
 	case handlers.Sync:
@@ -426,6 +464,14 @@ func (h *Handler) Validate() error {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	return h.gw.ServeHTTP(h.gen.closeIfSuperseded(w, r), r, next.ServeHTTP)
+}
+
+// clientIP is the client address Caddy found for r: the remote address, or
+// behind a proxy listed in the server's trusted_proxies, the one the proxy
+// passed on.
+func clientIP(r *http.Request) string {
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	return ip
 }
 
 // Cleanup stops delivery and releases this config's hold on the store.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -45,6 +46,7 @@ const (
 	OutcomeTooLarge     = "too_large"
 	OutcomeFailed       = "failed"
 	OutcomeOverloaded   = "overloaded"
+	OutcomeTimeout      = "timeout"
 )
 
 // DefaultMaxBodySize bounds a request body when none is configured. The
@@ -87,6 +89,20 @@ type Gateway struct {
 	// MaxUnverified bounds the bytes that bodies not yet verified may hold
 	// at once on this route; zero means DefaultMaxUnverified.
 	MaxUnverified int64
+	// MaxUnverifiedPerClient bounds the part of MaxUnverified that the
+	// bodies of one client address may hold at once; zero means a quarter
+	// of it, and never less than one body of MaxBodySize needs.
+	MaxUnverifiedPerClient int64
+	// UnverifiedTimeout bounds how long a body read before anything has
+	// verified it may take to arrive, from the first read; zero means
+	// DefaultUnverifiedTimeout.
+	UnverifiedTimeout time.Duration
+	// ClientAddr returns the address of the client that sent r, whose
+	// share of MaxUnverified its body is counted against; nil, or an
+	// empty answer, means the host of r.RemoteAddr. Behind a proxy that
+	// is the proxy's, so the Caddy glue passes the client address Caddy
+	// found through its trusted_proxies.
+	ClientAddr func(r *http.Request) string
 	// ForwardTimeout bounds one sync forward through the next handler;
 	// zero means delivery.DefaultTimeout, as for an async attempt.
 	ForwardTimeout time.Duration
@@ -149,11 +165,21 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 			return g.unauthorized(w, r, provider, err)
 		}
 	}
-	var budget *bodyBudget
+	// A body no check has accepted yet is anybody's: it is read within the
+	// route's time for it, and its buffer is taken from the route's budget
+	// within its client address's share.
+	var (
+		budget *budgetShare
+		timer  *readTimer
+		client string
+	)
 	if bodyChecks {
-		budget = g.unverifiedBudget()
+		client = g.clientKey(r)
+		budget = g.unverifiedBudget().share(client)
+		timer = startReadTimer(w, g.unverifiedTimeout(), time.Time{})
 	}
-	body, held, err := readBody(r, g.maxBody(), budget)
+	body, held, err := readBody(r, g.maxBody(), budget, timer)
+	timer.stop()
 	if err != nil {
 		budget.release(held)
 		closeUnread(w, r)
@@ -161,14 +187,33 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 		switch {
 		case errors.As(err, &tooLarge):
 			g.observe(provider, OutcomeTooLarge)
-			return writeError(w, http.StatusRequestEntityTooLarge,
+			werr := writeError(w, http.StatusRequestEntityTooLarge,
 				fmt.Sprintf("request body exceeds the limit of %d bytes", tooLarge.Limit))
+			linger(w, r, r.ContentLength <= g.maxBody())
+			return werr
+		case errors.Is(err, ErrClientBudgetExhausted):
+			g.Logger.Warn("webhook refused: too many unverified request bodies in flight from one client address",
+				zap.String("remote", r.RemoteAddr), zap.String("client", client),
+				zap.Int64("max_unverified_per_client", budget.budget.perClient))
+			g.observe(provider, OutcomeOverloaded)
+			w.Header().Set("Retry-After", "1")
+			return writeError(w, http.StatusServiceUnavailable, "too many unverified request bodies in flight from your address; retry later")
 		case errors.Is(err, ErrBudgetExhausted):
 			g.Logger.Warn("webhook refused: too many unverified request bodies in flight",
-				zap.String("remote", r.RemoteAddr), zap.Int64("max_unverified", budget.limit))
+				zap.String("remote", r.RemoteAddr), zap.Int64("max_unverified", budget.budget.limit))
 			g.observe(provider, OutcomeOverloaded)
 			w.Header().Set("Retry-After", "1")
 			return writeError(w, http.StatusServiceUnavailable, "too many unverified request bodies in flight; retry later")
+		case errors.Is(err, ErrBodyTimeout):
+			g.Logger.Warn("webhook refused: unverified request body not received within unverified_timeout",
+				zap.String("remote", r.RemoteAddr), zap.Duration("unverified_timeout", g.unverifiedTimeout()))
+			g.observe(provider, OutcomeTimeout)
+			return writeError(w, http.StatusRequestTimeout, "request body not received in time")
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			g.Logger.Warn("webhook refused: request body cut by the server's read timeout",
+				zap.String("remote", r.RemoteAddr))
+			g.observe(provider, OutcomeTimeout)
+			return writeError(w, http.StatusRequestTimeout, "request body not received in time")
 		}
 		g.Logger.Debug("reading request body", zap.Error(err))
 		g.observe(provider, OutcomeInvalid)
@@ -519,9 +564,33 @@ func (g *Gateway) unverifiedBudget() *bodyBudget {
 		if limit <= 0 {
 			limit = DefaultMaxUnverified
 		}
-		g.budget = &bodyBudget{limit: limit}
+		perClient := g.MaxUnverifiedPerClient
+		if perClient <= 0 {
+			// The largest buffer a body of maxBody bytes takes is one byte
+			// more, to see its end.
+			perClient = max(limit/4, g.maxBody()+1)
+		}
+		g.budget = newBodyBudget(limit, perClient)
 	})
 	return g.budget
+}
+
+func (g *Gateway) unverifiedTimeout() time.Duration {
+	if g.UnverifiedTimeout > 0 {
+		return g.UnverifiedTimeout
+	}
+	return DefaultUnverifiedTimeout
+}
+
+// clientKey is the key of the client address r's unverified body counts
+// against.
+func (g *Gateway) clientKey(r *http.Request) string {
+	if g.ClientAddr != nil {
+		if addr := g.ClientAddr(r); addr != "" {
+			return clientKey(addr)
+		}
+	}
+	return clientKey(r.RemoteAddr)
 }
 
 func (g *Gateway) now() time.Time {

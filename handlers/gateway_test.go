@@ -391,12 +391,13 @@ func (tr *trickle) Read(p []byte) (int, error) {
 }
 
 func TestReadBodyGrowsAsBytesArrive(t *testing.T) {
-	budget := &bodyBudget{limit: 1 << 30}
+	route := newBodyBudget(1<<30, 1<<30)
+	budget := route.share("192.0.2.1")
 	for _, arrived := range []int{1, 600, 5000} {
 		tr := &trickle{data: bytes.Repeat([]byte("x"), arrived)}
 		req := httptest.NewRequest(http.MethodPost, "/hooks", tr)
 		req.ContentLength = 5_000_000 // declared, never sent
-		_, held, err := readBody(req, DefaultMaxBodySize, budget)
+		_, held, err := readBody(req, DefaultMaxBodySize, budget, nil)
 		if err == nil || err.Error() != "connection reset" {
 			t.Fatalf("arrived %d: err %v", arrived, err)
 		}
@@ -405,14 +406,14 @@ func TestReadBodyGrowsAsBytesArrive(t *testing.T) {
 		}
 		budget.release(held)
 	}
-	if used := budget.used.Load(); used != 0 {
-		t.Errorf("budget still holds %d bytes", used)
+	if used := route.used; used != 0 || len(route.byClient) != 0 {
+		t.Errorf("budget still holds %d bytes: %v", used, route.byClient)
 	}
 
 	// An honest body ends in a buffer of its own size.
 	body := bytes.Repeat([]byte("y"), 100_000)
 	req := httptest.NewRequest(http.MethodPost, "/hooks", bytes.NewReader(body))
-	got, held, err := readBody(req, DefaultMaxBodySize, budget)
+	got, held, err := readBody(req, DefaultMaxBodySize, budget, nil)
 	if err != nil || !bytes.Equal(got, body) || held != int64(len(body))+1 {
 		t.Fatalf("honest body: %d bytes, held %d, err %v", len(got), held, err)
 	}
@@ -421,7 +422,7 @@ func TestReadBodyGrowsAsBytesArrive(t *testing.T) {
 	req = httptest.NewRequest(http.MethodPost, "/hooks", io.MultiReader(bytes.NewReader(body), bytes.NewReader(body)))
 	req.ContentLength = -1
 	var tooLarge *http.MaxBytesError
-	if _, _, err := readBody(req, 150_000, budget); !errors.As(err, &tooLarge) {
+	if _, _, err := readBody(req, 150_000, budget, nil); !errors.As(err, &tooLarge) {
 		t.Fatalf("chunked over the limit: %v", err)
 	}
 }
@@ -436,7 +437,8 @@ func TestUnverifiedBudgetRefusesAndComesBack(t *testing.T) {
 	}
 	g.Verifiers, g.SecretHeaders = []verify.Verifier{sig}, sig.SecretHeaders()
 	g.MaxUnverified = 2048
-	budget := g.unverifiedBudget()
+	// Another client, so that the share of this one is not what refuses.
+	budget := g.unverifiedBudget().share("198.51.100.7")
 	body := testdata(t, "usaepay", "transaction.sale.success")
 	signed := func(signature string) *http.Request {
 		req := httptest.NewRequest(http.MethodPost, "/hooks", bytes.NewReader(body))
@@ -448,8 +450,8 @@ func TestUnverifiedBudgetRefusesAndComesBack(t *testing.T) {
 	good := hex.EncodeToString(mac.Sum(nil))
 
 	// Other requests hold most of the budget while this one is read.
-	if !budget.reserve(2048 - 100) {
-		t.Fatal("reserve")
+	if err := budget.reserve(2048 - 100); err != nil {
+		t.Fatal(err)
 	}
 	rec := httptest.NewRecorder()
 	if err := g.ServeHTTP(rec, signed(good), nil); err != nil {
@@ -470,8 +472,8 @@ func TestUnverifiedBudgetRefusesAndComesBack(t *testing.T) {
 			t.Fatalf("within the budget: %d %v, want %d", rec.Code, err, tc.want)
 		}
 	}
-	if used := budget.used.Load(); used != 0 {
-		t.Errorf("budget still holds %d bytes after the requests ended", used)
+	if used := g.budget.used; used != 0 || len(g.budget.byClient) != 0 {
+		t.Errorf("budget still holds %d bytes after the requests ended: %v", used, g.budget.byClient)
 	}
 }
 

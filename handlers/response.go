@@ -3,6 +3,7 @@ package handlers
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 )
 
 // Statuses in the JSON answer a provider gets.
@@ -53,6 +54,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) error {
 	}
 	body = append(body, '\n')
 	w.Header().Set("Content-Type", "application/json")
+	// Declared, so that an answer flushed before the handler is done (see
+	// linger) is complete to a client that reads it, not an open chunked
+	// stream.
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	_, err = w.Write(body)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,7 +21,10 @@ import (
 
 // hostileSite has an async loyalty route, an async payment route signed by
 // HMAC alone (so every body is read before anything is verified) with a
-// small body limit and budget, and a sync loyalty route.
+// small body limit and budget, the same with a short unverified_timeout,
+// and a sync loyalty route. Each client address has a share of 64KiB+1 of
+// a budget (the most a body of max_body may need), a quarter of 256KiB
+// being less.
 func hostileSite(backend *backend) string {
 	return fmt.Sprintf(`http://127.0.0.1:{{PORT}} {
 	route /hooks/openloyalty {
@@ -38,6 +42,18 @@ func hostileSite(backend *backend) string {
 			auth hmac {env.TEST_SIG_KEY}
 			max_body 64KiB
 			max_unverified 256KiB
+			upstream %[1]s
+		}
+	}
+	route /hooks/drip {
+		webhook_gateway usaepay {
+			store_dir {{DIR}}/store
+			max_event_age off
+			source /drip
+			auth hmac {env.TEST_SIG_KEY}
+			max_body 64KiB
+			max_unverified 256KiB
+			unverified_timeout 1s
 			upstream %[1]s
 		}
 	}
@@ -76,7 +92,15 @@ func requestHead(gw *testcaddy.Instance, path string, header ...string) string {
 
 func dial(t *testing.T, gw *testcaddy.Instance) net.Conn {
 	t.Helper()
-	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", gw.Port))
+	return dialFrom(t, gw, "127.0.0.1")
+}
+
+// dialFrom connects from a loopback address of its own (all of 127/8 is
+// the loopback interface's), a client address as the gateway sees it.
+func dialFrom(t *testing.T, gw *testcaddy.Instance, ip string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	conn, err := d.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", gw.Port))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,6 +243,18 @@ func TestOverLimitAnsweredAtOnce(t *testing.T) {
 		}
 		check(t, readAnswer(t, conn))
 	})
+	t.Run("declared 12MiB, 1KiB sent, then a byte now and then", func(t *testing.T) {
+		// The rest of the body is read for up to 10 s after a 413, for a
+		// client that sends all of it first; the answer does not wait
+		// for that.
+		d := startDripper(t, gw, "/hooks/usaepay", "127.0.0.1", 12<<20, 1024, 5*time.Second)
+		end := <-d.end
+		if end.err != nil {
+			t.Fatalf("no answer: %v", end.err)
+		}
+		end.resp.Body = io.NopCloser(strings.NewReader(end.body))
+		check(t, end.resp)
+	})
 	t.Run("declared 12MiB, waits for 100 Continue", func(t *testing.T) {
 		conn := dial(t, gw)
 		head := requestHead(gw, "/hooks/usaepay", "X-Signature: 00", "Content-Length: 12582912", "Expect: 100-continue")
@@ -279,12 +315,14 @@ func TestUnverifiedBodiesAreBudgeted(t *testing.T) {
 		sent     = 40000
 	)
 	// Each body, once 40000 bytes are in, needs a buffer of its declared
-	// 60000 bytes: 256 KiB holds four of them at most.
+	// 60000 bytes: 256 KiB holds four of them at most. Each comes from an
+	// address of its own, so that its address's share is not what refuses
+	// it.
 	answers := make(chan *http.Response, conns)
 	var wg sync.WaitGroup
 	var stalled []net.Conn
-	for range conns {
-		conn := dial(t, gw)
+	for i := range conns {
+		conn := dialFrom(t, gw, fmt.Sprintf("127.0.0.%d", 10+i))
 		stalled = append(stalled, conn)
 		head := requestHead(gw, "/hooks/usaepay", "X-Signature: 00", "Content-Length: "+strconv.Itoa(declared))
 		if _, err := conn.Write(append([]byte(head), bytes.Repeat([]byte("x"), sent)...)); err != nil {
@@ -305,7 +343,7 @@ func TestUnverifiedBodiesAreBudgeted(t *testing.T) {
 	for resp := range answers {
 		body, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
-			!resp.Close || !strings.Contains(string(body), "unverified") {
+			!resp.Close || !strings.Contains(string(body), "unverified") || strings.Contains(string(body), "your address") {
 			t.Fatalf("answer to a stalled body: %d %v %s", resp.StatusCode, resp.Header, body)
 		}
 		refused++
@@ -328,6 +366,192 @@ func TestUnverifiedBodiesAreBudgeted(t *testing.T) {
 		return err == nil && code == http.StatusAccepted
 	})
 	waitFor(t, 10*time.Second, "delivery", func() bool { return be.deliveredOK(id) })
+}
+
+// dripper is the slow-drip attack: a head and part of a body from one
+// client address, then a byte every 100 ms for as long as the connection
+// takes them. end gets what ended it: the gateway's answer, or the error
+// that closed the connection.
+type dripper struct {
+	conn net.Conn
+	end  chan dripEnd
+}
+
+type dripEnd struct {
+	resp *http.Response
+	body string
+	err  error
+}
+
+func startDripper(t *testing.T, gw *testcaddy.Instance, path, from string, declared, sent int, wait time.Duration) *dripper {
+	t.Helper()
+	conn := dialFrom(t, gw, from)
+	head := requestHead(gw, path, "X-Signature: 00", "Content-Length: "+strconv.Itoa(declared))
+	if _, err := conn.Write(append([]byte(head), bytes.Repeat([]byte("x"), sent)...)); err != nil {
+		t.Fatal(err)
+	}
+	d := &dripper{conn: conn, end: make(chan dripEnd, 1)}
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for sent < declared {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			if _, err := conn.Write([]byte("x")); err != nil {
+				return
+			}
+			sent++
+		}
+	}()
+	go func() {
+		_ = conn.SetReadDeadline(time.Now().Add(wait))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			d.end <- dripEnd{err: err}
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		d.end <- dripEnd{resp: resp, body: string(body)}
+	}()
+	return d
+}
+
+// probe sends a two-byte body with a wrong signature from an address:
+// 401 when the body could be read, 503 when its address's share or the
+// route's budget could not give it 512 bytes of buffer.
+func probe(t *testing.T, gw *testcaddy.Instance, path, from string) (int, string) {
+	t.Helper()
+	conn := dialFrom(t, gw, from)
+	defer conn.Close()
+	head := requestHead(gw, path, "X-Signature: 00", "Content-Length: 2")
+	if _, err := conn.Write([]byte(head + "{}")); err != nil {
+		t.Fatal(err)
+	}
+	resp := readAnswer(t, conn)
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// TestSlowDripCannotHoldTheBudget: connections that send part of a body
+// and then a byte now and then, which Caddy's idle timeout never ends,
+// hold no more than their address's share of the route's budget, and only
+// until unverified_timeout: signed webhooks from elsewhere are still taken.
+func TestSlowDripCannotHoldTheBudget(t *testing.T) {
+	// Four bodies each declaring max_body and 48 KiB in, a 64 KiB buffer
+	// each: together the whole 256 KiB of the route's budget.
+	const (
+		declared = 64 << 10
+		sent     = 48 << 10
+	)
+	gw, be := startHostile(t)
+
+	t.Run("four connections from one address", func(t *testing.T) {
+		// /hooks/usaepay cuts an unverified body after the default 10s,
+		// long past this subtest's need.
+		holder := startDripper(t, gw, "/hooks/usaepay", "127.0.0.2", declared, sent, 20*time.Second)
+		// Once a probe from the dripper's address is refused for its
+		// share, the dripper holds it.
+		waitFor(t, 10*time.Second, "the dripper holding its address's share", func() bool {
+			code, body := probe(t, gw, "/hooks/usaepay", "127.0.0.2")
+			return code == http.StatusServiceUnavailable && strings.Contains(body, "from your address")
+		})
+		for range 3 {
+			d := startDripper(t, gw, "/hooks/usaepay", "127.0.0.2", declared, sent, 5*time.Second)
+			end := <-d.end
+			if end.err != nil || end.resp.StatusCode != http.StatusServiceUnavailable ||
+				end.resp.Header.Get("Retry-After") == "" || !end.resp.Close || !strings.Contains(end.body, "from your address") {
+				t.Fatalf("another dripper from the same address: %+v", end)
+			}
+		}
+
+		// A real sender, from another address, during the drip.
+		id, body := paymentEvent(t)
+		code, answer, err := send(gw.BaseURL()+"/hooks/usaepay", body, signedHeader(body))
+		if err != nil || code != http.StatusAccepted {
+			t.Fatalf("a signed webhook during the drip: %d %v %v", code, answer, err)
+		}
+		select {
+		case end := <-holder.end:
+			t.Fatalf("the dripper was answered before the real sender was: %+v", end)
+		default:
+		}
+		if code, body := probe(t, gw, "/hooks/usaepay", "127.0.0.2"); code != http.StatusServiceUnavailable {
+			t.Fatalf("the dripper no longer holds its share after the real sender's answer: %d %s", code, body)
+		}
+		waitFor(t, 10*time.Second, "delivery", func() bool { return be.deliveredOK(id) })
+	})
+
+	t.Run("from several addresses, cut by unverified_timeout", func(t *testing.T) {
+		var drippers []*dripper
+		for i := range 4 {
+			drippers = append(drippers, startDripper(t, gw, "/hooks/drip", fmt.Sprintf("127.0.0.%d", 20+i), declared, sent, 20*time.Second))
+		}
+		// Each is cut once its second is up: answered 408 with
+		// Connection: close, or, if its next byte came in before the close,
+		// reset; never left open.
+		for i, d := range drippers {
+			end := <-d.end
+			var ne net.Error
+			if errors.As(end.err, &ne) && ne.Timeout() {
+				t.Fatalf("dripper %d still connected: %v", i, end.err)
+			}
+			if end.resp != nil && (end.resp.StatusCode != http.StatusRequestTimeout || !end.resp.Close ||
+				!strings.Contains(end.body, "not received in time")) {
+				t.Fatalf("dripper %d: %d %v %s", i, end.resp.StatusCode, end.resp.Header, end.body)
+			}
+			t.Logf("dripper %d: %v %v", i, end.resp != nil, end.err)
+		}
+		// Their budget is back.
+		id, body := paymentEvent(t)
+		waitFor(t, 10*time.Second, "a webhook accepted after the drippers", func() bool {
+			code, _, err := send(gw.BaseURL()+"/hooks/drip", body, signedHeader(body))
+			return err == nil && code == http.StatusAccepted
+		})
+		waitFor(t, 10*time.Second, "delivery", func() bool { return be.deliveredOK(id) })
+	})
+}
+
+// TestOverLimitBodyWrittenInFull: a client that writes all of an
+// over-limit body before it reads the answer, as Python's urllib does,
+// reads its 413 instead of a reset connection, whether the length was
+// declared or found while reading, and on a route whose check needs no
+// body too.
+func TestOverLimitBodyWrittenInFull(t *testing.T) {
+	gw, _ := startHostile(t)
+	big := bytes.Repeat([]byte("x"), 12<<20)
+	var chunked bytes.Buffer
+	for rest := big; len(rest) > 0; rest = rest[1<<20:] {
+		fmt.Fprintf(&chunked, "%x\r\n%s\r\n", 1<<20, rest[:1<<20])
+	}
+	chunked.WriteString("0\r\n\r\n")
+	for _, tc := range []struct {
+		name, path string
+		limit      int
+		header     []string
+		body       []byte
+	}{
+		{"declared", "/hooks/usaepay", 64 << 10, []string{"X-Signature: 00", "Content-Length: " + strconv.Itoa(len(big))}, big},
+		{"chunked", "/hooks/usaepay", 64 << 10, []string{"X-Signature: 00", "Transfer-Encoding: chunked"}, chunked.Bytes()},
+		{"authenticated route", "/hooks/openloyalty", 5 << 20, []string{loyaltyHeader + ": " + loyaltyToken, "Content-Length: " + strconv.Itoa(len(big))}, big},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn := dial(t, gw)
+			if _, err := conn.Write(append([]byte(requestHead(gw, tc.path, tc.header...)), tc.body...)); err != nil {
+				t.Fatalf("the connection failed before the body was written: %v", err)
+			}
+			resp := readAnswer(t, conn)
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusRequestEntityTooLarge || !resp.Close ||
+				!strings.Contains(string(body), fmt.Sprintf("exceeds the limit of %d bytes", tc.limit)) {
+				t.Fatalf("%d %v %s", resp.StatusCode, resp.Header, body)
+			}
+		})
+	}
 }
 
 // TestHeaderCheckFailsBeforeTheBody: on a route whose checks need no body
