@@ -162,11 +162,10 @@ func (g *Gateway) keepRecording(ctx context.Context, rec *store.Record, attempt 
 func (g *Gateway) recordAgain(ctx context.Context, rec *store.Record, attempt store.Attempt) (done bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, StoreTimeout)
 	defer cancel()
-	stored, err := g.Store.Get(ctx, rec.Source, rec.ID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return true, err
-	case err == nil && stored.Status == store.StatusDelivered && delivery.HasAttempt(stored, attempt):
+	// Only MarkDelivered says whether the record is gone: a reader may
+	// not show a reservation past its expiry that the write still finds.
+	if stored, err := g.Store.Get(ctx, rec.Source, rec.ID); err == nil &&
+		stored.Status == store.StatusDelivered && delivery.HasAttempt(stored, attempt) {
 		return true, nil
 	}
 	err = g.Store.MarkDelivered(ctx, rec.Source, rec.ID, attempt)
