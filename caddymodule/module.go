@@ -156,6 +156,13 @@ type Handler struct {
 	// deliver it to Upstreams with retries) or "sync" (hand the event to the
 	// next handler, normally reverse_proxy, and answer after the backend).
 	// Default: async when Upstreams are set, otherwise sync.
+	//
+	// In sync mode a handler that answers must follow: a request after
+	// which nothing wrote a response (Caddy ends a route with a handler
+	// that writes nothing) is answered 502, its reservation released, and
+	// logged as a config error. That cannot be refused at load time: which
+	// handler runs next is decided per request by the routes and matchers
+	// that follow, and a handler is not shown them.
 	Deliver string `json:"deliver,omitempty"`
 
 	// Upstreams are the backend URLs async workers POST events to.
@@ -303,6 +310,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		UnverifiedTimeout:      time.Duration(h.UnverifiedTimeout),
 		ClientAddr:             clientIP,
 	}
+
+	// Before the store is released: a sync delivery the backend accepted
+	// may still be being recorded (see handlers.Gateway.Close).
+	h.cleanup = append(h.cleanup, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), delivery.DefaultStopTimeout)
+		defer cancel()
+		if err := h.gw.Close(ctx); err != nil {
+			h.logger.Error("unloading a sync route", zap.Error(err))
+		}
+	})
 
 	// Metrics and the admin API's registry; see metrics.go and registry.go.
 	if err := processMetrics.register(ctx.GetMetricsRegistry()); err != nil {
@@ -474,7 +491,9 @@ func clientIP(r *http.Request) string {
 	return ip
 }
 
-// Cleanup stops delivery and releases this config's hold on the store.
+// Cleanup stops delivery (async workers, and the background records of
+// sync deliveries, each given up to 10s) and releases this config's hold on
+// the store.
 func (h *Handler) Cleanup() error {
 	for i := len(h.cleanup) - 1; i >= 0; i-- {
 		h.cleanup[i]()

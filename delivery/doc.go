@@ -21,8 +21,12 @@
 // with the next status. So a restart resumes pending work, a crashed
 // engine's events come back when its leases expire, and two engines on one
 // store (old and new config during a Caddy reload) never send the same
-// attempt twice. Delivery is at least once: an attempt whose outcome could
-// not be recorded is sent again, with the same Idempotency-Key.
+// attempt twice. An outcome the store does not take (a database restart) is
+// written again, with backoff, while the engine holds the event's lease, so
+// a restart shorter than what is left of the lease sends nothing twice.
+// Delivery is at least once: an attempt whose outcome could not be recorded
+// before the lease ran out (or before Stop gave up) is sent again, with the
+// same Idempotency-Key.
 //
 // Upstreams: attempts rotate over the configured URLs (round-robin); when
 // a connection cannot be made the same attempt fails over to the next URL.

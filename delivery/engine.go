@@ -34,7 +34,8 @@ const (
 	// lease must outlive the attempt plus the time to record it, or a second
 	// engine could claim the event while the first is still sending it.
 	leaseMargin = 30 * time.Second
-	// recordTimeout bounds writing an attempt's outcome to the store.
+	// recordTimeout bounds one write of an attempt's outcome to the store
+	// (a failed write is tried again while the lease lasts, see record).
 	recordTimeout = 10 * time.Second
 	// maxDrain is how much of a response body is read so the connection
 	// can be reused; a larger body is abandoned with its connection.
@@ -82,7 +83,9 @@ type Config struct {
 	// random.
 	Owner string
 	// Lease is how long a claimed event stays reserved for this engine. It
-	// must exceed Timeout. Default: Timeout + 30s.
+	// must exceed Timeout; what is left after the attempt is the time to
+	// record its outcome, tried again while the store fails (a database
+	// restarting). Default: Timeout + 30s.
 	Lease time.Duration
 	// PollInterval is how often the store is checked for due events when
 	// nothing wakes the engine (Notify, or a retry timer of this engine).
@@ -250,7 +253,8 @@ func (e *Engine) Start(ctx context.Context) error {
 }
 
 // Stop stops claiming, waits up to StopTimeout for in-flight attempts to
-// finish and be recorded, then cancels the rest. Events not yet attempted
+// finish and be recorded (an outcome the store does not take is tried
+// again meanwhile), then cancels the rest. Events not yet attempted
 // stay pending in the store (a claimed one has its lease released) and are
 // picked up by the next engine that starts on the store. Stop on a stopped
 // engine does nothing.
@@ -368,9 +372,7 @@ func (e *Engine) deliver(rec *store.Record) {
 	now := time.Now()
 	dec := e.cfg.Backoff.Decide(Outcome{Status: res.Attempt.Status, RetryAfter: res.RetryAfter}, scheduled, rec.ReceivedAt, now)
 
-	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
-	defer cancel()
-	err := e.cfg.Store.RecordAttempt(ctx, rec.Source, rec.ID, e.cfg.Owner, res.Attempt, dec.Decision)
+	err := e.record(rec, res.Attempt, dec.Decision, log)
 	fields := []zap.Field{zap.Int("attempt", number), zap.Int("status", res.Attempt.Status),
 		zap.Duration("latency", res.Attempt.Latency)}
 	if res.Attempt.Error != "" {
@@ -381,9 +383,11 @@ func (e *Engine) deliver(rec *store.Record) {
 		log.Warn("lease lost during delivery attempt; another engine owns the event", fields...)
 		return
 	case err != nil:
-		// The event keeps its lease until it expires, then is retried: at
-		// least once, never lost. The backend may see it again.
-		log.Error("recording delivery attempt", append(fields, zap.NamedError("store_error", err))...)
+		// Tried while the lease lasted (see record). The event keeps its
+		// lease until it expires, then is retried: at least once, never
+		// lost. The backend may see it again.
+		log.Error("recording delivery attempt failed; the event will be sent again once its lease runs out",
+			append(fields, zap.NamedError("store_error", err))...)
 		return
 	}
 	switch dec.Status {

@@ -134,6 +134,9 @@ type Gateway struct {
 
 	budgetOnce sync.Once
 	budget     *bodyBudget
+	// records writes again, in the background, the sync deliveries the
+	// store did not take at once (see recordDelivered).
+	records recorder
 }
 
 // ServeHTTP runs the request path. It writes the provider's answer itself
@@ -347,8 +350,13 @@ func (g *Gateway) serveSync(w http.ResponseWriter, r *http.Request, provider str
 			continue
 		}
 		if err := g.forward(r, rec, next); err != nil {
-			g.Logger.Warn("backend did not accept event",
-				zap.String("source", rec.Source), zap.String("id", rec.ID), zap.Error(err))
+			if errors.Is(err, ErrNoResponse) {
+				g.Logger.Error("config error: nothing after webhook_gateway answered on this sync route (source); add reverse_proxy after it",
+					zap.String("source", rec.Source), zap.String("id", rec.ID), zap.Error(err))
+			} else {
+				g.Logger.Warn("backend did not accept event",
+					zap.String("source", rec.Source), zap.String("id", rec.ID), zap.Error(err))
+			}
 			g.release(r.Context(), rec)
 			answers[i].Status = statusFailed
 			failed++
@@ -376,7 +384,9 @@ func (g *Gateway) serveSync(w http.ResponseWriter, r *http.Request, provider str
 }
 
 // forward sends one canonical event through the rest of the route and
-// records the outcome on the stored event.
+// records the outcome on the stored event. It returns nil when the backend
+// answered 2xx, recorded yet or not (see recordDelivered); ErrNoResponse
+// when nothing after this handler answered.
 func (g *Gateway) forward(r *http.Request, rec *store.Record, next Next) error {
 	ctx, cancel := detached(r.Context(), g.forwardTimeout())
 	defer cancel()
@@ -393,27 +403,24 @@ func (g *Gateway) forward(r *http.Request, rec *store.Record, next Next) error {
 	start := g.now()
 	err := next(rw, out)
 	attempt := store.Attempt{Number: 1, At: start, Latency: g.now().Sub(start), Status: rw.status}
-	if err == nil && rw.status == 0 {
-		// A handler that wrote nothing answered 200 implicitly.
-		attempt.Status = http.StatusOK
-	}
 	if err != nil {
-		attempt.Error = err.Error()
 		return err
+	}
+	if rw.status == 0 {
+		// Nothing wrote a response, so nothing reached a backend: Caddy
+		// ends every route with a handler that writes nothing, which Go
+		// would answer 200. Taking that for a delivery would store the
+		// event delivered and make the provider's retry a duplicate.
+		// Whether a handler follows cannot be known at load time: the
+		// routes and matchers after this one decide it per request.
+		return ErrNoResponse
 	}
 	if attempt.Status < 200 || attempt.Status > 299 {
 		return fmt.Errorf("backend answered %d", attempt.Status)
 	}
 	// The backend has the event: record it even if the forward used up its
 	// time, so the provider's retry finds it delivered.
-	ctx, cancel = detached(r.Context(), StoreTimeout)
-	defer cancel()
-	if err := g.Store.MarkDelivered(ctx, rec.Source, rec.ID, attempt); err != nil {
-		// The backend has the event but the gateway could not record it:
-		// answer as a failure so the provider retries; the backend sees the
-		// same Idempotency-Key again.
-		return fmt.Errorf("recording delivery: %w", err)
-	}
+	g.recordDelivered(r.Context(), rec, attempt)
 	return nil
 }
 
