@@ -80,7 +80,8 @@ type Gateway struct {
 	// Verifiers must all pass; none means the route is open (the
 	// subscription platform relies on a secret path or an IP allowlist).
 	Verifiers []verify.Verifier
-	// SecretHeaders are removed from the stored request headers.
+	// SecretHeaders are removed from the stored request headers, and from
+	// the request once the gateway has answered.
 	SecretHeaders []string
 	// MaxBodySize is the largest body accepted, in bytes.
 	MaxBodySize int64

@@ -24,7 +24,8 @@ import (
 const plusSecret = "pl+s-s3cret"
 
 // accessLogSite has a route per auth scheme, sync in front of backend,
-// and two access logs: access.log with the filter the README shows, and
+// and two access logs: access.log with the filter the README shows (for
+// this site's routes), and
 // raw.log as Caddy writes it by default. log_append fields read the
 // request after the gateway has answered, the way any later logger would.
 func accessLogSite(backend string) string {

@@ -17,10 +17,11 @@ import (
 // secret: match the path with `handle` instead, or put the secret after the
 // stripped prefix.
 //
-// The secret also sits in the request URI, which Caddy's access log records
-// and which a sync route would forward to the backend: use Redact and
-// RedactQuery to clean a path and a query before they are logged, stored or
-// forwarded.
+// The secret also sits in the request URI, which a sync route would forward
+// to the backend and later handlers would read: use Redact and RedactQuery
+// to clean a path and a query before they are logged, stored or forwarded.
+// (Caddy's access log records the URI as received, before any handler:
+// only a log filter keeps the secret out of it.)
 type PathSecret struct {
 	secrets []digest
 }
