@@ -106,9 +106,10 @@ func (e *Engine) Replay(ctx context.Context, source, id string, dryRun bool) (*R
 // anything from.
 const maskedSignatureChars = 6
 
-// MaskSignature returns a copy of h whose webhook-signature keeps, of each
-// space-separated signature, its version and first characters only
-// ("v1,K7fQ2x…"). Other headers are kept as they are.
+// MaskSignature returns h with its webhook-signature masked: each
+// space-separated signature keeps its version and first characters only
+// ("v1,K7fQ2x…"). h itself is left alone: a header with a signature is
+// copied, one without is returned as it is.
 func MaskSignature(h http.Header) http.Header {
 	values := h.Values(HeaderWebhookSignature)
 	if len(values) == 0 {
