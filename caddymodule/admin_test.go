@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -70,6 +71,10 @@ func newAdminFixture(t *testing.T) *adminFixture {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	be := newRecordingBackend(t)
+	signer, err := delivery.NewSigner(adminSigningSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
 	engine, err := delivery.New(delivery.Config{
 		Store:     db,
 		Sources:   []string{"/usaepay"},
@@ -77,6 +82,7 @@ func newAdminFixture(t *testing.T) *adminFixture {
 		Workers:   2,
 		Timeout:   5 * time.Second,
 		Observer:  processMetrics,
+		Headers:   delivery.NewHeaderBuilder(signer),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +90,36 @@ func newAdminFixture(t *testing.T) *adminFixture {
 	t.Cleanup(live.add(dir, db, []string{"/usaepay"}, handlers.Async, engine))
 	t.Cleanup(live.add(dir, db, []string{"/sublytics"}, handlers.Sync, nil))
 	return &adminFixture{dir: dir, db: db, backend: be}
+}
+
+// adminSigningSecret signs the fixture's deliveries.
+const adminSigningSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+// noFullSignature fails when out, a replay answer describing the request
+// whose header is given, carries that request's full webhook-signature.
+// The signature is recomputed from the header's webhook-timestamp and the
+// stored event.
+func (f *adminFixture) noFullSignature(t *testing.T, out []byte, header http.Header, source, id string) {
+	t.Helper()
+	rec, err := f.db.Get(context.Background(), source, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix, err := strconv.ParseInt(header.Get("Webhook-Timestamp"), 10, 64)
+	if err != nil {
+		t.Fatalf("webhook-timestamp %q: %v", header.Get("Webhook-Timestamp"), err)
+	}
+	signer, _ := delivery.NewSigner(adminSigningSecret)
+	full, err := signer.Sign(id, time.Unix(unix, 0), rec.Event)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(out, []byte(strings.TrimPrefix(full, "v1,"))) {
+		t.Fatalf("the answer carries the full signature %s:\n%s", full, out)
+	}
+	if shown := header.Get("Webhook-Signature"); !strings.HasPrefix(shown, "v1,") || !strings.HasSuffix(shown, "…") {
+		t.Fatalf("webhook-signature shown as %q, want it masked", shown)
+	}
 }
 
 // insert stores one event as the request path would.
@@ -297,6 +333,7 @@ func TestAdminReplayByID(t *testing.T) {
 	if n := len(f.backend.received()); n != 0 {
 		t.Fatalf("dry run sent %d requests", n)
 	}
+	f.noFullSignature(t, body, dry.Header, "/usaepay", "a1")
 
 	code, body = call(t, http.MethodPost, "/webhooks/replay", ReplayRequest{Source: "/usaepay", ID: "a1"})
 	wantStatus(t, code, body, http.StatusOK, "")
@@ -304,6 +341,7 @@ func TestAdminReplayByID(t *testing.T) {
 	if res.Attempt == nil || res.Attempt.Status != http.StatusOK || res.Status != store.StatusDelivered {
 		t.Fatalf("replay: %s", body)
 	}
+	f.noFullSignature(t, body, res.Header, "/usaepay", "a1")
 	hits := f.backend.received()
 	if len(hits) != 1 || hits[0].Get("Webhook-Replay") != "true" {
 		t.Fatalf("backend saw %v", hits)

@@ -104,6 +104,7 @@ func TestCLIReplay(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &dry); err != nil || !dry.DryRun || len(f.backend.received()) != 0 {
 		t.Fatalf("dry run output: %v\n%s", err, out)
 	}
+	f.noFullSignature(t, []byte(out), dry.Header, "/usaepay", "a1")
 
 	out, err = runCLI(t, "replay", "--address", addr, "--status", "dead")
 	if err != nil {

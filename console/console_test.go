@@ -4,12 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,6 +40,23 @@ type fixture struct {
 	backend *backend
 	srv     *httptest.Server
 	client  *http.Client
+	// reads counts the events read one by one (Get), by the console and
+	// the delivery engine alike.
+	reads *readCounter
+}
+
+// consoleSigningSecret signs the fixture's deliveries.
+const consoleSigningSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+// readCounter is a store that counts the events read one by one.
+type readCounter struct {
+	store.Store
+	n atomic.Int64
+}
+
+func (c *readCounter) Get(ctx context.Context, source, id string) (*store.Record, error) {
+	c.n.Add(1)
+	return c.Store.Get(ctx, source, id)
 }
 
 type backend struct {
@@ -96,19 +117,25 @@ func newFixtureRefreshing(t *testing.T, refresh time.Duration) *fixture {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	be := newBackend(t)
+	reads := &readCounter{Store: db}
+	signer, err := delivery.NewSigner(consoleSigningSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
 	engine, err := delivery.New(delivery.Config{
-		Store:     db,
+		Store:     reads,
 		Sources:   []string{"/usaepay"},
 		Upstreams: []string{be.URL + "/hooks"},
 		Workers:   2,
 		Timeout:   5 * time.Second,
+		Headers:   delivery.NewHeaderBuilder(signer),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	target := ops.Target{
 		Name:    "test-store",
-		Store:   db,
+		Store:   reads,
 		Sources: []string{"/sublytics", "/usaepay"},
 		Replayer: func(source string) (ops.Replayer, error) {
 			if source == "/usaepay" {
@@ -127,7 +154,7 @@ func newFixtureRefreshing(t *testing.T, refresh time.Duration) *fixture {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	return &fixture{db: db, backend: be, srv: srv, client: client}
+	return &fixture{db: db, backend: be, srv: srv, client: client, reads: reads}
 }
 
 var base = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
@@ -653,6 +680,70 @@ func TestWorksUnderAStrippedPrefix(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
 			t.Errorf("%s: %d, lacks %q", path, resp.StatusCode, want)
+		}
+	}
+}
+
+// TestReplayConfirmationIsPagedAndMasked: the confirmation of a replay by
+// filter counts every matching event but prepares (reads) only the
+// requests it shows, and shows their signatures masked: a dry run's
+// signature is fresh and the backend would accept it.
+func TestReplayConfirmationIsPagedAndMasked(t *testing.T) {
+	f := newFixture(t)
+	const n = 25
+	for i := range n {
+		f.insert(t, "/usaepay", fmt.Sprintf("bulk-%02d", i), "transaction.sale.success", "s", store.StatusDead, base.Add(time.Duration(i)*time.Second), 503)
+	}
+	before := f.reads.n.Load()
+	code, body, _ := f.get(t, "confirm", url.Values{"action": {"replay"}, "status": {"dead"}})
+	if code != http.StatusOK {
+		t.Fatalf("confirm: %d\n%s", code, body)
+	}
+	mustContain(t, body, fmt.Sprintf("Replay %d events?", n), fmt.Sprintf("Dry run: %d would be sent", n),
+		fmt.Sprintf("Replay %d events now", n), fmt.Sprintf("and %d more", n-10))
+	if shown := strings.Count(body, `<details class="preview"`); shown != 10 {
+		t.Errorf("%d requests shown, want 10", shown)
+	}
+	if reads := f.reads.n.Load() - before; reads != 10 {
+		t.Errorf("the confirmation read %d events one by one, want the 10 it shows", reads)
+	}
+	if len(f.backend.received()) != 0 {
+		t.Fatal("the confirmation sent a request")
+	}
+
+	// Every signature shown is the start of the real one, masked.
+	text := html.UnescapeString(body)
+	signer, err := delivery.NewSigner(consoleSigningSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cell := func(chunk, name string) string {
+		m := regexp.MustCompile(`<th>` + name + `</th><td>([^<]*)</td>`).FindStringSubmatch(chunk)
+		if m == nil {
+			t.Fatalf("no %s shown in:\n%s", name, chunk)
+		}
+		return html.UnescapeString(m[1])
+	}
+	chunks := strings.Split(body, `<details class="preview"`)[1:]
+	for _, chunk := range chunks {
+		id := cell(chunk, "Webhook-Id")
+		unix, err := strconv.ParseInt(cell(chunk, "Webhook-Timestamp"), 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := f.db.Get(context.Background(), "/usaepay", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		full, err := signer.Sign(id, time.Unix(unix, 0), rec.Event)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(text, strings.TrimPrefix(full, "v1,")) {
+			t.Fatalf("the page shows the full signature of %s: %s", id, full)
+		}
+		if shown := cell(chunk, "Webhook-Signature"); !strings.HasSuffix(shown, "…") || !strings.HasPrefix(full, strings.TrimSuffix(shown, "…")) {
+			t.Errorf("%s: signature shown as %q, want the start of %q, masked", id, shown, full)
 		}
 	}
 }

@@ -333,11 +333,13 @@ type confirmData struct {
 	// Everything is set for an empty filter, which selects every event.
 	Everything bool
 	Matched    int
-	Dry        *ops.BulkReplayResponse
-	Shown      []preview
-	More       int
-	Hidden     []header
-	BackLink   string
+	// Preview is what a replay would do; the requests of its first
+	// events only are prepared and shown.
+	Preview  *ops.ReplayPreview
+	Shown    []preview
+	More     int
+	Hidden   []header
+	BackLink string
 }
 
 func (c *Console) confirm(w http.ResponseWriter, r *http.Request) {
@@ -373,16 +375,16 @@ func (c *Console) confirm(w http.ResponseWriter, r *http.Request) {
 	}
 	if action == "replay" {
 		p.Title = "Replay events"
-		dry, err := ops.ReplayMatching(r.Context(), t, f, limit, true)
+		pv, err := ops.PreviewReplay(r.Context(), t, f, limit, previewShown)
 		if err != nil {
 			c.fail(w, r, err)
 			return
 		}
-		d.Dry, d.Matched = dry, dry.Matched
-		for _, res := range dry.Results[:min(len(dry.Results), previewShown)] {
+		d.Preview, d.Matched = pv, pv.Matched
+		for _, res := range pv.Requests {
 			d.Shown = append(d.Shown, preview{Source: res.Source, ID: res.ID, URL: res.URL, Body: indentJSON(res.Body), Error: res.Error, Headers: headerLines(res.Header)})
 		}
-		d.More = len(dry.Results) - len(d.Shown)
+		d.More = pv.Matched - len(d.Shown)
 	} else {
 		p.Title = "Purge events"
 		keys, err := ops.Matching(r.Context(), t, f, limit)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/webhookgw/caddy-webhook-gateway/store"
@@ -32,8 +33,10 @@ type ReplayResult struct {
 	// it may hold a token): the one the replay was answered by, or on a dry
 	// run the one it would be sent to first.
 	URL string `json:"url,omitempty"`
-	// Header is the request's header, signature included: the signature is
-	// an HMAC output, not the secret.
+	// Header is the request's header with its webhook-signature masked
+	// (see MaskSignature): a signature is not the secret, but it is valid
+	// for the whole of the backend's tolerance window, so whoever reads a
+	// replay result could have the backend accept the event from them.
 	Header http.Header `json:"header,omitempty"`
 	// Body is the canonical event, exactly as sent.
 	Body json.RawMessage `json:"body,omitempty"`
@@ -58,7 +61,8 @@ type ReplayResult struct {
 // list); any other outcome leaves its status and schedule alone, so a
 // failed replay of a dead event does not restart its retries. A replay does
 // not count toward MaxAttempts. With dryRun nothing is sent or recorded;
-// the result shows the request that would be sent.
+// the result shows the request that would be sent. Either way the result's
+// signature is masked: a dry run's would be a fresh one, ready to use.
 //
 // Replay works whether or not the engine is started.
 func (e *Engine) Replay(ctx context.Context, source, id string, dryRun bool) (*ReplayResult, error) {
@@ -77,13 +81,13 @@ func (e *Engine) Replay(ctx context.Context, source, id string, dryRun bool) (*R
 	if dryRun {
 		next := int(e.rr.Load()) % len(e.upstreams)
 		out.URL = redactURL(e.upstreams[next].String())
-		out.Header = e.cfg.Headers.Build(rec, number, true, time.Now())
+		out.Header = MaskSignature(e.cfg.Headers.Build(rec, number, true, time.Now()))
 		return out, nil
 	}
 
 	res := e.send(ctx, rec, number, true)
 	e.observe(source, res)
-	out.URL, out.Header, out.Attempt = res.URL, res.Header, &res.Attempt
+	out.URL, out.Header, out.Attempt = res.URL, MaskSignature(res.Header), &res.Attempt
 	delivered := res.Attempt.Status >= 200 && res.Attempt.Status <= 299
 
 	// Record even if the caller has gone: the backend has seen the request.
@@ -95,4 +99,37 @@ func (e *Engine) Replay(ctx context.Context, source, id string, dryRun bool) (*R
 	}
 	out.Status = updated.Status
 	return out, nil
+}
+
+// maskedSignatureChars is how much of each signature MaskSignature keeps:
+// enough to match a result with a backend's log, far too little to forge
+// anything from.
+const maskedSignatureChars = 6
+
+// MaskSignature returns h with its webhook-signature masked: each
+// space-separated signature keeps its version and first characters only
+// ("v1,K7fQ2x…"). h itself is left alone: a header with a signature is
+// copied, one without is returned as it is.
+func MaskSignature(h http.Header) http.Header {
+	values := h.Values(HeaderWebhookSignature)
+	if len(values) == 0 {
+		return h
+	}
+	out := h.Clone()
+	masked := make([]string, len(values))
+	for i, v := range values {
+		sigs := strings.Fields(v)
+		for j, sig := range sigs {
+			version, mac, ok := strings.Cut(sig, ",")
+			if !ok {
+				version, mac = "", sig
+			} else {
+				version += ","
+			}
+			sigs[j] = version + mac[:min(len(mac), maskedSignatureChars)] + "…"
+		}
+		masked[i] = strings.Join(sigs, " ")
+	}
+	out[http.CanonicalHeaderKey(HeaderWebhookSignature)] = masked
+	return out
 }

@@ -82,7 +82,8 @@ type Gateway struct {
 	// Verifiers must all pass; none means the route is open (the
 	// subscription platform relies on a secret path or an IP allowlist).
 	Verifiers []verify.Verifier
-	// SecretHeaders are removed from the stored request headers.
+	// SecretHeaders are removed from the stored request headers, and from
+	// the request once the gateway has answered.
 	SecretHeaders []string
 	// MaxBodySize is the largest body accepted, in bytes.
 	MaxBodySize int64
@@ -143,6 +144,7 @@ type Gateway struct {
 // and returns an error only when the response could not be written.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) error {
 	provider := g.Normalize.Provider
+	defer g.stripCredentials(r)
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		if r.ContentLength != 0 {
@@ -443,6 +445,38 @@ func (g *Gateway) redactPath(r *http.Request) {
 			r.URL = &u
 			r.RequestURI = u.RequestURI()
 		}
+	}
+}
+
+// stripCredentials removes the route's credentials from r once the
+// gateway is done with it, accepted or refused: the secret headers are
+// deleted, and a secret path segment or query part becomes Redacted. r is
+// changed in place, as Caddy's rewrite handler changes it, so what reads the
+// request after the gateway (a log_append field, an error route, the
+// {http.request.*} placeholders) finds none of them. A refused request's
+// credential is stripped too: a near miss or a retired secret is worth
+// keeping out of sight as much as a valid one. Caddy's access log is out of
+// reach: it records a copy of the request taken before any handler runs.
+func (g *Gateway) stripCredentials(r *http.Request) {
+	for _, h := range g.SecretHeaders {
+		r.Header.Del(h)
+	}
+	if r.URL == nil {
+		return
+	}
+	for _, v := range g.Verifiers {
+		pr, ok := v.(pathRedactor)
+		if !ok {
+			continue
+		}
+		path, query := pr.Redact(r.URL.Path), pr.RedactQuery(r.URL.RawQuery)
+		if path == r.URL.Path && query == r.URL.RawQuery {
+			continue
+		}
+		// The redacted RawPath keeps the sender's escaping where it still
+		// encodes the new Path; where it does not, EscapedPath ignores it.
+		r.URL.Path, r.URL.RawPath, r.URL.RawQuery = path, pr.Redact(r.URL.RawPath), query
+		r.RequestURI = r.URL.RequestURI()
 	}
 }
 

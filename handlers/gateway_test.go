@@ -582,3 +582,58 @@ func TestStoredHeadersAreAllowListed(t *testing.T) {
 		t.Fatalf("stored headers %v, want %v", stored.Headers, want)
 	}
 }
+
+// TestCredentialsStrippedFromTheRequest: once the gateway has answered, the
+// request it was handed carries neither the secret header nor the secret
+// path segment or query value, accepted or refused, so nothing reading it
+// later finds them; the sync forward still reaches the backend, on the
+// redacted path.
+func TestCredentialsStrippedFromTheRequest(t *testing.T) {
+	const pathSecret = "p4th+s3cret"
+	g, _ := newGateway(t, Sync, normalize.USAePay)
+	ps, err := verify.NewPathSecret(pathSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Verifiers = append(g.Verifiers, ps)
+	var forwarded []string
+	next := func(w http.ResponseWriter, r *http.Request) error {
+		forwarded = append(forwarded, r.URL.RequestURI())
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	body := testdata(t, "usaepay", "transaction.sale.success")
+	target := "/hooks/" + pathSecret + "/x?token=" + pathSecret + "&keep=1"
+	const wantURI = "/hooks/REDACTED/x?token=REDACTED&keep=1"
+
+	for _, tc := range []struct {
+		name  string
+		value string
+		code  int
+	}{
+		{"accepted", token, http.StatusOK},
+		{"refused", "a-near-miss", http.StatusUnauthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, target, bytes.NewReader(body))
+			req.Header.Set(tokenHeader, tc.value)
+			req.Header.Set("User-Agent", "provider/1")
+			rec := httptest.NewRecorder()
+			if err := g.ServeHTTP(rec, req, next); err != nil || rec.Code != tc.code {
+				t.Fatalf("%d %v %s, want %d", rec.Code, err, rec.Body, tc.code)
+			}
+			if v := req.Header.Values(tokenHeader); len(v) != 0 {
+				t.Errorf("the request still carries %s: %q", tokenHeader, v)
+			}
+			if req.Header.Get("User-Agent") != "provider/1" {
+				t.Errorf("a header that is no credential was removed: %v", req.Header)
+			}
+			if req.RequestURI != wantURI || req.URL.RequestURI() != wantURI {
+				t.Errorf("request URI %q, URL %q, want %q", req.RequestURI, req.URL.RequestURI(), wantURI)
+			}
+		})
+	}
+	if len(forwarded) != 1 || forwarded[0] != wantURI {
+		t.Fatalf("forwarded %q, want once to %q", forwarded, wantURI)
+	}
+}

@@ -14,10 +14,12 @@ import (
 	"testing"
 	"time"
 
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
 )
 
-// adminSite has an async payment route delivering to backend and a sync
+// adminSite has an async payment route delivering (signed) to backend and a sync
 // subscription route in front of reverse_proxy, sharing one store: the
 // admin API can replay the first and must refuse the second.
 func adminSite(backend *backend, workers int) string {
@@ -29,6 +31,7 @@ func adminSite(backend *backend, workers int) string {
 			auth hmac {env.TEST_SIG_KEY}
 			deliver async
 			upstream %s/events
+			signing_secret {env.TEST_SIGNING_SECRET}
 			workers %d
 			retry {
 				attempts 3
@@ -105,6 +108,43 @@ type replayed struct {
 	Delivered int    `json:"delivered"`
 	Failed    int    `json:"failed"`
 	Error     string `json:"error"`
+}
+
+// noFullSignature fails when out, one replay's answer, carries the full
+// webhook-signature of the request it describes, recomputed from its
+// webhook-id, webhook-timestamp and body; the answer must show it masked.
+func noFullSignature(t *testing.T, out []byte) {
+	t.Helper()
+	var res struct {
+		Header http.Header     `json:"header"`
+		Body   json.RawMessage `json:"body"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("replay answer: %v\n%s", err, out)
+	}
+	unix, err := strconv.ParseInt(res.Header.Get("Webhook-Timestamp"), 10, 64)
+	if err != nil {
+		t.Fatalf("replay answer without a webhook-timestamp: %s", out)
+	}
+	// The CLI indents its output; the event was sent compact.
+	var body bytes.Buffer
+	if err := json.Compact(&body, res.Body); err != nil {
+		t.Fatal(err)
+	}
+	wh, err := standardwebhooks.NewWebhook(signingSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := wh.Sign(res.Header.Get("Webhook-Id"), time.Unix(unix, 0), body.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(out, []byte(strings.TrimPrefix(full, "v1,"))) {
+		t.Fatalf("the replay answer carries the full signature %s:\n%s", full, out)
+	}
+	if shown := res.Header.Get("Webhook-Signature"); !strings.HasSuffix(shown, "…") || !strings.HasPrefix(full, strings.TrimSuffix(shown, "…")) {
+		t.Fatalf("webhook-signature shown as %q, want the start of %q, masked", shown, full)
+	}
 }
 
 // replays counts the backend requests for id marked as replays.
@@ -199,10 +239,21 @@ func TestAdminAPIListShowReplayCounts(t *testing.T) {
 		t.Fatalf("counts: %d %+v", code, counts)
 	}
 
+	// A dry run by id shows the request masked.
+	var raw json.RawMessage
+	if code := adminPost(t, gw, "/webhooks/replay", map[string]any{"source": "/usaepay", "id": ids[0], "dry_run": true}, &raw); code != http.StatusOK {
+		t.Fatalf("dry run by id: %d %s", code, raw)
+	}
+	noFullSignature(t, raw)
+
 	// Replay by id: the backend sees it again, marked as a replay.
+	if code := adminPost(t, gw, "/webhooks/replay", map[string]any{"source": "/usaepay", "id": ids[0]}, &raw); code != http.StatusOK {
+		t.Fatalf("replay: %d %s", code, raw)
+	}
+	noFullSignature(t, raw)
 	var one replayed
-	if code := adminPost(t, gw, "/webhooks/replay", map[string]any{"source": "/usaepay", "id": ids[0]}, &one); code != http.StatusOK {
-		t.Fatalf("replay: %d %+v", code, one)
+	if err := json.Unmarshal(raw, &one); err != nil {
+		t.Fatal(err)
 	}
 	if one.Attempt == nil || one.Attempt.Status != http.StatusOK || be.replays(ids[0]) != 1 || be.count(ids[0]) != 2 {
 		t.Fatalf("replay by id: %+v; backend saw %d replays", one, be.replays(ids[0]))
@@ -298,6 +349,7 @@ func TestAdminCLIAgainstRunningCaddy(t *testing.T) {
 	if !strings.Contains(out, `"dry_run": true`) || be.replays(id) != 0 {
 		t.Fatalf("dry-run replay:\n%s", out)
 	}
+	noFullSignature(t, []byte(out))
 	out = cli("replay", "--address", addr, "/usaepay", id)
 	if be.replays(id) != 1 {
 		t.Fatalf("replay did not reach the backend:\n%s", out)

@@ -35,6 +35,8 @@ const (
 	sigKey         = "usaepay-signature-key"
 	sigKeyOld      = "usaepay-signature-key-old"
 	sublyticsToken = "s3cr3t-path-segment"
+	// signingSecret signs the admin routes' deliveries.
+	signingSecret = "whsec_dGVzdC1zaWduaW5nLXNlY3JldC0zMmJ5dGVzLWxvbmc="
 )
 
 var gatewayEnv = []string{
@@ -44,6 +46,7 @@ var gatewayEnv = []string{
 	"TEST_SIG_KEY=" + sigKey,
 	"TEST_SIG_KEY_OLD=" + sigKeyOld,
 	"TEST_SUBLYTICS_SECRET=" + sublyticsToken,
+	"TEST_SIGNING_SECRET=" + signingSecret,
 }
 
 // syncSite is a site with one sync route per provider in front of backend.

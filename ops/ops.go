@@ -458,6 +458,101 @@ func ReplayMatching(ctx context.Context, t Target, f store.Filter, limit int, dr
 	return out, nil
 }
 
+// ReplayPreview is what a replay by filter would do, as a confirmation step
+// shows it before anything is sent: counts over every matching event, and
+// the requests of the first few only. A preview of a million events holds
+// one listing page and a few requests, not a million bodies.
+type ReplayPreview struct {
+	// Store is the store the events were read from.
+	Store string `json:"store"`
+	// Matched is how many stored events match the filter (at most its
+	// limit).
+	Matched int `json:"matched"`
+	// Sendable counts the events a replay would send.
+	Sendable int `json:"sendable"`
+	// Skipped counts events whose source has no async route to replay
+	// them with.
+	Skipped int `json:"skipped"`
+	// Failed counts events that could not be replayed now: a synchronous
+	// delivery in flight, or, among the requests prepared, an error.
+	Failed int `json:"failed"`
+	// Requests are the dry runs of the first matching events, in listing
+	// order (newest first); Error says why one is skipped or failed.
+	Requests []*delivery.ReplayResult `json:"requests"`
+}
+
+// previewPage is how many records a preview reads from the store at once.
+const previewPage = store.DefaultListLimit
+
+// PreviewReplay says what ReplayMatching(ctx, t, f, limit, false) would
+// do, sending nothing. It walks the listing a page at a time, counting, and
+// prepares the request (a dry run) of the first shown events only. The
+// counts are read from the listing, so an event whose status changes
+// between the preview and the replay is counted as it was.
+func PreviewReplay(ctx context.Context, t Target, f store.Filter, limit, shown int) (*ReplayPreview, error) {
+	if f.Source != "" {
+		if _, err := Replayable(t, f.Source); err != nil {
+			return nil, err
+		}
+	}
+	out := &ReplayPreview{Store: t.Name}
+	type route struct {
+		r   Replayer
+		err error
+	}
+	routes := map[string]route{}
+	page := f
+	page.Cursor = ""
+	page.Limit = previewPage
+	for limit <= 0 || out.Matched < limit {
+		recs, cursor, err := t.Store.List(ctx, page)
+		if err != nil {
+			return nil, fmt.Errorf("listing events to replay in %s: %w", t.Name, err)
+		}
+		for _, rec := range recs {
+			if limit > 0 && out.Matched == limit {
+				break
+			}
+			out.Matched++
+			rt, ok := routes[rec.Source]
+			if !ok {
+				rt.r, rt.err = t.Replayer(rec.Source)
+				routes[rec.Source] = rt
+			}
+			var res *delivery.ReplayResult
+			switch {
+			case rt.err != nil:
+				out.Skipped++
+				res = &delivery.ReplayResult{Source: rec.Source, ID: rec.ID, DryRun: true, Error: rt.err.Error()}
+			case rec.Status == store.StatusReserved:
+				out.Failed++
+				res = &delivery.ReplayResult{Source: rec.Source, ID: rec.ID, DryRun: true, Error: delivery.ErrReserved.Error()}
+			case len(out.Requests) < shown:
+				res, err = rt.r.Replay(ctx, rec.Source, rec.ID, true)
+				if res == nil {
+					res = &delivery.ReplayResult{Source: rec.Source, ID: rec.ID, DryRun: true}
+				}
+				if err != nil {
+					res.Error = err.Error()
+					out.Failed++
+				} else {
+					out.Sendable++
+				}
+			default:
+				out.Sendable++
+			}
+			if len(out.Requests) < shown {
+				out.Requests = append(out.Requests, res)
+			}
+		}
+		if cursor == "" {
+			break
+		}
+		page.Cursor = cursor
+	}
+	return out, nil
+}
+
 // Key names one stored event.
 type Key struct{ Source, ID string }
 

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/webhookgw/caddy-webhook-gateway/delivery"
 	"github.com/webhookgw/caddy-webhook-gateway/ops"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
@@ -116,5 +118,99 @@ func TestListShowAndReplayClassifyTheirErrors(t *testing.T) {
 	res, err := ops.ReplayMatching(context.Background(), tg, store.Filter{Status: store.StatusDead}, 0, true)
 	if err != nil || res.Matched != 1 || res.Skipped != 1 || res.Results[0].Error == "" {
 		t.Errorf("bulk replay without a source: %+v %v", res, err)
+	}
+}
+
+// countingStore counts what a caller reads from a store.
+type countingStore struct {
+	store.Store
+	mu       sync.Mutex
+	maxPage  int // the most records one List returned
+	listed   int // records returned by List, in all
+	gets     int
+	replayed int // dry runs asked of countingStore.Replay
+}
+
+func (c *countingStore) List(ctx context.Context, f store.Filter) ([]*store.Record, string, error) {
+	recs, next, err := c.Store.List(ctx, f)
+	c.mu.Lock()
+	c.maxPage = max(c.maxPage, len(recs))
+	c.listed += len(recs)
+	c.mu.Unlock()
+	return recs, next, err
+}
+
+func (c *countingStore) Get(ctx context.Context, source, id string) (*store.Record, error) {
+	c.mu.Lock()
+	c.gets++
+	c.mu.Unlock()
+	return c.Store.Get(ctx, source, id)
+}
+
+// Replay is a dry-run-only Replayer reading the event as the engine does.
+func (c *countingStore) Replay(ctx context.Context, source, id string, dryRun bool) (*delivery.ReplayResult, error) {
+	if !dryRun {
+		return nil, errors.New("a preview must not send")
+	}
+	c.mu.Lock()
+	c.replayed++
+	c.mu.Unlock()
+	rec, err := c.Get(ctx, source, id)
+	if err != nil {
+		return nil, err
+	}
+	return &delivery.ReplayResult{Source: source, ID: id, DryRun: true, Body: rec.Event}, nil
+}
+
+// TestPreviewReplayPreparesOnlyTheFirst: a preview counts every matching
+// event from the listing, a page at a time, and reads the bodies of the
+// events it shows only.
+func TestPreviewReplayPreparesOnlyTheFirst(t *testing.T) {
+	tg := newTarget(t)
+	cs := &countingStore{Store: tg.Store}
+	tg.Store = cs
+	tg.Replayer = func(source string) (ops.Replayer, error) {
+		if source == "/a" {
+			return cs, nil
+		}
+		return nil, fmt.Errorf("no async route serves %s", source)
+	}
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	// Oldest first: three of a source without a route, one reserved, then
+	// 250 replayable ones.
+	for i := range 3 {
+		insert(t, tg, "/b", fmt.Sprint("b", i), store.StatusDead, at.Add(time.Duration(i)*time.Second))
+	}
+	insert(t, tg, "/a", "reserved", store.StatusReserved, at.Add(time.Minute))
+	const n = 250
+	for i := range n {
+		insert(t, tg, "/a", fmt.Sprint("a", i), store.StatusDead, at.Add(time.Hour+time.Duration(i)*time.Second))
+	}
+
+	p, err := ops.PreviewReplay(context.Background(), tg, store.Filter{}, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Matched != n+4 || p.Sendable != n || p.Skipped != 3 || p.Failed != 1 || len(p.Requests) != 10 {
+		t.Fatalf("preview: matched %d sendable %d skipped %d failed %d, %d requests", p.Matched, p.Sendable, p.Skipped, p.Failed, len(p.Requests))
+	}
+	if p.Requests[0].ID != fmt.Sprint("a", n-1) || len(p.Requests[0].Body) == 0 {
+		t.Errorf("first request: %+v, want the newest event with its body", p.Requests[0])
+	}
+	if cs.replayed != 10 || cs.gets != 10 {
+		t.Errorf("the preview prepared %d requests and read %d events, want the 10 shown", cs.replayed, cs.gets)
+	}
+	if cs.maxPage > store.DefaultListLimit || cs.listed != n+4 {
+		t.Errorf("the preview listed %d records, up to %d at once; want each once, a page at a time", cs.listed, cs.maxPage)
+	}
+
+	// A limit bounds the events counted; the events shown come first.
+	p, err = ops.PreviewReplay(context.Background(), tg, store.Filter{Source: "/a"}, 3, 10)
+	if err != nil || p.Matched != 3 || p.Sendable != 3 || len(p.Requests) != 3 {
+		t.Fatalf("limit 3: %+v %v", p, err)
+	}
+	// A source that cannot be replayed fails up front, as a replay would.
+	if _, err := ops.PreviewReplay(context.Background(), tg, store.Filter{Source: "/b"}, 0, 10); !errors.Is(err, ops.ErrNotReplayable) {
+		t.Errorf("preview of a source without a route: %v", err)
 	}
 }

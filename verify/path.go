@@ -17,10 +17,11 @@ import (
 // secret: match the path with `handle` instead, or put the secret after the
 // stripped prefix.
 //
-// The secret also sits in the request URI, which Caddy's access log records
-// and which a sync route would forward to the backend: use Redact and
-// RedactQuery to clean a path and a query before they are logged, stored or
-// forwarded.
+// The secret also sits in the request URI, which a sync route would forward
+// to the backend and later handlers would read: use Redact and RedactQuery
+// to clean a path and a query before they are logged, stored or forwarded.
+// (Caddy's access log records the URI as received, before any handler:
+// only a log filter keeps the secret out of it.)
 type PathSecret struct {
 	secrets []digest
 }
@@ -72,14 +73,17 @@ func (p *PathSecret) Verify(r *http.Request, _ []byte) error {
 	return nil
 }
 
+// Redacted replaces a secret in a path or a query.
+const Redacted = "REDACTED"
+
 // Redact returns path with every segment equal to a configured secret
-// replaced by "REDACTED".
+// replaced by Redacted.
 func (p *PathSecret) Redact(path string) string {
 	segs := strings.Split(path, "/")
 	changed := false
 	for i, seg := range segs {
 		if seg != "" && matchAny(digestOf(seg), p.secrets) {
-			segs[i] = "REDACTED"
+			segs[i] = Redacted
 			changed = true
 		}
 	}
@@ -94,10 +98,11 @@ func (p *PathSecret) VerifyHeaders(r *http.Request) error { return p.Verify(r, n
 
 // RedactQuery returns a raw query string with every key or value that is,
 // or has as a '/'-separated segment, a configured secret replaced by
-// "REDACTED". A provider's webhook URL is copied whole, and a secret put in
+// Redacted. A provider's webhook URL is copied whole, and a secret put in
 // the path can also be put in the query (a token parameter, a return path).
-// Keys and values are compared percent-decoded; the rest of the query is
-// kept as written.
+// Keys and values are compared as written and percent-decoded (with '+'
+// read both as a space and as itself); the rest of the query is kept as
+// written.
 func (p *PathSecret) RedactQuery(rawQuery string) string {
 	if rawQuery == "" {
 		return rawQuery
@@ -107,10 +112,10 @@ func (p *PathSecret) RedactQuery(rawQuery string) string {
 	for i, pair := range pairs {
 		key, value, hasValue := strings.Cut(pair, "=")
 		if p.holdsSecret(key) {
-			key, changed = "REDACTED", true
+			key, changed = Redacted, true
 		}
 		if hasValue && p.holdsSecret(value) {
-			value, changed = "REDACTED", true
+			value, changed = Redacted, true
 		}
 		if hasValue {
 			pairs[i] = key + "=" + value
@@ -124,18 +129,30 @@ func (p *PathSecret) RedactQuery(rawQuery string) string {
 	return strings.Join(pairs, "&")
 }
 
-// holdsSecret reports whether a query component, once decoded, is a secret
-// or has one as a path segment. A component that does not decode is
-// compared as written.
+// holdsSecret reports whether a query component is a secret or has one as
+// a path segment. It is compared as written and decoded both ways a
+// receiver may read it: as a query ('+' is a space) and as a path ('+' is
+// itself). A secret with a '+' copied into a URL unescaped arrives as a
+// '+', which query decoding alone would turn into a space and miss.
 func (p *PathSecret) holdsSecret(component string) bool {
 	if component == "" {
 		return false
 	}
-	if decoded, err := url.QueryUnescape(component); err == nil {
-		component = decoded
+	found := p.holdsSegment(component)
+	if decoded, err := url.QueryUnescape(component); err == nil && decoded != component {
+		found = p.holdsSegment(decoded) || found
 	}
+	if decoded, err := url.PathUnescape(component); err == nil && decoded != component {
+		found = p.holdsSegment(decoded) || found
+	}
+	return found
+}
+
+// holdsSegment reports whether s is a secret or has one as a '/'-separated
+// segment.
+func (p *PathSecret) holdsSegment(s string) bool {
 	found := false
-	for seg := range strings.SplitSeq(component, "/") {
+	for seg := range strings.SplitSeq(s, "/") {
 		if seg != "" && matchAny(digestOf(seg), p.secrets) {
 			found = true
 		}

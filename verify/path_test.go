@@ -24,3 +24,31 @@ func TestPathSecretRedactQuery(t *testing.T) {
 		}
 	}
 }
+
+// TestPathSecretRedactQueryPlus: a '+' in a query is a space to a form
+// decoder and a '+' to everyone else, so a secret holding one is found
+// whichever way the sender wrote it.
+func TestPathSecretRedactQueryPlus(t *testing.T) {
+	v, err := NewPathSecret("s3cr+t", "with space")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"token=s3cr+t", "token=REDACTED"},
+		{"token=s3cr%2Bt&keep=1", "token=REDACTED&keep=1"},
+		{"back=%2Fhooks%2Fs3cr+t%2F", "back=REDACTED"},
+		{"back=/hooks/s3cr+t", "back=REDACTED"},
+		{"s3cr+t=1", "REDACTED=1"},
+		{"token=with+space", "token=REDACTED"},
+		{"token=with%20space", "token=REDACTED"},
+		{"token=s3cr%20t", "token=s3cr%20t"},
+		{"token=s3cr+tt", "token=s3cr+tt"},
+	} {
+		if got := v.RedactQuery(tc.in); got != tc.want {
+			t.Errorf("RedactQuery(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	if got := v.Redact("/hooks/s3cr+t/x"); got != "/hooks/REDACTED/x" {
+		t.Errorf("Redact = %q", got)
+	}
+}

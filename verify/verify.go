@@ -29,8 +29,9 @@ type Verifier interface {
 }
 
 // SecretCarrier is a Verifier that reads secrets from request headers. The
-// gateway strips those headers before it stores or delivers a request, so a
-// provider's credential never reaches the backend or the store.
+// gateway strips those headers before it stores or delivers a request, and
+// from the request itself once it has answered, so a provider's credential
+// reaches neither the backend, the store nor the handlers after it.
 type SecretCarrier interface {
 	Verifier
 	// SecretHeaders names the request headers that carry a secret, in
