@@ -48,10 +48,16 @@ func pgSite(upstream, schema string) string {
 `
 }
 
-// startGateways starts n gateways on one PostgreSQL schema of their own.
+// startGateways starts n gateways on one PostgreSQL schema of their own
+// on the shared test server.
 func startGateways(t *testing.T, n int, upstream string) []*testcaddy.Instance {
 	t.Helper()
-	dsn := pgtest.DSN(t)
+	return startGatewaysOn(t, n, upstream, pgtest.DSN(t))
+}
+
+// startGatewaysOn is startGateways on the server dsn names.
+func startGatewaysOn(t *testing.T, n int, upstream, dsn string) []*testcaddy.Instance {
+	t.Helper()
 	site := pgSite(upstream, pgtest.Schema(t, dsn))
 	env := append(append([]string(nil), gatewayEnv...), "TEST_PG_DSN="+dsn, "TEST_SIGNING_SECRET="+demoSigningSecret)
 	gws := make([]*testcaddy.Instance, n)
@@ -263,16 +269,15 @@ func TestPostgresReplayOnce(t *testing.T) {
 	}
 }
 
-// TestPostgresDatabaseRestart stops the database under two running
+// TestPostgresDatabaseRestart stops a database of its own under two running
 // gateways: new webhooks get 503 while it is down (nothing is acknowledged
 // that is not committed), the gateways stay up, and once it is back they
 // acknowledge and deliver again by themselves, with nothing lost.
 func TestPostgresDatabaseRestart(t *testing.T) {
-	dsn := pgtest.DSN(t)
-	cluster := pgtest.LocalCluster(t, dsn)
+	cluster := pgtest.NewServer(t)
 	be := newBackend(t)
 	be.delay = 100 * time.Millisecond // deliveries are in flight when the database goes
-	gws := startGateways(t, 2, be.URL)
+	gws := startGatewaysOn(t, 2, be.URL, cluster.DSN())
 
 	before, _, done := burst(t, gws, 60)
 	done()

@@ -37,12 +37,10 @@ var probe struct {
 
 // DSN returns the DSN of the test server, or skips (EnvDSN unset) or fails
 // (EnvDSN set) t when the server does not answer.
-//
-// The test holds the server (see serverLock) until it ends, so that no test
-// of another package stops it meanwhile.
+// Tests that stop the database use a Server of their own instead: the
+// shared server is never stopped.
 func DSN(t testing.TB) string {
 	t.Helper()
-	holdShared(t)
 	probe.once.Do(func() {
 		probe.dsn, probe.set = os.LookupEnv(EnvDSN)
 		if !probe.set {
