@@ -58,8 +58,22 @@ type Handler struct {
 	Provider string `json:"provider,omitempty"`
 
 	// Source is the CloudEvents source of the route's events and the first
-	// half of the dedup key. Default: "/<provider>".
+	// half of the dedup key. Default: "/<provider>", and "/auto" for a
+	// route that detects its provider: the detected provider is in each
+	// event's provider attribute, but a route whose credential accepts
+	// every envelope must not write into the source (and the dedup keys)
+	// of the route configured for that provider.
 	Source string `json:"source,omitempty"`
+
+	// ShareSource lets this route write its source although another route
+	// of the same config writes it with different auth. Without it such a
+	// config does not load: routes writing one source share its dedup keys
+	// and the trust a backend puts in it, so the weaker credential could
+	// forge the other route's events or pre-empt its genuine ones. Every
+	// route writing the shared source with different auth must set it.
+	// Routes with the same auth (one route under two host names) share a
+	// source without it, whatever their stores.
+	ShareSource bool `json:"share_source,omitempty"`
 
 	// TypePrefix is prepended to the provider's event type, e.g.
 	// "com.example.payments.".
@@ -232,8 +246,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
+	claim, err := h.newSourceClaim()
+	if err != nil {
+		return fmt.Errorf("webhook_gateway: auth: %w", err)
+	}
 	verifiers, secretHeaders, err := h.loadAuth(ctx)
 	if err != nil {
+		return fmt.Errorf("webhook_gateway: %w", err)
+	}
+	if err := h.claimSource(ctx, claim); err != nil {
 		return fmt.Errorf("webhook_gateway: %w", err)
 	}
 
@@ -260,7 +281,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.gw = &handlers.Gateway{
 		Normalize: normalize.Options{
 			Provider:   h.Provider,
-			Source:     h.Source,
+			Source:     h.source(),
 			TypePrefix: h.TypePrefix,
 			Location:   loc,
 			MaxItems:   h.MaxItems,
@@ -295,16 +316,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// source is the CloudEvents source of this route's events: the configured
+// one, else normalize.DefaultSource ("/auto" for an auto route).
+func (h *Handler) source() string {
+	return cmp.Or(h.Source, normalize.DefaultSource(h.Provider))
+}
+
 // sources are the CloudEvents sources this route's events carry, which its
-// delivery engine serves.
+// delivery engine serves: its own source only, also on an auto route.
 func (h *Handler) sources() []string {
-	if h.Source != "" {
-		return []string{h.Source}
-	}
-	if h.Provider != normalize.Auto {
-		return []string{"/" + h.Provider}
-	}
-	return []string{"/" + normalize.OpenLoyalty, "/" + normalize.Sublytics, "/" + normalize.USAePay}
+	return []string{h.source()}
 }
 
 // startEngine starts this config's async delivery workers. During a reload
