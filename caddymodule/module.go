@@ -117,14 +117,23 @@ type Handler struct {
 	// the window the same body is a new event, with an id of its own: the
 	// open-source loyalty sender's customer.updated carries only the
 	// customer id, so a second real update looks exactly like the first.
-	// 0 turns this dedup off. Default: 30s.
+	// 0 turns this dedup off. Default: 30s, or the largest timestamp
+	// tolerance of the route's auth when that is longer, since a captured
+	// request passes verification again for that long. An explicit value
+	// shorter than that tolerance (0 included) does not load, unless the
+	// signature covers the IDHeader value (see IDHeader).
 	DedupWindow *caddy.Duration `json:"dedup_window,omitempty"`
 
 	// IDHeader names a request header that carries the sender's own id for
 	// the request, such as the hosted loyalty platform's
 	// X-Webhook-Request-Id. For a provider without event ids, a request
-	// with the header is deduplicated by it for the whole retention instead
-	// of by content within the dedup window. Default: none.
+	// with the header takes it as its event id, deduplicated for the whole
+	// retention. When an hmac check signs the header ({header.<name>} in
+	// its signed_content), that id is the request's only dedup key, and
+	// the same content under another signed id is another event. Otherwise
+	// anyone re-sending a captured request could change the id, so the
+	// request is deduplicated by content within the dedup window as well.
+	// Default: none.
 	IDHeader string `json:"id_header,omitempty"`
 
 	// MaxItems is the most items one loyalty batch may carry; a larger
@@ -213,6 +222,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Provider == "" {
 		h.Provider = normalize.Auto
 	}
+	explicitWindow := h.DedupWindow != nil
 	if h.Retention <= 0 {
 		h.Retention = caddy.Duration(defaultRetention)
 	}
@@ -254,6 +264,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("webhook_gateway: %w", err)
 	}
+	idSigned := requestIDSigned(h.IDHeader, verifiers)
+	dedupWindow, err := h.contentDedupWindow(verifiers, explicitWindow, idSigned)
+	if err != nil {
+		return fmt.Errorf("webhook_gateway: %w", err)
+	}
 	if err := h.claimSource(ctx, claim); err != nil {
 		return fmt.Errorf("webhook_gateway: %w", err)
 	}
@@ -287,18 +302,19 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			MaxItems:   h.MaxItems,
 			MaxAge:     time.Duration(*h.MaxEventAge),
 		},
-		DedupWindow:    time.Duration(*h.DedupWindow),
-		IDHeader:       h.IDHeader,
-		Verifiers:      verifiers,
-		SecretHeaders:  secretHeaders,
-		MaxBodySize:    h.MaxBodySize,
-		MaxUnverified:  h.MaxUnverified,
-		ForwardTimeout: time.Duration(h.Timeout),
-		Mode:           handlers.Mode(h.Deliver),
-		Retention:      time.Duration(h.Retention),
-		Store:          db,
-		Headers:        headers,
-		Logger:         h.logger,
+		DedupWindow:     dedupWindow,
+		IDHeader:        h.IDHeader,
+		RequestIDSigned: idSigned,
+		Verifiers:       verifiers,
+		SecretHeaders:   secretHeaders,
+		MaxBodySize:     h.MaxBodySize,
+		MaxUnverified:   h.MaxUnverified,
+		ForwardTimeout:  time.Duration(h.Timeout),
+		Mode:            handlers.Mode(h.Deliver),
+		Retention:       time.Duration(h.Retention),
+		Store:           db,
+		Headers:         headers,
+		Logger:          h.logger,
 	}
 
 	// Metrics and the admin API's registry; see metrics.go and registry.go.

@@ -100,7 +100,9 @@ type Options struct {
 	// X-Webhook-Request-Id), or "". For a provider without event ids it
 	// replaces the derived id: the event is then deduplicated by it for the
 	// whole retention, like a provider's event id. Items of a batch get
-	// "<RequestID>.<index>".
+	// "<RequestID>.<index>". The content key is still given to Each's
+	// callback, which decides whether content dedup applies too (it must,
+	// unless a signature binds the request id).
 	RequestID string
 	// MaxItems bounds the items of one batch; more is an InputError of kind
 	// KindTooLarge. Zero means DefaultMaxItems.
@@ -158,10 +160,13 @@ func Normalize(body []byte, opts Options) ([]schemas.Event, error) {
 // Each is Normalize one event at a time, for a batch too large to hold as
 // events all at once: the whole body is checked first (syntax, envelope,
 // every batch item's shape), so fn is only called for a body that is
-// accepted in full. fn gets each event and its content key (see ContentKey) when the provider sends no
-// event ids, else "". ev is reused after fn returns, and its Data is a
-// sub-slice of body. fn's error stops Each
-// and is returned as it is. Each returns the provider the body was read as.
+// accepted in full. fn gets each event and its content key (see
+// ContentKey) when the provider sends no event ids, else "": also when
+// Options.RequestID gives the event its id, since a request id that no
+// signature binds can be rewritten by whoever re-sends a captured request.
+// ev is reused after fn returns, and its Data is a sub-slice of body. fn's
+// error stops Each and is returned as it is. Each returns the provider the
+// body was read as.
 func Each(body []byte, opts Options, fn func(ev *schemas.Event, contentKey string) error) (string, error) {
 	if err := CheckOptions(opts); err != nil {
 		return "", err
