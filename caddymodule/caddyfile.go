@@ -31,6 +31,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	webhook_gateway [<matcher>] [<provider>] {
 //	    provider       openloyalty|sublytics|usaepay|auto
 //	    source         <uri-reference>
+//	    share_source
 //	    type_prefix    <prefix>
 //	    time_zone      <IANA zone>
 //	    max_body       <size>
@@ -101,6 +102,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &h.Source); err != nil {
 				return err
 			}
+		case "share_source":
+			if d.NextArg() {
+				return d.Errf("share_source: takes no arguments")
+			}
+			h.ShareSource = true
 		case "type_prefix":
 			if err := oneArg(d, &h.TypePrefix); err != nil {
 				return err

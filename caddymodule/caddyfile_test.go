@@ -15,6 +15,7 @@ import (
 func TestUnmarshalCaddyfileFull(t *testing.T) {
 	input := `webhook_gateway usaepay {
 		source /payments
+		share_source
 		type_prefix com.example.
 		time_zone America/New_York
 		max_body 2MB
@@ -50,6 +51,7 @@ func TestUnmarshalCaddyfileFull(t *testing.T) {
 	want := Handler{
 		Provider:      "usaepay",
 		Source:        "/payments",
+		ShareSource:   true,
 		TypePrefix:    "com.example.",
 		TimeZone:      "America/New_York",
 		MaxBodySize:   2_000_000,
@@ -115,6 +117,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"bad workers":          "webhook_gateway {\n workers -1\n}",
 		"too many args":        `webhook_gateway usaepay extra`,
 		"source two args":      "webhook_gateway {\n source /a /b\n}",
+		"share_source arg":     "webhook_gateway {\n share_source yes\n}",
 		"upstream no args":     "webhook_gateway {\n upstream\n}",
 		"retry bad option":     "webhook_gateway {\n retry {\n colour red\n }\n}",
 	}

@@ -58,8 +58,22 @@ type Handler struct {
 	Provider string `json:"provider,omitempty"`
 
 	// Source is the CloudEvents source of the route's events and the first
-	// half of the dedup key. Default: "/<provider>".
+	// half of the dedup key. Default: "/<provider>", and "/auto" for a
+	// route that detects its provider: the detected provider is in each
+	// event's provider attribute, but a route whose credential accepts
+	// every envelope must not write into the source (and the dedup keys)
+	// of the route configured for that provider.
 	Source string `json:"source,omitempty"`
+
+	// ShareSource lets this route write its source although another route
+	// of the same config writes it with different auth. Without it such a
+	// config does not load: routes writing one source share its dedup keys
+	// and the trust a backend puts in it, so the weaker credential could
+	// forge the other route's events or pre-empt its genuine ones. Every
+	// route writing the shared source with different auth must set it.
+	// Routes with the same auth (one route under two host names) share a
+	// source without it, whatever their stores.
+	ShareSource bool `json:"share_source,omitempty"`
 
 	// TypePrefix is prepended to the provider's event type, e.g.
 	// "com.example.payments.".
@@ -122,14 +136,23 @@ type Handler struct {
 	// the window the same body is a new event, with an id of its own: the
 	// open-source loyalty sender's customer.updated carries only the
 	// customer id, so a second real update looks exactly like the first.
-	// 0 turns this dedup off. Default: 30s.
+	// 0 turns this dedup off. Default: 30s, or the largest timestamp
+	// tolerance of the route's auth when that is longer, since a captured
+	// request passes verification again for that long. An explicit value
+	// shorter than that tolerance (0 included) does not load, unless the
+	// signature covers the IDHeader value (see IDHeader).
 	DedupWindow *caddy.Duration `json:"dedup_window,omitempty"`
 
 	// IDHeader names a request header that carries the sender's own id for
 	// the request, such as the hosted loyalty platform's
 	// X-Webhook-Request-Id. For a provider without event ids, a request
-	// with the header is deduplicated by it for the whole retention instead
-	// of by content within the dedup window. Default: none.
+	// with the header takes it as its event id, deduplicated for the whole
+	// retention. When an hmac check signs the header ({header.<name>} in
+	// its signed_content), that id is the request's only dedup key, and
+	// the same content under another signed id is another event. Otherwise
+	// anyone re-sending a captured request could change the id, so the
+	// request is deduplicated by content within the dedup window as well.
+	// Default: none.
 	IDHeader string `json:"id_header,omitempty"`
 
 	// MaxItems is the most items one loyalty batch may carry; a larger
@@ -226,6 +249,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Provider == "" {
 		h.Provider = normalize.Auto
 	}
+	explicitWindow := h.DedupWindow != nil
 	if h.Retention <= 0 {
 		h.Retention = caddy.Duration(defaultRetention)
 	}
@@ -259,8 +283,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
+	claim, err := h.newSourceClaim()
+	if err != nil {
+		return fmt.Errorf("webhook_gateway: auth: %w", err)
+	}
 	verifiers, secretHeaders, err := h.loadAuth(ctx)
 	if err != nil {
+		return fmt.Errorf("webhook_gateway: %w", err)
+	}
+	idSigned := requestIDSigned(h.IDHeader, verifiers)
+	dedupWindow, err := h.contentDedupWindow(verifiers, explicitWindow, idSigned)
+	if err != nil {
+		return fmt.Errorf("webhook_gateway: %w", err)
+	}
+	if err := h.claimSource(ctx, claim); err != nil {
 		return fmt.Errorf("webhook_gateway: %w", err)
 	}
 
@@ -287,24 +323,25 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.gw = &handlers.Gateway{
 		Normalize: normalize.Options{
 			Provider:   h.Provider,
-			Source:     h.Source,
+			Source:     h.source(),
 			TypePrefix: h.TypePrefix,
 			Location:   loc,
 			MaxItems:   h.MaxItems,
 			MaxAge:     time.Duration(*h.MaxEventAge),
 		},
-		DedupWindow:    time.Duration(*h.DedupWindow),
-		IDHeader:       h.IDHeader,
-		Verifiers:      verifiers,
-		SecretHeaders:  secretHeaders,
-		MaxBodySize:    h.MaxBodySize,
-		MaxUnverified:  h.MaxUnverified,
-		ForwardTimeout: time.Duration(h.Timeout),
-		Mode:           handlers.Mode(h.Deliver),
-		Retention:      time.Duration(h.Retention),
-		Store:          db,
-		Headers:        headers,
-		Logger:         h.logger,
+		DedupWindow:     dedupWindow,
+		IDHeader:        h.IDHeader,
+		RequestIDSigned: idSigned,
+		Verifiers:       verifiers,
+		SecretHeaders:   secretHeaders,
+		MaxBodySize:     h.MaxBodySize,
+		MaxUnverified:   h.MaxUnverified,
+		ForwardTimeout:  time.Duration(h.Timeout),
+		Mode:            handlers.Mode(h.Deliver),
+		Retention:       time.Duration(h.Retention),
+		Store:           db,
+		Headers:         headers,
+		Logger:          h.logger,
 
 		MaxUnverifiedPerClient: h.MaxUnverifiedPerClient,
 		UnverifiedTimeout:      time.Duration(h.UnverifiedTimeout),
@@ -339,16 +376,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// source is the CloudEvents source of this route's events: the configured
+// one, else normalize.DefaultSource ("/auto" for an auto route).
+func (h *Handler) source() string {
+	return cmp.Or(h.Source, normalize.DefaultSource(h.Provider))
+}
+
 // sources are the CloudEvents sources this route's events carry, which its
-// delivery engine serves.
+// delivery engine serves: its own source only, also on an auto route.
 func (h *Handler) sources() []string {
-	if h.Source != "" {
-		return []string{h.Source}
-	}
-	if h.Provider != normalize.Auto {
-		return []string{"/" + h.Provider}
-	}
-	return []string{"/" + normalize.OpenLoyalty, "/" + normalize.Sublytics, "/" + normalize.USAePay}
+	return []string{h.source()}
 }
 
 // startEngine starts this config's async delivery workers. During a reload

@@ -111,14 +111,26 @@ type Gateway struct {
 	Mode Mode
 	// Retention is how long a delivered event is kept.
 	Retention time.Duration
-	// DedupWindow is how long an event whose id is derived from its content
-	// (the loyalty platform's) keeps identical content from being accepted
+	// DedupWindow is how long an event of a provider without event ids
+	// (the loyalty platform) keeps identical content from being accepted
 	// again. Zero turns that dedup off: every such request is a new event.
+	// On a route whose auth checks a signed timestamp it must be at least
+	// the tolerance, or a captured request re-sent within the tolerance
+	// would be a new event (the Caddy module refuses such a config).
 	DedupWindow time.Duration
 	// IDHeader, when set, names a request header carrying the sender's own
 	// request id (X-Webhook-Request-Id); for a provider without event ids,
-	// a request that has it is deduplicated by it instead of by content.
+	// a request that has it takes it as its event id, deduplicated for the
+	// whole retention. Unless RequestIDSigned, the request is also
+	// deduplicated by content within DedupWindow, since anyone re-sending
+	// a captured request can change an id that nothing signs.
 	IDHeader string
+	// RequestIDSigned says that a Verifier's signature covers the IDHeader
+	// value (verify.HeaderSigner), so every accepted request carries the
+	// id its sender signed. Such a request is deduplicated by that id
+	// alone: two signed requests with the same content and distinct ids
+	// are two real events.
+	RequestIDSigned bool
 	// Store keeps dedup keys and events.
 	Store store.Store
 	// Headers builds the delivery headers in sync mode, the same way the
@@ -556,7 +568,7 @@ func (g *Gateway) ingest(r *http.Request, body []byte, opts normalize.Options, n
 			NextAttemptAt: now,
 			Retention:     g.Retention,
 		}
-		if contentKey != "" && g.DedupWindow > 0 {
+		if contentKey != "" && g.DedupWindow > 0 && (opts.RequestID == "" || !g.RequestIDSigned) {
 			rec.DedupKey, rec.DedupWindow = contentKey, g.DedupWindow
 		}
 		in.Records = append(in.Records, rec)

@@ -354,6 +354,57 @@ func TestAutoDetectsProvider(t *testing.T) {
 	if obs.get("sublytics/accepted") != 1 {
 		t.Errorf("outcomes %v: want the detected provider", obs.seen)
 	}
+	// The route's credential vouches for its own source only: the event is
+	// stored under the auto route's source, not the detected provider's.
+	id := r.answer["id"].(string)
+	if _, err := g.Store.Get(context.Background(), "/"+normalize.Sublytics, id); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("event stored under /sublytics: %v", err)
+	}
+	rec, err := g.Store.Get(context.Background(), normalize.AutoSource, id)
+	if err != nil || rec.Provider != normalize.Sublytics {
+		t.Fatalf("event under %s: %+v, %v", normalize.AutoSource, rec, err)
+	}
+}
+
+// A request id that no signature covers can be rewritten by whoever
+// re-sends a captured request: within the dedup window the same content is
+// a duplicate whatever its id. One that the signature covers cannot, so the
+// same content under another signed id is another event.
+func TestRequestIDDedupDependsOnItsSignature(t *testing.T) {
+	const idHeader = "X-Webhook-Request-Id"
+	body := []byte(`{"type":"customer.updated","data":{"customerId":"c1"}}`)
+	post := func(g *Gateway, id string) result {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodPost, "/hooks", bytes.NewReader(body))
+		req.Header.Set(tokenHeader, token)
+		req.Header.Set(idHeader, id)
+		rec := httptest.NewRecorder()
+		if err := g.ServeHTTP(rec, req, nil); err != nil {
+			t.Fatal(err)
+		}
+		var answer map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil {
+			t.Fatal(err)
+		}
+		return result{rec.Code, answer}
+	}
+	for _, signed := range []bool{false, true} {
+		g, _ := newGateway(t, Async, normalize.OpenLoyalty)
+		g.IDHeader, g.RequestIDSigned = idHeader, signed
+		if r := post(g, "req-1"); r.code != http.StatusAccepted || r.answer["id"] != "req-1" {
+			t.Fatalf("signed=%v: first: %d %v", signed, r.code, r.answer)
+		}
+		if r := post(g, "req-1"); r.code != http.StatusOK || r.answer["status"] != statusDuplicate {
+			t.Errorf("signed=%v: same id again: %d %v, want duplicate", signed, r.code, r.answer)
+		}
+		r := post(g, "req-2")
+		switch {
+		case !signed && (r.code != http.StatusOK || r.answer["status"] != statusDuplicate || r.answer["id"] != "req-1"):
+			t.Errorf("unsigned id rewritten: %d %v, want a duplicate of req-1", r.code, r.answer)
+		case signed && (r.code != http.StatusAccepted || r.answer["id"] != "req-2"):
+			t.Errorf("another signed id: %d %v, want a new event", r.code, r.answer)
+		}
+	}
 }
 
 type notifier struct {

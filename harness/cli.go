@@ -217,7 +217,7 @@ reported.`,
 	fs.StringSliceVar(&targets, "target", []string{"http://127.0.0.1:8080"}, "gateway base URL; several (repeated or comma-separated) are sent to in turn, round robin")
 	fs.StringSliceVar(&providers, "providers", sim.Providers, "providers to simulate")
 	fs.StringToStringVar(&paths, "path", nil, "route path per provider, e.g. usaepay=/hooks/usaepay (default /<provider>)")
-	fs.StringToStringVar(&sources, "source", nil, "canonical source per provider, if the route sets one (default /<provider>)")
+	fs.StringToStringVar(&sources, "source", nil, "canonical source per provider, if the route sets one (default /<provider>; /auto on a route without a provider line)")
 	fs.StringToStringVar(&prefixes, "type-prefix", nil, "type prefix per provider, if the route sets one")
 	fs.StringToStringVar(&weights, "weight", nil, "relative share of events per provider (default 1 each)")
 	fs.StringArrayVar(&types, "type", nil, "restrict a provider to an event type, provider=type; repeatable")

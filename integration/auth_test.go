@@ -31,12 +31,14 @@ var authEnv = []string{
 // authSite has an explicitly open route, a route configured for the
 // loyalty platform's hosted sender (timestamped HMAC over the request id,
 // the timestamp and the body, written with Caddy's {header.*} shorthand)
-// and a Standard Webhooks route, all sync in front of backend.
+// and a Standard Webhooks route, all sync in front of backend. The open
+// route writes a source of its own: no credential vouches for its events.
 func authSite(backend string) string {
 	return `http://127.0.0.1:{{PORT}} {
 	route /hooks/open {
 		webhook_gateway usaepay {
 			store_dir {{DIR}}/store
+			source /open
 			max_event_age off
 			deliver sync
 			auth none

@@ -101,9 +101,18 @@ func TestRequestID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"3f2504e0-4f89-11d3-9a0c-0305e82c3301.0|", "3f2504e0-4f89-11d3-9a0c-0305e82c3301.1|"}
+	// The content key comes with the request id: the caller decides
+	// whether it applies (a request id no signature binds can be rewritten).
+	var want []string
+	for i, item := range []string{`{"customerId":"a"}`, `{"customerId":"b"}`} {
+		key, err := ContentKey(DefaultSource(OpenLoyalty), "PointsWillExpire", "", []byte(item))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, fmt.Sprintf("3f2504e0-4f89-11d3-9a0c-0305e82c3301.%d|%s", i, key))
+	}
 	if !slices.Equal(keys, want) {
-		t.Errorf("batch ids = %v, want %v (a stable id needs no content key)", keys, want)
+		t.Errorf("batch ids and keys = %v, want %v", keys, want)
 	}
 	// A provider id wins over the request id.
 	usa := normalizeOne(t, readFixture(t, "usaepay/transaction.sale.success.json"), Options{Provider: USAePay, RequestID: "r1", ReceivedAt: received})

@@ -33,6 +33,9 @@
 //     is refused: RFC 3339 cannot write it.
 //   - A subject that is not a string or number, is empty, or is too long
 //     for the canonical event is left out rather than refusing the event.
+//   - Detecting the provider (Auto) does not choose the source: an Auto
+//     route's events default to AutoSource, since the body alone cannot
+//     prove which sender wrote it.
 package normalize
 
 import (
@@ -55,6 +58,22 @@ const (
 	Auto = "auto"
 )
 
+// AutoSource is the default source of a route that detects its provider
+// (Auto). It is not "/<detected provider>": a credential vouches only for
+// its own route, and a route that accepts every envelope must not write
+// into the source, and so the dedup keys, of the route configured for that
+// provider. The event's provider attribute still names the provider.
+const AutoSource = "/" + Auto
+
+// DefaultSource is the source of a route's events when Options.Source is
+// empty: "/<provider>" for a fixed provider, AutoSource for Auto (or "").
+func DefaultSource(provider string) string {
+	if provider == "" || provider == Auto {
+		return AutoSource
+	}
+	return "/" + provider
+}
+
 // DefaultMaxItems bounds the items of one loyalty batch when Options set no
 // bound. The platform chunks its expiring notifications by 1000 but sends
 // every expiring coupon in one POST; 50,000 small items still fit the
@@ -65,7 +84,8 @@ const DefaultMaxItems = 50000
 type Options struct {
 	// Provider is one of the provider names or Auto; empty means Auto.
 	Provider string
-	// Source is the CloudEvents source; empty means "/<provider>". It must
+	// Source is the CloudEvents source; empty means DefaultSource(Provider):
+	// "/<provider>", or AutoSource when the provider is detected. It must
 	// be a URI reference.
 	Source string
 	// TypePrefix is prepended to the provider's event type. It must not
@@ -80,7 +100,9 @@ type Options struct {
 	// X-Webhook-Request-Id), or "". For a provider without event ids it
 	// replaces the derived id: the event is then deduplicated by it for the
 	// whole retention, like a provider's event id. Items of a batch get
-	// "<RequestID>.<index>".
+	// "<RequestID>.<index>". The content key is still given to Each's
+	// callback, which decides whether content dedup applies too (it must,
+	// unless a signature binds the request id).
 	RequestID string
 	// MaxItems bounds the items of one batch; more is an InputError of kind
 	// KindTooLarge. Zero means DefaultMaxItems.
@@ -138,10 +160,13 @@ func Normalize(body []byte, opts Options) ([]schemas.Event, error) {
 // Each is Normalize one event at a time, for a batch too large to hold as
 // events all at once: the whole body is checked first (syntax, envelope,
 // every batch item's shape), so fn is only called for a body that is
-// accepted in full. fn gets each event and its content key (see ContentKey) when the provider sends no
-// event ids, else "". ev is reused after fn returns, and its Data is a
-// sub-slice of body. fn's error stops Each
-// and is returned as it is. Each returns the provider the body was read as.
+// accepted in full. fn gets each event and its content key (see
+// ContentKey) when the provider sends no event ids, else "": also when
+// Options.RequestID gives the event its id, since a request id that no
+// signature binds can be rewritten by whoever re-sends a captured request.
+// ev is reused after fn returns, and its Data is a sub-slice of body. fn's
+// error stops Each and is returned as it is. Each returns the provider the
+// body was read as.
 func Each(body []byte, opts Options, fn func(ev *schemas.Event, contentKey string) error) (string, error) {
 	if err := CheckOptions(opts); err != nil {
 		return "", err
@@ -161,7 +186,7 @@ func Each(body []byte, opts Options, fn func(ev *schemas.Event, contentKey strin
 	r.provider = p.name
 	r.source = opts.Source
 	if r.source == "" {
-		r.source = "/" + p.name
+		r.source = DefaultSource(want)
 	}
 	r.received = opts.ReceivedAt.UTC()
 	if opts.ReceivedAt.IsZero() || !schemas.InTimeRange(r.received) {

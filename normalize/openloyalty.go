@@ -71,7 +71,8 @@ var LoyaltyBatchTypes = []string{
 // customerId, else transactionId, else accountId.
 //
 // The platform sends no event id. With a request id (Options.RequestID) the
-// event's id is that id ("<id>.<index>" for batch items). Otherwise the id
+// event's id is that id ("<id>.<index>" for batch items), and the content
+// key is emitted all the same (see Each). Otherwise the id
 // is the first 32 hex digits of the item's content key (ContentKey), a '-'
 // and 16 random hex digits drawn once per request: identical bodies share
 // the key, which a route dedups within its short window, but every accepted
@@ -126,14 +127,14 @@ func (r *reader) openLoyalty(emit emitFunc) *InputError {
 		nonce = hex.EncodeToString(b[:])
 	}
 	one := func(item []byte, index int) error {
-		var id, key string
+		key := contentKey(c, r.source, env.Type, env.CreatedAt, item)
+		var id string
 		switch {
 		case r.opts.RequestID != "" && data[0] == '{':
 			id = normalizeID(r.opts.RequestID)
 		case r.opts.RequestID != "":
 			id = normalizeID(r.opts.RequestID) + "." + strconv.Itoa(index)
 		default:
-			key = contentKey(c, r.source, env.Type, env.CreatedAt, item)
 			id = key[:derivedKeyDigits] + "-" + nonce
 		}
 		return emit(r.event(id, env.Type, loyaltySubject(item), t, item), key)

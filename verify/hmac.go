@@ -410,6 +410,28 @@ func (v *HMAC) match(body []byte, ts string, values []string, macs [][]byte) boo
 	return match
 }
 
+// Tolerance implements TimestampChecker: the configured tolerance when the
+// signature carries a timestamp (a timestamp header, or the stripe
+// format's t=), else zero.
+func (v *HMAC) Tolerance() time.Duration {
+	if v.tsHeader == "" && v.format != FormatStripe {
+		return 0
+	}
+	return v.tolerance
+}
+
+// SignsHeader implements HeaderSigner: whether the signed content has a
+// {header.<name>} part for name.
+func (v *HMAC) SignsHeader(name string) bool {
+	name = http.CanonicalHeaderKey(name)
+	for _, p := range v.content {
+		if p.kind == partHeader && p.name == name {
+			return true
+		}
+	}
+	return false
+}
+
 // SecretHeaders implements SecretCarrier. A MAC is not a key, but it is
 // stripped too: the backend has no use for it, and it would let anyone who
 // reads the stored request replay it against the provider's other

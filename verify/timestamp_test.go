@@ -292,3 +292,49 @@ func BenchmarkStandardWebhooks(b *testing.B) {
 		}
 	}
 }
+
+// Tolerance and SignsHeader tell the gateway how long a captured request
+// passes again and whether a request id can be rewritten without the key.
+func TestHMACToleranceAndSignedHeaders(t *testing.T) {
+	cases := []struct {
+		name      string
+		cfg       HMACConfig
+		tolerance time.Duration
+		signed    []string
+		unsigned  []string
+	}{
+		{"body only", HMACConfig{}, 0, nil, []string{"X-Webhook-Request-Id"}},
+		{"timestamp header", HMACConfig{TimestampHeader: "X-Webhook-Timestamp", SignedContent: "{timestamp}.{body}"},
+			DefaultTolerance, nil, []string{"X-Webhook-Request-Id", "X-Webhook-Timestamp"}},
+		{"request id signed", HMACConfig{TimestampHeader: "X-Webhook-Timestamp", Tolerance: time.Minute,
+			SignedContent: "{header.X-Webhook-Request-Id}.{timestamp}.{body}"},
+			time.Minute, []string{"X-Webhook-Request-Id", "x-webhook-request-id"}, []string{"X-Request-Id"}},
+		{"stripe", HMACConfig{Format: FormatStripe, Tolerance: 10 * time.Minute}, 10 * time.Minute, nil, []string{"Stripe-Signature"}},
+		{"standard webhooks", HMACConfig{Format: FormatStandardWebhooks, Keys: []string{"whsec_" + base64.StdEncoding.EncodeToString([]byte("k"))}},
+			DefaultTolerance, []string{"webhook-id"}, []string{"Webhook-Timestamp"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.cfg.Keys == nil {
+				c.cfg.Keys = []string{"k"}
+			}
+			v, err := NewHMAC(c.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := v.Tolerance(); got != c.tolerance {
+				t.Errorf("Tolerance() = %s, want %s", got, c.tolerance)
+			}
+			for _, h := range c.signed {
+				if !v.SignsHeader(h) {
+					t.Errorf("SignsHeader(%q) = false", h)
+				}
+			}
+			for _, h := range c.unsigned {
+				if v.SignsHeader(h) {
+					t.Errorf("SignsHeader(%q) = true", h)
+				}
+			}
+		})
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // Verifier checks one request. It returns nil when the request is authentic
@@ -48,6 +49,27 @@ type HeaderVerifier interface {
 	VerifyHeaders(r *http.Request) error
 }
 
+// TimestampChecker is a Verifier that refuses a request whose signed
+// timestamp is further than Tolerance from the gateway's clock. Within
+// the tolerance a captured request passes again as it was sent, so a
+// route must recognise it as a duplicate for at least that long.
+type TimestampChecker interface {
+	Verifier
+	// Tolerance is how far, either way, a timestamp may be from the
+	// clock; zero when this verifier checks no timestamp.
+	Tolerance() time.Duration
+}
+
+// HeaderSigner is a Verifier whose signature covers request headers as
+// well as the body. A request passes it only when each such header is
+// present once, with the value that was signed.
+type HeaderSigner interface {
+	Verifier
+	// SignsHeader reports whether the signed content includes the value
+	// of the header name (any case).
+	SignsHeader(name string) bool
+}
+
 // Reasons a request fails verification. Verify errors wrap exactly one of
 // them; test with errors.Is.
 var (
@@ -68,9 +90,11 @@ var (
 
 // Interface guards.
 var (
-	_ HeaderVerifier = (*Header)(nil)
-	_ HeaderVerifier = (*Basic)(nil)
-	_ HeaderVerifier = (*PathSecret)(nil)
+	_ HeaderVerifier   = (*Header)(nil)
+	_ HeaderVerifier   = (*Basic)(nil)
+	_ HeaderVerifier   = (*PathSecret)(nil)
+	_ TimestampChecker = (*HMAC)(nil)
+	_ HeaderSigner     = (*HMAC)(nil)
 )
 
 // ErrConfig is wrapped by every constructor error, so configuration
