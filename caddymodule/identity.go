@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/caddyserver/caddy/v2"
 )
@@ -33,58 +32,6 @@ type sourceClaim struct {
 	auth  [sha256.Size]byte // authFingerprint of the route's auth
 	share bool              // the route set share_source
 	route string            // how an error names the route: provider and auth schemes
-}
-
-// claimTable records, per loaded config, the routes that write each source.
-// Caddy provisions a config's handlers one at a time and keeps the old
-// config running beside the new one during a reload, so claims are kept by
-// config: Caddy gives every config load a metrics registry of its own, which
-// every module of that config sees (caddy.Context.GetMetricsRegistry), and
-// which is the key here. A route's claim is dropped at its Cleanup.
-type claimTable struct {
-	mu      sync.Mutex
-	configs map[any]map[string][]*sourceClaim
-}
-
-// sourceClaims is the process's table.
-var sourceClaims = &claimTable{configs: map[any]map[string][]*sourceClaim{}}
-
-// claim adds cl on source for config, or reports the route of the same
-// config that writes source with other auth while either of the two does
-// not share it. The returned function drops the claim.
-func (c *claimTable) claim(config any, source string, cl *sourceClaim) (func(), error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, other := range c.configs[config][source] {
-		if other.auth == cl.auth || (other.share && cl.share) {
-			continue
-		}
-		return nil, fmt.Errorf("source %q: %w (this route: %s; another route of this config: %s); "+
-			"a credential vouches for its own route's source only: give one of the routes a source of its own, "+
-			`or, if both are meant to write %q, set share_source on both (JSON "share_source": true)`,
-			source, ErrSharedSource, cl.route, other.route, source)
-	}
-	if c.configs[config] == nil {
-		c.configs[config] = map[string][]*sourceClaim{}
-	}
-	c.configs[config][source] = append(c.configs[config][source], cl)
-	var once sync.Once
-	return func() { once.Do(func() { c.drop(config, source, cl) }) }, nil
-}
-
-func (c *claimTable) drop(config any, source string, cl *sourceClaim) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	bySource := c.configs[config]
-	claims := slices.DeleteFunc(bySource[source], func(x *sourceClaim) bool { return x == cl })
-	if len(claims) == 0 {
-		delete(bySource, source)
-	} else {
-		bySource[source] = claims
-	}
-	if len(bySource) == 0 {
-		delete(c.configs, config)
-	}
 }
 
 // fingerprintKey keys authFingerprint. Drawn once per process and never
@@ -175,8 +122,8 @@ func (h *Handler) newSourceClaim() (*sourceClaim, error) {
 
 // claimSource records that this route writes its source in the config
 // being loaded, or refuses it (see ErrSharedSource).
-func (h *Handler) claimSource(ctx caddy.Context, cl *sourceClaim) error {
-	release, err := sourceClaims.claim(ctx.GetMetricsRegistry(), h.source(), cl)
+func (h *Handler) claimSource(cl *sourceClaim) error {
+	release, err := h.config.claim(h.source(), cl)
 	if err != nil {
 		return err
 	}

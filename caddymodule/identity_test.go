@@ -133,9 +133,9 @@ func TestRoutesWritingOneSourceNeedTheSameAuth(t *testing.T) {
 		mustProvision(t, newConfig(t), dir, "webhook_gateway usaepay {\n auth hmac {env.ID_TEST_OTHER_KEY}\n}")
 		// Once the old config is cleaned up, its claims are gone.
 		_ = first.Cleanup()
-		sourceClaims.mu.Lock()
-		_, kept := sourceClaims.configs[old.GetMetricsRegistry()]
-		sourceClaims.mu.Unlock()
+		configs.Lock()
+		_, kept := configs.byKey[old.GetMetricsRegistry()]
+		configs.Unlock()
 		if kept {
 			t.Error("the claims of a cleaned-up config are kept")
 		}

@@ -213,7 +213,7 @@ type Handler struct {
 	dbKey     string // the store's key in the pool
 	storeName string // the store's name in the admin API
 	engine    *delivery.Engine
-	gen       *configGen
+	config    *loadedConfig // the config this handler is part of
 	logger    *zap.Logger
 	cleanup   []func()
 }
@@ -246,6 +246,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // runs with auth it could not set up.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	var leave func()
+	h.config, leave = joinConfig(ctx)
+	h.cleanup = append(h.cleanup, leave)
 	if h.Provider == "" {
 		h.Provider = normalize.Auto
 	}
@@ -296,7 +299,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("webhook_gateway: %w", err)
 	}
-	if err := h.claimSource(ctx, claim); err != nil {
+	if err := h.claimSource(claim); err != nil {
 		return fmt.Errorf("webhook_gateway: %w", err)
 	}
 
@@ -370,9 +373,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	h.register()
-	var leave func()
-	h.gen, leave = joinConfigGen(ctx)
-	h.cleanup = append(h.cleanup, leave)
 	return nil
 }
 
@@ -517,7 +517,7 @@ func (h *Handler) Validate() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	return h.gw.ServeHTTP(h.gen.closeIfSuperseded(w, r), r, next.ServeHTTP)
+	return h.gw.ServeHTTP(h.config.closeIfSuperseded(w, r), r, next.ServeHTTP)
 }
 
 // clientIP is the client address Caddy found for r: the remote address, or

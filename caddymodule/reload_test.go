@@ -9,12 +9,12 @@ import (
 	"github.com/caddyserver/caddy/v2"
 )
 
-// answer writes one response through gen's wrapper and reports whether it
+// answer writes one response through c's wrapper and reports whether it
 // asked the client to close the connection.
-func answer(gen *configGen) bool {
+func answer(c *loadedConfig) bool {
 	rec := httptest.NewRecorder()
 	r := httptest.NewRequest(http.MethodPost, "/", nil)
-	w := gen.closeIfSuperseded(rec, r)
+	w := c.closeIfSuperseded(rec, r)
 	w.WriteHeader(http.StatusAccepted)
 	return rec.Result().Header.Get("Connection") == "close"
 }
@@ -26,8 +26,8 @@ func TestConfigGenerations(t *testing.T) {
 		return ctx
 	}
 	running := newConfig()
-	a, leaveA := joinConfigGen(running)
-	a2, leaveA2 := joinConfigGen(running)
+	a, leaveA := joinConfig(running)
+	a2, leaveA2 := joinConfig(running)
 	if a != a2 {
 		t.Fatal("two handlers of one config got different generations")
 	}
@@ -37,7 +37,7 @@ func TestConfigGenerations(t *testing.T) {
 
 	// A new config that fails to load: its handlers are cleaned up and the
 	// running config keeps its keep-alive.
-	failed, leaveFailed := joinConfigGen(newConfig())
+	failed, leaveFailed := joinConfig(newConfig())
 	if !answer(a) || answer(failed) {
 		t.Fatal("while a newer config provisions, only the older one closes connections")
 	}
@@ -49,7 +49,7 @@ func TestConfigGenerations(t *testing.T) {
 
 	// A new config that loads: the old one closes connections until its
 	// last handler is cleaned up.
-	next, leaveNext := joinConfigGen(newConfig())
+	next, leaveNext := joinConfig(newConfig())
 	defer leaveNext()
 	leaveA()
 	if !answer(a2) {
