@@ -3,7 +3,6 @@ package pgtest
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
 )
 
 // Server is a PostgreSQL cluster of one test's own: initdb in a temporary
@@ -67,7 +68,7 @@ func NewServer(t testing.TB) *Server {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
 	for try := 1; ; try++ {
-		s.port = freePort(t)
+		s.port = testcaddy.FreePort(t)
 		conf := fmt.Sprintf("\nlisten_addresses = '127.0.0.1'\nport = %d\nunix_socket_directories = '%s'\n"+
 			"fsync = off\nfull_page_writes = off\nmax_connections = 100\n", s.port, s.dir)
 		f, err := os.OpenFile(filepath.Join(s.data(), "postgresql.auto.conf"), os.O_WRONLY|os.O_TRUNC, 0)
@@ -159,14 +160,4 @@ func findBin() string {
 		}
 	}
 	return ""
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
