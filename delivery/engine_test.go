@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
@@ -178,17 +179,6 @@ func waitStatus(t *testing.T, st store.Store, id string, want store.Status) *sto
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // observer counts outcomes.
 type observer struct {
 	delivered, failed, dead atomic.Int64
@@ -266,7 +256,7 @@ func TestBackendDownThenUp(t *testing.T) {
 	}
 	insert(t, st, ids...)
 	e.Notify()
-	waitFor(t, "every event to fail at least twice", func() bool {
+	testwait.For(t, "every event to fail at least twice", func() bool {
 		for _, id := range ids {
 			if len(be.hitsFor(id)) < 2 {
 				return false
@@ -379,7 +369,7 @@ func TestNetworkErrorRetry(t *testing.T) {
 	e := start(t, cfg)
 	insert(t, st, "evt-net")
 	e.Notify()
-	waitFor(t, "two refused attempts", func() bool {
+	testwait.For(t, "two refused attempts", func() bool {
 		rec, err := st.Get(context.Background(), testSource, "evt-net")
 		return err == nil && len(rec.Attempts) >= 2
 	})
@@ -506,7 +496,7 @@ func TestRestartResumesPending(t *testing.T) {
 	ids := []string{"evt-r1", "evt-r2", "evt-r3"}
 	insert(t, st, ids...)
 	first.Notify()
-	waitFor(t, "failed attempts before the restart", func() bool { return be.count() >= 6 })
+	testwait.For(t, "failed attempts before the restart", func() bool { return be.count() >= 6 })
 	if err := first.Stop(); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
@@ -581,7 +571,7 @@ func TestStopWaitsForInFlight(t *testing.T) {
 	}
 	insert(t, st, "evt-slow")
 	e.Notify()
-	waitFor(t, "the request to reach the backend", func() bool { return be.count() == 1 })
+	testwait.For(t, "the request to reach the backend", func() bool { return be.count() == 1 })
 	stopped := make(chan error, 1)
 	go func() { stopped <- e.Stop() }()
 	select {
@@ -618,7 +608,7 @@ func TestStopCancelsAfterTimeout(t *testing.T) {
 	}
 	insert(t, st, "evt-stuck")
 	e.Notify()
-	waitFor(t, "the request to reach the backend", func() bool { return be.count() == 1 })
+	testwait.For(t, "the request to reach the backend", func() bool { return be.count() == 1 })
 	if err := e.Stop(); err == nil {
 		t.Fatal("Stop reported no cancellation")
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
@@ -110,7 +111,7 @@ func TestRecordGivenUpWhenLeaseRunsOut(t *testing.T) {
 	e := start(t, cfg)
 	insert(t, st, "evt-lease")
 	e.Notify()
-	waitFor(t, "the event sent again after its lease ran out", func() bool { return len(be.hitsFor("evt-lease")) >= 2 })
+	testwait.For(t, "the event sent again after its lease ran out", func() bool { return len(be.hitsFor("evt-lease")) >= 2 })
 	st.setDown(false)
 	rec := waitStatus(t, st, "evt-lease", store.StatusDelivered)
 	// Only the worker holding the live lease wrote: a worker still trying
@@ -135,7 +136,7 @@ func TestStopBoundsRecordRetries(t *testing.T) {
 	}
 	insert(t, st, "evt-stop")
 	e.Notify()
-	waitFor(t, "the record tried again", func() bool { return st.recordCalls() >= 2 })
+	testwait.For(t, "the record tried again", func() bool { return st.recordCalls() >= 2 })
 	if err := e.Stop(); err == nil {
 		t.Fatal("Stop reported nothing given up")
 	}

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 	"github.com/webhookgw/caddy-webhook-gateway/normalize"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
@@ -77,17 +78,6 @@ func flakyGateway(t *testing.T) (*Gateway, *flakyStore, *observer.ObservedLogs) 
 	return g, st, logs
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestSyncBackend2xxIsDeliveredWhenTheRecordFails(t *testing.T) {
 	g, st, logs := flakyGateway(t)
 	be := &backend{}
@@ -108,7 +98,7 @@ func TestSyncBackend2xxIsDeliveredWhenTheRecordFails(t *testing.T) {
 	}
 
 	st.set(false, false)
-	waitUntil(t, "the delivery recorded in the background", func() bool {
+	testwait.For(t, "the delivery recorded in the background", func() bool {
 		rec, err := g.Store.Get(context.Background(), "/usaepay", exampleID)
 		return err == nil && rec.Status == store.StatusDelivered
 	})
@@ -161,7 +151,7 @@ func TestSyncCloseGivesUpRecording(t *testing.T) {
 	if r := serve(t, g, http.MethodPost, body, (&backend{}).next); r.code != http.StatusOK {
 		t.Fatalf("got %d %v", r.code, r.answer)
 	}
-	waitUntil(t, "the record tried again", func() bool { marks, _ := st.counts(); return marks >= 2 })
+	testwait.For(t, "the record tried again", func() bool { marks, _ := st.counts(); return marks >= 2 })
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := g.Close(ctx); err == nil {

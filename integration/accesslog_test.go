@@ -17,6 +17,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 )
 
 // plusSecret is a path secret with a '+', which a query decoder reads as a
@@ -274,7 +275,7 @@ func TestSecretsKeptOutOfTheAccessLog(t *testing.T) {
 func readAccessLog(t *testing.T, path string, n int) []string {
 	t.Helper()
 	var lines []string
-	waitFor(t, 10*time.Second, fmt.Sprintf("%d entries in %s", n, filepath.Base(path)), func() bool {
+	testwait.For(t, fmt.Sprintf("%d entries in %s", n, filepath.Base(path)), func() bool {
 		f, err := os.Open(path)
 		if err != nil {
 			return false

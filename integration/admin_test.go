@@ -17,6 +17,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 )
 
 // adminSite has an async payment route delivering (signed) to backend and a sync
@@ -177,7 +178,7 @@ func TestAdminAPIListShowReplayCounts(t *testing.T) {
 		t.Fatalf("sync event: %d %v", code, answer)
 	}
 	subID, _ := answer["id"].(string)
-	waitFor(t, 10*time.Second, "async deliveries", func() bool { return be.allDeliveredOK(ids) })
+	testwait.For(t, "async deliveries", func() bool { return be.allDeliveredOK(ids) })
 
 	// List, with and without filters, and paging.
 	var all listed
@@ -313,7 +314,7 @@ func TestAdminCLIAgainstRunningCaddy(t *testing.T) {
 	if code, answer := post(t, gw.BaseURL()+"/hooks/usaepay", body, signedHeader(body)); code != http.StatusAccepted {
 		t.Fatalf("event: %d %v", code, answer)
 	}
-	waitFor(t, 10*time.Second, "delivery", func() bool { return be.deliveredOK(id) })
+	testwait.For(t, "delivery", func() bool { return be.deliveredOK(id) })
 
 	addr := fmt.Sprintf("127.0.0.1:%d", gw.Admin)
 	cli := func(args ...string) string {
@@ -423,7 +424,7 @@ func TestAdminMetricsAcrossReload(t *testing.T) {
 		if err != nil || (code != http.StatusAccepted && answer["status"] != "duplicate") {
 			t.Fatalf("event: %d %v %v", code, answer, err)
 		}
-		waitFor(t, 10*time.Second, "delivery", func() bool { return be.deliveredOK(id) })
+		testwait.For(t, "delivery", func() bool { return be.deliveredOK(id) })
 		return id
 	}
 	send()
@@ -495,7 +496,7 @@ func TestRetentionReachesStoredRecords(t *testing.T) {
 		t.Fatalf("sync event: %d %v", code, answer)
 	}
 	subID, _ := answer["id"].(string)
-	waitFor(t, 10*time.Second, "async delivery", func() bool { return be.deliveredOK(id) })
+	testwait.For(t, "async delivery", func() bool { return be.deliveredOK(id) })
 
 	for _, tc := range []struct {
 		source, id string

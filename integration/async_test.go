@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
@@ -84,7 +85,7 @@ func TestAsyncAcknowledgesThenDelivers(t *testing.T) {
 	if code != http.StatusAccepted || answer["status"] != "accepted" || answer["id"] != id {
 		t.Fatalf("got %d %v, want 202 accepted", code, answer)
 	}
-	waitFor(t, 10*time.Second, "delivery", func() bool { return be.count(id) == 1 })
+	testwait.For(t, "delivery", func() bool { return be.count(id) == 1 })
 	got := be.received()[0]
 	checkCloudEvent(t, got)
 	if got.Header.Get("Webhook-Attempt") != "1" {
@@ -126,7 +127,7 @@ func TestAsyncBackendDownThenUpLosesNothing(t *testing.T) {
 			be.Listener.Close()
 			return be, "http://" + addr, func() {
 				var l net.Listener
-				waitFor(t, 5*time.Second, "the backend's port to be free again", func() bool {
+				testwait.For(t, "the backend's port to be free again", func() bool {
 					var err error
 					l, err = net.Listen("tcp", addr)
 					return err == nil
@@ -153,7 +154,7 @@ func TestAsyncBackendDownThenUpLosesNothing(t *testing.T) {
 			}
 			// A refused connection never reaches the backend, so ask the
 			// store whether every event has had its failed attempt.
-			waitFor(t, 10*time.Second, "a failed attempt at every event", func() bool {
+			testwait.For(t, "a failed attempt at every event", func() bool {
 				var all listed
 				adminGet(t, gw, "/webhooks/events?limit=1000", &all)
 				if len(all.Events) != n {
@@ -168,7 +169,7 @@ func TestAsyncBackendDownThenUpLosesNothing(t *testing.T) {
 			})
 			up()
 
-			waitFor(t, 30*time.Second, "every event delivered", func() bool { return be.allDeliveredOK(ids) })
+			testwait.For(t, "every event delivered", func() bool { return be.allDeliveredOK(ids) })
 		})
 	}
 }
@@ -200,7 +201,7 @@ func TestAsyncSlowBackendTimesOutAndIsRetried(t *testing.T) {
 	if code, answer := post(t, gw.BaseURL()+"/hooks/usaepay", body, signedHeader(body)); code != http.StatusAccepted {
 		t.Fatalf("%d %v", code, answer)
 	}
-	waitFor(t, 15*time.Second, "delivery on a retry", func() bool {
+	testwait.For(t, "delivery on a retry", func() bool {
 		var shown struct {
 			Status string `json:"status"`
 		}
@@ -263,7 +264,7 @@ func TestAsyncRetryAfterAndGone(t *testing.T) {
 		defer mu.Unlock()
 		return append([]time.Time(nil), times[id]...)
 	}
-	waitFor(t, 15*time.Second, "second attempt", func() bool { return len(attempts(retryID)) >= 2 })
+	testwait.For(t, "second attempt", func() bool { return len(attempts(retryID)) >= 2 })
 	at := attempts(retryID)
 	// Without Retry-After the fast backoff would retry within 300ms.
 	if gap := at[1].Sub(at[0]); gap < 1900*time.Millisecond {
@@ -355,7 +356,7 @@ func TestAsyncKill9LosesNothing(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, 20*time.Second, "a third of the burst acknowledged", func() bool {
+	testwait.For(t, "a third of the burst acknowledged", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(acked) >= total/3
@@ -373,7 +374,7 @@ func TestAsyncKill9LosesNothing(t *testing.T) {
 	}
 
 	gw.Start(site)
-	waitFor(t, 60*time.Second, "every acknowledged event delivered after restart", func() bool { return be.allDeliveredOK(ackedIDs) })
+	testwait.For(t, "every acknowledged event delivered after restart", func() bool { return be.allDeliveredOK(ackedIDs) })
 }
 
 // TestAsyncReloadDeliversEachEventOnce reloads the config repeatedly while a
@@ -419,7 +420,7 @@ func TestAsyncReloadDeliversEachEventOnce(t *testing.T) {
 	if err := <-reloads; err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "every event delivered", func() bool { return be.allDeliveredOK(ids) })
+	testwait.For(t, "every event delivered", func() bool { return be.allDeliveredOK(ids) })
 	for _, id := range ids {
 		waitStatus(t, gw, "/usaepay", id, "delivered")
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testdisk"
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 )
 
 // fullDiskSite is asyncSite with its store on dir, guarded by watermarks
@@ -61,7 +62,7 @@ func TestFullDiskAnswers503AndRecovers(t *testing.T) {
 			t.Fatalf("with an empty disk: %d", code)
 		}
 	}
-	waitFor(t, 10*time.Second, "the first events delivered", func() bool { return be.allDeliveredOK(accepted) })
+	testwait.For(t, "the first events delivered", func() bool { return be.allDeliveredOK(accepted) })
 
 	// Events waiting for a backend that fails, then a full disk.
 	be.setStatus(http.StatusServiceUnavailable)
@@ -93,7 +94,7 @@ func TestFullDiskAnswers503AndRecovers(t *testing.T) {
 		t.Fatalf("admin API on a full disk: %d, %d events counted, %d accepted", code, counts.Total, len(accepted))
 	}
 	be.setStatus(http.StatusOK)
-	waitFor(t, 20*time.Second, "delivery of the stored events on a full disk", func() bool { return be.allDeliveredOK(accepted) })
+	testwait.For(t, "delivery of the stored events on a full disk", func() bool { return be.allDeliveredOK(accepted) })
 
 	// A restart on the full disk: Caddy comes up and still answers 503.
 	gw.Stop()
@@ -105,8 +106,8 @@ func TestFullDiskAnswers503AndRecovers(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "webhooks accepted again once space was freed", func() bool {
+	testwait.For(t, "webhooks accepted again once space was freed", func() bool {
 		return sendOne() == http.StatusAccepted
 	})
-	waitFor(t, 20*time.Second, "every acknowledged event delivered", func() bool { return be.allDeliveredOK(accepted) })
+	testwait.For(t, "every acknowledged event delivered", func() bool { return be.allDeliveredOK(accepted) })
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 )
 
 // fidelitySite takes each provider on an async route, as its sender really
@@ -99,14 +100,14 @@ func TestLoyaltyDedupWindow(t *testing.T) {
 	if code != http.StatusOK || again["status"] != "duplicate" || again["id"] != first["id"] {
 		t.Fatalf("repeat inside the window: %d %v; want duplicate of %v", code, again, first["id"])
 	}
-	waitFor(t, 10*time.Second, "first delivery", func() bool { return len(be.deliveredIDs("/openloyalty", "customer.updated")) == 1 })
+	testwait.For(t, "first delivery", func() bool { return len(be.deliveredIDs("/openloyalty", "customer.updated")) == 1 })
 
 	time.Sleep(3500 * time.Millisecond) // past the route's 3s window
 	code, later := post(t, url, body, loyaltyHeaders())
 	if code != http.StatusAccepted || later["id"] == first["id"] {
 		t.Fatalf("after the window: %d %v; want a new event with a new id", code, later)
 	}
-	waitFor(t, 10*time.Second, "second delivery", func() bool { return len(be.deliveredIDs("/openloyalty", "customer.updated")) == 2 })
+	testwait.For(t, "second delivery", func() bool { return len(be.deliveredIDs("/openloyalty", "customer.updated")) == 2 })
 	ids := be.deliveredIDs("/openloyalty", "customer.updated")
 	if ids[0] != first["id"] || ids[1] != later["id"] {
 		t.Errorf("delivered %v, want %v then %v", ids, first["id"], later["id"])
@@ -123,7 +124,7 @@ func TestLoyaltyDedupWindow(t *testing.T) {
 			t.Fatalf("createdAt %s: %d %v", ts, code, a)
 		}
 	}
-	waitFor(t, 10*time.Second, "two createdAt deliveries", func() bool {
+	testwait.For(t, "two createdAt deliveries", func() bool {
 		return len(be.deliveredIDs("/openloyalty", "account.available_points_amount_changed")) == 2
 	})
 
@@ -134,7 +135,7 @@ func TestLoyaltyDedupWindow(t *testing.T) {
 	if code != http.StatusAccepted || a1["id"] == a2["id"] {
 		t.Fatalf("window off: %v then %d %v; want two events", a1, code, a2)
 	}
-	waitFor(t, 10*time.Second, "deliveries without dedup", func() bool {
+	testwait.For(t, "deliveries without dedup", func() bool {
 		return len(be.deliveredIDs("/loyalty-nodedup", "customer.updated")) == 2
 	})
 }
@@ -161,7 +162,7 @@ func TestLoyaltyRequestIDHeader(t *testing.T) {
 	if code, other := post(t, url, body, h); code != http.StatusAccepted {
 		t.Fatalf("another request id: %d %v", code, other)
 	}
-	waitFor(t, 10*time.Second, "two deliveries", func() bool { return len(be.deliveredIDs("/openloyalty", "CustomerRegistered")) == 2 })
+	testwait.For(t, "two deliveries", func() bool { return len(be.deliveredIDs("/openloyalty", "CustomerRegistered")) == 2 })
 	time.Sleep(300 * time.Millisecond)
 	if n := len(be.deliveredIDs("/openloyalty", "CustomerRegistered")); n != 2 {
 		t.Errorf("%d deliveries, want 2", n)
@@ -186,7 +187,7 @@ func TestSublyticsIDsAcrossWebhookTypes(t *testing.T) {
 			t.Fatalf("%s: %d %v", b, code, a)
 		}
 	}
-	waitFor(t, 10*time.Second, "both deliveries", func() bool {
+	testwait.For(t, "both deliveries", func() bool {
 		return len(be.deliveredIDs("/sublytics", "order_updated"))+len(be.deliveredIDs("/sublytics", "shipment_scheduled")) == 2
 	})
 	for _, r := range be.received() {
@@ -216,7 +217,7 @@ func TestPaymentIDCaseAndAge(t *testing.T) {
 	if code, a := post(t, url, upper, signedHeader(upper)); code != http.StatusOK || a["status"] != "duplicate" || a["id"] != id {
 		t.Fatalf("uppercase id: %d %v; want duplicate of %s", code, a, id)
 	}
-	waitFor(t, 10*time.Second, "delivery", func() bool { return be.count(id) == 1 })
+	testwait.For(t, "delivery", func() bool { return be.count(id) == 1 })
 
 	_, old := paymentEvent(t) // event_triggered in 2021
 	code, a := post(t, url, old, signedHeader(old))

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 	"github.com/webhookgw/caddy-webhook-gateway/schemas"
 )
 
@@ -316,25 +317,6 @@ func checkCloudEvent(t *testing.T, r received) {
 	}
 }
 
-// waitSlack stretches every waitFor deadline; see waitFor.
-const waitSlack = 4
-
-// waitFor polls cond until it holds or the deadline passes. d is what a
-// quiet machine needs; the deadline is a multiple of it, because the
-// suite runs under -race beside other work and a deadline only bounds how
-// long a broken test takes to fail: a passing wait returns as soon as cond
-// holds.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitSlack * d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // waitStatus waits until the admin API shows the event source/id in status
 // (delivered, dead, ...) and returns its attempts. Once an event is
 // delivered or dead no worker sends it again, so a count taken after this
@@ -345,7 +327,7 @@ func waitStatus(t *testing.T, gw *testcaddy.Instance, source, id, status string)
 		Status   string           `json:"status"`
 		Attempts []map[string]any `json:"attempts"`
 	}
-	waitFor(t, 15*time.Second, "event "+id+" "+status, func() bool {
+	testwait.For(t, "event "+id+" "+status, func() bool {
 		shown.Status, shown.Attempts = "", nil
 		return adminGet(t, gw, "/webhooks/event?source="+url.QueryEscape(source)+"&id="+url.QueryEscape(id), &shown) == http.StatusOK &&
 			shown.Status == status

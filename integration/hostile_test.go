@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 )
 
 // hostileSite has an async loyalty route, an async payment route signed by
@@ -193,7 +194,7 @@ func TestHangUpAfterFullBodyLosesNothing(t *testing.T) {
 				}
 				hangUp(t, tc.path, []byte(body))
 			}
-			waitFor(t, 15*time.Second, "every event delivered", func() bool {
+			testwait.For(t, "every event delivered", func() bool {
 				got := be.customers()
 				for _, id := range want {
 					if got[id] == 0 {
@@ -361,11 +362,11 @@ func TestUnverifiedBodiesAreBudgeted(t *testing.T) {
 	id, body := paymentEvent(t)
 	body = bytes.Replace(body, []byte(`"amount_detail"`),
 		[]byte(`"description":"`+strings.Repeat("x", declared-len(body))+`","amount_detail"`), 1)
-	waitFor(t, 10*time.Second, "a webhook accepted after the stalled bodies", func() bool {
+	testwait.For(t, "a webhook accepted after the stalled bodies", func() bool {
 		code, _, err := send(gw.BaseURL()+"/hooks/usaepay", body, signedHeader(body))
 		return err == nil && code == http.StatusAccepted
 	})
-	waitFor(t, 10*time.Second, "delivery", func() bool { return be.deliveredOK(id) })
+	testwait.For(t, "delivery", func() bool { return be.deliveredOK(id) })
 }
 
 // dripper is the slow-drip attack: a head and part of a body from one
@@ -456,7 +457,7 @@ func TestSlowDripCannotHoldTheBudget(t *testing.T) {
 		holder := startDripper(t, gw, "/hooks/usaepay", "127.0.0.2", declared, sent, 20*time.Second)
 		// Once a probe from the dripper's address is refused for its
 		// share, the dripper holds it.
-		waitFor(t, 10*time.Second, "the dripper holding its address's share", func() bool {
+		testwait.For(t, "the dripper holding its address's share", func() bool {
 			code, body := probe(t, gw, "/hooks/usaepay", "127.0.0.2")
 			return code == http.StatusServiceUnavailable && strings.Contains(body, "from your address")
 		})
@@ -483,7 +484,7 @@ func TestSlowDripCannotHoldTheBudget(t *testing.T) {
 		if code, body := probe(t, gw, "/hooks/usaepay", "127.0.0.2"); code != http.StatusServiceUnavailable {
 			t.Fatalf("the dripper no longer holds its share after the real sender's answer: %d %s", code, body)
 		}
-		waitFor(t, 10*time.Second, "delivery", func() bool { return be.deliveredOK(id) })
+		testwait.For(t, "delivery", func() bool { return be.deliveredOK(id) })
 	})
 
 	t.Run("from several addresses, cut by unverified_timeout", func(t *testing.T) {
@@ -508,11 +509,11 @@ func TestSlowDripCannotHoldTheBudget(t *testing.T) {
 		}
 		// Their budget is back.
 		id, body := paymentEvent(t)
-		waitFor(t, 10*time.Second, "a webhook accepted after the drippers", func() bool {
+		testwait.For(t, "a webhook accepted after the drippers", func() bool {
 			code, _, err := send(gw.BaseURL()+"/hooks/drip", body, signedHeader(body))
 			return err == nil && code == http.StatusAccepted
 		})
-		waitFor(t, 10*time.Second, "delivery", func() bool { return be.deliveredOK(id) })
+		testwait.For(t, "delivery", func() bool { return be.deliveredOK(id) })
 	})
 }
 
@@ -641,7 +642,7 @@ func TestNoSecretStoredOrForwarded(t *testing.T) {
 		if code, answer := post(t, gw.BaseURL()+"/hooks/usaepay", body, h); code != http.StatusAccepted {
 			t.Fatalf("%d %v", code, answer)
 		}
-		waitFor(t, 10*time.Second, "delivery", func() bool { return be.deliveredOK(id) })
+		testwait.For(t, "delivery", func() bool { return be.deliveredOK(id) })
 		var shown struct {
 			Headers http.Header `json:"headers"`
 		}

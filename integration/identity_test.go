@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
@@ -177,7 +178,7 @@ func TestSourceSharedByDifferentAuthRefusedAtLoad(t *testing.T) {
 	}
 	id, body = freshPaymentEvent(t)
 	h := http.Header{"X-Signature": {sign(sigKeyOld, body)}}
-	waitFor(t, 10*time.Second, "the reloaded key", func() bool {
+	testwait.For(t, "the reloaded key", func() bool {
 		code, _, err := send(gw.BaseURL()+"/hooks/usaepay", body, h)
 		return err == nil && code == http.StatusOK
 	})

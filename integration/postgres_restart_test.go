@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 	"github.com/webhookgw/caddy-webhook-gateway/store/postgres/pgtest"
 )
 
@@ -218,24 +219,24 @@ func TestPostgresRestartsDeliverEachEventOnce(t *testing.T) {
 
 	const restarts = 3
 	for i := range restarts {
-		waitFor(t, 30*time.Second, "events acknowledged before the restart", func() bool {
+		testwait.For(t, "events acknowledged before the restart", func() bool {
 			acked, _ := s.counts()
 			return acked >= (i+1)*30
 		})
 		held := g.held()
 		g.hold()
-		waitFor(t, 30*time.Second, "a delivery in flight at the backend", func() bool { return g.held() > held })
+		testwait.For(t, "a delivery in flight at the backend", func() bool { return g.held() > held })
 		srv.Stop()
 		_, refused := s.counts()
 		g.release() // the backend accepts them now, with the database down
-		waitFor(t, 30*time.Second, "a webhook refused with the database down", func() bool {
+		testwait.For(t, "a webhook refused with the database down", func() bool {
 			_, n := s.counts()
 			return n > refused
 		})
 		srv.Start()
 	}
 	last, _ := s.counts()
-	waitFor(t, 30*time.Second, "events acknowledged after the last restart", func() bool {
+	testwait.For(t, "events acknowledged after the last restart", func() bool {
 		acked, _ := s.counts()
 		return acked >= last+30
 	})
@@ -249,7 +250,7 @@ func TestPostgresRestartsDeliverEachEventOnce(t *testing.T) {
 
 	// Delivered at the backend, and recorded delivered: nothing is left
 	// that could be sent again.
-	waitFor(t, 2*time.Minute, "every acknowledged event delivered and recorded", func() bool {
+	testwait.For(t, "every acknowledged event delivered and recorded", func() bool {
 		if !be.allDeliveredOK(ids) {
 			return false
 		}
@@ -306,7 +307,7 @@ func TestPostgresRestartSyncDeliveryRecordedLater(t *testing.T) {
 		code, answer, err := send(url, body, signedHeader(body))
 		first <- result{code, answer, err}
 	}()
-	waitFor(t, 30*time.Second, "the forward at the backend", func() bool { return g.held() == 1 })
+	testwait.For(t, "the forward at the backend", func() bool { return g.held() == 1 })
 	srv.Stop()
 	g.release()
 	r := <-first
@@ -318,7 +319,7 @@ func TestPostgresRestartSyncDeliveryRecordedLater(t *testing.T) {
 	}
 
 	srv.Start()
-	waitFor(t, 30*time.Second, "the delivery recorded once the database is back", func() bool {
+	testwait.For(t, "the delivery recorded once the database is back", func() bool {
 		return storedStatuses(t, srv)[id] == "delivered"
 	})
 	code, answer := post(t, url, body, signedHeader(body))

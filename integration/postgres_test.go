@@ -14,6 +14,7 @@ import (
 	"github.com/webhookgw/caddy-webhook-gateway/harness/sim"
 	"github.com/webhookgw/caddy-webhook-gateway/harness/sink"
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 	"github.com/webhookgw/caddy-webhook-gateway/store/postgres/pgtest"
 )
 
@@ -153,7 +154,7 @@ func TestPostgresIdenticalRequestsAcrossGateways(t *testing.T) {
 				t.Fatalf("%s: answers %v", path, codes)
 			}
 		}
-		waitFor(t, 20*time.Second, path+" delivered", func() bool { return be.deliveredOK(id) })
+		testwait.For(t, path+" delivered", func() bool { return be.deliveredOK(id) })
 		waitStatus(t, gws[0], "/usaepay", id, "delivered")
 		if n := be.count(id); n != 1 {
 			t.Fatalf("%s: the backend saw the event %d times (answers %v)", path, n, codes)
@@ -221,13 +222,13 @@ func TestPostgresKill9OneGateway(t *testing.T) {
 	gws := startGateways(t, 3, be.URL)
 	const total = 300
 	acked, _, done := burst(t, gws, total)
-	waitFor(t, 20*time.Second, "a third of the burst acknowledged", func() bool { return len(acked()) >= total/3 })
+	testwait.For(t, "a third of the burst acknowledged", func() bool { return len(acked()) >= total/3 })
 	gws[1].Kill()
 	done()
 	ids := acked()
 	t.Logf("acknowledged %d of %d around the kill -9", len(ids), total)
 	killed := time.Now()
-	waitFor(t, 120*time.Second, "every acknowledged event delivered by the survivors", func() bool { return be.allDeliveredOK(ids) })
+	testwait.For(t, "every acknowledged event delivered by the survivors", func() bool { return be.allDeliveredOK(ids) })
 	t.Logf("all delivered %s after the kill", time.Since(killed).Round(time.Second))
 }
 
@@ -245,7 +246,7 @@ func TestPostgresReplayOnce(t *testing.T) {
 		}
 		ids = append(ids, id)
 	}
-	waitFor(t, 20*time.Second, "the events delivered", func() bool { return be.allDeliveredOK(ids) })
+	testwait.For(t, "the events delivered", func() bool { return be.allDeliveredOK(ids) })
 
 	var one replayed
 	if code := adminPost(t, gws[1], "/webhooks/replay", map[string]any{"source": "/usaepay", "id": ids[0]}, &one); code != http.StatusOK {
@@ -290,14 +291,14 @@ func TestPostgresDatabaseRestart(t *testing.T) {
 	}
 	cluster.Start()
 	var after []string
-	waitFor(t, 30*time.Second, "webhooks acknowledged again", func() bool {
+	testwait.For(t, "webhooks acknowledged again", func() bool {
 		acked, _, done := burst(t, gws, 16)
 		done()
 		after = append(after, acked()...)
 		return len(after) > 0
 	})
 	ids := append(before(), after...)
-	waitFor(t, 90*time.Second, "every acknowledged event delivered", func() bool { return be.allDeliveredOK(ids) })
+	testwait.For(t, "every acknowledged event delivered", func() bool { return be.allDeliveredOK(ids) })
 	for _, gw := range gws {
 		if code, _, err := send(gw.BaseURL()+"/hooks/usaepay", []byte(`{}`), nil); err != nil || code >= 500 {
 			t.Fatalf("gateway after the restart: %d %v\n%s", code, err, gw.Output())

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 )
 
 // During a reload there is a moment when the new config has provisioned
@@ -143,7 +144,7 @@ func waitChan[T any](t *testing.T, c <-chan T, what string) T {
 	select {
 	case v := <-c:
 		return v
-	case <-time.After(waitSlack * 10 * time.Second):
+	case <-time.After(testwait.Timeout):
 		t.Fatalf("timed out waiting for %s", what)
 		panic("unreachable")
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 )
 
 // TestSyncKill9MidForwardLeavesNothing kills Caddy while a sync delivery
@@ -26,7 +27,7 @@ func TestSyncKill9MidForwardLeavesNothing(t *testing.T) {
 		_, _, err := send(gw.BaseURL()+"/hooks/usaepay", body, usaepayHeaders(body))
 		first <- err
 	}()
-	waitFor(t, 10*time.Second, "the first delivery to reach the backend", func() bool { return be.count(id) == 1 })
+	testwait.For(t, "the first delivery to reach the backend", func() bool { return be.count(id) == 1 })
 	gw.Kill()
 	if err := <-first; err == nil {
 		t.Fatal("the killed request got an answer")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 )
 
 func startSync(t *testing.T) (*testcaddy.Instance, *backend) {
@@ -317,7 +318,7 @@ func TestSyncInProgressAnswers409(t *testing.T) {
 		code, _, _ := send(gw.BaseURL()+"/hooks/usaepay", body, usaepayHeaders(body))
 		first <- code
 	}()
-	waitFor(t, 10*time.Second, "the first delivery to reach the backend", func() bool { return be.count(id) == 1 })
+	testwait.For(t, "the first delivery to reach the backend", func() bool { return be.count(id) == 1 })
 	code, header, answer, err := sendWithHeader(gw.BaseURL()+"/hooks/usaepay", body, usaepayHeaders(body))
 	if err != nil {
 		t.Fatal(err)
