@@ -426,3 +426,28 @@ func TestRunLoyaltyByContentKey(t *testing.T) {
 		t.Fatalf("a gateway without the window was not caught (%v):\n%s", err, r.Table())
 	}
 }
+
+// TestNewSinkHoldsProvidersToRegistry: the JSON Schema fixes only the form
+// of the provider name; the sink NewSink builds also refuses a name the
+// gateway does not register.
+func TestNewSinkHoldsProvidersToRegistry(t *testing.T) {
+	sk, err := NewSink(sink.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for provider, want := range map[string]int{normalize.USAePay: http.StatusOK, "stripe": http.StatusBadRequest} {
+		body, _ := json.Marshal(map[string]any{
+			"specversion": "1.0", "id": "e-" + provider, "source": "/" + provider, "type": "t",
+			"time": "2021-04-07T15:14:26Z", "datacontenttype": "application/json", "data": map[string]any{},
+			"provider": provider, "receivedat": "2021-04-07T15:14:27Z",
+		})
+		r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+		r.Header.Set("Content-Type", schemas.ContentType)
+		r.Header.Set("Idempotency-Key", "e-"+provider)
+		w := httptest.NewRecorder()
+		sk.ServeHTTP(w, r)
+		if w.Code != want {
+			t.Errorf("provider %s: %d %s, want %d", provider, w.Code, w.Body, want)
+		}
+	}
+}

@@ -1,5 +1,6 @@
-// Package normalize turns the three providers' envelopes into canonical
-// events (CloudEvents 1.0). It is plain Go: no Caddy, no I/O.
+// Package normalize turns the providers' envelopes into canonical events
+// (CloudEvents 1.0). It is plain Go: no Caddy, no I/O. Each provider is one
+// file that registers itself (see provider.go).
 //
 // The body is scanned once for validity (JSON and UTF-8) and then walked by
 // hand: only the envelope members and the few payload members that give the
@@ -44,15 +45,6 @@ import (
 
 	"github.com/webhookgw/caddy-webhook-gateway/internal/jsonscan"
 	"github.com/webhookgw/caddy-webhook-gateway/schemas"
-)
-
-// Provider names.
-const (
-	OpenLoyalty = "openloyalty"
-	Sublytics   = "sublytics"
-	USAePay     = "usaepay"
-	// Auto detects the envelope from the body's top-level fields.
-	Auto = "auto"
 )
 
 // DefaultMaxItems bounds the items of one loyalty batch when Options set no

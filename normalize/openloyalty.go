@@ -15,6 +15,25 @@ import (
 	"github.com/webhookgw/caddy-webhook-gateway/schemas"
 )
 
+// OpenLoyalty is the loyalty platform's provider name.
+const OpenLoyalty = "openloyalty"
+
+// OpenLoyaltyEnvelope is the loyalty platform's webhook body. There is no
+// event id: the gateway derives one from the content.
+//
+// Data is one JSON object for most types. Some types (the expiring
+// notifications) may carry a JSON array of objects, one per customer; the
+// normalizer turns each item into its own event.
+type OpenLoyaltyEnvelope struct {
+	// Type is the event name, e.g. "customer.updated".
+	Type string `json:"type" validate:"required,max=256,token"`
+	// Data is an object or a non-empty array of objects. Its well-formedness
+	// is the JSON decoder's job; the tag checks the shape.
+	Data json.RawMessage `json:"data" validate:"required,objects"`
+	// CreatedAt is an RFC 3339 date-time with offset, often absent.
+	CreatedAt string `json:"createdAt,omitempty" validate:"omitempty,rfc3339"`
+}
+
 func init() {
 	register(&provider{
 		name:     OpenLoyalty,
@@ -78,7 +97,7 @@ var LoyaltyBatchTypes = []string{
 // event has an id of its own, so a backend keying on Idempotency-Key never
 // drops a real second update with the same content.
 func (r *reader) openLoyalty(emit emitFunc) *InputError {
-	var env schemas.OpenLoyaltyEnvelope
+	var env OpenLoyaltyEnvelope
 	var err *InputError
 	if env.Type, err = r.str("type", true); err != nil {
 		return err

@@ -1,6 +1,31 @@
 package normalize
 
-import "github.com/webhookgw/caddy-webhook-gateway/schemas"
+import (
+	"encoding/json"
+
+	"github.com/webhookgw/caddy-webhook-gateway/schemas"
+)
+
+// Sublytics is the subscription commerce platform's provider name.
+const Sublytics = "sublytics"
+
+// SublyticsEnvelope is the subscription commerce platform's webhook body.
+type SublyticsEnvelope struct {
+	// WebhookType is the object kind ("order", "transaction", "order_offer",
+	// "shipment"); WebhookData holds the object under this key.
+	WebhookType string `json:"webhook_type" validate:"required,max=256,token"`
+	// WebhookEvent is the event name, e.g. "order_updated".
+	WebhookEvent string `json:"webhook_event" validate:"required,max=256,token"`
+	// WebhookEventID is the event id: a JSON string in API v1, a JSON number
+	// in v2.
+	WebhookEventID schemas.FlexibleID `json:"webhook_event_id" validate:"required,max=256,visibleascii"`
+	// WebhookEventDate is schemas.ProviderTimeLayout with no zone; empty or
+	// schemas.ZeroProviderTime means none.
+	WebhookEventDate string `json:"webhook_event_date" validate:"providertime"`
+	// WebhookData is the payload object. An array is tolerated because PHP
+	// encodes an empty map as [].
+	WebhookData json.RawMessage `json:"webhook_data" validate:"required,jsoncontainer"`
+}
 
 func init() {
 	register(&provider{
@@ -74,7 +99,7 @@ var SublyticsObjectTypes = map[string]string{
 // its shipment_id (the v2 fulfillment events), or webhook_data.shipment_id;
 // data is webhook_data.
 func (r *reader) sublytics(emit emitFunc) *InputError {
-	var env schemas.SublyticsEnvelope
+	var env SublyticsEnvelope
 	var err *InputError
 	if env.WebhookType, err = r.str("webhook_type", true); err != nil {
 		return err

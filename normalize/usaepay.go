@@ -1,10 +1,26 @@
 package normalize
 
 import (
+	"encoding/json"
 	"strings"
-
-	"github.com/webhookgw/caddy-webhook-gateway/schemas"
 )
+
+// USAePay is the payment gateway's provider name.
+const USAePay = "usaepay"
+
+// USAePayEnvelope is the payment gateway's webhook body (REST v2).
+type USAePayEnvelope struct {
+	// Type is always "event".
+	Type string `json:"type" validate:"required,eq=event"`
+	// EventType is the event name, e.g. "transaction.sale.success".
+	EventType string `json:"event_type" validate:"required,max=256,token"`
+	// EventTriggered is schemas.ProviderTimeLayout with no zone.
+	EventTriggered string `json:"event_triggered" validate:"providertime"`
+	// EventID is 64 hex characters (a SHA-256 in hex).
+	EventID string `json:"event_id" validate:"required,hex64"`
+	// EventBody holds "merchant" and "object"; object.key is the subject.
+	EventBody json.RawMessage `json:"event_body" validate:"required,jsoncontainer"`
+}
 
 func init() {
 	register(&provider{
@@ -67,7 +83,7 @@ func init() {
 // id is event_id in lowercase (hex has no case: an uppercased copy is the
 // same event), subject is event_body.object.key, data is event_body.
 func (r *reader) usaepay(emit emitFunc) *InputError {
-	var env schemas.USAePayEnvelope
+	var env USAePayEnvelope
 	var err *InputError
 	if env.Type, err = r.str("type", true); err != nil {
 		return err
