@@ -311,7 +311,7 @@ func TestAcceptsNormalizedEvents(t *testing.T) {
 	s := newSink(t, Config{Secrets: []string{secretA}, Validate: validate})
 	g := sim.NewGenerator(sim.GenOptions{BatchShare: 1})
 	want := 0
-	for _, p := range sim.Providers {
+	for _, p := range sim.Providers() {
 		for _, typ := range sim.EventTypes[p] {
 			ev, err := g.Generate(p, typ)
 			if err != nil {
