@@ -193,9 +193,9 @@ func (r *reader) str(name string, required bool) (string, *InputError) {
 		}
 		return "", nil
 	}
-	s, ok := decodeString(v)
+	s, ok := jsonscan.DecodeString(v)
 	if !ok {
-		return "", r.fieldErr(name, r.env.offset(name), "must be a string, got %s", jsonKind(v))
+		return "", r.fieldErr(name, r.env.offset(name), "must be a string, got %s", jsonscan.Kind(v))
 	}
 	return s, nil
 }
@@ -210,7 +210,7 @@ func (r *reader) container(name string, allowArray bool) ([]byte, *InputError) {
 	if v[0] == '{' || (allowArray && v[0] == '[') {
 		return v, nil
 	}
-	return nil, r.fieldErr(name, r.env.offset(name), "must be a JSON object, got %s", jsonKind(v))
+	return nil, r.fieldErr(name, r.env.offset(name), "must be a JSON object, got %s", jsonscan.Kind(v))
 }
 
 func (r *reader) fieldErr(name string, off int, format string, args ...any) *InputError {
@@ -321,7 +321,7 @@ func subjectOf(v []byte) string {
 	var s string
 	switch c := v[0]; {
 	case c == '"':
-		s, _ = decodeString(v)
+		s, _ = jsonscan.DecodeString(v)
 	case c == '-' || (c >= '0' && c <= '9'):
 		s = string(v)
 	default:
@@ -331,30 +331,4 @@ func subjectOf(v []byte) string {
 		return ""
 	}
 	return s
-}
-
-// member finds the first member called name of the object at the start of
-// v and returns v from that member's value on: the value's end is left for
-// the caller to find, so descending into a large object does not walk it
-// twice. Stopping at the first match (encoding/json keeps the last of
-// duplicates) also spares the rest of the payload; member only finds the
-// subject, which never decides whether an event is accepted.
-func member(v []byte, name string) []byte {
-	if len(v) == 0 || v[0] != '{' {
-		return nil
-	}
-	i := jsonscan.SkipWS(v, 1)
-	for i < len(v) && v[i] == '"' {
-		kEnd := jsonscan.SkipString(v, i)
-		match := keyIs(v[i:kEnd], name)
-		i = jsonscan.SkipWS(v, jsonscan.SkipWS(v, kEnd)+1) // past the ':'
-		if match {
-			return v[i:]
-		}
-		i = jsonscan.SkipWS(v, jsonscan.SkipValue(v, i))
-		if i < len(v) && v[i] == ',' {
-			i = jsonscan.SkipWS(v, i+1)
-		}
-	}
-	return nil
 }

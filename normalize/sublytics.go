@@ -3,6 +3,7 @@ package normalize
 import (
 	"encoding/json"
 
+	"github.com/webhookgw/caddy-webhook-gateway/internal/jsonscan"
 	"github.com/webhookgw/caddy-webhook-gateway/schemas"
 )
 
@@ -135,16 +136,16 @@ func (r *reader) sublytics(emit emitFunc) *InputError {
 	if err = r.unique(env.WebhookData, "webhook_data"); err != nil {
 		return err
 	}
-	object := member(env.WebhookData, env.WebhookType)
+	object := jsonscan.Member(env.WebhookData, env.WebhookType)
 	if err = r.unique(object, "webhook_data."+env.WebhookType); err != nil {
 		return err
 	}
-	subject := subjectOf(member(object, "id"))
+	subject := subjectOf(jsonscan.Member(object, "id"))
 	if subject == "" {
-		subject = subjectOf(member(object, "shipment_id"))
+		subject = subjectOf(jsonscan.Member(object, "shipment_id"))
 	}
 	if subject == "" {
-		subject = subjectOf(member(env.WebhookData, "shipment_id"))
+		subject = subjectOf(jsonscan.Member(env.WebhookData, "shipment_id"))
 	}
 	ev := r.event(id, env.WebhookEvent, subject, t, env.WebhookData)
 	ev.ProviderEventID = string(env.WebhookEventID)
@@ -154,7 +155,7 @@ func (r *reader) sublytics(emit emitFunc) *InputError {
 // describeNumber names the JSON type of v, quoting a short number so the
 // provider sees which spelling was refused.
 func describeNumber(v []byte) string {
-	if k := jsonKind(v); k != "number" || len(v) > 32 {
+	if k := jsonscan.Kind(v); k != "number" || len(v) > 32 {
 		return k
 	}
 	return "number " + string(v)

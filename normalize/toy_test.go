@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/webhookgw/caddy-webhook-gateway/internal/jsonscan"
 	"github.com/webhookgw/caddy-webhook-gateway/schemas"
 )
 
@@ -76,7 +77,7 @@ func (r *reader) toy(emit emitFunc) *InputError {
 	if err = r.unique(env.Payload, "payload"); err != nil {
 		return err
 	}
-	subject := subjectOf(member(env.Payload, "toy"))
+	subject := subjectOf(jsonscan.Member(env.Payload, "toy"))
 	return stopped(emit(r.event(normalizeID(env.ID), env.Event, subject, t, env.Payload), ""))
 }
 

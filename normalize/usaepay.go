@@ -3,6 +3,8 @@ package normalize
 import (
 	"encoding/json"
 	"strings"
+
+	"github.com/webhookgw/caddy-webhook-gateway/internal/jsonscan"
 )
 
 // USAePay is the payment gateway's provider name.
@@ -32,7 +34,7 @@ func init() {
 					return claimStrong
 				}
 			}
-			if s, ok := decodeString(env.get("type")); ok && s == "event" {
+			if s, ok := jsonscan.DecodeString(env.get("type")); ok && s == "event" {
 				return claimWeak
 			}
 			return claimNone
@@ -110,10 +112,10 @@ func (r *reader) usaepay(emit emitFunc) *InputError {
 	if err = r.unique(env.EventBody, "event_body"); err != nil {
 		return err
 	}
-	object := member(env.EventBody, "object")
+	object := jsonscan.Member(env.EventBody, "object")
 	if err = r.unique(object, "event_body.object"); err != nil {
 		return err
 	}
-	subject := subjectOf(member(object, "key"))
+	subject := subjectOf(jsonscan.Member(object, "key"))
 	return stopped(emit(r.event(strings.ToLower(env.EventID), env.EventType, subject, t, env.EventBody), ""))
 }
