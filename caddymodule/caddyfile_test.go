@@ -141,7 +141,7 @@ func TestValidate(t *testing.T) {
 		h    Handler
 		want string
 	}{
-		{"unknown provider", Handler{Provider: "stripe", Deliver: "sync"}, "unknown provider"},
+		{"unknown provider", Handler{Provider: "stripe", Deliver: "sync"}, `provider: normalize: unknown provider "stripe" (want openloyalty, sublytics, usaepay or auto)`},
 		{"sync with upstream", Handler{Provider: "auto", Deliver: "sync", Upstreams: []string{"http://x"}}, "upstreams"},
 		{"async without upstream", Handler{Provider: "auto", Deliver: "async"}, "upstream"},
 		{"relative upstream", Handler{Provider: "auto", Deliver: "async", Upstreams: []string{"127.0.0.1:9"}}, "absolute"},

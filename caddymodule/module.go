@@ -444,10 +444,10 @@ func (h *Handler) startEngine(headers *delivery.HeaderBuilder) error {
 
 // Validate checks the configuration that needs no I/O.
 func (h *Handler) Validate() error {
-	switch h.Provider {
-	case normalize.OpenLoyalty, normalize.Sublytics, normalize.USAePay, normalize.Auto:
-	default:
-		return fmt.Errorf("webhook_gateway: unknown provider %q (want openloyalty, sublytics, usaepay or auto)", h.Provider)
+	// The normalize registry is the list of providers; its error names
+	// every registered one.
+	if err := normalize.CheckOptions(normalize.Options{Provider: h.Provider}); err != nil {
+		return fmt.Errorf("webhook_gateway: provider: %w", err)
 	}
 	// Normalize applies the same check to every request, so a value it
 	// refuses would turn every webhook into a 500; checking one field at a

@@ -198,7 +198,7 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 	if ff == (filterForm{Status: string(store.StatusDead)}) {
 		p.Nav = "dead"
 	}
-	d := &eventsData{Filter: ff, Sources: t.Sources, Providers: ops.Providers, Store: p.Store}
+	d := &eventsData{Filter: ff, Sources: t.Sources, Providers: ops.Providers(), Store: p.Store}
 	pairs := ff.pairs()
 	d.FirstLink = link("events", p.Store, pairs...)
 	d.ReplayLink = link("confirm", p.Store, append([]string{"action", "replay"}, pairs...)...)

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,26 +21,13 @@ import (
 	"github.com/webhookgw/caddy-webhook-gateway/harness/report"
 	"github.com/webhookgw/caddy-webhook-gateway/harness/sim"
 	"github.com/webhookgw/caddy-webhook-gateway/harness/sink"
+	"github.com/webhookgw/caddy-webhook-gateway/normalize"
 )
 
-// Environment variables read when the matching secret flag is empty, so
-// secrets need not appear in a process listing.
-const (
-	EnvLoyaltyHeaderValue  = "WEBHOOK_LOYALTY_HEADER_VALUE"
-	EnvUSAePayPassword     = "WEBHOOK_USAEPAY_PASSWORD"
-	EnvUSAePaySignatureKey = "WEBHOOK_USAEPAY_SIGNATURE_KEY"
-	EnvSublyticsSecretPath = "WEBHOOK_SUBLYTICS_SECRET_PATH"
-	// EnvSinkSecret holds one or more whsec_ secrets, separated by spaces
-	// or commas.
-	EnvSinkSecret = "WEBHOOK_SINK_SECRET"
-)
-
-func orEnv(v, env string) string {
-	if v != "" {
-		return v
-	}
-	return os.Getenv(env)
-}
+// EnvSinkSecret holds one or more whsec_ secrets, separated by spaces or
+// commas, read when the sink's --secret flag is not given. The providers'
+// secrets have variables of their own (sim.Option.Env).
+const EnvSinkSecret = "WEBHOOK_SINK_SECRET"
 
 // signalContext ends on SIGINT or SIGTERM, or when the command's own context
 // does.
@@ -159,8 +147,66 @@ func printStats(w io.Writer, st sink.Stats) {
 // providers so a typo does not silently fall back to a default.
 func parseProviderMap(flag string, m map[string]string) error {
 	for p := range m {
-		if !slices.Contains(sim.Providers, p) {
-			return fmt.Errorf("--%s: unknown provider %q (want %s)", flag, p, strings.Join(sim.Providers, ", "))
+		if !slices.Contains(sim.Providers(), p) {
+			return fmt.Errorf("--%s: unknown provider %q (want %s)", flag, p, strings.Join(sim.Providers(), ", "))
+		}
+	}
+	return nil
+}
+
+// optionValue holds a provider option's flag; Type names its kind in the
+// help, its value is read by the option's Apply.
+type optionValue struct {
+	value string
+	typ   string
+}
+
+func (v *optionValue) String() string     { return v.value }
+func (v *optionValue) Set(s string) error { v.value = s; return nil }
+func (v *optionValue) Type() string       { return v.typ }
+
+// providerOption is one simulated provider's option and its flag.
+type providerOption struct {
+	provider string
+	sim.Option
+	flag *optionValue
+}
+
+// providerFlags registers every simulated provider's options (sim.Option)
+// on fs.
+func providerFlags(fs *pflag.FlagSet) []providerOption {
+	var opts []providerOption
+	for _, p := range sim.Providers() {
+		for _, o := range sim.OptionsOf(p) {
+			v := &optionValue{value: o.Default, typ: cmp.Or(o.Type, "string")}
+			usage := o.Usage
+			if o.Env != "" {
+				usage += " (env " + o.Env + ")"
+			}
+			fs.Var(v, o.Name, usage)
+			opts = append(opts, providerOption{provider: p, Option: o, flag: v})
+		}
+	}
+	return opts
+}
+
+// applyProviderOptions puts the parsed provider options into cfg, once its
+// providers are set.
+func applyProviderOptions(cfg *sim.Config, opts []providerOption) error {
+	for _, o := range opts {
+		value := o.flag.value
+		if value == "" && o.Env != "" {
+			value = os.Getenv(o.Env)
+		}
+		var pc *sim.ProviderConfig
+		if c, ok := cfg.Providers[o.provider]; ok {
+			pc = &c
+		}
+		if err := o.Apply(cfg, pc, value); err != nil {
+			return fmt.Errorf("--%s %s: %w", o.Name, o.flag.value, err)
+		}
+		if pc != nil {
+			cfg.Providers[o.provider] = *pc
 		}
 	}
 	return nil
@@ -178,14 +224,7 @@ func EmitCommand() *cobra.Command {
 		prefixes    map[string]string
 		weights     map[string]string
 		types       []string
-		loyaltyHdr  string
-		loyaltyVal  string
-		payUser     string
-		payPass     string
-		paySigKey   string
-		subSecret   string
 		tz          string
-		batchShare  float64
 		dedupWindow time.Duration
 		sinkListen  string
 		sinkURL     string
@@ -196,7 +235,7 @@ func EmitCommand() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "emit",
-		Short: "Simulate the loyalty, subscription and payment providers against a gateway",
+		Short: "Simulate the webhook providers against a gateway",
 		Long: `Posts realistic webhooks of every documented event type to a gateway, with
 each provider's authentication and delivery behaviour: the payment gateway
 retries timeouts and 4xx/5xx on its 72-hour schedule (compressed by
@@ -215,18 +254,12 @@ reported.`,
 	}
 	fs := cmd.Flags()
 	fs.StringSliceVar(&targets, "target", []string{"http://127.0.0.1:8080"}, "gateway base URL; several (repeated or comma-separated) are sent to in turn, round robin")
-	fs.StringSliceVar(&providers, "providers", sim.Providers, "providers to simulate")
+	fs.StringSliceVar(&providers, "providers", sim.Providers(), "providers to simulate")
 	fs.StringToStringVar(&paths, "path", nil, "route path per provider, e.g. usaepay=/hooks/usaepay (default /<provider>)")
 	fs.StringToStringVar(&sources, "source", nil, "canonical source per provider, if the route sets one (default /<provider>; /auto on a route without a provider line)")
 	fs.StringToStringVar(&prefixes, "type-prefix", nil, "type prefix per provider, if the route sets one")
 	fs.StringToStringVar(&weights, "weight", nil, "relative share of events per provider (default 1 each)")
 	fs.StringArrayVar(&types, "type", nil, "restrict a provider to an event type, provider=type; repeatable")
-	fs.StringVar(&loyaltyHdr, "loyalty-header", "", "loyalty platform's custom header name")
-	fs.StringVar(&loyaltyVal, "loyalty-header-value", "", "loyalty platform's custom header value (env "+EnvLoyaltyHeaderValue+")")
-	fs.StringVar(&payUser, "usaepay-user", "", "payment gateway's HTTP Basic user")
-	fs.StringVar(&payPass, "usaepay-password", "", "payment gateway's HTTP Basic password (env "+EnvUSAePayPassword+")")
-	fs.StringVar(&paySigKey, "usaepay-signature-key", "", "payment gateway's X-Signature HMAC key (env "+EnvUSAePaySignatureKey+")")
-	fs.StringVar(&subSecret, "sublytics-secret-path", "", "subscription platform's secret path segment (env "+EnvSublyticsSecretPath+")")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "logical events per second across providers (0: unlimited)")
 	fs.IntVar(&cfg.Count, "count", 0, "number of logical events (default 100 when --duration is not set)")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "generate events for this long")
@@ -236,16 +269,11 @@ reported.`,
 	fs.DurationVar(&cfg.RedeliveryDelay, "redelivery-delay", 200*time.Millisecond, "maximum delay of a redelivery")
 	fs.Float64Var(&cfg.RepeatShare, "repeats", 0, "share of loyalty "+strings.Join(sim.RepeatTypes, "/")+" events sent again byte for byte after --repeat-after, as a real second update (0-1)")
 	fs.DurationVar(&cfg.RepeatAfter, "repeat-after", 0, "delay of a repeat; must exceed --dedup-window (default: the window plus a fifth)")
-	fs.DurationVar(&dedupWindow, "dedup-window", sim.DefaultDedupWindow, "the loyalty route's dedup_window (0: the route turns it off)")
+	fs.DurationVar(&dedupWindow, "dedup-window", sim.DefaultDedupWindow, "the dedup_window of the routes of providers that send no event ids, like the loyalty platform (0: the route turns it off)")
 	fs.IntVar(&cfg.Retry.Attempts, "retry-attempts", 0, "payment gateway: attempts per body, the first included (0: its whole schedule, 36)")
 	fs.Float64Var(&cfg.Retry.Scale, "retry-scale", sim.DefaultRetryScale, "payment gateway: how many times faster than real time its 72-hour retry schedule runs")
-	fs.IntVar(&cfg.USAePayMaxConns, "usaepay-max-conns", 20, "payment gateway: parallel connections")
-	fs.DurationVar(&cfg.USAePayTimeout, "usaepay-timeout", 10*time.Second, "payment gateway: timeout per attempt")
-	fs.DurationVar(&cfg.LoyaltyTimeout, "loyalty-timeout", time.Second, "loyalty platform: total timeout of its single attempt")
 	fs.IntVar(&cfg.BurstSize, "burst-size", 20, "subscription platform: events per burst")
 	fs.DurationVar(&cfg.BurstPause, "burst-pause", 500*time.Millisecond, "subscription platform: pause between bursts")
-	fs.Float64Var(&batchShare, "batch-share", 0.2, "share of batch-capable loyalty events sent as an array (0-1)")
-	fs.IntVar(&cfg.Gen.BatchMax, "batch-max", 5, "most items in a loyalty batch")
 	fs.StringVar(&tz, "tz", "UTC", "IANA zone the providers' zone-less times are written in")
 	fs.Uint64Var(&cfg.Gen.Seed, "seed", 0, "seed for types, amounts and layouts (ids stay fresh); 0 is random")
 	fs.StringVar(&sinkListen, "sink-listen", "", "run a sink in this process on this address, e.g. 127.0.0.1:9090")
@@ -255,6 +283,7 @@ reported.`,
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	fs.BoolVar(&check, "check", false, "exit with an error when anything was lost, doubled, unexpected or invalid")
 	buildSink := sinkFlags(fs, "sink-")
+	providerOpts := providerFlags(fs)
 
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if len(targets) == 0 {
@@ -277,14 +306,10 @@ reported.`,
 			return fmt.Errorf("--tz: %w", err)
 		}
 		cfg.Gen.Location = loc
-		cfg.Gen.BatchShare = batchShare
-		if batchShare == 0 {
-			cfg.Gen.BatchShare = -1
-		}
 		cfg.Providers = map[string]sim.ProviderConfig{}
 		for _, p := range providers {
-			if !slices.Contains(sim.Providers, p) {
-				return fmt.Errorf("--providers: unknown provider %q", p)
+			if !slices.Contains(sim.Providers(), p) {
+				return fmt.Errorf("--providers: unknown provider %q (want %s)", p, strings.Join(sim.Providers(), ", "))
 			}
 			pc := sim.ProviderConfig{Path: paths[p], Source: sources[p], TypePrefix: prefixes[p]}
 			if w, ok := weights[p]; ok {
@@ -292,20 +317,16 @@ reported.`,
 					return fmt.Errorf("--weight %s=%s: want a positive number", p, w)
 				}
 			}
-			switch p {
-			case sim.OpenLoyalty:
-				pc.HeaderName, pc.HeaderValue = loyaltyHdr, orEnv(loyaltyVal, EnvLoyaltyHeaderValue)
+			if normalize.DerivesIDs(p) {
 				pc.DedupWindow = dedupWindow
 				if dedupWindow == 0 {
 					pc.DedupWindow = -1
 				}
-			case sim.USAePay:
-				pc.BasicUser, pc.BasicPassword = payUser, orEnv(payPass, EnvUSAePayPassword)
-				pc.SignatureKey = orEnv(paySigKey, EnvUSAePaySignatureKey)
-			case sim.Sublytics:
-				pc.SecretPath = orEnv(subSecret, EnvSublyticsSecretPath)
 			}
 			cfg.Providers[p] = pc
+		}
+		if err := applyProviderOptions(&cfg, providerOpts); err != nil {
+			return err
 		}
 		for _, t := range types {
 			p, typ, ok := strings.Cut(t, "=")

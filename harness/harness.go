@@ -16,6 +16,7 @@ import (
 	"github.com/webhookgw/caddy-webhook-gateway/harness/report"
 	"github.com/webhookgw/caddy-webhook-gateway/harness/sim"
 	"github.com/webhookgw/caddy-webhook-gateway/harness/sink"
+	"github.com/webhookgw/caddy-webhook-gateway/normalize"
 	"github.com/webhookgw/caddy-webhook-gateway/schemas"
 )
 
@@ -44,11 +45,12 @@ type Scenario struct {
 	Wait report.WaitOptions
 }
 
-// NewSink builds a sink that validates against the canonical event schema
-// unless cfg already sets a validator or schema.
+// NewSink builds a sink that validates against the canonical event schema,
+// with the provider one of the gateway's (normalize.Providers), unless cfg
+// already sets a validator or schema.
 func NewSink(cfg sink.Config) (*sink.Sink, error) {
 	if cfg.Validate == nil && cfg.Schema == nil {
-		v, err := schemas.NewJSONSchemaValidator()
+		v, err := schemas.NewJSONSchemaValidator(normalize.Providers()...)
 		if err != nil {
 			return nil, err
 		}

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/webhookgw/caddy-webhook-gateway/harness/report"
@@ -183,7 +184,7 @@ func TestRunAgainstHealthyGateway(t *testing.T) {
 		r.LatencyN != r.Delivered || r.Expected <= 90 {
 		t.Fatalf("report:\n%s", r.Table())
 	}
-	for _, p := range sim.Providers {
+	for _, p := range sim.Providers() {
 		if c := r.Providers[p]; c == nil || c.Unique != 30 || c.Lost != 0 {
 			t.Fatalf("%s: %+v", p, c)
 		}
@@ -424,5 +425,78 @@ func TestRunLoyaltyByContentKey(t *testing.T) {
 	r, err = Run(context.Background(), scenario(g, gw))
 	if err != nil || r.Doubled == 0 || r.OK() {
 		t.Fatalf("a gateway without the window was not caught (%v):\n%s", err, r.Table())
+	}
+}
+
+// TestNewSinkHoldsProvidersToRegistry: the JSON Schema fixes only the form
+// of the provider name; the sink NewSink builds also refuses a name the
+// gateway does not register.
+func TestNewSinkHoldsProvidersToRegistry(t *testing.T) {
+	sk, err := NewSink(sink.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for provider, want := range map[string]int{normalize.USAePay: http.StatusOK, "stripe": http.StatusBadRequest} {
+		body, _ := json.Marshal(map[string]any{
+			"specversion": "1.0", "id": "e-" + provider, "source": "/" + provider, "type": "t",
+			"time": "2021-04-07T15:14:26Z", "datacontenttype": "application/json", "data": map[string]any{},
+			"provider": provider, "receivedat": "2021-04-07T15:14:27Z",
+		})
+		r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+		r.Header.Set("Content-Type", schemas.ContentType)
+		r.Header.Set("Idempotency-Key", "e-"+provider)
+		w := httptest.NewRecorder()
+		sk.ServeHTTP(w, r)
+		if w.Code != want {
+			t.Errorf("provider %s: %d %s, want %d", provider, w.Code, w.Body, want)
+		}
+	}
+}
+
+// TestEmitProviderOptions: each provider's own flags come from its
+// simulator file, keep their names and defaults, and reach its config;
+// secrets fall back to their environment variables.
+func TestEmitProviderOptions(t *testing.T) {
+	t.Setenv(sim.EnvUSAePayPassword, "from-env")
+	defaults := map[string]string{
+		"loyalty-header": "", "loyalty-header-value": "", "loyalty-timeout": "1s", "batch-share": "0.2", "batch-max": "5",
+		"usaepay-user": "", "usaepay-password": "", "usaepay-signature-key": "", "usaepay-max-conns": "20", "usaepay-timeout": "10s",
+		"sublytics-secret-path": "",
+	}
+	emitFlags := EmitCommand().Flags()
+	for name, def := range defaults {
+		if f := emitFlags.Lookup(name); f == nil || f.DefValue != def {
+			t.Errorf("emit --%s: %+v, want default %q", name, f, def)
+		}
+	}
+	fs := pflag.NewFlagSet("emit", pflag.ContinueOnError)
+	opts := providerFlags(fs)
+	if len(opts) != len(defaults) {
+		t.Errorf("%d provider options, want %d", len(opts), len(defaults))
+	}
+	if err := fs.Parse([]string{"--usaepay-user", "merchant", "--usaepay-timeout", "3s",
+		"--sublytics-secret-path", "s3", "--loyalty-header", "X-Token", "--batch-share", "0"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := sim.Config{Providers: map[string]sim.ProviderConfig{sim.USAePay: {}, sim.Sublytics: {}}}
+	if err := applyProviderOptions(&cfg, opts); err != nil {
+		t.Fatal(err)
+	}
+	pay, sub := cfg.Providers[sim.USAePay], cfg.Providers[sim.Sublytics]
+	if pay.BasicUser != "merchant" || pay.BasicPassword != "from-env" || sub.SecretPath != "s3" ||
+		cfg.USAePayTimeout != 3*time.Second || cfg.USAePayMaxConns != 20 || cfg.LoyaltyTimeout != time.Second ||
+		cfg.Gen.BatchShare != -1 || cfg.Gen.BatchMax != 5 {
+		t.Fatalf("config %+v", cfg)
+	}
+	if _, ok := cfg.Providers[sim.OpenLoyalty]; ok {
+		t.Fatal("an option of a provider not simulated added it")
+	}
+
+	bad := EmitCommand()
+	bad.SetArgs([]string{"--target", "http://127.0.0.1:1", "--count", "1", "--usaepay-timeout", "soon"})
+	bad.SetOut(io.Discard)
+	bad.SetErr(io.Discard)
+	if err := bad.Execute(); err == nil || !strings.Contains(err.Error(), "--usaepay-timeout soon") {
+		t.Fatalf("bad option value: %v", err)
 	}
 }

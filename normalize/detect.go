@@ -54,17 +54,17 @@ func (e *envelope) find(name string) *memberAt {
 // parseEnvelope checks that body is a UTF-8 JSON object and indexes its
 // top-level members.
 func parseEnvelope(body []byte, env *envelope) *InputError {
-	if !validJSON(body) {
+	if !jsonscan.Valid(body) {
 		return syntaxError(body)
 	}
-	if off := notUTF8(body); off >= 0 {
+	if off := jsonscan.FirstInvalidUTF8(body); off >= 0 {
 		e := &InputError{Kind: KindSyntax, Reason: "byte is not UTF-8; JSON must be UTF-8"}
 		e.locate(body, off)
 		return e
 	}
 	start := jsonscan.SkipWS(body, 0)
 	if body[start] != '{' {
-		return envelopeErr("", body, start, "body must be a JSON object, got "+jsonKind(body[start:]))
+		return envelopeErr("", body, start, "body must be a JSON object, got "+jsonscan.Kind(body[start:]))
 	}
 	env.body = body
 	env.members = env.members[:0]
@@ -99,15 +99,15 @@ func eachUnique(body []byte, start int, path string, fn func(name string, val []
 	var small [smallObject]string
 	names := small[:0]
 	var seen map[string]struct{}
-	it := newObjIter(body[start:])
+	it := jsonscan.NewObjIter(body[start:])
 	for {
-		k, v, off, ok := it.next()
+		k, v, off, ok := it.Next()
 		if !ok {
 			return
 		}
 		name := string(k[1 : len(k)-1])
 		if bytes.IndexByte(k, '\\') >= 0 {
-			name, _ = decodeString(k)
+			name, _ = jsonscan.DecodeString(k)
 		}
 		dup := false
 		if seen == nil {

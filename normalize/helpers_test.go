@@ -60,12 +60,16 @@ func readFixture(tb testing.TB, rel string) []byte {
 	return b
 }
 
-var jsonSchema = sync.OnceValues(schemas.NewJSONSchemaValidator)
+var jsonSchema = sync.OnceValues(func() (func([]byte) error, error) { return schemas.NewJSONSchemaValidator() })
 
 // checkEvent asserts ev passes both published schemas: the validator tags
-// and, once marshalled as it is delivered, the JSON Schema.
+// and, once marshalled as it is delivered, the JSON Schema; and that its
+// provider is a registered one (the schemas fix only the name's form).
 func checkEvent(tb testing.TB, ev schemas.Event) {
 	tb.Helper()
+	if lookup(ev.Provider) == nil {
+		tb.Errorf("event provider %q is not registered", ev.Provider)
+	}
 	if err := schemas.Validate(&ev); err != nil {
 		tb.Errorf("event fails schemas.Validate: %v\n%+v", err, ev)
 	}

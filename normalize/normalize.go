@@ -1,5 +1,6 @@
-// Package normalize turns the three providers' envelopes into canonical
-// events (CloudEvents 1.0). It is plain Go: no Caddy, no I/O.
+// Package normalize turns the providers' envelopes into canonical events
+// (CloudEvents 1.0). It is plain Go: no Caddy, no I/O. Each provider is one
+// file that registers itself (see provider.go).
 //
 // The body is scanned once for validity (JSON and UTF-8) and then walked by
 // hand: only the envelope members and the few payload members that give the
@@ -47,15 +48,6 @@ import (
 
 	"github.com/webhookgw/caddy-webhook-gateway/internal/jsonscan"
 	"github.com/webhookgw/caddy-webhook-gateway/schemas"
-)
-
-// Provider names.
-const (
-	OpenLoyalty = "openloyalty"
-	Sublytics   = "sublytics"
-	USAePay     = "usaepay"
-	// Auto detects the envelope from the body's top-level fields.
-	Auto = "auto"
 )
 
 // AutoSource is the default source of a route that detects its provider
@@ -226,9 +218,9 @@ func (r *reader) str(name string, required bool) (string, *InputError) {
 		}
 		return "", nil
 	}
-	s, ok := decodeString(v)
+	s, ok := jsonscan.DecodeString(v)
 	if !ok {
-		return "", r.fieldErr(name, r.env.offset(name), "must be a string, got %s", jsonKind(v))
+		return "", r.fieldErr(name, r.env.offset(name), "must be a string, got %s", jsonscan.Kind(v))
 	}
 	return s, nil
 }
@@ -243,7 +235,7 @@ func (r *reader) container(name string, allowArray bool) ([]byte, *InputError) {
 	if v[0] == '{' || (allowArray && v[0] == '[') {
 		return v, nil
 	}
-	return nil, r.fieldErr(name, r.env.offset(name), "must be a JSON object, got %s", jsonKind(v))
+	return nil, r.fieldErr(name, r.env.offset(name), "must be a JSON object, got %s", jsonscan.Kind(v))
 }
 
 func (r *reader) fieldErr(name string, off int, format string, args ...any) *InputError {
@@ -354,7 +346,7 @@ func subjectOf(v []byte) string {
 	var s string
 	switch c := v[0]; {
 	case c == '"':
-		s, _ = decodeString(v)
+		s, _ = jsonscan.DecodeString(v)
 	case c == '-' || (c >= '0' && c <= '9'):
 		s = string(v)
 	default:
@@ -364,30 +356,4 @@ func subjectOf(v []byte) string {
 		return ""
 	}
 	return s
-}
-
-// member finds the first member called name of the object at the start of
-// v and returns v from that member's value on: the value's end is left for
-// the caller to find, so descending into a large object does not walk it
-// twice. Stopping at the first match (encoding/json keeps the last of
-// duplicates) also spares the rest of the payload; member only finds the
-// subject, which never decides whether an event is accepted.
-func member(v []byte, name string) []byte {
-	if len(v) == 0 || v[0] != '{' {
-		return nil
-	}
-	i := jsonscan.SkipWS(v, 1)
-	for i < len(v) && v[i] == '"' {
-		kEnd := jsonscan.SkipString(v, i)
-		match := keyIs(v[i:kEnd], name)
-		i = jsonscan.SkipWS(v, jsonscan.SkipWS(v, kEnd)+1) // past the ':'
-		if match {
-			return v[i:]
-		}
-		i = jsonscan.SkipWS(v, jsonscan.SkipValue(v, i))
-		if i < len(v) && v[i] == ',' {
-			i = jsonscan.SkipWS(v, i+1)
-		}
-	}
-	return nil
 }

@@ -15,6 +15,25 @@ import (
 	"github.com/webhookgw/caddy-webhook-gateway/schemas"
 )
 
+// OpenLoyalty is the loyalty platform's provider name.
+const OpenLoyalty = "openloyalty"
+
+// OpenLoyaltyEnvelope is the loyalty platform's webhook body. There is no
+// event id: the gateway derives one from the content.
+//
+// Data is one JSON object for most types. Some types (the expiring
+// notifications) may carry a JSON array of objects, one per customer; the
+// normalizer turns each item into its own event.
+type OpenLoyaltyEnvelope struct {
+	// Type is the event name, e.g. "customer.updated".
+	Type string `json:"type" validate:"required,max=256,token"`
+	// Data is an object or a non-empty array of objects. Its well-formedness
+	// is the JSON decoder's job; the tag checks the shape.
+	Data json.RawMessage `json:"data" validate:"required,objects"`
+	// CreatedAt is an RFC 3339 date-time with offset, often absent.
+	CreatedAt string `json:"createdAt,omitempty" validate:"omitempty,rfc3339"`
+}
+
 func init() {
 	register(&provider{
 		name:     OpenLoyalty,
@@ -24,7 +43,7 @@ func init() {
 			case env.has("data") || env.has("createdAt"):
 				return claimMedium
 			case env.has("type"):
-				if s, ok := decodeString(env.get("type")); !ok || s != "event" {
+				if s, ok := jsonscan.DecodeString(env.get("type")); !ok || s != "event" {
 					return claimWeak
 				}
 			}
@@ -79,7 +98,7 @@ var LoyaltyBatchTypes = []string{
 // event has an id of its own, so a backend keying on Idempotency-Key never
 // drops a real second update with the same content.
 func (r *reader) openLoyalty(emit emitFunc) *InputError {
-	var env schemas.OpenLoyaltyEnvelope
+	var env OpenLoyaltyEnvelope
 	var err *InputError
 	if env.Type, err = r.str("type", true); err != nil {
 		return err
@@ -102,7 +121,7 @@ func (r *reader) openLoyalty(emit emitFunc) *InputError {
 			return err
 		}
 	default:
-		return r.fieldErr("data", dataOff, "must be a JSON object or an array of objects, got %s", jsonKind(data))
+		return r.fieldErr("data", dataOff, "must be a JSON object or an array of objects, got %s", jsonscan.Kind(data))
 	}
 	env.Data = data
 	if err = r.check(&env); err != nil {
@@ -191,7 +210,7 @@ func (r *reader) checkBatch(data []byte, dataOff int) *InputError {
 			err = &InputError{Kind: KindTooLarge, Provider: r.provider, Field: "data", Offset: -1,
 				Reason: fmt.Sprintf("batch has more than %d items, the most this route accepts", limit)}
 		case item[0] != '{':
-			err = fieldErr(r.provider, path, r.env.body, dataOff+off, "must be a JSON object, got %s", jsonKind(item))
+			err = fieldErr(r.provider, path, r.env.body, dataOff+off, "must be a JSON object, got %s", jsonscan.Kind(item))
 		default:
 			err = uniqueObject(r.provider, r.env.body, dataOff+off, path)
 		}
@@ -202,6 +221,13 @@ func (r *reader) checkBatch(data []byte, dataOff int) *InputError {
 		err = r.fieldErr("data", dataOff, "must not be an empty array")
 	}
 	return err
+}
+
+// canonical is what a content key hashes, and the scratch space to write
+// it.
+type canonical struct {
+	out   []byte
+	canon jsonscan.Canonical
 }
 
 // canonPool recycles canonical-JSON buffers: a loyalty batch hashes up to
@@ -216,10 +242,11 @@ func contentKey(c *canonical, source, typ, createdAt string, data []byte) string
 	c.out = append(c.out, typ...)
 	c.out = binary.BigEndian.AppendUint64(c.out, uint64(len(createdAt)))
 	c.out = append(c.out, createdAt...)
-	c.value(data, 0)
+	c.out = c.canon.Append(c.out, data)
 	sum := sha256.Sum256(c.out)
 	if cap(c.out) > 1<<20 {
-		c.out = make([]byte, 0, 1024) // do not pin one huge body in the pool
+		// Do not pin one huge body in the pool.
+		c.out, c.canon = make([]byte, 0, 1024), jsonscan.Canonical{}
 	}
 	return hex.EncodeToString(sum[:])
 }
@@ -258,22 +285,22 @@ func ContentKey(source, eventType, createdAt string, data []byte) (string, error
 // customerId, the usual case, without reading the rest of the item.
 func loyaltySubject(item []byte) string {
 	var tx, acct []byte
-	it := newObjIter(item)
+	it := jsonscan.NewObjIter(item)
 	for {
-		k, v, _, ok := it.next()
+		k, v, _, ok := it.Next()
 		if !ok {
 			break
 		}
 		switch {
-		case keyIs(k, "customerId"):
+		case jsonscan.KeyIs(k, "customerId"):
 			if s := subjectOf(v); s != "" {
 				return s
 			}
-		case keyIs(k, "transactionId"):
+		case jsonscan.KeyIs(k, "transactionId"):
 			if tx == nil {
 				tx = v
 			}
-		case keyIs(k, "accountId"):
+		case jsonscan.KeyIs(k, "accountId"):
 			if acct == nil {
 				acct = v
 			}

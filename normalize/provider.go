@@ -8,11 +8,17 @@ import (
 	"github.com/webhookgw/caddy-webhook-gateway/schemas"
 )
 
+// Auto is the provider setting that detects the envelope from the body's
+// top-level fields.
+const Auto = "auto"
+
 // A provider is one sender's envelope: how to recognise it, how to read it
 // and what it is documented to send. Each provider is one file that
-// registers itself; detection, the Caddy configuration check, the schema's
-// provider list and the simulator all read this registry, so a new provider
-// needs nothing outside its file (and its fixtures).
+// declares its name, its envelope type and its reader, and registers itself
+// from init. Detection, Normalize, the Caddy configuration check, the
+// operator's filters and the simulator all read this registry (Providers,
+// EventTypes, DerivesIDs), so a new provider needs nothing outside its file
+// (and its fixtures) but its simulator file, harness/sim/gen_<name>.go.
 type provider struct {
 	// name is the provider's configuration name and the canonical event's
 	// provider attribute: lowercase letters and digits.
@@ -62,7 +68,6 @@ func register(p *provider) {
 	}
 	registry = append(registry, p)
 	slices.SortFunc(registry, func(a, b *provider) int { return strings.Compare(a.name, b.name) })
-	schemas.RegisterProvider(p.name)
 	EventTypes[p.name] = p.eventTypes
 }
 

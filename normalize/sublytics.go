@@ -1,6 +1,32 @@
 package normalize
 
-import "github.com/webhookgw/caddy-webhook-gateway/schemas"
+import (
+	"encoding/json"
+
+	"github.com/webhookgw/caddy-webhook-gateway/internal/jsonscan"
+	"github.com/webhookgw/caddy-webhook-gateway/schemas"
+)
+
+// Sublytics is the subscription commerce platform's provider name.
+const Sublytics = "sublytics"
+
+// SublyticsEnvelope is the subscription commerce platform's webhook body.
+type SublyticsEnvelope struct {
+	// WebhookType is the object kind ("order", "transaction", "order_offer",
+	// "shipment"); WebhookData holds the object under this key.
+	WebhookType string `json:"webhook_type" validate:"required,max=256,token"`
+	// WebhookEvent is the event name, e.g. "order_updated".
+	WebhookEvent string `json:"webhook_event" validate:"required,max=256,token"`
+	// WebhookEventID is the event id: a JSON string in API v1, a JSON number
+	// in v2.
+	WebhookEventID schemas.FlexibleID `json:"webhook_event_id" validate:"required,max=256,visibleascii"`
+	// WebhookEventDate is schemas.ProviderTimeLayout with no zone; empty or
+	// schemas.ZeroProviderTime means none.
+	WebhookEventDate string `json:"webhook_event_date" validate:"providertime"`
+	// WebhookData is the payload object. An array is tolerated because PHP
+	// encodes an empty map as [].
+	WebhookData json.RawMessage `json:"webhook_data" validate:"required,jsoncontainer"`
+}
 
 func init() {
 	register(&provider{
@@ -74,7 +100,7 @@ var SublyticsObjectTypes = map[string]string{
 // its shipment_id (the v2 fulfillment events), or webhook_data.shipment_id;
 // data is webhook_data.
 func (r *reader) sublytics(emit emitFunc) *InputError {
-	var env schemas.SublyticsEnvelope
+	var env SublyticsEnvelope
 	var err *InputError
 	if env.WebhookType, err = r.str("webhook_type", true); err != nil {
 		return err
@@ -110,16 +136,16 @@ func (r *reader) sublytics(emit emitFunc) *InputError {
 	if err = r.unique(env.WebhookData, "webhook_data"); err != nil {
 		return err
 	}
-	object := member(env.WebhookData, env.WebhookType)
+	object := jsonscan.Member(env.WebhookData, env.WebhookType)
 	if err = r.unique(object, "webhook_data."+env.WebhookType); err != nil {
 		return err
 	}
-	subject := subjectOf(member(object, "id"))
+	subject := subjectOf(jsonscan.Member(object, "id"))
 	if subject == "" {
-		subject = subjectOf(member(object, "shipment_id"))
+		subject = subjectOf(jsonscan.Member(object, "shipment_id"))
 	}
 	if subject == "" {
-		subject = subjectOf(member(env.WebhookData, "shipment_id"))
+		subject = subjectOf(jsonscan.Member(env.WebhookData, "shipment_id"))
 	}
 	ev := r.event(id, env.WebhookEvent, subject, t, env.WebhookData)
 	ev.ProviderEventID = string(env.WebhookEventID)
@@ -129,7 +155,7 @@ func (r *reader) sublytics(emit emitFunc) *InputError {
 // describeNumber names the JSON type of v, quoting a short number so the
 // provider sees which spelling was refused.
 func describeNumber(v []byte) string {
-	if k := jsonKind(v); k != "number" || len(v) > 32 {
+	if k := jsonscan.Kind(v); k != "number" || len(v) > 32 {
 		return k
 	}
 	return "number " + string(v)

@@ -1,10 +1,28 @@
 package normalize
 
 import (
+	"encoding/json"
 	"strings"
 
-	"github.com/webhookgw/caddy-webhook-gateway/schemas"
+	"github.com/webhookgw/caddy-webhook-gateway/internal/jsonscan"
 )
+
+// USAePay is the payment gateway's provider name.
+const USAePay = "usaepay"
+
+// USAePayEnvelope is the payment gateway's webhook body (REST v2).
+type USAePayEnvelope struct {
+	// Type is always "event".
+	Type string `json:"type" validate:"required,eq=event"`
+	// EventType is the event name, e.g. "transaction.sale.success".
+	EventType string `json:"event_type" validate:"required,max=256,token"`
+	// EventTriggered is schemas.ProviderTimeLayout with no zone.
+	EventTriggered string `json:"event_triggered" validate:"providertime"`
+	// EventID is 64 hex characters (a SHA-256 in hex).
+	EventID string `json:"event_id" validate:"required,hex64"`
+	// EventBody holds "merchant" and "object"; object.key is the subject.
+	EventBody json.RawMessage `json:"event_body" validate:"required,jsoncontainer"`
+}
 
 func init() {
 	register(&provider{
@@ -16,7 +34,7 @@ func init() {
 					return claimStrong
 				}
 			}
-			if s, ok := decodeString(env.get("type")); ok && s == "event" {
+			if s, ok := jsonscan.DecodeString(env.get("type")); ok && s == "event" {
 				return claimWeak
 			}
 			return claimNone
@@ -67,7 +85,7 @@ func init() {
 // id is event_id in lowercase (hex has no case: an uppercased copy is the
 // same event), subject is event_body.object.key, data is event_body.
 func (r *reader) usaepay(emit emitFunc) *InputError {
-	var env schemas.USAePayEnvelope
+	var env USAePayEnvelope
 	var err *InputError
 	if env.Type, err = r.str("type", true); err != nil {
 		return err
@@ -94,10 +112,10 @@ func (r *reader) usaepay(emit emitFunc) *InputError {
 	if err = r.unique(env.EventBody, "event_body"); err != nil {
 		return err
 	}
-	object := member(env.EventBody, "object")
+	object := jsonscan.Member(env.EventBody, "object")
 	if err = r.unique(object, "event_body.object"); err != nil {
 		return err
 	}
-	subject := subjectOf(member(object, "key"))
+	subject := subjectOf(jsonscan.Member(object, "key"))
 	return stopped(emit(r.event(strings.ToLower(env.EventID), env.EventType, subject, t, env.EventBody), ""))
 }

@@ -21,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/webhookgw/caddy-webhook-gateway/delivery"
+	"github.com/webhookgw/caddy-webhook-gateway/normalize"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
@@ -54,8 +55,9 @@ var Statuses = []store.Status{store.StatusReserved, store.StatusPending, store.S
 // IsKnownStatus reports whether s is one of Statuses.
 func IsKnownStatus(s store.Status) bool { return slices.Contains(Statuses, s) }
 
-// Providers are the provider names a filter may name.
-var Providers = []string{"openloyalty", "sublytics", "usaepay"}
+// Providers returns the provider names a filter may name: the normalize
+// registry's, sorted.
+func Providers() []string { return normalize.Providers() }
 
 // EventSummary is one line of a listing: enough to pick an event to show
 // or replay, without its body.
@@ -120,7 +122,7 @@ type CountsResponse struct {
 type FilterRequest struct {
 	// Source is a route's CloudEvents source, e.g. "/usaepay".
 	Source string `json:"source,omitempty"`
-	// Provider is openloyalty, sublytics or usaepay.
+	// Provider is one of Providers.
 	Provider string `json:"provider,omitempty"`
 	// Type is the canonical event type, prefix included.
 	Type string `json:"type,omitempty"`

@@ -1,9 +1,10 @@
-// Package schemas publishes the gateway's data contracts: the canonical event
-// that every backend receives, and the three provider envelopes it is built
-// from. Each is a Go type with validator tags; the canonical event is also
-// published as a JSON Schema document (canonical-event.schema.json, exposed
-// as CanonicalEventJSONSchema). The two descriptions are kept equivalent by
-// the package tests: every event the normalizer emits passes both.
+// Package schemas publishes the gateway's data contract: the canonical event
+// that every backend receives, as a Go type with validator tags and as a
+// JSON Schema document (canonical-event.schema.json, exposed as
+// CanonicalEventJSONSchema). The two descriptions are kept equivalent by
+// the package tests: every event the normalizer emits passes both. It also
+// holds the validator tags and field formats the providers' envelopes share;
+// each envelope type lives with its provider in package normalize.
 package schemas
 
 import (
@@ -20,8 +21,8 @@ const SpecVersion = "1.0"
 // structured JSON mode.
 const ContentType = "application/cloudevents+json"
 
-// DataContentType is the media type of every canonical event's data: all
-// three providers send JSON.
+// DataContentType is the media type of every canonical event's data: every
+// provider sends JSON.
 const DataContentType = "application/json"
 
 // Limits shared by the validator tags and the JSON Schema. They are generous
@@ -70,8 +71,10 @@ type Event struct {
 
 	// Extension attributes.
 
-	// Provider names the envelope format the event came in: one of the
-	// providers registered with RegisterProvider.
+	// Provider names the envelope format the event came in: the name of a
+	// provider the normalize package registers (lowercase letters and
+	// digits, see ValidAttributeName). The contract fixes the form, not
+	// the list, so a new provider does not change it.
 	Provider string `json:"provider" validate:"required,provider"`
 	// ProviderEventID is the provider's own event id when the canonical id
 	// is built from more than it (the subscription platform numbers events

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	_ "embed"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -40,19 +42,34 @@ var compiled = sync.OnceValues(func() (*jsonschema.Schema, error) {
 })
 
 // NewJSONSchemaValidator returns a function that checks one JSON document
-// (a delivered event body) against CanonicalEventJSONSchema. The schema is
-// compiled once per process; the returned function is safe for concurrent
-// use. An error from the function describes every violation found.
-func NewJSONSchemaValidator() (func(doc []byte) error, error) {
+// (a delivered event body) against CanonicalEventJSONSchema. The schema
+// fixes the provider attribute's form only; when providers are given (the
+// gateway's are normalize.Providers()), the attribute must also be one of
+// them. The schema is compiled once per process; the returned function is
+// safe for concurrent use. An error from the function describes every
+// violation found.
+func NewJSONSchemaValidator(providers ...string) (func(doc []byte) error, error) {
 	sch, err := compiled()
 	if err != nil {
 		return nil, err
 	}
+	providers = slices.Clone(providers)
 	return func(doc []byte) error {
 		v, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
 		if err != nil {
 			return fmt.Errorf("not a JSON document: %w", err)
 		}
-		return sch.Validate(v)
+		if err := sch.Validate(v); err != nil {
+			return err
+		}
+		if len(providers) == 0 {
+			return nil
+		}
+		// The schema has checked that an object with a string provider
+		// attribute is there.
+		if p := v.(map[string]any)["provider"].(string); !slices.Contains(providers, p) {
+			return fmt.Errorf("provider %q is not one of %s", p, strings.Join(providers, ", "))
+		}
+		return nil
 	}, nil
 }

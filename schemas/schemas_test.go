@@ -11,15 +11,6 @@ import (
 	"time"
 )
 
-// The normalize package registers its providers in every binary; these
-// tests stand in for it (normalize's tests hold the JSON Schema's provider
-// enum to its registry).
-func init() {
-	for _, p := range []string{"openloyalty", "sublytics", "usaepay"} {
-		RegisterProvider(p)
-	}
-}
-
 func goodEvent() Event {
 	return Event{
 		SpecVersion:     SpecVersion,
@@ -157,7 +148,8 @@ func TestBadEventsFailBoth(t *testing.T) {
 		{"datacontenttype", "datacontenttype", func(e *Event) { e.DataContentType = "text/plain" }},
 		{"data string", "data", func(e *Event) { e.Data = json.RawMessage(`"x"`) }},
 		{"data null", "data", func(e *Event) { e.Data = json.RawMessage(`null`) }},
-		{"provider", "provider", func(e *Event) { e.Provider = "stripe" }},
+		{"provider not a name", "provider", func(e *Event) { e.Provider = "USAePay" }},
+		{"long provider", "provider", func(e *Event) { e.Provider = strings.Repeat("p", 21) }},
 		{"empty provider", "provider", func(e *Event) { e.Provider = "" }},
 	}
 	validate := jsonValidator(t)
@@ -201,43 +193,60 @@ func TestBadEventsFailBoth(t *testing.T) {
 	}
 }
 
-func TestEnvelopeMessages(t *testing.T) {
+// envelope uses every tag the providers' envelopes use (see normalize).
+type envelope struct {
+	Type  string          `json:"type" validate:"required,eq=event"`
+	Name  string          `json:"name" validate:"required,max=256,token"`
+	When  string          `json:"when" validate:"providertime"`
+	At    string          `json:"at,omitempty" validate:"omitempty,rfc3339"`
+	ID    string          `json:"id" validate:"required,hex64"`
+	Num   FlexibleID      `json:"num,omitempty" validate:"omitempty,max=256,visibleascii"`
+	Body  json.RawMessage `json:"body" validate:"required,jsoncontainer"`
+	Items json.RawMessage `json:"items,omitempty" validate:"omitempty,objects"`
+}
+
+func goodEnvelope() envelope {
+	return envelope{Type: "event", Name: "x", When: "2021-04-07 15:14:26", ID: strings.Repeat("aF", 32), Body: json.RawMessage(` {}`)}
+}
+
+func TestTagMessages(t *testing.T) {
 	cases := []struct {
-		v    any
+		edit func(*envelope)
 		want string
 	}{
-		{&USAePayEnvelope{Type: "event", EventType: "x", EventID: "abc", EventBody: json.RawMessage(`{}`)},
-			"event_id: must be 64 hex characters"},
-		{&USAePayEnvelope{Type: "evt", EventType: "x", EventID: strings.Repeat("a", 64), EventBody: json.RawMessage(`{}`)},
-			`type: must be "event"`},
-		{&USAePayEnvelope{Type: "event", EventType: "x", EventTriggered: "2021-04-07T15:14:26", EventID: strings.Repeat("a", 64), EventBody: json.RawMessage(`{}`)},
-			`event_triggered: must be "YYYY-MM-DD hh:mm:ss" (or "0000-00-00 00:00:00" for none), got "2021-04-07T15:14:26"`},
-		{&USAePayEnvelope{Type: "event", EventType: "x", EventID: strings.Repeat("a", 64), EventBody: json.RawMessage(`"x"`)},
-			"event_body: must be a JSON object or array"},
-		{&SublyticsEnvelope{WebhookType: "order", WebhookEvent: "order_updated", WebhookEventDate: ZeroProviderTime, WebhookData: json.RawMessage(`[]`)},
-			"webhook_event_id: must not be empty"},
-		{&OpenLoyaltyEnvelope{Type: "x", Data: json.RawMessage(`[]`)},
-			"data: must be a JSON object or a non-empty array of objects"},
-		{&OpenLoyaltyEnvelope{Type: "x", Data: json.RawMessage(`[{}, 1]`)},
-			"data: must be a JSON object or a non-empty array of objects"},
-		{&OpenLoyaltyEnvelope{Type: "x", Data: json.RawMessage(`{}`), CreatedAt: "yesterday"},
-			`createdAt: must be an RFC 3339 date-time with offset, like "2020-09-24T14:09:13+02:00", got "yesterday"`},
-		{&OpenLoyaltyEnvelope{Data: json.RawMessage(`{}`)}, "type: must not be empty"},
+		{func(e *envelope) { e.ID = "abc" }, "id: must be 64 hex characters"},
+		{func(e *envelope) { e.Type = "evt" }, `type: must be "event"`},
+		{func(e *envelope) { e.When = "2021-04-07T15:14:26" },
+			`when: must be "YYYY-MM-DD hh:mm:ss" (or "0000-00-00 00:00:00" for none), got "2021-04-07T15:14:26"`},
+		{func(e *envelope) { e.Body = json.RawMessage(`"x"`) }, "body: must be a JSON object or array"},
+		{func(e *envelope) { e.Name = "" }, "name: must not be empty"},
+		{func(e *envelope) { e.Name = "a b" }, "name: must not contain spaces or control characters"},
+		{func(e *envelope) { e.Items = json.RawMessage(`[]`) }, "items: must be a JSON object or a non-empty array of objects"},
+		{func(e *envelope) { e.Items = json.RawMessage(`[{}, 1]`) }, "items: must be a JSON object or a non-empty array of objects"},
+		{func(e *envelope) { e.At = "yesterday" },
+			`at: must be an RFC 3339 date-time with offset, like "2020-09-24T14:09:13+02:00", got "yesterday"`},
+		{func(e *envelope) { e.Num = "a b" }, "num: must contain only visible ASCII characters (no spaces or control characters)"},
 	}
 	for _, c := range cases {
-		err := Validate(c.v)
+		e := goodEnvelope()
+		c.edit(&e)
+		err := Validate(&e)
 		if err == nil || err.Error() != c.want {
-			t.Errorf("%+v:\n got %v\nwant %s", c.v, err, c.want)
+			t.Errorf("%+v:\n got %v\nwant %s", e, err, c.want)
 		}
 	}
-	good := []any{
-		&USAePayEnvelope{Type: "event", EventType: "x", EventTriggered: "2021-04-07 15:14:26", EventID: strings.Repeat("aF", 32), EventBody: json.RawMessage(`{}`)},
-		&SublyticsEnvelope{WebhookType: "order", WebhookEvent: "order_updated", WebhookEventID: "4806", WebhookData: json.RawMessage(` {}`)},
-		&OpenLoyaltyEnvelope{Type: "x", Data: json.RawMessage(`[{"a":"]"}, {}]`), CreatedAt: "2020-09-24T14:09:13+02:00"},
+	good := []func(*envelope){
+		func(*envelope) {},
+		func(e *envelope) { e.When = ZeroProviderTime },
+		func(e *envelope) { e.When = "" },
+		func(e *envelope) { e.Items = json.RawMessage(`[{"a":"]"}, {}]`); e.At = "2020-09-24T14:09:13+02:00" },
+		func(e *envelope) { e.Items = json.RawMessage(`{}`); e.Body = json.RawMessage(`[]`); e.Num = "4806" },
 	}
-	for _, v := range good {
-		if err := Validate(v); err != nil {
-			t.Errorf("%+v: %v", v, err)
+	for _, edit := range good {
+		e := goodEnvelope()
+		edit(&e)
+		if err := Validate(&e); err != nil {
+			t.Errorf("%+v: %v", e, err)
 		}
 	}
 	if err := Validate((*Event)(nil)); err == nil {
@@ -255,21 +264,45 @@ func TestEnvelopeMessages(t *testing.T) {
 	}
 }
 
-func TestEnvelopesDecode(t *testing.T) {
-	var sub SublyticsEnvelope
-	body := `{"webhook_type":"order","webhook_event":"order_updated","webhook_event_id":10001,"webhook_event_date":"2021-03-19 18:38:40","webhook_data":{}}`
-	if err := json.Unmarshal([]byte(body), &sub); err != nil {
+func TestFlexibleIDDecodes(t *testing.T) {
+	var v struct {
+		ID FlexibleID `json:"id" validate:"required,max=256,visibleascii"`
+	}
+	if err := json.Unmarshal([]byte(`{"id":10001}`), &v); err != nil {
 		t.Fatal(err)
 	}
-	if sub.WebhookEventID != "10001" {
-		t.Errorf("id = %q", sub.WebhookEventID)
+	if v.ID != "10001" {
+		t.Errorf("id = %q", v.ID)
 	}
-	if err := Validate(&sub); err != nil {
+	if err := Validate(&v); err != nil {
 		t.Error(err)
 	}
-	out, _ := json.Marshal(sub)
-	if !strings.Contains(string(out), `"webhook_event_id":"10001"`) {
+	out, _ := json.Marshal(v)
+	if string(out) != `{"id":"10001"}` {
 		t.Errorf("marshal: %s", out)
+	}
+}
+
+// TestProviderList: with a list of providers the JSON Schema validator
+// also holds the provider attribute to it.
+func TestProviderList(t *testing.T) {
+	doc, _ := json.Marshal(goodEvent())
+	v, err := NewJSONSchemaValidator("openloyalty", "usaepay")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v(doc); err != nil {
+		t.Errorf("listed provider refused: %v", err)
+	}
+	other := strings.Replace(string(doc), `"provider":"usaepay"`, `"provider":"stripe"`, 1)
+	if err := v([]byte(other)); err == nil || !strings.Contains(err.Error(), `provider "stripe" is not one of openloyalty, usaepay`) {
+		t.Errorf("unlisted provider: %v", err)
+	}
+	if err := jsonValidator(t)([]byte(other)); err != nil {
+		t.Errorf("without a list, a well-formed provider name is refused: %v", err)
+	}
+	if err := v([]byte(`[]`)); err == nil {
+		t.Error("an array passed")
 	}
 }
 

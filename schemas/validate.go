@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/url"
 	"reflect"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -35,7 +34,7 @@ func newValidator() *validator.Validate {
 	})
 	custom := map[string]validator.Func{
 		"visibleascii":  func(fl validator.FieldLevel) bool { return IsVisibleASCII(fl.Field().String()) },
-		"provider":      func(fl validator.FieldLevel) bool { return isProvider(fl.Field().String()) },
+		"provider":      func(fl validator.FieldLevel) bool { return ValidAttributeName(fl.Field().String()) },
 		"token":         func(fl validator.FieldLevel) bool { return IsToken(fl.Field().String()) },
 		"uri_reference": func(fl validator.FieldLevel) bool { return IsURIReference(fl.Field().String()) },
 		"hex64":         func(fl validator.FieldLevel) bool { return isHex64(fl.Field().String()) },
@@ -53,7 +52,7 @@ func newValidator() *validator.Validate {
 		},
 		"jsondoc":       func(fl validator.FieldLevel) bool { return isJSONDoc(fl.Field().Bytes()) },
 		"jsoncontainer": func(fl validator.FieldLevel) bool { return firstByteIn(fl.Field().Bytes(), "{[") },
-		"loyaltydata":   func(fl validator.FieldLevel) bool { return isLoyaltyData(fl.Field().Bytes()) },
+		"objects":       func(fl validator.FieldLevel) bool { return isObjects(fl.Field().Bytes()) },
 	}
 	for tag, fn := range custom {
 		if err := v.RegisterValidation(tag, fn); err != nil {
@@ -158,7 +157,7 @@ func reason(fe validator.FieldError) string {
 	case "max":
 		return "must be at most " + fe.Param() + " characters"
 	case "provider":
-		return "must be one of " + strings.Join(Providers(), ", ")
+		return "must be a provider name: 1 to 20 lowercase letters and digits"
 	case "visibleascii":
 		return "must contain only visible ASCII characters (no spaces or control characters)"
 	case "token":
@@ -183,7 +182,7 @@ func reason(fe validator.FieldError) string {
 		return "must be a JSON object or array"
 	case "jsoncontainer":
 		return "must be a JSON object or array"
-	case "loyaltydata":
+	case "objects":
 		return "must be a JSON object or a non-empty array of objects"
 	}
 	return "fails the " + fe.Tag() + " rule"
@@ -298,10 +297,10 @@ func isJSONDoc(b []byte) bool {
 	return firstByteIn(b, "{[") && json.Valid(b)
 }
 
-// isLoyaltyData accepts an object, or a non-empty array whose items are
-// all objects. Items are found by a light scan that relies on b being
+// isObjects accepts an object, or a non-empty array whose items are all
+// objects (a batch). Items are found by a light scan that relies on b being
 // well-formed, as a decoder guarantees.
-func isLoyaltyData(b []byte) bool {
+func isObjects(b []byte) bool {
 	b = jsonscan.TrimWS(b)
 	if len(b) == 0 {
 		return false
@@ -321,22 +320,3 @@ func isLoyaltyData(b []byte) bool {
 	})
 	return ok && items > 0
 }
-
-// providers are the names RegisterProvider was given. They are registered
-// from init functions and only read afterwards, so no lock is needed.
-var providers []string
-
-// RegisterProvider adds a provider name that an Event's provider attribute
-// may hold. The normalize package registers each provider it reads; call it
-// only from an init function.
-func RegisterProvider(name string) {
-	if !slices.Contains(providers, name) {
-		providers = append(providers, name)
-		slices.Sort(providers)
-	}
-}
-
-// Providers returns the registered provider names, sorted.
-func Providers() []string { return slices.Clone(providers) }
-
-func isProvider(s string) bool { return slices.Contains(providers, s) }

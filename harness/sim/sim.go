@@ -1,11 +1,13 @@
-// Package sim simulates the three webhook providers against a gateway: it
+// Package sim simulates the webhook providers against a gateway: it
 // generates realistic envelopes for every documented event type, signs or
 // authenticates them the way each provider does, sends them with each
 // provider's delivery behaviour (payment: parallel, out of order, retried on
 // its documented schedule compressed in time; loyalty: one attempt with a
-// 1 s timeout; subscription: bursts), and
-// records every attempt so a report can compare what was acknowledged with
-// what reached the merchant.
+// 1 s timeout; subscription: bursts), and records every attempt so a report
+// can compare what was acknowledged with what reached the merchant.
+//
+// Each provider is one file, gen_<name>.go, that registers its Provider:
+// its bodies, its delivery behaviour and its command-line options.
 package sim
 
 import (
@@ -53,16 +55,8 @@ const (
 // identical content from a provider without event ids counts as one event.
 const DefaultDedupWindow = 30 * time.Second
 
-// RepeatTypes are the loyalty event types whose bodies carry no field
-// unique to the notification in the open-source sender, so that a real
-// second update is byte for byte the first one again. Config.RepeatShare
-// repeats these.
-var RepeatTypes = []string{
-	"customer.updated",
-	"customer.deactivated",
-	"customer.level_changed",
-	"account.available_points_amount_changed",
-}
+// DefaultTimeout bounds one attempt of a provider that sets no Timeout.
+const DefaultTimeout = 10 * time.Second
 
 // ProviderConfig is how the simulator reaches and authenticates to one
 // gateway route. Every auth field that is set is applied, whatever the
@@ -111,57 +105,6 @@ func (p ProviderConfig) dedupWindow(provider string) time.Duration {
 		return DefaultDedupWindow
 	}
 	return p.DedupWindow
-}
-
-// USAePayRetrySchedule is the payment gateway's documented retry schedule
-// after a timeout or a 4xx/5xx: the delay before each retry, counted from
-// the failed attempt. Every 5 minutes for the first hour, hourly for the
-// next 11 hours, every 3 hours for 12 hours, every 6 hours for 48 hours:
-// 35 retries over 72 hours.
-var USAePayRetrySchedule = func() []time.Duration {
-	var s []time.Duration
-	for _, step := range []struct {
-		every time.Duration
-		n     int
-	}{{5 * time.Minute, 12}, {time.Hour, 11}, {3 * time.Hour, 4}, {6 * time.Hour, 8}} {
-		for range step.n {
-			s = append(s, step.every)
-		}
-	}
-	return s
-}()
-
-// DefaultRetryScale runs the payment gateway's schedule 3600 times faster
-// than real time: an hour of it takes a second, the first hour's retries
-// come every 83ms, and all 72 hours take 72s.
-const DefaultRetryScale = 3600
-
-// RetryPolicy is how the simulated payment gateway retries: its documented
-// schedule (USAePayRetrySchedule), compressed in time.
-type RetryPolicy struct {
-	// Attempts caps the attempts per body, the first one included; 0 means
-	// the whole schedule (36 attempts).
-	Attempts int `json:"attempts,omitempty"`
-	// Scale is how many times faster than real time the schedule runs;
-	// 0 means DefaultRetryScale.
-	Scale float64 `json:"scale,omitempty"`
-}
-
-// Delay is how long the sender waits after the given failed attempt (1 for
-// the first), or false when it gives up.
-func (p RetryPolicy) Delay(attempt int) (time.Duration, bool) {
-	attempts := p.Attempts
-	if attempts <= 0 {
-		attempts = len(USAePayRetrySchedule) + 1
-	}
-	if attempt < 1 || attempt >= attempts || attempt > len(USAePayRetrySchedule) {
-		return 0, false
-	}
-	scale := p.Scale
-	if scale <= 0 {
-		scale = DefaultRetryScale
-	}
-	return time.Duration(float64(USAePayRetrySchedule[attempt-1]) / scale), true
 }
 
 // ExpectFunc computes the keys a gateway should deduplicate the events of
@@ -220,14 +163,15 @@ type Config struct {
 	DuplicateShare  float64       `json:"duplicate_share,omitempty"`
 	RedeliveryShare float64       `json:"redelivery_share,omitempty"`
 	RedeliveryDelay time.Duration `json:"redelivery_delay,omitempty"`
-	// RepeatShare is the share of loyalty events of RepeatTypes sent again
-	// byte for byte RepeatAfter later (default: the loyalty route's dedup
-	// window plus a fifth of it, at least 500ms more), as a real second
-	// update of the same customer. RepeatAfter must exceed the window.
+	// RepeatShare is the share of events of a provider's Repeats types (the
+	// loyalty platform's RepeatTypes) sent again byte for byte RepeatAfter
+	// later (default: the route's dedup window plus a fifth of it, at least
+	// 500ms more), as a real second update of the same customer.
+	// RepeatAfter must exceed the window.
 	RepeatShare float64       `json:"repeat_share,omitempty"`
 	RepeatAfter time.Duration `json:"repeat_after,omitempty"`
 
-	// Retry is how the payment gateway retries.
+	// Retry is how the payment gateway retries (see its Provider.Retry).
 	Retry RetryPolicy `json:"retry"`
 	// USAePayMaxConns caps the payment gateway's parallel connections
 	// (default 20, as documented).
@@ -240,9 +184,9 @@ type Config struct {
 	// SublyticsTimeout is the subscription platform's timeout (default
 	// 10s; undocumented).
 	SublyticsTimeout time.Duration `json:"sublytics_timeout,omitempty"`
-	// BurstSize events of the subscription platform are sent back to back,
-	// then it pauses for BurstPause (defaults 20 and 500ms, compressed from
-	// about five minutes).
+	// BurstSize events of a provider that sends Bursts (the subscription
+	// platform) are sent back to back, then it pauses for BurstPause
+	// (defaults 20 and 500ms, compressed from about five minutes).
 	BurstSize  int           `json:"burst_size,omitempty"`
 	BurstPause time.Duration `json:"burst_pause,omitempty"`
 
@@ -351,8 +295,8 @@ func New(cfg Config) (*Simulator, error) {
 		return nil, errors.New("sim: no providers configured")
 	}
 	for name, p := range cfg.Providers {
-		if _, ok := EventTypes[name]; !ok {
-			return nil, fmt.Errorf("sim: unknown provider %q (want one of %s)", name, strings.Join(Providers, ", "))
+		if lookup(name) == nil {
+			return nil, fmt.Errorf("sim: unknown provider %q (want one of %s)", name, strings.Join(Providers(), ", "))
 		}
 		for _, t := range p.Types {
 			if !slices.Contains(EventTypes[name], t) {
@@ -374,12 +318,20 @@ func New(cfg Config) (*Simulator, error) {
 	if cfg.Retry.Attempts < 0 || cfg.Retry.Attempts > len(USAePayRetrySchedule)+1 {
 		return nil, fmt.Errorf("sim: retry attempts must be 0 (the whole schedule) to %d", len(USAePayRetrySchedule)+1)
 	}
-	if w := cfg.Providers[OpenLoyalty].dedupWindow(OpenLoyalty); cfg.RepeatShare > 0 {
+	if cfg.RepeatShare > 0 {
+		// A repeat must land outside the dedup window of every route
+		// whose provider repeats bodies.
+		var w time.Duration
+		for _, p := range registry {
+			if len(p.Repeats) > 0 {
+				w = max(w, cfg.Providers[p.Name].dedupWindow(p.Name))
+			}
+		}
 		if cfg.RepeatAfter <= 0 {
 			cfg.RepeatAfter = w + max(w/5, 500*time.Millisecond)
 		}
 		if cfg.RepeatAfter <= w {
-			return nil, fmt.Errorf("sim: repeat_after %v must exceed the loyalty route's dedup window %v", cfg.RepeatAfter, w)
+			return nil, fmt.Errorf("sim: repeat_after %v must exceed the routes' dedup window %v", cfg.RepeatAfter, w)
 		}
 	}
 	if cfg.Count <= 0 && cfg.Duration <= 0 {
@@ -436,34 +388,32 @@ func (s *Simulator) Config() Config { return s.cfg }
 
 // workers is the number of parallel senders for a provider.
 func (s *Simulator) workers(provider string) int {
-	switch provider {
-	case USAePay:
-		return min(s.cfg.Concurrency, s.cfg.USAePayMaxConns)
-	case Sublytics:
+	p := lookup(provider)
+	switch {
+	case p.Bursts:
 		// Bursts go back to back from one sender.
 		return 1
-	default:
-		return s.cfg.Concurrency
+	case p.Workers != nil:
+		return max(1, p.Workers(&s.cfg))
 	}
+	return s.cfg.Concurrency
 }
 
 func (s *Simulator) client(provider string) *http.Client {
+	p := lookup(provider)
 	rt := s.cfg.Transport
 	if rt == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 		t.MaxIdleConnsPerHost = s.workers(provider)
-		if provider == USAePay {
-			t.MaxConnsPerHost = s.cfg.USAePayMaxConns
+		if p.MaxConns != nil {
+			t.MaxConnsPerHost = p.MaxConns(&s.cfg)
 		}
 		rt = t
 	}
-	timeout := s.cfg.SublyticsTimeout
-	switch provider {
-	case USAePay:
-		timeout = s.cfg.USAePayTimeout
-	case OpenLoyalty:
-		timeout = s.cfg.LoyaltyTimeout
+	timeout := DefaultTimeout
+	if p.Timeout != nil {
+		timeout = p.Timeout(&s.cfg)
 	}
 	return &http.Client{
 		Transport: rt,
@@ -539,7 +489,7 @@ func (s *Simulator) Run(ctx context.Context) error {
 		n := s.workers(name)
 		for range n {
 			senders.Go(func() {
-				if name == Sublytics {
+				if lookup(name).Bursts {
 					s.burstSender(ctx, q, &pending, queues)
 					return
 				}
@@ -635,7 +585,7 @@ func (s *Simulator) produce(ctx context.Context, queues map[string]chan job, pen
 			panic(err)
 		}
 		orig := s.newJob(ev, int64(i), Original)
-		orig.repeat = name == OpenLoyalty && slices.Contains(RepeatTypes, typ) && s.chance(s.cfg.RepeatShare)
+		orig.repeat = slices.Contains(lookup(name).Repeats, typ) && s.chance(s.cfg.RepeatShare)
 		pending.Add(1)
 		enqueue(ctx, queues, orig, pending)
 
@@ -685,8 +635,8 @@ func (s *Simulator) jitterDur(d time.Duration) time.Duration {
 	return time.Duration(s.jitter.Int64N(int64(d)))
 }
 
-// burstSender sends the subscription platform's events: BurstSize back to
-// back, then a pause.
+// burstSender sends the events of a provider that sends Bursts: BurstSize
+// back to back, then a pause.
 func (s *Simulator) burstSender(ctx context.Context, q chan job, pending *sync.WaitGroup, queues map[string]chan job) {
 	sent := 0
 	for j := range q {
@@ -703,8 +653,8 @@ func (s *Simulator) burstSender(ctx context.Context, q chan job, pending *sync.W
 	}
 }
 
-// process sends one attempt, records it and, for the payment gateway,
-// schedules the retry the provider would make.
+// process sends one attempt, records it and, for a provider that retries,
+// schedules the retry it would make.
 func (s *Simulator) process(ctx context.Context, j job, pending *sync.WaitGroup, queues map[string]chan job) {
 	defer pending.Done()
 	if ctx.Err() != nil {
@@ -719,15 +669,16 @@ func (s *Simulator) process(ctx context.Context, j job, pending *sync.WaitGroup,
 		pending.Add(1)
 		time.AfterFunc(s.cfg.RepeatAfter, func() { enqueue(ctx, queues, rep, pending) })
 	}
-	if j.ev.Provider != USAePay || rec.Acked() || ctx.Err() != nil {
+	retry := lookup(j.ev.Provider).Retry
+	if retry == nil || rec.Acked() || ctx.Err() != nil {
 		return
 	}
-	// The payment gateway retries on a timeout, a network error or any
-	// 4xx/5xx; a 3xx is a misconfigured URL it does not retry.
+	// A provider retries on a timeout, a network error or any 4xx/5xx; a
+	// 3xx is a misconfigured URL it does not retry.
 	if rec.Status != 0 && rec.Status < 400 {
 		return
 	}
-	delay, ok := s.cfg.Retry.Delay(j.attempt)
+	delay, ok := retry(&s.cfg, j.attempt)
 	if !ok {
 		return
 	}

@@ -133,7 +133,7 @@ func TestRejectsInvalid(t *testing.T) {
 		{"not json", []byte("{nope"), []reqOpt{signWith(secretA)}, 400, "cloudevents"},
 		{"no id", event(func(m map[string]any) { delete(m, "id") }), []reqOpt{signWith(secretA)}, 400, "cloudevents"},
 		{"zoned time", event(func(m map[string]any) { m["time"] = "2021-04-07T17:14:26+02:00" }), []reqOpt{signWith(secretA)}, 400, "schema"},
-		{"unknown provider", event(func(m map[string]any) { m["provider"] = "paypal" }), []reqOpt{signWith(secretA)}, 400, "schema"},
+		{"malformed provider", event(func(m map[string]any) { m["provider"] = "Pay Pal" }), []reqOpt{signWith(secretA)}, 400, "schema"},
 		{"no receivedat", event(func(m map[string]any) { delete(m, "receivedat") }), []reqOpt{signWith(secretA)}, 400, "schema"},
 		{"idempotency mismatch", event(nil), []reqOpt{signWith(secretA), header("Idempotency-Key", "other")}, 400, "Idempotency-Key"},
 	}
@@ -304,14 +304,14 @@ func TestValidateFuncTakesPrecedence(t *testing.T) {
 // for simulated bodies of every type, validated with the schemas package's
 // own validator.
 func TestAcceptsNormalizedEvents(t *testing.T) {
-	validate, err := schemas.NewJSONSchemaValidator()
+	validate, err := schemas.NewJSONSchemaValidator(normalize.Providers()...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := newSink(t, Config{Secrets: []string{secretA}, Validate: validate})
 	g := sim.NewGenerator(sim.GenOptions{BatchShare: 1})
 	want := 0
-	for _, p := range sim.Providers {
+	for _, p := range sim.Providers() {
 		for _, typ := range sim.EventTypes[p] {
 			ev, err := g.Generate(p, typ)
 			if err != nil {

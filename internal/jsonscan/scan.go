@@ -1,9 +1,15 @@
-// Package jsonscan walks JSON that is already known to be well-formed (a
-// validator or decoder has seen it), tracking only strings and nesting. It
-// finds a handful of fields without decoding, or allocating, the rest.
+// Package jsonscan is the gateway's JSON machinery. Valid and
+// FirstInvalidUTF8 check a body once, in full; everything else walks JSON
+// already known to be well-formed, tracking only strings and nesting, which
+// finds the handful of members the gateway needs without decoding (or
+// allocating) the rest; Canonical writes the canonical form that content
+// keys hash.
 package jsonscan
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/json"
+)
 
 // IsWS reports whether c is JSON insignificant whitespace.
 func IsWS(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
@@ -109,4 +115,108 @@ func EachItem(b []byte, fn func(item []byte, off int) bool) {
 			i = SkipWS(b, i+1)
 		}
 	}
+}
+
+// ObjIter walks the members of one object.
+type ObjIter struct {
+	b []byte
+	i int
+}
+
+// NewObjIter walks the object b, which must start with '{'.
+func NewObjIter(b []byte) ObjIter { return ObjIter{b: b, i: 1} }
+
+// Next returns the next member: its raw key (with quotes), the raw value
+// and the value's offset within b. ok is false after the last one.
+func (it *ObjIter) Next() (key, val []byte, valOff int, ok bool) {
+	b := it.b
+	i := SkipWS(b, it.i)
+	if i < len(b) && b[i] == ',' {
+		i = SkipWS(b, i+1)
+	}
+	if i >= len(b) || b[i] != '"' {
+		return nil, nil, 0, false
+	}
+	kEnd := SkipString(b, i)
+	key = b[i:kEnd]
+	i = SkipWS(b, kEnd)
+	i = SkipWS(b, i+1) // the ':'
+	vEnd := SkipValue(b, i)
+	it.i = vEnd
+	return key, b[i:vEnd], i, true
+}
+
+// KeyIs compares a raw key (with quotes) with name without decoding it in
+// the common case of a key with no escapes.
+func KeyIs(rawKey []byte, name string) bool {
+	inner := rawKey[1 : len(rawKey)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return string(inner) == name
+	}
+	s, ok := DecodeString(rawKey)
+	return ok && s == name
+}
+
+// DecodeString decodes a raw JSON string (with quotes); ok is false when v
+// is not a string.
+func DecodeString(v []byte) (string, bool) {
+	if len(v) < 2 || v[0] != '"' {
+		return "", false
+	}
+	inner := v[1 : len(v)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return string(inner), true
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// Member finds the first member called name of the object at the start of
+// v and returns v from that member's value on, or nil: the value's end is left for
+// the caller to find, so descending into a large object does not walk it
+// twice. Stopping at the first match (encoding/json keeps the last of
+// duplicates) also spares the rest of the payload: fit for a member that
+// never decides whether a body is accepted, like an event's subject.
+func Member(v []byte, name string) []byte {
+	if len(v) == 0 || v[0] != '{' {
+		return nil
+	}
+	i := SkipWS(v, 1)
+	for i < len(v) && v[i] == '"' {
+		kEnd := SkipString(v, i)
+		match := KeyIs(v[i:kEnd], name)
+		i = SkipWS(v, SkipWS(v, kEnd)+1) // past the ':'
+		if match {
+			return v[i:]
+		}
+		i = SkipWS(v, SkipValue(v, i))
+		if i < len(v) && v[i] == ',' {
+			i = SkipWS(v, i+1)
+		}
+	}
+	return nil
+}
+
+// Kind names the JSON type of a value by its first byte: "object",
+// "array", "string", "boolean", "null" or "number" ("nothing" for none).
+func Kind(v []byte) string {
+	if len(v) == 0 {
+		return "nothing"
+	}
+	switch v[0] {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	}
+	return "number"
 }

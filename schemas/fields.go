@@ -1,5 +1,8 @@
 package schemas
 
+// Field types and formats that several providers' envelopes share. The
+// envelope types themselves live with their providers in package normalize.
+
 import (
 	"bytes"
 	"encoding/json"
@@ -17,54 +20,6 @@ const ProviderTimeLayout = "2006-01-02 15:04:05"
 // date). It cannot be parsed as a time, so it is treated like an empty
 // string: the receive time is used instead.
 const ZeroProviderTime = "0000-00-00 00:00:00"
-
-// OpenLoyaltyEnvelope is the loyalty platform's webhook body. There is no
-// event id: the gateway derives one from the content.
-//
-// Data is one JSON object for most types. Some types (the expiring
-// notifications) may carry a JSON array of objects, one per customer; the
-// normalizer turns each item into its own event.
-type OpenLoyaltyEnvelope struct {
-	// Type is the event name, e.g. "customer.updated".
-	Type string `json:"type" validate:"required,max=256,token"`
-	// Data is an object or a non-empty array of objects. Its well-formedness
-	// is the JSON decoder's job; the tag checks the shape.
-	Data json.RawMessage `json:"data" validate:"required,loyaltydata"`
-	// CreatedAt is an RFC 3339 date-time with offset, often absent.
-	CreatedAt string `json:"createdAt,omitempty" validate:"omitempty,rfc3339"`
-}
-
-// SublyticsEnvelope is the subscription commerce platform's webhook body.
-type SublyticsEnvelope struct {
-	// WebhookType is the object kind ("order", "transaction", "order_offer",
-	// "shipment"); WebhookData holds the object under this key.
-	WebhookType string `json:"webhook_type" validate:"required,max=256,token"`
-	// WebhookEvent is the event name, e.g. "order_updated".
-	WebhookEvent string `json:"webhook_event" validate:"required,max=256,token"`
-	// WebhookEventID is the event id: a JSON string in API v1, a JSON number
-	// in v2.
-	WebhookEventID FlexibleID `json:"webhook_event_id" validate:"required,max=256,visibleascii"`
-	// WebhookEventDate is ProviderTimeLayout with no zone; empty or
-	// ZeroProviderTime means none.
-	WebhookEventDate string `json:"webhook_event_date" validate:"providertime"`
-	// WebhookData is the payload object. An array is tolerated because PHP
-	// encodes an empty map as [].
-	WebhookData json.RawMessage `json:"webhook_data" validate:"required,jsoncontainer"`
-}
-
-// USAePayEnvelope is the payment gateway's webhook body (REST v2).
-type USAePayEnvelope struct {
-	// Type is always "event".
-	Type string `json:"type" validate:"required,eq=event"`
-	// EventType is the event name, e.g. "transaction.sale.success".
-	EventType string `json:"event_type" validate:"required,max=256,token"`
-	// EventTriggered is ProviderTimeLayout with no zone.
-	EventTriggered string `json:"event_triggered" validate:"providertime"`
-	// EventID is 64 hex characters (a SHA-256 in hex).
-	EventID string `json:"event_id" validate:"required,hex64"`
-	// EventBody holds "merchant" and "object"; object.key is the subject.
-	EventBody json.RawMessage `json:"event_body" validate:"required,jsoncontainer"`
-}
 
 // FlexibleID is an id a provider sends as a JSON string ("4806") or as a
 // JSON integer (10001). Either way it holds the text: the digits of a

@@ -1,75 +1,12 @@
-package normalize
+package jsonscan
 
 import (
 	"bytes"
-	"encoding/json"
 	"slices"
 	"unicode/utf8"
-
-	"github.com/webhookgw/caddy-webhook-gateway/internal/jsonscan"
 )
 
-// The body is checked once with json.Valid and utf8.Valid; everything below
-// walks that already-valid JSON by hand, which finds the handful of fields
-// the normalizer needs without decoding (or allocating) the rest.
-
-// objIter walks the members of one object. b must start with '{'.
-type objIter struct {
-	b []byte
-	i int
-}
-
-func newObjIter(b []byte) objIter { return objIter{b: b, i: 1} }
-
-// next returns the next member: its raw key (with quotes), the raw value
-// and the value's offset within b.
-func (it *objIter) next() (key, val []byte, valOff int, ok bool) {
-	b := it.b
-	i := jsonscan.SkipWS(b, it.i)
-	if i < len(b) && b[i] == ',' {
-		i = jsonscan.SkipWS(b, i+1)
-	}
-	if i >= len(b) || b[i] != '"' {
-		return nil, nil, 0, false
-	}
-	kEnd := jsonscan.SkipString(b, i)
-	key = b[i:kEnd]
-	i = jsonscan.SkipWS(b, kEnd)
-	i = jsonscan.SkipWS(b, i+1) // the ':'
-	vEnd := jsonscan.SkipValue(b, i)
-	it.i = vEnd
-	return key, b[i:vEnd], i, true
-}
-
-// keyIs compares a raw key (with quotes) with name without decoding it in
-// the common case of a key with no escapes.
-func keyIs(rawKey []byte, name string) bool {
-	inner := rawKey[1 : len(rawKey)-1]
-	if bytes.IndexByte(inner, '\\') < 0 {
-		return string(inner) == name
-	}
-	s, ok := decodeString(rawKey)
-	return ok && s == name
-}
-
-// decodeString decodes a raw JSON string (with quotes); ok is false when v
-// is not a string.
-func decodeString(v []byte) (string, bool) {
-	if len(v) < 2 || v[0] != '"' {
-		return "", false
-	}
-	inner := v[1 : len(v)-1]
-	if bytes.IndexByte(inner, '\\') < 0 {
-		return string(inner), true
-	}
-	var s string
-	if err := json.Unmarshal(v, &s); err != nil {
-		return "", false
-	}
-	return s, true
-}
-
-// canonical writes the canonical form of a JSON value: no insignificant
+// Canonical writes the canonical form of a JSON value: no insignificant
 // whitespace, object members sorted by the bytes of their decoded UTF-8
 // names (the last of duplicate names wins, as in encoding/json), strings
 // with only '"', '\\' and control characters escaped (\b \f \n \r \t, else
@@ -78,7 +15,10 @@ func decodeString(v []byte) (string, bool) {
 // It parses in one pass: each object's members are written in document
 // order, then moved into sorted order with a copy, which is far cheaper
 // than walking nested values once per level.
-type canonical struct {
+//
+// The zero value is ready to use; it keeps its scratch space between
+// calls, and is not safe for concurrent use.
+type Canonical struct {
 	out     []byte
 	tmp     []byte
 	members []objMember
@@ -89,52 +29,61 @@ type objMember struct {
 	start, end int    // canonical value, relative to the object's start in out
 }
 
+// Append appends the canonical form of v, one valid JSON value without
+// surrounding whitespace, to dst and returns the extended buffer.
+func (c *Canonical) Append(dst, v []byte) []byte {
+	c.out = dst
+	c.value(v, 0)
+	dst, c.out = c.out, nil
+	return dst
+}
+
 // value writes the value at b[i] (valid JSON) and returns the index after it.
-func (c *canonical) value(b []byte, i int) int {
+func (c *Canonical) value(b []byte, i int) int {
 	switch b[i] {
 	case '{':
 		return c.object(b, i)
 	case '[':
 		c.out = append(c.out, '[')
-		i = jsonscan.SkipWS(b, i+1)
+		i = SkipWS(b, i+1)
 		for first := true; b[i] != ']'; first = false {
 			if !first {
 				c.out = append(c.out, ',')
 			}
-			i = jsonscan.SkipWS(b, c.value(b, i))
+			i = SkipWS(b, c.value(b, i))
 			if b[i] == ',' {
-				i = jsonscan.SkipWS(b, i+1)
+				i = SkipWS(b, i+1)
 			}
 		}
 		c.out = append(c.out, ']')
 		return i + 1
 	case '"':
-		end := jsonscan.SkipString(b, i)
+		end := SkipString(b, i)
 		c.str(b[i:end])
 		return end
 	}
-	end := jsonscan.SkipValue(b, i)
+	end := SkipValue(b, i)
 	c.out = append(c.out, b[i:end]...)
 	return end
 }
 
-func (c *canonical) object(b []byte, i int) int {
+func (c *Canonical) object(b []byte, i int) int {
 	start := len(c.out)
 	first := len(c.members)
-	i = jsonscan.SkipWS(b, i+1)
+	i = SkipWS(b, i+1)
 	for b[i] != '}' {
-		kEnd := jsonscan.SkipString(b, i)
+		kEnd := SkipString(b, i)
 		name := b[i+1 : kEnd-1]
 		if bytes.IndexByte(name, '\\') >= 0 {
-			s, _ := decodeString(b[i:kEnd])
+			s, _ := DecodeString(b[i:kEnd])
 			name = []byte(s)
 		}
-		i = jsonscan.SkipWS(b, jsonscan.SkipWS(b, kEnd)+1) // past the ':'
+		i = SkipWS(b, SkipWS(b, kEnd)+1) // past the ':'
 		vStart := len(c.out)
-		i = jsonscan.SkipWS(b, c.value(b, i))
+		i = SkipWS(b, c.value(b, i))
 		c.members = append(c.members, objMember{name: name, start: vStart - start, end: len(c.out) - start})
 		if b[i] == ',' {
-			i = jsonscan.SkipWS(b, i+1)
+			i = SkipWS(b, i+1)
 		}
 	}
 	ms := c.members[first:]
@@ -160,7 +109,7 @@ func (c *canonical) object(b []byte, i int) int {
 	return i + 1
 }
 
-func (c *canonical) str(raw []byte) {
+func (c *Canonical) str(raw []byte) {
 	inner := raw[1 : len(raw)-1]
 	if bytes.IndexByte(inner, '\\') < 0 {
 		// Valid JSON without escapes has no control characters, so the
@@ -168,13 +117,13 @@ func (c *canonical) str(raw []byte) {
 		c.out = append(c.out, raw...)
 		return
 	}
-	s, _ := decodeString(raw)
+	s, _ := DecodeString(raw)
 	c.strBytes([]byte(s))
 }
 
 const hexDigits = "0123456789abcdef"
 
-func (c *canonical) strBytes(s []byte) {
+func (c *Canonical) strBytes(s []byte) {
 	c.out = append(c.out, '"')
 	for i := 0; i < len(s); {
 		b := s[i]

@@ -1,10 +1,11 @@
-package normalize
+package jsonscan
 
-import "github.com/webhookgw/caddy-webhook-gateway/internal/jsonscan"
+import "unicode/utf8"
 
-// maxDepth matches encoding/json's nesting limit, so a body is valid here
-// exactly when json.Valid says so (FuzzValidJSON holds the two together).
-const maxDepth = 10000
+// MaxDepth is the deepest nesting Valid accepts: encoding/json's limit, so
+// that a body is valid here exactly when json.Valid says so (FuzzValid
+// holds the two together).
+const MaxDepth = 10000
 
 // strSpecial marks the bytes a JSON string scan must stop at: the quote,
 // the backslash and the control characters, which must be escaped.
@@ -16,15 +17,16 @@ var strSpecial = func() (t [256]bool) {
 	return t
 }()
 
-// validJSON reports whether b is exactly one JSON value (RFC 8259) with
+// Valid reports whether b is exactly one JSON value (RFC 8259) with
 // optional surrounding whitespace. It is json.Valid without the per-byte
 // indirect call of encoding/json's scanner: a straight loop several times
 // faster, worth having because every request is scanned in full. UTF-8 is
-// checked separately, as json.Valid does not check it either.
-func validJSON(b []byte) bool {
+// checked separately (FirstInvalidUTF8), as json.Valid does not check it
+// either.
+func Valid(b []byte) bool {
 	var buf [64]byte
 	stack := buf[:0] // open containers: '{' or '['
-	i := jsonscan.SkipWS(b, 0)
+	i := SkipWS(b, 0)
 	for {
 		// A value starts at i.
 		if i >= len(b) {
@@ -32,11 +34,11 @@ func validJSON(b []byte) bool {
 		}
 		switch c := b[i]; {
 		case c == '{' || c == '[':
-			if len(stack) >= maxDepth {
+			if len(stack) >= MaxDepth {
 				return false
 			}
 			stack = append(stack, c)
-			i = jsonscan.SkipWS(b, i+1)
+			i = SkipWS(b, i+1)
 			if i < len(b) && b[i] == c+2 { // '}' is '{'+2, ']' is '['+2
 				stack = stack[:len(stack)-1]
 				i++
@@ -73,7 +75,7 @@ func validJSON(b []byte) bool {
 		}
 		// A value ended at i: close containers until another value is due.
 		for {
-			i = jsonscan.SkipWS(b, i)
+			i = SkipWS(b, i)
 			if len(stack) == 0 {
 				return i == len(b)
 			}
@@ -89,7 +91,7 @@ func validJSON(b []byte) bool {
 			if b[i] != ',' {
 				return false
 			}
-			i = jsonscan.SkipWS(b, i+1)
+			i = SkipWS(b, i+1)
 			if top == '{' {
 				if i = objectKey(b, i); i < 0 {
 					return false
@@ -108,11 +110,11 @@ func objectKey(b []byte, i int) int {
 	if i = scanString(b, i); i < 0 {
 		return -1
 	}
-	i = jsonscan.SkipWS(b, i)
+	i = SkipWS(b, i)
 	if i >= len(b) || b[i] != ':' {
 		return -1
 	}
-	return jsonscan.SkipWS(b, i+1)
+	return SkipWS(b, i+1)
 }
 
 // scanString returns the index after the string starting at b[i], or -1.
@@ -208,4 +210,20 @@ func literal(b []byte, i int, word string) int {
 		return -1
 	}
 	return i + len(word)
+}
+
+// FirstInvalidUTF8 returns the offset of the first byte of b that is not
+// UTF-8, or -1 when b is UTF-8 throughout.
+func FirstInvalidUTF8(b []byte) int {
+	if utf8.Valid(b) {
+		return -1
+	}
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
 }
