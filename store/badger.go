@@ -1245,7 +1245,7 @@ func (b *Badger) Get(ctx context.Context, source, id string) (*Record, error) {
 			return err
 		}
 		rec = sr.rec
-		b.leases.overlay(string(key), rec)
+		b.leases.view(string(key), rec)
 		return nil
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {

@@ -173,7 +173,7 @@ func (b *Badger) List(ctx context.Context, f Filter) ([]*Record, string, error) 
 			if err != nil {
 				return false, err
 			}
-			b.leases.overlay(string(rkey), sr.rec)
+			b.leases.view(string(rkey), sr.rec)
 			return emit(sr.rec, tkey), nil
 		})
 	})
