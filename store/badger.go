@@ -253,7 +253,9 @@ type Badger struct {
 
 var _ Store = (*Badger)(nil)
 
-// Open opens (creating if needed) the Badger store in dir.
+// Open opens (creating if needed) the Badger store in dir. A directory whose
+// table files its MANIFEST does not account for is refused with ErrDamaged
+// and left as it is (see checkDirectory).
 func Open(dir string, opts Options) (*Badger, error) {
 	if dir == "" {
 		return nil, errors.New("opening badger store: empty directory")
@@ -272,6 +274,9 @@ func Open(dir string, opts Options) (*Badger, error) {
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("opening badger store in %q: %w", dir, err)
+	}
+	if err := checkDirectory(dir, opts.Logger); err != nil {
+		return nil, err
 	}
 	space := newSpaceGuard(dir, opts.MinFreeSpace, opts.SpaceReserve, opts.Logger)
 	space.releaseIfLow()
