@@ -312,6 +312,9 @@ func (b *Badger) Purge(ctx context.Context, f Filter) (int, error) {
 			b.leases.drop(k, l)
 		}
 		total += len(deleted)
+		if len(deleted) > 0 {
+			b.reclaimDue.Store(true)
+		}
 		start = lastT
 		if len(rkeys) < chunk {
 			break
