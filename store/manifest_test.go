@@ -355,7 +355,7 @@ func TestOpenAfterKill9(t *testing.T) {
 	}
 	dir := filepath.Join(t.TempDir(), "db")
 	acked := 0
-	for round := range 4 {
+	for round := range 3 {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestOpenAfterKill9$")
 		cmd.Env = append(os.Environ(), killChildEnv+"="+dir, fmt.Sprintf("STORE_KILL_CHILD_FROM=%d", acked))
 		out, err := cmd.StdoutPipe()
@@ -369,7 +369,7 @@ func TestOpenAfterKill9(t *testing.T) {
 		// Kill once the child has acknowledged a different number of
 		// events each round, so that the kill falls at another point
 		// of its flushes and compactions.
-		want := acked + 3000 + 1300*round
+		want := acked + 1500 + 1000*round
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			if n, err := strconv.Atoi(sc.Text()); err == nil {
