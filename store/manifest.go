@@ -117,8 +117,12 @@ func checkTables(dir string, names []string, log *zap.Logger) error {
 		}
 		return damaged(dir, fmt.Sprintf("its %s is missing while %d table files are there (%s); Badger would start empty and delete them",
 			badger.ManifestFilename, len(tables), idList(ids)))
+	case errors.Is(err, errManifestVersion):
+		return nil // Badger's refusal says what to do
 	case errors.Is(err, errManifestUnreadable):
-		return nil // Badger refuses it itself, before deleting anything
+		// Badger refuses it too, before deleting anything, but without
+		// saying what it means.
+		return damaged(dir, err.Error())
 	case err != nil:
 		return fmt.Errorf("checking the badger store in %q: %w", dir, err)
 	}
@@ -199,8 +203,12 @@ type manifestLog struct {
 }
 
 // errManifestUnreadable marks a MANIFEST that Badger refuses to open itself
-// (bad magic, bad checksum, undecodable change).
-var errManifestUnreadable = errors.New("unreadable MANIFEST")
+// (bad magic, bad checksum, undecodable change), errManifestVersion one of
+// another format version.
+var (
+	errManifestUnreadable = errors.New("its MANIFEST cannot be read")
+	errManifestVersion    = errors.New("MANIFEST of another format version")
+)
 
 // manifestMagicVersion is the format version of the MANIFEST files Badger
 // v4 writes.
@@ -223,30 +231,35 @@ func readManifestLog(path string) (*manifestLog, error) {
 	}
 	r := bufio.NewReader(f)
 	var head [8]byte
-	if _, err := io.ReadFull(r, head[:]); err != nil || string(head[:4]) != "Bdgr" ||
-		binary.BigEndian.Uint16(head[6:8]) != manifestMagicVersion {
-		return nil, errManifestUnreadable
+	if _, err := io.ReadFull(r, head[:]); err != nil || string(head[:4]) != "Bdgr" {
+		return nil, fmt.Errorf("%w: %d bytes, no Badger header", errManifestUnreadable, st.Size())
+	}
+	if binary.BigEndian.Uint16(head[6:8]) != manifestMagicVersion {
+		return nil, errManifestVersion
 	}
 	m := &manifestLog{live: map[uint64]bool{}, created: map[uint64]bool{}}
+	offset := int64(len(head))
 	for {
 		var lenCrc [8]byte
 		if _, err := io.ReadFull(r, lenCrc[:]); err != nil {
 			break // the end, or a torn header
 		}
+		at := offset
 		n := binary.BigEndian.Uint32(lenCrc[:4])
 		if int64(n) > st.Size() {
-			return nil, errManifestUnreadable
+			return nil, fmt.Errorf("%w: a change at byte %d claims %d bytes", errManifestUnreadable, at, n)
 		}
 		buf := make([]byte, n)
 		if _, err := io.ReadFull(r, buf); err != nil {
 			break // a torn change set
 		}
+		offset += 8 + int64(n)
 		if crc32.Checksum(buf, y.CastagnoliCrcTable) != binary.BigEndian.Uint32(lenCrc[4:]) {
-			return nil, errManifestUnreadable
+			return nil, fmt.Errorf("%w: the change at byte %d fails its checksum", errManifestUnreadable, at)
 		}
 		var set pb.ManifestChangeSet
 		if err := proto.Unmarshal(buf, &set); err != nil {
-			return nil, errManifestUnreadable
+			return nil, fmt.Errorf("%w: the change at byte %d: %v", errManifestUnreadable, at, err)
 		}
 		for _, c := range set.Changes {
 			switch c.Op {

@@ -146,7 +146,7 @@ func TestOpenRefusesTruncatedManifest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, cut := range []int{1, len(manifest) / 2, len(manifest) - 8} {
+	for _, cut := range []int{1, len(manifest) / 2, len(manifest) - 8, len(manifest) - 4, len(manifest)} {
 		t.Run(fmt.Sprintf("cut%d", cut), func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "db")
 			copyDir(t, built, dir)
