@@ -98,10 +98,13 @@ var reclaimKey = []byte("\x00reclaim")
 //     empty, and the compaction of level 0 that follows.
 //  2. It compacts every level into the last one (Flatten), where a
 //     deletion meets the value it deletes and both are dropped. Writes go
-//     on meanwhile. This rewrites the LSM tree (keys and small records, not
-//     the value log): with the default sizes it has one level under level 0
-//     up to about a hundred thousand retained events, and for those this is
-//     the compaction of level 0 that writes would have caused.
+//     on meanwhile. While the tree under level 0 is smaller than Badger's
+//     base level size (10 MB, some tens of thousands of events) it has a
+//     single level there, and this is the compaction of level 0 that
+//     writes would have caused; a larger tree has its upper levels
+//     rewritten into the last one, at most the whole tree (keys and small
+//     records, not the value log: about 125 MB for a million retained
+//     events, see Options.BaseTableSize).
 //  3. It runs value-log GC, which now finds the files to rewrite, except
 //     the one Badger is writing to (ValueLogFileSize, 64 MiB by default),
 //     collected once writes have moved past it or after a restart.

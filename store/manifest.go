@@ -24,8 +24,9 @@ import (
 )
 
 // ErrDamaged is returned by Open for a directory whose files do not add up:
-// tables its MANIFEST does not account for, or tables it lists that are
-// gone. Opening it anyway would lose events (see checkDirectory).
+// tables its MANIFEST does not account for, tables it lists that are gone,
+// or a MANIFEST that cannot be read, or is missing beside tables. Opening it
+// anyway would lose events (see checkDirectory).
 var ErrDamaged = errors.New("badger store directory is damaged")
 
 // checkDirectory refuses a Badger directory that Badger would open as a
