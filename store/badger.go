@@ -98,7 +98,8 @@ type Options struct {
 	// minutes; negative disables all of it, so that disk use then grows
 	// without bound (for tests and benchmarks only). The value log is also
 	// collected early once it has grown by four files since the last
-	// collection.
+	// collection, and a store found idle after deletions is flushed and
+	// compacted so that the collection finds their space (see reclaim).
 	GCInterval time.Duration
 	// GCDiscardRatio is the share of stale data a value-log file needs
 	// before GC rewrites it. Default 0.5.
@@ -239,6 +240,18 @@ type Badger struct {
 	bodyGrace time.Duration
 	gcRuns    atomic.Uint64
 
+	// writeGate is held shared by every write transaction (update) and
+	// exclusively by reclaim while it has Badger flush its memtables,
+	// which fails the commits it overlaps instead of making them wait.
+	writeGate sync.RWMutex
+	// commits counts the write transactions committed, for the GC loop
+	// to tell an idle store.
+	commits atomic.Uint64
+	// reclaimDue is set when entries were deleted (sweeps, Purge) since
+	// the last reclaim; reclaims counts reclaims run.
+	reclaimDue atomic.Bool
+	reclaims   atomic.Uint64
+
 	// closeMu is held shared by every operation and exclusively by Close,
 	// so Close waits for in-flight operations (and their syncs) and no
 	// operation starts on a closed database.
@@ -253,7 +266,9 @@ type Badger struct {
 
 var _ Store = (*Badger)(nil)
 
-// Open opens (creating if needed) the Badger store in dir.
+// Open opens (creating if needed) the Badger store in dir. A directory whose
+// table files its MANIFEST does not account for is refused with ErrDamaged
+// and left as it is (see checkDirectory).
 func Open(dir string, opts Options) (*Badger, error) {
 	if dir == "" {
 		return nil, errors.New("opening badger store: empty directory")
@@ -272,6 +287,9 @@ func Open(dir string, opts Options) (*Badger, error) {
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("opening badger store in %q: %w", dir, err)
+	}
+	if err := checkDirectory(dir, opts.Logger); err != nil {
+		return nil, err
 	}
 	space := newSpaceGuard(dir, opts.MinFreeSpace, opts.SpaceReserve, opts.Logger)
 	space.releaseIfLow()
@@ -340,6 +358,10 @@ type Stats struct {
 	// ValueLogGCRuns is the number of value-log collections, scheduled or
 	// early.
 	ValueLogGCRuns uint64
+	// IdleReclaims is the number of times the GC schedule found the store
+	// idle after deletions and flushed and compacted it so that value-log
+	// GC could collect them (see Badger.reclaim).
+	IdleReclaims uint64
 	// SyncBatches counts group syncs by how many durable writes each
 	// covered: SyncBatches[i] those with at most SyncBatchBounds[i] (and
 	// more than the bound before), the last one those over every bound.
@@ -355,7 +377,7 @@ type Stats struct {
 
 // Stats returns the group-commit counters since Open.
 func (b *Badger) Stats() Stats {
-	return Stats{Syncs: b.gsync.syncs.Load(), Waits: b.gsync.waits.Load(), ValueLogGCRuns: b.gcRuns.Load(),
+	return Stats{Syncs: b.gsync.syncs.Load(), Waits: b.gsync.waits.Load(), ValueLogGCRuns: b.gcRuns.Load(), IdleReclaims: b.reclaims.Load(),
 		SyncBatches: b.gsync.batchCounts(), WriteBatches: b.gather.batches.Load(), BatchedWrites: b.gather.ops.Load(),
 		LowOnSpace: b.space.lowOnSpace()}
 }
@@ -440,12 +462,17 @@ func (b *Badger) update(ctx context.Context, fn func(*badger.Txn) error) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		b.writeGate.RLock()
 		txn := b.db.NewTransaction(true)
 		err := fn(txn)
 		if err == nil {
 			err = txn.Commit()
 		}
 		txn.Discard()
+		b.writeGate.RUnlock()
+		if err == nil {
+			b.commits.Add(1)
+		}
 		if fe, ok := err.(fnError); ok {
 			return fe.err
 		}
@@ -1245,7 +1272,7 @@ func (b *Badger) Get(ctx context.Context, source, id string) (*Record, error) {
 			return err
 		}
 		rec = sr.rec
-		b.leases.overlay(string(key), rec)
+		b.leases.view(string(key), rec)
 		return nil
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {

@@ -20,7 +20,9 @@ import (
 // scheduled runs (every status update of a record stored there appends the
 // whole record again), so the loop also looks at the number of value-log
 // files every gcCheckEvery and collects early once it has grown by
-// gcGrowthFiles since the last collection.
+// gcGrowthFiles since the last collection. At each check it also reclaims
+// (see reclaim) if nothing was written since the previous check and
+// something was deleted since the last reclaim.
 func (b *Badger) gcLoop(every time.Duration) {
 	defer b.bg.Done()
 	check := min(every, gcCheckEvery)
@@ -34,36 +36,103 @@ func (b *Badger) gcLoop(every time.Duration) {
 	}()
 	last := time.Now()
 	baseline := countValueLogFiles(b.dir)
+	commits := b.commits.Load()
 	for {
 		select {
 		case <-b.stop:
 			return
 		case <-t.C:
 		}
+		// Idle: nothing but this loop wrote since the previous tick.
+		idle := b.commits.Load() == commits
 		scheduled := time.Since(last) >= every
 		files := countValueLogFiles(b.dir)
-		if !scheduled && files < baseline+gcGrowthFiles {
-			continue
+		if scheduled || files >= baseline+gcGrowthFiles {
+			b.runValueLogGC(ctx)
+			b.leases.sweep(time.Now())
+			b.resv.sweep(time.Now())
+			baseline = countValueLogFiles(b.dir)
 		}
-		b.runValueLogGC(ctx)
-		b.leases.sweep(time.Now())
-		b.resv.sweep(time.Now())
-		baseline = countValueLogFiles(b.dir)
-		if !scheduled {
-			continue
+		if scheduled {
+			last = time.Now()
+			if n, err := b.sweepBodies(ctx, b.bodyGrace); err != nil && ctx.Err() == nil {
+				b.log.Warn("sweeping orphaned batch bodies", zap.String("dir", b.dir), zap.Error(err))
+			} else if n > 0 {
+				b.log.Debug("swept orphaned batch bodies", zap.Int("count", n))
+			}
+			if n, err := b.sweepPayloads(ctx); err != nil && ctx.Err() == nil {
+				b.log.Warn("sweeping orphaned payloads", zap.String("dir", b.dir), zap.Error(err))
+			} else if n > 0 {
+				b.log.Debug("swept orphaned payloads", zap.Int("count", n))
+			}
 		}
-		last = time.Now()
-		if n, err := b.sweepBodies(ctx, b.bodyGrace); err != nil && ctx.Err() == nil {
-			b.log.Warn("sweeping orphaned batch bodies", zap.String("dir", b.dir), zap.Error(err))
-		} else if n > 0 {
-			b.log.Debug("swept orphaned batch bodies", zap.Int("count", n))
+		if idle && b.reclaimDue.Load() && ctx.Err() == nil {
+			if err := b.reclaim(ctx); err != nil && ctx.Err() == nil {
+				b.log.Warn("reclaiming the space of deleted events on an idle store", zap.String("dir", b.dir), zap.Error(err))
+			}
+			baseline = countValueLogFiles(b.dir)
 		}
-		if n, err := b.sweepPayloads(ctx); err != nil && ctx.Err() == nil {
-			b.log.Warn("sweeping orphaned payloads", zap.String("dir", b.dir), zap.Error(err))
-		} else if n > 0 {
-			b.log.Debug("swept orphaned payloads", zap.Int("count", n))
-		}
+		commits = b.commits.Load()
 	}
+}
+
+// reclaimKey is the one key reclaim writes, under a namespace of its own
+// (see keys.go) that sorts before every other, and that DropPrefix drops
+// before it reaches a table.
+var reclaimKey = []byte("\x00reclaim")
+
+// reclaim lets value-log GC collect the values of deleted and expired
+// entries on a store that nothing writes to. Value-log GC rewrites a file
+// only once compactions have counted enough of its values as garbage, and a
+// compaction only counts a value when it meets the deletion (a tombstone the
+// payload sweep wrote, an expiry) in the same table: on a store that goes on
+// writing this happens as its memtables fill and are flushed, but an idle
+// store keeps its deletions in its memtable, and the space of expired events
+// stays taken until writes come back. reclaim does what those writes would:
+//
+//  1. It flushes the memtables, through DropPrefix of a key of its own
+//     (Badger offers no other way). DropPrefix fails the commits it
+//     overlaps, so reclaim holds writeGate while it runs: writes wait, and
+//     so do reads, which DropPrefix keeps out of the memtables meanwhile;
+//     on an idle store that is the flush of a memtable that is mostly
+//     empty, and the compaction of level 0 that follows.
+//  2. It compacts every level into the last one (Flatten), where a
+//     deletion meets the value it deletes and both are dropped. Writes go
+//     on meanwhile. While the tree under level 0 is smaller than Badger's
+//     base level size (10 MB, some tens of thousands of events) it has a
+//     single level there, and this is the compaction of level 0 that
+//     writes would have caused; a larger tree has its upper levels
+//     rewritten into the last one, at most the whole tree (keys and small
+//     records, not the value log: about 125 MB for a million retained
+//     events, see Options.BaseTableSize).
+//  3. It runs value-log GC, which now finds the files to rewrite, except
+//     the one Badger is writing to (ValueLogFileSize, 64 MiB by default),
+//     collected once writes have moved past it or after a restart.
+//
+// The GC loop runs it when a tick finds that nothing was written since the
+// previous one and that entries were deleted since the last reclaim (the
+// payload and body sweeps of the GC schedule, or a Purge): at most once per
+// deletion, so an idle store with nothing to reclaim does no work.
+func (b *Badger) reclaim(ctx context.Context) error {
+	if b.space.lowOnSpace() {
+		return nil // a compaction writes before it frees
+	}
+	b.reclaimDue.Store(false)
+	b.reclaims.Add(1)
+	b.writeGate.Lock()
+	err := b.db.Update(func(txn *badger.Txn) error { return txn.Set(reclaimKey, nil) })
+	if err == nil {
+		err = b.db.DropPrefix(reclaimKey)
+	}
+	b.writeGate.Unlock()
+	if err != nil {
+		return fmt.Errorf("flushing the memtables: %w", err)
+	}
+	if err := b.db.Flatten(1); err != nil {
+		return fmt.Errorf("compacting: %w", err)
+	}
+	b.runValueLogGC(ctx)
+	return nil
 }
 
 // gcCheckEvery is how often the loop counts value-log files; a variable so
@@ -160,16 +229,21 @@ func (b *Badger) sweepBodies(ctx context.Context, grace time.Duration) (int, err
 		return 0, fmt.Errorf("sweeping batch bodies: %w", err)
 	}
 	// Nothing can start referring to an orphan again (new records always
-	// get a new body), so a plain batch of deletes is safe.
-	wb := b.db.NewWriteBatch()
-	defer wb.Cancel()
-	for _, k := range orphans {
-		if err := wb.Delete(k); err != nil {
-			return 0, fmt.Errorf("sweeping batch bodies: %w", err)
+	// get a new body), so plain deletes are safe.
+	for n := 0; n < len(orphans); n += purgeChunk {
+		chunk := orphans[n:min(len(orphans), n+purgeChunk)]
+		err := b.update(ctx, func(txn *badger.Txn) error {
+			for _, k := range chunk {
+				if err := txn.Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return n, fmt.Errorf("sweeping batch bodies: %w", err)
 		}
-	}
-	if err := wb.Flush(); err != nil {
-		return 0, fmt.Errorf("sweeping batch bodies: %w", err)
+		b.reclaimDue.Store(true)
 	}
 	return len(orphans), nil
 }
@@ -304,6 +378,9 @@ func (b *Badger) sweepPayloads(ctx context.Context) (int, error) {
 			return n, fmt.Errorf("sweeping payloads: %w", err)
 		}
 		n += deleted
+		if deleted > 0 {
+			b.reclaimDue.Store(true)
+		}
 	}
 	return n, nil
 }

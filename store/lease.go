@@ -45,9 +45,10 @@ func (t *leaseTable) held(key string, now time.Time) bool {
 	return ok && l.until.After(now)
 }
 
-// overlay sets r's lease fields from the table: the record as its owner and
-// every reader should see it. An expired lease still shows, as a persisted
-// one did, until another owner takes the record.
+// overlay sets r's lease fields from the table: the record as a transition
+// (and the lease's owner) must see it; readers see it through view. An
+// expired lease still shows, as a persisted one did, until another owner
+// takes the record.
 func (t *leaseTable) overlay(key string, r *Record) {
 	t.mu.Lock()
 	l, ok := t.m[key]
@@ -57,6 +58,22 @@ func (t *leaseTable) overlay(key string, r *Record) {
 	} else {
 		r.LeaseOwner, r.LeaseUntil = "", time.Time{}
 	}
+}
+
+// view sets r's lease fields as a reader (Get, List) sees them: a delivered
+// or dead record shows no lease. The owner that settled it ends its lease
+// only once its write is committed and synced (apply, after the transition:
+// ending it before the commit would let another owner claim a record about
+// to be delivered), so for that while the table still holds a lease that
+// the stored state has already left behind. A lease held on a record
+// delivered by a replay stays in the table, for its owner's RecordAttempt to
+// find (change overlays it), but means nothing to a reader either.
+func (t *leaseTable) view(key string, r *Record) {
+	if r.Status == StatusDelivered || r.Status == StatusDead {
+		r.LeaseOwner, r.LeaseUntil = "", time.Time{}
+		return
+	}
+	t.overlay(key, r)
 }
 
 // apply makes the table follow an update that changed r's lease fields from

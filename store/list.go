@@ -173,7 +173,7 @@ func (b *Badger) List(ctx context.Context, f Filter) ([]*Record, string, error) 
 			if err != nil {
 				return false, err
 			}
-			b.leases.overlay(string(rkey), sr.rec)
+			b.leases.view(string(rkey), sr.rec)
 			return emit(sr.rec, tkey), nil
 		})
 	})
@@ -312,6 +312,9 @@ func (b *Badger) Purge(ctx context.Context, f Filter) (int, error) {
 			b.leases.drop(k, l)
 		}
 		total += len(deleted)
+		if len(deleted) > 0 {
+			b.reclaimDue.Store(true)
+		}
 		start = lastT
 		if len(rkeys) < chunk {
 			break

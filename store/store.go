@@ -76,7 +76,8 @@ type Record struct {
 	// LeaseOwner and LeaseUntil show the delivery lease of a claimed
 	// record (see Claim), so two configurations alive during a reload never
 	// send the same attempt twice. They are set by the store, never by its
-	// callers.
+	// callers. A record its lease owner has delivered or settled dead
+	// shows no lease to any reader.
 	LeaseOwner string    `json:"lease_owner,omitempty"`
 	LeaseUntil time.Time `json:"lease_until,omitempty"`
 	// ReservedUntil is when a StatusReserved record stops blocking its

@@ -342,3 +342,99 @@ func testLateAttemptKeepsTakenOverLease(t *testing.T, open Open) {
 		t.Fatal("purge left the lease behind")
 	}
 }
+
+// A record its lease owner has settled (delivered or dead) shows no lease to
+// any reader: the lease ends with the state change, for Get and List alike,
+// however the engine keeps its leases. Workers claim and settle records
+// while readers look at them without pause.
+func testSettledRecordShowsNoLease(t *testing.T, open Open) {
+	b := openStore(t, open, Options{})
+	ctx := context.Background()
+	const n = 120
+	in := &store.Ingest{RawBody: []byte("[]")}
+	for i := range n {
+		in.Records = append(in.Records, rec("/pay", fmt.Sprint("s", i), store.StatusPending))
+	}
+	mustInsert(t, b, in, true)
+
+	check := func(r *store.Record, via string) {
+		t.Helper()
+		if (r.Status == store.StatusDelivered || r.Status == store.StatusDead) && (r.LeaseOwner != "" || !r.LeaseUntil.IsZero()) {
+			t.Errorf("%s: %s record %s carries the lease of %q until %v", via, r.Status, r.ID, r.LeaseOwner, r.LeaseUntil)
+		}
+	}
+	done := make(chan struct{})
+	var readers sync.WaitGroup
+	for w := range 2 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if w == 0 {
+					r, err := b.Get(ctx, "/pay", fmt.Sprint("s", i%n))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					check(r, "get")
+					continue
+				}
+				recs, _, err := b.List(ctx, store.Filter{Source: "/pay", Limit: n})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for _, r := range recs {
+					check(r, "list")
+				}
+			}
+		}()
+	}
+
+	// Every record is attempted twice: first a retry due at once, then
+	// delivered or dead.
+	var workers sync.WaitGroup
+	for w := range 4 {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			owner := fmt.Sprint("worker-", w)
+			for {
+				got, err := b.Claim(ctx, owner, []string{"/pay"}, time.Now(), time.Minute, 3)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				for _, r := range got {
+					a := store.Attempt{Number: len(r.Attempts) + 1, At: time.Now(), Status: 200}
+					d := store.Delivered()
+					switch {
+					case len(r.Attempts) == 0:
+						a.Status, d = 503, store.RetryAt(time.Now())
+					case r.ID[len(r.ID)-1]%2 == 1:
+						a.Status, d = 410, store.Dead(store.DeadGone)
+					}
+					if err := b.RecordAttempt(ctx, "/pay", r.ID, owner, a, d); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	workers.Wait()
+	close(done)
+	readers.Wait()
+	c, err := b.Counts(ctx)
+	if err != nil || c[store.StatusDelivered]+c[store.StatusDead] != n {
+		t.Fatalf("counts after the workers: %v %v", c, err)
+	}
+}

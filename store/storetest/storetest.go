@@ -59,6 +59,7 @@ func Run(t *testing.T, open Open) {
 		{"ClaimExclusiveTwoOwners", testClaimExclusiveTwoOwners},
 		{"ClaimLeaseExpiryAndRelease", testClaimLeaseExpiryAndRelease},
 		{"LateAttemptKeepsTakenOverLease", testLateAttemptKeepsTakenOverLease},
+		{"SettledRecordShowsNoLease", testSettledRecordShowsNoLease},
 		{"ListFiltersAndPaging", testListFiltersAndPaging},
 		{"CountsAndPurge", testCountsAndPurge},
 		{"DedupKeyWithinWindow", testDedupKeyWithinWindow},
