@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 )
 
 // storeFiles lists the files of a store directory with their sizes.
@@ -80,7 +81,7 @@ func TestTruncatedManifestRefusedAtStart(t *testing.T) {
 	}
 	be.setStatus(http.StatusOK)
 	gw.Start(site)
-	waitFor(t, 30*time.Second, "every acknowledged event delivered once the MANIFEST is restored", func() bool {
+	testwait.For(t, "every acknowledged event delivered once the MANIFEST is restored", func() bool {
 		return be.allDeliveredOK(acked)
 	})
 }
