@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
