@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -20,10 +21,47 @@ import (
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
-// extraWebhookCommands holds more `caddy webhooks` subcommands. Files that
-// add one append its constructor from an init function; the constructors run
-// when Caddy builds its command tree, after every init.
-var extraWebhookCommands []func() *cobra.Command
+// builtinWebhookCommands are the subcommands of `caddy webhooks` that
+// work on stored events through the admin API.
+var builtinWebhookCommands = []func() *cobra.Command{listCommand, showCommand, replayCommand, countsCommand, purgeCommand}
+
+// The subcommands other packages add with RegisterWebhooksCommand, by name.
+var (
+	extraWebhookCommandsMu sync.Mutex
+	extraWebhookCommands   = map[string]func() *cobra.Command{}
+)
+
+// RegisterWebhooksCommand adds a subcommand to `caddy webhooks`. Call it
+// from the init function of a package that the Caddy main imports: the
+// gateway's own packages add nothing this way, so a plugin build carries
+// only the subcommands its builder chose (cmd/caddy imports
+// harness/harnesscmd, which adds `emit` and `sink`). newCmd is called once
+// here, to learn the subcommand's name, and again each time Caddy builds its
+// command tree, so it must return a new command on every call.
+//
+// Like caddycmd.RegisterCommand, it panics if newCmd is nil or returns a
+// command without a name or with a name already taken, by a built-in
+// subcommand (list, show, replay, counts, purge) or an earlier registration.
+func RegisterWebhooksCommand(newCmd func() *cobra.Command) {
+	if newCmd == nil {
+		panic("caddy webhooks: command constructor is nil")
+	}
+	name := newCmd().Name()
+	if name == "" {
+		panic("caddy webhooks: command name is required")
+	}
+	for _, builtin := range builtinWebhookCommands {
+		if builtin().Name() == name {
+			panic("caddy webhooks: command already registered: " + name)
+		}
+	}
+	extraWebhookCommandsMu.Lock()
+	defer extraWebhookCommandsMu.Unlock()
+	if _, exists := extraWebhookCommands[name]; exists {
+		panic("caddy webhooks: command already registered: " + name)
+	}
+	extraWebhookCommands[name] = newCmd
+}
 
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
@@ -66,7 +104,12 @@ func webhooksCommand() *cobra.Command {
 }
 
 func configureWebhooksCommand(cmd *cobra.Command) {
-	cmd.AddCommand(listCommand(), showCommand(), replayCommand(), countsCommand(), purgeCommand())
+	for _, newCmd := range builtinWebhookCommands {
+		cmd.AddCommand(newCmd())
+	}
+	extraWebhookCommandsMu.Lock()
+	defer extraWebhookCommandsMu.Unlock()
+	// Cobra sorts subcommands by name for help, so map order does not show.
 	for _, newCmd := range extraWebhookCommands {
 		cmd.AddCommand(newCmd())
 	}

@@ -135,11 +135,19 @@ func TestCLIReplay(t *testing.T) {
 	}
 }
 
-func TestCLIExtraSubcommands(t *testing.T) {
+func TestRegisterWebhooksCommand(t *testing.T) {
+	extraWebhookCommandsMu.Lock()
 	saved := extraWebhookCommands
-	t.Cleanup(func() { extraWebhookCommands = saved })
-	extraWebhookCommands = append(extraWebhookCommands[:len(extraWebhookCommands):len(extraWebhookCommands)],
-		func() *cobra.Command { return &cobra.Command{Use: "probe", Short: "test"} })
+	extraWebhookCommands = map[string]func() *cobra.Command{}
+	extraWebhookCommandsMu.Unlock()
+	t.Cleanup(func() {
+		extraWebhookCommandsMu.Lock()
+		extraWebhookCommands = saved
+		extraWebhookCommandsMu.Unlock()
+	})
+
+	probe := func() *cobra.Command { return &cobra.Command{Use: "probe <arg>", Short: "test"} }
+	RegisterWebhooksCommand(probe)
 	names := map[string]bool{}
 	for _, c := range webhooksCommand().Commands() {
 		names[c.Name()] = true
@@ -148,5 +156,26 @@ func TestCLIExtraSubcommands(t *testing.T) {
 		if !names[want] {
 			t.Errorf("webhooks has no %s subcommand: %v", want, names)
 		}
+	}
+	// Each command tree gets a command of its own.
+	find := func() *cobra.Command { c, _, _ := webhooksCommand().Find([]string{"probe"}); return c }
+	if a, b := find(), find(); a == nil || a == b {
+		t.Errorf("two command trees share their probe subcommand (or have none): %p %p", a, b)
+	}
+
+	for name, newCmd := range map[string]func() *cobra.Command{
+		"nil":       nil,
+		"unnamed":   func() *cobra.Command { return &cobra.Command{Short: "test"} },
+		"built-in":  func() *cobra.Command { return &cobra.Command{Use: "list", Short: "test"} },
+		"duplicate": probe,
+	} {
+		t.Run(name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("registering a %s command did not panic", name)
+				}
+			}()
+			RegisterWebhooksCommand(newCmd)
+		})
 	}
 }

@@ -10,12 +10,21 @@
 #
 #   scripts/demo.sh [extra `caddy webhooks emit` flags, e.g. --count 2000 --sink-fail-share 0.2]
 #
-# DEMO_BUILD=--xcaddy builds the binary with xcaddy instead of go build, so
-# the demo runs on the binary the README's xcaddy line makes.
+# DEMO_BUILD=--xcaddy runs the gateway on the binary the README's xcaddy
+# line makes, the plugin alone (bin/caddy-xcaddy); the simulator and sink
+# still come from cmd/caddy's bin/caddy, since the plugin leaves them out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/build.sh ${DEMO_BUILD:-}
+scripts/build.sh
+gateway=bin/caddy
+if [[ "${DEMO_BUILD:-}" == "--xcaddy" ]]; then
+	scripts/build.sh --xcaddy bin/caddy-xcaddy
+	gateway=bin/caddy-xcaddy
+elif [[ -n "${DEMO_BUILD:-}" ]]; then
+	echo "DEMO_BUILD is --xcaddy or unset, not ${DEMO_BUILD}" >&2
+	exit 2
+fi
 
 work=$(mktemp -d)
 caddy_pid=""
@@ -45,10 +54,10 @@ export WEBHOOK_USAEPAY_SIGNATURE_KEY="$USAEPAY_SIGNATURE_KEY"
 export WEBHOOK_SINK_SECRET="$GATEWAY_SIGNING_SECRET"
 # The operator console's login (Caddyfile.example's basic_auth takes a bcrypt hash).
 console_password="demo-console-password"
-CONSOLE_PASSWORD_HASH=$(bin/caddy hash-password --plaintext "$console_password")
+CONSOLE_PASSWORD_HASH=$("$gateway" hash-password --plaintext "$console_password")
 export CONSOLE_PASSWORD_HASH
 
-bin/caddy run --config Caddyfile.example --adapter caddyfile >"$work/caddy.log" 2>&1 &
+"$gateway" run --config Caddyfile.example --adapter caddyfile >"$work/caddy.log" 2>&1 &
 caddy_pid=$!
 for _ in $(seq 1 100); do
 	if (exec 3<>/dev/tcp/127.0.0.1/8080) 2>/dev/null; then break; fi

@@ -1,4 +1,4 @@
-package console_test
+package browsertest
 
 import (
 	"bytes"
@@ -209,7 +209,7 @@ func TestBrowserFilterOpenAndReplay(t *testing.T) {
 
 	// A sync event, delivered; then payment events while the backend is
 	// down, dead after their single attempt. One carries hostile text.
-	subBody, err := os.ReadFile(filepath.Join("..", "normalize", "testdata", "sublytics", "order_abandonned.json"))
+	subBody, err := os.ReadFile(filepath.Join("..", "..", "normalize", "testdata", "sublytics", "order_abandonned.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +316,7 @@ func TestBrowserFilterOpenAndReplay(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join("..", "docs", "console.png"), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join("..", "..", "docs", "console.png"), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
