@@ -195,9 +195,7 @@ func TestMetricsStoreGaugesAreCached(t *testing.T) {
 		t.Fatalf("dead = %v within the TTL, want the cached 1", d)
 	}
 	// Once stale, a scrape answers at once and refreshes in the background.
-	r.liveStores()[0].counts.mu.Lock()
-	r.liveStores()[0].counts.at = time.Time{}
-	r.liveStores()[0].counts.mu.Unlock()
+	r.liveStores()[0].counts.Expire()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if _, d := gauges(); d == 2 {

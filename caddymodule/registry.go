@@ -11,6 +11,7 @@ import (
 
 	"github.com/webhookgw/caddy-webhook-gateway/delivery"
 	"github.com/webhookgw/caddy-webhook-gateway/handlers"
+	"github.com/webhookgw/caddy-webhook-gateway/internal/countcache"
 	"github.com/webhookgw/caddy-webhook-gateway/ops"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
@@ -37,7 +38,7 @@ type registry struct {
 type liveStore struct {
 	db     store.Store
 	refs   int
-	counts *countsCache
+	counts *countcache.Cache[map[store.Status]int]
 }
 
 // liveRoute is one Handler's claim on a source.
