@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -125,24 +124,10 @@ func (m *gatewayMetrics) Failed(source string, _ int, latency time.Duration) {
 	m.duration.WithLabelValues(source).Observe(latency.Seconds())
 }
 
-// Dead implements delivery.Observer. The reason text carries numbers from
-// the config ("attempts exhausted (20)"); it is folded into a few fixed
-// values so the label set stays small.
-func (m *gatewayMetrics) Dead(source, reason string) {
-	m.dead.WithLabelValues(source, deadReason(reason)).Inc()
-}
-
-func deadReason(reason string) string {
-	switch {
-	case strings.Contains(reason, "410"):
-		return "gone"
-	case strings.Contains(reason, "attempts"):
-		return "attempts_exhausted"
-	case strings.Contains(reason, "max age"):
-		return "max_age"
-	default:
-		return "other"
-	}
+// Dead implements delivery.Observer. The reason is one of a fixed set, so
+// the label set stays small.
+func (m *gatewayMetrics) Dead(source string, reason store.DeadReason) {
+	m.dead.WithLabelValues(source, string(reason)).Inc()
 }
 
 // sumCounts adds up the cached counts of the given statuses over all live

@@ -104,9 +104,9 @@ func TestMetricsObservers(t *testing.T) {
 	m.Delivered("/usaepay", 204, 40*time.Millisecond)
 	m.Failed("/usaepay", 503, time.Second)
 	m.Failed("/usaepay", 0, 5*time.Second)
-	m.Dead("/usaepay", "attempts exhausted (20)")
-	m.Dead("/usaepay", "backend answered 410 Gone")
-	m.Dead("/usaepay", "max age 72h0m0s reached")
+	m.Dead("/usaepay", store.DeadAttemptsExhausted)
+	m.Dead("/usaepay", store.DeadGone)
+	m.Dead("/usaepay", store.DeadMaxAge)
 
 	fams := gathered(t, reg)
 	for _, c := range []struct {
