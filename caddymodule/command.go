@@ -106,7 +106,7 @@ func listCommand() *cobra.Command {
 					q.Set(name, v)
 				}
 			}
-			var out ListResponse
+			var out ops.ListResponse
 			raw, err := adminCall(cmd, http.MethodGet, "/webhooks/events", q, nil, &out)
 			if err != nil {
 				return err
@@ -167,13 +167,13 @@ source to be served by an async route (deliver async, with upstreams).
 			fr.Limit, _ = cmd.Flags().GetInt("limit")
 			switch {
 			case len(args) == 2:
-				if *fr != (FilterRequest{}) || req.All {
+				if *fr != (ops.FilterRequest{}) || req.All {
 					return errors.New("give either <source> <id> or filter flags, not both")
 				}
 				req.Source, req.ID = args[0], args[1]
 			case len(args) == 1:
 				return errors.New("replay by id needs both <source> and <id>")
-			case *fr == (FilterRequest{}) && !req.All:
+			case *fr == (ops.FilterRequest{}) && !req.All:
 				return errors.New("nothing to replay: give <source> <id>, filter flags (e.g. --status dead), or --all")
 			default:
 				req.Filter = fr
@@ -202,7 +202,7 @@ func countsCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SilenceUsage = true
-			var out CountsResponse
+			var out ops.CountsResponse
 			if _, err := adminCall(cmd, http.MethodGet, "/webhooks/counts", nil, nil, &out); err != nil {
 				return err
 			}
@@ -228,7 +228,7 @@ func purgeCommand() *cobra.Command {
 				return errors.New("refusing to purge every event: give filter flags (e.g. --status dead), or --all")
 			}
 			cmd.SilenceUsage = true
-			var out PurgeResponse
+			var out ops.PurgeResponse
 			if _, err := adminCall(cmd, http.MethodPost, "/webhooks/purge", nil, req, &out); err != nil {
 				return err
 			}
@@ -243,9 +243,9 @@ func purgeCommand() *cobra.Command {
 	return cmd
 }
 
-func filterRequest(cmd *cobra.Command) *FilterRequest {
+func filterRequest(cmd *cobra.Command) *ops.FilterRequest {
 	get := func(name string) string { v, _ := cmd.Flags().GetString(name); return v }
-	return &FilterRequest{
+	return &ops.FilterRequest{
 		Source:   get("source"),
 		Provider: get("provider"),
 		Type:     get("type"),
@@ -312,7 +312,7 @@ func adminCall(cmd *cobra.Command, method, path string, q url.Values, body any, 
 	return raw, nil
 }
 
-func printEvents(w io.Writer, out ListResponse) error {
+func printEvents(w io.Writer, out ops.ListResponse) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RECEIVED\tSOURCE\tID\tTYPE\tSTATUS\tATTEMPTS\tLAST")
 	for _, e := range out.Events {
@@ -333,7 +333,7 @@ func printEvents(w io.Writer, out ListResponse) error {
 
 // lastOutcome is a short text of the latest attempt for the table; the
 // full error is in `show`.
-func lastOutcome(e EventSummary) string {
+func lastOutcome(e ops.EventSummary) string {
 	if e.Attempts == 0 {
 		return "-"
 	}
@@ -351,7 +351,7 @@ func lastOutcome(e EventSummary) string {
 	return s
 }
 
-func printCounts(w io.Writer, out CountsResponse) error {
+func printCounts(w io.Writer, out ops.CountsResponse) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	// Life-cycle order reads better than alphabetical; unknown statuses
 	// (from a newer store) follow, sorted.

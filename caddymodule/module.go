@@ -210,7 +210,6 @@ type Handler struct {
 
 	gw        *handlers.Gateway
 	db        store.Store
-	dbKey     string // the store's key in the pool
 	storeName string // the store's name in the admin API
 	engine    *delivery.Engine
 	config    *loadedConfig // the config this handler is part of
@@ -320,7 +319,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("webhook_gateway: %s: %w", storeField, err)
 	}
-	h.db, h.dbKey, h.storeName = db, key, engine.StoreName()
+	h.db, h.storeName = db, engine.StoreName()
 	h.cleanup = append(h.cleanup, func() { releaseStore(key, h.logger) })
 
 	h.gw = &handlers.Gateway{
