@@ -53,8 +53,9 @@ func (a *AdminAPI) Routes() []caddy.AdminRoute {
 // ReplayRequest is the body of POST /webhooks/replay: either Source and ID,
 // or Filter (or All for every event).
 type ReplayRequest struct {
-	// Store names the store (a badger store by its directory); needed only
-	// when several are loaded.
+	// Store is the name of the store (StoreEngine.StoreName: a badger
+	// store's directory, a postgres store's database); needed only when
+	// several are loaded.
 	Store string `json:"store,omitempty"`
 	// Source and ID name one event to replay.
 	Source string `json:"source,omitempty"`
@@ -70,8 +71,9 @@ type ReplayRequest struct {
 
 // PurgeRequest is the body of POST /webhooks/purge.
 type PurgeRequest struct {
-	// Store names the store (a badger store by its directory); needed only
-	// when several are loaded.
+	// Store is the name of the store (StoreEngine.StoreName: a badger
+	// store's directory, a postgres store's database); needed only when
+	// several are loaded.
 	Store string `json:"store,omitempty"`
 	// Filter selects the events to delete; its Limit caps how many.
 	Filter *ops.FilterRequest `json:"filter,omitempty"`

@@ -48,8 +48,9 @@ address is --address, else the admin address of the config given with
   caddy webhooks counts
   caddy webhooks purge --status dead [--to 2026-01-01T00:00:00Z] | --all
 
-When several stores are loaded, name one with --store (a badger store is
-named by its directory).
+When several stores are loaded, name one with --store (a badger store's
+name is its directory, a postgres store's its database as
+postgres://user@host:port/db, then #schema when one is set).
 `
 
 // webhooksCommand returns the `webhooks` command with all its
@@ -79,7 +80,7 @@ func addAdminFlags(cmd *cobra.Command) {
 	cmd.Flags().String("address", "", "The admin API address (default: from --config, else localhost:2019)")
 	cmd.Flags().StringP("config", "c", "", "Config file to read the admin address from")
 	cmd.Flags().StringP("adapter", "a", "", "Name of the config adapter of --config")
-	cmd.Flags().String("store", "", "Store name (a badger store's directory), when several are loaded")
+	cmd.Flags().String("store", "", "Store name (a badger store's directory, a postgres store's database), when several are loaded")
 }
 
 // addFilterFlags adds the event filter flags shared by list, replay and
