@@ -419,7 +419,7 @@ func (h *Handler) startEngine(headers *delivery.HeaderBuilder) error {
 		return err
 	}
 	h.engine = engine
-	h.gw.Notifier = engine
+	h.gw.Waker = engine
 	// A store shared between processes also wakes the engine for events
 	// other gateways stored (an empty source: wake to catch up).
 	if n, ok := h.db.(store.Notifier); ok {
