@@ -27,7 +27,8 @@ const maxAdminBody = 1 << 20
 // /webhooks/: list, show, replay, count and purge stored events. It needs
 // no configuration: Caddy loads every admin.api.* module. It reads the
 // stores and delivery engines of the loaded config at request time, since
-// admin modules are provisioned before the apps.
+// admin modules are provisioned before the apps. Its answers are the
+// results of package ops, encoded as JSON.
 type AdminAPI struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -49,28 +50,18 @@ func (a *AdminAPI) Routes() []caddy.AdminRoute {
 	}
 }
 
-// The answers of the endpoints are the operations' results; see package ops.
-type (
-	EventSummary       = ops.EventSummary
-	ListResponse       = ops.ListResponse
-	EventView          = ops.EventView
-	CountsResponse     = ops.CountsResponse
-	FilterRequest      = ops.FilterRequest
-	BulkReplayResponse = ops.BulkReplayResponse
-	PurgeResponse      = ops.PurgeResponse
-)
-
 // ReplayRequest is the body of POST /webhooks/replay: either Source and ID,
 // or Filter (or All for every event).
 type ReplayRequest struct {
-	// Store names the store (a badger store by its directory); needed only
-	// when several are loaded.
+	// Store is the name of the store (StoreEngine.StoreName: a badger
+	// store's directory, a postgres store's database); needed only when
+	// several are loaded.
 	Store string `json:"store,omitempty"`
 	// Source and ID name one event to replay.
 	Source string `json:"source,omitempty"`
 	ID     string `json:"id,omitempty"`
 	// Filter selects the events to replay instead.
-	Filter *FilterRequest `json:"filter,omitempty"`
+	Filter *ops.FilterRequest `json:"filter,omitempty"`
 	// All allows an empty filter, which replays every stored event: a
 	// request that forgot its filter must not do that by accident.
 	All bool `json:"all,omitempty"`
@@ -80,11 +71,12 @@ type ReplayRequest struct {
 
 // PurgeRequest is the body of POST /webhooks/purge.
 type PurgeRequest struct {
-	// Store names the store (a badger store by its directory); needed only
-	// when several are loaded.
+	// Store is the name of the store (StoreEngine.StoreName: a badger
+	// store's directory, a postgres store's database); needed only when
+	// several are loaded.
 	Store string `json:"store,omitempty"`
 	// Filter selects the events to delete; its Limit caps how many.
-	Filter *FilterRequest `json:"filter,omitempty"`
+	Filter *ops.FilterRequest `json:"filter,omitempty"`
 	// All allows an empty filter, which deletes every stored event.
 	All bool `json:"all,omitempty"`
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/webhookgw/caddy-webhook-gateway/delivery"
 	"github.com/webhookgw/caddy-webhook-gateway/handlers"
+	"github.com/webhookgw/caddy-webhook-gateway/ops"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
@@ -210,7 +211,7 @@ func TestAdminListFiltersAndPages(t *testing.T) {
 
 	code, body := call(t, http.MethodGet, "/webhooks/events", nil)
 	wantStatus(t, code, body, http.StatusOK, "")
-	all := decode[ListResponse](t, body)
+	all := decode[ops.ListResponse](t, body)
 	if len(all.Events) != 3 || all.Events[0].ID != "s1" || all.Events[2].ID != "a1" || all.NextCursor != "" {
 		t.Fatalf("listing, newest first: %+v", all)
 	}
@@ -230,7 +231,7 @@ func TestAdminListFiltersAndPages(t *testing.T) {
 		code, body := call(t, http.MethodGet, "/webhooks/events?"+query, nil)
 		wantStatus(t, code, body, http.StatusOK, "")
 		var got []string
-		for _, e := range decode[ListResponse](t, body).Events {
+		for _, e := range decode[ops.ListResponse](t, body).Events {
 			got = append(got, e.ID)
 		}
 		if strings.Join(got, ",") != strings.Join(want, ",") {
@@ -241,13 +242,13 @@ func TestAdminListFiltersAndPages(t *testing.T) {
 	// Paging: two, then the rest through the cursor.
 	code, body = call(t, http.MethodGet, "/webhooks/events?limit=2", nil)
 	wantStatus(t, code, body, http.StatusOK, "")
-	page := decode[ListResponse](t, body)
+	page := decode[ops.ListResponse](t, body)
 	if len(page.Events) != 2 || page.NextCursor == "" {
 		t.Fatalf("first page: %+v", page)
 	}
 	code, body = call(t, http.MethodGet, "/webhooks/events?limit=2&cursor="+url.QueryEscape(page.NextCursor), nil)
 	wantStatus(t, code, body, http.StatusOK, "")
-	page = decode[ListResponse](t, body)
+	page = decode[ops.ListResponse](t, body)
 	if len(page.Events) != 1 || page.Events[0].ID != "a1" || page.NextCursor != "" {
 		t.Fatalf("second page: %+v", page)
 	}
@@ -310,7 +311,7 @@ func TestAdminCounts(t *testing.T) {
 	f.insert(t, "/usaepay", "a3", "usaepay", "x", store.StatusDead, adminT0)
 	code, body := call(t, http.MethodGet, "/webhooks/counts", nil)
 	wantStatus(t, code, body, http.StatusOK, "")
-	c := decode[CountsResponse](t, body)
+	c := decode[ops.CountsResponse](t, body)
 	if c.Counts[store.StatusPending] != 1 || c.Counts[store.StatusDead] != 2 || c.Total != 3 {
 		t.Fatalf("counts: %+v", c)
 	}
@@ -365,16 +366,16 @@ func TestAdminReplayErrors(t *testing.T) {
 	}{
 		{"unknown event", ReplayRequest{Source: "/usaepay", ID: "nope"}, http.StatusNotFound, "no event"},
 		{"sync route", ReplayRequest{Source: "/sublytics", ID: "s1"}, http.StatusConflict, "async route with upstreams"},
-		{"sync route by filter", ReplayRequest{Filter: &FilterRequest{Source: "/sublytics"}}, http.StatusConflict, "async route"},
+		{"sync route by filter", ReplayRequest{Filter: &ops.FilterRequest{Source: "/sublytics"}}, http.StatusConflict, "async route"},
 		{"reserved", ReplayRequest{Source: "/usaepay", ID: "r1"}, http.StatusConflict, "synchronously"},
 		{"nothing", ReplayRequest{}, http.StatusBadRequest, "nothing to replay"},
-		{"empty filter", ReplayRequest{Filter: &FilterRequest{}}, http.StatusBadRequest, "empty filter"},
+		{"empty filter", ReplayRequest{Filter: &ops.FilterRequest{}}, http.StatusBadRequest, "empty filter"},
 		{"id without source", ReplayRequest{ID: "a1"}, http.StatusBadRequest, "both source and id"},
-		{"id and filter", ReplayRequest{Source: "/usaepay", ID: "a1", Filter: &FilterRequest{Status: "dead"}}, http.StatusBadRequest, "not both"},
+		{"id and filter", ReplayRequest{Source: "/usaepay", ID: "a1", Filter: &ops.FilterRequest{Status: "dead"}}, http.StatusBadRequest, "not both"},
 		{"typo", `{"source":"/usaepay","id":"a1","dryrun":true}`, http.StatusBadRequest, "dryrun"},
 		{"not JSON", `source=/usaepay`, http.StatusBadRequest, "decoding"},
 		{"empty body", ``, http.StatusBadRequest, "empty request body"},
-		{"bad status", ReplayRequest{Filter: &FilterRequest{Status: "gone"}}, http.StatusBadRequest, "status"},
+		{"bad status", ReplayRequest{Filter: &ops.FilterRequest{Status: "gone"}}, http.StatusBadRequest, "status"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -397,16 +398,16 @@ func TestAdminReplayByFilter(t *testing.T) {
 	f.insert(t, "/usaepay", "ok", "usaepay", "x", store.StatusDelivered, adminT0)
 	f.insert(t, "/sublytics", "s-dead", "sublytics", "order_updated", store.StatusDead, adminT0)
 
-	code, body := call(t, http.MethodPost, "/webhooks/replay", ReplayRequest{Filter: &FilterRequest{Status: "dead"}, DryRun: true})
+	code, body := call(t, http.MethodPost, "/webhooks/replay", ReplayRequest{Filter: &ops.FilterRequest{Status: "dead"}, DryRun: true})
 	wantStatus(t, code, body, http.StatusOK, "")
-	dry := decode[BulkReplayResponse](t, body)
+	dry := decode[ops.BulkReplayResponse](t, body)
 	if dry.Matched != 6 || dry.Delivered != 5 || dry.Skipped != 1 || len(dry.Results) != 6 || len(f.backend.received()) != 0 {
 		t.Fatalf("dry bulk: %s", body)
 	}
 
-	code, body = call(t, http.MethodPost, "/webhooks/replay", ReplayRequest{Filter: &FilterRequest{Status: "dead", Source: "/usaepay", Limit: 3}})
+	code, body = call(t, http.MethodPost, "/webhooks/replay", ReplayRequest{Filter: &ops.FilterRequest{Status: "dead", Source: "/usaepay", Limit: 3}})
 	wantStatus(t, code, body, http.StatusOK, "")
-	res := decode[BulkReplayResponse](t, body)
+	res := decode[ops.BulkReplayResponse](t, body)
 	if res.Matched != 3 || res.Delivered != 3 || res.Failed != 0 || len(f.backend.received()) != 3 {
 		t.Fatalf("bulk with limit: %s", body)
 	}
@@ -414,9 +415,9 @@ func TestAdminReplayByFilter(t *testing.T) {
 	f.backend.mu.Lock()
 	f.backend.status = http.StatusServiceUnavailable
 	f.backend.mu.Unlock()
-	code, body = call(t, http.MethodPost, "/webhooks/replay", ReplayRequest{Filter: &FilterRequest{Status: "dead", Source: "/usaepay"}})
+	code, body = call(t, http.MethodPost, "/webhooks/replay", ReplayRequest{Filter: &ops.FilterRequest{Status: "dead", Source: "/usaepay"}})
 	wantStatus(t, code, body, http.StatusOK, "")
-	res = decode[BulkReplayResponse](t, body)
+	res = decode[ops.BulkReplayResponse](t, body)
 	if res.Matched != 2 || res.Failed != 2 || res.Delivered != 0 {
 		t.Fatalf("bulk against a failing backend: %s", body)
 	}
@@ -435,17 +436,17 @@ func TestAdminPurge(t *testing.T) {
 
 	code, body := call(t, http.MethodPost, "/webhooks/purge", PurgeRequest{})
 	wantStatus(t, code, body, http.StatusBadRequest, "empty filter")
-	code, body = call(t, http.MethodPost, "/webhooks/purge", PurgeRequest{Filter: &FilterRequest{}})
+	code, body = call(t, http.MethodPost, "/webhooks/purge", PurgeRequest{Filter: &ops.FilterRequest{}})
 	wantStatus(t, code, body, http.StatusBadRequest, "empty filter")
 
-	code, body = call(t, http.MethodPost, "/webhooks/purge", PurgeRequest{Filter: &FilterRequest{Status: "dead"}})
+	code, body = call(t, http.MethodPost, "/webhooks/purge", PurgeRequest{Filter: &ops.FilterRequest{Status: "dead"}})
 	wantStatus(t, code, body, http.StatusOK, "")
-	if p := decode[PurgeResponse](t, body); p.Purged != 2 {
+	if p := decode[ops.PurgeResponse](t, body); p.Purged != 2 {
 		t.Fatalf("purge dead: %s", body)
 	}
 	code, body = call(t, http.MethodPost, "/webhooks/purge", PurgeRequest{All: true})
 	wantStatus(t, code, body, http.StatusOK, "")
-	if p := decode[PurgeResponse](t, body); p.Purged != 1 {
+	if p := decode[ops.PurgeResponse](t, body); p.Purged != 1 {
 		t.Fatalf("purge all: %s", body)
 	}
 	if _, err := f.db.Get(context.Background(), "/usaepay", "a3"); !errors.Is(err, store.ErrNotFound) {

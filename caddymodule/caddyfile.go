@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"math"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -137,35 +138,23 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("deliver: want sync or async, got %q", h.Deliver)
 			}
 		case "max_body":
-			var raw string
-			if err := oneArg(d, &raw); err != nil {
+			size, err := sizeArg(d)
+			if err != nil {
 				return err
 			}
-			size, err := humanize.ParseBytes(raw)
-			if err != nil || size == 0 {
-				return d.Errf("max_body: invalid size %q", raw)
-			}
-			h.MaxBodySize = int64(size)
+			h.MaxBodySize = size
 		case "max_unverified":
-			var raw string
-			if err := oneArg(d, &raw); err != nil {
+			size, err := sizeArg(d)
+			if err != nil {
 				return err
 			}
-			size, err := humanize.ParseBytes(raw)
-			if err != nil || size == 0 {
-				return d.Errf("max_unverified: invalid size %q", raw)
-			}
-			h.MaxUnverified = int64(size)
+			h.MaxUnverified = size
 		case "max_unverified_per_client":
-			var raw string
-			if err := oneArg(d, &raw); err != nil {
+			size, err := sizeArg(d)
+			if err != nil {
 				return err
 			}
-			size, err := humanize.ParseBytes(raw)
-			if err != nil || size == 0 {
-				return d.Errf("max_unverified_per_client: invalid size %q", raw)
-			}
-			h.MaxUnverifiedPerClient = int64(size)
+			h.MaxUnverifiedPerClient = size
 		case "unverified_timeout":
 			dur, err := durationArg(d)
 			if err != nil {
@@ -318,6 +307,21 @@ func durationOrOffArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
 		return 0, d.Errf("%s: want a positive duration or off, got %q", name, raw)
 	}
 	return caddy.Duration(dur), nil
+}
+
+// sizeArg reads a size in bytes ("10MB", "512KiB"); zero, and sizes beyond
+// int64, are refused.
+func sizeArg(d *caddyfile.Dispenser) (int64, error) {
+	name := d.Val()
+	var raw string
+	if err := oneArg(d, &raw); err != nil {
+		return 0, err
+	}
+	size, err := humanize.ParseBytes(raw)
+	if err != nil || size == 0 || size > math.MaxInt64 {
+		return 0, d.Errf("%s: invalid size %q", name, raw)
+	}
+	return int64(size), nil
 }
 
 func positiveIntArg(d *caddyfile.Dispenser) (int, error) {

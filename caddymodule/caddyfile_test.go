@@ -111,6 +111,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"bad budget":           "webhook_gateway {\n max_unverified 0\n}",
 		"bad client share":     "webhook_gateway {\n max_unverified_per_client lots\n}",
 		"zero client share":    "webhook_gateway {\n max_unverified_per_client 0\n}",
+		"size beyond int64":    "webhook_gateway {\n max_body 9EiB\n}",
 		"bad unverified time":  "webhook_gateway {\n unverified_timeout soon\n}",
 		"zero unverified time": "webhook_gateway {\n unverified_timeout 0s\n}",
 		"bad duration":         "webhook_gateway {\n retention forever\n}",

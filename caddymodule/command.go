@@ -86,8 +86,9 @@ address is --address, else the admin address of the config given with
   caddy webhooks counts
   caddy webhooks purge --status dead [--to 2026-01-01T00:00:00Z] | --all
 
-When several stores are loaded, name one with --store (a badger store is
-named by its directory).
+When several stores are loaded, name one with --store (a badger store's
+name is its directory, a postgres store's its database as
+postgres://user@host:port/db, then #schema when one is set).
 `
 
 // webhooksCommand returns the `webhooks` command with all its
@@ -122,7 +123,7 @@ func addAdminFlags(cmd *cobra.Command) {
 	cmd.Flags().String("address", "", "The admin API address (default: from --config, else localhost:2019)")
 	cmd.Flags().StringP("config", "c", "", "Config file to read the admin address from")
 	cmd.Flags().StringP("adapter", "a", "", "Name of the config adapter of --config")
-	cmd.Flags().String("store", "", "Store name (a badger store's directory), when several are loaded")
+	cmd.Flags().String("store", "", "Store name (a badger store's directory, a postgres store's database), when several are loaded")
 }
 
 // addFilterFlags adds the event filter flags shared by list, replay and
@@ -149,7 +150,7 @@ func listCommand() *cobra.Command {
 					q.Set(name, v)
 				}
 			}
-			var out ListResponse
+			var out ops.ListResponse
 			raw, err := adminCall(cmd, http.MethodGet, "/webhooks/events", q, nil, &out)
 			if err != nil {
 				return err
@@ -210,13 +211,13 @@ source to be served by an async route (deliver async, with upstreams).
 			fr.Limit, _ = cmd.Flags().GetInt("limit")
 			switch {
 			case len(args) == 2:
-				if *fr != (FilterRequest{}) || req.All {
+				if *fr != (ops.FilterRequest{}) || req.All {
 					return errors.New("give either <source> <id> or filter flags, not both")
 				}
 				req.Source, req.ID = args[0], args[1]
 			case len(args) == 1:
 				return errors.New("replay by id needs both <source> and <id>")
-			case *fr == (FilterRequest{}) && !req.All:
+			case *fr == (ops.FilterRequest{}) && !req.All:
 				return errors.New("nothing to replay: give <source> <id>, filter flags (e.g. --status dead), or --all")
 			default:
 				req.Filter = fr
@@ -245,7 +246,7 @@ func countsCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SilenceUsage = true
-			var out CountsResponse
+			var out ops.CountsResponse
 			if _, err := adminCall(cmd, http.MethodGet, "/webhooks/counts", nil, nil, &out); err != nil {
 				return err
 			}
@@ -271,7 +272,7 @@ func purgeCommand() *cobra.Command {
 				return errors.New("refusing to purge every event: give filter flags (e.g. --status dead), or --all")
 			}
 			cmd.SilenceUsage = true
-			var out PurgeResponse
+			var out ops.PurgeResponse
 			if _, err := adminCall(cmd, http.MethodPost, "/webhooks/purge", nil, req, &out); err != nil {
 				return err
 			}
@@ -286,9 +287,9 @@ func purgeCommand() *cobra.Command {
 	return cmd
 }
 
-func filterRequest(cmd *cobra.Command) *FilterRequest {
+func filterRequest(cmd *cobra.Command) *ops.FilterRequest {
 	get := func(name string) string { v, _ := cmd.Flags().GetString(name); return v }
-	return &FilterRequest{
+	return &ops.FilterRequest{
 		Source:   get("source"),
 		Provider: get("provider"),
 		Type:     get("type"),
@@ -355,7 +356,7 @@ func adminCall(cmd *cobra.Command, method, path string, q url.Values, body any, 
 	return raw, nil
 }
 
-func printEvents(w io.Writer, out ListResponse) error {
+func printEvents(w io.Writer, out ops.ListResponse) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RECEIVED\tSOURCE\tID\tTYPE\tSTATUS\tATTEMPTS\tLAST")
 	for _, e := range out.Events {
@@ -376,7 +377,7 @@ func printEvents(w io.Writer, out ListResponse) error {
 
 // lastOutcome is a short text of the latest attempt for the table; the
 // full error is in `show`.
-func lastOutcome(e EventSummary) string {
+func lastOutcome(e ops.EventSummary) string {
 	if e.Attempts == 0 {
 		return "-"
 	}
@@ -394,7 +395,7 @@ func lastOutcome(e EventSummary) string {
 	return s
 }
 
-func printCounts(w io.Writer, out CountsResponse) error {
+func printCounts(w io.Writer, out ops.CountsResponse) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	// Life-cycle order reads better than alphabetical; unknown statuses
 	// (from a newer store) follow, sorted.

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/webhookgw/caddy-webhook-gateway/delivery"
+	"github.com/webhookgw/caddy-webhook-gateway/ops"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
@@ -110,7 +111,7 @@ func TestCLIReplay(t *testing.T) {
 	if err != nil {
 		t.Fatalf("replay by filter: %v\n%s", err, out)
 	}
-	var bulk BulkReplayResponse
+	var bulk ops.BulkReplayResponse
 	if err := json.Unmarshal([]byte(out), &bulk); err != nil || bulk.Delivered != 2 || len(f.backend.received()) != 2 {
 		t.Fatalf("bulk replay output: %v\n%s", err, out)
 	}

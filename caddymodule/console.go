@@ -106,5 +106,5 @@ func (h *ConsoleHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // liveTargets shows the console the stores of the loaded config.
 type liveTargets struct{ reg *registry }
 
-func (l liveTargets) Names() []string                        { return l.reg.dirs() }
+func (l liveTargets) Names() []string                        { return l.reg.names() }
 func (l liveTargets) Target(name string) (ops.Target, error) { return l.reg.target(name) }

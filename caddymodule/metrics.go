@@ -1,17 +1,15 @@
 package caddymodule
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/webhookgw/caddy-webhook-gateway/delivery"
 	"github.com/webhookgw/caddy-webhook-gateway/handlers"
+	"github.com/webhookgw/caddy-webhook-gateway/internal/countcache"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
@@ -126,24 +124,10 @@ func (m *gatewayMetrics) Failed(source string, _ int, latency time.Duration) {
 	m.duration.WithLabelValues(source).Observe(latency.Seconds())
 }
 
-// Dead implements delivery.Observer. The reason text carries numbers from
-// the config ("attempts exhausted (20)"); it is folded into a few fixed
-// values so the label set stays small.
-func (m *gatewayMetrics) Dead(source, reason string) {
-	m.dead.WithLabelValues(source, deadReason(reason)).Inc()
-}
-
-func deadReason(reason string) string {
-	switch {
-	case strings.Contains(reason, "410"):
-		return "gone"
-	case strings.Contains(reason, "attempts"):
-		return "attempts_exhausted"
-	case strings.Contains(reason, "max age"):
-		return "max_age"
-	default:
-		return "other"
-	}
+// Dead implements delivery.Observer. The reason is one of a fixed set, so
+// the label set stays small.
+func (m *gatewayMetrics) Dead(source string, reason store.DeadReason) {
+	m.dead.WithLabelValues(source, string(reason)).Inc()
 }
 
 // sumCounts adds up the cached counts of the given statuses over all live
@@ -151,7 +135,9 @@ func deadReason(reason string) string {
 func sumCounts(reg *registry, statuses ...store.Status) int {
 	total := 0
 	for _, ls := range reg.liveStores() {
-		counts := ls.counts.get()
+		// Nothing counted yet: wait a little for the first count rather
+		// than report an empty queue that is not.
+		counts, _ := ls.counts.Peek(firstCountsDeadline)
 		for _, s := range statuses {
 			total += counts[s]
 		}
@@ -159,64 +145,8 @@ func sumCounts(reg *registry, statuses ...store.Status) int {
 	return total
 }
 
-// countsCache serves a store's status counts to scrapes. Counting scans the
-// whole listing index (about a second per million events), too slow for
-// every scrape of a big store: a value is reused for countsTTL, and a stale
-// one is returned at once while a single background refresh runs, so a
-// scrape never waits for a scan except the very first.
-type countsCache struct {
-	db    store.Store
-	ttl   time.Duration
-	mu    sync.Mutex
-	value map[store.Status]int
-	at    time.Time
-	busy  bool
-	first chan struct{} // closed once a first count finished (or failed)
-}
-
-func newCountsCache(db store.Store) *countsCache {
-	return &countsCache{db: db, ttl: countsTTL, first: make(chan struct{})}
-}
-
-func (c *countsCache) get() map[store.Status]int {
-	c.mu.Lock()
-	stale := time.Since(c.at) >= c.ttl
-	start := stale && !c.busy
-	if start {
-		c.busy = true
-	}
-	value, first := c.value, c.first
-	c.mu.Unlock()
-	if start {
-		go c.refresh()
-	}
-	if value == nil {
-		// Nothing counted yet: wait a little for the first count rather
-		// than report an empty queue that is not.
-		select {
-		case <-first:
-		case <-time.After(firstCountsDeadline):
-		}
-		c.mu.Lock()
-		value = c.value
-		c.mu.Unlock()
-	}
-	return value
-}
-
-func (c *countsCache) refresh() {
-	ctx, cancel := context.WithTimeout(context.Background(), countsTimeout)
-	defer cancel()
-	counts, err := c.db.Counts(ctx)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.busy = false
-	if err == nil {
-		c.value, c.at = counts, time.Now()
-	}
-	select {
-	case <-c.first:
-	default:
-		close(c.first)
-	}
+// newCountsCache returns the cache a live store's gauges read: a scrape
+// never waits for a count except the very first (countcache.Cache.Peek).
+func newCountsCache(db store.Store) *countcache.Cache[map[store.Status]int] {
+	return countcache.New(countsTTL, countsTimeout, db.Counts)
 }

@@ -104,9 +104,9 @@ func TestMetricsObservers(t *testing.T) {
 	m.Delivered("/usaepay", 204, 40*time.Millisecond)
 	m.Failed("/usaepay", 503, time.Second)
 	m.Failed("/usaepay", 0, 5*time.Second)
-	m.Dead("/usaepay", "attempts exhausted (20)")
-	m.Dead("/usaepay", "backend answered 410 Gone")
-	m.Dead("/usaepay", "max age 72h0m0s reached")
+	m.Dead("/usaepay", store.DeadAttemptsExhausted)
+	m.Dead("/usaepay", store.DeadGone)
+	m.Dead("/usaepay", store.DeadMaxAge)
 
 	fams := gathered(t, reg)
 	for _, c := range []struct {
@@ -195,9 +195,7 @@ func TestMetricsStoreGaugesAreCached(t *testing.T) {
 		t.Fatalf("dead = %v within the TTL, want the cached 1", d)
 	}
 	// Once stale, a scrape answers at once and refreshes in the background.
-	r.liveStores()[0].counts.mu.Lock()
-	r.liveStores()[0].counts.at = time.Time{}
-	r.liveStores()[0].counts.mu.Unlock()
+	r.liveStores()[0].counts.Expire()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if _, d := gauges(); d == 2 {

@@ -210,7 +210,6 @@ type Handler struct {
 
 	gw        *handlers.Gateway
 	db        store.Store
-	dbKey     string // the store's key in the pool
 	storeName string // the store's name in the admin API
 	engine    *delivery.Engine
 	config    *loadedConfig // the config this handler is part of
@@ -249,41 +248,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	var leave func()
 	h.config, leave = joinConfig(ctx)
 	h.cleanup = append(h.cleanup, leave)
-	if h.Provider == "" {
-		h.Provider = normalize.Auto
-	}
 	explicitWindow := h.DedupWindow != nil
-	if h.Retention <= 0 {
-		h.Retention = caddy.Duration(defaultRetention)
-	}
-	if h.DedupWindow == nil {
-		d := caddy.Duration(defaultDedupWindow)
-		h.DedupWindow = &d
-	}
-	if h.MaxEventAge == nil {
-		age := time.Duration(h.Retention) - eventAgeMargin
-		if time.Duration(h.Retention) <= 2*eventAgeMargin {
-			age = time.Duration(h.Retention) / 2
-		}
-		d := caddy.Duration(age)
-		h.MaxEventAge = &d
-	}
-	if h.Deliver == "" {
-		h.Deliver = string(handlers.Sync)
-		if len(h.Upstreams) > 0 {
-			h.Deliver = string(handlers.Async)
-		}
-	}
+	h.setDefaults()
 	if err := h.Validate(); err != nil {
 		return err
 	}
-
-	loc := time.UTC
-	if h.TimeZone != "" {
-		var err error
-		if loc, err = time.LoadLocation(h.TimeZone); err != nil {
-			return fmt.Errorf("webhook_gateway: time_zone %q: %w", h.TimeZone, err)
-		}
+	loc, err := h.location()
+	if err != nil {
+		return err
 	}
 
 	claim, err := h.newSourceClaim()
@@ -308,20 +280,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("webhook_gateway: %w", err)
 	}
 
-	storeField := "store"
-	if h.StoreRaw == nil {
-		storeField = "store_dir"
+	if err := h.provisionStore(ctx); err != nil {
+		return err
 	}
-	engine, module, err := h.loadStore(ctx)
-	if err != nil {
-		return fmt.Errorf("webhook_gateway: %s: %w", storeField, err)
-	}
-	db, key, err := openStore(module, engine, h.logger)
-	if err != nil {
-		return fmt.Errorf("webhook_gateway: %s: %w", storeField, err)
-	}
-	h.db, h.dbKey, h.storeName = db, key, engine.StoreName()
-	h.cleanup = append(h.cleanup, func() { releaseStore(key, h.logger) })
 
 	h.gw = &handlers.Gateway{
 		Normalize: normalize.Options{
@@ -342,7 +303,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		ForwardTimeout:  time.Duration(h.Timeout),
 		Mode:            handlers.Mode(h.Deliver),
 		Retention:       time.Duration(h.Retention),
-		Store:           db,
+		Store:           h.db,
 		Headers:         headers,
 		Logger:          h.logger,
 
@@ -373,6 +334,69 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	h.register()
+	return nil
+}
+
+// setDefaults fills in the settings left out of the config; some defaults
+// depend on other settings (max_event_age on retention, deliver on
+// upstreams).
+func (h *Handler) setDefaults() {
+	if h.Provider == "" {
+		h.Provider = normalize.Auto
+	}
+	if h.Retention <= 0 {
+		h.Retention = caddy.Duration(defaultRetention)
+	}
+	if h.DedupWindow == nil {
+		d := caddy.Duration(defaultDedupWindow)
+		h.DedupWindow = &d
+	}
+	if h.MaxEventAge == nil {
+		age := time.Duration(h.Retention) - eventAgeMargin
+		if time.Duration(h.Retention) <= 2*eventAgeMargin {
+			age = time.Duration(h.Retention) / 2
+		}
+		d := caddy.Duration(age)
+		h.MaxEventAge = &d
+	}
+	if h.Deliver == "" {
+		h.Deliver = string(handlers.Sync)
+		if len(h.Upstreams) > 0 {
+			h.Deliver = string(handlers.Async)
+		}
+	}
+}
+
+// location is the zone in which zone-less provider times are read.
+func (h *Handler) location() (*time.Location, error) {
+	if h.TimeZone == "" {
+		return time.UTC, nil
+	}
+	loc, err := time.LoadLocation(h.TimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("webhook_gateway: time_zone %q: %w", h.TimeZone, err)
+	}
+	return loc, nil
+}
+
+// provisionStore opens the route's store, or shares the one already open
+// under its name, and releases it at Cleanup. Errors name the setting the
+// store came from.
+func (h *Handler) provisionStore(ctx caddy.Context) error {
+	storeField := "store"
+	if h.StoreRaw == nil {
+		storeField = "store_dir"
+	}
+	engine, module, err := h.loadStore(ctx)
+	if err != nil {
+		return fmt.Errorf("webhook_gateway: %s: %w", storeField, err)
+	}
+	db, key, err := openStore(module, engine, h.logger)
+	if err != nil {
+		return fmt.Errorf("webhook_gateway: %s: %w", storeField, err)
+	}
+	h.db, h.storeName = db, engine.StoreName()
+	h.cleanup = append(h.cleanup, func() { releaseStore(key, h.logger) })
 	return nil
 }
 
@@ -420,7 +444,7 @@ func (h *Handler) startEngine(headers *delivery.HeaderBuilder) error {
 		return err
 	}
 	h.engine = engine
-	h.gw.Notifier = engine
+	h.gw.Waker = engine
 	// A store shared between processes also wakes the engine for events
 	// other gateways stored (an empty source: wake to catch up).
 	if n, ok := h.db.(store.Notifier); ok {

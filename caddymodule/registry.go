@@ -11,6 +11,7 @@ import (
 
 	"github.com/webhookgw/caddy-webhook-gateway/delivery"
 	"github.com/webhookgw/caddy-webhook-gateway/handlers"
+	"github.com/webhookgw/caddy-webhook-gateway/internal/countcache"
 	"github.com/webhookgw/caddy-webhook-gateway/ops"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
@@ -22,7 +23,7 @@ import (
 // that Handlers join at Provision and leave at Cleanup.
 var live = newRegistry()
 
-// registry tracks live stores by directory and live routes by source.
+// registry tracks live stores by name and live routes by source.
 // During a reload the old and the new config are both registered for a
 // moment: stores are reference-counted (the pool hands both configs the
 // same store.Store), and a source may have several routes, the newest last.
@@ -37,12 +38,12 @@ type registry struct {
 type liveStore struct {
 	db     store.Store
 	refs   int
-	counts *countsCache
+	counts *countcache.Cache[map[store.Status]int]
 }
 
 // liveRoute is one Handler's claim on a source.
 type liveRoute struct {
-	dir    string
+	store  string // the name of the store it writes to
 	mode   handlers.Mode
 	engine *delivery.Engine // nil for a sync route
 }
@@ -53,26 +54,26 @@ func newRegistry() *registry {
 
 // add registers a Handler's store and, for each of its sources, its route;
 // the returned function undoes exactly this registration.
-func (r *registry) add(dir string, db store.Store, sources []string, mode handlers.Mode, engine *delivery.Engine) func() {
+func (r *registry) add(name string, db store.Store, sources []string, mode handlers.Mode, engine *delivery.Engine) func() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ls := r.stores[dir]
+	ls := r.stores[name]
 	if ls == nil {
 		ls = &liveStore{db: db, counts: newCountsCache(db)}
-		r.stores[dir] = ls
+		r.stores[name] = ls
 	}
 	ls.refs++
-	route := &liveRoute{dir: dir, mode: mode, engine: engine}
+	route := &liveRoute{store: name, mode: mode, engine: engine}
 	for _, s := range sources {
 		r.routes[s] = append(r.routes[s], route)
 	}
 	var once sync.Once
 	return func() {
-		once.Do(func() { r.remove(dir, sources, route) })
+		once.Do(func() { r.remove(name, sources, route) })
 	}
 }
 
-func (r *registry) remove(dir string, sources []string, route *liveRoute) {
+func (r *registry) remove(name string, sources []string, route *liveRoute) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, s := range sources {
@@ -83,9 +84,9 @@ func (r *registry) remove(dir string, sources []string, route *liveRoute) {
 			r.routes[s] = rs
 		}
 	}
-	if ls := r.stores[dir]; ls != nil {
+	if ls := r.stores[name]; ls != nil {
 		if ls.refs--; ls.refs <= 0 {
-			delete(r.stores, dir)
+			delete(r.stores, name)
 		}
 	}
 }
@@ -99,44 +100,44 @@ var (
 	errSyncRoute      = errors.New("replay needs an async route with upstreams")
 )
 
-// store returns the live store named dir, or the only live store when dir
-// is empty. A name no store has is tried as a relative Badger directory,
+// store returns the live store named name, or the only live store when
+// name is empty. A name no store has is tried as a relative Badger directory,
 // resolved like store_dir is, against Caddy's working directory.
-func (r *registry) store(dir string) (string, *liveStore, error) {
+func (r *registry) store(name string) (string, *liveStore, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if dir == "" {
+	if name == "" {
 		switch len(r.stores) {
 		case 0:
 			return "", nil, errNoStore
 		case 1:
-			for d, ls := range r.stores {
-				return d, ls, nil
+			for n, ls := range r.stores {
+				return n, ls, nil
 			}
 		}
-		return "", nil, fmt.Errorf("%w (%s): choose one with store=<dir>", errAmbiguousStore, strings.Join(r.dirsLocked(), ", "))
+		return "", nil, fmt.Errorf("%w (%s): choose one with store=<name>", errAmbiguousStore, strings.Join(r.namesLocked(), ", "))
 	}
-	if ls := r.stores[dir]; ls != nil {
-		return dir, ls, nil
+	if ls := r.stores[name]; ls != nil {
+		return name, ls, nil
 	}
-	abs, err := filepath.Abs(dir)
+	abs, err := filepath.Abs(name)
 	if err != nil {
-		return "", nil, fmt.Errorf("store %q: %w", dir, err)
+		return "", nil, fmt.Errorf("store %q: %w", name, err)
 	}
 	ls := r.stores[abs]
 	if ls == nil {
 		if len(r.stores) == 0 {
 			return "", nil, errNoStore
 		}
-		return "", nil, fmt.Errorf("%w %q; loaded stores: %s", errUnknownStore, dir, strings.Join(r.dirsLocked(), ", "))
+		return "", nil, fmt.Errorf("%w %q; loaded stores: %s", errUnknownStore, name, strings.Join(r.namesLocked(), ", "))
 	}
 	return abs, ls, nil
 }
 
-// target is the live store in dir (the only one when dir is empty) as the
+// target is the live store named name (the only one when name is empty) as the
 // operations of package ops see it.
-func (r *registry) target(dir string) (ops.Target, error) {
-	d, ls, err := r.store(dir)
+func (r *registry) target(name string) (ops.Target, error) {
+	n, ls, err := r.store(name)
 	switch {
 	case errors.Is(err, errNoStore):
 		return ops.Target{}, ops.Mark(ops.ErrNotFound, fmt.Errorf("%w: no webhook_gateway handler in the running config", err))
@@ -144,11 +145,11 @@ func (r *registry) target(dir string) (ops.Target, error) {
 		return ops.Target{}, ops.Mark(ops.ErrInvalid, err)
 	}
 	return ops.Target{
-		Name:    d,
+		Name:    n,
 		Store:   ls.db,
-		Sources: r.sources(d),
+		Sources: r.sources(n),
 		Replayer: func(source string) (ops.Replayer, error) {
-			e, err := r.engine(d, source)
+			e, err := r.engine(n, source)
 			if err != nil {
 				return nil, err // not a nil *Engine in a non-nil interface
 			}
@@ -157,13 +158,14 @@ func (r *registry) target(dir string) (ops.Target, error) {
 	}, nil
 }
 
-// sources lists the sources of the live routes on the store in dir, sorted.
-func (r *registry) sources(dir string) []string {
+// sources lists the sources of the live routes on the store named name,
+// sorted.
+func (r *registry) sources(name string) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []string
 	for s, rs := range r.routes {
-		if slices.ContainsFunc(rs, func(x *liveRoute) bool { return x.dir == dir }) {
+		if slices.ContainsFunc(rs, func(x *liveRoute) bool { return x.store == name }) {
 			out = append(out, s)
 		}
 	}
@@ -171,17 +173,17 @@ func (r *registry) sources(dir string) []string {
 	return out
 }
 
-// dirs lists the live store directories, sorted.
-func (r *registry) dirs() []string {
+// names lists the names of the live stores, sorted.
+func (r *registry) names() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.dirsLocked()
+	return r.namesLocked()
 }
 
-func (r *registry) dirsLocked() []string {
+func (r *registry) namesLocked() []string {
 	out := make([]string, 0, len(r.stores))
-	for d := range r.stores {
-		out = append(out, d)
+	for n := range r.stores {
+		out = append(out, n)
 	}
 	sort.Strings(out)
 	return out
@@ -209,16 +211,17 @@ func (r *registry) liveStores() []*liveStore {
 	return out
 }
 
-// engine returns the engine that replays events of source stored in dir:
+// engine returns the engine that replays events of source stored in the
+// store named name:
 // the newest async route's, so after a reload replays use the new config's
 // upstreams and signing secret even while the old config drains.
-func (r *registry) engine(dir, source string) (*delivery.Engine, error) {
+func (r *registry) engine(name, source string) (*delivery.Engine, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rs := r.routes[source]
 	sync := false
 	for i := len(rs) - 1; i >= 0; i-- {
-		if rs[i].dir != dir {
+		if rs[i].store != name {
 			continue
 		}
 		if rs[i].engine != nil {

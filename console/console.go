@@ -69,7 +69,7 @@ var _ http.Handler = (*Console)(nil)
 type Console struct {
 	stores  Stores
 	refresh time.Duration
-	counts  *countsCache
+	counts  *overviewCounts
 	logger  *zap.Logger
 	pages   map[string]*template.Template
 	assets  http.Handler
@@ -110,7 +110,7 @@ func New(cfg Config) (*Console, error) {
 	return &Console{
 		stores:  cfg.Stores,
 		refresh: cfg.Refresh,
-		counts:  newCountsCache(cfg.Refresh),
+		counts:  newOverviewCounts(cfg.Refresh),
 		logger:  cfg.Logger,
 		pages:   pages,
 		assets:  http.FileServerFS(assets),

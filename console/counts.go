@@ -5,7 +5,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/webhookgw/caddy-webhook-gateway/internal/countcache"
 	"github.com/webhookgw/caddy-webhook-gateway/ops"
+	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
 // counted is one store's counts as the overview shows them.
@@ -17,49 +19,46 @@ type counted struct {
 	at       time.Time
 }
 
-// countsCache shares the overview's counts among the open pages. Counting
-// scans the store (about a second per million events for the statuses): N
-// tabs each refreshing every few seconds must not become N scans, and on a
-// store so big that a count takes longer than the refresh period, counts
-// are reused for four times as long as they took, so the console never
-// keeps a core busy counting. Loading the page counts afresh: that is an
-// operator asking, not a timer.
-type countsCache struct {
+// overviewCounts shares the overview's counts among the open pages, one
+// countcache.Cache per store: N tabs each refreshing every few seconds must
+// not become N scans. A count is reused for a little less than the refresh
+// period, so each refresh of one page sees a new count; loading the page
+// counts afresh.
+type overviewCounts struct {
 	refresh time.Duration
 	mu      sync.Mutex
-	stores  map[string]*countsEntry
+	stores  map[string]*storeCounts
 }
 
-type countsEntry struct {
-	mu   sync.Mutex // held while counting, so concurrent pages wait for one count
-	last *counted
-	took time.Duration
+// storeCounts is the cache of the store loaded under one name; a reload that
+// opens another store under the name gets a new one.
+type storeCounts struct {
+	db    store.Store
+	cache *countcache.Cache[*counted]
 }
 
-func newCountsCache(refresh time.Duration) *countsCache {
-	return &countsCache{refresh: refresh, stores: map[string]*countsEntry{}}
+func newOverviewCounts(refresh time.Duration) *overviewCounts {
+	return &overviewCounts{refresh: refresh, stores: map[string]*storeCounts{}}
 }
 
 // get returns the store's counts, reused unless fresh is set or they are
 // older than the period.
-func (c *countsCache) get(ctx context.Context, t ops.Target, fresh bool) (*counted, error) {
+func (c *overviewCounts) get(ctx context.Context, t ops.Target, fresh bool) (*counted, error) {
 	c.mu.Lock()
 	e := c.stores[t.Name]
-	if e == nil {
-		e = &countsEntry{}
+	if e == nil || e.db != t.Store {
+		e = &storeCounts{db: t.Store, cache: countcache.New(c.refresh*9/10, 0, func(ctx context.Context) (*counted, error) {
+			return count(ctx, t)
+		})}
 		c.stores[t.Name] = e
 	}
 	c.mu.Unlock()
+	return e.cache.Get(ctx, fresh)
+}
 
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	// Fresh for a little less than the period, so each refresh of one page
-	// sees a new count.
-	ttl := max(c.refresh*9/10, 4*e.took)
-	if !fresh && e.last != nil && time.Since(e.last.at) < ttl {
-		return e.last, nil
-	}
-	start := time.Now()
+// count counts a store for the overview: per status, and per source over
+// the newest sourceScan events.
+func count(ctx context.Context, t ops.Target) (*counted, error) {
 	counts, err := ops.Counts(ctx, t)
 	if err != nil {
 		return nil, err
@@ -68,7 +67,5 @@ func (c *countsCache) get(ctx context.Context, t ops.Target, fresh bool) (*count
 	if err != nil {
 		return nil, err
 	}
-	e.took = time.Since(start)
-	e.last = &counted{counts: counts, bySource: rows, scanned: scanned, complete: complete, at: time.Now()}
-	return e.last, nil
+	return &counted{counts: counts, bySource: rows, scanned: scanned, complete: complete, at: time.Now()}, nil
 }

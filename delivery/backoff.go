@@ -87,9 +87,9 @@ type Outcome struct {
 	RetryAfter time.Duration
 }
 
-// Decision is the state an event moves to after an attempt, as the store
-// records it, with the words for the log.
-type Decision struct {
+// Verdict is the policy's answer to an attempt: the store.Decision the
+// store records (the state the event moves to), with the words for the log.
+type Verdict struct {
 	store.Decision
 	// Detail explains a dead decision for logs and the operator, with the
 	// numbers of the policy ("attempts exhausted (20)").
@@ -104,22 +104,22 @@ type Decision struct {
 //   - anything else (other statuses, network errors): retry after the larger
 //     of the jittered backoff and Retry-After (capped at MaxRetryAfter),
 //     unless that was the last attempt or the retry would fall after MaxAge.
-func (b Backoff) Decide(o Outcome, attempts int, receivedAt, now time.Time) Decision {
+func (b Backoff) Decide(o Outcome, attempts int, receivedAt, now time.Time) Verdict {
 	b = b.withDefaults()
 	switch {
 	case o.Status >= 200 && o.Status <= 299:
-		return Decision{Decision: store.Delivered()}
+		return Verdict{Decision: store.Delivered()}
 	case o.Status == http.StatusGone:
-		return Decision{store.Dead(store.DeadGone), "backend answered 410 Gone"}
+		return Verdict{store.Dead(store.DeadGone), "backend answered 410 Gone"}
 	case attempts >= b.MaxAttempts:
-		return Decision{store.Dead(store.DeadAttemptsExhausted), "attempts exhausted (" + strconv.Itoa(attempts) + ")"}
+		return Verdict{store.Dead(store.DeadAttemptsExhausted), "attempts exhausted (" + strconv.Itoa(attempts) + ")"}
 	}
 	delay := max(b.Delay(attempts), min(o.RetryAfter, b.MaxRetryAfter))
 	next := now.Add(delay)
 	if next.After(receivedAt.Add(b.MaxAge)) {
-		return Decision{store.Dead(store.DeadMaxAge), "max age " + b.MaxAge.String() + " reached"}
+		return Verdict{store.Dead(store.DeadMaxAge), "max age " + b.MaxAge.String() + " reached"}
 	}
-	return Decision{Decision: store.RetryAt(next)}
+	return Verdict{Decision: store.RetryAt(next)}
 }
 
 // ParseRetryAfter reads a Retry-After header: delay-seconds or an HTTP

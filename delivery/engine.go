@@ -54,7 +54,7 @@ type Observer interface {
 	// response arrived (connection refused, timeout).
 	Failed(source string, status int, latency time.Duration)
 	// Dead: an event was given up on; reason says why.
-	Dead(source string, reason string)
+	Dead(source string, reason store.DeadReason)
 }
 
 // Config configures an Engine.
@@ -396,7 +396,7 @@ func (e *Engine) deliver(rec *store.Record) {
 	case store.StatusDead:
 		log.Warn("event dead: no further attempts", append(fields, zap.String("reason", dec.Detail))...)
 		if e.cfg.Observer != nil {
-			e.cfg.Observer.Dead(rec.Source, dec.Detail)
+			e.cfg.Observer.Dead(rec.Source, dec.Reason)
 		}
 	default:
 		log.Info("delivery attempt failed; retry scheduled", append(fields, zap.Time("next_attempt_at", dec.NextAttemptAt))...)

@@ -179,14 +179,18 @@ func waitStatus(t *testing.T, st store.Store, id string, want store.Status) *sto
 	}
 }
 
-// observer counts outcomes.
+// observer counts outcomes and keeps the last dead reason.
 type observer struct {
 	delivered, failed, dead atomic.Int64
+	deadReason              atomic.Value // store.DeadReason
 }
 
 func (o *observer) Delivered(string, int, time.Duration) { o.delivered.Add(1) }
 func (o *observer) Failed(string, int, time.Duration)    { o.failed.Add(1) }
-func (o *observer) Dead(string, string)                  { o.dead.Add(1) }
+func (o *observer) Dead(_ string, reason store.DeadReason) {
+	o.deadReason.Store(reason)
+	o.dead.Add(1)
+}
 
 func TestHappyPath(t *testing.T) {
 	st := openStore(t)
@@ -326,6 +330,9 @@ func TestGoneIsDead(t *testing.T) {
 	}
 	if obs.dead.Load() != 1 {
 		t.Errorf("observer saw %d dead events", obs.dead.Load())
+	}
+	if r := obs.deadReason.Load(); r != store.DeadGone {
+		t.Errorf("observer saw dead reason %v, want %q", r, store.DeadGone)
 	}
 }
 

@@ -65,8 +65,9 @@ type Observer interface {
 	Received(provider, outcome string)
 }
 
-// Notifier is told when new events are stored for asynchronous delivery.
-type Notifier interface {
+// Waker is told when new events are stored for asynchronous delivery, so
+// the delivery workers wake at once instead of at their next poll.
+type Waker interface {
 	Notify()
 }
 
@@ -79,8 +80,10 @@ type Gateway struct {
 	// Normalize holds the route's provider, source, type prefix and zone;
 	// ReceivedAt is set per request.
 	Normalize normalize.Options
-	// Verifiers must all pass; none means the route is open (the
-	// subscription platform relies on a secret path or an IP allowlist).
+	// Verifiers must all pass. A route meant to accept unauthenticated
+	// requests says so with verify.None: the Caddy module refuses a route
+	// without auth, so an empty list (which also accepts every request)
+	// only comes from Go code building a Gateway itself.
 	Verifiers []verify.Verifier
 	// SecretHeaders are removed from the stored request headers, and from
 	// the request once the gateway has answered.
@@ -136,8 +139,8 @@ type Gateway struct {
 	// Headers builds the delivery headers in sync mode, the same way the
 	// async workers do.
 	Headers *delivery.HeaderBuilder
-	// Notifier wakes the async workers; may be nil.
-	Notifier Notifier
+	// Waker wakes the async workers; may be nil.
+	Waker Waker
 	// Observer counts requests; may be nil.
 	Observer Observer
 	// Logger must not be nil.
@@ -317,8 +320,8 @@ func (g *Gateway) serveAsync(w http.ResponseWriter, ctx context.Context, provide
 			answers[i].Status = statusDuplicate
 		}
 	}
-	if inserted > 0 && g.Notifier != nil {
-		g.Notifier.Notify()
+	if inserted > 0 && g.Waker != nil {
+		g.Waker.Notify()
 	}
 	if inserted == 0 {
 		g.observe(provider, OutcomeDuplicate)

@@ -313,7 +313,7 @@ func TestSyncLoyaltyBatchOneRequestPerItem(t *testing.T) {
 func TestAsyncStoresDurablyAndNotifies(t *testing.T) {
 	g, obs := newGateway(t, Async, normalize.USAePay)
 	n := &notifier{}
-	g.Notifier = n
+	g.Waker = n
 	body := testdata(t, "usaepay", "transaction.sale.success")
 	never := func(http.ResponseWriter, *http.Request) error {
 		t.Fatal("async mode called the next handler")

@@ -212,27 +212,32 @@ func applyProviderOptions(cfg *sim.Config, opts []providerOption) error {
 	return nil
 }
 
+// emitOptions are the flags of `emit`.
+type emitOptions struct {
+	cfg          sim.Config
+	targets      []string
+	providers    []string
+	paths        map[string]string
+	sources      map[string]string
+	prefixes     map[string]string
+	weights      map[string]string
+	types        []string
+	tz           string
+	dedupWindow  time.Duration
+	sinkListen   string
+	sinkURL      string
+	waitFor      time.Duration
+	settle       time.Duration
+	asJSON       bool
+	check        bool
+	buildSink    func() (sink.Config, error)
+	providerOpts []providerOption
+}
+
 // EmitCommand is `emit`: simulate the providers against a gateway and print
 // a report. Mount it under the caddy CLI as `caddy webhooks emit`.
 func EmitCommand() *cobra.Command {
-	var (
-		cfg         sim.Config
-		targets     []string
-		providers   []string
-		paths       map[string]string
-		sources     map[string]string
-		prefixes    map[string]string
-		weights     map[string]string
-		types       []string
-		tz          string
-		dedupWindow time.Duration
-		sinkListen  string
-		sinkURL     string
-		waitFor     time.Duration
-		settle      time.Duration
-		asJSON      bool
-		check       bool
-	)
+	var o emitOptions
 	cmd := &cobra.Command{
 		Use:   "emit",
 		Short: "Simulate the webhook providers against a gateway",
@@ -253,158 +258,164 @@ reported.`,
 		Args: cobra.NoArgs,
 	}
 	fs := cmd.Flags()
-	fs.StringSliceVar(&targets, "target", []string{"http://127.0.0.1:8080"}, "gateway base URL; several (repeated or comma-separated) are sent to in turn, round robin")
-	fs.StringSliceVar(&providers, "providers", sim.Providers(), "providers to simulate")
-	fs.StringToStringVar(&paths, "path", nil, "route path per provider, e.g. usaepay=/hooks/usaepay (default /<provider>)")
-	fs.StringToStringVar(&sources, "source", nil, "canonical source per provider, if the route sets one (default /<provider>; /auto on a route without a provider line)")
-	fs.StringToStringVar(&prefixes, "type-prefix", nil, "type prefix per provider, if the route sets one")
-	fs.StringToStringVar(&weights, "weight", nil, "relative share of events per provider (default 1 each)")
-	fs.StringArrayVar(&types, "type", nil, "restrict a provider to an event type, provider=type; repeatable")
-	fs.Float64Var(&cfg.Rate, "rate", 0, "logical events per second across providers (0: unlimited)")
-	fs.IntVar(&cfg.Count, "count", 0, "number of logical events (default 100 when --duration is not set)")
-	fs.DurationVar(&cfg.Duration, "duration", 0, "generate events for this long")
-	fs.IntVar(&cfg.Concurrency, "concurrency", 8, "parallel senders per provider")
-	fs.Float64Var(&cfg.DuplicateShare, "duplicates", 0.05, "share of events re-sent at once with the exact same body (0-1)")
-	fs.Float64Var(&cfg.RedeliveryShare, "redeliveries", 0.05, "share of events re-sent re-encoded a little later (0-1)")
-	fs.DurationVar(&cfg.RedeliveryDelay, "redelivery-delay", 200*time.Millisecond, "maximum delay of a redelivery")
-	fs.Float64Var(&cfg.RepeatShare, "repeats", 0, "share of loyalty "+strings.Join(sim.RepeatTypes, "/")+" events sent again byte for byte after --repeat-after, as a real second update (0-1)")
-	fs.DurationVar(&cfg.RepeatAfter, "repeat-after", 0, "delay of a repeat; must exceed --dedup-window (default: the window plus a fifth)")
-	fs.DurationVar(&dedupWindow, "dedup-window", sim.DefaultDedupWindow, "the dedup_window of the routes of providers that send no event ids, like the loyalty platform (0: the route turns it off)")
-	fs.IntVar(&cfg.Retry.Attempts, "retry-attempts", 0, "payment gateway: attempts per body, the first included (0: its whole schedule, 36)")
-	fs.Float64Var(&cfg.Retry.Scale, "retry-scale", sim.DefaultRetryScale, "payment gateway: how many times faster than real time its 72-hour retry schedule runs")
-	fs.IntVar(&cfg.BurstSize, "burst-size", 20, "subscription platform: events per burst")
-	fs.DurationVar(&cfg.BurstPause, "burst-pause", 500*time.Millisecond, "subscription platform: pause between bursts")
-	fs.StringVar(&tz, "tz", "UTC", "IANA zone the providers' zone-less times are written in")
-	fs.Uint64Var(&cfg.Gen.Seed, "seed", 0, "seed for types, amounts and layouts (ids stay fresh); 0 is random")
-	fs.StringVar(&sinkListen, "sink-listen", "", "run a sink in this process on this address, e.g. 127.0.0.1:9090")
-	fs.StringVar(&sinkURL, "sink-url", "", "base URL of a running sink to fetch deliveries from")
-	fs.DurationVar(&waitFor, "wait", 30*time.Second, "how long to wait for acknowledged events to reach the sink")
-	fs.DurationVar(&settle, "settle", 500*time.Millisecond, "keep watching this long after all arrived, to catch doubles")
-	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	fs.BoolVar(&check, "check", false, "exit with an error when anything was lost, doubled, unexpected or invalid")
-	buildSink := sinkFlags(fs, "sink-")
-	providerOpts := providerFlags(fs)
+	fs.StringSliceVar(&o.targets, "target", []string{"http://127.0.0.1:8080"}, "gateway base URL; several (repeated or comma-separated) are sent to in turn, round robin")
+	fs.StringSliceVar(&o.providers, "providers", sim.Providers(), "providers to simulate")
+	fs.StringToStringVar(&o.paths, "path", nil, "route path per provider, e.g. usaepay=/hooks/usaepay (default /<provider>)")
+	fs.StringToStringVar(&o.sources, "source", nil, "canonical source per provider, if the route sets one (default /<provider>; /auto on a route without a provider line)")
+	fs.StringToStringVar(&o.prefixes, "type-prefix", nil, "type prefix per provider, if the route sets one")
+	fs.StringToStringVar(&o.weights, "weight", nil, "relative share of events per provider (default 1 each)")
+	fs.StringArrayVar(&o.types, "type", nil, "restrict a provider to an event type, provider=type; repeatable")
+	fs.Float64Var(&o.cfg.Rate, "rate", 0, "logical events per second across providers (0: unlimited)")
+	fs.IntVar(&o.cfg.Count, "count", 0, "number of logical events (default 100 when --duration is not set)")
+	fs.DurationVar(&o.cfg.Duration, "duration", 0, "generate events for this long")
+	fs.IntVar(&o.cfg.Concurrency, "concurrency", 8, "parallel senders per provider")
+	fs.Float64Var(&o.cfg.DuplicateShare, "duplicates", 0.05, "share of events re-sent at once with the exact same body (0-1)")
+	fs.Float64Var(&o.cfg.RedeliveryShare, "redeliveries", 0.05, "share of events re-sent re-encoded a little later (0-1)")
+	fs.DurationVar(&o.cfg.RedeliveryDelay, "redelivery-delay", 200*time.Millisecond, "maximum delay of a redelivery")
+	fs.Float64Var(&o.cfg.RepeatShare, "repeats", 0, "share of loyalty "+strings.Join(sim.RepeatTypes, "/")+" events sent again byte for byte after --repeat-after, as a real second update (0-1)")
+	fs.DurationVar(&o.cfg.RepeatAfter, "repeat-after", 0, "delay of a repeat; must exceed --dedup-window (default: the window plus a fifth)")
+	fs.DurationVar(&o.dedupWindow, "dedup-window", sim.DefaultDedupWindow, "the dedup_window of the routes of providers that send no event ids, like the loyalty platform (0: the route turns it off)")
+	fs.IntVar(&o.cfg.Retry.Attempts, "retry-attempts", 0, "payment gateway: attempts per body, the first included (0: its whole schedule, 36)")
+	fs.Float64Var(&o.cfg.Retry.Scale, "retry-scale", sim.DefaultRetryScale, "payment gateway: how many times faster than real time its 72-hour retry schedule runs")
+	fs.IntVar(&o.cfg.BurstSize, "burst-size", 20, "subscription platform: events per burst")
+	fs.DurationVar(&o.cfg.BurstPause, "burst-pause", 500*time.Millisecond, "subscription platform: pause between bursts")
+	fs.StringVar(&o.tz, "tz", "UTC", "IANA zone the providers' zone-less times are written in")
+	fs.Uint64Var(&o.cfg.Gen.Seed, "seed", 0, "seed for types, amounts and layouts (ids stay fresh); 0 is random")
+	fs.StringVar(&o.sinkListen, "sink-listen", "", "run a sink in this process on this address, e.g. 127.0.0.1:9090")
+	fs.StringVar(&o.sinkURL, "sink-url", "", "base URL of a running sink to fetch deliveries from")
+	fs.DurationVar(&o.waitFor, "wait", 30*time.Second, "how long to wait for acknowledged events to reach the sink")
+	fs.DurationVar(&o.settle, "settle", 500*time.Millisecond, "keep watching this long after all arrived, to catch doubles")
+	fs.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
+	fs.BoolVar(&o.check, "check", false, "exit with an error when anything was lost, doubled, unexpected or invalid")
+	o.buildSink = sinkFlags(fs, "sink-")
+	o.providerOpts = providerFlags(fs)
 
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if len(targets) == 0 {
-			return errors.New("--target: at least one gateway is required")
-		}
-		cfg.BaseURL, cfg.Targets = targets[0], targets[1:]
-		for _, m := range []struct {
-			name string
-			m    map[string]string
-		}{{"path", paths}, {"source", sources}, {"type-prefix", prefixes}, {"weight", weights}} {
-			if err := parseProviderMap(m.name, m.m); err != nil {
-				return err
-			}
-		}
-		if sinkListen != "" && sinkURL != "" {
-			return errors.New("--sink-listen and --sink-url exclude each other")
-		}
-		loc, err := time.LoadLocation(tz)
-		if err != nil {
-			return fmt.Errorf("--tz: %w", err)
-		}
-		cfg.Gen.Location = loc
-		cfg.Providers = map[string]sim.ProviderConfig{}
-		for _, p := range providers {
-			if !slices.Contains(sim.Providers(), p) {
-				return fmt.Errorf("--providers: unknown provider %q (want %s)", p, strings.Join(sim.Providers(), ", "))
-			}
-			pc := sim.ProviderConfig{Path: paths[p], Source: sources[p], TypePrefix: prefixes[p]}
-			if w, ok := weights[p]; ok {
-				if pc.Weight, err = strconv.ParseFloat(w, 64); err != nil || pc.Weight <= 0 {
-					return fmt.Errorf("--weight %s=%s: want a positive number", p, w)
-				}
-			}
-			if normalize.DerivesIDs(p) {
-				pc.DedupWindow = dedupWindow
-				if dedupWindow == 0 {
-					pc.DedupWindow = -1
-				}
-			}
-			cfg.Providers[p] = pc
-		}
-		if err := applyProviderOptions(&cfg, providerOpts); err != nil {
+		if err := o.simConfig(); err != nil {
 			return err
 		}
-		for _, t := range types {
-			p, typ, ok := strings.Cut(t, "=")
-			pc, enabled := cfg.Providers[p]
-			if !ok || !enabled {
-				return fmt.Errorf("--type %q: want provider=type for an enabled provider", t)
-			}
-			pc.Types = append(pc.Types, typ)
-			cfg.Providers[p] = pc
-		}
-
 		ctx, stop := signalContext(cmd)
 		defer stop()
-		out := cmd.OutOrStdout()
-		wait := report.WaitOptions{Timeout: waitFor, Settle: settle}
-
-		var (
-			r    *report.Report
-			rerr error
-		)
-		switch {
-		case sinkListen != "":
-			scfg, err := buildSink()
-			if err != nil {
-				return err
-			}
-			r, rerr = Run(ctx, Scenario{
-				Sim: cfg, Sink: scfg, SinkAddr: sinkListen, Wait: wait,
-				SinkReady: func(_ context.Context, u string) error {
-					fmt.Fprintf(cmd.ErrOrStderr(), "sink listening on %s\n", u)
-					return nil
-				},
-			})
-			if r == nil && rerr != nil {
-				return rerr
-			}
-		default:
-			s, err := sim.New(cfg)
-			if err != nil {
-				return err
-			}
-			if err := s.Run(ctx); err != nil {
-				return err
-			}
-			sends := s.Sends()
-			if sinkURL == "" {
-				r = BuildReport(sends, nil)
-				break
-			}
-			r, rerr = report.Wait(ctx, func() (*report.Report, error) {
-				snap, err := sink.Fetch(ctx, sinkURL)
-				if err != nil {
-					return nil, err
-				}
-				return BuildReport(sends, snap), nil
-			}, wait)
-			if r == nil {
-				return rerr
-			}
+		r, rerr := o.run(ctx, cmd)
+		if r == nil {
+			return rerr
 		}
-		if asJSON {
-			enc := json.NewEncoder(out)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(r); err != nil {
-				return err
-			}
-		} else {
-			if err := r.WriteTable(out); err != nil {
-				return err
-			}
+		if err := writeReport(cmd.OutOrStdout(), r, o.asJSON); err != nil {
+			return err
 		}
 		if rerr != nil && !errors.Is(rerr, report.ErrIncomplete) {
 			return rerr
 		}
-		if check && (!r.OK() || rerr != nil) {
+		if o.check && (!r.OK() || rerr != nil) {
 			return fmt.Errorf("check failed: %s", r.Problems())
 		}
 		return nil
 	}
 	return cmd
+}
+
+// simConfig checks the flags and completes o.cfg from them: targets,
+// providers and their per-provider settings.
+func (o *emitOptions) simConfig() error {
+	if len(o.targets) == 0 {
+		return errors.New("--target: at least one gateway is required")
+	}
+	cfg := &o.cfg
+	cfg.BaseURL, cfg.Targets = o.targets[0], o.targets[1:]
+	for _, m := range []struct {
+		name string
+		m    map[string]string
+	}{{"path", o.paths}, {"source", o.sources}, {"type-prefix", o.prefixes}, {"weight", o.weights}} {
+		if err := parseProviderMap(m.name, m.m); err != nil {
+			return err
+		}
+	}
+	if o.sinkListen != "" && o.sinkURL != "" {
+		return errors.New("--sink-listen and --sink-url exclude each other")
+	}
+	loc, err := time.LoadLocation(o.tz)
+	if err != nil {
+		return fmt.Errorf("--tz: %w", err)
+	}
+	cfg.Gen.Location = loc
+	cfg.Providers = map[string]sim.ProviderConfig{}
+	for _, p := range o.providers {
+		if !slices.Contains(sim.Providers(), p) {
+			return fmt.Errorf("--providers: unknown provider %q (want %s)", p, strings.Join(sim.Providers(), ", "))
+		}
+		pc := sim.ProviderConfig{Path: o.paths[p], Source: o.sources[p], TypePrefix: o.prefixes[p]}
+		if w, ok := o.weights[p]; ok {
+			if pc.Weight, err = strconv.ParseFloat(w, 64); err != nil || pc.Weight <= 0 {
+				return fmt.Errorf("--weight %s=%s: want a positive number", p, w)
+			}
+		}
+		if normalize.DerivesIDs(p) {
+			pc.DedupWindow = o.dedupWindow
+			if o.dedupWindow == 0 {
+				pc.DedupWindow = -1
+			}
+		}
+		cfg.Providers[p] = pc
+	}
+	if err := applyProviderOptions(cfg, o.providerOpts); err != nil {
+		return err
+	}
+	for _, t := range o.types {
+		p, typ, ok := strings.Cut(t, "=")
+		pc, enabled := cfg.Providers[p]
+		if !ok || !enabled {
+			return fmt.Errorf("--type %q: want provider=type for an enabled provider", t)
+		}
+		pc.Types = append(pc.Types, typ)
+		cfg.Providers[p] = pc
+	}
+	return nil
+}
+
+// run sends the simulated webhooks and builds the report: against a sink
+// in this process, a running sink's deliveries, or the gateway's answers
+// alone. A report with an error (report.ErrIncomplete) is still printed.
+func (o *emitOptions) run(ctx context.Context, cmd *cobra.Command) (*report.Report, error) {
+	wait := report.WaitOptions{Timeout: o.waitFor, Settle: o.settle}
+	if o.sinkListen != "" {
+		scfg, err := o.buildSink()
+		if err != nil {
+			return nil, err
+		}
+		return Run(ctx, Scenario{
+			Sim: o.cfg, Sink: scfg, SinkAddr: o.sinkListen, Wait: wait,
+			SinkReady: func(_ context.Context, u string) error {
+				fmt.Fprintf(cmd.ErrOrStderr(), "sink listening on %s\n", u)
+				return nil
+			},
+		})
+	}
+	s, err := sim.New(o.cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Run(ctx); err != nil {
+		return nil, err
+	}
+	sends := s.Sends()
+	if o.sinkURL == "" {
+		return BuildReport(sends, nil), nil
+	}
+	return report.Wait(ctx, func() (*report.Report, error) {
+		snap, err := sink.Fetch(ctx, o.sinkURL)
+		if err != nil {
+			return nil, err
+		}
+		return BuildReport(sends, snap), nil
+	}, wait)
+}
+
+// writeReport prints r as a table, or as JSON.
+func writeReport(w io.Writer, r *report.Report, asJSON bool) error {
+	if !asJSON {
+		return r.WriteTable(w)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
 }

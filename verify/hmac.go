@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha1" //nolint:gosec // some providers still sign with HMAC-SHA1; HMAC-SHA1 is not broken.
 	"crypto/sha256"
@@ -136,32 +137,10 @@ type HMAC struct {
 
 // NewHMAC builds an HMAC verifier; see HMACConfig for the defaults.
 func NewHMAC(c HMACConfig) (*HMAC, error) {
-	format := strings.ToLower(strings.TrimSpace(c.Format))
-	defaults := struct{ header, encoding, keyEncoding, tsHeader, content string }{
-		DefaultHMACHeader, DefaultHMACEncoding, KeyRaw, "", "{body}",
+	format, defaults, err := formatDefaults(c)
+	if err != nil {
+		return nil, err
 	}
-	switch format {
-	case "", FormatPlain:
-		format = FormatPlain
-	case FormatStripe:
-		defaults.header = "Stripe-Signature"
-		defaults.content = "{timestamp}.{body}"
-		if c.TimestampHeader != "" {
-			return nil, configErr("hmac: the stripe format reads the timestamp from t= in the signature header, so timestamp_header must be unset")
-		}
-	case FormatStandardWebhooks:
-		defaults.header = "Webhook-Signature"
-		defaults.encoding = "base64"
-		defaults.keyEncoding = KeyBase64
-		defaults.tsHeader = "Webhook-Timestamp"
-		defaults.content = "{header.Webhook-Id}.{timestamp}.{body}"
-	default:
-		return nil, configErr("hmac: unknown format %q (want %s, %s or %s)", c.Format, FormatPlain, FormatStripe, FormatStandardWebhooks)
-	}
-	if c.Prefix != "" && format != FormatPlain {
-		return nil, configErr("hmac: a prefix is only read in the %s format", FormatPlain)
-	}
-
 	header, err := headerName("signature", c.Header, defaults.header)
 	if err != nil {
 		return nil, err
@@ -176,43 +155,20 @@ func NewHMAC(c HMACConfig) (*HMAC, error) {
 			return nil, err
 		}
 	}
-
-	var newHash func() hash.Hash
-	hashName := strings.ToLower(strings.TrimSpace(c.Hash))
-	switch hashName {
-	case "", "sha256":
-		hashName, newHash = DefaultHMACHash, sha256.New
-	case "sha1":
-		newHash = sha1.New
-	case "sha512":
-		newHash = sha512.New
-	default:
-		return nil, configErr("hmac: unknown hash %q (want sha256, sha1 or sha512)", c.Hash)
+	hashName, newHash, err := hmacHash(c.Hash)
+	if err != nil {
+		return nil, err
 	}
-
-	var decode func(string) ([]byte, error)
-	encoding := strings.ToLower(strings.TrimSpace(c.Encoding))
-	if encoding == "" {
-		encoding = defaults.encoding
-	}
-	switch encoding {
-	case "hex":
-		decode = hex.DecodeString
-	case "base64":
-		decode = decodeBase64(base64.StdEncoding)
-	case "base64url":
-		decode = decodeBase64(base64.URLEncoding)
-	default:
-		return nil, configErr("hmac: unknown encoding %q (want hex, base64 or base64url)", c.Encoding)
+	encoding := cmp.Or(strings.ToLower(strings.TrimSpace(c.Encoding)), defaults.encoding)
+	decode, err := signatureDecoder(encoding, c.Encoding)
+	if err != nil {
+		return nil, err
 	}
 	if format == FormatStandardWebhooks && encoding != "base64" {
 		return nil, configErr("hmac: the %s format carries base64 signatures, not %s", format, encoding)
 	}
 
-	template := c.SignedContent
-	if template == "" {
-		template = defaults.content
-	}
+	template := cmp.Or(c.SignedContent, defaults.content)
 	content, err := parseSignedContent(template)
 	if err != nil {
 		return nil, err
@@ -251,18 +207,85 @@ func NewHMAC(c HMACConfig) (*HMAC, error) {
 	if v.now == nil {
 		v.now = time.Now
 	}
-
-	keyEncoding := strings.ToLower(strings.TrimSpace(c.KeyEncoding))
-	if keyEncoding == "" {
-		keyEncoding = defaults.keyEncoding
+	keyEncoding := cmp.Or(strings.ToLower(strings.TrimSpace(c.KeyEncoding)), defaults.keyEncoding)
+	if v.pools, err = keyPools(c, keyEncoding, newHash); err != nil {
+		return nil, err
 	}
+	return v, nil
+}
+
+// hmacDefaults are the settings a format implies when the config leaves
+// them out.
+type hmacDefaults struct{ header, encoding, keyEncoding, tsHeader, content string }
+
+// formatDefaults checks c's format against the settings it rules out and
+// returns the format's name and defaults.
+func formatDefaults(c HMACConfig) (string, hmacDefaults, error) {
+	format := strings.ToLower(strings.TrimSpace(c.Format))
+	defaults := hmacDefaults{
+		header: DefaultHMACHeader, encoding: DefaultHMACEncoding, keyEncoding: KeyRaw, content: "{body}",
+	}
+	switch format {
+	case "", FormatPlain:
+		format = FormatPlain
+	case FormatStripe:
+		defaults.header = "Stripe-Signature"
+		defaults.content = "{timestamp}.{body}"
+		if c.TimestampHeader != "" {
+			return "", defaults, configErr("hmac: the stripe format reads the timestamp from t= in the signature header, so timestamp_header must be unset")
+		}
+	case FormatStandardWebhooks:
+		defaults.header = "Webhook-Signature"
+		defaults.encoding = "base64"
+		defaults.keyEncoding = KeyBase64
+		defaults.tsHeader = "Webhook-Timestamp"
+		defaults.content = "{header.Webhook-Id}.{timestamp}.{body}"
+	default:
+		return "", defaults, configErr("hmac: unknown format %q (want %s, %s or %s)", c.Format, FormatPlain, FormatStripe, FormatStandardWebhooks)
+	}
+	if c.Prefix != "" && format != FormatPlain {
+		return "", defaults, configErr("hmac: a prefix is only read in the %s format", FormatPlain)
+	}
+	return format, defaults, nil
+}
+
+// hmacHash returns the configured hash (sha256 when empty) by its name.
+func hmacHash(configured string) (string, func() hash.Hash, error) {
+	switch name := strings.ToLower(strings.TrimSpace(configured)); name {
+	case "", "sha256":
+		return DefaultHMACHash, sha256.New, nil
+	case "sha1":
+		return name, sha1.New, nil
+	case "sha512":
+		return name, sha512.New, nil
+	}
+	return "", nil, configErr("hmac: unknown hash %q (want sha256, sha1 or sha512)", configured)
+}
+
+// signatureDecoder returns the decoder of signatures in encoding; as is the
+// setting as configured, for the error.
+func signatureDecoder(encoding, as string) (func(string) ([]byte, error), error) {
+	switch encoding {
+	case "hex":
+		return hex.DecodeString, nil
+	case "base64":
+		return decodeBase64(base64.StdEncoding), nil
+	case "base64url":
+		return decodeBase64(base64.URLEncoding), nil
+	}
+	return nil, configErr("hmac: unknown encoding %q (want hex, base64 or base64url)", as)
+}
+
+// keyPools decodes c's keys and returns a pool of keyed hash states for
+// each.
+func keyPools(c HMACConfig, keyEncoding string, newHash func() hash.Hash) ([]*sync.Pool, error) {
 	if keyEncoding != KeyRaw && keyEncoding != KeyBase64 {
 		return nil, configErr("hmac: unknown key encoding %q (want %s or %s)", c.KeyEncoding, KeyRaw, KeyBase64)
 	}
 	if len(c.Keys) == 0 {
 		return nil, configErr("hmac: no keys")
 	}
-	v.pools = make([]*sync.Pool, len(c.Keys))
+	pools := make([]*sync.Pool, len(c.Keys))
 	for i, k := range c.Keys {
 		if k == "" {
 			return nil, configErr("hmac: key #%d is empty", i+1)
@@ -270,13 +293,14 @@ func NewHMAC(c HMACConfig) (*HMAC, error) {
 		key := []byte(k)
 		if keyEncoding == KeyBase64 {
 			// The decoder's error would quote a position in the secret.
+			var err error
 			if key, err = decodeBase64(base64.StdEncoding)(strings.TrimPrefix(k, whsecPrefix)); err != nil || len(key) == 0 {
 				return nil, configErr("hmac: key #%d is not base64 after an optional %s prefix", i+1, whsecPrefix)
 			}
 		}
-		v.pools[i] = &sync.Pool{New: func() any { return hmac.New(newHash, key) }}
+		pools[i] = &sync.Pool{New: func() any { return hmac.New(newHash, key) }}
 	}
-	return v, nil
+	return pools, nil
 }
 
 // headerName checks a configured header name, or returns def when it is

@@ -365,40 +365,6 @@ func TestPathSecret(t *testing.T) {
 	}
 }
 
-func TestAll(t *testing.T) {
-	body := []byte(`{}`)
-	basic, _ := NewBasic(Credential{Username: "u", Password: "p"})
-	sig, _ := NewHMAC(HMACConfig{Keys: []string{"k"}})
-	hdr, _ := NewHeader("X-Token", "t")
-	all, err := NewAll(basic, sig, hdr, basic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	good := hex.EncodeToString(mac(sha256.New, "k", body))
-	r := newRequest("/", body, "X-Signature", good, "X-Token", "t")
-	r.SetBasicAuth("u", "p")
-	checkErr(t, all.Verify(r, body), nil)
-
-	r = newRequest("/", body, "X-Signature", good, "X-Token", "t")
-	r.SetBasicAuth("u", "wrong")
-	checkErr(t, all.Verify(r, body), ErrMismatch)
-
-	r = newRequest("/", body, "X-Token", "t")
-	r.SetBasicAuth("u", "p")
-	checkErr(t, all.Verify(r, body), ErrMissing)
-
-	want := []string{"Authorization", "X-Signature", "X-Token"}
-	if got := all.SecretHeaders(); strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Errorf("SecretHeaders = %v, want %v", got, want)
-	}
-	if _, err := NewAll(); !errors.Is(err, ErrConfig) {
-		t.Errorf("NewAll(): got %v, want ErrConfig", err)
-	}
-	if _, err := NewAll(basic, nil); !errors.Is(err, ErrConfig) {
-		t.Errorf("NewAll(nil): got %v, want ErrConfig", err)
-	}
-}
-
 func benchmarkHMAC(b *testing.B, size, keys int) {
 	body := bytes.Repeat([]byte("a"), size)
 	names := []string{"key-one", "key-two", "key-three"}[:keys]

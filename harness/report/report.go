@@ -147,166 +147,213 @@ type keyState struct {
 	anyDelivery bool
 }
 
-// Build computes a Report.
+// Build computes a Report: it reads the sends, then the sink's deliveries,
+// then tallies each event key (and each group of content-keyed sends).
 func Build(in Input) *Report {
-	r := &Report{Providers: map[string]*Counts{}, HasSink: in.HasSink}
-	prov := func(name string) *Counts {
-		if name == "" {
-			name = "unknown"
-		}
-		c := r.Providers[name]
-		if c == nil {
-			c = &Counts{}
-			r.Providers[name] = c
-		}
-		return c
+	b := &builder{
+		r:         &Report{Providers: map[string]*Counts{}, HasSink: in.HasSink},
+		hasSink:   in.HasSink,
+		keys:      map[sim.Key]*keyState{},
+		groups:    map[sim.Key]*contentGroup{},
+		byPrefix:  map[sim.Key]*contentGroup{},
+		seenEvent: map[string]bool{},
+		answerIdx: map[string]int{},
+		latencies: map[string][]time.Duration{},
 	}
-	keys := map[sim.Key]*keyState{}
-	groups := map[sim.Key]*contentGroup{}
-	byPrefix := map[sim.Key]*contentGroup{}
-	var first, last time.Time
-	seenEvent := map[string]bool{}
-	answerIdx := map[string]int{}
 	for i := range in.Sends {
-		s := &in.Sends[i]
-		c := prov(s.Provider)
-		c.Requests++
-		switch {
-		case s.Attempt > 1:
-			c.Retries++
-		case s.Kind == sim.Duplicate:
-			c.Duplicates++
-		case s.Kind == sim.Redelivery:
-			c.Redeliveries++
-		case s.Kind == sim.Repeat:
-			c.Repeats++
-		}
-		if ek := fmt.Sprintf("%s/%d", s.Provider, s.Event); s.Kind == sim.Original && !seenEvent[ek] {
-			seenEvent[ek] = true
-			c.Unique++
-		}
-		switch {
-		case s.Acked():
-			c.Acknowledged++
-			if s.DuplicateAnswer() {
-				c.DuplicateAnswers++
-			} else {
-				c.Accepted++
-			}
-		case s.Status == http.StatusConflict:
-			c.InProgress++
-		case s.Status >= 400 && s.Status < 500:
-			c.Rejected++
-		case s.Status >= 500:
-			c.ServerErrors++
-		case s.Status == 0:
-			c.NoAnswer++
-		default:
-			c.OtherStatus++
-		}
-		if !s.Acked() {
-			group := fmt.Sprintf("%s %d", s.Provider, s.Status)
-			if s.Status == 0 {
-				// Timeouts and refused connections are different
-				// problems; the error's first word tells them apart.
-				group += " " + strings.Fields(s.Err + " -")[0]
-			}
-			if i, ok := answerIdx[group]; ok {
-				r.ErrorAnswers[i].Count++
-			} else if len(r.ErrorAnswers) < MaxListed {
-				answerIdx[group] = len(r.ErrorAnswers)
-				sample := strings.TrimSpace(s.Response)
-				if s.Status == 0 {
-					sample = s.Err
-				}
-				r.ErrorAnswers = append(r.ErrorAnswers, ErrorAnswer{Provider: s.Provider, Status: s.Status, Count: 1, Sample: sample})
-			}
-		}
-		if s.KeyErr != "" && s.Attempt == 1 {
-			c.KeyErrors++
-			if r.KeyErrorSample == "" {
-				r.KeyErrorSample = s.KeyErr
-			}
-		}
-		if !s.Start.IsZero() {
-			if first.IsZero() || s.Start.Before(first) {
-				first = s.Start
-			}
-			if end := s.Start.Add(s.Latency); end.After(last) {
-				last = end
-			}
-		}
-		for _, k := range s.Keys {
-			if k.Content {
-				g := groups[k]
-				if g == nil {
-					g = &contentGroup{provider: s.Provider, window: s.DedupWindow, ids: map[string]*idState{}}
-					groups[k] = g
-					byPrefix[prefixKey(k)] = g
-				}
-				if !s.Start.IsZero() {
-					g.sends = append(g.sends, reachOf(s))
-				}
-				continue
-			}
-			st := keys[k]
-			if st == nil {
-				st = &keyState{provider: s.Provider, firstSend: s.Start}
-				keys[k] = st
-			}
-			st.sent = true
-			if !s.Start.IsZero() && (st.firstSend.IsZero() || s.Start.Before(st.firstSend)) {
-				st.firstSend = s.Start
-			}
-			if s.Acked() {
-				st.acked = true
-			}
-		}
+		b.send(&in.Sends[i])
 	}
-
 	if in.HasSink {
-		r.InvalidAtSink = in.SinkStats.Invalid
-		r.SinkFaults = in.SinkStats.Failed + in.SinkStats.Refused
+		b.r.InvalidAtSink = in.SinkStats.Invalid
+		b.r.SinkFaults = in.SinkStats.Failed + in.SinkStats.Refused
 		for i := range in.Deliveries {
-			d := &in.Deliveries[i]
-			k := sim.Key{Source: d.Source, ID: d.ID}
-			if d.Received.After(last) {
-				last = d.Received
-			}
-			if g := byPrefix[derivedPrefix(k)]; g != nil && keys[k] == nil {
-				g.deliver(d)
-				continue
-			}
-			st := keys[k]
-			if st == nil {
-				st = &keyState{provider: d.Provider}
-				keys[k] = st
-			}
-			st.anyDelivery = true
-			if d.Replay {
-				st.replays++
-			} else {
-				st.deliveries++
-				if st.firstDeliv.IsZero() || d.Received.Before(st.firstDeliv) {
-					st.firstDeliv = d.Received
-				}
-			}
+			b.delivery(&in.Deliveries[i])
 		}
 	}
-	if !first.IsZero() {
-		r.Elapsed = last.Sub(first)
+	if !b.first.IsZero() {
+		b.r.Elapsed = b.last.Sub(b.first)
 	}
+	b.tallyKeys()
+	b.tallyGroups()
+	for name, c := range b.r.Providers {
+		setLatency(c, b.latencies[name])
+		b.r.Counts.add(c)
+	}
+	setLatency(&b.r.Counts, b.all)
+	return b.r
+}
 
-	latencies := map[string][]time.Duration{}
-	var all []time.Duration
-	ordered := make([]sim.Key, 0, len(keys))
-	for k := range keys {
-		ordered = append(ordered, k)
+// builder is what Build gathers on its way through the sends and the
+// deliveries.
+type builder struct {
+	r       *Report
+	hasSink bool
+	keys    map[sim.Key]*keyState
+	// groups are the sends keyed by content (no event id), byPrefix the
+	// same groups by the prefix of the ids the gateway derives for them.
+	groups      map[sim.Key]*contentGroup
+	byPrefix    map[sim.Key]*contentGroup
+	first, last time.Time
+	seenEvent   map[string]bool // provider/event of the originals counted
+	answerIdx   map[string]int  // an error answer group's index in r.ErrorAnswers
+	latencies   map[string][]time.Duration
+	all         []time.Duration
+}
+
+// provider returns the counts of the provider named name.
+func (b *builder) provider(name string) *Counts {
+	if name == "" {
+		name = "unknown"
 	}
-	sort.Slice(ordered, func(i, j int) bool { return ordered[i].String() < ordered[j].String() })
-	for _, k := range ordered {
-		st := keys[k]
-		c := prov(st.provider)
+	c := b.r.Providers[name]
+	if c == nil {
+		c = &Counts{}
+		b.r.Providers[name] = c
+	}
+	return c
+}
+
+// send counts one request and notes the keys it carried.
+func (b *builder) send(s *sim.Send) {
+	c := b.provider(s.Provider)
+	countRequest(c, s)
+	if ek := fmt.Sprintf("%s/%d", s.Provider, s.Event); s.Kind == sim.Original && !b.seenEvent[ek] {
+		b.seenEvent[ek] = true
+		c.Unique++
+	}
+	if !s.Acked() {
+		b.errorAnswer(s)
+	}
+	if s.KeyErr != "" && s.Attempt == 1 {
+		c.KeyErrors++
+		if b.r.KeyErrorSample == "" {
+			b.r.KeyErrorSample = s.KeyErr
+		}
+	}
+	if !s.Start.IsZero() {
+		if b.first.IsZero() || s.Start.Before(b.first) {
+			b.first = s.Start
+		}
+		if end := s.Start.Add(s.Latency); end.After(b.last) {
+			b.last = end
+		}
+	}
+	for _, k := range s.Keys {
+		if k.Content {
+			g := b.groups[k]
+			if g == nil {
+				g = &contentGroup{provider: s.Provider, window: s.DedupWindow, ids: map[string]*idState{}}
+				b.groups[k] = g
+				b.byPrefix[prefixKey(k)] = g
+			}
+			if !s.Start.IsZero() {
+				g.sends = append(g.sends, reachOf(s))
+			}
+			continue
+		}
+		st := b.keys[k]
+		if st == nil {
+			st = &keyState{provider: s.Provider, firstSend: s.Start}
+			b.keys[k] = st
+		}
+		st.sent = true
+		if !s.Start.IsZero() && (st.firstSend.IsZero() || s.Start.Before(st.firstSend)) {
+			st.firstSend = s.Start
+		}
+		if s.Acked() {
+			st.acked = true
+		}
+	}
+}
+
+// countRequest counts a request by kind and by the gateway's answer.
+func countRequest(c *Counts, s *sim.Send) {
+	c.Requests++
+	switch {
+	case s.Attempt > 1:
+		c.Retries++
+	case s.Kind == sim.Duplicate:
+		c.Duplicates++
+	case s.Kind == sim.Redelivery:
+		c.Redeliveries++
+	case s.Kind == sim.Repeat:
+		c.Repeats++
+	}
+	switch {
+	case s.Acked():
+		c.Acknowledged++
+		if s.DuplicateAnswer() {
+			c.DuplicateAnswers++
+		} else {
+			c.Accepted++
+		}
+	case s.Status == http.StatusConflict:
+		c.InProgress++
+	case s.Status >= 400 && s.Status < 500:
+		c.Rejected++
+	case s.Status >= 500:
+		c.ServerErrors++
+	case s.Status == 0:
+		c.NoAnswer++
+	default:
+		c.OtherStatus++
+	}
+}
+
+// errorAnswer adds an answer other than 2xx to its group (provider and
+// status), keeping the first one's body as the group's sample.
+func (b *builder) errorAnswer(s *sim.Send) {
+	group := fmt.Sprintf("%s %d", s.Provider, s.Status)
+	if s.Status == 0 {
+		// Timeouts and refused connections are different
+		// problems; the error's first word tells them apart.
+		group += " " + strings.Fields(s.Err + " -")[0]
+	}
+	if i, ok := b.answerIdx[group]; ok {
+		b.r.ErrorAnswers[i].Count++
+	} else if len(b.r.ErrorAnswers) < MaxListed {
+		b.answerIdx[group] = len(b.r.ErrorAnswers)
+		sample := strings.TrimSpace(s.Response)
+		if s.Status == 0 {
+			sample = s.Err
+		}
+		b.r.ErrorAnswers = append(b.r.ErrorAnswers, ErrorAnswer{Provider: s.Provider, Status: s.Status, Count: 1, Sample: sample})
+	}
+}
+
+// delivery notes one delivery the sink received.
+func (b *builder) delivery(d *sink.Delivery) {
+	k := sim.Key{Source: d.Source, ID: d.ID}
+	if d.Received.After(b.last) {
+		b.last = d.Received
+	}
+	if g := b.byPrefix[derivedPrefix(k)]; g != nil && b.keys[k] == nil {
+		g.deliver(d)
+		return
+	}
+	st := b.keys[k]
+	if st == nil {
+		st = &keyState{provider: d.Provider}
+		b.keys[k] = st
+	}
+	st.anyDelivery = true
+	if d.Replay {
+		st.replays++
+	} else {
+		st.deliveries++
+		if st.firstDeliv.IsZero() || d.Received.Before(st.firstDeliv) {
+			st.firstDeliv = d.Received
+		}
+	}
+}
+
+// tallyKeys counts each id-keyed event as expected, lost, doubled or
+// unexpected, in key order so the listed keys are stable.
+func (b *builder) tallyKeys() {
+	r := b.r
+	for _, k := range sortedKeys(b.keys) {
+		st := b.keys[k]
+		c := b.provider(st.provider)
 		sent := st.sent
 		if sent {
 			c.Expected++
@@ -325,7 +372,7 @@ func Build(in Input) *Report {
 			} else if !st.acked {
 				c.DeliveredUnacked++
 			}
-		} else if st.acked && in.HasSink {
+		} else if st.acked && b.hasSink {
 			c.Lost++
 			if len(r.LostKeys) < MaxListed {
 				r.LostKeys = append(r.LostKeys, k)
@@ -339,30 +386,34 @@ func Build(in Input) *Report {
 			}
 		}
 		if sent && !st.firstDeliv.IsZero() && !st.firstSend.IsZero() {
-			l := st.firstDeliv.Sub(st.firstSend)
-			latencies[st.provider] = append(latencies[st.provider], l)
-			all = append(all, l)
+			b.latency(st.provider, st.firstDeliv.Sub(st.firstSend))
 		}
 	}
-	ordered = ordered[:0]
-	for k := range groups {
-		ordered = append(ordered, k)
-	}
-	sort.Slice(ordered, func(i, j int) bool { return ordered[i].String() < ordered[j].String() })
-	for _, k := range ordered {
-		g := groups[k]
-		c := prov(g.provider)
-		for _, l := range g.tally(r, c, k, in.HasSink) {
-			latencies[g.provider] = append(latencies[g.provider], l)
-			all = append(all, l)
+}
+
+// tallyGroups counts the content-keyed sends, group by group in key order.
+func (b *builder) tallyGroups() {
+	for _, k := range sortedKeys(b.groups) {
+		g := b.groups[k]
+		for _, l := range g.tally(b.r, b.provider(g.provider), k, b.hasSink) {
+			b.latency(g.provider, l)
 		}
 	}
-	for name, c := range r.Providers {
-		setLatency(c, latencies[name])
-		r.Counts.add(c)
+}
+
+func (b *builder) latency(provider string, l time.Duration) {
+	b.latencies[provider] = append(b.latencies[provider], l)
+	b.all = append(b.all, l)
+}
+
+// sortedKeys returns m's keys in the order of their text.
+func sortedKeys[V any](m map[sim.Key]V) []sim.Key {
+	out := make([]sim.Key, 0, len(m))
+	for k := range m {
+		out = append(out, k)
 	}
-	setLatency(&r.Counts, all)
-	return r
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
 }
 
 // add sums the counters of o into c (not the latencies).

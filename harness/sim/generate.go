@@ -295,3 +295,16 @@ func (g *Generator) cents(lo, hi int) int { return lo + g.rng.IntN(hi-lo+1) }
 func newUUID() string { return uuid.NewString() }
 
 func pick[T any](r *mrand.Rand, s []T) T { return s[r.IntN(len(s))] }
+
+// lowerAlnum is the alphabet of the payment gateway's object keys
+// ("1nftvzx7xtcggm3").
+const lowerAlnum = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+func randString(r *mrand.Rand, alphabet string, n int) string {
+	var sb strings.Builder
+	sb.Grow(n)
+	for range n {
+		sb.WriteByte(alphabet[r.IntN(len(alphabet))])
+	}
+	return sb.String()
+}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"math/rand/v2"
-	"strings"
 )
 
 // obj is a JSON object that keeps its key order, so bodies look like the
@@ -172,17 +171,4 @@ func clone(v any) any {
 	default:
 		return v
 	}
-}
-
-// lowerAlnum is the alphabet of the payment gateway's object keys
-// ("1nftvzx7xtcggm3").
-const lowerAlnum = "0123456789abcdefghijklmnopqrstuvwxyz"
-
-func randString(r *rand.Rand, alphabet string, n int) string {
-	var sb strings.Builder
-	sb.Grow(n)
-	for range n {
-		sb.WriteByte(alphabet[r.IntN(len(alphabet))])
-	}
-	return sb.String()
 }

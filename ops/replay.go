@@ -1,0 +1,226 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/webhookgw/caddy-webhook-gateway/delivery"
+	"github.com/webhookgw/caddy-webhook-gateway/store"
+)
+
+// ReplayConcurrency bounds the replays of one bulk replay, so an operator's
+// "replay everything" does not flood the backend.
+const ReplayConcurrency = 8
+
+// BulkReplayResponse is the outcome of a replay by filter.
+type BulkReplayResponse struct {
+	// Store is the store the events were read from.
+	Store string `json:"store"`
+	// DryRun is true when nothing was sent.
+	DryRun bool `json:"dry_run,omitempty"`
+	// Matched is how many stored events matched the filter.
+	Matched int `json:"matched"`
+	// Delivered counts replays the backend answered with a 2xx; on a dry
+	// run it counts the events that would be sent.
+	Delivered int `json:"delivered"`
+	// Failed counts replays that got no 2xx or could not be made.
+	Failed int `json:"failed"`
+	// Skipped counts events whose source has no async route to replay
+	// them with.
+	Skipped int `json:"skipped"`
+	// Results follow the listing order (newest first), one per matched
+	// event; Error says why one was skipped or failed.
+	Results []*delivery.ReplayResult `json:"results"`
+}
+
+// Replay sends one event again now (or with dryRun, says what it would
+// send) through the engine of its source.
+func Replay(ctx context.Context, t Target, source, id string, dryRun bool) (*delivery.ReplayResult, error) {
+	if source == "" || id == "" {
+		return nil, Mark(ErrInvalid, errors.New("replay by id needs both source and id"))
+	}
+	if _, err := t.Store.Get(ctx, source, id); err != nil {
+		return nil, eventError(err, t.Name, source, id)
+	}
+	r, err := Replayable(t, source)
+	if err != nil {
+		return nil, fmt.Errorf("replaying %s %s: %w", source, id, err)
+	}
+	res, err := r.Replay(ctx, source, id, dryRun)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, eventError(err, t.Name, source, id) // purged meanwhile
+	case errors.Is(err, delivery.ErrReserved), errors.Is(err, delivery.ErrNotServed):
+		return nil, Mark(ErrNotReplayable, err)
+	}
+	return res, err
+}
+
+// Replayable returns what replays events of source in t, or an
+// ErrNotReplayable error saying why nothing can.
+func Replayable(t Target, source string) (Replayer, error) {
+	r, err := t.Replayer(source)
+	if err != nil {
+		return nil, Mark(ErrNotReplayable, err)
+	}
+	return r, nil
+}
+
+// ReplayMatching replays every event matching f (at most limit, 0: all)
+// through the engine of its source, at most ReplayConcurrency at a time. A
+// filter naming a source that cannot be replayed fails as a whole, up front,
+// rather than skipping every event.
+func ReplayMatching(ctx context.Context, t Target, f store.Filter, limit int, dryRun bool) (*BulkReplayResponse, error) {
+	if f.Source != "" {
+		if _, err := Replayable(t, f.Source); err != nil {
+			return nil, err
+		}
+	}
+	// Collect the keys before replaying: a replay changes statuses and
+	// would shift a status-filtered listing under its own cursor.
+	keys, err := Matching(ctx, t, f, limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing events to replay: %w", err)
+	}
+
+	out := &BulkReplayResponse{Store: t.Name, DryRun: dryRun, Matched: len(keys), Results: make([]*delivery.ReplayResult, len(keys))}
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, ReplayConcurrency)
+	)
+	for i, k := range keys {
+		r, err := t.Replayer(k.Source)
+		if err != nil {
+			out.Results[i] = &delivery.ReplayResult{Source: k.Source, ID: k.ID, DryRun: dryRun, Error: err.Error()}
+			out.Skipped++
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return nil, fmt.Errorf("bulk replay interrupted after %d of %d events: %w", i, len(keys), ctx.Err())
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			res, err := r.Replay(ctx, k.Source, k.ID, dryRun)
+			if res == nil {
+				res = &delivery.ReplayResult{Source: k.Source, ID: k.ID, DryRun: dryRun}
+			}
+			if err != nil {
+				res.Error = err.Error()
+			}
+			out.Results[i] = res
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				out.Failed++
+			case dryRun, res.Attempt != nil && res.Attempt.Status >= 200 && res.Attempt.Status <= 299:
+				out.Delivered++
+			default:
+				out.Failed++
+			}
+		})
+	}
+	wg.Wait()
+	return out, nil
+}
+
+// ReplayPreview is what a replay by filter would do, as a confirmation step
+// shows it before anything is sent: counts over every matching event, and
+// the requests of the first few only. A preview of a million events holds
+// one listing page and a few requests, not a million bodies.
+type ReplayPreview struct {
+	// Store is the store the events were read from.
+	Store string `json:"store"`
+	// Matched is how many stored events match the filter (at most its
+	// limit).
+	Matched int `json:"matched"`
+	// Sendable counts the events a replay would send.
+	Sendable int `json:"sendable"`
+	// Skipped counts events whose source has no async route to replay
+	// them with.
+	Skipped int `json:"skipped"`
+	// Failed counts events that could not be replayed now: a synchronous
+	// delivery in flight, or, among the requests prepared, an error.
+	Failed int `json:"failed"`
+	// Requests are the dry runs of the first matching events, in listing
+	// order (newest first); Error says why one is skipped or failed.
+	Requests []*delivery.ReplayResult `json:"requests"`
+}
+
+// previewPage is how many records a preview reads from the store at once.
+const previewPage = store.DefaultListLimit
+
+// PreviewReplay says what ReplayMatching(ctx, t, f, limit, false) would
+// do, sending nothing. It walks the listing a page at a time, counting, and
+// prepares the request (a dry run) of the first shown events only. The
+// counts are read from the listing, so an event whose status changes
+// between the preview and the replay is counted as it was.
+func PreviewReplay(ctx context.Context, t Target, f store.Filter, limit, shown int) (*ReplayPreview, error) {
+	if f.Source != "" {
+		if _, err := Replayable(t, f.Source); err != nil {
+			return nil, err
+		}
+	}
+	out := &ReplayPreview{Store: t.Name}
+	type route struct {
+		r   Replayer
+		err error
+	}
+	routes := map[string]route{}
+	page := f
+	page.Cursor = ""
+	page.Limit = previewPage
+	for limit <= 0 || out.Matched < limit {
+		recs, cursor, err := t.Store.List(ctx, page)
+		if err != nil {
+			return nil, fmt.Errorf("listing events to replay in %s: %w", t.Name, err)
+		}
+		for _, rec := range recs {
+			if limit > 0 && out.Matched == limit {
+				break
+			}
+			out.Matched++
+			rt, ok := routes[rec.Source]
+			if !ok {
+				rt.r, rt.err = t.Replayer(rec.Source)
+				routes[rec.Source] = rt
+			}
+			var res *delivery.ReplayResult
+			switch {
+			case rt.err != nil:
+				out.Skipped++
+				res = &delivery.ReplayResult{Source: rec.Source, ID: rec.ID, DryRun: true, Error: rt.err.Error()}
+			case rec.Status == store.StatusReserved:
+				out.Failed++
+				res = &delivery.ReplayResult{Source: rec.Source, ID: rec.ID, DryRun: true, Error: delivery.ErrReserved.Error()}
+			case len(out.Requests) < shown:
+				res, err = rt.r.Replay(ctx, rec.Source, rec.ID, true)
+				if res == nil {
+					res = &delivery.ReplayResult{Source: rec.Source, ID: rec.ID, DryRun: true}
+				}
+				if err != nil {
+					res.Error = err.Error()
+					out.Failed++
+				} else {
+					out.Sendable++
+				}
+			default:
+				out.Sendable++
+			}
+			if len(out.Requests) < shown {
+				out.Requests = append(out.Requests, res)
+			}
+		}
+		if cursor == "" {
+			break
+		}
+		page.Cursor = cursor
+	}
+	return out, nil
+}
