@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/webhookgw/caddy-webhook-gateway/handlers"
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
@@ -196,14 +197,8 @@ func TestMetricsStoreGaugesAreCached(t *testing.T) {
 	}
 	// Once stale, a scrape answers at once and refreshes in the background.
 	r.liveStores()[0].counts.Expire()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, d := gauges(); d == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("dead gauge never refreshed to 2")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.For(t, "the dead gauge refreshed to 2", func() bool {
+		_, d := gauges()
+		return d == 2
+	})
 }

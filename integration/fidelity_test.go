@@ -163,7 +163,9 @@ func TestLoyaltyRequestIDHeader(t *testing.T) {
 		t.Fatalf("another request id: %d %v", code, other)
 	}
 	testwait.For(t, "two deliveries", func() bool { return len(be.deliveredIDs("/openloyalty", "CustomerRegistered")) == 2 })
-	time.Sleep(300 * time.Millisecond)
+	// Once both are delivered no worker sends either again: the count is final.
+	waitStatus(t, gw, "/openloyalty", "6f9619ff-8b86-d011-b42d-00c04fc964ff", "delivered")
+	waitStatus(t, gw, "/openloyalty", "0b1c8a1e-0000-4000-8000-000000000002", "delivered")
 	if n := len(be.deliveredIDs("/openloyalty", "CustomerRegistered")); n != 2 {
 		t.Errorf("%d deliveries, want 2", n)
 	}
@@ -224,7 +226,9 @@ func TestPaymentIDCaseAndAge(t *testing.T) {
 	if code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(a["error"]), "event_triggered") {
 		t.Fatalf("2021 event: %d %v; want 400 naming event_triggered", code, a)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// The refused event was never stored, and a delivered one is not sent
+	// again: the count is final.
+	waitStatus(t, gw, "/usaepay", id, "delivered")
 	if n := be.count(id); n != 1 {
 		t.Errorf("backend received %d copies", n)
 	}
