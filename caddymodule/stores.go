@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -67,8 +68,21 @@ type BadgerStore struct {
 	// database room to finish its writes. Default 64 MiB; -1: none.
 	SpaceReserve int64 `json:"space_reserve,omitempty"`
 
+	// GCInterval is how often the store garbage-collects Badger's value
+	// log and sweeps what nothing refers to any more: the payloads of
+	// expired events, orphaned batch bodies, expired leases. A store left
+	// idle after such deletions also compacts, so that the collection
+	// finds their space. A shorter interval gives disk space back sooner
+	// at the cost of more background reads. Default 10m; at least 1s.
+	GCInterval caddy.Duration `json:"gc_interval,omitempty"`
+
 	abs string
 }
+
+// minGCInterval keeps gc_interval from turning the collection into a busy
+// loop: each run reads the value log's discard statistics and walks the
+// payload index.
+const minGCInterval = time.Second
 
 // CaddyModule returns the Caddy module information.
 func (BadgerStore) CaddyModule() caddy.ModuleInfo {
@@ -78,8 +92,11 @@ func (BadgerStore) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision resolves the directory.
+// Provision resolves the directory and checks the options.
 func (b *BadgerStore) Provision(caddy.Context) error {
+	if b.GCInterval != 0 && time.Duration(b.GCInterval) < minGCInterval {
+		return fmt.Errorf("badger store gc_interval %s: want at least %s", time.Duration(b.GCInterval), minGCInterval)
+	}
 	dir := b.Dir
 	if dir == "" {
 		dir = filepath.Join(caddy.AppDataDir(), "webhook_gateway")
@@ -102,7 +119,7 @@ func (b *BadgerStore) StoreName() string { return b.abs }
 
 // OpenStore implements StoreEngine.
 func (b *BadgerStore) OpenStore(logger *zap.Logger) (store.Store, error) {
-	return store.Open(b.abs, store.Options{Logger: logger, MinFreeSpace: b.MinFreeSpace, SpaceReserve: b.SpaceReserve})
+	return store.Open(b.abs, store.Options{Logger: logger, MinFreeSpace: b.MinFreeSpace, SpaceReserve: b.SpaceReserve, GCInterval: time.Duration(b.GCInterval)})
 }
 
 // UnmarshalCaddyfile sets up the store from the tokens after
@@ -112,6 +129,7 @@ func (b *BadgerStore) OpenStore(logger *zap.Logger) (store.Store, error) {
 //	    dir            <dir>
 //	    min_free_space <size>|off
 //	    space_reserve  <size>|off
+//	    gc_interval    <duration>
 //	}
 func (b *BadgerStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // engine name
@@ -135,6 +153,15 @@ func (b *BadgerStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := sizeOrOffArg(d, field); err != nil {
 				return err
 			}
+		case "gc_interval":
+			dur, err := durationArg(d)
+			if err != nil {
+				return err
+			}
+			if time.Duration(dur) < minGCInterval {
+				return d.Errf("gc_interval: %s is below the minimum of %s", time.Duration(dur), minGCInterval)
+			}
+			b.GCInterval = dur
 		default:
 			return d.Errf("unknown badger store subdirective %q", d.Val())
 		}

@@ -17,6 +17,7 @@ func TestCaddyfileStoreModule(t *testing.T) {
 		"store badger {\n dir /var/lib/b\n }": `{"dir":"/var/lib/b","engine":"badger"}`,
 		"store badger":                        `{"engine":"badger"}`,
 		"store badger {\n min_free_space 1GiB\n space_reserve off\n }": `{"engine":"badger","min_free_space":1073741824,"space_reserve":-1}`,
+		"store badger /d {\n gc_interval 90s\n }":                      `{"dir":"/d","engine":"badger","gc_interval":90000000000}`,
 	}
 	for line, want := range cases {
 		var h Handler
@@ -27,7 +28,7 @@ func TestCaddyfileStoreModule(t *testing.T) {
 			t.Errorf("%q: store = %s, want %s", line, h.StoreRaw, want)
 		}
 	}
-	for _, line := range []string{"store", "store nosuch", "store badger /a /b", "store badger {\n colour red\n }", "store badger {\n min_free_space lots\n }"} {
+	for _, line := range []string{"store", "store nosuch", "store badger /a /b", "store badger {\n colour red\n }", "store badger {\n min_free_space lots\n }", "store badger {\n gc_interval 10ms\n }", "store badger {\n gc_interval -1s\n }", "store badger {\n gc_interval\n }"} {
 		var h Handler
 		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("webhook_gateway {\n " + line + "\n}")); err == nil {
 			t.Errorf("accepted %q", line)
@@ -89,6 +90,7 @@ func TestStoreDirPlaceholders(t *testing.T) {
 		"unset variable": {StoreDir: "{env.WEBHOOK_STATE_UNSET}/db"},
 		"both forms":     {StoreDir: base, StoreRaw: json.RawMessage(`{"engine":"badger"}`)},
 		"unknown engine": {StoreRaw: json.RawMessage(`{"engine":"nosuch"}`)},
+		"gc_interval":    {StoreRaw: json.RawMessage(`{"engine":"badger","dir":"` + base + `","gc_interval":"100ms"}`)},
 	} {
 		err := provisionHandler(t, bad)
 		if err == nil || !strings.Contains(err.Error(), "webhook_gateway: store") {
