@@ -17,10 +17,6 @@ import (
 	"go.uber.org/zap"
 )
 
-// ErrClosed is returned by every method of a closed store, whatever its
-// engine.
-var ErrClosed = errors.New("store is closed")
-
 // Options tune a Badger store. The zero value is a sensible default: every
 // field left zero takes the default documented on it. The memory defaults are
 // chosen to keep a gateway with a million retained events well under 300 MB
@@ -348,37 +344,10 @@ func Open(dir string, opts Options) (*Badger, error) {
 	return b, nil
 }
 
-// Stats are counters of the store's group commit, for metrics: Waits/Syncs
-// is how many durable writes one fsync covers on average.
-type Stats struct {
-	// Syncs is the number of group syncs run.
-	Syncs uint64
-	// Waits is the number of durable writes that waited for one.
-	Waits uint64
-	// ValueLogGCRuns is the number of value-log collections, scheduled or
-	// early.
-	ValueLogGCRuns uint64
-	// IdleReclaims is the number of times the GC schedule found the store
-	// idle after deletions and flushed and compacted it so that value-log
-	// GC could collect them (see Badger.reclaim).
-	IdleReclaims uint64
-	// SyncBatches counts group syncs by how many durable writes each
-	// covered: SyncBatches[i] those with at most SyncBatchBounds[i] (and
-	// more than the bound before), the last one those over every bound.
-	SyncBatches []uint64
-	// WriteBatches is the number of shared write transactions (see
-	// txnGatherer) and BatchedWrites the writes they carried: their
-	// ratio is how many writes one Badger transaction gathered.
-	WriteBatches, BatchedWrites uint64
-	// LowOnSpace is set while new events are refused for lack of disk
-	// space (see Options.MinFreeSpace).
-	LowOnSpace bool
-}
-
 // Stats returns the group-commit counters since Open.
 func (b *Badger) Stats() Stats {
 	return Stats{Syncs: b.gsync.syncs.Load(), Waits: b.gsync.waits.Load(), ValueLogGCRuns: b.gcRuns.Load(), IdleReclaims: b.reclaims.Load(),
-		SyncBatches: b.gsync.batchCounts(), WriteBatches: b.gather.batches.Load(), BatchedWrites: b.gather.ops.Load(),
+		SyncBatches: b.gsync.batches.Counts(), WriteBatches: b.gather.batches.Load(), BatchedWrites: b.gather.ops.Load(),
 		LowOnSpace: b.space.lowOnSpace()}
 }
 
@@ -403,9 +372,6 @@ func (b *Badger) spaceLoop() {
 // spaceLoopEvery is how often the disk is watched without writes.
 const spaceLoopEvery = 500 * time.Millisecond
 
-// Dir is the directory the store was opened in.
-func (b *Badger) Dir() string { return b.dir }
-
 // Close stops the background work, waits for in-flight operations and closes
 // the database. It is safe to call more than once; later calls return the
 // first call's result.
@@ -425,11 +391,6 @@ func (b *Badger) Close() error {
 	})
 	return b.closeErr
 }
-
-// Destruct implements caddy.Destructor (without importing Caddy here), so a
-// *Badger can be stored directly in a caddy.UsagePool and closed when the
-// last configuration using it is unloaded.
-func (b *Badger) Destruct() error { return b.Close() }
 
 func (b *Badger) enter() (func(), error) {
 	b.closeMu.RLock()
@@ -507,7 +468,6 @@ var metaStatus = func() map[byte]Status {
 	return m
 }()
 
-func validStatus(s Status) bool { _, ok := statusMeta[s]; return ok }
 
 // expiresAt is the Badger expiry of a record: delivered records go after
 // their retention; everything else stays until it is delivered, replayed or
@@ -678,64 +638,37 @@ type heldBy struct {
 	status Status
 }
 
-// readReservation decodes a record whose user-meta says it is (or may be) a
-// reservation, and tells whether it has expired.
-func readReservation(item *badger.Item, now time.Time) (sr *storedRecord, abandoned bool, err error) {
-	v, err := item.ValueCopy(nil)
-	if err != nil {
-		return nil, false, err
-	}
-	if sr, err = decodeRecordValue(v); err != nil {
-		return nil, false, err
-	}
-	return sr, sr.rec.Status == StatusReserved && !sr.rec.ReservedUntil.After(now), nil
-}
-
-// dedupHolder looks up who holds the dedup key of r at now. The key is held
-// while its window runs, or while a reservation holding it is live; a key
-// whose record is gone (released, purged, expired) is free. An abandoned
-// reservation holding the key is returned as stale: the insert taking the key
-// over deletes it, since nothing else ever would (its id is unique).
-func dedupHolder(txn *badger.Txn, r *Record, now time.Time) (held *heldBy, stale *storedRecord, err error) {
+// dedupHolder looks up who holds the dedup key of r at now in Badger. The
+// key is held while its window runs; a key whose record is gone (purged,
+// expired) is free. Reservations, which live in memory, hold their dedup
+// keys there (see reservations).
+func dedupHolder(txn *badger.Txn, r *Record, now time.Time) (*heldBy, error) {
 	item, err := txn.Get(dedupKey(r.Source, r.DedupKey))
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, nil, nil
+		return nil, nil
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	v, err := item.ValueCopy(nil)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	until, id, err := decodeDedupValue(v)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	ri, err := txn.Get(recordKey(r.Source, id))
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, nil, nil
+		return nil, nil
 	}
 	if err != nil {
-		return nil, nil, err
-	}
-	st := metaStatus[ri.UserMeta()]
-	if st == StatusReserved || st == "" {
-		sr, abandoned, err := readReservation(ri, now)
-		if err != nil {
-			return nil, nil, fmt.Errorf("reading %s %s, holder of its dedup key: %w", r.Source, id, err)
-		}
-		if abandoned {
-			return nil, sr, nil
-		}
-		if st = sr.rec.Status; st == StatusReserved {
-			return &heldBy{id: id, status: st}, nil, nil
-		}
+		return nil, err
 	}
 	if now.Before(until) {
-		return &heldBy{id: id, status: st}, nil, nil
+		return &heldBy{id: id, status: metaStatus[ri.UserMeta()]}, nil
 	}
-	return nil, nil, nil
+	return nil, nil
 }
 
 // writeDedup makes r the holder of its dedup key for its window from now. A
@@ -773,8 +706,9 @@ func writeDedup(txn *badger.Txn, r *Record, now time.Time) error {
 // so that the keys, the outcomes and Badger's pending writes of only one
 // chunk exist at a time.
 func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]InsertResult, error) {
-	if in == nil || len(in.Records) == 0 {
-		return nil, errors.New("insert: no records")
+	now := time.Now()
+	if err := PrepareInsert(in, now); err != nil {
+		return nil, err
 	}
 	unlock, err := b.enter()
 	if err != nil {
@@ -782,13 +716,9 @@ func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]Insert
 	}
 	defer unlock()
 
-	now := time.Now()
 	n := len(in.Records)
 	size := len(in.RawBody)
-	for i, r := range in.Records {
-		if err := checkInsert(r, i, n, now); err != nil {
-			return nil, err
-		}
+	for _, r := range in.Records {
 		size += len(r.Event) + recordOverhead
 	}
 	ins := &inserter{b: b, in: in, now: now, res: make([]InsertResult, n), payload: n == 1, durable: durable}
@@ -838,35 +768,6 @@ func (b *Badger) Insert(ctx context.Context, in *Ingest, durable bool) ([]Insert
 	}
 	ins.publish(durable)
 	return ins.res, nil
-}
-
-// checkInsert validates the record at index i of n and fills in its
-// defaults.
-func checkInsert(r *Record, i, n int, now time.Time) error {
-	if r == nil {
-		return fmt.Errorf("insert: record %d is nil", i)
-	}
-	if err := validateKey(r.Source, r.ID); err != nil {
-		return fmt.Errorf("insert: record %d: %w", i, err)
-	}
-	if r.DedupKey != "" {
-		if err := validateDedupKey(r.Source, r.DedupKey, r.DedupWindow); err != nil {
-			return fmt.Errorf("insert: record %d (%s %s): %w", i, r.Source, r.ID, err)
-		}
-	}
-	if r.Status == "" {
-		r.Status = StatusPending
-	}
-	if !validStatus(r.Status) {
-		return fmt.Errorf("insert: record %d (%s %s): unknown status %q", i, r.Source, r.ID, r.Status)
-	}
-	if r.ReceivedAt.IsZero() {
-		r.ReceivedAt = now
-	}
-	if r.BatchSize == 0 {
-		r.BatchSize = n
-	}
-	return nil
 }
 
 // maxTxnRecords bounds the records of one insert transaction. A loyalty
@@ -1113,8 +1014,6 @@ func (ins *inserter) endExpectations() {
 // reservation in memory holds its keys like a stored record; reserved
 // records that get their keys are collected in ch instead of written.
 func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, lo int, idx []int, payload bool, bodyID []byte, withBody bool, now time.Time, out map[int]insertOutcome, ch *reservationChanges) error {
-	olds := make(map[int]*storedRecord)
-	stales := make(map[int]*storedRecord) // abandoned holders of dedup keys
 	var inserted [][]byte
 	for _, i := range idx {
 		r := in.Records[i]
@@ -1124,25 +1023,8 @@ func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, lo int, i
 		case err != nil:
 			return fmt.Errorf("reading %s %s: %w", r.Source, r.ID, err)
 		default:
-			st := metaStatus[item.UserMeta()]
-			if st == StatusReserved || st == "" {
-				// Reservations are no longer written; one may
-				// remain from an earlier version of the store.
-				sr, abandoned, err := readReservation(item, now)
-				if err != nil {
-					return fmt.Errorf("reading %s %s: %w", r.Source, r.ID, err)
-				}
-				if abandoned {
-					// Its owner died before releasing it. The
-					// key is free again.
-					olds[i] = sr
-				}
-				st = sr.rec.Status
-			}
-			if olds[i] == nil {
-				out[i] = insertOutcome{existing: st, existingID: r.ID, version: item.Version(), expiresAt: item.ExpiresAt()}
-				continue
-			}
+			out[i] = insertOutcome{existing: metaStatus[item.UserMeta()], existingID: r.ID, version: item.Version(), expiresAt: item.ExpiresAt()}
+			continue
 		}
 		if held, live := b.resv.holder(false, string(keys[i-lo]), now); live {
 			out[i] = insertOutcome{existing: StatusReserved, existingID: r.ID}
@@ -1151,16 +1033,13 @@ func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, lo int, i
 			ch.drop = append(ch.drop, held)
 		}
 		if r.DedupKey != "" {
-			held, stale, err := dedupHolder(txn, r, now)
+			held, err := dedupHolder(txn, r, now)
 			if err != nil {
 				return fmt.Errorf("reading the dedup key of %s %s: %w", r.Source, r.ID, err)
 			}
 			if held != nil {
 				out[i] = insertOutcome{existing: held.status, existingID: held.id}
 				continue
-			}
-			if stale != nil && stale.rec.ID != r.ID {
-				stales[i] = stale
 			}
 			if res, live := b.resv.holder(true, string(dedupKey(r.Source, r.DedupKey)), now); live {
 				out[i] = insertOutcome{existing: StatusReserved, existingID: res.rec.ID}
@@ -1184,18 +1063,6 @@ func (b *Badger) insertTxn(txn *badger.Txn, in *Ingest, keys [][]byte, lo int, i
 			continue
 		}
 		r := in.Records[i]
-		if old := olds[i]; old != nil {
-			// Index entries are derived from the stored state,
-			// so drop the abandoned reservation's ones first.
-			if err := deleteRecord(txn, keys[i-lo], old); err != nil {
-				return err
-			}
-		}
-		if st := stales[i]; st != nil {
-			if err := deleteRecord(txn, recordKey(st.rec.Source, st.rec.ID), st); err != nil {
-				return err
-			}
-		}
 		if r.Status == StatusReserved {
 			r.ReservedUntil = now.Add(b.opts.ReservationExpiry)
 			c := *r
@@ -1251,7 +1118,7 @@ func (b *Badger) refreshCache(keys [][]byte, synced bool) {
 
 // Get implements Store.
 func (b *Badger) Get(ctx context.Context, source, id string) (*Record, error) {
-	if err := validateKey(source, id); err != nil {
+	if err := ValidateKey(source, id); err != nil {
 		return nil, fmt.Errorf("get: %w", err)
 	}
 	unlock, err := b.enter()
@@ -1287,7 +1154,7 @@ func (b *Badger) Get(ctx context.Context, source, id string) (*Record, error) {
 // RawBody implements Store. For a batch, every record returns the whole
 // request body it came in.
 func (b *Badger) RawBody(ctx context.Context, source, id string) ([]byte, error) {
-	if err := validateKey(source, id); err != nil {
+	if err := ValidateKey(source, id); err != nil {
 		return nil, fmt.Errorf("raw body: %w", err)
 	}
 	unlock, err := b.enter()
@@ -1312,8 +1179,6 @@ func (b *Badger) RawBody(ctx context.Context, source, id string) ([]byte, error)
 			switch p.bodyKind {
 			case bodyPayload:
 				return readPayload(txn, recordKey(source, id), func(_, raw []byte) { body = bytes.Clone(raw) })
-			case bodyInline:
-				body = append([]byte{}, p.body...)
 			case bodyRef:
 				bi, err := txn.Get(bodyKey(p.body))
 				if errors.Is(err, badger.ErrKeyNotFound) {
@@ -1347,7 +1212,7 @@ func (b *Badger) RawBody(ctx context.Context, source, id string) ([]byte, error)
 // absent or no longer reserved (delivered meanwhile, or taken over after the
 // reservation expired) does nothing and is not an error.
 func (b *Badger) Release(ctx context.Context, source, id string, reservedUntil time.Time) error {
-	if err := validateKey(source, id); err != nil {
+	if err := ValidateKey(source, id); err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
 	unlock, err := b.enter()

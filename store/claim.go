@@ -37,7 +37,7 @@ func (b *Badger) Claim(ctx context.Context, owner string, sources []string, now 
 	slices.Sort(srcs)
 	srcs = slices.Compact(srcs)
 	for _, s := range srcs {
-		if err := validateKey(s, "-"); err != nil {
+		if err := ValidateKey(s, "-"); err != nil {
 			return nil, fmt.Errorf("claim: %w", err)
 		}
 	}

@@ -39,18 +39,13 @@ type groupSyncer struct {
 	wg      sync.WaitGroup
 
 	syncs, waits, lingers atomic.Uint64
-	// batches counts syncs by the number of writes they covered, in the
-	// buckets of SyncBatchBounds.
-	batches [len(SyncBatchBounds) + 1]atomic.Uint64
+	// batches counts syncs by the number of writes they covered.
+	batches BatchHistogram
 }
 
 // lingerMax bounds the wait for writes still being committed before a sync
 // under load: well under a sync's own duration (1-2 ms here).
 const lingerMax = 250 * time.Microsecond
-
-// SyncBatchBounds are the upper bounds of the batch-size buckets of
-// Stats.SyncBatches: how many durable writes one group sync covered.
-var SyncBatchBounds = [...]uint64{1, 2, 4, 8, 16, 32, 64, 128, 256}
 
 type syncBatch struct {
 	done chan struct{}
@@ -62,25 +57,6 @@ type syncBatch struct {
 func (b *syncBatch) wait() error {
 	<-b.done
 	return b.err
-}
-
-// observe counts a sync that covered n writes.
-func (g *groupSyncer) observe(n uint64) {
-	i := 0
-	for i < len(SyncBatchBounds) && n > SyncBatchBounds[i] {
-		i++
-	}
-	g.batches[i].Add(1)
-}
-
-// batchCounts returns the syncs per batch-size bucket, the last one for
-// batches over the largest bound.
-func (g *groupSyncer) batchCounts() []uint64 {
-	out := make([]uint64, len(g.batches))
-	for i := range g.batches {
-		out[i] = g.batches[i].Load()
-	}
-	return out
 }
 
 // wait returns once a sync that started after the call has finished. It does
@@ -128,7 +104,7 @@ func (g *groupSyncer) loop() {
 		// Every waiter in b registered after its commit and before this
 		// point, so this sync covers all of their writes.
 		g.syncs.Add(1)
-		g.observe(b.n)
+		g.batches.Observe(b.n)
 		b.err = g.sync()
 		close(b.done)
 		busy = true

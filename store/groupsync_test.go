@@ -54,7 +54,7 @@ func TestGroupSyncerCoversCommits(t *testing.T) {
 	}
 	// The batch-size histogram accounts for every sync and every write.
 	var bucketed, maxWrites uint64
-	for i, n := range g.batchCounts() {
+	for i, n := range g.batches.Counts() {
 		bucketed += n
 		if i < len(SyncBatchBounds) {
 			maxWrites += n * SyncBatchBounds[i]
@@ -63,7 +63,7 @@ func TestGroupSyncerCoversCommits(t *testing.T) {
 		}
 	}
 	if bucketed != syncs || maxWrites < waits {
-		t.Fatalf("batch histogram %v: %d syncs bucketed of %d, room for %d writes of %d", g.batchCounts(), bucketed, syncs, maxWrites, waits)
+		t.Fatalf("batch histogram %v: %d syncs bucketed of %d, room for %d writes of %d", g.batches.Counts(), bucketed, syncs, maxWrites, waits)
 	}
 	t.Logf("%d waits, %d syncs", waits, syncs)
 }
@@ -207,7 +207,7 @@ func TestCloseWaitsForDurableWrites(t *testing.T) {
 
 func TestClosedStore(t *testing.T) {
 	b, _ := openTest(t, Options{})
-	if err := b.Destruct(); err != nil {
+	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 )
 
@@ -30,37 +29,6 @@ const (
 	prefixPayload = "p\x00"
 	prefixDedup   = "k\x00"
 )
-
-// maxKeyPart bounds sources and ids: Badger rejects keys over 64 KB, and no
-// provider sends ids anywhere near this long, so a longer one is an error
-// rather than something to truncate (truncation would merge distinct ids).
-const maxKeyPart = 4096
-
-func validateKey(source, id string) error {
-	switch {
-	case source == "":
-		return errors.New("empty source")
-	case strings.IndexByte(source, 0) >= 0:
-		return fmt.Errorf("source %q contains a NUL byte", source)
-	case len(source) > maxKeyPart:
-		return fmt.Errorf("source is %d bytes long; the limit is %d", len(source), maxKeyPart)
-	case id == "":
-		return fmt.Errorf("empty event id for source %q", source)
-	case len(id) > maxKeyPart:
-		return fmt.Errorf("event id for source %q is %d bytes long; the limit is %d", source, len(id), maxKeyPart)
-	}
-	return nil
-}
-
-func validateDedupKey(source, key string, window time.Duration) error {
-	switch {
-	case len(key) > maxKeyPart:
-		return fmt.Errorf("dedup key for source %q is %d bytes long; the limit is %d", source, len(key), maxKeyPart)
-	case window <= 0:
-		return fmt.Errorf("dedup key for source %q has no positive dedup window", source)
-	}
-	return nil
-}
 
 func recordKey(source, id string) []byte { return sourceKey(prefixRecord, source, id) }
 
@@ -178,7 +146,7 @@ func claimable(s Status) bool { return s == StatusPending || s == StatusRetrying
 // compact a json.RawMessage of several kilobytes on every status update.
 //
 //	version:1 | uvarint len(json) | json | uvarint len(event) | event |
-//	body kind:1 | inline body bytes or 16-byte body id
+//	body kind:1 | 16-byte body id (bodyRef)
 //
 // A single-event record (body kind payload) keeps its canonical event and raw
 // body in a payload entry of its own instead, written once with the record's
@@ -189,7 +157,6 @@ const recordFormat = 2
 
 const (
 	bodyNone    byte = 0
-	bodyInline  byte = 1 // records written before payload entries existed
 	bodyRef     byte = 2
 	bodyPayload byte = 3
 )
@@ -233,7 +200,7 @@ const bodyIDLen = 16
 type storedRecord struct {
 	rec      *Record
 	bodyKind byte
-	body     []byte // inline body, or the id of the shared body entry
+	body     []byte // the id of the shared body entry (bodyRef)
 }
 
 func encodeRecordValue(r *Record, bodyKind byte, body []byte) ([]byte, error) {
@@ -300,10 +267,6 @@ func decodeRecordValue(v []byte) (*storedRecord, error) {
 	r := new(Record)
 	if err := json.Unmarshal(p.json, r); err != nil {
 		return nil, fmt.Errorf("decoding record: %w", err)
-	}
-	if r.Status == StatusReserved && r.ReservedUntil.IsZero() {
-		// Written before reservations had an expiry of their own.
-		r.ReservedUntil, r.LeaseUntil = r.LeaseUntil, time.Time{}
 	}
 	r.Event = bytes.Clone(p.event)
 	return &storedRecord{rec: r, bodyKind: p.bodyKind, body: p.body}, nil

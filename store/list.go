@@ -6,31 +6,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"strings"
-	"time"
 
 	"github.com/dgraph-io/badger/v4"
-)
-
-// Page sizes of List.
-const (
-	DefaultListLimit = 100
-	MaxListLimit     = 1000
 )
 
 // purgeChunk bounds one Purge transaction, well within Badger's limit with
 // the default memtable size; Purge halves it if a transaction is too big.
 const purgeChunk = 500
-
-func (f *Filter) validate() error {
-	if f.Source != "" && strings.IndexByte(f.Source, 0) >= 0 {
-		return fmt.Errorf("source %q contains a NUL byte", f.Source)
-	}
-	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
-		return fmt.Errorf("empty time range: from %s is not before to %s", f.From.Format(time.RFC3339Nano), f.To.Format(time.RFC3339Nano))
-	}
-	return nil
-}
 
 func (f *Filter) matchSummary(source string, s summary) bool {
 	return (f.Source == "" || f.Source == source) &&
@@ -121,18 +103,14 @@ func decodeCursor(c string) ([]byte, error) {
 // writes, so paging through a changing store neither repeats nor skips
 // records that were there all along.
 func (b *Badger) List(ctx context.Context, f Filter) ([]*Record, string, error) {
-	if err := f.validate(); err != nil {
+	if err := f.Validate(); err != nil {
 		return nil, "", fmt.Errorf("list: %w", err)
 	}
 	start, err := decodeCursor(f.Cursor)
 	if err != nil {
 		return nil, "", fmt.Errorf("list: %w", err)
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = DefaultListLimit
-	}
-	limit = min(limit, MaxListLimit)
+	limit := f.PageSize()
 	unlock, err := b.enter()
 	if err != nil {
 		return nil, "", err
@@ -235,7 +213,7 @@ func (b *Badger) Counts(ctx context.Context) (map[Status]int, error) {
 // (say, delivered while purging dead ones) is left alone. Shared batch bodies
 // whose last record is gone are removed by the periodic body sweep.
 func (b *Badger) Purge(ctx context.Context, f Filter) (int, error) {
-	if err := f.validate(); err != nil {
+	if err := f.Validate(); err != nil {
 		return 0, fmt.Errorf("purge: %w", err)
 	}
 	unlock, err := b.enter()

@@ -20,7 +20,7 @@ import (
 // the lease meanwhile. The record returned has no Event if its payload is
 // kept apart.
 func (b *Badger) change(ctx context.Context, opName, source, id string, durable bool, fn func(r *Record) (bool, error)) (*Record, error) {
-	if err := validateKey(source, id); err != nil {
+	if err := ValidateKey(source, id); err != nil {
 		return nil, fmt.Errorf("%s: %w", opName, err)
 	}
 	unlock, err := b.enter()
@@ -117,7 +117,7 @@ func (b *Badger) MarkDelivered(ctx context.Context, source, id string, attempt A
 
 // RecordAttempt implements Store.
 func (b *Badger) RecordAttempt(ctx context.Context, source, id, owner string, attempt Attempt, d Decision) error {
-	if err := d.validate(); err != nil {
+	if err := d.Validate(); err != nil {
 		return fmt.Errorf("record attempt %s %s: %w", source, id, err)
 	}
 	if done, err := b.reserved(source, id, func(r *reservation) error {
@@ -151,7 +151,7 @@ func (b *Badger) RecordAttempt(ctx context.Context, source, id, owner string, at
 // ReleaseLease implements Store. Leases live in memory (see leaseTable), so
 // giving one back writes nothing.
 func (b *Badger) ReleaseLease(ctx context.Context, source, id, owner string) error {
-	if err := validateKey(source, id); err != nil {
+	if err := ValidateKey(source, id); err != nil {
 		return fmt.Errorf("release lease: %w", err)
 	}
 	unlock, err := b.enter()
@@ -190,7 +190,7 @@ func (b *Badger) RecordReplay(ctx context.Context, source, id string, attempt At
 // reserved runs fn on the reservation of (source, id) if there is one, and
 // reports whether there was.
 func (b *Badger) reserved(source, id string, fn func(*reservation) error) (bool, error) {
-	if err := validateKey(source, id); err != nil {
+	if err := ValidateKey(source, id); err != nil {
 		return false, nil // the caller's own check reports it
 	}
 	unlock, err := b.enter()
