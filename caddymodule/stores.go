@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/webhookgw/caddy-webhook-gateway/store"
+	"github.com/webhookgw/caddy-webhook-gateway/store/badger"
 )
 
 func init() {
@@ -119,7 +120,7 @@ func (b *BadgerStore) StoreName() string { return b.abs }
 
 // OpenStore implements StoreEngine.
 func (b *BadgerStore) OpenStore(logger *zap.Logger) (store.Store, error) {
-	return store.Open(b.abs, store.Options{Logger: logger, MinFreeSpace: b.MinFreeSpace, SpaceReserve: b.SpaceReserve, GCInterval: time.Duration(b.GCInterval)})
+	return badger.Open(b.abs, badger.Options{Logger: logger, MinFreeSpace: b.MinFreeSpace, SpaceReserve: b.SpaceReserve, GCInterval: time.Duration(b.GCInterval)})
 }
 
 // UnmarshalCaddyfile sets up the store from the tokens after
