@@ -283,3 +283,24 @@ func writeZeros(f *os.File, size int64) error {
 func sizeString(n uint64) string {
 	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
+
+// spaceLoop watches the disk until Close, so that the store notices space
+// coming back without waiting for a write, and allocates the memtable logs
+// Badger creates.
+func (b *Store) spaceLoop() {
+	defer b.bg.Done()
+	t := time.NewTicker(spaceLoopEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			b.space.check()
+			b.space.allocateMemtables()
+		}
+	}
+}
+
+// spaceLoopEvery is how often the disk is watched without writes.
+const spaceLoopEvery = 500 * time.Millisecond

@@ -206,3 +206,20 @@ func (b *Store) reserved(source, id string, fn func(*reservation) error) (bool, 
 	}
 	return true, fn(r)
 }
+
+// Release implements store.Store. Reservations live in memory (see
+// reservations), so releasing one writes nothing. Releasing a key that is
+// absent or no longer reserved (delivered meanwhile, or taken over after the
+// reservation expired) does nothing and is not an error.
+func (b *Store) Release(ctx context.Context, source, id string, reservedUntil time.Time) error {
+	if err := store.ValidateKey(source, id); err != nil {
+		return fmt.Errorf("release: %w", err)
+	}
+	unlock, err := b.enter()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	b.resv.release(string(recordKey(source, id)), reservedUntil)
+	return nil
+}
