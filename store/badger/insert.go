@@ -312,7 +312,7 @@ func (ins *inserter) run(ctx context.Context, c *insertChunk, withBody bool) err
 	fn := func(txn *badger.Txn) error {
 		clear(c.out)
 		ch.reset()
-		return ins.b.insertTxn(txn, ins.in, c.keys, c.lo, c.todo, ins.payload, ins.bodyID, withBody, ins.now, c.out, ch)
+		return ins.insertTxn(txn, c, withBody, ch)
 	}
 	if !reserving && ins.payload {
 		size := len(ins.in.RawBody) + len(ins.in.Records[0].Event) + recordOverhead
@@ -400,25 +400,44 @@ func (ins *inserter) endExpectations() {
 	}
 }
 
-// insertTxn is one attempt at inserting the records at idx. withBody writes
-// the shared body entry (when bodyID is set) if anything was written. A
-// reservation in memory holds its keys like a stored record; reserved
-// records that get their keys are collected in ch instead of written.
-func (b *Store) insertTxn(txn *badger.Txn, in *store.Ingest, keys [][]byte, lo int, idx []int, payload bool, bodyID []byte, withBody bool, now time.Time, out map[int]insertOutcome, ch *reservationChanges) error {
-	var inserted [][]byte
-	for _, i := range idx {
-		r := in.Records[i]
-		item, err := txn.Get(keys[i-lo])
+// insertTxn is one attempt at inserting the records of c still to look up
+// (c.todo), their outcomes going to c.out: it finds what holds each key,
+// then writes the records that found theirs free. withBody writes the
+// shared body entry (when the batch has one) if anything was written.
+func (ins *inserter) insertTxn(txn *badger.Txn, c *insertChunk, withBody bool, ch *reservationChanges) error {
+	inserted, err := ins.findHolders(txn, c, ch)
+	if err != nil {
+		return err
+	}
+	if len(inserted) > 0 && ins.bodyID != nil && withBody {
+		if err := txn.Set(bodyKey(ins.bodyID), encodeBodyValue(ins.now, inserted, ins.in.RawBody)); err != nil {
+			return err
+		}
+	}
+	return ins.writeInserted(txn, c, ch)
+}
+
+// findHolders looks up who holds the id and the dedup key of each record
+// of c.todo, in Badger and among the reservations in memory (which hold
+// their keys like stored records), and sets its outcome: a duplicate of
+// the holder, or inserted. Expired reservations found on the way are
+// collected in ch to be dropped. It returns the keys of the records to
+// store in Badger (reserved records stay in memory).
+func (ins *inserter) findHolders(txn *badger.Txn, c *insertChunk, ch *reservationChanges) (inserted [][]byte, err error) {
+	b, now := ins.b, ins.now
+	for _, i := range c.todo {
+		r := ins.in.Records[i]
+		item, err := txn.Get(c.key(i))
 		switch {
 		case errors.Is(err, badger.ErrKeyNotFound):
 		case err != nil:
-			return fmt.Errorf("reading %s %s: %w", r.Source, r.ID, err)
+			return nil, fmt.Errorf("reading %s %s: %w", r.Source, r.ID, err)
 		default:
-			out[i] = insertOutcome{existing: metaStatus[item.UserMeta()], existingID: r.ID, version: item.Version(), expiresAt: item.ExpiresAt()}
+			c.out[i] = insertOutcome{existing: metaStatus[item.UserMeta()], existingID: r.ID, version: item.Version(), expiresAt: item.ExpiresAt()}
 			continue
 		}
-		if held, live := b.resv.holder(false, string(keys[i-lo]), now); live {
-			out[i] = insertOutcome{existing: store.StatusReserved, existingID: r.ID}
+		if held, live := b.resv.holder(false, string(c.key(i)), now); live {
+			c.out[i] = insertOutcome{existing: store.StatusReserved, existingID: r.ID}
 			continue
 		} else if held != nil {
 			ch.drop = append(ch.drop, held)
@@ -426,38 +445,41 @@ func (b *Store) insertTxn(txn *badger.Txn, in *store.Ingest, keys [][]byte, lo i
 		if r.DedupKey != "" {
 			held, err := dedupHolder(txn, r, now)
 			if err != nil {
-				return fmt.Errorf("reading the dedup key of %s %s: %w", r.Source, r.ID, err)
+				return nil, fmt.Errorf("reading the dedup key of %s %s: %w", r.Source, r.ID, err)
 			}
 			if held != nil {
-				out[i] = insertOutcome{existing: held.status, existingID: held.id}
+				c.out[i] = insertOutcome{existing: held.status, existingID: held.id}
 				continue
 			}
 			if res, live := b.resv.holder(true, string(dedupKey(r.Source, r.DedupKey)), now); live {
-				out[i] = insertOutcome{existing: store.StatusReserved, existingID: res.rec.ID}
+				c.out[i] = insertOutcome{existing: store.StatusReserved, existingID: res.rec.ID}
 				continue
 			} else if res != nil {
 				ch.drop = append(ch.drop, res)
 			}
 		}
-		out[i] = insertOutcome{inserted: true}
+		c.out[i] = insertOutcome{inserted: true}
 		if r.Status != store.StatusReserved {
-			inserted = append(inserted, keys[i-lo])
+			inserted = append(inserted, c.key(i))
 		}
 	}
-	if len(inserted) > 0 && bodyID != nil && withBody {
-		if err := txn.Set(bodyKey(bodyID), encodeBodyValue(now, inserted, in.RawBody)); err != nil {
-			return err
-		}
-	}
-	for _, i := range idx {
-		if !out[i].inserted {
+	return inserted, nil
+}
+
+// writeInserted writes the records of c that findHolders found free, and
+// their dedup entries. A reserved record is collected in ch instead, to be
+// held in memory once the transaction commits.
+func (ins *inserter) writeInserted(txn *badger.Txn, c *insertChunk, ch *reservationChanges) error {
+	now := ins.now
+	for _, i := range c.todo {
+		if !c.out[i].inserted {
 			continue
 		}
-		r := in.Records[i]
+		r := ins.in.Records[i]
 		if r.Status == store.StatusReserved {
-			r.ReservedUntil = now.Add(b.opts.ReservationExpiry)
-			c := *r
-			res := &reservation{rec: &c, key: string(keys[i-lo]), at: now, grp: ch.grp}
+			r.ReservedUntil = now.Add(ins.b.opts.ReservationExpiry)
+			cp := *r
+			res := &reservation{rec: &cp, key: string(c.key(i)), at: now, grp: ch.grp}
 			if r.DedupKey != "" {
 				res.dkey = string(dedupKey(r.Source, r.DedupKey))
 			}
@@ -466,12 +488,12 @@ func (b *Store) insertTxn(txn *badger.Txn, in *store.Ingest, keys [][]byte, lo i
 		}
 		kind, body := bodyNone, []byte(nil)
 		switch {
-		case payload:
-			kind, body = bodyPayload, in.RawBody
-		case bodyID != nil:
-			kind, body = bodyRef, bodyID
+		case ins.payload:
+			kind, body = bodyPayload, ins.in.RawBody
+		case ins.bodyID != nil:
+			kind, body = bodyRef, ins.bodyID
 		}
-		if err := b.writeRecord(txn, keys[i-lo], nil, persisted(r), kind, body, now); err != nil {
+		if err := ins.b.writeRecord(txn, c.key(i), nil, persisted(r), kind, body, now); err != nil {
 			return err
 		}
 		if r.DedupKey != "" {
