@@ -88,9 +88,43 @@ type claimCandidate struct {
 	dkey   []byte
 }
 
-// claim is one round of Claim. passed counts the leased candidates that
-// turned out not to be due any more.
+// claim is one round of Claim: scan the due index of each source, lease
+// the earliest due candidates, read their records back. passed counts the
+// leased candidates that turned out not to be due any more.
 func (b *Store) claim(ctx context.Context, owner string, srcs []string, now time.Time, leaseFor time.Duration, limit int) (out []*store.Record, passed int, err error) {
+	cands, err := b.scanDue(srcs, now, limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	mine := lease{owner, now.Add(leaseFor)}
+	taken := cands[:0]
+	for _, c := range cands {
+		if len(taken) == limit {
+			break
+		}
+		if b.leases.take(string(recordKey(c.source, c.id)), owner, now, mine.until) {
+			taken = append(taken, c)
+		}
+	}
+	if len(taken) == 0 {
+		return nil, 0, nil
+	}
+	out, passed, stale, err := b.readClaimed(taken, mine, now)
+	if err != nil {
+		for _, c := range taken {
+			b.leases.drop(string(recordKey(c.source, c.id)), mine)
+		}
+		return nil, 0, err
+	}
+	if len(stale) > 0 {
+		b.dropDueEntries(ctx, stale)
+	}
+	return out, passed, nil
+}
+
+// scanDue returns up to limit due, unleased candidates of each source,
+// earliest due first, and moves each source's scan mark (see dueMarks).
+func (b *Store) scanDue(srcs []string, now time.Time, limit int) ([]claimCandidate, error) {
 	var cands []claimCandidate
 	from := make([]time.Time, len(srcs))
 	clock := time.Now()
@@ -103,7 +137,7 @@ func (b *Store) claim(ctx context.Context, owner string, srcs []string, now time
 			b.due.cancel(src) // the transaction failed before scanning them
 		}
 	}()
-	err = b.db.View(func(txn *badger.Txn) error {
+	err := b.db.View(func(txn *badger.Txn) error {
 		for i, src := range srcs {
 			var first time.Time
 			var found bool
@@ -114,25 +148,17 @@ func (b *Store) claim(ctx context.Context, owner string, srcs []string, now time
 		return nil
 	})
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	slices.SortStableFunc(cands, func(a, b claimCandidate) int { return a.due.Compare(b.due) })
-	until := now.Add(leaseFor)
-	mine := lease{owner, until}
-	taken := cands[:0]
-	for _, c := range cands {
-		if len(taken) == limit {
-			break
-		}
-		if b.leases.take(string(recordKey(c.source, c.id)), owner, now, until) {
-			taken = append(taken, c)
-		}
-	}
-	if len(taken) == 0 {
-		return nil, 0, nil
-	}
+	return cands, nil
+}
 
-	var stale [][]byte // index entries that no longer match their record
+// readClaimed reads the records of the candidates leased to mine and
+// returns those still due, with the lease set. A candidate no longer due
+// (delivered or rescheduled since the scan) gives its lease back and counts
+// in passed; stale lists the due index entries that match no record.
+func (b *Store) readClaimed(taken []claimCandidate, mine lease, now time.Time) (out []*store.Record, passed int, stale [][]byte, err error) {
 	err = b.db.View(func(txn *badger.Txn) error {
 		for _, c := range taken {
 			key := recordKey(c.source, c.id)
@@ -163,33 +189,29 @@ func (b *Store) claim(ctx context.Context, owner string, srcs []string, now time
 				}
 				continue
 			}
-			r.LeaseOwner, r.LeaseUntil = owner, until
+			r.LeaseOwner, r.LeaseUntil = mine.owner, mine.until
 			out = append(out, r)
 		}
 		return nil
 	})
-	if err != nil {
-		for _, c := range taken {
-			b.leases.drop(string(recordKey(c.source, c.id)), mine)
-		}
-		return nil, 0, err
-	}
-	if len(stale) > 0 {
-		// Index entries are written with their record, so these come
-		// only from records written before leases moved to memory (their
-		// due entry sat at the lease's end); heal them.
-		if err := b.update(ctx, func(txn *badger.Txn) error {
-			for _, k := range stale {
-				if err := txn.Delete(k); err != nil {
-					return err
-				}
+	return out, passed, stale, err
+}
+
+// dropDueEntries deletes due index entries that match no record. Index
+// entries are written and deleted with their record, so none should; one
+// that does would be scanned by every claim, so it is removed rather than
+// skipped forever.
+func (b *Store) dropDueEntries(ctx context.Context, stale [][]byte) {
+	if err := b.update(ctx, func(txn *badger.Txn) error {
+		for _, k := range stale {
+			if err := txn.Delete(k); err != nil {
+				return err
 			}
-			return nil
-		}); err != nil {
-			b.log.Warn("removing stale due index entries", zap.Error(err))
 		}
+		return nil
+	}); err != nil {
+		b.log.Warn("removing stale due index entries", zap.Error(err))
 	}
-	return out, passed, nil
 }
 
 // dueCandidates appends up to limit records of src that are due at now and
