@@ -3,35 +3,21 @@ package integration
 import (
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testdisk"
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 )
 
-// valueLogDiskUse is the disk space the value-log files of a badger store
-// take: their allocated blocks, since Badger sizes the file it writes to
-// sparsely.
+// valueLogDiskUse is the disk space the value-log files of the badger
+// store in dir take.
 func valueLogDiskUse(t *testing.T, dir string) int64 {
 	t.Helper()
-	logs, err := filepath.Glob(filepath.Join(dir, "*.vlog"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, l := range logs {
-		st, err := os.Stat(l)
-		if err != nil {
-			continue // collected meanwhile
-		}
-		n += st.Sys().(*syscall.Stat_t).Blocks * 512
-	}
-	return n
+	return testdisk.Allocated(t, filepath.Join(dir, "*.vlog"))
 }
 
 // reclaimSite keeps delivered events for a second and collects the store

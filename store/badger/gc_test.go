@@ -3,33 +3,20 @@ package badger
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testdisk"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
-// valueLogDiskUse is the disk space the value-log files in dir take (their
-// allocated blocks: Badger sizes the active file sparsely).
+// valueLogDiskUse is the disk space the value-log files of the badger
+// store in dir take.
 func valueLogDiskUse(t *testing.T, dir string) int64 {
 	t.Helper()
-	logs, err := filepath.Glob(filepath.Join(dir, "*.vlog"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, l := range logs {
-		st, err := os.Stat(l)
-		if err != nil {
-			continue // collected meanwhile
-		}
-		n += st.Sys().(*syscall.Stat_t).Blocks * 512
-	}
-	return n
+	return testdisk.Allocated(t, filepath.Join(dir, "*.vlog"))
 }
 
 // Expired events give their value-log space back on a store that nothing
