@@ -23,6 +23,7 @@ import (
 	"github.com/webhookgw/caddy-webhook-gateway/handlers"
 	"github.com/webhookgw/caddy-webhook-gateway/ops"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
+	"github.com/webhookgw/caddy-webhook-gateway/store/badger"
 )
 
 // adminFixture is one store registered the way a provisioned Handler
@@ -30,7 +31,7 @@ import (
 // backend) and a sync route for /sublytics.
 type adminFixture struct {
 	dir     string
-	db      *store.Badger
+	db      *badger.Store
 	backend *recordingBackend
 }
 
@@ -66,7 +67,7 @@ func (b *recordingBackend) received() []http.Header {
 func newAdminFixture(t *testing.T) *adminFixture {
 	t.Helper()
 	dir := t.TempDir()
-	db, err := store.Open(dir, store.Options{Logger: zap.NewNop()})
+	db, err := badger.Open(dir, badger.Options{Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -481,7 +482,7 @@ func TestAdminSeveralStores(t *testing.T) {
 func TestRegistryReferenceCounting(t *testing.T) {
 	r := newRegistry()
 	dir := t.TempDir()
-	db, err := store.Open(dir, store.Options{Logger: zap.NewNop()})
+	db, err := badger.Open(dir, badger.Options{Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}

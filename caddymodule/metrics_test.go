@@ -13,6 +13,7 @@ import (
 	"github.com/webhookgw/caddy-webhook-gateway/handlers"
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
+	"github.com/webhookgw/caddy-webhook-gateway/store/badger"
 )
 
 // gathered returns the metric families of reg by name.
@@ -133,7 +134,7 @@ func TestMetricsObservers(t *testing.T) {
 
 func TestMetricsStoreGaugesAreCached(t *testing.T) {
 	dir := t.TempDir()
-	db, err := store.Open(dir, store.Options{Logger: zap.NewNop()})
+	db, err := badger.Open(dir, badger.Options{Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/webhookgw/caddy-webhook-gateway/delivery"
 	"github.com/webhookgw/caddy-webhook-gateway/ops"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
+	"github.com/webhookgw/caddy-webhook-gateway/store/badger"
 )
 
 // Hostile content a provider (or whoever can reach a route) may put in an
@@ -36,7 +37,7 @@ const (
 // /usaepay (a real delivery engine in front of a loopback backend) and a
 // sync route for /sublytics.
 type fixture struct {
-	db      *store.Badger
+	db      *badger.Store
 	backend *backend
 	srv     *httptest.Server
 	client  *http.Client
@@ -111,7 +112,7 @@ func newFixture(t *testing.T) *fixture { return newFixtureRefreshing(t, 0) }
 // newFixtureRefreshing is newFixture with the overview's refresh period.
 func newFixtureRefreshing(t *testing.T, refresh time.Duration) *fixture {
 	t.Helper()
-	db, err := store.Open(t.TempDir(), store.Options{Logger: zap.NewNop()})
+	db, err := badger.Open(t.TempDir(), badger.Options{Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
+	"github.com/webhookgw/caddy-webhook-gateway/store/badger"
 )
 
 const testSource = "/usaepay"
@@ -95,14 +96,14 @@ func (b *backend) count() int {
 	return len(b.hits)
 }
 
-func openStore(t *testing.T) *store.Badger {
+func openStore(t *testing.T) *badger.Store {
 	t.Helper()
 	return openStoreAt(t, t.TempDir())
 }
 
-func openStoreAt(t *testing.T, dir string) *store.Badger {
+func openStoreAt(t *testing.T, dir string) *badger.Store {
 	t.Helper()
-	st, err := store.Open(dir, store.Options{GCInterval: -1})
+	st, err := badger.Open(dir, badger.Options{GCInterval: -1})
 	if err != nil {
 		t.Fatalf("opening store: %v", err)
 	}
@@ -803,7 +804,7 @@ func TestReplayRefusesReservedEvent(t *testing.T) {
 // a loopback backend, durable record. Events are stored before the timer
 // starts.
 func BenchmarkEngineDeliver(b *testing.B) {
-	st, err := store.Open(b.TempDir(), store.Options{GCInterval: -1})
+	st, err := badger.Open(b.TempDir(), badger.Options{GCInterval: -1})
 	if err != nil {
 		b.Fatal(err)
 	}

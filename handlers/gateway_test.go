@@ -23,6 +23,7 @@ import (
 	"github.com/webhookgw/caddy-webhook-gateway/delivery"
 	"github.com/webhookgw/caddy-webhook-gateway/normalize"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
+	"github.com/webhookgw/caddy-webhook-gateway/store/badger"
 	"github.com/webhookgw/caddy-webhook-gateway/verify"
 )
 
@@ -32,9 +33,9 @@ const (
 	exampleID   = "c088bc2884a2c3b4043991b04d96ceda7c65043778233dedb26bfd5853705dfd"
 )
 
-func openStore(t testing.TB) *store.Badger {
+func openStore(t testing.TB) *badger.Store {
 	t.Helper()
-	db, err := store.Open(t.TempDir(), store.Options{GCInterval: -1})
+	db, err := badger.Open(t.TempDir(), badger.Options{GCInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
+	"github.com/webhookgw/caddy-webhook-gateway/store/badger"
 )
 
 // asyncSite routes payment webhooks through async delivery to backend with
@@ -63,7 +64,7 @@ func signedHeader(body []byte) http.Header {
 // has stopped (Badger allows one process per directory).
 func storedRecord(t *testing.T, gw *testcaddy.Instance, id string) *store.Record {
 	t.Helper()
-	db, err := store.Open(filepath.Join(gw.Dir, "store"), store.Options{GCInterval: -1})
+	db, err := badger.Open(filepath.Join(gw.Dir, "store"), badger.Options{GCInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
-	"github.com/webhookgw/caddy-webhook-gateway/store"
+	"github.com/webhookgw/caddy-webhook-gateway/store/badger"
 )
 
 // autoSite is syncSite with the loyalty route left to detect its provider
@@ -303,7 +303,7 @@ func TestCapturedSignedRequestWithNewRequestID(t *testing.T) {
 	// The content key of the unsigned-id route is held for the tolerance,
 	// not the 30 s default window.
 	gw.Stop()
-	db, err := store.Open(filepath.Join(gw.Dir, "store"), store.Options{GCInterval: -1})
+	db, err := badger.Open(filepath.Join(gw.Dir, "store"), badger.Options{GCInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

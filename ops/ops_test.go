@@ -15,11 +15,12 @@ import (
 	"github.com/webhookgw/caddy-webhook-gateway/delivery"
 	"github.com/webhookgw/caddy-webhook-gateway/ops"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
+	"github.com/webhookgw/caddy-webhook-gateway/store/badger"
 )
 
 func newTarget(t testing.TB) ops.Target {
 	t.Helper()
-	db, err := store.Open(t.TempDir(), store.Options{Logger: zap.NewNop()})
+	db, err := badger.Open(t.TempDir(), badger.Options{Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,8 +5,10 @@
 // single conditional write in any engine, so that an embedded database and a
 // shared one (PostgreSQL, for several gateways behind one load balancer)
 // implement the same life cycle. The conformance suite in store/storetest
-// checks an engine against it. The embedded engine is Badger (Open); the
-// shared one is store/postgres, for several gateways on one database.
+// checks an engine against it. This package is the contract alone and
+// imports nothing outside the standard library, so that its importers link
+// no engine. The embedded engine is store/badger; the shared one is
+// store/postgres, for several gateways on one database.
 //
 // # Life cycle
 //

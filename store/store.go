@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 )
@@ -171,18 +170,6 @@ func RetryAt(t time.Time) Decision { return Decision{Status: StatusRetrying, Nex
 // Dead gives up on the record for reason.
 func Dead(reason DeadReason) Decision { return Decision{Status: StatusDead, Reason: reason} }
 
-func (d Decision) validate() error {
-	switch {
-	case d.Status == StatusDelivered, d.Status == StatusRetrying:
-	case d.Status == StatusDead && d.Reason != "":
-	case d.Status == StatusDead:
-		return errors.New("a dead decision without a reason")
-	default:
-		return fmt.Errorf("decision to status %q; want delivered, retrying or dead", d.Status)
-	}
-	return nil
-}
-
 // ErrLeaseLost is returned by RecordAttempt when the caller's lease ran out
 // and the record was claimed by another owner meanwhile: the attempt is kept
 // as history, but the record's state is the new owner's to decide.
@@ -261,4 +248,13 @@ type Store interface {
 	Purge(ctx context.Context, f Filter) (int, error)
 	// Close releases the store. It is safe to call more than once.
 	Close() error
+}
+
+// Notifier is implemented by an engine shared between processes: fn is
+// called, without blocking, whenever any process sharing the store has
+// committed a pending event, so that the delivery workers of every process
+// wake at once instead of at their next poll. The returned func stops the
+// calls.
+type Notifier interface {
+	Subscribe(fn func(source string)) (stop func())
 }

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/webhookgw/caddy-webhook-gateway/store"
+	"github.com/webhookgw/caddy-webhook-gateway/store/badger"
 )
 
 func main() {
@@ -52,7 +53,7 @@ func main() {
 		defer os.RemoveAll(d)
 		*dir = d
 	}
-	s, err := store.Open(*dir, store.Options{CacheSize: *cache, MemTableSize: *memtable << 20, Compression: *compression, BaseTableSize: *baseTable << 10})
+	s, err := badger.Open(*dir, badger.Options{CacheSize: *cache, MemTableSize: *memtable << 20, Compression: *compression, BaseTableSize: *baseTable << 10})
 	if err != nil {
 		log.Fatal(err)
 	}

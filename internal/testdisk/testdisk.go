@@ -1,5 +1,5 @@
 // Package testdisk gives tests a small real filesystem to fill up: a tmpfs
-// mounted for the test, and a way to fill it.
+// mounted for the test, a way to fill it, and what files take on disk.
 package testdisk
 
 import (
@@ -53,4 +53,25 @@ func Fill(t testing.TB, dir string) string {
 	}
 	t.Fatalf("%s never filled up", dir)
 	return ""
+}
+
+// Allocated is the disk space the files matching the glob pattern take:
+// their allocated blocks, not their sizes, since a sparse file (Badger's
+// value log being written) is far smaller on disk than its size says. A
+// file removed meanwhile counts for nothing.
+func Allocated(t testing.TB, pattern string) int64 {
+	t.Helper()
+	files, err := filepath.Glob(pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil {
+			continue // removed meanwhile
+		}
+		n += st.Sys().(*syscall.Stat_t).Blocks * 512
+	}
+	return n
 }

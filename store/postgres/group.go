@@ -47,19 +47,14 @@ type waiting[R any] struct {
 // commitStats are the counters behind Store.Stats, shared by the groupers.
 type commitStats struct {
 	commits, requests atomic.Uint64
-	// batches counts commits by requests per commit, in the buckets of
-	// store.SyncBatchBounds (the last one: over every bound).
-	batches [len(store.SyncBatchBounds) + 1]atomic.Uint64
+	// batches counts commits by requests per commit.
+	batches store.BatchHistogram
 }
 
 func (c *commitStats) observe(n int) {
 	c.commits.Add(1)
 	c.requests.Add(uint64(n))
-	i := 0
-	for i < len(store.SyncBatchBounds) && uint64(n) > store.SyncBatchBounds[i] {
-		i++
-	}
-	c.batches[i].Add(1)
+	c.batches.Observe(uint64(n))
 }
 
 func newGrouper[R any](stats *commitStats, max int, weight func(R) int, write func(context.Context, []R) error) *grouper[R] {

@@ -224,38 +224,14 @@ func timeOrNil(t time.Time) any {
 // is on for the whole store); durable=false only tells that the caller would
 // accept less.
 func (s *Store) Insert(ctx context.Context, in *store.Ingest, durable bool) ([]store.InsertResult, error) {
-	if in == nil || len(in.Records) == 0 {
-		return nil, errors.New("insert: no records")
+	now := microNow()
+	if err := store.PrepareInsert(in, now); err != nil {
+		return nil, err
 	}
 	if err := s.enter(); err != nil {
 		return nil, err
 	}
-	now := microNow()
-	n := len(in.Records)
-	for i, r := range in.Records {
-		if r == nil {
-			return nil, fmt.Errorf("insert: record %d is nil", i)
-		}
-		if err := store.ValidateKey(r.Source, r.ID); err != nil {
-			return nil, fmt.Errorf("insert: record %d: %w", i, err)
-		}
-		if r.DedupKey != "" {
-			if err := store.ValidateDedupKey(r.Source, r.DedupKey, r.DedupWindow); err != nil {
-				return nil, fmt.Errorf("insert: record %d (%s %s): %w", i, r.Source, r.ID, err)
-			}
-		}
-		if r.Status == "" {
-			r.Status = store.StatusPending
-		}
-		if !store.ValidStatus(r.Status) {
-			return nil, fmt.Errorf("insert: record %d (%s %s): unknown status %q", i, r.Source, r.ID, r.Status)
-		}
-		if r.ReceivedAt.IsZero() {
-			r.ReceivedAt = now
-		}
-		if r.BatchSize == 0 {
-			r.BatchSize = n
-		}
+	for _, r := range in.Records {
 		if r.Status == store.StatusReserved {
 			r.ReservedUntil = now.Add(s.opts.ReservationExpiry)
 		}

@@ -204,11 +204,7 @@ func (s *Store) enter() error {
 // they carried (Inserts and RecordAttempts); SyncBatches the commits by how
 // many writes each carried, in the buckets of store.SyncBatchBounds.
 func (s *Store) Stats() store.Stats {
-	st := store.Stats{Syncs: s.stats.commits.Load(), Waits: s.stats.requests.Load()}
-	for i := range s.stats.batches {
-		st.SyncBatches = append(st.SyncBatches, s.stats.batches[i].Load())
-	}
-	return st
+	return store.Stats{Syncs: s.stats.commits.Load(), Waits: s.stats.requests.Load(), SyncBatches: s.stats.batches.Counts()}
 }
 
 // Subscribe implements store.Notifier: fn runs on the listener goroutine for

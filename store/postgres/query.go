@@ -196,16 +196,13 @@ func where(f store.Filter, args []any) (string, []any) {
 // List implements store.Store: newest first by (received_at, source, id),
 // the order of the events_received index, which a cursor continues.
 func (s *Store) List(ctx context.Context, f store.Filter) ([]*store.Record, string, error) {
+	if err := f.Validate(); err != nil {
+		return nil, "", fmt.Errorf("list: %w", err)
+	}
 	if err := s.enter(); err != nil {
 		return nil, "", err
 	}
-	limit := f.Limit
-	switch {
-	case limit <= 0:
-		limit = 100
-	case limit > 1000:
-		limit = 1000
-	}
+	limit := f.PageSize()
 	cond, args := where(f, nil)
 	if f.Cursor != "" {
 		at, source, id, err := decodeCursor(f.Cursor)
@@ -293,6 +290,9 @@ const purgeBatch = 1000
 // Purge implements store.Store, in batches of at most purgeBatch rows; the
 // dedup keys and bodies go with their events (the events_deleted trigger).
 func (s *Store) Purge(ctx context.Context, f store.Filter) (int, error) {
+	if err := f.Validate(); err != nil {
+		return 0, fmt.Errorf("purge: %w", err)
+	}
 	if err := s.enter(); err != nil {
 		return 0, err
 	}

@@ -83,6 +83,20 @@ func testListFiltersAndPaging(t *testing.T, open Open) {
 			t.Errorf("%+v: %v %v", c.f, listIDs(rs), err)
 		}
 	}
+	// A filter that no record can match is refused rather than answered
+	// with nothing: a reversed or empty time range, a source with a NUL.
+	for _, f := range []store.Filter{
+		{From: base.Add(3 * time.Minute), To: base.Add(time.Minute)},
+		{From: base.Add(time.Minute), To: base.Add(time.Minute)},
+		{Source: "/pay\x00"},
+	} {
+		if rs, _, err := b.List(ctx, f); err == nil {
+			t.Errorf("List(%+v) = %v, want an error", f, listIDs(rs))
+		}
+		if n, err := b.Purge(ctx, f); err == nil {
+			t.Errorf("Purge(%+v) deleted %d, want an error", f, n)
+		}
+	}
 	for _, c := range []string{"!!", "AAAA"} {
 		if _, _, err := b.List(ctx, store.Filter{Cursor: c}); !errors.Is(err, store.ErrInvalidCursor) {
 			t.Fatalf("cursor %q: %v, want store.ErrInvalidCursor", c, err)

@@ -1,0 +1,16 @@
+// Package badger is the embedded engine of the store contract
+// (store.Store), on a Badger database in one directory that one process
+// opens at a time.
+//
+// Its files follow its concerns: options.go (Options and their defaults),
+// badger.go (Open, Close and the write path every change takes), insert.go
+// (Insert and dedup), read.go (Get, RawBody), record.go (reading and
+// writing a stored record), transitions.go (the named state changes),
+// claim.go, lease.go and due.go (handing due records to delivery workers),
+// handover.go (just-stored events handed over in memory), reserve.go (sync
+// reservations, in memory), list.go (List, Counts, Purge), keys.go (the key
+// and value layout), cache.go (the dedup cache), gather.go and groupsync.go
+// (shared transactions and the group commit), gc.go (value-log GC, sweeps,
+// reclaim), space.go (the disk-space guard) and manifest.go (the check of a
+// directory before it is opened).
+package badger

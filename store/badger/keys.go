@@ -1,0 +1,349 @@
+package badger
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/webhookgw/caddy-webhook-gateway/store"
+)
+
+// Key layout. Every key starts with a one-letter namespace and a NUL so that a
+// prefix scan of one namespace never runs into another. Sources may not
+// contain NUL, so the NUL after the source is an unambiguous separator: the
+// id is everything after it and may contain any byte, "/" included.
+//
+//	e\x00<source>\x00<id>                      record (see encodeRecordValue)
+//	t\x00<time:8><record key>                  listing index, newest last; value: summary
+//	d\x00<source>\x00<time:8><id>              due index for pending/retrying records
+//	b\x00<body id:16>                          raw body shared by the records of one batch
+//	p\x00<source>\x00<id>                      payload of a single-event record: canonical event and raw body
+//	k\x00<source>\x00<dedup key>               dedup entry of a record with a DedupKey (see encodeDedupValue)
+const (
+	prefixRecord  = "e\x00"
+	prefixTime    = "t\x00"
+	prefixDue     = "d\x00"
+	prefixBody    = "b\x00"
+	prefixPayload = "p\x00"
+	prefixDedup   = "k\x00"
+)
+
+func recordKey(source, id string) []byte { return sourceKey(prefixRecord, source, id) }
+
+// sourceKey is prefix, source, NUL, then rest.
+func sourceKey(prefix, source, rest string) []byte {
+	k := make([]byte, 0, len(prefix)+len(source)+1+len(rest))
+	k = append(k, prefix...)
+	k = append(k, source...)
+	k = append(k, 0)
+	return append(k, rest...)
+}
+
+// splitRecordKey is the inverse of recordKey.
+func splitRecordKey(k []byte) (source, id string, ok bool) {
+	if len(k) < len(prefixRecord) || string(k[:len(prefixRecord)]) != prefixRecord {
+		return "", "", false
+	}
+	rest := k[len(prefixRecord):]
+	for i, c := range rest {
+		if c == 0 {
+			return string(rest[:i]), string(rest[i+1:]), true
+		}
+	}
+	return "", "", false
+}
+
+// encTime maps a time to 8 bytes whose byte order is the time order. The zero
+// time sorts first, which makes a pending record with no NextAttemptAt due
+// immediately. Times outside what UnixNano can represent are clamped.
+func encTime(dst []byte, t time.Time) []byte {
+	var v uint64
+	if !t.IsZero() {
+		var n int64
+		switch {
+		case t.Year() < 1678:
+			n = math.MinInt64 + 1
+		case t.Year() > 2261:
+			n = math.MaxInt64
+		default:
+			n = t.UnixNano()
+		}
+		v = uint64(n) ^ (1 << 63)
+	}
+	return binary.BigEndian.AppendUint64(dst, v)
+}
+
+func decTime(b []byte) time.Time {
+	v := binary.BigEndian.Uint64(b)
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(v^(1<<63)))
+}
+
+func timeKey(t time.Time, recKey []byte) []byte {
+	k := make([]byte, 0, len(prefixTime)+8+len(recKey))
+	k = append(k, prefixTime...)
+	k = encTime(k, t)
+	return append(k, recKey...)
+}
+
+func dueKeyPrefix(source string) []byte {
+	k := make([]byte, 0, len(prefixDue)+len(source)+1)
+	k = append(k, prefixDue...)
+	k = append(k, source...)
+	return append(k, 0)
+}
+
+func dueKey(source, id string, due time.Time) []byte {
+	k := dueKeyPrefix(source)
+	k = encTime(k, due)
+	return append(k, id...)
+}
+
+func dedupKey(source, key string) []byte { return sourceKey(prefixDedup, source, key) }
+
+// Dedup entry values: the end of the window and the id of the record that
+// holds the key. The entry also carries a Badger expiry, so that it goes by
+// itself, but Badger's expiry has a granularity of a second: the window is
+// decided on the exact end stored here.
+//
+//	until unix nanos:8 | id
+func encodeDedupValue(until time.Time, id string) []byte {
+	v := make([]byte, 0, 8+len(id))
+	v = binary.BigEndian.AppendUint64(v, uint64(until.UnixNano()))
+	return append(v, id...)
+}
+
+func decodeDedupValue(v []byte) (until time.Time, id string, err error) {
+	if len(v) < 8 {
+		return time.Time{}, "", errors.New("truncated dedup entry")
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v))), string(v[8:]), nil
+}
+
+func bodyKey(bodyID []byte) []byte {
+	return append([]byte(prefixBody), bodyID...)
+}
+
+// dueAt is when Claim may next take a record: its next attempt, pushed back
+// while a lease is held so that a claimed record drops out of the due scan
+// and comes back by itself if its owner dies.
+func dueAt(r *store.Record) time.Time {
+	if r.LeaseUntil.After(r.NextAttemptAt) {
+		return r.LeaseUntil
+	}
+	return r.NextAttemptAt
+}
+
+func claimable(s store.Status) bool { return s == store.StatusPending || s == store.StatusRetrying }
+
+// Record values. The record JSON comes first so that listing can decode it
+// without touching the body that may follow. The canonical event is framed
+// beside the JSON rather than inside it: encoding/json would re-validate and
+// compact a json.RawMessage of several kilobytes on every status update.
+//
+//	version:1 | uvarint len(json) | json | uvarint len(event) | event |
+//	body kind:1 | 16-byte body id (bodyRef)
+//
+// A single-event record (body kind payload) keeps its canonical event and raw
+// body in a payload entry of its own instead, written once with the record's
+// first state: every later state (claimed, attempted, delivered) then
+// rewrites a few hundred bytes rather than the event and body again, which
+// for a 12 KB webhook was over 25 KB per update. Its event section is empty.
+const recordFormat = 2
+
+const (
+	bodyNone    byte = 0
+	bodyRef     byte = 2
+	bodyPayload byte = 3
+)
+
+// payloadKey is the payload entry of the record under recKey.
+func payloadKey(recKey []byte) []byte {
+	k := make([]byte, 0, len(prefixPayload)+len(recKey)-len(prefixRecord))
+	k = append(k, prefixPayload...)
+	return append(k, recKey[len(prefixRecord):]...)
+}
+
+// recordKeyOfPayload is the inverse of payloadKey.
+func recordKeyOfPayload(pKey []byte) []byte {
+	k := make([]byte, 0, len(prefixRecord)+len(pKey)-len(prefixPayload))
+	k = append(k, prefixRecord...)
+	return append(k, pKey[len(prefixPayload):]...)
+}
+
+// Payload values:
+//
+//	uvarint len(event) | event | raw body
+func encodePayloadValue(event, body []byte) []byte {
+	v := make([]byte, 0, binary.MaxVarintLen64+len(event)+len(body))
+	v = binary.AppendUvarint(v, uint64(len(event)))
+	v = append(v, event...)
+	return append(v, body...)
+}
+
+// splitPayloadValue returns the event and body of a payload value, sharing
+// its memory.
+func splitPayloadValue(v []byte) (event, body []byte, err error) {
+	n, w := binary.Uvarint(v)
+	if w <= 0 || uint64(len(v)-w) < n {
+		return nil, nil, errors.New("truncated payload entry")
+	}
+	return v[w : w+int(n)], v[w+int(n):], nil
+}
+
+const bodyIDLen = 16
+
+type storedRecord struct {
+	rec      *store.Record
+	bodyKind byte
+	body     []byte // the id of the shared body entry (bodyRef)
+}
+
+func encodeRecordValue(r *store.Record, bodyKind byte, body []byte) ([]byte, error) {
+	meta := *r
+	meta.Event = nil
+	js, err := json.Marshal(&meta)
+	if err != nil {
+		return nil, fmt.Errorf("encoding record %s %s: %w", r.Source, r.ID, err)
+	}
+	event := r.Event
+	if bodyKind == bodyPayload {
+		event = nil // in the payload entry
+	}
+	v := make([]byte, 0, 1+2*binary.MaxVarintLen64+len(js)+len(event)+1+len(body))
+	v = append(v, recordFormat)
+	v = binary.AppendUvarint(v, uint64(len(js)))
+	v = append(v, js...)
+	v = binary.AppendUvarint(v, uint64(len(event)))
+	v = append(v, event...)
+	v = append(v, bodyKind)
+	return append(v, body...), nil
+}
+
+// recordParts are the sections of a stored record value, sharing its memory.
+type recordParts struct {
+	json, event []byte
+	bodyKind    byte
+	body        []byte
+}
+
+// splitRecordValue returns the sections of a stored record without decoding
+// anything.
+func splitRecordValue(v []byte) (recordParts, error) {
+	var p recordParts
+	if len(v) < 2 || v[0] != recordFormat {
+		return p, errors.New("unknown record format")
+	}
+	rest := v[1:]
+	next := func() ([]byte, bool) {
+		n, w := binary.Uvarint(rest)
+		if w <= 0 || uint64(len(rest)-w) < n {
+			return nil, false
+		}
+		part := rest[w : w+int(n)]
+		rest = rest[w+int(n):]
+		return part, true
+	}
+	var ok bool
+	if p.json, ok = next(); !ok {
+		return p, errors.New("truncated record")
+	}
+	if p.event, ok = next(); !ok || len(rest) < 1 {
+		return p, errors.New("truncated record")
+	}
+	p.bodyKind, p.body = rest[0], rest[1:]
+	return p, nil
+}
+
+func decodeRecordValue(v []byte) (*storedRecord, error) {
+	p, err := splitRecordValue(v)
+	if err != nil {
+		return nil, err
+	}
+	r := new(store.Record)
+	if err := json.Unmarshal(p.json, r); err != nil {
+		return nil, fmt.Errorf("decoding record: %w", err)
+	}
+	r.Event = bytes.Clone(p.event)
+	return &storedRecord{rec: r, bodyKind: p.bodyKind, body: p.body}, nil
+}
+
+// Shared body values: creation time (so a sweep leaves young bodies alone
+// while their batch is still being written), the keys of the records that
+// share it (so a sweep can tell when the last one is gone), then the body.
+//
+//	created unix nanos:8 | uvarint n | n × (uvarint len | record key) | body
+func encodeBodyValue(created time.Time, recKeys [][]byte, body []byte) []byte {
+	size := 8 + binary.MaxVarintLen64 + len(body)
+	for _, k := range recKeys {
+		size += binary.MaxVarintLen64 + len(k)
+	}
+	v := make([]byte, 0, size)
+	v = binary.BigEndian.AppendUint64(v, uint64(created.UnixNano()))
+	v = binary.AppendUvarint(v, uint64(len(recKeys)))
+	for _, k := range recKeys {
+		v = binary.AppendUvarint(v, uint64(len(k)))
+		v = append(v, k...)
+	}
+	return append(v, body...)
+}
+
+func decodeBodyValue(v []byte) (created time.Time, recKeys [][]byte, body []byte, err error) {
+	if len(v) < 9 {
+		return time.Time{}, nil, nil, errors.New("truncated body entry")
+	}
+	created = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+	v = v[8:]
+	n, w := binary.Uvarint(v)
+	if w <= 0 {
+		return time.Time{}, nil, nil, errors.New("truncated body entry")
+	}
+	v = v[w:]
+	for range n {
+		l, w := binary.Uvarint(v)
+		if w <= 0 || uint64(len(v)-w) < l {
+			return time.Time{}, nil, nil, errors.New("truncated body entry")
+		}
+		recKeys = append(recKeys, v[w:w+int(l)])
+		v = v[w+int(l):]
+	}
+	return created, recKeys, v, nil
+}
+
+// Listing summaries let List filter and Counts count from the time index
+// alone, without reading each record.
+//
+//	uvarint-prefixed status | provider | type
+type summary struct {
+	status   store.Status
+	provider string
+	typ      string
+}
+
+func encodeSummary(r *store.Record) []byte {
+	v := make([]byte, 0, 3*binary.MaxVarintLen64+len(r.Status)+len(r.Provider)+len(r.Type))
+	for _, s := range []string{string(r.Status), r.Provider, r.Type} {
+		v = binary.AppendUvarint(v, uint64(len(s)))
+		v = append(v, s...)
+	}
+	return v
+}
+
+func decodeSummary(v []byte) (summary, error) {
+	var out [3]string
+	for i := range out {
+		l, w := binary.Uvarint(v)
+		if w <= 0 || uint64(len(v)-w) < l {
+			return summary{}, errors.New("truncated index entry")
+		}
+		out[i] = string(v[w : w+int(l)])
+		v = v[w+int(l):]
+	}
+	return summary{status: store.Status(out[0]), provider: out[1], typ: out[2]}, nil
+}

@@ -1,0 +1,307 @@
+package badger
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/webhookgw/caddy-webhook-gateway/store"
+)
+
+// purgeChunk bounds one Purge transaction, well within Badger's limit with
+// the default memtable size; Purge halves it if a transaction is too big.
+const purgeChunk = 500
+
+func matchSummary(f *store.Filter, source string, s summary) bool {
+	return (f.Source == "" || f.Source == source) &&
+		(f.Status == "" || f.Status == s.status) &&
+		(f.Provider == "" || f.Provider == s.provider) &&
+		(f.Type == "" || f.Type == s.typ)
+}
+
+func matchRecord(f *store.Filter, r *store.Record) bool {
+	return matchSummary(f, r.Source, summary{status: r.Status, provider: r.Provider, typ: r.Type}) &&
+		(f.From.IsZero() || !r.ReceivedAt.Before(f.From)) &&
+		(f.To.IsZero() || r.ReceivedAt.Before(f.To))
+}
+
+// scanTime walks the listing index newest first, starting strictly below
+// start (nil: from the newest, or from f.To), and calls fn for each entry
+// that matches f until fn returns false. It reads summaries only.
+func scanTime(txn *badger.Txn, f *store.Filter, start []byte, fn func(tkey, rkey []byte) (bool, error)) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixTime), Reverse: true, PrefetchValues: false})
+	defer it.Close()
+	seek := start
+	if seek == nil {
+		if !f.To.IsZero() {
+			// Every key at time To is longer, hence greater, so
+			// seeking here excludes To itself.
+			seek = encTime([]byte(prefixTime), f.To)
+		} else {
+			seek = append([]byte(prefixTime), bytes.Repeat([]byte{0xff}, 9)...)
+		}
+	}
+	from := []byte(nil)
+	if !f.From.IsZero() {
+		from = encTime(nil, f.From)
+	}
+	hdr := len(prefixTime) + 8
+	for it.Seek(seek); it.Valid(); it.Next() {
+		item := it.Item()
+		k := item.Key()
+		if start != nil && bytes.Equal(k, start) {
+			continue
+		}
+		if len(k) <= hdr {
+			continue
+		}
+		if from != nil && bytes.Compare(k[len(prefixTime):hdr], from) < 0 {
+			return nil
+		}
+		source, _, ok := splitRecordKey(k[hdr:])
+		if !ok {
+			continue
+		}
+		if f.Source != "" && source != f.Source {
+			continue
+		}
+		var sum summary
+		if err := item.Value(func(v []byte) error {
+			var err error
+			sum, err = decodeSummary(v)
+			return err
+		}); err != nil {
+			return err
+		}
+		if !matchSummary(f, source, sum) {
+			continue
+		}
+		tkey := item.KeyCopy(nil)
+		more, err := fn(tkey, tkey[hdr:])
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+func decodeCursor(c string) ([]byte, error) {
+	if c == "" {
+		return nil, nil
+	}
+	k, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || !bytes.HasPrefix(k, []byte(prefixTime)) || len(k) <= len(prefixTime)+8 {
+		return nil, fmt.Errorf("%w %q", store.ErrInvalidCursor, c)
+	}
+	return k, nil
+}
+
+// List implements store.Store. Limit defaults to DefaultListLimit and is capped at
+// MaxListLimit. The cursor is opaque to callers; it stays valid across
+// writes, so paging through a changing store neither repeats nor skips
+// records that were there all along.
+func (b *Store) List(ctx context.Context, f store.Filter) ([]*store.Record, string, error) {
+	if err := f.Validate(); err != nil {
+		return nil, "", fmt.Errorf("list: %w", err)
+	}
+	start, err := decodeCursor(f.Cursor)
+	if err != nil {
+		return nil, "", fmt.Errorf("list: %w", err)
+	}
+	limit := f.PageSize()
+	unlock, err := b.enter()
+	if err != nil {
+		return nil, "", err
+	}
+	defer unlock()
+
+	var out []*store.Record
+	var last []byte
+	cursor := ""
+	emit := func(r *store.Record, tkey []byte) bool {
+		if len(out) == limit {
+			// There is at least one more: hand out a cursor.
+			cursor = base64.RawURLEncoding.EncodeToString(last)
+			return false
+		}
+		out = append(out, r)
+		last = tkey
+		return true
+	}
+	// Reservations in memory are merged in by their listing keys, as if
+	// they were in the index.
+	held := b.resv.matching(&f, start)
+	err = b.db.View(func(txn *badger.Txn) error {
+		return scanTime(txn, &f, start, func(tkey, rkey []byte) (bool, error) {
+			if err := ctx.Err(); err != nil {
+				return false, err
+			}
+			for len(held) > 0 && bytes.Compare(held[0].tkey, tkey) > 0 {
+				if !emit(b.resv.view(held[0].res), held[0].tkey) {
+					return false, nil
+				}
+				held = held[1:]
+			}
+			sr, _, err := readRecord(txn, rkey)
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				return true, nil // expired between index and record
+			}
+			if err != nil {
+				return false, err
+			}
+			b.leases.view(string(rkey), sr.rec)
+			return emit(sr.rec, tkey), nil
+		})
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list: %w", err)
+	}
+	for _, h := range held {
+		if cursor != "" || !emit(b.resv.view(h.res), h.tkey) {
+			break
+		}
+	}
+	return out, cursor, nil
+}
+
+// Counts implements store.Store. Every status is present in the result, zero or
+// not. It scans the listing index (not the records), about a second per
+// million records.
+func (b *Store) Counts(ctx context.Context) (map[store.Status]int, error) {
+	unlock, err := b.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	counts := make(map[store.Status]int, len(statusMeta))
+	for s := range statusMeta {
+		counts[s] = 0
+	}
+	err = b.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixTime), PrefetchValues: false})
+		defer it.Close()
+		n := 0
+		for it.Rewind(); it.Valid(); it.Next() {
+			if n++; n%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			if err := it.Item().Value(func(v []byte) error {
+				s, err := decodeSummary(v)
+				counts[s.status]++
+				return err
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("counting records: %w", err)
+	}
+	counts[store.StatusReserved] += b.resv.count()
+	return counts, nil
+}
+
+// Purge implements store.Store. Filter.Cursor is ignored; a positive Filter.Limit
+// caps how many records one call deletes (0: all that match). Records are
+// deleted in transactions of a few hundred, each re-checking the filter
+// against the record's current state, so a record that changed meanwhile
+// (say, delivered while purging dead ones) is left alone. Shared batch bodies
+// whose last record is gone are removed by the periodic body sweep.
+func (b *Store) Purge(ctx context.Context, f store.Filter) (int, error) {
+	if err := f.Validate(); err != nil {
+		return 0, fmt.Errorf("purge: %w", err)
+	}
+	unlock, err := b.enter()
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	if err := b.space.allow(0, false); err != nil {
+		return 0, fmt.Errorf("purge: %w", err)
+	}
+	total := 0
+	var start []byte
+	chunkSize := purgeChunk
+	for f.Limit <= 0 || total < f.Limit {
+		chunk := chunkSize
+		if f.Limit > 0 {
+			chunk = min(chunk, f.Limit-total)
+		}
+		var rkeys [][]byte
+		var lastT []byte
+		err := b.db.View(func(txn *badger.Txn) error {
+			return scanTime(txn, &f, start, func(tkey, rkey []byte) (bool, error) {
+				rkeys = append(rkeys, rkey)
+				lastT = tkey
+				return len(rkeys) < chunk, nil
+			})
+		})
+		if err != nil {
+			return total, fmt.Errorf("purge: %w", err)
+		}
+		if len(rkeys) == 0 {
+			break
+		}
+		for _, k := range rkeys {
+			b.hand.forget(string(k))
+		}
+		var deleted []string
+		var leased map[string]lease // the leases the deleted records had
+		err = b.update(ctx, func(txn *badger.Txn) error {
+			deleted = deleted[:0]
+			leased = make(map[string]lease)
+			for _, k := range rkeys {
+				sr, _, err := readRecord(txn, k)
+				if errors.Is(err, badger.ErrKeyNotFound) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				if !matchRecord(&f, sr.rec) {
+					continue
+				}
+				if err := deleteRecord(txn, k, sr); err != nil {
+					return err
+				}
+				deleted = append(deleted, string(k))
+				if l, ok := b.leases.get(string(k)); ok {
+					leased[string(k)] = l
+				}
+			}
+			return nil
+		})
+		if errors.Is(err, badger.ErrTxnTooBig) && chunkSize > 1 {
+			chunkSize /= 2
+			continue
+		}
+		if err != nil {
+			return total, fmt.Errorf("purge: %w", err)
+		}
+		b.cache.deleted(deleted...)
+		// Only the leases seen: a record inserted and claimed again
+		// since the commit keeps its new owner's.
+		for k, l := range leased {
+			b.leases.drop(k, l)
+		}
+		total += len(deleted)
+		if len(deleted) > 0 {
+			b.reclaimDue.Store(true)
+		}
+		start = lastT
+		if len(rkeys) < chunk {
+			break
+		}
+	}
+	if f.Limit <= 0 || total < f.Limit {
+		total += b.resv.purge(&f, max(f.Limit-total, 0))
+	}
+	return total, nil
+}

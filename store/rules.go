@@ -1,0 +1,136 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// The rules below are the contract's, applied by every engine in the same
+// words, so that the conformance suite sees one behaviour.
+
+// MaxKeyPart bounds sources, ids and dedup keys, in bytes: Badger rejects
+// keys over 64 KB, and no provider sends ids anywhere near this long, so a
+// longer one is an error rather than something to truncate (truncation
+// would merge distinct ids).
+const MaxKeyPart = 4096
+
+// ValidateKey reports an error if (source, id) cannot key a record: an empty
+// part, a NUL byte in the source, or a part over MaxKeyPart.
+func ValidateKey(source, id string) error {
+	switch {
+	case source == "":
+		return errors.New("empty source")
+	case strings.IndexByte(source, 0) >= 0:
+		return fmt.Errorf("source %q contains a NUL byte", source)
+	case len(source) > MaxKeyPart:
+		return fmt.Errorf("source is %d bytes long; the limit is %d", len(source), MaxKeyPart)
+	case id == "":
+		return fmt.Errorf("empty event id for source %q", source)
+	case len(id) > MaxKeyPart:
+		return fmt.Errorf("event id for source %q is %d bytes long; the limit is %d", source, len(id), MaxKeyPart)
+	}
+	return nil
+}
+
+// ValidateDedupKey reports an error if a record's dedup key is too long or
+// its window is not positive.
+func ValidateDedupKey(source, key string, window time.Duration) error {
+	switch {
+	case len(key) > MaxKeyPart:
+		return fmt.Errorf("dedup key for source %q is %d bytes long; the limit is %d", source, len(key), MaxKeyPart)
+	case window <= 0:
+		return fmt.Errorf("dedup key for source %q has no positive dedup window", source)
+	}
+	return nil
+}
+
+// ValidStatus reports whether s is one of the statuses of the life cycle.
+func ValidStatus(s Status) bool {
+	switch s {
+	case StatusPending, StatusReserved, StatusRetrying, StatusDelivered, StatusDead:
+		return true
+	}
+	return false
+}
+
+// PrepareInsert validates the records of an Insert and fills in the
+// defaults Store.Insert documents: Status pending when empty, ReceivedAt
+// now when zero, BatchSize the number of records when zero. Each record
+// needs a valid key (ValidateKey), a valid dedup key when it has one
+// (ValidateDedupKey) and a known status. ReservedUntil is the engine's to
+// set, from its reservation expiry.
+func PrepareInsert(in *Ingest, now time.Time) error {
+	if in == nil || len(in.Records) == 0 {
+		return errors.New("insert: no records")
+	}
+	n := len(in.Records)
+	for i, r := range in.Records {
+		if r == nil {
+			return fmt.Errorf("insert: record %d is nil", i)
+		}
+		if err := ValidateKey(r.Source, r.ID); err != nil {
+			return fmt.Errorf("insert: record %d: %w", i, err)
+		}
+		if r.DedupKey != "" {
+			if err := ValidateDedupKey(r.Source, r.DedupKey, r.DedupWindow); err != nil {
+				return fmt.Errorf("insert: record %d (%s %s): %w", i, r.Source, r.ID, err)
+			}
+		}
+		if r.Status == "" {
+			r.Status = StatusPending
+		}
+		if !ValidStatus(r.Status) {
+			return fmt.Errorf("insert: record %d (%s %s): unknown status %q", i, r.Source, r.ID, r.Status)
+		}
+		if r.ReceivedAt.IsZero() {
+			r.ReceivedAt = now
+		}
+		if r.BatchSize == 0 {
+			r.BatchSize = n
+		}
+	}
+	return nil
+}
+
+// Page sizes of List.
+const (
+	DefaultListLimit = 100
+	MaxListLimit     = 1000
+)
+
+// Validate reports an error if f cannot select records: a source with a NUL
+// byte (no record has one), or a time range that From and To leave empty.
+// List and Purge refuse such a filter rather than answer nothing.
+func (f *Filter) Validate() error {
+	if f.Source != "" && strings.IndexByte(f.Source, 0) >= 0 {
+		return fmt.Errorf("source %q contains a NUL byte", f.Source)
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		return fmt.Errorf("empty time range: from %s is not before to %s", f.From.Format(time.RFC3339Nano), f.To.Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// PageSize is the number of records one List returns at most: Limit,
+// DefaultListLimit when it is not positive, never more than MaxListLimit.
+func (f *Filter) PageSize() int {
+	if f.Limit <= 0 {
+		return DefaultListLimit
+	}
+	return min(f.Limit, MaxListLimit)
+}
+
+// Validate reports an error if d is not a decision RecordAttempt accepts.
+func (d Decision) Validate() error {
+	switch {
+	case d.Status == StatusDelivered, d.Status == StatusRetrying:
+	case d.Status == StatusDead && d.Reason != "":
+	case d.Status == StatusDead:
+		return errors.New("a dead decision without a reason")
+	default:
+		return fmt.Errorf("decision to status %q; want delivered, retrying or dead", d.Status)
+	}
+	return nil
+}
