@@ -189,6 +189,12 @@ func testClaimExclusiveTwoOwners(t *testing.T, open Open) {
 	}
 	// Records of another source and not-yet-due ones must not be claimed.
 	other := rec("/other", "o1", store.StatusPending)
+	// o1 is the oldest due record, in every engine's order: received before
+	// the others and never leased.
+	for _, r := range in.Records {
+		r.ReceivedAt = time.Now()
+	}
+	other.ReceivedAt = time.Now().Add(-time.Hour)
 	later := rec("/pay", "later", store.StatusRetrying)
 	later.NextAttemptAt = time.Now().Add(time.Hour)
 	in.Records = append(in.Records, other, later)
