@@ -60,6 +60,14 @@
 // Counts, Purge) and holds its keys like one. A shared engine (PostgreSQL)
 // stores it, and relies on ReservedUntil for a process that died.
 //
+// # Time
+//
+// Claim takes the time it decides by; everything else an engine decides by
+// time (received times, reservation and dedup expiry, retention, sweeps)
+// reads the clock the engine was opened with (an option, time.Now by
+// default), never the database server's, so that tests advance time instead
+// of sleeping and processes sharing a database agree on what expired.
+//
 // # Indexes
 //
 // Every engine answers these queries:

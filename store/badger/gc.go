@@ -49,8 +49,8 @@ func (b *Store) gcLoop(every time.Duration) {
 		files := countValueLogFiles(b.dir)
 		if scheduled || files >= baseline+gcGrowthFiles {
 			b.runValueLogGC(ctx)
-			b.leases.sweep(time.Now())
-			b.resv.sweep(time.Now())
+			b.leases.sweep(b.opts.Now())
+			b.resv.sweep(b.opts.Now())
 			baseline = countValueLogFiles(b.dir)
 		}
 		if scheduled {

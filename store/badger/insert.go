@@ -97,7 +97,7 @@ func writeDedup(txn *badger.Txn, r *store.Record, now time.Time) error {
 // so that the keys, the outcomes and Badger's pending writes of only one
 // chunk exist at a time.
 func (b *Store) Insert(ctx context.Context, in *store.Ingest, durable bool) ([]store.InsertResult, error) {
-	now := time.Now()
+	now := b.opts.Now()
 	if err := store.PrepareInsert(in, now); err != nil {
 		return nil, err
 	}

@@ -116,6 +116,13 @@ type Options struct {
 	// Logger receives Badger's warnings and errors and the store's own
 	// background failures. Default: discard.
 	Logger *zap.Logger
+
+	// Now is the store's clock: the received time of new events, the
+	// expiry of reservations and dedup windows, and the lease and
+	// reservation sweeps read it. Default time.Now. Badger itself drops
+	// expired entries (dedup keys, delivered records past their retention)
+	// on the wall clock, so a clock ahead of it can only keep them longer.
+	Now func() time.Time
 }
 
 func (o Options) withDefaults() Options {
@@ -169,6 +176,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	return o
 }

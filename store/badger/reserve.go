@@ -281,7 +281,7 @@ func (b *Store) deliverReserved(ctx context.Context, r *reservation, attempt sto
 	}
 	key := []byte(r.key)
 	gen := b.cache.generation()
-	now := time.Now()
+	now := b.opts.Now()
 	op := &gatherOp{ctx: ctx, key: r.key, size: size, durable: true}
 	op.fn = func(txn *badger.Txn) error {
 		kind, body := bodyPayload, g.raw

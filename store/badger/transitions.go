@@ -66,7 +66,7 @@ func (b *Store) change(ctx context.Context, opName, source, id string, durable b
 			return nil
 		}
 		wrote = true
-		return b.writeRecord(txn, key, &old, persisted(rec), sr.bodyKind, sr.body, time.Now())
+		return b.writeRecord(txn, key, &old, persisted(rec), sr.bodyKind, sr.body, b.opts.Now())
 	}
 	err = b.gather.write(op)
 	if errors.Is(err, badger.ErrKeyNotFound) {

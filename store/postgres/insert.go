@@ -224,7 +224,7 @@ func timeOrNil(t time.Time) any {
 // is on for the whole store); durable=false only tells that the caller would
 // accept less.
 func (s *Store) Insert(ctx context.Context, in *store.Ingest, durable bool) ([]store.InsertResult, error) {
-	now := microNow()
+	now := s.microNow()
 	if err := store.PrepareInsert(in, now); err != nil {
 		return nil, err
 	}
@@ -246,6 +246,7 @@ func (s *Store) Insert(ctx context.Context, in *store.Ingest, durable bool) ([]s
 	return req.res, nil
 }
 
-// microNow is the time now at PostgreSQL's precision, so a time the store
-// hands out (ReservedUntil, LeaseUntil) compares equal to what it stored.
-func microNow() time.Time { return time.Now().Truncate(time.Microsecond) }
+// microNow is the store's time now at PostgreSQL's precision, so a time the
+// store hands out (ReservedUntil, LeaseUntil) compares equal to what it
+// stored.
+func (s *Store) microNow() time.Time { return s.opts.Now().Truncate(time.Microsecond) }

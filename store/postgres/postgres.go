@@ -53,6 +53,11 @@ type Options struct {
 	// Logger receives the store's warnings; it never sees the DSN's
 	// password. Default: no logging.
 	Logger *zap.Logger
+	// Now is the store's clock: the received time of new events, the
+	// expiry of reservations, dedup windows and retention, and the sweeps
+	// compare against it rather than the database server's now(). Default
+	// time.Now.
+	Now func() time.Time
 }
 
 // Store is the PostgreSQL engine of store.Store, for several gateways
@@ -86,6 +91,9 @@ var (
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.ReservationExpiry <= 0 {
 		opts.ReservationExpiry = DefaultReservationExpiry
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	log := opts.Logger
 	if log == nil {
@@ -229,7 +237,7 @@ func (s *Store) sweepLoop() {
 		for _, q := range []string{sqlSweepExpired, sqlSweepReservations, sqlSweepDedupKeys} {
 			for {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				tag, err := s.pool.Exec(ctx, q, time.Now(), sweepBatch)
+				tag, err := s.pool.Exec(ctx, q, s.opts.Now(), sweepBatch)
 				cancel()
 				if err != nil {
 					s.log.Debug("retention sweep", zap.Error(err))

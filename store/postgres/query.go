@@ -94,7 +94,7 @@ func (s *Store) Get(ctx context.Context, source, id string) (*store.Record, erro
 		return nil, err
 	}
 	r, err := scanRecord(s.pool.QueryRow(ctx, `SELECT `+recordColumns+` FROM events
-		WHERE source = $1 AND id = $2 AND `+live, source, []byte(id), time.Now()))
+		WHERE source = $1 AND id = $2 AND `+live, source, []byte(id), s.opts.Now()))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, fmt.Errorf("get %s %s: %w", source, id, store.ErrNotFound)
@@ -112,7 +112,7 @@ func (s *Store) RawBody(ctx context.Context, source, id string) ([]byte, error) 
 	var body []byte
 	err := s.pool.QueryRow(ctx, `SELECT COALESCE(e.raw_body, b.body) FROM events e LEFT JOIN bodies b ON b.id = e.body_id
 		WHERE e.source = $1 AND e.id = $2 AND `+strings.ReplaceAll(live, "expires_at", "e.expires_at"),
-		source, []byte(id), time.Now()).Scan(&body)
+		source, []byte(id), s.opts.Now()).Scan(&body)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, fmt.Errorf("raw body %s %s: %w", source, id, store.ErrNotFound)

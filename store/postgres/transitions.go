@@ -85,7 +85,7 @@ func (s *Store) MarkDelivered(ctx context.Context, source, id string, attempt st
 		return fmt.Errorf("mark delivered %s %s: %w", source, id, err)
 	}
 	var n int
-	if err := s.pool.QueryRow(ctx, sqlMarkDelivered, source, []byte(id), a, microNow()).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, sqlMarkDelivered, source, []byte(id), a, s.microNow()).Scan(&n); err != nil {
 		return fmt.Errorf("mark delivered %s %s: %w", source, id, err)
 	}
 	if n == 0 {
@@ -159,7 +159,7 @@ func (s *Store) RecordAttempt(ctx context.Context, source, id, owner string, att
 	if d.Status == store.StatusRetrying {
 		next = d.NextAttemptAt
 	}
-	r := &attemptReq{args: []any{source, []byte(id), a, owner, string(d.Status), next, reason, microNow()}}
+	r := &attemptReq{args: []any{source, []byte(id), a, owner, string(d.Status), next, reason, s.microNow()}}
 	switch err := s.att.do(ctx, s.closed, r); {
 	case err != nil:
 		return fmt.Errorf("record attempt %s %s: %w", source, id, err)
@@ -192,7 +192,7 @@ func (s *Store) RecordReplay(ctx context.Context, source, id string, attempt sto
 	if err != nil {
 		return nil, fmt.Errorf("record replay %s %s: %w", source, id, err)
 	}
-	r, err := scanRecord(s.pool.QueryRow(ctx, sqlRecordReplay, source, []byte(id), a, delivered, microNow()))
+	r, err := scanRecord(s.pool.QueryRow(ctx, sqlRecordReplay, source, []byte(id), a, delivered, s.microNow()))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, fmt.Errorf("record replay %s %s: %w", source, id, store.ErrNotFound)
