@@ -13,7 +13,7 @@ func TestConformance(t *testing.T) { storetest.Run(t, openBadger) }
 
 func openBadger(t *testing.T, o storetest.Options) (store.Store, func() store.Store) {
 	dir := filepath.Join(t.TempDir(), "db")
-	opts := badger.Options{ReservationExpiry: o.ReservationExpiry}
+	opts := badger.Options{ReservationExpiry: o.ReservationExpiry, Now: o.Now}
 	open := func() store.Store {
 		t.Helper()
 		b, err := badger.Open(dir, opts)

@@ -16,7 +16,7 @@ func TestConformance(t *testing.T) { storetest.Run(t, openPostgres) }
 // same schema again, as a restarted gateway would.
 func openPostgres(t *testing.T, o storetest.Options) (store.Store, func() store.Store) {
 	dsn := pgtest.DSN(t)
-	opts := postgres.Options{DSN: dsn, Schema: pgtest.Schema(t, dsn), ReservationExpiry: o.ReservationExpiry}
+	opts := postgres.Options{DSN: dsn, Schema: pgtest.Schema(t, dsn), ReservationExpiry: o.ReservationExpiry, Now: o.Now}
 	open := func() store.Store {
 		t.Helper()
 		s, err := postgres.Open(context.Background(), opts)

@@ -36,11 +36,12 @@ func testDedupKeyWithinWindow(t *testing.T, open Open) {
 }
 
 func testDedupKeyAfterWindow(t *testing.T, open Open) {
-	b := openStore(t, open, Options{})
+	clock := NewClock()
+	b := openStore(t, open, Options{Now: clock.Now})
 	ctx := context.Background()
 	const window = 50 * time.Millisecond
 	mustInsert(t, b, single(keyed("w1", "k", window, store.StatusPending), `{}`), false)
-	time.Sleep(2 * window)
+	clock.Advance(2 * window)
 	res := mustInsert(t, b, single(keyed("w2", "k", window, store.StatusPending), `{}`), false)
 	if !res[0].Inserted {
 		t.Fatalf("after the window: %+v", res)
@@ -176,18 +177,19 @@ func testDedupKeyReleaseFreesIt(t *testing.T, open Open) {
 func testDedupKeyReservationExpiry(t *testing.T, open Open) {
 	ctx := context.Background()
 	const window = 10 * time.Millisecond
-	long := openStore(t, open, Options{ReservationExpiry: time.Hour})
+	clock := NewClock()
+	long := openStore(t, open, Options{ReservationExpiry: time.Hour, Now: clock.Now})
 	mustInsert(t, long, single(keyed("h1", "k", window, store.StatusReserved), `{}`), false)
-	time.Sleep(2 * window)
+	clock.Advance(2 * window)
 	if res := mustInsert(t, long, single(keyed("h2", "k", window, store.StatusPending), `{}`), false); res[0].Inserted || res[0].ExistingID != "h1" {
 		t.Fatalf("past the window, within the lease: %+v", res)
 	}
 
 	const lease = 50 * time.Millisecond
-	b := openStore(t, open, Options{ReservationExpiry: lease})
+	b := openStore(t, open, Options{ReservationExpiry: lease, Now: clock.Now})
 	r := keyed("l1", "k", time.Hour, store.StatusReserved)
 	mustInsert(t, b, single(r, `{}`), false)
-	time.Sleep(2 * lease)
+	clock.Advance(2 * lease)
 	if res := mustInsert(t, b, single(keyed("l2", "k", time.Hour, store.StatusPending), `{}`), false); !res[0].Inserted {
 		t.Fatalf("after the lease, within the window: %+v", res)
 	}
@@ -204,7 +206,8 @@ func testDedupKeyReservationExpiry(t *testing.T, open Open) {
 }
 
 func testDedupKeyPurgeRemovesIt(t *testing.T, open Open) {
-	b := openStore(t, open, Options{})
+	clock := NewClock()
+	b := openStore(t, open, Options{Now: clock.Now})
 	ctx := context.Background()
 	mustInsert(t, b, single(keyed("p1", "k", time.Hour, store.StatusDead), `{}`), false)
 	if res := mustInsert(t, b, single(keyed("p2", "k", time.Hour, store.StatusPending), `{}`), false); res[0].Inserted {
@@ -219,7 +222,7 @@ func testDedupKeyPurgeRemovesIt(t *testing.T, open Open) {
 	// Purging a record whose key a later record holds leaves that key.
 	const window = 20 * time.Millisecond
 	mustInsert(t, b, single(keyed("q1", "q", window, store.StatusDead), `{}`), false)
-	time.Sleep(2 * window)
+	clock.Advance(2 * window)
 	mustInsert(t, b, single(keyed("q2", "q", time.Hour, store.StatusPending), `{}`), false)
 	if n, err := b.Purge(ctx, store.Filter{Status: store.StatusDead}); err != nil || n != 1 {
 		t.Fatalf("purge q1: %d %v", n, err)

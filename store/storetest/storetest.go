@@ -30,6 +30,10 @@ type Options struct {
 	// keys (store.Record.ReservedUntil); zero takes the engine's default,
 	// which must be at least a minute.
 	ReservationExpiry time.Duration
+	// Now, when set, is the clock the engine must read for every decision
+	// by time that Claim's argument does not cover (see the store package's
+	// Time section); nil leaves the engine's default.
+	Now func() time.Time
 }
 
 // Open opens a new, empty store of the engine under test for t, configured
