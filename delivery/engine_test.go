@@ -131,6 +131,82 @@ func insert(t *testing.T, st store.Store, ids ...string) {
 	}
 }
 
+// claimWatch is the store of engines under test with their claim passes
+// counted, so that a test proves nothing more happened by waiting for
+// passes that found nothing, instead of sleeping.
+type claimWatch struct {
+	store.Store
+	workers int // the engines' Workers
+
+	mu      sync.Mutex
+	idle    map[string]int // per owner: passes with every worker free that claimed nothing
+	claimed map[string]int // per event id: how often a pass returned it
+	calls   int
+}
+
+func watchClaims(st store.Store, workers int) *claimWatch {
+	return &claimWatch{Store: st, workers: workers, idle: map[string]int{}, claimed: map[string]int{}}
+}
+
+func (w *claimWatch) Claim(ctx context.Context, owner string, sources []string, now time.Time, lease time.Duration, limit int) ([]*store.Record, error) {
+	recs, err := w.Store.Claim(ctx, owner, sources, now, lease, limit)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls++
+	// The engine claims for every free worker, so a pass for all of them
+	// means none was delivering; finding nothing, the engine had nothing to do.
+	if err == nil && len(recs) == 0 && limit == w.workers {
+		w.idle[owner]++
+	}
+	for _, r := range recs {
+		w.claimed[r.ID]++
+	}
+	return recs, err
+}
+
+// claims is how often a pass returned the event id.
+func (w *claimWatch) claims(id string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.claimed[id]
+}
+
+// passes is how many times Claim was called.
+func (w *claimWatch) passes() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.calls
+}
+
+// waitIdle waits until each owner has made two more idle passes: the second
+// began after the call, with every worker free, and found nothing due, so
+// whatever was going to be claimed or sent by then has been.
+func (w *claimWatch) waitIdle(t *testing.T, owners ...string) {
+	t.Helper()
+	w.waitIdlePasses(t, 2, owners...)
+}
+
+// waitIdlePasses waits until each owner has made n more idle passes.
+func (w *claimWatch) waitIdlePasses(t *testing.T, n int, owners ...string) {
+	t.Helper()
+	w.mu.Lock()
+	from := map[string]int{}
+	for _, o := range owners {
+		from[o] = w.idle[o]
+	}
+	w.mu.Unlock()
+	testwait.For(t, fmt.Sprintf("%d idle claim passes of %v", n, owners), func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, o := range owners {
+			if w.idle[o] < from[o]+n {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // fast is an engine config with ms-scale delays.
 func fast(t *testing.T, st store.Store, upstreams ...string) Config {
 	return Config{
@@ -316,6 +392,8 @@ func TestGoneIsDead(t *testing.T) {
 	st := openStore(t)
 	be := newBackend(t, func(hit, int) (int, map[string]string) { return http.StatusGone, nil })
 	cfg := fast(t, st, be.srv.URL)
+	w := watchClaims(st, cfg.Workers)
+	cfg.Store, cfg.Owner = w, "engine"
 	obs := &observer{}
 	cfg.Observer = obs
 	e := start(t, cfg)
@@ -325,7 +403,10 @@ func TestGoneIsDead(t *testing.T) {
 	if len(rec.Attempts) != 1 || rec.Attempts[0].Status != http.StatusGone {
 		t.Fatalf("attempts = %+v, want one 410", rec.Attempts)
 	}
-	time.Sleep(200 * time.Millisecond) // several polls: a dead event stays put
+	w.waitIdle(t, "engine") // a dead event stays put
+	if n := w.claims("evt-gone"); n != 1 {
+		t.Errorf("the event was claimed %d times, want 1", n)
+	}
 	if n := len(be.hitsFor("evt-gone")); n != 1 {
 		t.Errorf("backend saw %d requests, want 1", n)
 	}
@@ -342,11 +423,16 @@ func TestMaxAttemptsDead(t *testing.T) {
 	be := newBackend(t, func(hit, int) (int, map[string]string) { return http.StatusInternalServerError, nil })
 	cfg := fast(t, st, be.srv.URL)
 	cfg.Backoff.MaxAttempts = 3
+	w := watchClaims(st, cfg.Workers)
+	cfg.Store, cfg.Owner = w, "engine"
 	e := start(t, cfg)
 	insert(t, st, "evt-500")
 	e.Notify()
 	rec := waitStatus(t, st, "evt-500", store.StatusDead)
-	time.Sleep(200 * time.Millisecond)
+	w.waitIdle(t, "engine") // no fourth attempt
+	if n := w.claims("evt-500"); n != 3 {
+		t.Errorf("the event was claimed %d times, want 3", n)
+	}
 	hits := be.hitsFor("evt-500")
 	if len(rec.Attempts) != 3 || len(hits) != 3 {
 		t.Fatalf("%d attempts, %d requests; want 3 and 3", len(rec.Attempts), len(hits))
@@ -439,6 +525,8 @@ func TestTwoEnginesNeverSendTheSameAttemptTwice(t *testing.T) {
 	})
 	cfgA, cfgB := fast(t, st, be.srv.URL), fast(t, st, be.srv.URL)
 	cfgA.Owner, cfgB.Owner = "engine-a", "engine-b"
+	w := watchClaims(st, cfgA.Workers)
+	cfgA.Store, cfgB.Store = w, w
 	obsA, obsB := &observer{}, &observer{}
 	cfgA.Observer, cfgB.Observer = obsA, obsB
 	a, b := start(t, cfgA), start(t, cfgB)
@@ -453,7 +541,7 @@ func TestTwoEnginesNeverSendTheSameAttemptTwice(t *testing.T) {
 	for _, id := range ids {
 		waitStatus(t, st, id, store.StatusDelivered)
 	}
-	time.Sleep(100 * time.Millisecond)
+	w.waitIdle(t, "engine-a", "engine-b") // no late or second send in flight
 
 	seen := map[string]int{}
 	be.mu.Lock()
@@ -494,6 +582,8 @@ func TestRestartResumesPending(t *testing.T) {
 	})
 	cfg := fast(t, st, be.srv.URL)
 	cfg.Backoff.MaxAttempts = 1000
+	w := watchClaims(st, cfg.Workers)
+	cfg.Store = w
 	first, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -515,11 +605,7 @@ func TestRestartResumesPending(t *testing.T) {
 			t.Fatalf("%s after Stop: status %s lease %q", id, rec.Status, rec.LeaseOwner)
 		}
 	}
-	before := be.count()
-	time.Sleep(150 * time.Millisecond)
-	if be.count() != before {
-		t.Fatalf("a stopped engine kept sending")
-	}
+	before, passes := be.count(), w.passes()
 
 	// A process restart: the store is closed and reopened, a new engine
 	// (new owner) starts on it.
@@ -534,6 +620,14 @@ func TestRestartResumesPending(t *testing.T) {
 	for _, id := range ids {
 		waitStatus(t, st, id, store.StatusDelivered)
 	}
+	// The new engine's deliveries took several of the stopped one's poll
+	// intervals; it claimed nothing in them and sent nothing.
+	if n := w.passes(); n != passes {
+		t.Errorf("the stopped engine claimed %d more times", n-passes)
+	}
+	if n := be.count() - before; n != len(ids) {
+		t.Errorf("backend saw %d requests after the stop, want the new engine's %d", n, len(ids))
+	}
 }
 
 func TestExpiredLeaseOfDeadEngineResumes(t *testing.T) {
@@ -547,10 +641,15 @@ func TestExpiredLeaseOfDeadEngineResumes(t *testing.T) {
 		t.Fatalf("claim: %v, %d records", err, len(claimed))
 	}
 	be := newBackend(t, nil)
-	e := start(t, fast(t, st, be.srv.URL))
+	cfg := fast(t, st, be.srv.URL)
+	w := watchClaims(st, cfg.Workers)
+	cfg.Store, cfg.Owner = w, "engine"
+	e := start(t, cfg)
 	e.Notify()
-	time.Sleep(100 * time.Millisecond)
-	if be.count() != 0 {
+	// One pass with every worker free that found nothing: the event was
+	// leased then (the lease outlasts the wait by far).
+	w.waitIdlePasses(t, 1, "engine")
+	if be.count() != 0 || w.claims("evt-crash") != 0 {
 		t.Fatal("event sent while another engine's lease was valid")
 	}
 	rec := waitStatus(t, st, "evt-crash", store.StatusDelivered)
