@@ -33,13 +33,13 @@ func (c *loadedConfig) closeIfSuperseded(w http.ResponseWriter, r *http.Request)
 	if c == nil || r.ProtoMajor != 1 {
 		return w
 	}
-	return &closeOnReload{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, config: c}
+	return &closeOnReload{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, config: c}
 }
 
 // closeOnReload adds "Connection: close" to a response begun after its
 // config was superseded.
 type closeOnReload struct {
-	*caddyhttp.ResponseWriterWrapper
+	caddyhttp.ResponseWriterWrapper
 	config  *loadedConfig
 	started bool
 }

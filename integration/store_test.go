@@ -9,26 +9,9 @@ import (
 	"testing"
 
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testdisk"
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 )
-
-// storeFiles lists the files of a store directory with their sizes.
-func storeFiles(t *testing.T, dir string) map[string]int64 {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := map[string]int64{}
-	for _, e := range entries {
-		info, err := e.Info()
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[e.Name()] = info.Size()
-	}
-	return files
-}
 
 // A store whose MANIFEST was cut short (a torn write, a bad copy or
 // restore) is refused at start, with an error naming its directory, instead
@@ -61,7 +44,7 @@ func TestTruncatedManifestRefusedAtStart(t *testing.T) {
 	if err := os.Truncate(path, int64(len(manifest)-1)); err != nil {
 		t.Fatal(err)
 	}
-	before := storeFiles(t, dir)
+	before := testdisk.Files(t, dir)
 	err = gw.TryStart(site)
 	if err == nil {
 		t.Fatal("the gateway started on a store whose MANIFEST is one byte short")
@@ -71,7 +54,7 @@ func TestTruncatedManifestRefusedAtStart(t *testing.T) {
 	if !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "damaged") || !strings.Contains(err.Error(), "does not account for") {
 		t.Fatalf("the refusal does not name the damaged directory: %v", err)
 	}
-	if after := storeFiles(t, dir); !maps.Equal(before, after) {
+	if after := testdisk.Files(t, dir); !maps.Equal(before, after) {
 		t.Fatalf("the refused start changed the store:\nbefore %v\nafter  %v", before, after)
 	}
 

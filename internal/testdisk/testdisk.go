@@ -75,3 +75,23 @@ func Allocated(t testing.TB, pattern string) int64 {
 	}
 	return n
 }
+
+// Files lists the files directly in dir with their sizes, so that a test
+// can tell whether anything in a directory was removed, added or changed
+// in size.
+func Files(t testing.TB, dir string) map[string]int64 {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]int64{}
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[e.Name()] = info.Size()
+	}
+	return files
+}

@@ -16,12 +16,13 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testdisk"
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
@@ -57,13 +58,7 @@ func buildTables(t *testing.T, dir string, n int) {
 		}
 		// Badger compacts level 0 once it holds five tables: with
 		// fewer than four, the flush at Close starts no compaction.
-		deadline := time.Now().Add(time.Minute)
-		for b.db.Levels()[0].NumTables >= 4 {
-			if time.Now().After(deadline) {
-				t.Fatal("level 0 was not compacted")
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		testwait.For(t, "level 0 compacted", func() bool { return b.db.Levels()[0].NumTables < 4 })
 		if err := b.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -73,30 +68,12 @@ func buildTables(t *testing.T, dir string, n int) {
 	}
 }
 
-// dirFiles lists dir's files with their sizes.
-func dirFiles(t *testing.T, dir string) map[string]int64 {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := map[string]int64{}
-	for _, e := range entries {
-		info, err := e.Info()
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[e.Name()] = info.Size()
-	}
-	return files
-}
-
 func copyDir(t *testing.T, from, to string) {
 	t.Helper()
 	if err := os.MkdirAll(to, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	for name := range dirFiles(t, from) {
+	for name := range testdisk.Files(t, from) {
 		copyFile(t, filepath.Join(from, name), filepath.Join(to, name))
 	}
 }
@@ -156,7 +133,7 @@ func TestOpenRefusesTruncatedManifest(t *testing.T) {
 			if err := os.Truncate(path, int64(len(manifest)-cut)); err != nil {
 				t.Fatal(err)
 			}
-			before := dirFiles(t, dir)
+			before := testdisk.Files(t, dir)
 			_, err := Open(dir, tableTestOpts)
 			if !errors.Is(err, ErrDamaged) {
 				t.Fatalf("open with %d of %d manifest bytes: %v, want ErrDamaged", len(manifest)-cut, len(manifest), err)
@@ -167,7 +144,7 @@ func TestOpenRefusesTruncatedManifest(t *testing.T) {
 			if cut == 1 && !strings.Contains(err.Error(), "does not account for") {
 				t.Fatalf("a MANIFEST one flush short: %v", err)
 			}
-			if after := dirFiles(t, dir); !maps.Equal(before, after) {
+			if after := testdisk.Files(t, dir); !maps.Equal(before, after) {
 				t.Fatalf("a refused open changed the directory:\nbefore %v\nafter  %v", before, after)
 			}
 			if err := os.WriteFile(path, manifest, 0o600); err != nil {
@@ -186,11 +163,11 @@ func TestOpenRefusesMissingManifest(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, badger.ManifestFilename)); err != nil {
 		t.Fatal(err)
 	}
-	before := dirFiles(t, dir)
+	before := testdisk.Files(t, dir)
 	if _, err := Open(dir, tableTestOpts); !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "missing") {
 		t.Fatalf("open without a manifest: %v", err)
 	}
-	if after := dirFiles(t, dir); !maps.Equal(before, after) {
+	if after := testdisk.Files(t, dir); !maps.Equal(before, after) {
 		t.Fatalf("a refused open changed the directory:\nbefore %v\nafter  %v", before, after)
 	}
 }
@@ -331,9 +308,9 @@ func TestOpenAfterKillMidCreate(t *testing.T) {
 // newTables lists the table files in after that before does not have.
 func newTables(t *testing.T, before, after string) []string {
 	t.Helper()
-	old := dirFiles(t, before)
+	old := testdisk.Files(t, before)
 	var out []string
-	for name := range dirFiles(t, after) {
+	for name := range testdisk.Files(t, after) {
 		if _, ok := old[name]; !ok && strings.HasSuffix(name, ".sst") {
 			out = append(out, name)
 		}
