@@ -246,7 +246,11 @@ func TestPostgresReplayOnce(t *testing.T) {
 		}
 		ids = append(ids, id)
 	}
-	testwait.For(t, "the events delivered", func() bool { return be.allDeliveredOK(ids) })
+	// The backend's 200 comes before the gateway records it: wait for the
+	// store, which the status filter below reads, not for the backend.
+	for _, id := range ids {
+		waitStatus(t, gws[0], "/usaepay", id, "delivered")
+	}
 
 	var one replayed
 	if code := adminPost(t, gws[1], "/webhooks/replay", map[string]any{"source": "/usaepay", "id": ids[0]}, &one); code != http.StatusOK {
