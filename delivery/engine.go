@@ -102,6 +102,11 @@ type Config struct {
 	Logger *zap.Logger
 	// Observer receives outcomes; may be nil.
 	Observer Observer
+	// Now is the clock the engine schedules by: what is due, the time a
+	// retry falls due, the time a signature carries. Default: time.Now.
+	// Tests pass the clock they gave the store (as the store's Options.Now
+	// does) to move time forward instead of waiting it out.
+	Now func() time.Time
 }
 
 // Engine delivers stored events asynchronously: workers claim due events
@@ -198,6 +203,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = DefaultStopTimeout
@@ -325,7 +333,7 @@ func (e *Engine) claimLoop(ctx context.Context) {
 			}
 		}
 
-		recs, err := e.cfg.Store.Claim(ctx, e.cfg.Owner, e.cfg.Sources, time.Now(), e.cfg.Lease, free)
+		recs, err := e.cfg.Store.Claim(ctx, e.cfg.Owner, e.cfg.Sources, e.cfg.Now(), e.cfg.Lease, free)
 		if err != nil && ctx.Err() == nil {
 			e.cfg.Logger.Error("claiming due events", zap.Error(err))
 		}
@@ -369,7 +377,7 @@ func (e *Engine) deliver(rec *store.Record) {
 			scheduled++
 		}
 	}
-	now := time.Now()
+	now := e.cfg.Now()
 	dec := e.cfg.Backoff.Decide(Outcome{Status: res.Attempt.Status, RetryAfter: res.RetryAfter}, scheduled, rec.ReceivedAt, now)
 
 	err := e.record(rec, res.Attempt, dec.Decision, log)
@@ -407,7 +415,7 @@ func (e *Engine) deliver(rec *store.Record) {
 // wakeAt wakes the claimer when a retry falls due before the next poll, so
 // short backoffs are honoured without a short poll interval.
 func (e *Engine) wakeAt(at time.Time) {
-	d := time.Until(at)
+	d := at.Sub(e.cfg.Now())
 	if d >= e.cfg.PollInterval {
 		return
 	}
@@ -457,9 +465,9 @@ type sendResult struct {
 // returns the attempt to record. It never returns an error: a failure is
 // an attempt with Status 0 or a non-2xx status and an Error text.
 func (e *Engine) send(ctx context.Context, rec *store.Record, number int, replay bool) sendResult {
-	start := time.Now()
-	header := e.cfg.Headers.Build(rec, number, replay, start)
-	res := sendResult{Attempt: store.Attempt{Number: number, At: start, Replay: replay}, Header: header}
+	at, start := e.cfg.Now(), time.Now() // start times the latency, on the real clock
+	header := e.cfg.Headers.Build(rec, number, replay, at)
+	res := sendResult{Attempt: store.Attempt{Number: number, At: at, Replay: replay}, Header: header}
 
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
 	defer cancel()
@@ -483,7 +491,7 @@ func (e *Engine) send(ctx context.Context, rec *store.Record, number int, replay
 			break
 		}
 		res.Attempt.Status = resp.StatusCode
-		res.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		res.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), e.cfg.Now())
 		snippet := drain(resp.Body)
 		if resp.StatusCode < 200 || resp.StatusCode > 299 {
 			msg := fmt.Sprintf("%s: backend answered %d", u.Host, resp.StatusCode)

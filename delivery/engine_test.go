@@ -23,6 +23,7 @@ import (
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 	"github.com/webhookgw/caddy-webhook-gateway/store/badger"
+	"github.com/webhookgw/caddy-webhook-gateway/store/storetest"
 )
 
 const testSource = "/usaepay"
@@ -237,23 +238,18 @@ func start(t *testing.T, cfg Config) *Engine {
 }
 
 // waitStatus polls the store until the event reaches want, or fails after
-// a bound far above what the test needs.
+// testwait's bound.
 func waitStatus(t *testing.T, st store.Store, id string, want store.Status) *store.Record {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		rec, err := st.Get(context.Background(), testSource, id)
-		if err != nil {
+	var rec *store.Record
+	testwait.For(t, "event "+id+" "+string(want), func() bool {
+		var err error
+		if rec, err = st.Get(context.Background(), testSource, id); err != nil {
 			t.Fatalf("get %s: %v", id, err)
 		}
-		if rec.Status == want {
-			return rec
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("event %s: status %s after 15s, want %s (attempts %+v)", id, rec.Status, want, rec.Attempts)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return rec.Status == want
+	})
+	return rec
 }
 
 // observer counts outcomes and keeps the last dead reason.
@@ -517,7 +513,7 @@ func TestFailoverOnRefusedConnection(t *testing.T) {
 func TestTwoEnginesNeverSendTheSameAttemptTwice(t *testing.T) {
 	st := openStore(t)
 	be := newBackend(t, func(h hit, _ int) (int, map[string]string) {
-		time.Sleep(2 * time.Millisecond) // widen the window for overlap
+		time.Sleep(2 * time.Millisecond) // a backend that takes a moment, so the two engines' claims overlap
 		if h.number == 1 && h.id[len(h.id)-1]%3 == 0 {
 			return http.StatusServiceUnavailable, nil // some events need a retry
 		}
@@ -633,25 +629,27 @@ func TestRestartResumesPending(t *testing.T) {
 func TestExpiredLeaseOfDeadEngineResumes(t *testing.T) {
 	st := openStore(t)
 	insert(t, st, "evt-crash")
-	// An engine claims the event and dies without a word. Its lease is
-	// long enough that a loaded machine cannot run past it before the
-	// check below.
-	claimed, err := st.Claim(context.Background(), "crashed-engine", []string{testSource}, time.Now(), 2*time.Second, 10)
+	// An engine claims the event and dies without a word. The surviving
+	// engine's clock, not the machine's, decides when that lease is over.
+	clock := storetest.NewClock()
+	claimed, err := st.Claim(context.Background(), "crashed-engine", []string{testSource}, clock.Now(), time.Minute, 10)
 	if err != nil || len(claimed) != 1 {
 		t.Fatalf("claim: %v, %d records", err, len(claimed))
 	}
 	be := newBackend(t, nil)
 	cfg := fast(t, st, be.srv.URL)
 	w := watchClaims(st, cfg.Workers)
-	cfg.Store, cfg.Owner = w, "engine"
+	cfg.Store, cfg.Owner, cfg.Now = w, "engine", clock.Now
 	e := start(t, cfg)
 	e.Notify()
 	// One pass with every worker free that found nothing: the event was
-	// leased then (the lease outlasts the wait by far).
+	// leased then.
 	w.waitIdlePasses(t, 1, "engine")
 	if be.count() != 0 || w.claims("evt-crash") != 0 {
 		t.Fatal("event sent while another engine's lease was valid")
 	}
+	clock.Advance(time.Minute + time.Second)
+	e.Notify()
 	rec := waitStatus(t, st, "evt-crash", store.StatusDelivered)
 	if len(rec.Attempts) != 1 {
 		t.Errorf("attempts = %+v", rec.Attempts)

@@ -49,7 +49,7 @@ func RecordRetryDelay(try int) time.Duration {
 func (e *Engine) record(rec *store.Record, attempt store.Attempt, d store.Decision, log *zap.Logger) error {
 	until := rec.LeaseUntil
 	if until.IsZero() {
-		until = time.Now().Add(e.cfg.Lease)
+		until = e.cfg.Now().Add(e.cfg.Lease)
 	}
 	timeout := recordTimeout
 	for try := 1; ; try++ {
@@ -60,12 +60,12 @@ func (e *Engine) record(rec *store.Record, attempt store.Attempt, d store.Decisi
 			return err
 		}
 		wait := RecordRetryDelay(try)
-		left := time.Until(until) - wait
+		left := until.Sub(e.cfg.Now()) - wait
 		if left <= 0 {
 			return err // the lease runs out: the event will be claimed again
 		}
 		log.Warn("recording delivery attempt failed; trying again while the lease lasts",
-			zap.Int("try", try), zap.Duration("lease_left", time.Until(until)), zap.Error(err))
+			zap.Int("try", try), zap.Duration("lease_left", until.Sub(e.cfg.Now())), zap.Error(err))
 		select {
 		case <-time.After(wait):
 		case <-e.attemptCtx.Done():

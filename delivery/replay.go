@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
@@ -81,7 +80,7 @@ func (e *Engine) Replay(ctx context.Context, source, id string, dryRun bool) (*R
 	if dryRun {
 		next := int(e.rr.Load()) % len(e.upstreams)
 		out.URL = redactURL(e.upstreams[next].String())
-		out.Header = MaskSignature(e.cfg.Headers.Build(rec, number, true, time.Now()))
+		out.Header = MaskSignature(e.cfg.Headers.Build(rec, number, true, e.cfg.Now()))
 		return out, nil
 	}
 
