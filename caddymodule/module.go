@@ -40,7 +40,7 @@ var (
 const (
 	defaultRetention = 7 * 24 * time.Hour
 	maxRetryAfter    = time.Hour
-	// defaultDedupWindow: see the README ("Decisions", events without an id).
+	// defaultDedupWindow: see docs/decisions.md (events without an id).
 	defaultDedupWindow = 30 * time.Second
 	// eventAgeMargin keeps max_event_age this far inside the retention, so
 	// that a time zone set wrong by up to a day cannot open a gap between
