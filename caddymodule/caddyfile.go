@@ -1,8 +1,11 @@
 package caddymodule
 
 import (
+	"fmt"
 	"math"
+	"reflect"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -23,8 +26,42 @@ var _ caddyfile.Unmarshaler = (*Handler)(nil)
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	var handler Handler
+	// The directive's own token: its file and line name the route.
+	h.Next()
+	tok := h.Token()
+	h.Reset()
 	err := handler.UnmarshalCaddyfile(h.Dispenser)
+	if err == nil && handler.Route == "" {
+		handler.Route = fmt.Sprintf("%s:%d", tok.File, tok.Line)
+		if sites := siteAddresses(h); len(sites) > 0 {
+			handler.Route += ", site " + strings.Join(sites, " ")
+		}
+	}
 	return &handler, err
+}
+
+// siteAddresses returns the addresses of the site block the directive is
+// in. Caddy's Helper holds the block unexported (parentBlock), so it is
+// read, never written, by reflection; should a Caddy release rename it,
+// the route is named by its file and line alone
+// (TestCaddyfileNamesTheRoute notices).
+func siteAddresses(h httpcaddyfile.Helper) []string {
+	block := reflect.ValueOf(h).FieldByName("parentBlock")
+	if !block.IsValid() || block.Kind() != reflect.Struct {
+		return nil
+	}
+	keys := block.FieldByName("Keys")
+	if !keys.IsValid() || keys.Kind() != reflect.Slice {
+		return nil
+	}
+	var sites []string
+	for i := range keys.Len() {
+		text := keys.Index(i).FieldByName("Text")
+		if text.IsValid() && text.Kind() == reflect.String && text.String() != "" {
+			sites = append(sites, text.String())
+		}
+	}
+	return sites
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:

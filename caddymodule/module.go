@@ -79,6 +79,14 @@ type Handler struct {
 	// "com.example.payments.".
 	TypePrefix string `json:"type_prefix,omitempty"`
 
+	// Route says where the route is configured, so that an error loading it
+	// names it rather than its place in Caddy's route tree: the Caddyfile
+	// adapter sets it to the directive's file and line and the site's
+	// addresses ("Caddyfile:27, site http://127.0.0.1:8080"). A JSON
+	// config may set any label. Load errors carry it with the route's
+	// source.
+	Route string `json:"route,omitempty"`
+
 	// TimeZone is the IANA zone in which zone-less provider times are read.
 	// Default: UTC.
 	TimeZone string `json:"time_zone,omitempty"`
@@ -242,15 +250,38 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 
 // Provision resolves secrets, opens (or shares) the store and builds the
 // request path. Any failure stops the config from loading, so a route never
-// runs with auth it could not set up.
+// runs with auth it could not set up; the error names the route.
 func (h *Handler) Provision(ctx caddy.Context) error {
+	if err := h.provision(ctx); err != nil {
+		return h.routeError(err)
+	}
+	return nil
+}
+
+// routeError says which route err is about. Caddy reports a handler's
+// error under its place in the route tree ("route 0 ... subroute ...
+// position 0"), which a user cannot map back to the config.
+func (h *Handler) routeError(err error) error {
+	source := h.Source
+	if source == "" {
+		// The default source, without the defaults that Validate may not
+		// have checked yet.
+		source = "/" + cmp.Or(h.Provider, normalize.Auto)
+	}
+	if h.Route != "" {
+		return fmt.Errorf("route at %s (source %s): %w", h.Route, source, err)
+	}
+	return fmt.Errorf("route with source %s: %w", source, err)
+}
+
+func (h *Handler) provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	var leave func()
 	h.config, leave = joinConfig(ctx)
 	h.cleanup = append(h.cleanup, leave)
 	explicitWindow := h.DedupWindow != nil
 	h.setDefaults()
-	if err := h.Validate(); err != nil {
+	if err := h.validate(); err != nil {
 		return err
 	}
 	loc, err := h.location()
@@ -466,8 +497,16 @@ func (h *Handler) startEngine(headers *delivery.HeaderBuilder) error {
 	return nil
 }
 
-// Validate checks the configuration that needs no I/O.
+// Validate checks the configuration that needs no I/O; the error names the
+// route.
 func (h *Handler) Validate() error {
+	if err := h.validate(); err != nil {
+		return h.routeError(err)
+	}
+	return nil
+}
+
+func (h *Handler) validate() error {
 	// The normalize registry is the list of providers; its error names
 	// every registered one.
 	if err := normalize.CheckOptions(normalize.Options{Provider: h.Provider}); err != nil {
