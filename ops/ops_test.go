@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -213,5 +214,21 @@ func TestPreviewReplayPreparesOnlyTheFirst(t *testing.T) {
 	// A source that cannot be replayed fails up front, as a replay would.
 	if _, err := ops.PreviewReplay(context.Background(), tg, store.Filter{Source: "/b"}, 0, 10); !errors.Is(err, ops.ErrNotReplayable) {
 		t.Errorf("preview of a source without a route: %v", err)
+	}
+}
+
+func TestDeadReasonText(t *testing.T) {
+	for r, want := range map[store.DeadReason]string{
+		store.DeadGone:              "410 Gone",
+		store.DeadAttemptsExhausted: "attempts are spent",
+		store.DeadMaxAge:            "max_age",
+		"newer_reason":              "newer_reason",
+	} {
+		if got := ops.DeadReasonText(r); !strings.Contains(got, want) {
+			t.Errorf("DeadReasonText(%q) = %q, want it to say %q", r, got, want)
+		}
+	}
+	if ops.DeadReasonText("") != "" {
+		t.Error("no reason should read as nothing")
 	}
 }
