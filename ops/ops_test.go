@@ -232,3 +232,47 @@ func TestDeadReasonText(t *testing.T) {
 		t.Error("no reason should read as nothing")
 	}
 }
+
+// PurgeEvent deletes the one event and nothing else, even a neighbour
+// received a nanosecond later, and refuses an event its filter cannot
+// tell from others (the items of a batch).
+func TestPurgeEvent(t *testing.T) {
+	ctx := context.Background()
+	tg := newTarget(t)
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	insert(t, tg, "/a", "x", store.StatusDead, at)
+	insert(t, tg, "/a", "next", store.StatusDead, at.Add(time.Nanosecond))
+	insert(t, tg, "/a", "before", store.StatusDead, at.Add(-time.Nanosecond))
+	res, err := ops.PurgeEvent(ctx, tg, "/a", "x")
+	if err != nil || res.Purged != 1 {
+		t.Fatalf("purge x: %+v %v", res, err)
+	}
+	if _, err := tg.Store.Get(ctx, "/a", "x"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("x is still there: %v", err)
+	}
+	for _, id := range []string{"next", "before"} {
+		if _, err := tg.Store.Get(ctx, "/a", id); err != nil {
+			t.Errorf("%s was purged with x: %v", id, err)
+		}
+	}
+	if _, err := ops.PurgeEvent(ctx, tg, "/a", "x"); !errors.Is(err, ops.ErrNotFound) {
+		t.Errorf("purge of a purged event: %v, want ErrNotFound", err)
+	}
+
+	// Two items of one batch: same source, type, status and time.
+	batch := []*store.Record{
+		{Source: "/b", ID: "i0", Provider: "usaepay", Type: "ach.settled", Status: store.StatusDead, ReceivedAt: at, BatchSize: 2},
+		{Source: "/b", ID: "i1", Provider: "usaepay", Type: "ach.settled", Status: store.StatusDead, ReceivedAt: at, BatchIndex: 1, BatchSize: 2},
+	}
+	if _, err := tg.Store.Insert(ctx, &store.Ingest{RawBody: []byte(`{}`), Records: batch}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ops.PurgeEvent(ctx, tg, "/b", "i0"); !errors.Is(err, ops.ErrConflict) || ops.HTTPStatus(err) != http.StatusConflict {
+		t.Errorf("purge of a batch item: %v, want ErrConflict", err)
+	}
+	for _, id := range []string{"i0", "i1"} {
+		if _, err := tg.Store.Get(ctx, "/b", id); err != nil {
+			t.Errorf("%s was purged: %v", id, err)
+		}
+	}
+}
