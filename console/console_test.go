@@ -848,3 +848,15 @@ func TestPurgeOneEventFromItsPage(t *testing.T) {
 		t.Errorf("purge of a purged event: %d, want 404", code)
 	}
 }
+
+// Switching zones keeps a filter's times: the switch's link carries them
+// as RFC 3339 times, and the page switched to shows them in its zone.
+func TestZoneSwitchKeepsTheFilterTimes(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t)
+	_, body, _ := f.get(t, "events", url.Values{"tz": {"Asia/Tokyo"}, "status": {"dead"}, "from": {"2026-11-20T19:01"}})
+	mustContain(t, body, `id="zone-utc" href="events?from=2026-11-20T10%3A01%3A00Z&amp;status=dead&amp;tz=UTC"`)
+	_, body, _ = f.get(t, "events", url.Values{"tz": {"UTC"}, "status": {"dead"}, "from": {"2026-11-20T10:01:00Z"}})
+	mustContain(t, body, `name="from" id="from" type="datetime-local" step="1" value="2026-11-20T10:01:00"`, "id=dead-2")
+	mustNotContain(t, body, "id=dead-1&")
+}

@@ -99,14 +99,22 @@ func loadZone(name string) (*time.Location, error) {
 	return loc, nil
 }
 
-// here is the relative link of the page r asks for, without its tz.
-func here(r *http.Request) string {
+// here is the relative link of the page r asks for, without its tz, for
+// the zone switch. Its filter times, typed in loc, become RFC 3339 times,
+// so that they keep their meaning in the zone switched to (which shows
+// them in its own time).
+func here(r *http.Request, loc *time.Location) string {
 	name := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
 	if name == "" {
 		name = "./"
 	}
 	q := r.URL.Query()
 	q.Del("tz")
+	for _, k := range []string{"from", "to"} {
+		if v := q.Get(k); v != "" {
+			q.Set(k, formTime(v, loc))
+		}
+	}
 	if len(q) == 0 {
 		return name
 	}
@@ -169,7 +177,7 @@ func (c *Console) target(w http.ResponseWriter, r *http.Request, nav, title stri
 	}
 	p := &page{Title: title, Nav: nav, StoreName: t.Name, Zone: loc, ZoneName: loc.String()}
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
-		p.Here = here(r)
+		p.Here = here(r, loc)
 	}
 	if len(names) > 1 {
 		p.Store, p.Stores = t.Name, names
@@ -233,11 +241,21 @@ type filterForm struct {
 
 func readFilter(v url.Values, p *page) filterForm {
 	g := func(k string) string { return strings.TrimSpace(v.Get(k)) }
-	f := filterForm{Source: g("source"), Provider: g("provider"), Type: g("type"), Status: g("status"), From: g("from"), To: g("to"), ID: g("id")}
+	f := filterForm{Source: g("source"), Provider: g("provider"), Type: g("type"), Status: g("status"), From: inputTime(g("from"), p.Zone), To: inputTime(g("to"), p.Zone), ID: g("id")}
 	if f.From != "" || f.To != "" {
 		f.Zone = p.ZoneName
 	}
 	return f
+}
+
+// inputTime is an RFC 3339 time (from the zone switch) as the form's
+// datetime-local input holds it, in the page's zone; any other value stays
+// as typed.
+func inputTime(v string, loc *time.Location) string {
+	if t, err := time.Parse(time.RFC3339, v); err == nil && loc != nil {
+		return t.In(loc).Format("2006-01-02T15:04:05")
+	}
+	return v
 }
 
 // pairs are the filter's query parameters, for links.
