@@ -1,7 +1,6 @@
 package filter
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -42,8 +41,8 @@ type ExprError struct {
 	// Line and Column locate the first problem, from 1; 0 when the
 	// problem is the expression as a whole (its result type).
 	Line, Column int
-	// Message is cel-go's description of every problem, "; "-separated,
-	// each prefixed with its own line:column.
+	// Message is cel-go's description of the first problem, followed by
+	// "; line:column: description" for each other one.
 	Message string
 }
 
@@ -81,8 +80,12 @@ type eventProvider struct {
 	fields map[string]*types.FieldType
 }
 
-func newEventProvider() *eventProvider {
-	p := &eventProvider{Registry: types.NewEmptyRegistry(), fields: map[string]*types.FieldType{}}
+func newEventProvider() (*eventProvider, error) {
+	reg, err := types.NewRegistry()
+	if err != nil {
+		return nil, err
+	}
+	p := &eventProvider{Registry: reg, fields: map[string]*types.FieldType{}}
 	for name, t := range eventFields {
 		p.fields[name] = &types.FieldType{
 			Type:    t,
@@ -90,7 +93,7 @@ func newEventProvider() *eventProvider {
 			GetFrom: getter(name),
 		}
 	}
-	return p
+	return p, nil
 }
 
 func getter(name string) ref.FieldGetter {
@@ -145,8 +148,12 @@ func (p *eventProvider) FindStructFieldType(structType, field string) (*types.Fi
 // (the language of Caddy's expression matcher), optional field access
 // (event.data.?order.?status.orValue("")), and the one variable "event".
 func newEnv() (*cel.Env, error) {
+	p, err := newEventProvider()
+	if err != nil {
+		return nil, err
+	}
 	return cel.NewEnv(
-		cel.CustomTypeProvider(newEventProvider()),
+		cel.CustomTypeProvider(p),
 		cel.Variable("event", types.NewObjectType(eventTypeName)),
 		cel.OptionalTypes(),
 	)
@@ -162,18 +169,13 @@ func compileExpr(env *cel.Env, src string) (*expr, error) {
 	ast, iss := env.Compile(src)
 	if iss != nil && iss.Err() != nil {
 		e := &ExprError{Expression: src}
-		msgs := make([]string, 0, len(iss.Errors()))
 		for i, ce := range iss.Errors() {
 			line, col := ce.Location.Line(), ce.Location.Column()+1 // cel-go counts columns from 0
 			if i == 0 {
-				e.Line, e.Column = line, col
+				e.Line, e.Column, e.Message = line, col, ce.Message
+				continue
 			}
-			msgs = append(msgs, fmt.Sprintf("%d:%d: %s", line, col, ce.Message))
-		}
-		if len(msgs) == 1 {
-			e.Message = iss.Errors()[0].Message
-		} else {
-			e.Message = strings.Join(msgs, "; ")
+			e.Message += fmt.Sprintf("; %d:%d: %s", line, col, ce.Message)
 		}
 		return nil, e
 	}
@@ -211,8 +213,7 @@ func (x *expr) eval(in *Input) (bool, error) {
 // not at all when none does. An Input is not safe for concurrent use.
 type Input struct {
 	ev      *schemas.Event
-	data    any
-	dataErr error
+	data    ref.Val
 	decoded bool
 }
 
@@ -231,17 +232,21 @@ func (in *Input) ResolveName(name string) (any, bool) {
 // Parent implements interpreter.Activation.
 func (in *Input) Parent() interpreter.Activation { return nil }
 
-// decodeData decodes the event's data into JSON values (objects as
-// map[string]any, numbers as float64), which CEL sees as dyn: maps,
-// lists, strings, doubles, booleans and null.
+// decodeData returns the event's data as a CEL value: a lazy view of a
+// JSON object (see jsonValue). The data is not checked again: a
+// schemas.Event's data is well-formed JSON (the normalizer checked the
+// whole body), and checking it would cost three times what reading a
+// member out of it does. A malformed payload cannot make an evaluation
+// panic (cel-go turns a panic into an error, and the scanner checks its
+// bounds), but may read as something else.
 func (in *Input) decodeData() (any, error) {
 	if !in.decoded {
 		in.decoded = true
 		if len(in.ev.Data) == 0 {
-			in.data = nil
-		} else if err := json.Unmarshal(in.ev.Data, &in.data); err != nil {
-			in.dataErr = fmt.Errorf("event data: %w", err)
+			in.data = types.NullValue
+		} else {
+			in.data = jsonValue(in.ev.Data)
 		}
 	}
-	return in.data, in.dataErr
+	return in.data, nil
 }

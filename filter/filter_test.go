@@ -216,7 +216,7 @@ func TestExpressionOverProviderEvents(t *testing.T) {
 func TestEvaluationErrors(t *testing.T) {
 	success := fixtureEvent(t, "usaepay/transaction.sale.success.json", normalize.Options{})
 	broken := *success
-	broken.Data = []byte(`{"object":`)
+	broken.Data = []byte(`{"object":{"type":12x}}`) // not what a schemas.Event holds
 	tests := []struct {
 		name, expr string
 		ev         *schemas.Event
@@ -226,7 +226,7 @@ func TestEvaluationErrors(t *testing.T) {
 		{"missing object", `event.data.nothing.here == 1`, success, "no such key: nothing"},
 		{"not a number", `double(event.data.object.type) > 1.0`, success, "double"},
 		{"dyn not boolean", `event.data.object.type`, success, "not a boolean"},
-		{"bad data", `event.data.object.type == "x"`, &broken, "event data"},
+		{"malformed data", `event.data.object.type == "x"`, &broken, "JSON number"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -311,8 +311,8 @@ func TestCompileErrorText(t *testing.T) {
 	}
 }
 
-// TestInputDecodesDataOnce checks that data is decoded only by an
-// expression that reads it, and once for all the filters sharing an Input.
+// TestInputDecodesDataOnce checks that data is read only by an expression
+// that reads it, and set up once for all the filters sharing an Input.
 func TestInputDecodesDataOnce(t *testing.T) {
 	ev := fixtureEvent(t, "usaepay/transaction.sale.voided.json", normalize.Options{})
 	in := NewInput(ev)
@@ -330,7 +330,7 @@ func TestInputDecodesDataOnce(t *testing.T) {
 	if !in.decoded {
 		t.Fatal("data not decoded")
 	}
-	// A later filter reads the decoded value, not ev.Data again.
+	// A later filter reuses the view made by the first one.
 	ev.Data = []byte(`{"object":{"status":"Changed"}}`)
 	if ok, _ := onData.MatchInput(in); !ok {
 		t.Fatal("the second filter decoded the data again")
@@ -368,5 +368,13 @@ func TestTimeIsTimestamp(t *testing.T) {
 	f := mustCompile(t, Config{Expression: `event.time.getHours() == 10 && event.time.getFullYear() == 2026`})
 	if ok, err := f.Match(ev); !ok || err != nil {
 		t.Fatalf("got %v, %v", ok, err)
+	}
+}
+
+func TestCompileErrorsAllListed(t *testing.T) {
+	_, err := Compile(Config{Expression: `request.method == "POST" && event.subjet == ""`})
+	want := `filter: expression "request.method == \"POST\" && event.subjet == \"\"": 1:1: undeclared reference to 'request' (in container ''); 1:34: undefined field 'subjet'`
+	if err == nil || err.Error() != want {
+		t.Fatalf("got  %v\nwant %s", err, want)
 	}
 }
