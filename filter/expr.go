@@ -3,7 +3,6 @@ package filter
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
@@ -195,7 +194,8 @@ func compileExpr(env *cel.Env, src string) (*expr, error) {
 func (x *expr) eval(in *Input) (bool, error) {
 	out, _, err := x.prg.Eval(in)
 	if err != nil {
-		if strings.Contains(err.Error(), "cost limit exceeded") {
+		var cancelled interpreter.EvalCancelledError
+		if errors.As(err, &cancelled) && cancelled.Cause == interpreter.CostLimitExceeded {
 			return false, fmt.Errorf("%w: %w: expression %q: %v", ErrEval, ErrCostLimit, x.src, err)
 		}
 		return false, fmt.Errorf("%w: expression %q: %v", ErrEval, x.src, err)

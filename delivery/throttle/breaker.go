@@ -132,7 +132,8 @@ type Snapshot struct {
 	OpenedAt time.Time `json:"opened_at,omitzero"`
 	// Failures is the number of consecutive failed attempts.
 	Failures int `json:"failures"`
-	// Cooldown is the current wait between probes; zero while closed.
+	// Cooldown is the current wait between probes; zero while closed. In
+	// JSON, nanoseconds, as Caddy writes durations.
 	Cooldown time.Duration `json:"cooldown,omitempty"`
 	// NextProbe is when the next probe may go: while open, the end of the
 	// cooldown; while half-open, when the probe out is taken as lost.

@@ -50,7 +50,7 @@ func NewLimiter(r Rate, burst int) (*Limiter, error) {
 		return nil, fmt.Errorf("%w %s: %v", ErrBadRate, r, err)
 	}
 	if burst < 0 || burst > MaxBurst {
-		return nil, fmt.Errorf("%w: burst %d is not between 1 and %d", ErrBadRate, burst, MaxBurst)
+		return nil, fmt.Errorf("%w: burst %d is not between 1 and %d (or 0 for the default)", ErrBadRate, burst, MaxBurst)
 	}
 	if burst == 0 {
 		burst = DefaultBurst(r)
