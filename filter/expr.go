@@ -13,14 +13,14 @@ import (
 )
 
 // CostLimit bounds the work one evaluation of an expression may do, in
-// cel-go's cost units (about one per operation, list element or string
-// comparison step; a regular expression or a string function costs in
-// proportion to the string's length). An expression that reaches it stops
-// and counts as an evaluation error, so no expression can hold up ingest.
-// 100,000 units is a few milliseconds at most, and far more than any
-// realistic filter needs: a comparison of three fields costs under 10, a
-// search through the line items of a 12 KB order a few hundred.
-const CostLimit = 100_000
+// cel-go's cost units: about one per operation or member access, about 7
+// per list element an exists() or all() visits, string functions and
+// regular expressions in proportion to the string's length. An expression
+// that reaches it stops and counts as an evaluation error (ErrCostLimit),
+// so no expression can hold up ingest: reaching it takes a few
+// milliseconds. Real filters are far below it: a comparison of a few
+// fields costs under 10, a search through 1,000 line items about 7,000.
+const CostLimit = 10_000
 
 // ErrEval is wrapped by every error Match returns: the expression could not
 // be evaluated for this event (a missing field, a type mismatch, a result
