@@ -73,7 +73,7 @@ var eventFieldNames = []string{"id", "source", "type", "subject", "time", "provi
 
 // eventProvider declares the event type to the checker and reads its
 // fields from an *Input at run time, so that only the fields an
-// expression reads are converted and the data is decoded only if read.
+// expression reads are converted and the data is looked at only if read.
 type eventProvider struct {
 	*types.Registry
 	fields map[string]*types.FieldType
@@ -208,9 +208,9 @@ func (x *expr) eval(in *Input) (bool, error) {
 }
 
 // Input is one event as filters see it. Build one per event with NewInput
-// and pass it to every destination's Filter.MatchInput: the event's data is
-// then decoded from JSON once, by the first expression that reads it, and
-// not at all when none does. An Input is not safe for concurrent use.
+// and pass it to every destination's Filter.MatchInput: the view of the
+// event's data is then made once, by the first expression that reads it,
+// and not at all when none does. An Input is not safe for concurrent use.
 type Input struct {
 	ev      *schemas.Event
 	data    ref.Val

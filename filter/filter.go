@@ -16,8 +16,9 @@
 //	event.provider  string     usaepay, sublytics, openloyalty, ...
 //	event.data      dyn        the provider's payload, as JSON values
 //
-// event.data is decoded as JSON: objects are maps, arrays lists, and every
-// number a double (so event.data.order.id == 123 holds for the JSON number
+// event.data reads as JSON: objects are maps (read lazily, member by
+// member, from the payload's bytes), arrays lists, and every number a
+// double (so event.data.order.id == 123 holds for the JSON number
 // 123, and integers above 2^53 lose precision; compare such ids as
 // strings). Amounts the payment gateway sends as strings ("5.00") compare
 // as numbers with double(event.data.object.amount_detail.amount) > 100.0.
@@ -97,8 +98,9 @@ func (f *Filter) Match(ev *schemas.Event) (bool, error) {
 	return f.expr.eval(NewInput(ev))
 }
 
-// MatchInput is Match for an event wrapped in an Input, which decodes the
-// event's data at most once for all the filters it is matched against.
+// MatchInput is Match for an event wrapped in an Input, which sets up its
+// view of the event's data at most once for all the filters it is matched
+// against.
 func (f *Filter) MatchInput(in *Input) (bool, error) {
 	if !f.types.match(in.ev.Type) {
 		return false, nil
