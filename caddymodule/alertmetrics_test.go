@@ -133,3 +133,56 @@ func TestMetricsWatchAndSyncAnswers(t *testing.T) {
 		t.Error("an auto route has a received series for provider auto")
 	}
 }
+
+// BenchmarkOldestWaiting finds the oldest waiting event in a Badger store
+// of 50,000 delivered events and 1,000 waiting ones, against counting the
+// same store (what the queue-depth gauge does on the same schedule).
+func BenchmarkOldestWaiting(b *testing.B) {
+	dir := b.TempDir()
+	db, err := badger.Open(dir, badger.Options{Logger: zap.NewNop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	event := make([]byte, 1024)
+	for i := range event {
+		event[i] = 'x'
+	}
+	event[0], event[len(event)-1] = '"', '"'
+	start := time.Now().Add(-time.Hour)
+	n := 0
+	for batch := range 51 {
+		in := &store.Ingest{RawBody: []byte(`{}`)}
+		for range 1000 {
+			status := store.StatusDelivered
+			if batch == 25 {
+				status = store.StatusPending
+			}
+			in.Records = append(in.Records, &store.Record{Source: "/usaepay", ID: fmt.Sprint(n), Provider: "usaepay", Type: "x",
+				Status: status, ReceivedAt: start.Add(time.Duration(n) * time.Millisecond), Event: event})
+			n++
+		}
+		if _, err := db.Insert(context.Background(), in, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	counts := newCountsCache(db)
+	if c, _ := counts.Peek(firstCountsDeadline); c[store.StatusPending] != 1000 {
+		b.Fatalf("counts %v", c)
+	}
+	b.Run("oldest", func(b *testing.B) {
+		for b.Loop() {
+			oldest, err := oldestWaiting(context.Background(), db, counts)
+			if err != nil || !oldest["/usaepay"].Equal(start.Add(25000*time.Millisecond)) {
+				b.Fatalf("%v %v", oldest, err)
+			}
+		}
+	})
+	b.Run("counts", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := db.Counts(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
