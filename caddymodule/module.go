@@ -358,6 +358,7 @@ func (h *Handler) provision(ctx caddy.Context) error {
 		return fmt.Errorf("webhook_gateway: %w", err)
 	}
 	h.gw.Observer = processMetrics
+	processMetrics.watch(h.source(), h.Provider, h.gw.Mode)
 
 	if h.gw.Mode == handlers.Async {
 		if err := h.startEngine(headers); err != nil {
@@ -580,7 +581,11 @@ func (h *Handler) validate() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	return h.gw.ServeHTTP(h.config.closeIfSuperseded(w, r), r, next.ServeHTTP)
+	w = h.config.closeIfSuperseded(w, r)
+	if h.gw.Mode == handlers.Sync {
+		return processMetrics.serveSync(h.source(), h.gw, w, r, next.ServeHTTP)
+	}
+	return h.gw.ServeHTTP(w, r, next.ServeHTTP)
 }
 
 // clientIP is the client address Caddy found for r: the remote address, or
