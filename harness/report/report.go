@@ -529,9 +529,9 @@ func dur(f func(*Counts) time.Duration) func(*Counts) string {
 const legend = `
 "sent" counts requests by why they were sent; "unique events" counts a
 loyalty batch once. "accepted" counts the requests the gateway took as new.
-"events expected" counts the canonical events the bodies make: one per
-loyalty batch item, and one more per repeated update (the same bytes after
-the dedup window, a real second update). So it can exceed both.
+"events expected" counts the canonical events the bodies can make at most:
+one per loyalty batch item, and one more per repeated update (the same
+bytes after the dedup window, a real second update). So it can exceed both.
 "in progress (409, retried)": a copy of a sync event came while the first
 was being delivered; the provider retried it. Expected, not a failure.
 
