@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"fmt"
 	"math"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -33,11 +34,59 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 	err := handler.UnmarshalCaddyfile(h.Dispenser)
 	if err == nil && handler.Route == "" {
 		handler.Route = fmt.Sprintf("%s:%d", tok.File, tok.Line)
+		if block := enclosingBlock(tok.File, tok.Line); block != "" {
+			handler.Route += " in " + block
+		}
 		if sites := siteAddresses(h); len(sites) > 0 {
-			handler.Route += ", site " + strings.Join(sites, " ")
+			handler.Route += " of site " + strings.Join(sites, " ")
 		}
 	}
 	return &handler, err
+}
+
+// enclosingBlock is the opening line of the block around line of a
+// Caddyfile ("route /hooks/usaepay", "handle_path /pay/*"), read from the
+// file: Caddy's adapter hands a directive its own tokens only, so the
+// route's matcher is found in the source. It is empty for a directive
+// directly in its site block, or when the file cannot be read (a config
+// given on stdin). Braces are counted per line, as the Caddyfile opens and
+// closes blocks only at line ends and placeholders close on the line they
+// open.
+func enclosingBlock(file string, line int) string {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(string(data), "\n")
+	if line < 1 || line > len(lines) {
+		return ""
+	}
+	var openers []string
+	depth := 0 // blocks closed below, going up, not yet opened again
+	for i := line - 2; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if j := strings.Index(l, " #"); j >= 0 {
+			l = strings.TrimSpace(l[:j])
+		}
+		if strings.HasPrefix(l, "#") {
+			continue
+		}
+		net := strings.Count(l, "{") - strings.Count(l, "}")
+		switch {
+		case net < 0:
+			depth -= net
+		case net > depth:
+			openers = append(openers, strings.TrimSpace(strings.TrimSuffix(l, "{")))
+			depth = 0
+		default:
+			depth -= net
+		}
+	}
+	// The outermost opener is the site block, named by its addresses.
+	if len(openers) < 2 {
+		return ""
+	}
+	return openers[0]
 }
 
 // siteAddresses returns the addresses of the site block the directive is
