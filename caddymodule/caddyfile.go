@@ -3,10 +3,7 @@ package caddymodule
 import (
 	"fmt"
 	"math"
-	"os"
-	"reflect"
 	"strconv"
-	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -27,90 +24,17 @@ var _ caddyfile.Unmarshaler = (*Handler)(nil)
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	var handler Handler
-	// The directive's own token: its file and line name the route.
+	// The directive's own token: its file and line name the route. Caddy
+	// hands a directive its own tokens only (the matcher taken out, the
+	// site block out of reach), and the line leads the reader to both.
 	h.Next()
 	tok := h.Token()
 	h.Reset()
 	err := handler.UnmarshalCaddyfile(h.Dispenser)
 	if err == nil && handler.Route == "" {
 		handler.Route = fmt.Sprintf("%s:%d", tok.File, tok.Line)
-		if block := enclosingBlock(tok.File, tok.Line); block != "" {
-			handler.Route += " in " + block
-		}
-		if sites := siteAddresses(h); len(sites) > 0 {
-			handler.Route += " of site " + strings.Join(sites, " ")
-		}
 	}
 	return &handler, err
-}
-
-// enclosingBlock is the opening line of the block around line of a
-// Caddyfile ("route /hooks/usaepay", "handle_path /pay/*"), read from the
-// file: Caddy's adapter hands a directive its own tokens only, so the
-// route's matcher is found in the source. It is empty for a directive
-// directly in its site block, or when the file cannot be read (a config
-// given on stdin). Braces are counted per line, as the Caddyfile opens and
-// closes blocks only at line ends and placeholders close on the line they
-// open.
-func enclosingBlock(file string, line int) string {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(string(data), "\n")
-	if line < 1 || line > len(lines) {
-		return ""
-	}
-	var openers []string
-	depth := 0 // blocks closed below, going up, not yet opened again
-	for i := line - 2; i >= 0; i-- {
-		l := strings.TrimSpace(lines[i])
-		if j := strings.Index(l, " #"); j >= 0 {
-			l = strings.TrimSpace(l[:j])
-		}
-		if strings.HasPrefix(l, "#") {
-			continue
-		}
-		net := strings.Count(l, "{") - strings.Count(l, "}")
-		switch {
-		case net < 0:
-			depth -= net
-		case net > depth:
-			openers = append(openers, strings.TrimSpace(strings.TrimSuffix(l, "{")))
-			depth = 0
-		default:
-			depth -= net
-		}
-	}
-	// The outermost opener is the site block, named by its addresses.
-	if len(openers) < 2 {
-		return ""
-	}
-	return openers[0]
-}
-
-// siteAddresses returns the addresses of the site block the directive is
-// in. Caddy's Helper holds the block unexported (parentBlock), so it is
-// read, never written, by reflection; should a Caddy release rename it,
-// the route is named by its file and line alone
-// (TestCaddyfileNamesTheRoute notices).
-func siteAddresses(h httpcaddyfile.Helper) []string {
-	block := reflect.ValueOf(h).FieldByName("parentBlock")
-	if !block.IsValid() || block.Kind() != reflect.Struct {
-		return nil
-	}
-	keys := block.FieldByName("Keys")
-	if !keys.IsValid() || keys.Kind() != reflect.Slice {
-		return nil
-	}
-	var sites []string
-	for i := range keys.Len() {
-		text := keys.Index(i).FieldByName("Text")
-		if text.IsValid() && text.Kind() == reflect.String && text.String() != "" {
-			sites = append(sites, text.String())
-		}
-	}
-	return sites
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:

@@ -81,10 +81,9 @@ type Handler struct {
 
 	// Route says where the route is configured, so that an error loading it
 	// names it rather than its place in Caddy's route tree: the Caddyfile
-	// adapter sets it to the directive's file and line, the block around
-	// it and the site's addresses ("Caddyfile:27 in route /hooks/usaepay
-	// of site http://127.0.0.1:8080"). A JSON config may set any label.
-	// Load errors carry it with the route's source.
+	// adapter sets it to the directive's file and line ("Caddyfile:27").
+	// A JSON config may set any label. Load errors carry it with the
+	// route's source.
 	Route string `json:"route,omitempty"`
 
 	// TimeZone is the IANA zone in which zone-less provider times are read.
