@@ -80,6 +80,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    signing_secret <whsec_...>
 //	    workers        <n>
 //	    timeout        <duration>
+//	    trust_traceparent
 //	    retry {
 //	        attempts      <n>
 //	        initial_delay <duration>
@@ -118,6 +119,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("share_source: takes no arguments")
 			}
 			h.ShareSource = true
+		case "trust_traceparent":
+			if d.NextArg() {
+				return d.Errf("trust_traceparent: takes no arguments")
+			}
+			h.TrustTraceparent = true
 		case "type_prefix":
 			if err := oneArg(d, &h.TypePrefix); err != nil {
 				return err

@@ -39,6 +39,7 @@ func TestUnmarshalCaddyfileFull(t *testing.T) {
 		signing_secret {env.WHSEC}
 		workers 8
 		timeout 10s
+		trust_traceparent
 		retry {
 			attempts 5
 			initial_delay 2s
@@ -74,6 +75,7 @@ func TestUnmarshalCaddyfileFull(t *testing.T) {
 
 		MaxUnverifiedPerClient: 8 << 20,
 		UnverifiedTimeout:      caddy.Duration(5 * time.Second),
+		TrustTraceparent:       true,
 	}
 	wantAuth := []string{
 		`{"scheme": "basic", "credentials": [{"username": "usaepay", "password": "{env.PASS}"}, {"username": "usaepay", "password": "{env.PASS_NEXT}"}]}`,
@@ -107,22 +109,23 @@ func TestUnmarshalCaddyfileHeaderRotationMerges(t *testing.T) {
 
 func TestUnmarshalCaddyfileErrors(t *testing.T) {
 	cases := map[string]string{
-		"unknown subdirective": "webhook_gateway {\n colour blue\n}",
-		"bad deliver":          "webhook_gateway {\n deliver later\n}",
-		"bad size":             "webhook_gateway {\n max_body lots\n}",
-		"bad budget":           "webhook_gateway {\n max_unverified 0\n}",
-		"bad client share":     "webhook_gateway {\n max_unverified_per_client lots\n}",
-		"zero client share":    "webhook_gateway {\n max_unverified_per_client 0\n}",
-		"size beyond int64":    "webhook_gateway {\n max_body 9EiB\n}",
-		"bad unverified time":  "webhook_gateway {\n unverified_timeout soon\n}",
-		"zero unverified time": "webhook_gateway {\n unverified_timeout 0s\n}",
-		"bad duration":         "webhook_gateway {\n retention forever\n}",
-		"bad workers":          "webhook_gateway {\n workers -1\n}",
-		"too many args":        `webhook_gateway usaepay extra`,
-		"source two args":      "webhook_gateway {\n source /a /b\n}",
-		"share_source arg":     "webhook_gateway {\n share_source yes\n}",
-		"upstream no args":     "webhook_gateway {\n upstream\n}",
-		"retry bad option":     "webhook_gateway {\n retry {\n colour red\n }\n}",
+		"unknown subdirective":  "webhook_gateway {\n colour blue\n}",
+		"bad deliver":           "webhook_gateway {\n deliver later\n}",
+		"bad size":              "webhook_gateway {\n max_body lots\n}",
+		"bad budget":            "webhook_gateway {\n max_unverified 0\n}",
+		"bad client share":      "webhook_gateway {\n max_unverified_per_client lots\n}",
+		"zero client share":     "webhook_gateway {\n max_unverified_per_client 0\n}",
+		"size beyond int64":     "webhook_gateway {\n max_body 9EiB\n}",
+		"bad unverified time":   "webhook_gateway {\n unverified_timeout soon\n}",
+		"zero unverified time":  "webhook_gateway {\n unverified_timeout 0s\n}",
+		"bad duration":          "webhook_gateway {\n retention forever\n}",
+		"bad workers":           "webhook_gateway {\n workers -1\n}",
+		"too many args":         `webhook_gateway usaepay extra`,
+		"source two args":       "webhook_gateway {\n source /a /b\n}",
+		"share_source arg":      "webhook_gateway {\n share_source yes\n}",
+		"trust_traceparent arg": "webhook_gateway {\n trust_traceparent yes\n}",
+		"upstream no args":      "webhook_gateway {\n upstream\n}",
+		"retry bad option":      "webhook_gateway {\n retry {\n colour red\n }\n}",
 	}
 	for name, input := range cases {
 		t.Run(name, func(t *testing.T) {

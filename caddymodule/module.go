@@ -215,6 +215,18 @@ type Handler struct {
 	// reaches the backend). Default: 30s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
+	// TrustTraceparent honours the trace context a provider sends. Under
+	// Caddy's tracing handler the gateway's ingest span (and under it
+	// verify, read_body, normalize, store and, in sync mode, each forward)
+	// is a child of Caddy's request span. That span continues an incoming
+	// traceparent, which anyone who can reach the route can write; so by
+	// default, when a request carried one, the ingest span starts a new
+	// trace of its own, linked to the request span, and the backend joins
+	// that trace. With TrustTraceparent the ingest span stays a child of
+	// the request span, in the provider's trace, as it does for a request
+	// without a traceparent. Default: false.
+	TrustTraceparent bool `json:"trust_traceparent,omitempty"`
+
 	gw        *handlers.Gateway
 	db        store.Store
 	storeName string // the store's name in the admin API
@@ -340,6 +352,7 @@ func (h *Handler) provision(ctx caddy.Context) error {
 		MaxUnverifiedPerClient: h.MaxUnverifiedPerClient,
 		UnverifiedTimeout:      time.Duration(h.UnverifiedTimeout),
 		ClientAddr:             clientIP,
+		TrustTraceparent:       h.TrustTraceparent,
 	}
 
 	// Before the store is released: a sync delivery the backend accepted

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.uber.org/zap"
 
 	"github.com/webhookgw/caddy-webhook-gateway/delivery"
@@ -147,6 +148,11 @@ type Gateway struct {
 	Logger *zap.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// TrustTraceparent makes the ingest span a child of the request span
+	// even when that span continues the trace of an incoming traceparent;
+	// otherwise such a request's ingest span starts a new trace, linked to
+	// the request span (see startIngest).
+	TrustTraceparent bool
 
 	budgetOnce sync.Once
 	budget     *bodyBudget
@@ -160,13 +166,17 @@ type Gateway struct {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) error {
 	provider := g.Normalize.Provider
 	defer g.stripCredentials(r)
+	// After the defer: credentials are stripped from the request Caddy
+	// handed over, which the traced copy shares its header and URL with.
+	r, tr := g.startIngest(r)
+	defer tr.end()
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		if r.ContentLength != 0 {
 			closeUnread(w, r)
 		}
-		g.observe(provider, OutcomeInvalid)
-		return writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: webhooks are POSTed")
+		g.observe(tr, provider, OutcomeInvalid)
+		return tr.refuse(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: webhooks are POSTed")
 	}
 
 	// Checks that need no body run before it is read: a request that fails
@@ -174,17 +184,22 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 	// read next is an authenticated sender's and is not counted against the
 	// budget for unverified bodies.
 	bodyChecks := len(g.Verifiers) == 0
+	var verifying step
 	for _, v := range g.Verifiers {
 		hv, ok := v.(verify.HeaderVerifier)
 		if !ok {
 			bodyChecks = true
 			continue
 		}
+		if verifying.span == nil {
+			_, verifying = tr.start(r.Context(), SpanVerify, AttrStage.String("headers"))
+		}
 		if err := hv.VerifyHeaders(r); err != nil {
 			closeUnread(w, r)
-			return g.unauthorized(w, r, provider, err)
+			return g.unauthorized(w, r, tr, verifying, provider, err)
 		}
 	}
+	verifying.end()
 	// A body no check has accepted yet is anybody's: it is read within the
 	// route's time for it, and its buffer is taken from the route's budget
 	// within its client address's share.
@@ -198,16 +213,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 		budget = g.unverifiedBudget().share(client)
 		timer = startReadTimer(w, g.unverifiedTimeout(), time.Time{})
 	}
+	_, reading := tr.start(r.Context(), SpanReadBody)
 	body, held, err := readBody(r, g.maxBody(), budget, timer)
 	timer.stop()
+	reading.set(attribute.Int("http.request.body.size", len(body)))
+	reading.end()
 	if err != nil {
 		budget.release(held)
 		closeUnread(w, r)
 		var tooLarge *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooLarge):
-			g.observe(provider, OutcomeTooLarge)
-			werr := writeError(w, http.StatusRequestEntityTooLarge,
+			g.observe(tr, provider, OutcomeTooLarge)
+			werr := tr.refuse(w, http.StatusRequestEntityTooLarge,
 				fmt.Sprintf("request body exceeds the limit of %d bytes", tooLarge.Limit))
 			linger(w, r, r.ContentLength <= g.maxBody())
 			return werr
@@ -215,42 +233,47 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 			g.Logger.Warn("webhook refused: too many unverified request bodies in flight from one client address",
 				zap.String("remote", r.RemoteAddr), zap.String("client", client),
 				zap.Int64("max_unverified_per_client", budget.budget.perClient))
-			g.observe(provider, OutcomeOverloaded)
+			g.observe(tr, provider, OutcomeOverloaded)
 			w.Header().Set("Retry-After", "1")
-			return writeError(w, http.StatusServiceUnavailable, "too many unverified request bodies in flight from your address; retry later")
+			return tr.refuse(w, http.StatusServiceUnavailable, "too many unverified request bodies in flight from your address; retry later")
 		case errors.Is(err, ErrBudgetExhausted):
 			g.Logger.Warn("webhook refused: too many unverified request bodies in flight",
 				zap.String("remote", r.RemoteAddr), zap.Int64("max_unverified", budget.budget.limit))
-			g.observe(provider, OutcomeOverloaded)
+			g.observe(tr, provider, OutcomeOverloaded)
 			w.Header().Set("Retry-After", "1")
-			return writeError(w, http.StatusServiceUnavailable, "too many unverified request bodies in flight; retry later")
+			return tr.refuse(w, http.StatusServiceUnavailable, "too many unverified request bodies in flight; retry later")
 		case errors.Is(err, ErrBodyTimeout):
 			g.Logger.Warn("webhook refused: unverified request body not received within unverified_timeout",
 				zap.String("remote", r.RemoteAddr), zap.Duration("unverified_timeout", g.unverifiedTimeout()))
-			g.observe(provider, OutcomeTimeout)
-			return writeError(w, http.StatusRequestTimeout, "request body not received in time")
+			g.observe(tr, provider, OutcomeTimeout)
+			return tr.refuse(w, http.StatusRequestTimeout, "request body not received in time")
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			g.Logger.Warn("webhook refused: request body cut by the server's read timeout",
 				zap.String("remote", r.RemoteAddr))
-			g.observe(provider, OutcomeTimeout)
-			return writeError(w, http.StatusRequestTimeout, "request body not received in time")
+			g.observe(tr, provider, OutcomeTimeout)
+			return tr.refuse(w, http.StatusRequestTimeout, "request body not received in time")
 		}
 		g.Logger.Debug("reading request body", zap.Error(err))
-		g.observe(provider, OutcomeInvalid)
-		return writeError(w, http.StatusBadRequest, "reading request body: "+err.Error())
+		g.observe(tr, provider, OutcomeInvalid)
+		return tr.refuse(w, http.StatusBadRequest, "reading request body: "+err.Error())
 	}
 
 	// Verify the bytes exactly as received, before any parsing: a forged
 	// request must not reach the JSON decoder.
+	verifying = step{}
 	for _, v := range g.Verifiers {
 		if _, checked := v.(verify.HeaderVerifier); checked {
 			continue
 		}
+		if verifying.span == nil {
+			_, verifying = tr.start(r.Context(), SpanVerify, AttrStage.String("body"))
+		}
 		if err := v.Verify(r, body); err != nil {
 			budget.release(held)
-			return g.unauthorized(w, r, provider, err)
+			return g.unauthorized(w, r, tr, verifying, provider, err)
 		}
 	}
+	verifying.end()
 	budget.release(held)
 
 	now := g.now()
@@ -259,33 +282,49 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 	if g.IDHeader != "" {
 		opts.RequestID = r.Header.Get(g.IDHeader)
 	}
+	_, normalizing := tr.start(r.Context(), SpanNormal)
 	in, provider, err := g.ingest(r, body, opts, now)
+	normalizing.set(AttrProvider.String(provider))
+	if err == nil {
+		tr.events(normalizing, in.Records)
+	} else {
+		var inputErr *normalize.InputError
+		if errors.As(err, &inputErr) {
+			normalizing.fail(inputErr.Error())
+		} else {
+			normalizing.fail("internal error")
+		}
+	}
+	normalizing.end()
 	if err != nil {
 		var inputErr *normalize.InputError
 		if errors.As(err, &inputErr) {
 			if inputErr.Kind == normalize.KindTooLarge {
-				g.observe(provider, OutcomeTooLarge)
-				return writeError(w, http.StatusRequestEntityTooLarge, inputErr.Error())
+				g.observe(tr, provider, OutcomeTooLarge)
+				return tr.refuse(w, http.StatusRequestEntityTooLarge, inputErr.Error())
 			}
-			g.observe(provider, OutcomeInvalid)
-			return writeError(w, http.StatusBadRequest, inputErr.Error())
+			g.observe(tr, provider, OutcomeInvalid)
+			return tr.refuse(w, http.StatusBadRequest, inputErr.Error())
 		}
 		g.Logger.Error("building canonical events", zap.String("provider", provider), zap.Error(err))
-		g.observe(provider, OutcomeFailed)
-		return writeError(w, http.StatusInternalServerError, "internal error")
+		g.observe(tr, provider, OutcomeFailed)
+		return tr.refuse(w, http.StatusInternalServerError, "internal error")
 	}
 
 	if g.Mode == Sync {
-		return g.serveSync(w, r, provider, in, next)
+		return g.serveSync(w, r, tr, provider, in, next)
 	}
-	return g.serveAsync(w, r.Context(), provider, in)
+	return g.serveAsync(w, r.Context(), tr, provider, in)
 }
 
-func (g *Gateway) unauthorized(w http.ResponseWriter, r *http.Request, provider string, err error) error {
+func (g *Gateway) unauthorized(w http.ResponseWriter, r *http.Request, tr *ingestTrace, verifying step, provider string, err error) error {
 	g.Logger.Warn("webhook rejected: verification failed",
 		zap.String("remote", r.RemoteAddr), zap.String("reason", err.Error()))
-	g.observe(provider, OutcomeUnauthorized)
-	return writeError(w, http.StatusUnauthorized, "unauthorized")
+	g.observe(tr, provider, OutcomeUnauthorized)
+	// The span gets the provider's words, not the reason logged above.
+	verifying.fail("unauthorized")
+	verifying.end()
+	return tr.refuse(w, http.StatusUnauthorized, "unauthorized")
 }
 
 // detached is the context for the work done on a body received in full:
@@ -298,16 +337,16 @@ func detached(ctx context.Context, d time.Duration) (context.Context, context.Ca
 }
 
 // serveAsync stores every new event durably and only then acknowledges.
-func (g *Gateway) serveAsync(w http.ResponseWriter, ctx context.Context, provider string, in *store.Ingest) error {
+func (g *Gateway) serveAsync(w http.ResponseWriter, ctx context.Context, tr *ingestTrace, provider string, in *store.Ingest) error {
 	ctx, cancel := detached(ctx, StoreTimeout)
 	defer cancel()
-	results, err := g.Store.Insert(ctx, in, true)
+	results, err := g.insert(ctx, tr, in, true)
 	if err != nil {
 		// Nothing is acknowledged: the provider keeps the event and, if it
 		// retries, gets another chance.
 		g.Logger.Error("storing webhook", zap.String("provider", provider), zap.Error(err))
-		g.observe(provider, OutcomeFailed)
-		return writeError(w, http.StatusServiceUnavailable, "event could not be stored; retry later")
+		g.observe(tr, provider, OutcomeFailed)
+		return tr.refuse(w, http.StatusServiceUnavailable, "event could not be stored; retry later")
 	}
 	answers := make([]eventAnswer, len(in.Records))
 	inserted := 0
@@ -324,23 +363,23 @@ func (g *Gateway) serveAsync(w http.ResponseWriter, ctx context.Context, provide
 		g.Waker.Notify()
 	}
 	if inserted == 0 {
-		g.observe(provider, OutcomeDuplicate)
-		return writeAnswer(w, http.StatusOK, statusDuplicate, answers)
+		g.observe(tr, provider, OutcomeDuplicate)
+		return tr.answer(w, http.StatusOK, statusDuplicate, answers)
 	}
-	g.observe(provider, OutcomeAccepted)
-	return writeAnswer(w, http.StatusAccepted, statusAccepted, answers)
+	g.observe(tr, provider, OutcomeAccepted)
+	return tr.answer(w, http.StatusAccepted, statusAccepted, answers)
 }
 
 // serveSync reserves each event's dedup key, hands the event to the next
 // handler and commits the key only on a 2xx from the backend.
-func (g *Gateway) serveSync(w http.ResponseWriter, r *http.Request, provider string, in *store.Ingest, next Next) error {
+func (g *Gateway) serveSync(w http.ResponseWriter, r *http.Request, tr *ingestTrace, provider string, in *store.Ingest, next Next) error {
 	ctx, cancel := detached(r.Context(), StoreTimeout)
-	results, err := g.Store.Insert(ctx, in, false)
+	results, err := g.insert(ctx, tr, in, false)
 	cancel()
 	if err != nil {
 		g.Logger.Error("reserving webhook", zap.String("provider", provider), zap.Error(err))
-		g.observe(provider, OutcomeFailed)
-		return writeError(w, http.StatusServiceUnavailable, "event could not be stored; retry later")
+		g.observe(tr, provider, OutcomeFailed)
+		return tr.refuse(w, http.StatusServiceUnavailable, "event could not be stored; retry later")
 	}
 
 	answers := make([]eventAnswer, len(in.Records))
@@ -366,7 +405,7 @@ func (g *Gateway) serveSync(w http.ResponseWriter, r *http.Request, provider str
 			answers[i].Status = statusFailed
 			continue
 		}
-		if err := g.forward(r, rec, next); err != nil {
+		if err := g.forward(r, tr, rec, next); err != nil {
 			if errors.Is(err, ErrNoResponse) {
 				g.Logger.Error("config error: nothing after webhook_gateway answered on this sync route (source); add reverse_proxy after it",
 					zap.String("source", rec.Source), zap.String("id", rec.ID), zap.Error(err))
@@ -385,18 +424,18 @@ func (g *Gateway) serveSync(w http.ResponseWriter, r *http.Request, provider str
 
 	switch {
 	case failed > 0:
-		g.observe(provider, OutcomeFailed)
-		return writeAnswer(w, http.StatusBadGateway, statusFailed, answers)
+		g.observe(tr, provider, OutcomeFailed)
+		return tr.answer(w, http.StatusBadGateway, statusFailed, answers)
 	case inFlight > 0:
-		g.observe(provider, OutcomeDuplicate)
+		g.observe(tr, provider, OutcomeDuplicate)
 		w.Header().Set("Retry-After", "1")
-		return writeAnswer(w, http.StatusConflict, statusInProgress, answers)
+		return tr.answer(w, http.StatusConflict, statusInProgress, answers)
 	case delivered == 0:
-		g.observe(provider, OutcomeDuplicate)
-		return writeAnswer(w, http.StatusOK, statusDuplicate, answers)
+		g.observe(tr, provider, OutcomeDuplicate)
+		return tr.answer(w, http.StatusOK, statusDuplicate, answers)
 	default:
-		g.observe(provider, OutcomeAccepted)
-		return writeAnswer(w, http.StatusOK, statusDelivered, answers)
+		g.observe(tr, provider, OutcomeAccepted)
+		return tr.answer(w, http.StatusOK, statusDelivered, answers)
 	}
 }
 
@@ -404,9 +443,15 @@ func (g *Gateway) serveSync(w http.ResponseWriter, r *http.Request, provider str
 // records the outcome on the stored event. It returns nil when the backend
 // answered 2xx, recorded yet or not (see recordDelivered); ErrNoResponse
 // when nothing after this handler answered.
-func (g *Gateway) forward(r *http.Request, rec *store.Record, next Next) error {
+func (g *Gateway) forward(r *http.Request, tr *ingestTrace, rec *store.Record, next Next) (err error) {
 	ctx, cancel := detached(r.Context(), g.forwardTimeout())
 	defer cancel()
+	ctx, forwarding := tr.start(ctx, SpanForward, AttrEventID.String(rec.ID), AttrEventType.String(rec.Type))
+	rw := &captureWriter{header: make(http.Header)}
+	defer func() {
+		forwarding.forwarded(rw.status, err)
+		forwarding.end()
+	}()
 	out := r.Clone(ctx)
 	out.Method = http.MethodPost
 	out.Body = io.NopCloser(bytes.NewReader(rec.Event))
@@ -415,10 +460,10 @@ func (g *Gateway) forward(r *http.Request, rec *store.Record, next Next) error {
 	g.redactPath(out)
 	out.Header = g.Headers.Build(rec, 1, false, g.now())
 	out.Header.Set("Content-Length", strconv.Itoa(len(rec.Event)))
+	forwarding.injectForward(ctx, out.Header)
 
-	rw := &captureWriter{header: make(http.Header)}
 	start := g.now()
-	err := next(rw, out)
+	err = next(rw, out)
 	attempt := store.Attempt{Number: 1, At: start, Latency: g.now().Sub(start), Status: rw.status}
 	if err != nil {
 		return err
@@ -656,7 +701,8 @@ func (g *Gateway) now() time.Time {
 	return time.Now()
 }
 
-func (g *Gateway) observe(provider, outcome string) {
+func (g *Gateway) observe(tr *ingestTrace, provider, outcome string) {
+	tr.outcome(provider, outcome)
 	if g.Observer != nil {
 		g.Observer.Received(provider, outcome)
 	}
