@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -80,6 +81,7 @@ func (g *Gateway) startIngest(r *http.Request) (*http.Request, *ingestTrace) {
 	if !parent.IsRecording() {
 		return r, nil
 	}
+	g.redactSpan(parent)
 	tracer := parent.TracerProvider().Tracer(TracerName)
 	opts := []trace.SpanStartOption{
 		trace.WithSpanKind(trace.SpanKindInternal),
@@ -95,6 +97,44 @@ func (g *Gateway) startIngest(r *http.Request) (*http.Request, *ingestTrace) {
 	}
 	ctx, span := tracer.Start(r.Context(), SpanIngest, opts...)
 	return r.WithContext(ctx), &ingestTrace{tracer: tracer, span: span}
+}
+
+// redactSpan removes the route's path secrets from the string attributes
+// of Caddy's request span, which records the request's path and query
+// (url.path, url.query) as it starts: for a route whose secret is in its
+// URL, that span would otherwise hold the secret, kept by whatever stores
+// traces. An attribute set again replaces the value recorded before.
+func (g *Gateway) redactSpan(span trace.Span) {
+	recorded, ok := span.(interface{ Attributes() []attribute.KeyValue })
+	if !ok {
+		return
+	}
+	for _, v := range g.Verifiers {
+		pr, ok := v.(pathRedactor)
+		if !ok {
+			continue
+		}
+		for _, kv := range recorded.Attributes() {
+			if kv.Value.Type() != attribute.STRING {
+				continue
+			}
+			value := kv.Value.AsString()
+			path, query, hasQuery := strings.Cut(value, "?")
+			if strings.Contains(string(kv.Key), "query") {
+				path, query, hasQuery = "", value, true
+			}
+			redacted := pr.Redact(path)
+			if hasQuery {
+				if redacted != "" || path != "" {
+					redacted += "?"
+				}
+				redacted += pr.RedactQuery(query)
+			}
+			if redacted != value {
+				span.SetAttributes(attribute.String(string(kv.Key), redacted))
+			}
+		}
+	}
 }
 
 // continuesTrace reports whether span has a parent, which for Caddy's
