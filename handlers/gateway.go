@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.uber.org/zap"
 
 	"github.com/webhookgw/caddy-webhook-gateway/delivery"
@@ -192,7 +191,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 			continue
 		}
 		if verifying.span == nil {
-			_, verifying = tr.start(r.Context(), SpanVerify, AttrStage.String("headers"))
+			_, verifying = tr.start(r.Context(), SpanVerify)
+			verifying.setString(AttrStage, "headers")
 		}
 		if err := hv.VerifyHeaders(r); err != nil {
 			closeUnread(w, r)
@@ -216,7 +216,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 	_, reading := tr.start(r.Context(), SpanReadBody)
 	body, held, err := readBody(r, g.maxBody(), budget, timer)
 	timer.stop()
-	reading.set(attribute.Int("http.request.body.size", len(body)))
+	reading.setInt(AttrBodySize, len(body))
 	reading.end()
 	if err != nil {
 		budget.release(held)
@@ -266,7 +266,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 			continue
 		}
 		if verifying.span == nil {
-			_, verifying = tr.start(r.Context(), SpanVerify, AttrStage.String("body"))
+			_, verifying = tr.start(r.Context(), SpanVerify)
+			verifying.setString(AttrStage, "body")
 		}
 		if err := v.Verify(r, body); err != nil {
 			budget.release(held)
@@ -284,7 +285,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 	}
 	_, normalizing := tr.start(r.Context(), SpanNormal)
 	in, provider, err := g.ingest(r, body, opts, now)
-	normalizing.set(AttrProvider.String(provider))
+	normalizing.setString(AttrProvider, provider)
 	if err == nil {
 		tr.events(normalizing, in.Records)
 	} else {
@@ -446,7 +447,9 @@ func (g *Gateway) serveSync(w http.ResponseWriter, r *http.Request, tr *ingestTr
 func (g *Gateway) forward(r *http.Request, tr *ingestTrace, rec *store.Record, next Next) (err error) {
 	ctx, cancel := detached(r.Context(), g.forwardTimeout())
 	defer cancel()
-	ctx, forwarding := tr.start(ctx, SpanForward, AttrEventID.String(rec.ID), AttrEventType.String(rec.Type))
+	ctx, forwarding := tr.start(ctx, SpanForward)
+	forwarding.setString(AttrEventID, rec.ID)
+	forwarding.setString(AttrEventType, rec.Type)
 	rw := &captureWriter{header: make(http.Header)}
 	defer func() {
 		forwarding.forwarded(rw.status, err)

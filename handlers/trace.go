@@ -44,6 +44,7 @@ const (
 	AttrInserted   = attribute.Key("webhook.store.inserted")
 	AttrStage      = attribute.Key("webhook.verify.stage")
 	AttrAnswer     = attribute.Key("webhook.answer")
+	AttrBodySize   = attribute.Key("http.request.body.size")
 )
 
 // maxTracedIDs bounds the event ids an ingest span lists for a batch: a
@@ -158,17 +159,26 @@ type step struct{ span trace.Span }
 
 // start begins a child span of whatever span ctx holds (the ingest span,
 // or a step of it).
-func (t *ingestTrace) start(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, step) {
+func (t *ingestTrace) start(ctx context.Context, name string) (context.Context, step) {
 	if t == nil {
 		return ctx, step{}
 	}
-	ctx, span := t.tracer.Start(ctx, name, trace.WithAttributes(attrs...))
+	ctx, span := t.tracer.Start(ctx, name)
 	return ctx, step{span}
 }
 
-func (s step) set(attrs ...attribute.KeyValue) {
+// setString and setInt set one attribute. They take no attribute.KeyValue
+// list: a variadic argument escapes to the heap at every call, traced or
+// not, and the untraced path must allocate nothing.
+func (s step) setString(key attribute.Key, value string) {
 	if s.span != nil {
-		s.span.SetAttributes(attrs...)
+		s.span.SetAttributes(key.String(value))
+	}
+}
+
+func (s step) setInt(key attribute.Key, value int) {
+	if s.span != nil {
+		s.span.SetAttributes(key.Int(value))
 	}
 }
 
@@ -238,7 +248,9 @@ func (t *ingestTrace) events(s step, recs []*store.Record) {
 		attrs = append(attrs, AttrEventIDs.StringSlice(ids))
 	}
 	t.span.SetAttributes(attrs...)
-	s.set(attrs...)
+	if s.span != nil {
+		s.span.SetAttributes(attrs...)
+	}
 }
 
 // injectForward puts the forward span's context into the headers sent to
@@ -268,8 +280,9 @@ func (s step) forwarded(status int, err error) {
 // insert is the store write of a request, under its own span: the wait for
 // the group commit that makes the events durable is part of it.
 func (g *Gateway) insert(ctx context.Context, tr *ingestTrace, in *store.Ingest, durable bool) ([]store.InsertResult, error) {
-	ctx, storing := tr.start(ctx, SpanStore, AttrEventCount.Int(len(in.Records)))
+	ctx, storing := tr.start(ctx, SpanStore)
 	defer storing.end()
+	storing.setInt(AttrEventCount, len(in.Records))
 	results, err := g.Store.Insert(ctx, in, durable)
 	if err != nil {
 		storing.fail("event could not be stored")
@@ -282,7 +295,7 @@ func (g *Gateway) insert(ctx context.Context, tr *ingestTrace, in *store.Ingest,
 				inserted++
 			}
 		}
-		storing.set(AttrInserted.Int(inserted))
+		storing.setInt(AttrInserted, inserted)
 	}
 	return results, nil
 }
