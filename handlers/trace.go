@@ -285,7 +285,7 @@ func (g *Gateway) insert(ctx context.Context, tr *ingestTrace, in *store.Ingest,
 	storing.setInt(AttrEventCount, len(in.Records))
 	results, err := g.Store.Insert(ctx, in, durable)
 	if err != nil {
-		storing.fail("event could not be stored")
+		storing.fail("event could not be stored; retry later")
 		return nil, err
 	}
 	if storing.span != nil {
