@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -15,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/webhookgw/caddy-webhook-gateway/normalize"
+	"github.com/webhookgw/caddy-webhook-gateway/verify"
 )
 
 // tracedRequest serves body under a request span started as Caddy's
@@ -177,5 +179,38 @@ func TestUntracedRequestStartsNoSpan(t *testing.T) {
 	req := httptest.NewRequest(http.MethodPost, "/hooks", nil).WithContext(ctx)
 	if r, tr := g.startIngest(req); r != req || tr != nil {
 		t.Error("a span was started under a request span that does not record")
+	}
+}
+
+// TestTraceRedactsPathSecretFromRequestSpan: Caddy's request span records
+// the URL as it starts; a path secret in it is replaced, other values kept.
+func TestTraceRedactsPathSecretFromRequestSpan(t *testing.T) {
+	const secret = "s3cr3t-segment"
+	ps, err := verify.NewPathSecret(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &Gateway{Verifiers: []verify.Verifier{ps}}
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	_, span := tp.Tracer("caddy").Start(context.Background(), "handler", trace.WithAttributes(
+		attribute.String("url.path", "/hooks/"+secret),
+		attribute.String("url.query", "token="+secret+"&keep=1"),
+		attribute.String("url.full", "http://gw/hooks/"+secret+"?back=%2Fhooks%2F"+secret),
+		attribute.String("user_agent.original", "sender/1.0"),
+	))
+	g.redactSpan(span)
+	span.End()
+	want := map[attribute.Key]string{
+		"url.path":            "/hooks/" + verify.Redacted,
+		"url.query":           "token=" + verify.Redacted + "&keep=1",
+		"url.full":            "http://gw/hooks/" + verify.Redacted + "?back=" + verify.Redacted,
+		"user_agent.original": "sender/1.0",
+	}
+	for _, kv := range rec.Ended()[0].Attributes() {
+		if w, ok := want[kv.Key]; ok && kv.Value.AsString() != w {
+			t.Errorf("%s = %q, want %q", kv.Key, kv.Value.AsString(), w)
+		}
 	}
 }
