@@ -3,9 +3,11 @@ package integration
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -16,6 +18,7 @@ import (
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
@@ -56,19 +59,23 @@ func newOTLPReceiver(t *testing.T) *otlpReceiver {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		rcv.mu.Lock()
-		for _, rs := range req.ResourceSpans {
-			for _, ss := range rs.ScopeSpans {
-				rcv.spans = append(rcv.spans, ss.Spans...)
-			}
-		}
-		rcv.mu.Unlock()
+		rcv.add(&req)
 		out, _ := proto.Marshal(&collectortrace.ExportTraceServiceResponse{})
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		_, _ = w.Write(out)
 	}))
 	t.Cleanup(rcv.Close)
 	return rcv
+}
+
+func (rcv *otlpReceiver) add(req *collectortrace.ExportTraceServiceRequest) {
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	for _, rs := range req.ResourceSpans {
+		for _, ss := range rs.ScopeSpans {
+			rcv.spans = append(rcv.spans, ss.Spans...)
+		}
+	}
 }
 
 // env points Caddy's exporter at the receiver, exporting every 50ms.
@@ -79,6 +86,39 @@ func (rcv *otlpReceiver) env() []string {
 		"OTEL_EXPORTER_OTLP_ENDPOINT=" + rcv.URL,
 		"OTEL_BSP_SCHEDULE_DELAY=50",
 		"OTEL_SERVICE_NAME=webhook-gateway-test",
+	}
+}
+
+// grpcTraceService is the collector's TraceService over gRPC, for an
+// exporter set to OTEL_EXPORTER_OTLP_PROTOCOL=grpc.
+type grpcTraceService struct {
+	collectortrace.UnimplementedTraceServiceServer
+	rcv *otlpReceiver
+}
+
+func (g grpcTraceService) Export(_ context.Context, req *collectortrace.ExportTraceServiceRequest) (*collectortrace.ExportTraceServiceResponse, error) {
+	g.rcv.add(req)
+	return &collectortrace.ExportTraceServiceResponse{}, nil
+}
+
+// newGRPCReceiver is an OTLP/gRPC trace collector on a loopback port; it
+// returns the receiver and the exporter's environment.
+func newGRPCReceiver(t *testing.T) (*otlpReceiver, []string) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv := &otlpReceiver{}
+	srv := grpc.NewServer()
+	collectortrace.RegisterTraceServiceServer(srv, grpcTraceService{rcv: rcv})
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(srv.Stop)
+	return rcv, []string{
+		"OTEL_TRACES_EXPORTER=otlp",
+		"OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
+		"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + l.Addr().String(),
+		"OTEL_EXPORTER_OTLP_INSECURE=true",
+		"OTEL_BSP_SCHEDULE_DELAY=50",
 	}
 }
 
@@ -443,4 +483,52 @@ func TestTracingSyncEventIsOneTrace(t *testing.T) {
 		}
 	}
 	t.Logf("%d spans searched for %d secrets", len(all), len(secrets))
+}
+
+// TestTracingAsyncOverGRPC: an async route's trace, exported over OTLP/gRPC,
+// ends with the durable store write; the answer is a 202.
+func TestTracingAsyncOverGRPC(t *testing.T) {
+	be := newBackend(t)
+	rcv, env := newGRPCReceiver(t)
+	gw := testcaddy.New(t, append(gatewayEnv, env...)...)
+	gw.Start(`http://127.0.0.1:{{PORT}} {
+	route /hooks/openloyalty {
+		tracing
+		webhook_gateway openloyalty {
+			store_dir {{DIR}}/store
+			auth header ` + loyaltyHeader + ` {env.TEST_LOYALTY_TOKEN}
+			upstream ` + be.URL + `
+		}
+	}
+}
+`)
+	body := fixture(t, "openloyalty", fixtures(t, "openloyalty")[0])
+	code, answer := post(t, gw.BaseURL()+"/hooks/openloyalty", body, loyaltyHeaders())
+	if code != http.StatusAccepted {
+		t.Fatalf("answer %d %v", code, answer)
+	}
+	ingest := rcv.waitSpan(t, "webhook.ingest", "webhook.outcome", "accepted")
+	var spans []*tracepb.Span
+	testwait.For(t, "the async trace", func() bool {
+		spans = rcv.trace(traceID(ingest))
+		names := map[string]bool{}
+		for _, s := range spans {
+			names[s.Name] = true
+		}
+		return names["handler"] && names["webhook.store"] && names["webhook.normalize"]
+	})
+	logTree(t, "async loyalty event over gRPC:", spans)
+	if attr(ingest, "webhook.mode") != "async" || attr(ingest, "http.response.status_code") != "202" {
+		t.Errorf("ingest attributes %v", ingest.Attributes)
+	}
+	for _, s := range spans {
+		if s.Name == "webhook.forward" {
+			t.Error("an async request has a forward span")
+		}
+		for _, kv := range s.Attributes {
+			if strings.Contains(anyString(kv.Value), loyaltyToken) {
+				t.Errorf("span %s holds the route's token in %s", s.Name, kv.Key)
+			}
+		}
+	}
 }
