@@ -286,20 +286,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 	_, normalizing := tr.start(r.Context(), SpanNormal)
 	in, provider, err := g.ingest(r, body, opts, now)
 	normalizing.setString(AttrProvider, provider)
-	if err == nil {
-		tr.events(normalizing, in.Records)
-	} else {
-		var inputErr *normalize.InputError
-		if errors.As(err, &inputErr) {
-			normalizing.fail(inputErr.Error())
-		} else {
-			normalizing.fail("internal error")
-		}
-	}
-	normalizing.end()
 	if err != nil {
 		var inputErr *normalize.InputError
 		if errors.As(err, &inputErr) {
+			normalizing.fail(inputErr.Error())
+			normalizing.end()
 			if inputErr.Kind == normalize.KindTooLarge {
 				g.observe(tr, provider, OutcomeTooLarge)
 				return tr.refuse(w, http.StatusRequestEntityTooLarge, inputErr.Error())
@@ -308,9 +299,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 			return tr.refuse(w, http.StatusBadRequest, inputErr.Error())
 		}
 		g.Logger.Error("building canonical events", zap.String("provider", provider), zap.Error(err))
+		normalizing.fail("internal error")
+		normalizing.end()
 		g.observe(tr, provider, OutcomeFailed)
 		return tr.refuse(w, http.StatusInternalServerError, "internal error")
 	}
+	tr.events(normalizing, in.Records)
+	normalizing.end()
 
 	if g.Mode == Sync {
 		return g.serveSync(w, r, tr, provider, in, next)

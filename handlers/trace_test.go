@@ -214,3 +214,21 @@ func TestTraceRedactsPathSecretFromRequestSpan(t *testing.T) {
 		}
 	}
 }
+
+func TestTraceInvalidBodyCarriesTheAnswersWords(t *testing.T) {
+	g, _ := newGateway(t, Async, normalize.USAePay)
+	spans, _, code := tracedRequest(t, g, []byte(`{"type":"event",`), nil, nil)
+	if code != http.StatusBadRequest {
+		t.Fatalf("answer %d", code)
+	}
+	ingest, normalizing := spanNamed(t, spans, SpanIngest), spanNamed(t, spans, SpanNormal)
+	if ingest.Status().Code != codes.Error || ingest.Status().Description == "" ||
+		normalizing.Status() != ingest.Status() {
+		t.Errorf("ingest status %+v, normalize status %+v", ingest.Status(), normalizing.Status())
+	}
+	for _, s := range spans {
+		if s.Name() == SpanStore {
+			t.Error("a store span for a body that did not parse")
+		}
+	}
+}
