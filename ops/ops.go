@@ -31,9 +31,10 @@ type Target struct {
 	Store store.Store
 	// Sources are the sources of the routes loaded on this store, sorted.
 	Sources []string
-	// Replayer returns what replays events of source stored here, or an
-	// error saying why nothing can (a sync route, no route at all).
-	Replayer func(source string) (Replayer, error)
+	// Replayer returns what replays events to the destination so named,
+	// or an error saying why nothing can (a sync route, no loaded route
+	// delivers to it).
+	Replayer func(destination string) (Replayer, error)
 }
 
 // Statuses are the delivery statuses in life-cycle order.
