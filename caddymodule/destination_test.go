@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -140,4 +141,24 @@ func TestDestinationNamesAreOneNamespace(t *testing.T) {
 
 	// Another config (a reload) may give the names other settings.
 	mustProvision(t, newConfig(t), dir, route("/usaepay", "", "http://127.0.0.1:9002", ""))
+}
+
+// A route's destinations load from JSON as from the Caddyfile, and the
+// events it stores are bound to its destination.
+func TestDestinationsFromJSON(t *testing.T) {
+	h := new(Handler)
+	raw := `{"provider": "usaepay", "auth": [{"scheme": "none"}], "destinations": [{"name": "account-a",
+		"upstreams": ["http://127.0.0.1:9001/hooks"], "workers": 2, "timeout": "5s", "retry": {"attempts": 3}}]}`
+	if err := json.Unmarshal([]byte(raw), h); err != nil {
+		t.Fatal(err)
+	}
+	h.StoreDir = t.TempDir()
+	if err := h.Provision(newConfig(t)); err != nil {
+		_ = h.Cleanup()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Cleanup() })
+	if h.Deliver != "async" || len(h.engines) != 1 || h.engines[0].Destination() != "account-a" || h.gw.Destination != "account-a" {
+		t.Fatalf("deliver %s, %d engines, events bound to %q", h.Deliver, len(h.engines), h.gw.Destination)
+	}
 }

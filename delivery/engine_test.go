@@ -156,8 +156,8 @@ func watchClaims(st store.Store, workers int) *claimWatch {
 	return &claimWatch{Store: st, workers: workers, idle: map[string]int{}, claimed: map[string]int{}}
 }
 
-func (w *claimWatch) Claim(ctx context.Context, owner string, sources []string, now time.Time, lease time.Duration, limit int) ([]*store.Record, error) {
-	recs, err := w.Store.Claim(ctx, owner, sources, now, lease, limit)
+func (w *claimWatch) Claim(ctx context.Context, owner string, destinations []string, now time.Time, lease time.Duration, limit int) ([]*store.Record, error) {
+	recs, err := w.Store.Claim(ctx, owner, destinations, now, lease, limit)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.calls++
