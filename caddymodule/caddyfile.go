@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"fmt"
 	"math"
 	"strconv"
 
@@ -23,7 +24,16 @@ var _ caddyfile.Unmarshaler = (*Handler)(nil)
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	var handler Handler
+	// The directive's own token: its file and line name the route. Caddy
+	// hands a directive its own tokens only (the matcher taken out, the
+	// site block out of reach), and the line leads the reader to both.
+	h.Next()
+	tok := h.Token()
+	h.Reset()
 	err := handler.UnmarshalCaddyfile(h.Dispenser)
+	if err == nil && handler.Route == "" {
+		handler.Route = fmt.Sprintf("%s:%d", tok.File, tok.Line)
+	}
 	return &handler, err
 }
 

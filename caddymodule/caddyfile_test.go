@@ -3,12 +3,14 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
@@ -192,5 +194,41 @@ func TestProvisionRefusesOptionsNormalizeRefuses(t *testing.T) {
 				t.Fatalf("Provision() = %v, want an error naming %s", err, directive)
 			}
 		})
+	}
+}
+
+// The Caddyfile adapter names each route by its directive's file and line,
+// which load errors then carry.
+func TestCaddyfileNamesTheRoute(t *testing.T) {
+	input := `{
+	auto_https off
+}
+
+http://127.0.0.1:8080, http://localhost:8080 {
+	route /hooks/usaepay {
+		webhook_gateway usaepay {
+			auth none
+		}
+		respond 200
+	}
+}
+`
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(input), map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"route":"Caddyfile:7"`; !strings.Contains(string(out), want) {
+		t.Fatalf("adapted config lacks %s:\n%s", want, out)
+	}
+}
+
+func TestRouteError(t *testing.T) {
+	h := &Handler{Provider: "usaepay", Route: "Caddyfile:7"}
+	if got, want := h.routeError(errors.New("bad")).Error(), "configured at Caddyfile:7 (source /usaepay): bad"; got != want {
+		t.Errorf("routeError = %q, want %q", got, want)
+	}
+	h = &Handler{Source: "/payments"}
+	if got, want := h.routeError(errors.New("bad")).Error(), "route with source /payments: bad"; got != want {
+		t.Errorf("routeError = %q, want %q", got, want)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -172,22 +173,222 @@ func listCommand() *cobra.Command {
 
 func showCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "show <source> <id>",
-		Short: "Shows one event: record, canonical event, headers, attempts and raw body (JSON)",
-		Args:  cobra.ExactArgs(2),
+		Use:   "show <source> <id> [--json]",
+		Short: "Shows one event: record, attempts, headers, canonical event and raw body",
+		Long: `Shows one event: its record and attempts in human units, the provider's
+headers (secrets removed), the canonical event as delivered and the raw body.
+With --json, the admin API's answer with times in RFC 3339, durations in
+milliseconds (latency_ms, retention_ms, dedup_window_ms) and unset times
+left out.`,
+		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cmd.SilenceUsage = true
 			q := url.Values{"source": {args[0]}, "id": {args[1]}}
-			raw, err := adminCall(cmd, http.MethodGet, "/webhooks/event", q, nil, nil)
+			var view ops.EventView
+			raw, err := adminCall(cmd, http.MethodGet, "/webhooks/event", q, nil, &view)
 			if err != nil {
 				return err
 			}
-			_, err = cmd.OutOrStdout().Write(raw)
-			return err
+			if asJSON, _ := cmd.Flags().GetBool("json"); asJSON {
+				out, err := showJSON(raw)
+				if err != nil {
+					return fmt.Errorf("reading the admin API's answer: %w", err)
+				}
+				_, err = cmd.OutOrStdout().Write(out)
+				return err
+			}
+			return printEvent(cmd.OutOrStdout(), &view)
 		},
 	}
 	addAdminFlags(cmd)
+	cmd.Flags().Bool("json", false, "Print JSON (RFC 3339 times, durations in milliseconds) instead of text")
 	return cmd
+}
+
+// durationFields are the record's durations, which the API writes in
+// nanoseconds (Go's time.Duration); show --json writes them as
+// <name>_ms.
+var durationFields = []string{"latency", "retention", "dedup_window"}
+
+// zeroTime is how the API writes a time that is not set.
+const zeroTime = `"0001-01-01T00:00:00Z"`
+
+// showJSON rewrites the admin API's event for a reader: durations in
+// milliseconds, unset times left out, in the record and in each attempt.
+// Every other member, the canonical event and the raw body, is kept as it
+// is, so fields the API gains later pass through.
+func showJSON(raw []byte) ([]byte, error) {
+	var rec map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return nil, err
+	}
+	if err := readableMembers(rec); err != nil {
+		return nil, err
+	}
+	if a, ok := rec["attempts"]; ok {
+		var attempts []map[string]json.RawMessage
+		if err := json.Unmarshal(a, &attempts); err != nil {
+			return nil, fmt.Errorf("attempts: %w", err)
+		}
+		for _, at := range attempts {
+			if err := readableMembers(at); err != nil {
+				return nil, err
+			}
+		}
+		b, err := json.Marshal(attempts)
+		if err != nil {
+			return nil, err
+		}
+		rec["attempts"] = b
+	}
+	out, err := json.MarshalIndent(rec, "", "  ")
+	return append(out, '\n'), err
+}
+
+// readableMembers applies showJSON's rules to one object's members.
+func readableMembers(obj map[string]json.RawMessage) error {
+	for k, v := range obj {
+		if string(v) == zeroTime {
+			delete(obj, k)
+		}
+	}
+	for _, k := range durationFields {
+		v, ok := obj[k]
+		if !ok {
+			continue
+		}
+		var ns int64
+		if err := json.Unmarshal(v, &ns); err != nil {
+			return fmt.Errorf("%s: %w", k, err)
+		}
+		delete(obj, k)
+		obj[k+"_ms"] = json.RawMessage(strconv.FormatFloat(float64(ns)/float64(time.Millisecond), 'f', -1, 64))
+	}
+	return nil
+}
+
+// printEvent writes one event for a reader: facts first, then the
+// attempts, the headers, the canonical event and the raw body. Times are
+// UTC in RFC 3339; unset ones are left out.
+func printEvent(w io.Writer, v *ops.EventView) error {
+	s := ops.Summarize(v.Record)
+	head := s.Type
+	if s.Subject != "" {
+		head += "  subject " + s.Subject
+	}
+	fmt.Fprintln(w, head)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fact := func(name, value string) { fmt.Fprintf(tw, "  %s\t%s\n", name, value) }
+	fact("id", v.ID)
+	fact("source", v.Source+" (provider "+v.Provider+")")
+	status := string(v.Status)
+	if why := ops.DeadReasonText(v.DeadReason); why != "" {
+		status += ": " + why
+	}
+	fact("status", status)
+	fact("received", cliTime(v.ReceivedAt))
+	if s.NextAttemptAt != nil {
+		fact("next attempt", cliTime(*s.NextAttemptAt))
+	}
+	if v.Replays > 0 {
+		fact("replays", strconv.Itoa(v.Replays))
+	}
+	if v.BatchSize > 1 {
+		fact("in its request", fmt.Sprintf("item %d of a batch of %d", v.BatchIndex, v.BatchSize))
+	}
+	if v.Retention > 0 {
+		fact("retention", humanDuration(v.Retention)+" once delivered")
+	} else {
+		fact("retention", "until purged")
+	}
+	if v.DedupKey != "" {
+		fact("dedup key", v.DedupKey+" for "+humanDuration(v.DedupWindow))
+	}
+	if !v.ReservedUntil.IsZero() {
+		fact("reserved until", cliTime(v.ReservedUntil))
+	}
+	if !v.LeaseUntil.IsZero() {
+		fact("leased", "by "+v.LeaseOwner+" until "+cliTime(v.LeaseUntil))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(w, "\nattempts:")
+	if len(v.Attempts) == 0 {
+		fmt.Fprintln(w, "  none yet")
+	} else {
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  #\tAT\tSTATUS\tLATENCY\tERROR")
+		for _, a := range v.Attempts {
+			status := "-"
+			if a.Status != 0 {
+				status = strconv.Itoa(a.Status)
+			}
+			errText := a.Error
+			if a.Replay {
+				errText = strings.TrimSpace("(replay) " + errText)
+			}
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\n", a.Number, cliTime(a.At), status, humanDuration(a.Latency), errText)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+
+	fmt.Fprintln(w, "\nheaders (secrets removed):")
+	names := make([]string, 0, len(v.Headers))
+	for name := range v.Headers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(w, "  %s: %s\n", name, strings.Join(v.Headers[name], ", "))
+	}
+
+	fmt.Fprintln(w, "\ncanonical event:")
+	var ev bytes.Buffer
+	if json.Indent(&ev, v.Event, "  ", "  ") != nil {
+		ev.Reset()
+		ev.Write(v.Event)
+	}
+	fmt.Fprintf(w, "  %s\n", ev.Bytes())
+
+	if v.RawBodyBase64 != "" {
+		fmt.Fprintf(w, "\nraw body (not UTF-8, base64):\n%s\n", v.RawBodyBase64)
+	} else {
+		fmt.Fprintf(w, "\nraw body:\n%s\n", v.RawBody)
+	}
+	return nil
+}
+
+// cliTime is a time as the CLI prints it: UTC, RFC 3339, to the second.
+func cliTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// humanDuration writes a duration in the unit a reader expects: whole days
+// for retentions, h/m/s for minutes and more, milliseconds (to 0.1) below
+// a second.
+func humanDuration(d time.Duration) string {
+	const day = 24 * time.Hour
+	switch {
+	case d <= 0:
+		return "0s"
+	case d%day == 0:
+		return fmt.Sprintf("%dd", d/day)
+	case d >= time.Minute:
+		s := d.Round(time.Second).String()
+		if strings.HasSuffix(s, "m0s") {
+			s = strings.TrimSuffix(s, "0s")
+		}
+		if strings.HasSuffix(s, "h0m") {
+			s = strings.TrimSuffix(s, "0m")
+		}
+		return s
+	case d >= time.Second:
+		return d.Round(time.Millisecond).String()
+	default:
+		return d.Round(100 * time.Microsecond).String()
+	}
 }
 
 func replayCommand() *cobra.Command {

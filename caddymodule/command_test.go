@@ -2,11 +2,13 @@ package caddymodule
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -80,9 +82,26 @@ func TestCLIListCountsShow(t *testing.T) {
 	if err != nil {
 		t.Fatalf("show: %v\n%s", err, out)
 	}
+	for _, want := range []string{"transaction.sale.success\n", "  id  ", "a1", "/usaepay (provider usaepay)", "received   2026-03-01T12:00:00Z", "retention  until purged", "none yet", "User-Agent: provider/1.0", `"specversion": "1.0"`, `"event_id":"a1"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("show output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "0001-01-01") {
+		t.Errorf("show prints an unset time:\n%s", out)
+	}
+
+	out, err = runCLI(t, "show", "--address", addr, "--json", "/usaepay", "a1")
+	if err != nil {
+		t.Fatalf("show --json: %v\n%s", err, out)
+	}
 	var shown shownEvent
 	if err := json.Unmarshal([]byte(out), &shown); err != nil || shown.ID != "a1" || shown.RawBody == "" {
-		t.Fatalf("show is not the event JSON: %v\n%s", err, out)
+		t.Fatalf("show --json is not the event JSON: %v\n%s", err, out)
+	}
+	if strings.Contains(out, "0001-01-01") || strings.Contains(out, `"retention":`) || !strings.Contains(out, `"retention_ms": `) ||
+		!strings.Contains(out, `"received_at": "2026-03-01T12:00:00Z"`) {
+		t.Errorf("show --json: want unset times left out, retention in ms, times in RFC 3339:\n%s", out)
 	}
 
 	out, err = runCLI(t, "show", "--address", addr, "/usaepay", "missing")
@@ -185,5 +204,53 @@ func TestRegisterWebhooksCommand(t *testing.T) {
 			}()
 			RegisterWebhooksCommand(newCmd)
 		})
+	}
+}
+
+// show prints a dead event's reason and its attempts in human units, and
+// --json the durations in milliseconds.
+func TestCLIShowDeadEvent(t *testing.T) {
+	f := newAdminFixture(t)
+	ev, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": "d1", "source": "/usaepay", "type": "ach.settled", "subject": "tx-42"})
+	rec := &store.Record{
+		Source: "/usaepay", ID: "d1", Provider: "usaepay", Type: "ach.settled", Status: store.StatusDead, ReceivedAt: adminT0,
+		Event: ev, DeadReason: store.DeadGone, Retention: 36 * time.Hour,
+		Attempts: []store.Attempt{{Number: 1, At: adminT0.Add(time.Second), Status: 410, Latency: 3200 * time.Microsecond, Error: "410 Gone"}},
+	}
+	if res, err := f.db.Insert(context.Background(), &store.Ingest{RawBody: []byte(`{}`), Records: []*store.Record{rec}}, true); err != nil || !res[0].Inserted {
+		t.Fatalf("insert: %v %+v", err, res)
+	}
+	addr := adminServer(t)
+	out, err := runCLI(t, "show", "--address", addr, "/usaepay", "d1")
+	if err != nil {
+		t.Fatalf("show: %v\n%s", err, out)
+	}
+	for _, want := range []string{"ach.settled  subject tx-42\n", "dead: the backend answered 410 Gone", "2026-03-01T12:00:01Z  410     3.2ms", "retention  36h once delivered"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("show output lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = runCLI(t, "show", "--address", addr, "--json", "/usaepay", "d1")
+	if err != nil || !strings.Contains(out, `"latency_ms": 3.2`) || !strings.Contains(out, `"retention_ms": 129600000`) || !strings.Contains(out, `"dead_reason": "gone"`) {
+		t.Errorf("show --json: %v\n%s", err, out)
+	}
+}
+
+func TestHumanDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0:                          "0s",
+		3200 * time.Microsecond:    "3.2ms",
+		1500 * time.Millisecond:    "1.5s",
+		90 * time.Second:           "1m30s",
+		2 * time.Minute:            "2m",
+		2 * time.Hour:              "2h",
+		90 * time.Minute:           "1h30m",
+		36 * time.Hour:             "36h",
+		168 * time.Hour:            "7d",
+		time.Hour + 10*time.Second: "1h0m10s",
+	} {
+		if got := humanDuration(d); got != want {
+			t.Errorf("humanDuration(%v) = %q, want %q", d, got, want)
+		}
 	}
 }

@@ -223,7 +223,11 @@ func (h *Handler) describeForDestination(d *Destination, route string) string {
 	for _, u := range d.Upstreams {
 		hosts = append(hosts, redactUpstream(u))
 	}
-	return fmt.Sprintf("source %q, %s, upstream %s", h.source(), route, strings.Join(hosts, " "))
+	desc := fmt.Sprintf("source %q, %s, upstream %s", h.source(), route, strings.Join(hosts, " "))
+	if h.Route != "" {
+		desc = "configured at " + h.Route + ": " + desc
+	}
+	return desc
 }
 
 func redactUpstream(raw string) string {

@@ -40,6 +40,9 @@ type gatewayMetrics struct {
 	queueDepth prometheus.GaugeFunc
 	deadEvents prometheus.GaugeFunc
 	stores     *storeCollector
+	// The series the alert rules need; see alertmetrics.go.
+	syncAnswers *prometheus.CounterVec
+	pending     *pendingCollector
 }
 
 var (
@@ -78,11 +81,16 @@ func newGatewayMetrics(reg *registry) *gatewayMetrics {
 			Help: "Dead events (no further attempt; replay or purge them) in all loaded stores; refreshed at most every 10s.",
 		}, func() float64 { return float64(sumCounts(reg, store.StatusDead)) }),
 		stores: newStoreCollector(reg),
+		syncAnswers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: metricSyncAnswers,
+			Help: "Answers of sync routes to the provider by source and HTTP status code (502: the backend did not accept the event; the provider retries).",
+		}, []string{"source", "code"}),
+		pending: newPendingCollector(reg),
 	}
 }
 
 func (m *gatewayMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.received, m.deliveries, m.duration, m.dead, m.queueDepth, m.deadEvents, m.stores}
+	return []prometheus.Collector{m.received, m.deliveries, m.duration, m.dead, m.queueDepth, m.deadEvents, m.stores, m.syncAnswers, m.pending}
 }
 
 // register adds the collectors to a config's registry. Several Handlers of

@@ -39,7 +39,7 @@ var (
 const (
 	defaultRetention = 7 * 24 * time.Hour
 	maxRetryAfter    = time.Hour
-	// defaultDedupWindow: see the README ("Decisions", events without an id).
+	// defaultDedupWindow: see docs/decisions.md (events without an id).
 	defaultDedupWindow = 30 * time.Second
 	// eventAgeMargin keeps max_event_age this far inside the retention, so
 	// that a time zone set wrong by up to a day cannot open a gap between
@@ -77,6 +77,13 @@ type Handler struct {
 	// TypePrefix is prepended to the provider's event type, e.g.
 	// "com.example.payments.".
 	TypePrefix string `json:"type_prefix,omitempty"`
+
+	// Route says where the route is configured, so that an error loading it
+	// names it rather than its place in Caddy's route tree: the Caddyfile
+	// adapter sets it to the directive's file and line ("Caddyfile:27").
+	// A JSON config may set any label. Load errors carry it with the
+	// route's source.
+	Route string `json:"route,omitempty"`
 
 	// TimeZone is the IANA zone in which zone-less provider times are read.
 	// Default: UTC.
@@ -258,15 +265,38 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 
 // Provision resolves secrets, opens (or shares) the store and builds the
 // request path. Any failure stops the config from loading, so a route never
-// runs with auth it could not set up.
+// runs with auth it could not set up; the error names the route.
 func (h *Handler) Provision(ctx caddy.Context) error {
+	if err := h.provision(ctx); err != nil {
+		return h.routeError(err)
+	}
+	return nil
+}
+
+// routeError says which route err is about. Caddy reports a handler's
+// error under its place in the route tree ("route 0 ... subroute ...
+// position 0"), which a user cannot map back to the config.
+func (h *Handler) routeError(err error) error {
+	source := h.Source
+	if source == "" {
+		// The default source, without the defaults that Validate may not
+		// have checked yet.
+		source = "/" + cmp.Or(h.Provider, normalize.Auto)
+	}
+	if h.Route != "" {
+		return fmt.Errorf("configured at %s (source %s): %w", h.Route, source, err)
+	}
+	return fmt.Errorf("route with source %s: %w", source, err)
+}
+
+func (h *Handler) provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	var leave func()
 	h.config, leave = joinConfig(ctx)
 	h.cleanup = append(h.cleanup, leave)
 	explicitWindow := h.DedupWindow != nil
 	h.setDefaults()
-	if err := h.Validate(); err != nil {
+	if err := h.validate(); err != nil {
 		return err
 	}
 	loc, err := h.location()
@@ -348,6 +378,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("webhook_gateway: %w", err)
 	}
 	h.gw.Observer = processMetrics
+	processMetrics.watch(h.source(), h.Provider, h.gw.Mode)
 
 	for _, d := range dests {
 		if err := h.startEngine(d); err != nil {
@@ -508,8 +539,16 @@ func (ws wakers) Notify() {
 	}
 }
 
-// Validate checks the configuration that needs no I/O.
+// Validate checks the configuration that needs no I/O; the error names the
+// route.
 func (h *Handler) Validate() error {
+	if err := h.validate(); err != nil {
+		return h.routeError(err)
+	}
+	return nil
+}
+
+func (h *Handler) validate() error {
 	// The normalize registry is the list of providers; its error names
 	// every registered one.
 	if err := normalize.CheckOptions(normalize.Options{Provider: h.Provider}); err != nil {
@@ -574,7 +613,11 @@ func (h *Handler) Validate() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	return h.gw.ServeHTTP(h.config.closeIfSuperseded(w, r), r, next.ServeHTTP)
+	w = h.config.closeIfSuperseded(w, r)
+	if h.gw.Mode == handlers.Sync {
+		return processMetrics.serveSync(h.source(), h.gw, w, r, next.ServeHTTP)
+	}
+	return h.gw.ServeHTTP(w, r, next.ServeHTTP)
 }
 
 // clientIP is the client address Caddy found for r: the remote address, or

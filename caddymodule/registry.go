@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/webhookgw/caddy-webhook-gateway/delivery"
 	"github.com/webhookgw/caddy-webhook-gateway/handlers"
@@ -41,6 +42,9 @@ type liveStore struct {
 	db     store.Store
 	refs   int
 	counts *countcache.Cache[map[store.Status]int]
+	// oldest is when the oldest event waiting for delivery was received,
+	// by source (see alertmetrics.go).
+	oldest *countcache.Cache[map[string]time.Time]
 }
 
 // liveRoute is one Handler's claim on a source.
@@ -63,6 +67,7 @@ func (r *registry) add(name string, db store.Store, sources []string, mode handl
 	ls := r.stores[name]
 	if ls == nil {
 		ls = &liveStore{db: db, counts: newCountsCache(db)}
+		ls.oldest = newOldestCache(db, ls.counts)
 		r.stores[name] = ls
 	}
 	ls.refs++

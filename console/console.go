@@ -124,7 +124,7 @@ func New(cfg Config) (*Console, error) {
 
 // pageNames are the templates with a page of their own; each is parsed
 // with the layout.
-var pageNames = []string{"overview", "events", "event", "confirm", "result", "error"}
+var pageNames = []string{"overview", "events", "event", "confirm", "confirm-event", "result", "error"}
 
 func parsePages() (map[string]*template.Template, error) {
 	base, err := template.New("layout").Funcs(funcs).ParseFS(templateFS, "templates/layout.html")

@@ -3,6 +3,7 @@ package console_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html"
 	"io"
@@ -386,7 +387,7 @@ func TestEventListFilters(t *testing.T) {
 	}
 	// A row shows received time, source, type, subject, status, attempts
 	// and the last result.
-	mustContain(t, body, "2026-11-20 10:00:00Z", "key-dead-1", `<span class="status status-dead">dead</span>`, "503 backend answered 503", "connection refused")
+	mustContain(t, body, "2026-11-20 10:00:00 UTC", "key-dead-1", `<span class="status status-dead">dead</span>`, "503 backend answered 503", "connection refused")
 
 	for _, bad := range []url.Values{{"status": {"gone"}}, {"from": {"yesterday"}}, {"cursor": {"!!"}}, {"from": {"2026-11-20T11:00"}, "to": {"2026-11-20T10:00"}}} {
 		if code, body, _ := f.get(t, "events", bad); code != http.StatusBadRequest {
@@ -747,4 +748,115 @@ func TestReplayConfirmationIsPagedAndMasked(t *testing.T) {
 			t.Errorf("%s: signature shown as %q, want the start of %q, masked", id, shown, full)
 		}
 	}
+}
+
+// An event's page is headed by its type and subject, with its id below,
+// and a dead event says why it is dead, there and in the list.
+func TestEventPageHeadingAndDeadReason(t *testing.T) {
+	f := newFixture(t)
+	ev, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": "gone-1", "source": "/usaepay", "type": "ach.returned", "subject": "tx-7"})
+	rec := &store.Record{Source: "/usaepay", ID: "gone-1", Provider: "usaepay", Type: "ach.returned", Status: store.StatusDead, ReceivedAt: base,
+		Event: ev, DeadReason: store.DeadGone, Attempts: []store.Attempt{{Number: 1, At: base, Status: 410, Error: "backend answered 410"}}}
+	if _, err := f.db.Insert(context.Background(), &store.Ingest{RawBody: []byte(`{}`), Records: []*store.Record{rec}}, true); err != nil {
+		t.Fatal(err)
+	}
+	_, body, _ := f.get(t, "event", url.Values{"source": {"/usaepay"}, "id": {"gone-1"}})
+	mustContain(t, body, `<h1>ach.returned <span class="subject" id="subject">tx-7</span></h1>`, `id <code id="event-id">gone-1</code>`,
+		`<title>ach.returned tx-7 · webhook gateway</title>`, `<dd id="dead-reason">the backend answered 410 Gone</dd>`)
+	_, body, _ = f.get(t, "events", url.Values{"status": {"dead"}})
+	mustContain(t, body, `<span class="muted dead-reason">the backend answered 410 Gone</span>`)
+}
+
+// Times are shown in the zone the operator picks (tz, then remembered in a
+// cookie), with the zone named, and the filter's times are read in it.
+func TestTimesInTheChosenZone(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t)
+	_, body, _ := f.get(t, "events", nil)
+	mustContain(t, body, "2026-11-20 10:00:00 UTC", `<strong id="zone-name">UTC</strong>`, "From (UTC)", `id="zone-utc" href="events?tz=UTC"`)
+
+	code, body, h := f.get(t, "events", url.Values{"tz": {"Asia/Tokyo"}})
+	if code != http.StatusOK {
+		t.Fatalf("tz=Asia/Tokyo: %d\n%s", code, body)
+	}
+	mustContain(t, body, "2026-11-20 19:00:00 JST", `<strong id="zone-name">Asia/Tokyo</strong>`, "From (Asia/Tokyo)", `<input type="hidden" name="tz" value="Asia/Tokyo">`)
+	cookie := h.Get("Set-Cookie")
+	if !strings.Contains(cookie, "webhook_gateway_tz=Asia/Tokyo") {
+		t.Fatalf("the choice is not remembered: Set-Cookie %q", cookie)
+	}
+
+	// The cookie alone keeps the zone on the next page.
+	req, _ := http.NewRequest(http.MethodGet, f.url("event", url.Values{"source": {"/usaepay"}, "id": {"dead-1"}}), nil)
+	req.Header.Set("Cookie", strings.SplitN(cookie, ";", 2)[0])
+	resp, err := f.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	mustContain(t, string(page), "2026-11-20 19:00:00 JST")
+
+	// 19:01 in Tokyo is 10:01 UTC: dead-2 (10:01) and later, not dead-1
+	// (10:00).
+	_, body, _ = f.get(t, "events", url.Values{"tz": {"Asia/Tokyo"}, "status": {"dead"}, "from": {"2026-11-20T19:01"}})
+	if !strings.Contains(body, "id=dead-2") || strings.Contains(body, "id=dead-1&") {
+		t.Errorf("from 19:01 Tokyo time should list dead-2 and not dead-1:\n%s", body)
+	}
+	// The confirmation of a purge by that filter carries its zone.
+	_, body, _ = f.get(t, "confirm", url.Values{"action": {"purge"}, "tz": {"Asia/Tokyo"}, "status": {"dead"}, "from": {"2026-11-20T19:01"}})
+	mustContain(t, body, "Purge 2 events?", `<input type="hidden" name="tz" value="Asia/Tokyo">`)
+
+	for _, bad := range []string{"Mars/Olympus", "Local"} {
+		if code, body, _ := f.get(t, "events", url.Values{"tz": {bad}}); code != http.StatusBadRequest || !strings.Contains(body, "time zone") {
+			t.Errorf("tz=%s: %d\n%s", bad, code, body)
+		}
+	}
+}
+
+// One event is purged from its page after a confirmation, and nothing
+// else with it.
+func TestPurgeOneEventFromItsPage(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t)
+	_, body, _ := f.get(t, "event", url.Values{"source": {"/usaepay"}, "id": {"dead-1"}})
+	mustContain(t, body, `id="purge-event" href="confirm?action=purge&amp;id=dead-1&amp;source=%2Fusaepay"`)
+	code, body, _ := f.get(t, "confirm", url.Values{"action": {"purge"}, "source": {"/usaepay"}, "id": {"dead-1"}})
+	if code != http.StatusOK {
+		t.Fatalf("confirm: %d\n%s", code, body)
+	}
+	mustContain(t, body, "Purge this event?", "transaction.sale.success", "key-dead-1", "cannot be undone", "Delete this event now",
+		`<input type="hidden" name="id" value="dead-1">`)
+	if _, err := f.db.Get(context.Background(), "/usaepay", "dead-1"); err != nil {
+		t.Fatal("the confirmation deleted the event")
+	}
+	if code, _, _ := f.post(t, "purge", url.Values{"source": {"/usaepay"}, "id": {"dead-1"}}, "Sec-Fetch-Site", "cross-site"); code != http.StatusForbidden {
+		t.Errorf("cross-site purge of one event: %d", code)
+	}
+	code, body, _ = f.post(t, "purge", url.Values{"source": {"/usaepay"}, "id": {"dead-1"}})
+	if code != http.StatusOK {
+		t.Fatalf("purge: %d\n%s", code, body)
+	}
+	mustContain(t, body, "Deleted 1 event<")
+	if _, err := f.db.Get(context.Background(), "/usaepay", "dead-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("dead-1 is still stored: %v", err)
+	}
+	counts, _ := f.db.Counts(context.Background())
+	if total := counts[store.StatusDead] + counts[store.StatusDelivered] + counts[store.StatusPending]; total != 4 {
+		t.Errorf("%d events left, want the 4 others: %v", total, counts)
+	}
+	if code, _, _ := f.post(t, "purge", url.Values{"source": {"/usaepay"}, "id": {"dead-1"}}); code != http.StatusNotFound {
+		t.Errorf("purge of a purged event: %d, want 404", code)
+	}
+}
+
+// Switching zones keeps a filter's times: the switch's link carries them
+// as RFC 3339 times, and the page switched to shows them in its zone.
+func TestZoneSwitchKeepsTheFilterTimes(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t)
+	_, body, _ := f.get(t, "events", url.Values{"tz": {"Asia/Tokyo"}, "status": {"dead"}, "from": {"2026-11-20T19:01"}})
+	mustContain(t, body, `id="zone-utc" href="events?from=2026-11-20T10%3A01%3A00Z&amp;status=dead&amp;tz=UTC"`)
+	_, body, _ = f.get(t, "events", url.Values{"tz": {"UTC"}, "status": {"dead"}, "from": {"2026-11-20T10:01:00Z"}})
+	mustContain(t, body, `name="from" id="from" type="datetime-local" step="1" value="2026-11-20T10:01:00"`, "id=dead-2")
+	mustNotContain(t, body, "id=dead-1&")
 }

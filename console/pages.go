@@ -30,15 +30,104 @@ type page struct {
 	Stores []string
 	// StoreName is the name of the store shown.
 	StoreName string
-	Data      any
+	// Zone is the time zone the page shows times in and reads the
+	// filter's times in, ZoneName its name (see zone).
+	Zone     *time.Location
+	ZoneName string
+	// Here is the relative link of the page shown, without tz, for the
+	// zone switch; empty on pages a POST answered.
+	Here string
+	Data any
 }
 
 var funcs = template.FuncMap{
-	"link":     link,
-	"when":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
-	"latency":  func(d time.Duration) string { return d.Round(100 * time.Microsecond).String() },
-	"statuses": func() []store.Status { return ops.Statuses },
-	"count":    func(m map[store.Status]int, s store.Status) int { return m[s] },
+	"link":       link,
+	"when":       when,
+	"zoneLink":   zoneLink,
+	"deadReason": func(r store.DeadReason) string { return ops.DeadReasonText(r) },
+	"latency":    func(d time.Duration) string { return d.Round(100 * time.Microsecond).String() },
+	"statuses":   func() []store.Status { return ops.Statuses },
+	"count":      func(m map[store.Status]int, s store.Status) int { return m[s] },
+}
+
+// when is a time as the console shows it: in the page's zone, with the
+// zone's abbreviation (UTC, CET, or an offset such as +04), to the second.
+func when(loc *time.Location, t time.Time) string {
+	if loc == nil {
+		loc = time.UTC
+	}
+	return t.In(loc).Format("2006-01-02 15:04:05 MST")
+}
+
+// zoneCookie keeps the operator's choice of zone between pages. It holds
+// an IANA zone name, which is no secret; its path is the console's (the
+// browser's default for a cookie set without one).
+const zoneCookie = "webhook_gateway_tz"
+
+// zone is the time zone a request's page uses: the tz parameter (which the
+// zone switch and the filter's forms send, and which is then remembered in
+// zoneCookie), else the cookie, else UTC. Only IANA names are taken
+// ("UTC", "Europe/Paris"): "Local" would be the server's zone, which the
+// operator cannot see.
+func zone(w http.ResponseWriter, r *http.Request) (*time.Location, error) {
+	if name := r.Form.Get("tz"); name != "" {
+		loc, err := loadZone(name)
+		if err != nil {
+			return nil, ops.Mark(ops.ErrInvalid, err)
+		}
+		if w != nil {
+			http.SetCookie(w, &http.Cookie{Name: zoneCookie, Value: loc.String(), MaxAge: 365 * 24 * 3600, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+		}
+		return loc, nil
+	}
+	if c, err := r.Cookie(zoneCookie); err == nil {
+		if loc, err := loadZone(c.Value); err == nil {
+			return loc, nil
+		}
+	}
+	return time.UTC, nil
+}
+
+func loadZone(name string) (*time.Location, error) {
+	if name == "Local" {
+		return nil, fmt.Errorf("time zone %q: name a zone (UTC, Europe/Paris)", name)
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("time zone %q: %w", name, err)
+	}
+	return loc, nil
+}
+
+// here is the relative link of the page r asks for, without its tz, for
+// the zone switch. Its filter times, typed in loc, become RFC 3339 times,
+// so that they keep their meaning in the zone switched to (which shows
+// them in its own time).
+func here(r *http.Request, loc *time.Location) string {
+	name := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
+	if name == "" {
+		name = "./"
+	}
+	q := r.URL.Query()
+	q.Del("tz")
+	for _, k := range []string{"from", "to"} {
+		if v := q.Get(k); v != "" {
+			q.Set(k, formTime(v, loc))
+		}
+	}
+	if len(q) == 0 {
+		return name
+	}
+	return name + "?" + q.Encode()
+}
+
+// zoneLink is the page at here shown in zone.
+func zoneLink(here, zone string) string {
+	sep := "?"
+	if strings.Contains(here, "?") {
+		sep = "&"
+	}
+	return here + sep + "tz=" + url.QueryEscape(zone)
 }
 
 // link is a relative URL to a console page with query parameters given as
@@ -66,10 +155,15 @@ func link(name, storeName string, kv ...string) string {
 	return name + "?" + q.Encode()
 }
 
-// target finds the store a request names (param store) and starts the page.
-func (c *Console) target(r *http.Request, nav, title string) (ops.Target, *page, error) {
+// target finds the store a request names (param store) and starts the page,
+// in the request's zone.
+func (c *Console) target(w http.ResponseWriter, r *http.Request, nav, title string) (ops.Target, *page, error) {
 	if err := r.ParseForm(); err != nil {
 		return ops.Target{}, nil, ops.Mark(ops.ErrInvalid, fmt.Errorf("reading the query: %w", err))
+	}
+	loc, err := zone(w, r)
+	if err != nil {
+		return ops.Target{}, nil, err
 	}
 	names := c.stores.Names()
 	name := r.Form.Get("store")
@@ -81,7 +175,10 @@ func (c *Console) target(r *http.Request, nav, title string) (ops.Target, *page,
 	if err != nil {
 		return t, nil, err
 	}
-	p := &page{Title: title, Nav: nav, StoreName: t.Name}
+	p := &page{Title: title, Nav: nav, StoreName: t.Name, Zone: loc, ZoneName: loc.String()}
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		p.Here = here(r, loc)
+	}
 	if len(names) > 1 {
 		p.Store, p.Stores = t.Name, names
 	}
@@ -105,7 +202,7 @@ type overviewData struct {
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, name string) {
-	t, p, err := c.target(r, "overview", "Overview")
+	t, p, err := c.target(w, r, "overview", "Overview")
 	if err != nil {
 		c.fail(w, r, err)
 		return
@@ -136,25 +233,41 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, name string) 
 }
 
 // filterForm is the list's filter as the operator typed it.
+// Zone is the zone its times were typed in (the page's); links carry it,
+// so that a filter means the same times whoever follows them.
 type filterForm struct {
-	Source, Provider, Type, Status, From, To, ID string
+	Source, Provider, Type, Status, From, To, ID, Zone string
 }
 
-func readFilter(v url.Values) filterForm {
+func readFilter(v url.Values, p *page) filterForm {
 	g := func(k string) string { return strings.TrimSpace(v.Get(k)) }
-	return filterForm{Source: g("source"), Provider: g("provider"), Type: g("type"), Status: g("status"), From: g("from"), To: g("to"), ID: g("id")}
+	f := filterForm{Source: g("source"), Provider: g("provider"), Type: g("type"), Status: g("status"), From: inputTime(g("from"), p.Zone), To: inputTime(g("to"), p.Zone), ID: g("id")}
+	if f.From != "" || f.To != "" {
+		f.Zone = p.ZoneName
+	}
+	return f
+}
+
+// inputTime is an RFC 3339 time (from the zone switch) as the form's
+// datetime-local input holds it, in the page's zone; any other value stays
+// as typed.
+func inputTime(v string, loc *time.Location) string {
+	if t, err := time.Parse(time.RFC3339, v); err == nil && loc != nil {
+		return t.In(loc).Format("2006-01-02T15:04:05")
+	}
+	return v
 }
 
 // pairs are the filter's query parameters, for links.
 func (f filterForm) pairs() []string {
-	return []string{"source", f.Source, "provider", f.Provider, "type", f.Type, "status", f.Status, "from", f.From, "to", f.To}
+	return []string{"source", f.Source, "provider", f.Provider, "type", f.Type, "status", f.Status, "from", f.From, "to", f.To, "tz", f.Zone}
 }
 
 // request is the filter in the operations' terms. A time from the form's
-// datetime-local input has no zone; the console reads it as UTC, as it
-// shows every time.
-func (f filterForm) request() ops.FilterRequest {
-	return ops.FilterRequest{Source: f.Source, Provider: f.Provider, Type: f.Type, Status: f.Status, From: formTime(f.From), To: formTime(f.To)}
+// datetime-local input has no zone; the console reads it in the page's
+// zone (loc), the one it shows every time in.
+func (f filterForm) request(loc *time.Location) ops.FilterRequest {
+	return ops.FilterRequest{Source: f.Source, Provider: f.Provider, Type: f.Type, Status: f.Status, From: formTime(f.From, loc), To: formTime(f.To, loc)}
 }
 
 // empty reports whether the filter selects every event.
@@ -162,9 +275,9 @@ func (f filterForm) empty() bool {
 	return f.Source == "" && f.Provider == "" && f.Type == "" && f.Status == "" && f.From == "" && f.To == ""
 }
 
-func formTime(v string) string {
+func formTime(v string, loc *time.Location) string {
 	for _, layout := range []string{"2006-01-02T15:04", "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
-		if t, err := time.Parse(layout, v); err == nil {
+		if t, err := time.ParseInLocation(layout, v, loc); err == nil {
 			return t.UTC().Format(time.RFC3339)
 		}
 	}
@@ -189,12 +302,12 @@ type eventsData struct {
 }
 
 func (c *Console) events(w http.ResponseWriter, r *http.Request) {
-	t, p, err := c.target(r, "events", "Events")
+	t, p, err := c.target(w, r, "events", "Events")
 	if err != nil {
 		c.fail(w, r, err)
 		return
 	}
-	ff := readFilter(r.Form)
+	ff := readFilter(r.Form, p)
 	if ff == (filterForm{Status: string(store.StatusDead)}) {
 		p.Nav = "dead"
 	}
@@ -218,7 +331,7 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 		c.render(w, r, http.StatusOK, "events", "layout", p)
 		return
 	}
-	fr := ff.request()
+	fr := ff.request(p.Zone)
 	f, err := fr.Filter()
 	if err != nil {
 		c.fail(w, r, err)
@@ -283,10 +396,12 @@ type eventData struct {
 	Replayed bool
 	Store    string
 	ListLink string
+	// PurgeLink asks to confirm the purge of this event alone.
+	PurgeLink string
 }
 
 func (c *Console) event(w http.ResponseWriter, r *http.Request) {
-	t, p, err := c.target(r, "events", "Event")
+	t, p, err := c.target(w, r, "events", "Event")
 	if err != nil {
 		c.fail(w, r, err)
 		return
@@ -315,7 +430,12 @@ func (c *Console) event(w http.ResponseWriter, r *http.Request) {
 	} else if view.Status == store.StatusReserved {
 		d.CannotReplay = delivery.ErrReserved.Error() + ": wait for its outcome"
 	}
-	p.Title = "Event " + id
+	// Headed by what the event is about; the id, which names it, below.
+	p.Title = view.Type
+	if d.Summary.Subject != "" {
+		p.Title += " " + d.Summary.Subject
+	}
+	d.PurgeLink = link("confirm", p.Store, "action", "purge", "source", source, "id", id)
 	p.Data = d
 	c.render(w, r, http.StatusOK, "event", "layout", p)
 }
@@ -343,7 +463,7 @@ type confirmData struct {
 }
 
 func (c *Console) confirm(w http.ResponseWriter, r *http.Request) {
-	t, p, err := c.target(r, "events", "Confirm")
+	t, p, err := c.target(w, r, "events", "Confirm")
 	if err != nil {
 		c.fail(w, r, err)
 		return
@@ -353,8 +473,12 @@ func (c *Console) confirm(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, ops.Mark(ops.ErrInvalid, fmt.Errorf("action %q: want replay or purge", action)))
 		return
 	}
-	ff := readFilter(r.Form)
-	fr := ff.request()
+	if source, id := r.Form.Get("source"), r.Form.Get("id"); action == "purge" && id != "" {
+		c.confirmPurgeEvent(w, r, t, p, source, id)
+		return
+	}
+	ff := readFilter(r.Form, p)
+	fr := ff.request(p.Zone)
 	f, limit, err := ops.ActionFilter(&fr, ff.empty())
 	if err != nil {
 		c.fail(w, r, err)
@@ -398,6 +522,34 @@ func (c *Console) confirm(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, http.StatusOK, "confirm", "layout", p)
 }
 
+// confirmEventData is the confirmation of one event's purge.
+type confirmEventData struct {
+	Event    ops.EventSummary
+	Hidden   []header
+	BackLink string
+}
+
+// confirmPurgeEvent asks before one event is purged, naming it as its page
+// does.
+func (c *Console) confirmPurgeEvent(w http.ResponseWriter, r *http.Request, t ops.Target, p *page, source, id string) {
+	view, err := ops.Show(r.Context(), t, source, id)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	d := &confirmEventData{
+		Event:    ops.Summarize(view.Record),
+		Hidden:   []header{{"source", source}, {"id", id}},
+		BackLink: link("event", p.Store, "source", source, "id", id),
+	}
+	if p.Store != "" {
+		d.Hidden = append(d.Hidden, header{"store", p.Store})
+	}
+	p.Title = "Purge event"
+	p.Data = d
+	c.render(w, r, http.StatusOK, "confirm-event", "layout", p)
+}
+
 // resultData is the outcome of a replay or purge by filter.
 type resultData struct {
 	Action   string
@@ -408,7 +560,7 @@ type resultData struct {
 }
 
 func (c *Console) replay(w http.ResponseWriter, r *http.Request) {
-	t, p, err := c.target(r, "events", "Replay")
+	t, p, err := c.target(w, r, "events", "Replay")
 	if err != nil {
 		c.fail(w, r, err)
 		return
@@ -426,8 +578,8 @@ func (c *Console) replay(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusSeeOther)
 		return
 	}
-	ff := readFilter(r.PostForm)
-	fr := ff.request()
+	ff := readFilter(r.PostForm, p)
+	fr := ff.request(p.Zone)
 	f, limit, err := ops.ActionFilter(&fr, r.PostForm.Get("all") == "true")
 	if err != nil {
 		c.fail(w, r, err)
@@ -444,13 +596,24 @@ func (c *Console) replay(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) purge(w http.ResponseWriter, r *http.Request) {
-	t, p, err := c.target(r, "events", "Purge")
+	t, p, err := c.target(w, r, "events", "Purge")
 	if err != nil {
 		c.fail(w, r, err)
 		return
 	}
-	ff := readFilter(r.PostForm)
-	fr := ff.request()
+	if source, id := r.PostForm.Get("source"), r.PostForm.Get("id"); id != "" {
+		res, err := ops.PurgeEvent(r.Context(), t, source, id)
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		p.Title = "Purged"
+		p.Data = &resultData{Action: "purge", Purged: res.Purged, BackLink: link("events", p.Store, "source", source), Store: p.Store}
+		c.render(w, r, http.StatusOK, "result", "layout", p)
+		return
+	}
+	ff := readFilter(r.PostForm, p)
+	fr := ff.request(p.Zone)
 	f, limit, err := ops.ActionFilter(&fr, r.PostForm.Get("all") == "true")
 	if err != nil {
 		c.fail(w, r, err)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -347,8 +348,12 @@ func TestAdminCLIAgainstRunningCaddy(t *testing.T) {
 		t.Fatalf("counts via --config:\n%s", out)
 	}
 	out = cli("show", "--address", addr, "/usaepay", id)
-	if !strings.Contains(out, `"raw_body"`) || !strings.Contains(out, id) {
+	if !regexp.MustCompile(`status +delivered\n`).MatchString(out) || !strings.Contains(out, "raw body:") || !strings.Contains(out, id) || strings.Contains(out, "0001-01-01") {
 		t.Fatalf("show:\n%s", out)
+	}
+	out = cli("show", "--address", addr, "--json", "/usaepay", id)
+	if !strings.Contains(out, `"raw_body"`) || !strings.Contains(out, id) || !strings.Contains(out, `"latency_ms": `) || strings.Contains(out, "0001-01-01") {
+		t.Fatalf("show --json:\n%s", out)
 	}
 	out = cli("replay", "--address", addr, "--dry-run", "/usaepay", id)
 	if !strings.Contains(out, `"dry_run": true`) || be.replays(id) != 0 {

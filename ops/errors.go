@@ -19,6 +19,10 @@ var (
 	// has no async route in this store, or its synchronous delivery is in
 	// flight.
 	ErrNotReplayable = errors.New("cannot be replayed")
+	// ErrConflict marks an operation on one event that its state or its
+	// neighbours prevent: a purge of an event that a filter cannot tell
+	// from the others of its batch, or that changed meanwhile.
+	ErrConflict = errors.New("conflict")
 )
 
 // kindError is err, classified as kind.
@@ -30,7 +34,8 @@ type kindError struct {
 func (e *kindError) Error() string   { return e.err.Error() }
 func (e *kindError) Unwrap() []error { return []error{e.kind, e.err} }
 
-// Mark classifies err as kind (ErrInvalid, ErrNotFound or ErrNotReplayable)
+// Mark classifies err as kind (ErrInvalid, ErrNotFound, ErrNotReplayable or
+// ErrConflict)
 // and keeps its message; a nil err stays nil.
 func Mark(kind, err error) error {
 	if err == nil {
@@ -47,7 +52,7 @@ func HTTPStatus(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, ErrNotReplayable):
+	case errors.Is(err, ErrNotReplayable), errors.Is(err, ErrConflict):
 		return http.StatusConflict
 	default:
 		return http.StatusInternalServerError

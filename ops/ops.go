@@ -8,8 +8,10 @@ package ops
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/webhookgw/caddy-webhook-gateway/delivery"
 	"github.com/webhookgw/caddy-webhook-gateway/normalize"
@@ -64,4 +66,43 @@ func Purge(ctx context.Context, t Target, f store.Filter, limit int) (*PurgeResp
 		return nil, fmt.Errorf("purged %d events from %s, then: %w", n, t.Name, err)
 	}
 	return &PurgeResponse{Store: t.Name, Purged: n}, nil
+}
+
+// PurgeEvent deletes one event through the store's purge by filter, which
+// has no id: the filter is the event's own source, provider, type, status
+// and receive time to the nanosecond, and it is used only once a listing
+// shows that it matches this event alone. The items of a loyalty batch
+// share all of these, so such an item cannot be purged alone (ErrConflict,
+// saying how many share them); an event whose status changed between the
+// two reads is not deleted (ErrConflict too).
+func PurgeEvent(ctx context.Context, t Target, source, id string) (*PurgeResponse, error) {
+	if source == "" || id == "" {
+		return nil, Mark(ErrInvalid, errors.New("both source and id are required"))
+	}
+	rec, err := t.Store.Get(ctx, source, id)
+	if err != nil {
+		return nil, eventError(err, t.Name, source, id)
+	}
+	f := store.Filter{
+		Source: rec.Source, Provider: rec.Provider, Type: rec.Type, Status: rec.Status,
+		From: rec.ReceivedAt, To: rec.ReceivedAt.Add(time.Nanosecond),
+	}
+	keys, err := Matching(ctx, t, f, 2)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case len(keys) == 0:
+		return nil, Mark(ErrConflict, fmt.Errorf("event %s %s changed while it was being purged (it is no longer %s); look at it again", source, id, rec.Status))
+	case len(keys) > 1 || keys[0].Source != source || keys[0].ID != id:
+		return nil, Mark(ErrConflict, fmt.Errorf("event %s %s shares its source, type, status and receive time with other events (the items of one batch): purge them together by filter", source, id))
+	}
+	res, err := Purge(ctx, t, f, 1)
+	if err != nil {
+		return nil, err
+	}
+	if res.Purged == 0 {
+		return nil, Mark(ErrConflict, fmt.Errorf("event %s %s changed while it was being purged; look at it again", source, id))
+	}
+	return res, nil
 }

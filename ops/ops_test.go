@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -276,5 +277,65 @@ func TestPreviewReplayPreparesOnlyTheFirst(t *testing.T) {
 	// a replay would.
 	if _, err := ops.PreviewReplay(context.Background(), tg, store.Filter{}, "/b", 0, 10); !errors.Is(err, ops.ErrNotReplayable) {
 		t.Errorf("preview to a destination without a route: %v", err)
+	}
+}
+
+func TestDeadReasonText(t *testing.T) {
+	for r, want := range map[store.DeadReason]string{
+		store.DeadGone:              "410 Gone",
+		store.DeadAttemptsExhausted: "attempts are spent",
+		store.DeadMaxAge:            "max_age",
+		"newer_reason":              "newer_reason",
+	} {
+		if got := ops.DeadReasonText(r); !strings.Contains(got, want) {
+			t.Errorf("DeadReasonText(%q) = %q, want it to say %q", r, got, want)
+		}
+	}
+	if ops.DeadReasonText("") != "" {
+		t.Error("no reason should read as nothing")
+	}
+}
+
+// PurgeEvent deletes the one event and nothing else, even a neighbour
+// received a nanosecond later, and refuses an event its filter cannot
+// tell from others (the items of a batch).
+func TestPurgeEvent(t *testing.T) {
+	ctx := context.Background()
+	tg := newTarget(t)
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	insert(t, tg, "/a", "x", store.StatusDead, at)
+	insert(t, tg, "/a", "next", store.StatusDead, at.Add(time.Nanosecond))
+	insert(t, tg, "/a", "before", store.StatusDead, at.Add(-time.Nanosecond))
+	res, err := ops.PurgeEvent(ctx, tg, "/a", "x")
+	if err != nil || res.Purged != 1 {
+		t.Fatalf("purge x: %+v %v", res, err)
+	}
+	if _, err := tg.Store.Get(ctx, "/a", "x"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("x is still there: %v", err)
+	}
+	for _, id := range []string{"next", "before"} {
+		if _, err := tg.Store.Get(ctx, "/a", id); err != nil {
+			t.Errorf("%s was purged with x: %v", id, err)
+		}
+	}
+	if _, err := ops.PurgeEvent(ctx, tg, "/a", "x"); !errors.Is(err, ops.ErrNotFound) {
+		t.Errorf("purge of a purged event: %v, want ErrNotFound", err)
+	}
+
+	// Two items of one batch: same source, type, status and time.
+	batch := []*store.Record{
+		{Source: "/b", ID: "i0", Provider: "usaepay", Type: "ach.settled", Status: store.StatusDead, ReceivedAt: at, BatchSize: 2},
+		{Source: "/b", ID: "i1", Provider: "usaepay", Type: "ach.settled", Status: store.StatusDead, ReceivedAt: at, BatchIndex: 1, BatchSize: 2},
+	}
+	if _, err := tg.Store.Insert(ctx, &store.Ingest{RawBody: []byte(`{}`), Records: batch}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ops.PurgeEvent(ctx, tg, "/b", "i0"); !errors.Is(err, ops.ErrConflict) || ops.HTTPStatus(err) != http.StatusConflict {
+		t.Errorf("purge of a batch item: %v, want ErrConflict", err)
+	}
+	for _, id := range []string{"i0", "i1"} {
+		if _, err := tg.Store.Get(ctx, "/b", id); err != nil {
+			t.Errorf("%s was purged: %v", id, err)
+		}
 	}
 }

@@ -237,3 +237,20 @@ func CountBySource(ctx context.Context, t Target, max int) (rows []SourceCount, 
 	slices.SortFunc(rows, func(a, b SourceCount) int { return strings.Compare(a.Source, b.Source) })
 	return rows, scanned, complete, nil
 }
+
+// DeadReasonText says in words why a dead event gets no further attempt,
+// for the CLI's and the console's readers; an unknown reason (from a newer
+// store) is shown as it is.
+func DeadReasonText(r store.DeadReason) string {
+	switch r {
+	case store.DeadGone:
+		return "the backend answered 410 Gone"
+	case store.DeadAttemptsExhausted:
+		return "every attempt failed (the route's retry attempts are spent)"
+	case store.DeadMaxAge:
+		return "the next retry would have come after the route's retry max_age"
+	case "":
+		return ""
+	}
+	return string(r)
+}

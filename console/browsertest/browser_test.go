@@ -11,6 +11,7 @@ import (
 	"flag"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
@@ -259,6 +261,54 @@ func TestBrowserFilterOpenAndReplay(t *testing.T) {
 	inert(t, ctx, "events")
 	eventsShot := screenshot(t, ctx, shots, "events")
 
+	// Times in the operator's zone: the switch offers the browser's own
+	// (Tokyo here), the list then shows and reads times in it, and UTC
+	// brings them back.
+	if _, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Tokyo"}); err != nil {
+		t.Fatal(err)
+	}
+	within(t, ctx, "events in UTC", chromedp.Navigate(consoleURL+"events?status=dead"), chromedp.WaitVisible(chromedp.ID("zone-local")))
+	firstTime := `document.querySelector('#events tbody a[href^="event?"]').textContent`
+	if zone, first := eval[string](t, ctx, `document.getElementById('zone-name').textContent`), eval[string](t, ctx, firstTime); zone != "UTC" || !strings.HasSuffix(first, " UTC") {
+		t.Errorf("default zone %q, first time %q: want UTC", zone, first)
+	}
+	if got := eval[string](t, ctx, `document.getElementById('zone-local').textContent`); got != "local (Asia/Tokyo)" {
+		t.Errorf("the switch offers %q, want the browser's zone", got)
+	}
+	follow(t, ctx, `#zone-local`)
+	if zone, first := eval[string](t, ctx, `document.getElementById('zone-name').textContent`), eval[string](t, ctx, firstTime); zone != "Asia/Tokyo" || !strings.HasSuffix(first, " JST") {
+		t.Errorf("after the switch: zone %q, first time %q, want Tokyo time", zone, first)
+	}
+	if got := eval[string](t, ctx, `document.getElementById('filter').textContent`); !strings.Contains(got, "From (Asia/Tokyo)") {
+		t.Errorf("the filter does not say its times are Tokyo time: %q", got)
+	}
+	tokyo, err := time.LoadLocation("Asia/Tokyo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		from time.Duration
+		want int
+	}{{time.Hour, 0}, {-time.Hour, 4}} {
+		from := time.Now().Add(tc.from).In(tokyo).Format("2006-01-02T15:04:05")
+		eval[chromedp.Void](t, ctx, `document.getElementById('from').value = '`+from+`'`)
+		follow(t, ctx, `#filter button[type=submit]`)
+		if n := eval[int](t, ctx, `document.querySelectorAll('#events tbody a[href^="event?"]').length`); n != tc.want {
+			t.Errorf("dead events from %s Tokyo time: %d, want %d", from, n, tc.want)
+		}
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll('#events .dead-reason').length`); n != 4 {
+		t.Errorf("%d rows say why their event is dead, want 4", n)
+	}
+	follow(t, ctx, `#zone-utc`)
+	if zone, first := eval[string](t, ctx, `document.getElementById('zone-name').textContent`), eval[string](t, ctx, firstTime); zone != "UTC" || !strings.HasSuffix(first, " UTC") {
+		t.Errorf("back to UTC: zone %q, first time %q", zone, first)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll('#events tbody a[href^="event?"]').length`); n != 4 {
+		t.Errorf("the filter's time changed meaning with the zone: %d events, want 4", n)
+	}
+	inert(t, ctx, "zone switch")
+
 	// The hostile event: its text is shown, nothing of it runs. In JSON
 	// its quotes are escaped.
 	const shownInJSON = `<script>alert(\"x\")</script>\"><img src=x onerror=alert(1)>`
@@ -278,6 +328,13 @@ func TestBrowserFilterOpenAndReplay(t *testing.T) {
 	within(t, ctx, "dead event", chromedp.Navigate(consoleURL+"event?source=%2Fusaepay&id="+plainID), chromedp.WaitVisible(chromedp.ID("replay")))
 	if got := eval[string](t, ctx, `document.getElementById('status').textContent.trim()`); got != "dead" {
 		t.Fatalf("event status %q before the replay", got)
+	}
+	// Headed by type and subject, the id below; and why it is dead.
+	if h1, id := eval[string](t, ctx, `document.querySelector('h1').textContent`), eval[string](t, ctx, `document.getElementById('event-id').textContent`); h1 != "transaction.sale.success tx-plain-1" || id != plainID {
+		t.Errorf("event page headed %q with id %q, want its type and subject, and id %s", h1, id, plainID)
+	}
+	if got := eval[string](t, ctx, `document.getElementById('dead-reason').textContent`); !strings.Contains(got, "every attempt failed") {
+		t.Errorf("the dead event says it is dead because %q", got)
 	}
 	follow(t, ctx, `#replay`)
 	within(t, ctx, "replayed", chromedp.WaitVisible(chromedp.ID("replayed")))
@@ -310,6 +367,24 @@ func TestBrowserFilterOpenAndReplay(t *testing.T) {
 	if got := eval[string](t, ctx, `document.getElementById('cannot-replay').textContent`); !strings.Contains(got, "deliver sync") {
 		t.Errorf("sync event says %q", got)
 	}
+
+	// Purged from its page, after a confirmation: then it is gone.
+	syncID := eval[string](t, ctx, `document.getElementById('event-id').textContent`)
+	follow(t, ctx, `#purge-event`)
+	if got := eval[string](t, ctx, `document.getElementById('purge-event').textContent`); !strings.Contains(got, syncID) {
+		t.Errorf("the confirmation does not name the event %s: %q", syncID, got)
+	}
+	if code := adminStatus(t, gw, "/sublytics", syncID); code != http.StatusOK {
+		t.Fatalf("the event is gone before the confirmation: %d", code)
+	}
+	follow(t, ctx, `#confirm`)
+	if got := eval[string](t, ctx, `document.getElementById('purged').textContent`); got != "Deleted 1 event" {
+		t.Errorf("purge says %q", got)
+	}
+	if code := adminStatus(t, gw, "/sublytics", syncID); code != http.StatusNotFound {
+		t.Errorf("the admin API answers %d for the purged event, want 404", code)
+	}
+	inert(t, ctx, "purged event")
 
 	if *updateScreenshot {
 		b, err := os.ReadFile(eventsShot)
@@ -364,6 +439,18 @@ func postWebhook(t *testing.T, url string, body []byte, header http.Header) int 
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+// adminStatus is the admin API's status for one event: 200, or 404 once
+// it is gone.
+func adminStatus(t *testing.T, gw *testcaddy.Instance, source, id string) int {
+	t.Helper()
+	resp, err := http.Get(gw.AdminURL() + "/webhooks/event?source=" + url.QueryEscape(source) + "&id=" + url.QueryEscape(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
 	return resp.StatusCode
 }
 

@@ -524,6 +524,19 @@ func dur(f func(*Counts) time.Duration) func(*Counts) string {
 	}
 }
 
+// legend follows the table: how its counts relate, which the labels alone
+// do not say.
+const legend = `
+"sent" counts requests by why they were sent; "unique events" counts a
+loyalty batch once. "accepted" counts the requests the gateway took as new.
+"events expected" counts the canonical events the bodies can make at most:
+one per loyalty batch item, and one more per repeated update (the same
+bytes after the dedup window, a real second update). So it can exceed both.
+"in progress (409, retried)": a copy of a sync event came while the first
+was being delivered; the provider retried it. Expected, not a failure.
+
+`
+
 // WriteTable prints the report as an aligned table: one row per number, one
 // column per provider plus the total.
 func (r *Report) WriteTable(w io.Writer) error {
@@ -591,7 +604,15 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	fmt.Fprint(w, legend)
 	for _, a := range r.ErrorAnswers {
+		if a.Status == http.StatusConflict {
+			// A sync route's answer to a copy that came while the first
+			// was being delivered: the provider retries it, and the
+			// retry is counted above. Not a failure.
+			fmt.Fprintf(w, "retried as expected after 409 in progress: %s x%d: %s\n", a.Provider, a.Count, a.Sample)
+			continue
+		}
 		fmt.Fprintln(w, "gateway answered "+a.String())
 	}
 	if !r.HasSink {

@@ -16,8 +16,9 @@ const (
 	// maxGroupRecords bounds the records of one group commit, so one
 	// transaction stays short however deep the queue.
 	maxGroupRecords = 2048
-	// notifyChannel is the LISTEN/NOTIFY channel of new pending events;
-	// the payload is the event's destination.
+	// notifyChannel is the LISTEN/NOTIFY channel of new pending events
+	// (of the default schema; see channelFor); the payload is the event's
+	// destination.
 	notifyChannel = "webhook_gateway_events"
 )
 
@@ -140,7 +141,7 @@ func (s *Store) insertBatch(ctx context.Context, group []*insertReq, queue func(
 		}
 	}
 	for dest := range dests {
-		b.Queue("SELECT pg_notify($1, $2)", notifyChannel, dest)
+		b.Queue("SELECT pg_notify($1, $2)", s.notify.channel, dest)
 	}
 	br := s.pool.SendBatch(ctx, b)
 	err := func() error {

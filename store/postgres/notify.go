@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"fmt"
+	"hash/fnv"
 	"sync"
 	"time"
 
@@ -9,13 +11,14 @@ import (
 	"go.uber.org/zap"
 )
 
-// listener holds one connection in LISTEN on notifyChannel and passes each
+// listener holds one connection in LISTEN on its channel and passes each
 // notification to the subscribers. It connects only once someone
 // subscribes, and reconnects (after a pause) whenever the connection
 // drops, which is also when a database restart is noticed.
 type listener struct {
-	cc  *pgx.ConnConfig
-	log *zap.Logger
+	cc      *pgx.ConnConfig
+	channel string
+	log     *zap.Logger
 
 	mu      sync.Mutex
 	subs    map[int]func(string)
@@ -29,9 +32,22 @@ type listener struct {
 // reconnectPause is the wait between two attempts to listen again.
 const reconnectPause = time.Second
 
-func newListener(cc *pgx.ConnConfig, log *zap.Logger) *listener {
+// channelFor is the notification channel of the store in schema.
+// Channels are shared by the whole database, so stores in different schemas
+// (several deployments on one database) each get their own, and a process
+// is never woken for, or told the sources of, another schema's events.
+func channelFor(schema string) string {
+	if schema == "" {
+		return notifyChannel
+	}
+	h := fnv.New64a()
+	h.Write([]byte(schema))
+	return fmt.Sprintf("%s_%016x", notifyChannel, h.Sum64())
+}
+
+func newListener(cc *pgx.ConnConfig, channel string, log *zap.Logger) *listener {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &listener{cc: cc.Copy(), log: log, subs: map[int]func(string){}, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	return &listener{cc: cc.Copy(), channel: channel, log: log, subs: map[int]func(string){}, ctx: ctx, cancel: cancel, done: make(chan struct{})}
 }
 
 func (l *listener) subscribe(fn func(string)) (stop func()) {
@@ -84,7 +100,7 @@ func (l *listener) listen(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{l.channel}.Sanitize()); err != nil {
 		return err
 	}
 	for {

@@ -129,7 +129,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s.ins = newInserter(s)
 	s.att = newAttempter(s)
-	s.notify = newListener(cfg.ConnConfig, log)
+	s.notify = newListener(cfg.ConnConfig, channelFor(opts.Schema), log)
 	go s.sweepLoop()
 	return s, nil
 }

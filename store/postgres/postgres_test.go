@@ -171,6 +171,43 @@ func TestNotifyReachesOtherProcesses(t *testing.T) {
 	}
 }
 
+// Stores in two schemas of one database do not wake each other: the first
+// notification a subscriber of one gets, after the other's insert and then
+// its own, is its own.
+func TestNotifyStaysInItsSchema(t *testing.T) {
+	mine, other := openShared(t, 1, postgres.Options{})[0], openShared(t, 1, postgres.Options{})[0]
+	woke := make(chan string, 64)
+	stop := mine.Subscribe(func(source string) {
+		select {
+		case woke <- source:
+		default:
+		}
+	})
+	defer stop()
+	deadline := time.After(30 * time.Second)
+	for i := 0; ; i++ {
+		for _, st := range []*postgres.Store{other, mine} {
+			src := map[*postgres.Store]string{other: "/other", mine: "/mine"}[st]
+			if _, err := st.Insert(context.Background(), pending(src, fmt.Sprint("n", i)), true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		select {
+		case src := <-woke:
+			if src == "" {
+				continue // the listener's own wake-up after connecting
+			}
+			if src != "/mine" {
+				t.Fatalf("woken for %q, an event of another schema", src)
+			}
+			return
+		case <-time.After(200 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("no notification reached the subscriber")
+		}
+	}
+}
+
 // An id may hold any byte, and every JSON document survives byte for byte,
 // NUL escapes included (which PostgreSQL's text and jsonb would refuse).
 func TestBytesRoundTrip(t *testing.T) {
