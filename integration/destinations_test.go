@@ -3,6 +3,7 @@ package integration
 import (
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -204,6 +205,10 @@ func TestAmbiguousDestinationsRefusedAtLoad(t *testing.T) {
 	err := testcaddy.New(t, gatewayEnv...).TryStart("http://127.0.0.1:{{PORT}} {" + shorthand("/hooks/a", beA.URL) + shorthand("/hooks/b", beB.URL) + "\n}\n")
 	if err == nil {
 		t.Fatal("two routes of one source with different upstreams loaded")
+	}
+	// Both routes are named by where they are configured.
+	if n := len(regexp.MustCompile(`configured at \S*Caddyfile:\d+`).FindAllString(err.Error(), -1)); n < 3 {
+		t.Errorf("load error names the routes' places %d times, want this route's twice and the other's once: %v", n, err)
 	}
 	// Caddy's log line quotes the error as a JSON string.
 	for _, want := range []string{`destination \"/usaepay\"`, "one destination name with different settings", "different upstreams",
