@@ -65,6 +65,12 @@ type ReplayRequest struct {
 	// All allows an empty filter, which replays every stored event: a
 	// request that forgot its filter must not do that by accident.
 	All bool `json:"all,omitempty"`
+	// Destination names the destination to send the events to: a
+	// destination of a loaded async route. Default: each event's own
+	// destination, the one it was bound to when it was stored. An event
+	// sent to another destination keeps its status (the attempt is
+	// history, naming where it went).
+	Destination string `json:"destination,omitempty"`
 	// DryRun sends nothing and returns the requests that would be sent.
 	DryRun bool `json:"dry_run,omitempty"`
 }
@@ -157,13 +163,13 @@ func (a *AdminAPI) handleReplay(w http.ResponseWriter, r *http.Request) error {
 	}
 	var out any
 	if byID {
-		out, err = ops.Replay(r.Context(), t, req.Source, req.ID, req.DryRun)
+		out, err = ops.Replay(r.Context(), t, req.Source, req.ID, req.Destination, req.DryRun)
 	} else {
 		f, limit, ferr := ops.ActionFilter(req.Filter, req.All)
 		if ferr != nil {
 			return apiError(ferr)
 		}
-		out, err = ops.ReplayMatching(r.Context(), t, f, limit, req.DryRun)
+		out, err = ops.ReplayMatching(r.Context(), t, f, req.Destination, limit, req.DryRun)
 	}
 	if err != nil {
 		return apiError(err)

@@ -78,18 +78,18 @@ func newAdminFixture(t *testing.T) *adminFixture {
 		t.Fatal(err)
 	}
 	engine, err := delivery.New(delivery.Config{
-		Store:     db,
-		Sources:   []string{"/usaepay"},
-		Upstreams: []string{be.URL + "/hooks"},
-		Workers:   2,
-		Timeout:   5 * time.Second,
-		Observer:  processMetrics,
-		Headers:   delivery.NewHeaderBuilder(signer),
+		Store:       db,
+		Destination: "/usaepay",
+		Upstreams:   []string{be.URL + "/hooks"},
+		Workers:     2,
+		Timeout:     5 * time.Second,
+		Observer:    processMetrics,
+		Headers:     delivery.NewHeaderBuilder(signer),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(live.add(dir, db, []string{"/usaepay"}, handlers.Async, engine))
+	t.Cleanup(live.add(dir, db, []string{"/usaepay"}, handlers.Async, []*delivery.Engine{engine}))
 	t.Cleanup(live.add(dir, db, []string{"/sublytics"}, handlers.Sync, nil))
 	return &adminFixture{dir: dir, db: db, backend: be}
 }
@@ -488,7 +488,7 @@ func TestRegistryReferenceCounting(t *testing.T) {
 	}
 	defer db.Close()
 	newEngine := func() *delivery.Engine {
-		e, err := delivery.New(delivery.Config{Store: db, Sources: []string{"/usaepay"}, Upstreams: []string{"http://127.0.0.1:1"}})
+		e, err := delivery.New(delivery.Config{Store: db, Destination: "/usaepay", Upstreams: []string{"http://127.0.0.1:1"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -497,8 +497,8 @@ func TestRegistryReferenceCounting(t *testing.T) {
 	oldEngine, newEng := newEngine(), newEngine()
 
 	// A reload: the new config registers before the old one cleans up.
-	removeOld := r.add(dir, db, []string{"/usaepay"}, handlers.Async, oldEngine)
-	removeNew := r.add(dir, db, []string{"/usaepay"}, handlers.Async, newEng)
+	removeOld := r.add(dir, db, []string{"/usaepay"}, handlers.Async, []*delivery.Engine{oldEngine})
+	removeNew := r.add(dir, db, []string{"/usaepay"}, handlers.Async, []*delivery.Engine{newEng})
 	if e, err := r.engine(dir, "/usaepay"); err != nil || e != newEng {
 		t.Fatalf("during the reload the newest engine replays: %v", err)
 	}

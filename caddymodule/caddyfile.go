@@ -87,7 +87,18 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        max_delay     <duration>
 //	        max_age       <duration>
 //	    }
+//	    destination <name> {
+//	        upstream       <url>...
+//	        signing_secret <whsec_...>
+//	        workers        <n>
+//	        timeout        <duration>
+//	        retry { ... }
+//	    }
 //	}
+//
+// The route-level upstream, signing_secret, workers, timeout and retry are
+// the shorthand for one destination named after the route's source; a
+// destination block names it and holds the same settings instead.
 //
 // Each auth line is parsed by its scheme's module (auth_<scheme>.go).
 // Repeated "auth basic" lines, and "auth header" lines naming the same
@@ -229,9 +240,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		case "retry":
-			if err := h.unmarshalRetry(d); err != nil {
+			if err := unmarshalRetry(d, &h.Retry); err != nil {
 				return err
 			}
+		case "destination":
+			dest, err := unmarshalDestination(d)
+			if err != nil {
+				return err
+			}
+			h.Destinations = append(h.Destinations, dest)
 		default:
 			return d.Errf("unrecognized subdirective %q", d.Val())
 		}
@@ -242,13 +259,63 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-func (h *Handler) unmarshalRetry(d *caddyfile.Dispenser) error {
+// unmarshalDestination reads a destination block:
+//
+//	destination <name> {
+//	    upstream       <url>...
+//	    signing_secret <whsec_...>
+//	    workers        <n>
+//	    timeout        <duration>
+//	    retry { ... }
+//	}
+func unmarshalDestination(d *caddyfile.Dispenser) (*Destination, error) {
+	dest := new(Destination)
+	if err := oneArg(d, &dest.Name); err != nil {
+		return nil, err
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "upstream":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			dest.Upstreams = append(dest.Upstreams, args...)
+		case "signing_secret":
+			if err := oneArg(d, &dest.SigningSecret); err != nil {
+				return nil, err
+			}
+		case "workers":
+			n, err := positiveIntArg(d)
+			if err != nil {
+				return nil, err
+			}
+			dest.Workers = n
+		case "timeout":
+			dur, err := durationArg(d)
+			if err != nil {
+				return nil, err
+			}
+			dest.Timeout = dur
+		case "retry":
+			if err := unmarshalRetry(d, &dest.Retry); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, d.Errf("destination %s: unrecognized option %q", dest.Name, d.Val())
+		}
+	}
+	return dest, nil
+}
+
+func unmarshalRetry(d *caddyfile.Dispenser, dst **RetryConfig) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	if h.Retry == nil {
-		h.Retry = new(RetryConfig)
+	if *dst == nil {
+		*dst = new(RetryConfig)
 	}
+	r := *dst
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch d.Val() {
 		case "attempts":
@@ -256,25 +323,25 @@ func (h *Handler) unmarshalRetry(d *caddyfile.Dispenser) error {
 			if err != nil {
 				return err
 			}
-			h.Retry.Attempts = n
+			r.Attempts = n
 		case "initial_delay":
 			dur, err := durationArg(d)
 			if err != nil {
 				return err
 			}
-			h.Retry.InitialDelay = dur
+			r.InitialDelay = dur
 		case "max_delay":
 			dur, err := durationArg(d)
 			if err != nil {
 				return err
 			}
-			h.Retry.MaxDelay = dur
+			r.MaxDelay = dur
 		case "max_age":
 			dur, err := durationArg(d)
 			if err != nil {
 				return err
 			}
-			h.Retry.MaxAge = dur
+			r.MaxAge = dur
 		default:
 			return d.Errf("retry: unrecognized option %q", d.Val())
 		}

@@ -82,7 +82,7 @@ address is --address, else the admin address of the config given with
 
   caddy webhooks list [--status dead] [--source /usaepay] [--limit 20]
   caddy webhooks show <source> <id>
-  caddy webhooks replay <source> <id> [--dry-run]
+  caddy webhooks replay <source> <id> [--destination <name>] [--dry-run]
   caddy webhooks replay --status dead [--source /usaepay] [--dry-run]
   caddy webhooks counts
   caddy webhooks purge --status dead [--to 2026-01-01T00:00:00Z] | --all
@@ -393,14 +393,17 @@ func humanDuration(d time.Duration) string {
 
 func replayCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "replay (<source> <id> | [filter flags] | --all) [--dry-run]",
+		Use:   "replay (<source> <id> | [filter flags] | --all) [--destination <name>] [--dry-run]",
 		Short: "Sends stored events to the backend again (JSON result)",
 		Long: `
 Replays one event (by source and id) or every event matching the filter
 flags, now, whatever its status, and prints what was sent and how the
 backend answered. The request carries Webhook-Replay: true. --dry-run
-sends nothing and prints what would be sent. A replay needs the event's
-source to be served by an async route (deliver async, with upstreams).
+sends nothing and prints what would be sent. Each event goes to the
+destination it was bound to when it was stored, with that destination's
+upstreams and signing secret; --destination sends it to another one (the
+event then keeps its status: the attempt is history). A replay needs the
+destination to be delivered by a loaded async route.
 `,
 		Args: cobra.RangeArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -408,6 +411,7 @@ source to be served by an async route (deliver async, with upstreams).
 			req.Store, _ = cmd.Flags().GetString("store")
 			req.DryRun, _ = cmd.Flags().GetBool("dry-run")
 			req.All, _ = cmd.Flags().GetBool("all")
+			req.Destination, _ = cmd.Flags().GetString("destination")
 			fr := filterRequest(cmd)
 			fr.Limit, _ = cmd.Flags().GetInt("limit")
 			switch {
@@ -437,6 +441,7 @@ source to be served by an async route (deliver async, with upstreams).
 	cmd.Flags().Int("limit", 0, "Replay at most this many matching events (0: all)")
 	cmd.Flags().Bool("all", false, "Replay every stored event (no filter)")
 	cmd.Flags().Bool("dry-run", false, "Send nothing; print what would be sent")
+	cmd.Flags().String("destination", "", "Send to this destination instead of each event's own")
 	return cmd
 }
 

@@ -125,6 +125,13 @@ func TestCLIReplay(t *testing.T) {
 		t.Fatalf("dry run output: %v\n%s", err, out)
 	}
 	f.noFullSignature(t, []byte(out), dry.Header, "/usaepay", "a1")
+	if dry.Destination != "/usaepay" || dry.Redirected {
+		t.Fatalf("dry run to the event's own destination: %+v", dry)
+	}
+	out, err = runCLI(t, "replay", "--address", addr, "--dry-run", "--destination", "nowhere", "/usaepay", "a1")
+	if err == nil || !strings.Contains(err.Error(), "409") || !strings.Contains(err.Error(), `destination \"nowhere\"`) {
+		t.Fatalf("replay to a destination no route delivers to: %v\n%s", err, out)
+	}
 
 	out, err = runCLI(t, "replay", "--address", addr, "--status", "dead")
 	if err != nil {

@@ -11,7 +11,8 @@ import (
 
 // loadedConfig is what the module keeps about one loaded Caddy config
 // while any of its handlers is live: the sources its routes write (see
-// identity.go) and whether a newer config has been provisioned beside it
+// identity.go), the destination names they deliver to (destination.go)
+// and whether a newer config has been provisioned beside it
 // (see reload.go). Caddy provisions a config's handlers one at a time and
 // runs the old config beside the new one during a reload, so neither can
 // be a plain package-level value.
@@ -22,6 +23,7 @@ type loadedConfig struct {
 	// Guarded by configs' mutex.
 	refs   int                       // handlers not yet cleaned up
 	claims map[string][]*sourceClaim // by source
+	dests  map[string][]*destClaim   // by destination name (see destination.go)
 }
 
 // configs tracks the configs with live handlers, oldest first. Caddy gives
@@ -43,7 +45,7 @@ func joinConfig(ctx caddy.Context) (*loadedConfig, func()) {
 	defer configs.Unlock()
 	c := configs.byKey[key]
 	if c == nil {
-		c = &loadedConfig{claims: map[string][]*sourceClaim{}}
+		c = &loadedConfig{claims: map[string][]*sourceClaim{}, dests: map[string][]*destClaim{}}
 		for _, older := range configs.order {
 			older.superseded.Store(true)
 		}
@@ -94,6 +96,31 @@ func (c *loadedConfig) claim(source string, cl *sourceClaim) (func(), error) {
 			c.claims[source] = slices.DeleteFunc(c.claims[source], func(x *sourceClaim) bool { return x == cl })
 			if len(c.claims[source]) == 0 {
 				delete(c.claims, source)
+			}
+		})
+	}, nil
+}
+
+// claimDestination adds cl on the destination name, or reports the route of
+// this config that gives the name other settings. The returned function
+// drops the claim.
+func (c *loadedConfig) claimDestination(name string, cl *destClaim) (func(), error) {
+	configs.Lock()
+	defer configs.Unlock()
+	for _, other := range c.dests[name] {
+		if why := cl.conflict(other); why != "" {
+			return nil, destinationError(name, why, cl, other)
+		}
+	}
+	c.dests[name] = append(c.dests[name], cl)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			configs.Lock()
+			defer configs.Unlock()
+			c.dests[name] = slices.DeleteFunc(c.dests[name], func(x *destClaim) bool { return x == cl })
+			if len(c.dests[name]) == 0 {
+				delete(c.dests, name)
 			}
 		})
 	}, nil

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -183,9 +182,10 @@ type Handler struct {
 	Auth []json.RawMessage `json:"auth,omitempty" caddy:"namespace=http.handlers.webhook_gateway.auth inline_key=scheme"`
 
 	// Deliver is "async" (answer 202 once the event is on disk; workers
-	// deliver it to Upstreams with retries) or "sync" (hand the event to the
-	// next handler, normally reverse_proxy, and answer after the backend).
-	// Default: async when Upstreams are set, otherwise sync.
+	// deliver it to its destination with retries) or "sync" (hand the event
+	// to the next handler, normally reverse_proxy, and answer after the
+	// backend). Default: async when Upstreams or Destinations are set,
+	// otherwise sync.
 	//
 	// In sync mode a handler that answers must follow: a request after
 	// which nothing wrote a response (Caddy ends a route with a handler
@@ -195,24 +195,40 @@ type Handler struct {
 	// that follow, and a handler is not shown them.
 	Deliver string `json:"deliver,omitempty"`
 
-	// Upstreams are the backend URLs async workers POST events to.
+	// Destinations are where the route's events are delivered
+	// asynchronously, each by name with its own upstreams, signing secret,
+	// workers, timeout and retry (see Destination). Every stored event is
+	// bound to its destination, so two routes writing one source never
+	// deliver or replay each other's events. A route delivers each event
+	// to one destination for now. Set Destinations or Upstreams, not both.
+	Destinations []*Destination `json:"destinations,omitempty"`
+
+	// Upstreams are the backend URLs async workers POST events to: with
+	// SigningSecret, Workers, Timeout and Retry, the shorthand for one
+	// destination named after the route's Source. The name stays the same
+	// when the upstreams change, so a reload takes the pending events
+	// along. Two routes writing one source with different upstreams (two
+	// accounts of one provider) must name their destinations instead.
 	Upstreams []string `json:"upstreams,omitempty"`
 
 	// SigningSecret, a Standard Webhooks secret ("whsec_" + base64), makes
 	// every delivery carry webhook-id, webhook-timestamp and
-	// webhook-signature headers. Placeholders are resolved at load time.
+	// webhook-signature headers: the deliveries to the shorthand
+	// destination, or in sync mode each forward. Placeholders are
+	// resolved at load time.
 	SigningSecret string `json:"signing_secret,omitempty"`
 
-	// Retry configures async redelivery.
+	// Retry configures the shorthand destination's redelivery.
 	Retry *RetryConfig `json:"retry,omitempty"`
 
-	// Workers is the number of concurrent async deliveries. Default: 16.
+	// Workers is the number of concurrent deliveries to the shorthand
+	// destination. Default: 16.
 	Workers int `json:"workers,omitempty"`
 
-	// Timeout bounds one delivery attempt: an async POST to an upstream,
-	// or in sync mode one forward through the next handler (which goes on
-	// if the provider hangs up, so that an event received in full still
-	// reaches the backend). Default: 30s.
+	// Timeout bounds one delivery attempt: an async POST to an upstream
+	// of the shorthand destination, or in sync mode one forward through
+	// the next handler (which goes on if the provider hangs up, so that an
+	// event received in full still reaches the backend). Default: 30s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
 	// TrustTraceparent honours the trace context a provider sends. Under
@@ -229,9 +245,9 @@ type Handler struct {
 
 	gw        *handlers.Gateway
 	db        store.Store
-	storeName string // the store's name in the admin API
-	engine    *delivery.Engine
-	config    *loadedConfig // the config this handler is part of
+	storeName string             // the store's name in the admin API
+	engines   []*delivery.Engine // one per destination, in Destinations' order
+	config    *loadedConfig      // the config this handler is part of
 	logger    *zap.Logger
 	cleanup   []func()
 }
@@ -316,6 +332,10 @@ func (h *Handler) provision(ctx caddy.Context) error {
 	if err := h.claimSource(claim); err != nil {
 		return fmt.Errorf("webhook_gateway: %w", err)
 	}
+	if err := h.claimDestinations(claim.route); err != nil {
+		return fmt.Errorf("webhook_gateway: %w", err)
+	}
+	dests := h.destinations()
 
 	headers, err := h.headerBuilder(caddy.NewReplacer())
 	if err != nil {
@@ -345,6 +365,7 @@ func (h *Handler) provision(ctx caddy.Context) error {
 		ForwardTimeout:  time.Duration(h.Timeout),
 		Mode:            handlers.Mode(h.Deliver),
 		Retention:       time.Duration(h.Retention),
+		Destination:     destinationOf(dests),
 		Store:           h.db,
 		Headers:         headers,
 		Logger:          h.logger,
@@ -372,13 +393,23 @@ func (h *Handler) provision(ctx caddy.Context) error {
 	h.gw.Observer = processMetrics
 	processMetrics.watch(h.source(), h.Provider, h.gw.Mode)
 
-	if h.gw.Mode == handlers.Async {
-		if err := h.startEngine(headers); err != nil {
-			return fmt.Errorf("webhook_gateway: %w", err)
+	for _, d := range dests {
+		if err := h.startEngine(d); err != nil {
+			return fmt.Errorf("webhook_gateway: destination %q: %w", d.Name, err)
 		}
 	}
 	h.register()
 	return nil
+}
+
+// destinationOf is the destination the route's events are bound to: its
+// one destination, or none (a sync route: the store binds the events to
+// their source).
+func destinationOf(dests []*Destination) string {
+	if len(dests) == 0 {
+		return ""
+	}
+	return dests[0].Name
 }
 
 // setDefaults fills in the settings left out of the config; some defaults
@@ -405,7 +436,7 @@ func (h *Handler) setDefaults() {
 	}
 	if h.Deliver == "" {
 		h.Deliver = string(handlers.Sync)
-		if len(h.Upstreams) > 0 {
+		if len(h.Upstreams) > 0 || len(h.Destinations) > 0 {
 			h.Deliver = string(handlers.Async)
 		}
 	}
@@ -456,14 +487,18 @@ func (h *Handler) sources() []string {
 	return []string{h.source()}
 }
 
-// startEngine starts this config's async delivery workers. During a reload
-// the old config's engine runs until its Cleanup; leases in the store keep
-// the two from sending the same attempt.
-func (h *Handler) startEngine(headers *delivery.HeaderBuilder) error {
+// startEngine starts this config's delivery workers for destination d.
+// During a reload the old config's engine runs until its Cleanup; leases in
+// the store keep the two from sending the same attempt.
+func (h *Handler) startEngine(d *Destination) error {
+	headers, err := signedHeaders(d.SigningSecret, caddy.NewReplacer())
+	if err != nil {
+		return err
+	}
 	// A backend's Retry-After is honoured up to an hour even when max_delay
 	// is shorter: the backend knows when it can take traffic again.
 	backoff := delivery.Backoff{MaxRetryAfter: maxRetryAfter}
-	if r := h.Retry; r != nil {
+	if r := d.Retry; r != nil {
 		backoff.InitialDelay = time.Duration(r.InitialDelay)
 		backoff.MaxDelay = time.Duration(r.MaxDelay)
 		backoff.MaxAttempts = r.Attempts
@@ -471,15 +506,15 @@ func (h *Handler) startEngine(headers *delivery.HeaderBuilder) error {
 		backoff.MaxRetryAfter = max(maxRetryAfter, backoff.MaxDelay)
 	}
 	engine, err := delivery.New(delivery.Config{
-		Store:     h.db,
-		Sources:   h.sources(),
-		Upstreams: h.Upstreams,
-		Workers:   h.Workers,
-		Timeout:   time.Duration(h.Timeout),
-		Backoff:   backoff,
-		Headers:   headers,
-		Logger:    h.logger.Named("delivery"),
-		Observer:  processMetrics,
+		Store:       h.db,
+		Destination: d.Name,
+		Upstreams:   d.Upstreams,
+		Workers:     d.Workers,
+		Timeout:     time.Duration(d.Timeout),
+		Backoff:     backoff,
+		Headers:     headers,
+		Logger:      h.logger.Named("delivery").With(zap.String("destination", d.Name)),
+		Observer:    processMetrics,
 	})
 	if err != nil {
 		return err
@@ -487,27 +522,34 @@ func (h *Handler) startEngine(headers *delivery.HeaderBuilder) error {
 	if err := engine.Start(context.Background()); err != nil {
 		return err
 	}
-	h.engine = engine
-	h.gw.Waker = engine
+	h.engines = append(h.engines, engine)
+	h.gw.Waker = wakers(h.engines)
 	// A store shared between processes also wakes the engine for events
-	// other gateways stored (an empty source: wake to catch up).
+	// other gateways stored for its destination (an empty name: wake to
+	// catch up).
 	if n, ok := h.db.(store.Notifier); ok {
-		served := map[string]bool{"": true}
-		for _, s := range h.sources() {
-			served[s] = true
-		}
-		h.cleanup = append(h.cleanup, n.Subscribe(func(source string) {
-			if served[source] {
+		h.cleanup = append(h.cleanup, n.Subscribe(func(dest string) {
+			if dest == "" || dest == d.Name {
 				engine.Notify()
 			}
 		}))
 	}
 	h.cleanup = append(h.cleanup, func() {
 		if err := engine.Stop(); err != nil {
-			h.logger.Error("stopping delivery", zap.Error(err))
+			h.logger.Error("stopping delivery", zap.String("destination", d.Name), zap.Error(err))
 		}
 	})
 	return nil
+}
+
+// wakers wakes the engines of every destination of a route.
+type wakers []*delivery.Engine
+
+// Notify implements handlers.Waker.
+func (ws wakers) Notify() {
+	for _, e := range ws {
+		e.Notify()
+	}
 }
 
 // Validate checks the configuration that needs no I/O; the error names the
@@ -576,19 +618,10 @@ func (h *Handler) validate() error {
 			return fmt.Errorf("webhook_gateway: upstreams are used by async delivery; in sync mode put reverse_proxy after webhook_gateway")
 		}
 	case handlers.Async:
-		if len(h.Upstreams) == 0 {
-			return fmt.Errorf("webhook_gateway: async delivery needs at least one upstream")
-		}
-		for _, u := range h.Upstreams {
-			parsed, err := url.Parse(u)
-			if err != nil || (parsed.Scheme != "http" && parsed.Scheme != "https") || parsed.Host == "" {
-				return fmt.Errorf("webhook_gateway: upstream %q must be an absolute http or https URL", u)
-			}
-		}
 	default:
 		return fmt.Errorf("webhook_gateway: deliver %q: want sync or async", h.Deliver)
 	}
-	return nil
+	return h.validateDestinations()
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
@@ -619,15 +652,25 @@ func (h *Handler) Cleanup() error {
 	return nil
 }
 
+// headerBuilder builds the headers of a sync route's forwards.
 func (h *Handler) headerBuilder(repl *caddy.Replacer) (*delivery.HeaderBuilder, error) {
-	if h.SigningSecret == "" {
+	if handlers.Mode(h.Deliver) != handlers.Sync {
+		return delivery.NewHeaderBuilder(nil), nil // each destination signs its own
+	}
+	return signedHeaders(h.SigningSecret, repl)
+}
+
+// signedHeaders builds delivery headers signed with secret (unsigned when
+// it is empty), its placeholders resolved.
+func signedHeaders(secret string, repl *caddy.Replacer) (*delivery.HeaderBuilder, error) {
+	if secret == "" {
 		return delivery.NewHeaderBuilder(nil), nil
 	}
-	secret, err := repl.ReplaceOrErr(h.SigningSecret, true, true)
+	resolved, err := repl.ReplaceOrErr(secret, true, true)
 	if err != nil {
 		return nil, fmt.Errorf("signing_secret: %w", err)
 	}
-	signer, err := delivery.NewSigner(secret)
+	signer, err := delivery.NewSigner(resolved)
 	if err != nil {
 		return nil, fmt.Errorf("signing_secret: %w", err)
 	}

@@ -24,16 +24,18 @@ import (
 // that Handlers join at Provision and leave at Cleanup.
 var live = newRegistry()
 
-// registry tracks live stores by name and live routes by source.
-// During a reload the old and the new config are both registered for a
-// moment: stores are reference-counted (the pool hands both configs the
-// same store.Store), and a source may have several routes, the newest last.
+// registry tracks live stores by name and live routes by source, each with
+// the destinations it delivers to. During a reload the old and the new
+// config are both registered for a moment: stores are reference-counted
+// (the pool hands both configs the same store.Store), and a source may have
+// several routes, the newest last.
 // Stores are known by name (StoreEngine.StoreName; a Badger store's is its
 // absolute directory).
 type registry struct {
 	mu     sync.Mutex
 	stores map[string]*liveStore
 	routes map[string][]*liveRoute
+	seq    uint64
 }
 
 type liveStore struct {
@@ -47,9 +49,10 @@ type liveStore struct {
 
 // liveRoute is one Handler's claim on a source.
 type liveRoute struct {
-	store  string // the name of the store it writes to
-	mode   handlers.Mode
-	engine *delivery.Engine // nil for a sync route
+	store   string // the name of the store it writes to
+	mode    handlers.Mode
+	engines []*delivery.Engine // one per destination; none for a sync route
+	seq     uint64             // registration order: the newest route wins a lookup
 }
 
 func newRegistry() *registry {
@@ -58,7 +61,7 @@ func newRegistry() *registry {
 
 // add registers a Handler's store and, for each of its sources, its route;
 // the returned function undoes exactly this registration.
-func (r *registry) add(name string, db store.Store, sources []string, mode handlers.Mode, engine *delivery.Engine) func() {
+func (r *registry) add(name string, db store.Store, sources []string, mode handlers.Mode, engines []*delivery.Engine) func() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ls := r.stores[name]
@@ -68,7 +71,8 @@ func (r *registry) add(name string, db store.Store, sources []string, mode handl
 		r.stores[name] = ls
 	}
 	ls.refs++
-	route := &liveRoute{store: name, mode: mode, engine: engine}
+	r.seq++
+	route := &liveRoute{store: name, mode: mode, engines: engines, seq: r.seq}
 	for _, s := range sources {
 		r.routes[s] = append(r.routes[s], route)
 	}
@@ -153,8 +157,8 @@ func (r *registry) target(name string) (ops.Target, error) {
 		Name:    n,
 		Store:   ls.db,
 		Sources: r.sources(n),
-		Replayer: func(source string) (ops.Replayer, error) {
-			e, err := r.engine(n, source)
+		Replayer: func(destination string) (ops.Replayer, error) {
+			e, err := r.engine(n, destination)
 			if err != nil {
 				return nil, err // not a nil *Engine in a non-nil interface
 			}
@@ -216,28 +220,39 @@ func (r *registry) liveStores() []*liveStore {
 	return out
 }
 
-// engine returns the engine that replays events of source stored in the
-// store named name:
-// the newest async route's, so after a reload replays use the new config's
-// upstreams and signing secret even while the old config drains.
-func (r *registry) engine(name, source string) (*delivery.Engine, error) {
+// engine returns the engine that replays events to destination from the
+// store named name: the newest async route's, so after a reload replays use
+// the new config's upstreams and signing secret even while the old config
+// drains. A sync route binds its events to its source; replaying those is
+// refused with errSyncRoute.
+func (r *registry) engine(name, destination string) (*delivery.Engine, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rs := r.routes[source]
+	var found *delivery.Engine
+	var newest uint64
 	sync := false
-	for i := len(rs) - 1; i >= 0; i-- {
-		if rs[i].store != name {
-			continue
+	for source, rs := range r.routes {
+		for _, route := range rs {
+			if route.store != name {
+				continue
+			}
+			if route.mode == handlers.Sync && source == destination {
+				sync = true
+			}
+			for _, e := range route.engines {
+				if e.Destination() == destination && route.seq > newest {
+					found, newest = e, route.seq
+				}
+			}
 		}
-		if rs[i].engine != nil {
-			return rs[i].engine, nil
-		}
-		sync = true
 	}
-	if sync {
-		return nil, fmt.Errorf("source %s is delivered synchronously (deliver sync): %w", source, errSyncRoute)
+	switch {
+	case found != nil:
+		return found, nil
+	case sync:
+		return nil, fmt.Errorf("the events of source %s are delivered synchronously (deliver sync): %w", destination, errSyncRoute)
 	}
-	return nil, fmt.Errorf("no loaded route serves source %s with this store: %w", source, errSyncRoute)
+	return nil, fmt.Errorf("no loaded route delivers to destination %q with this store: %w", destination, errSyncRoute)
 }
 
 // register adds the provisioned Handler to the live registry and schedules
@@ -245,6 +260,6 @@ func (r *registry) engine(name, source string) (*delivery.Engine, error) {
 // engine started, and its removal before the store is released, so nothing
 // reads a closed store through the registry.
 func (h *Handler) register() {
-	remove := live.add(h.storeName, h.db, h.sources(), h.gw.Mode, h.engine)
+	remove := live.add(h.storeName, h.db, h.sources(), h.gw.Mode, h.engines)
 	h.cleanup = append(h.cleanup, remove)
 }

@@ -125,12 +125,12 @@ func newFixtureRefreshing(t *testing.T, refresh time.Duration) *fixture {
 		t.Fatal(err)
 	}
 	engine, err := delivery.New(delivery.Config{
-		Store:     reads,
-		Sources:   []string{"/usaepay"},
-		Upstreams: []string{be.URL + "/hooks"},
-		Workers:   2,
-		Timeout:   5 * time.Second,
-		Headers:   delivery.NewHeaderBuilder(signer),
+		Store:       reads,
+		Destination: "/usaepay",
+		Upstreams:   []string{be.URL + "/hooks"},
+		Workers:     2,
+		Timeout:     5 * time.Second,
+		Headers:     delivery.NewHeaderBuilder(signer),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -139,11 +139,11 @@ func newFixtureRefreshing(t *testing.T, refresh time.Duration) *fixture {
 		Name:    "test-store",
 		Store:   reads,
 		Sources: []string{"/sublytics", "/usaepay"},
-		Replayer: func(source string) (ops.Replayer, error) {
-			if source == "/usaepay" {
+		Replayer: func(destination string) (ops.Replayer, error) {
+			if destination == "/usaepay" {
 				return engine, nil
 			}
-			return nil, fmt.Errorf("source %s is delivered synchronously (deliver sync): replay needs an async route with upstreams", source)
+			return nil, fmt.Errorf("the events of source %s are delivered synchronously (deliver sync): replay needs an async route with upstreams", destination)
 		},
 	}
 	c, err := console.New(console.Config{Stores: stores{target}, Refresh: refresh})

@@ -425,7 +425,7 @@ func (c *Console) event(w http.ResponseWriter, r *http.Request) {
 	if view.RawBodyBase64 != "" {
 		d.RawBody, d.RawBase64 = view.RawBodyBase64, true
 	}
-	if _, err := ops.Replayable(t, source); err != nil {
+	if _, err := ops.Replayable(t, view.Destination); err != nil {
 		d.CannotReplay = err.Error()
 	} else if view.Status == store.StatusReserved {
 		d.CannotReplay = delivery.ErrReserved.Error() + ": wait for its outcome"
@@ -499,7 +499,7 @@ func (c *Console) confirm(w http.ResponseWriter, r *http.Request) {
 	}
 	if action == "replay" {
 		p.Title = "Replay events"
-		pv, err := ops.PreviewReplay(r.Context(), t, f, limit, previewShown)
+		pv, err := ops.PreviewReplay(r.Context(), t, f, "", limit, previewShown)
 		if err != nil {
 			c.fail(w, r, err)
 			return
@@ -566,7 +566,7 @@ func (c *Console) replay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if source, id := r.PostForm.Get("source"), r.PostForm.Get("id"); id != "" {
-		if _, err := ops.Replay(r.Context(), t, source, id, false); err != nil {
+		if _, err := ops.Replay(r.Context(), t, source, id, "", false); err != nil {
 			c.fail(w, r, err)
 			return
 		}
@@ -585,7 +585,7 @@ func (c *Console) replay(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	res, err := ops.ReplayMatching(r.Context(), t, f, limit, false)
+	res, err := ops.ReplayMatching(r.Context(), t, f, "", limit, false)
 	if err != nil {
 		c.fail(w, r, err)
 		return

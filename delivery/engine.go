@@ -61,9 +61,11 @@ type Observer interface {
 type Config struct {
 	// Store holds the events; required.
 	Store store.Store
-	// Sources are the CloudEvents sources whose events this engine
-	// delivers; required. Routes with other upstreams run other engines.
-	Sources []string
+	// Destination names the destination this engine delivers to; required.
+	// It claims the events bound to it (store.Record.Destination), of any
+	// source, and none other: each destination has an engine of its own,
+	// with its own upstreams and secret.
+	Destination string
 	// Upstreams are absolute http(s) URLs; required. Each attempt starts at
 	// the next upstream in turn (round-robin) and, when the connection
 	// cannot be made (the request was certainly not sent), fails over to
@@ -175,8 +177,8 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("delivery: no store")
 	}
-	if len(cfg.Sources) == 0 {
-		return nil, errors.New("delivery: no sources")
+	if err := store.ValidateDestination(cfg.Destination); err != nil {
+		return nil, fmt.Errorf("delivery: %w", err)
 	}
 	if len(cfg.Upstreams) == 0 {
 		return nil, errors.New("delivery: no upstreams")
@@ -225,10 +227,12 @@ func New(cfg Config) (*Engine, error) {
 		cfg.Logger = zap.NewNop()
 	}
 	cfg.Backoff = cfg.Backoff.withDefaults()
-	cfg.Sources = append([]string(nil), cfg.Sources...)
 	e.cfg = cfg
 	return e, nil
 }
+
+// Destination returns the name of the destination the engine delivers to.
+func (e *Engine) Destination() string { return e.cfg.Destination }
 
 // Owner returns the engine's lease owner id.
 func (e *Engine) Owner() string { return e.cfg.Owner }
@@ -333,7 +337,7 @@ func (e *Engine) claimLoop(ctx context.Context) {
 			}
 		}
 
-		recs, err := e.cfg.Store.Claim(ctx, e.cfg.Owner, e.cfg.Sources, e.cfg.Now(), e.cfg.Lease, free)
+		recs, err := e.cfg.Store.Claim(ctx, e.cfg.Owner, []string{e.cfg.Destination}, e.cfg.Now(), e.cfg.Lease, free)
 		if err != nil && ctx.Err() == nil {
 			e.cfg.Logger.Error("claiming due events", zap.Error(err))
 		}

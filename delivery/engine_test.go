@@ -115,6 +115,13 @@ func openStoreAt(t *testing.T, dir string) *badger.Store {
 // insert stores pending events the way the async handler does.
 func insert(t *testing.T, st store.Store, ids ...string) {
 	t.Helper()
+	insertFor(t, st, "", ids...)
+}
+
+// insertFor stores pending events bound to destination (empty: the
+// source).
+func insertFor(t *testing.T, st store.Store, destination string, ids ...string) {
+	t.Helper()
 	now := time.Now()
 	for _, id := range ids {
 		ev, _ := json.Marshal(map[string]any{
@@ -124,7 +131,7 @@ func insert(t *testing.T, st store.Store, ids ...string) {
 		})
 		rec := &store.Record{Source: testSource, ID: id, Provider: "usaepay", Type: "transaction.sale.success",
 			Status: store.StatusPending, ReceivedAt: now, Event: ev, BatchSize: 1,
-			NextAttemptAt: now, Retention: time.Hour}
+			NextAttemptAt: now, Retention: time.Hour, Destination: destination}
 		res, err := st.Insert(context.Background(), &store.Ingest{RawBody: ev, Records: []*store.Record{rec}}, true)
 		if err != nil || !res[0].Inserted {
 			t.Fatalf("inserting %s: %v %+v", id, err, res)
@@ -149,8 +156,8 @@ func watchClaims(st store.Store, workers int) *claimWatch {
 	return &claimWatch{Store: st, workers: workers, idle: map[string]int{}, claimed: map[string]int{}}
 }
 
-func (w *claimWatch) Claim(ctx context.Context, owner string, sources []string, now time.Time, lease time.Duration, limit int) ([]*store.Record, error) {
-	recs, err := w.Store.Claim(ctx, owner, sources, now, lease, limit)
+func (w *claimWatch) Claim(ctx context.Context, owner string, destinations []string, now time.Time, lease time.Duration, limit int) ([]*store.Record, error) {
+	recs, err := w.Store.Claim(ctx, owner, destinations, now, lease, limit)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.calls++
@@ -212,7 +219,7 @@ func (w *claimWatch) waitIdlePasses(t *testing.T, n int, owners ...string) {
 func fast(t *testing.T, st store.Store, upstreams ...string) Config {
 	return Config{
 		Store:        st,
-		Sources:      []string{testSource},
+		Destination:  testSource,
 		Upstreams:    upstreams,
 		Workers:      4,
 		Timeout:      2 * time.Second,
@@ -787,8 +794,81 @@ func TestReplay(t *testing.T) {
 	if _, err := e.Replay(context.Background(), testSource, "nope", false); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("replaying a missing event: %v", err)
 	}
-	if _, err := e.Replay(context.Background(), "/other", "evt-x", false); !errors.Is(err, ErrNotServed) {
-		t.Errorf("replaying another source: %v", err)
+	if res.Destination != testSource || res.Redirected {
+		t.Errorf("replay to the event's own destination: destination %q, redirected %v", res.Destination, res.Redirected)
+	}
+}
+
+// TestEnginesShareASourceNotADestination: two engines on one store deliver
+// events of one source (two accounts of one provider), each bound to its
+// own destination; each backend gets its own events only, exactly once.
+func TestEnginesShareASourceNotADestination(t *testing.T) {
+	st := openStore(t)
+	ok := func(hit, int) (int, map[string]string) { return http.StatusOK, nil }
+	beA, beB := newBackend(t, ok), newBackend(t, ok)
+	cfgA, cfgB := fast(t, st, beA.srv.URL), fast(t, st, beB.srv.URL)
+	cfgA.Destination, cfgB.Destination = "a", "b"
+	start(t, cfgA)
+	start(t, cfgB)
+	var idsA, idsB []string
+	for i := range 20 {
+		idsA = append(idsA, fmt.Sprint("a-", i))
+		idsB = append(idsB, fmt.Sprint("b-", i))
+	}
+	insertFor(t, st, "a", idsA...)
+	insertFor(t, st, "b", idsB...)
+	for _, id := range idsA {
+		waitStatus(t, st, id, store.StatusDelivered)
+	}
+	for _, id := range idsB {
+		waitStatus(t, st, id, store.StatusDelivered)
+	}
+	for _, c := range []struct {
+		be         *backend
+		own, other []string
+	}{{beA, idsA, idsB}, {beB, idsB, idsA}} {
+		for _, id := range c.own {
+			if n := len(c.be.hitsFor(id)); n != 1 {
+				t.Errorf("%s reached its destination %d times, want 1", id, n)
+			}
+		}
+		for _, id := range c.other {
+			if n := len(c.be.hitsFor(id)); n != 0 {
+				t.Errorf("%s reached the other destination's backend %d times", id, n)
+			}
+		}
+	}
+}
+
+// TestReplayToAnotherDestination: an operator may send an event bound to
+// another destination through this engine; the attempt names where it went
+// and the event's status stays its own destination's.
+func TestReplayToAnotherDestination(t *testing.T) {
+	st := openStore(t)
+	be := newBackend(t, func(hit, int) (int, map[string]string) { return http.StatusOK, nil })
+	e, err := New(fast(t, st, be.srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &store.Record{Source: testSource, ID: "evt-elsewhere", Provider: "usaepay", Type: "t", Destination: "elsewhere",
+		Event: []byte(`{"id":"evt-elsewhere"}`)}
+	if _, err := st.Insert(context.Background(), &store.Ingest{RawBody: []byte("{}"), Records: []*store.Record{r}}, true); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.Replay(context.Background(), testSource, "evt-elsewhere", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Redirected || res.Destination != testSource || res.Attempt == nil || res.Attempt.Status != http.StatusOK ||
+		res.Attempt.Destination != testSource || res.Status != store.StatusPending {
+		t.Fatalf("replay to another destination: %+v", res)
+	}
+	if n := len(be.hitsFor("evt-elsewhere")); n != 1 {
+		t.Fatalf("backend saw %d requests, want 1", n)
+	}
+	rec, _ := st.Get(context.Background(), testSource, "evt-elsewhere")
+	if rec.Status != store.StatusPending || rec.Destination != "elsewhere" || len(rec.Attempts) != 1 || rec.Attempts[0].Destination != testSource {
+		t.Fatalf("record after the replay: %s destination %q attempts %+v", rec.Status, rec.Destination, rec.Attempts)
 	}
 }
 
@@ -814,14 +894,14 @@ func TestReplayFailureKeepsStatus(t *testing.T) {
 
 func TestNewValidates(t *testing.T) {
 	st := openStore(t)
-	base := Config{Store: st, Sources: []string{testSource}, Upstreams: []string{"http://127.0.0.1:1"}}
+	base := Config{Store: st, Destination: testSource, Upstreams: []string{"http://127.0.0.1:1"}}
 	for name, mut := range map[string]func(*Config){
-		"no store":     func(c *Config) { c.Store = nil },
-		"no sources":   func(c *Config) { c.Sources = nil },
-		"no upstreams": func(c *Config) { c.Upstreams = nil },
-		"relative URL": func(c *Config) { c.Upstreams = []string{"/hook"} },
-		"ftp URL":      func(c *Config) { c.Upstreams = []string{"ftp://x/y"} },
-		"short lease":  func(c *Config) { c.Timeout, c.Lease = 10*time.Second, 5*time.Second },
+		"no store":       func(c *Config) { c.Store = nil },
+		"no destination": func(c *Config) { c.Destination = "" },
+		"no upstreams":   func(c *Config) { c.Upstreams = nil },
+		"relative URL":   func(c *Config) { c.Upstreams = []string{"/hook"} },
+		"ftp URL":        func(c *Config) { c.Upstreams = []string{"ftp://x/y"} },
+		"short lease":    func(c *Config) { c.Timeout, c.Lease = 10*time.Second, 5*time.Second },
 	} {
 		c := base
 		mut(&c)
@@ -928,7 +1008,7 @@ func BenchmarkEngineDeliver(b *testing.B) {
 		}
 	}
 	obs := &observer{}
-	e, err := New(Config{Store: st, Sources: []string{testSource}, Upstreams: []string{srv.URL},
+	e, err := New(Config{Store: st, Destination: testSource, Upstreams: []string{srv.URL},
 		Workers: 16, Observer: obs, PollInterval: 10 * time.Millisecond})
 	if err != nil {
 		b.Fatal(err)

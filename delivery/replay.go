@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/webhookgw/caddy-webhook-gateway/store"
@@ -17,15 +16,18 @@ import (
 // would race with it.
 var ErrReserved = errors.New("event is being delivered synchronously")
 
-// ErrNotServed is returned when replaying an event of a source this engine
-// does not deliver (it belongs to a route with other upstreams).
-var ErrNotServed = errors.New("event source is not served by this engine")
-
 // ReplayResult is what a replay sent, or on a dry run would send.
 type ReplayResult struct {
 	// Source and ID name the event.
 	Source string `json:"source"`
 	ID     string `json:"id"`
+	// Destination names the destination the replay went to (or on a dry
+	// run would go to).
+	Destination string `json:"destination,omitempty"`
+	// Redirected is true when that is not the event's own destination:
+	// the attempt is kept as history, and the event's status is left
+	// alone, since its own destination has still not had it.
+	Redirected bool `json:"redirected,omitempty"`
 	// DryRun is true when nothing was sent.
 	DryRun bool `json:"dry_run,omitempty"`
 	// URL is the upstream's scheme and host (the path is left out because
@@ -49,25 +51,27 @@ type ReplayResult struct {
 	Error string `json:"error,omitempty"`
 }
 
-// Replay sends a stored event again, now, whatever its status (except
-// StatusReserved) and whatever dedup says, and waits for the backend's
-// answer: an operator replaying an event wants to see what happened, and a
-// synchronous replay cannot pile up behind the retry queue.
+// Replay sends a stored event again, now, to this engine's destination,
+// whatever its status (except StatusReserved) and whatever dedup says, and
+// waits for the backend's answer: an operator replaying an event wants to
+// see what happened, and a synchronous replay cannot pile up behind the
+// retry queue.
 //
 // The request carries Webhook-Replay: true and the next Webhook-Attempt
 // number. It is recorded as an Attempt with Replay set, and Replays is
-// incremented. A 2xx makes the event delivered (a dead event leaves the dead
-// list); any other outcome leaves its status and schedule alone, so a
-// failed replay of a dead event does not restart its retries. A replay does
-// not count toward MaxAttempts. With dryRun nothing is sent or recorded;
-// the result shows the request that would be sent. Either way the result's
-// signature is masked: a dry run's would be a fresh one, ready to use.
+// incremented. A 2xx from the event's own destination makes the event
+// delivered (a dead event leaves the dead list); any other outcome leaves
+// its status and schedule alone, so a failed replay of a dead event does not
+// restart its retries. An event bound to another destination is sent here
+// all the same (the operator chose this destination): the attempt names it
+// (Attempt.Destination) and leaves the event's status to its own
+// destination. A replay does not count toward MaxAttempts. With dryRun
+// nothing is sent or recorded; the result shows the request that would be
+// sent. Either way the result's signature is masked: a dry run's would be a
+// fresh one, ready to use.
 //
 // Replay works whether or not the engine is started.
 func (e *Engine) Replay(ctx context.Context, source, id string, dryRun bool) (*ReplayResult, error) {
-	if !slices.Contains(e.cfg.Sources, source) {
-		return nil, fmt.Errorf("replaying %s %s: %w", source, id, ErrNotServed)
-	}
 	rec, err := e.cfg.Store.Get(ctx, source, id)
 	if err != nil {
 		return nil, fmt.Errorf("replaying %s %s: %w", source, id, err)
@@ -76,7 +80,9 @@ func (e *Engine) Replay(ctx context.Context, source, id string, dryRun bool) (*R
 		return nil, fmt.Errorf("replaying %s %s: %w", source, id, ErrReserved)
 	}
 	number := len(rec.Attempts) + 1
-	out := &ReplayResult{Source: source, ID: id, DryRun: dryRun, Body: rec.Event, Status: rec.Status}
+	redirected := rec.Destination != e.cfg.Destination
+	out := &ReplayResult{Source: source, ID: id, Destination: e.cfg.Destination, Redirected: redirected,
+		DryRun: dryRun, Body: rec.Event, Status: rec.Status}
 	if dryRun {
 		next := int(e.rr.Load()) % len(e.upstreams)
 		out.URL = redactURL(e.upstreams[next].String())
@@ -86,8 +92,11 @@ func (e *Engine) Replay(ctx context.Context, source, id string, dryRun bool) (*R
 
 	res := e.send(ctx, rec, number, true)
 	e.observe(source, res)
+	if redirected {
+		res.Attempt.Destination = e.cfg.Destination
+	}
 	out.URL, out.Header, out.Attempt = res.URL, MaskSignature(res.Header), &res.Attempt
-	delivered := res.Attempt.Status >= 200 && res.Attempt.Status <= 299
+	delivered := !redirected && res.Attempt.Status >= 200 && res.Attempt.Status <= 299
 
 	// Record even if the caller has gone: the backend has seen the request.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)

@@ -114,6 +114,11 @@ type Gateway struct {
 	Mode Mode
 	// Retention is how long a delivered event is kept.
 	Retention time.Duration
+	// Destination names the destination every stored event is bound to
+	// (store.Record.Destination), whose delivery engine claims it; empty
+	// binds it to its source, the name of a route's shorthand
+	// destination.
+	Destination string
 	// DedupWindow is how long an event of a provider without event ids
 	// (the loyalty platform) keeps identical content from being accepted
 	// again. Zero turns that dedup off: every such request is a new event.
@@ -607,6 +612,7 @@ func (g *Gateway) ingest(r *http.Request, body []byte, opts normalize.Options, n
 			Provider:      ev.Provider,
 			Type:          ev.Type,
 			Status:        status,
+			Destination:   g.Destination,
 			ReceivedAt:    now,
 			Event:         encoded,
 			Headers:       headers,

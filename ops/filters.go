@@ -119,8 +119,8 @@ func ActionFilter(fr *FilterRequest, all bool) (store.Filter, int, error) {
 	return f, fr.Limit, nil
 }
 
-// Key names one stored event.
-type Key struct{ Source, ID string }
+// Key names one stored event, and the destination it is bound to.
+type Key struct{ Source, ID, Destination string }
 
 // Matching returns the keys of the events matching f, newest first, at most
 // limit of them (0: all), walking every page of the listing.
@@ -138,7 +138,7 @@ func Matching(ctx context.Context, t Target, f store.Filter, limit int) ([]Key, 
 			if limit > 0 && len(keys) == limit {
 				break
 			}
-			keys = append(keys, Key{rec.Source, rec.ID})
+			keys = append(keys, Key{rec.Source, rec.ID, rec.Destination})
 		}
 		if cursor == "" {
 			break

@@ -33,9 +33,10 @@ type Target struct {
 	Store store.Store
 	// Sources are the sources of the routes loaded on this store, sorted.
 	Sources []string
-	// Replayer returns what replays events of source stored here, or an
-	// error saying why nothing can (a sync route, no route at all).
-	Replayer func(source string) (Replayer, error)
+	// Replayer returns what replays events to the destination so named,
+	// or an error saying why nothing can (a sync route, no loaded route
+	// delivers to it).
+	Replayer func(destination string) (Replayer, error)
 }
 
 // Statuses are the delivery statuses in life-cycle order.
@@ -93,7 +94,7 @@ func PurgeEvent(ctx context.Context, t Target, source, id string) (*PurgeRespons
 	switch {
 	case len(keys) == 0:
 		return nil, Mark(ErrConflict, fmt.Errorf("event %s %s changed while it was being purged (it is no longer %s); look at it again", source, id, rec.Status))
-	case len(keys) > 1 || keys[0] != (Key{source, id}):
+	case len(keys) > 1 || keys[0].Source != source || keys[0].ID != id:
 		return nil, Mark(ErrConflict, fmt.Errorf("event %s %s shares its source, type, status and receive time with other events (the items of one batch): purge them together by filter", source, id))
 	}
 	res, err := Purge(ctx, t, f, 1)

@@ -29,8 +29,8 @@ func newTarget(t testing.TB) ops.Target {
 	return ops.Target{
 		Name:  "test",
 		Store: db,
-		Replayer: func(source string) (ops.Replayer, error) {
-			return nil, fmt.Errorf("no loaded route serves source %s with this store", source)
+		Replayer: func(destination string) (ops.Replayer, error) {
+			return nil, fmt.Errorf("no loaded route delivers to destination %s with this store", destination)
 		},
 	}
 }
@@ -111,15 +111,76 @@ func TestListShowAndReplayClassifyTheirErrors(t *testing.T) {
 	if _, err := ops.Show(context.Background(), tg, "/a", "nope"); !errors.Is(err, ops.ErrNotFound) {
 		t.Errorf("show unknown: %v", err)
 	}
-	if _, err := ops.Replay(context.Background(), tg, "/a", "x", true); !errors.Is(err, ops.ErrNotReplayable) {
+	if _, err := ops.Replay(context.Background(), tg, "/a", "x", "", true); !errors.Is(err, ops.ErrNotReplayable) {
 		t.Errorf("replay without a route: %v", err)
 	}
-	if _, err := ops.ReplayMatching(context.Background(), tg, store.Filter{Source: "/a"}, 0, true); !errors.Is(err, ops.ErrNotReplayable) {
-		t.Errorf("bulk replay of a source without a route: %v", err)
+	if _, err := ops.ReplayMatching(context.Background(), tg, store.Filter{Source: "/a"}, "nowhere", 0, true); !errors.Is(err, ops.ErrNotReplayable) {
+		t.Errorf("bulk replay to a destination without a route: %v", err)
 	}
-	res, err := ops.ReplayMatching(context.Background(), tg, store.Filter{Status: store.StatusDead}, 0, true)
+	res, err := ops.ReplayMatching(context.Background(), tg, store.Filter{Status: store.StatusDead}, "", 0, true)
 	if err != nil || res.Matched != 1 || res.Skipped != 1 || res.Results[0].Error == "" {
-		t.Errorf("bulk replay without a source: %+v %v", res, err)
+		t.Errorf("bulk replay to a destination without a route: %+v %v", res, err)
+	}
+}
+
+// namedReplayer answers every replay with the destination it stands for.
+type namedReplayer string
+
+func (n namedReplayer) Replay(_ context.Context, source, id string, dryRun bool) (*delivery.ReplayResult, error) {
+	return &delivery.ReplayResult{Source: source, ID: id, Destination: string(n), DryRun: dryRun}, nil
+}
+
+// TestReplayGoesToTheEventsDestination: a replay, by id or by filter, goes
+// through the engine of the destination each event is bound to, or of the
+// one the operator names; never by the event's source.
+func TestReplayGoesToTheEventsDestination(t *testing.T) {
+	tg := newTarget(t)
+	tg.Replayer = func(destination string) (ops.Replayer, error) {
+		if destination == "a" || destination == "b" {
+			return namedReplayer(destination), nil
+		}
+		return nil, fmt.Errorf("no loaded route delivers to destination %s", destination)
+	}
+	for i, dest := range []string{"a", "b", "a"} {
+		rec := &store.Record{Source: "/usaepay", ID: fmt.Sprint("e", i), Provider: "usaepay", Type: "t", Destination: dest,
+			Status: store.StatusDead, Event: []byte(`{}`)}
+		if _, err := tg.Store.Insert(context.Background(), &store.Ingest{RawBody: []byte(`{}`), Records: []*store.Record{rec}}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	list, err := ops.List(ctx, tg, store.Filter{})
+	if err != nil || len(list.Events) != 3 || list.Events[1].ID != "e1" || list.Events[1].Destination != "b" {
+		t.Fatalf("listing: %+v %v", list, err)
+	}
+	if res, err := ops.Replay(ctx, tg, "/usaepay", "e1", "", true); err != nil || res.Destination != "b" {
+		t.Fatalf("replay of e1 (bound to b): %+v %v", res, err)
+	}
+	if res, err := ops.Replay(ctx, tg, "/usaepay", "e1", "a", true); err != nil || res.Destination != "a" {
+		t.Fatalf("replay of e1 to a: %+v %v", res, err)
+	}
+	res, err := ops.ReplayMatching(ctx, tg, store.Filter{Source: "/usaepay"}, "", 0, true)
+	if err != nil || res.Matched != 3 {
+		t.Fatalf("bulk replay: %+v %v", res, err)
+	}
+	for _, r := range res.Results {
+		want := map[string]string{"e0": "a", "e1": "b", "e2": "a"}[r.ID]
+		if r.Destination != want {
+			t.Errorf("bulk replay sent %s to %q, want %q", r.ID, r.Destination, want)
+		}
+	}
+	res, err = ops.ReplayMatching(ctx, tg, store.Filter{Source: "/usaepay"}, "b", 0, true)
+	if err != nil || res.Matched != 3 {
+		t.Fatalf("bulk replay to b: %+v %v", res, err)
+	}
+	for _, r := range res.Results {
+		if r.Destination != "b" {
+			t.Errorf("bulk replay to b sent %s to %q", r.ID, r.Destination)
+		}
+	}
+	pv, err := ops.PreviewReplay(ctx, tg, store.Filter{Source: "/usaepay"}, "", 0, 3)
+	if err != nil || pv.Sendable != 3 || len(pv.Requests) != 3 || pv.Requests[1].Destination != "b" {
+		t.Fatalf("preview: %+v %v", pv, err)
 	}
 }
 
@@ -171,11 +232,12 @@ func TestPreviewReplayPreparesOnlyTheFirst(t *testing.T) {
 	tg := newTarget(t)
 	cs := &countingStore{Store: tg.Store}
 	tg.Store = cs
-	tg.Replayer = func(source string) (ops.Replayer, error) {
-		if source == "/a" {
+	// The events are bound to their sources' shorthand destinations.
+	tg.Replayer = func(destination string) (ops.Replayer, error) {
+		if destination == "/a" {
 			return cs, nil
 		}
-		return nil, fmt.Errorf("no async route serves %s", source)
+		return nil, fmt.Errorf("no async route delivers to %s", destination)
 	}
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	// Oldest first: three of a source without a route, one reserved, then
@@ -189,7 +251,7 @@ func TestPreviewReplayPreparesOnlyTheFirst(t *testing.T) {
 		insert(t, tg, "/a", fmt.Sprint("a", i), store.StatusDead, at.Add(time.Hour+time.Duration(i)*time.Second))
 	}
 
-	p, err := ops.PreviewReplay(context.Background(), tg, store.Filter{}, 0, 10)
+	p, err := ops.PreviewReplay(context.Background(), tg, store.Filter{}, "", 0, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,13 +269,14 @@ func TestPreviewReplayPreparesOnlyTheFirst(t *testing.T) {
 	}
 
 	// A limit bounds the events counted; the events shown come first.
-	p, err = ops.PreviewReplay(context.Background(), tg, store.Filter{Source: "/a"}, 3, 10)
+	p, err = ops.PreviewReplay(context.Background(), tg, store.Filter{Source: "/a"}, "", 3, 10)
 	if err != nil || p.Matched != 3 || p.Sendable != 3 || len(p.Requests) != 3 {
 		t.Fatalf("limit 3: %+v %v", p, err)
 	}
-	// A source that cannot be replayed fails up front, as a replay would.
-	if _, err := ops.PreviewReplay(context.Background(), tg, store.Filter{Source: "/b"}, 0, 10); !errors.Is(err, ops.ErrNotReplayable) {
-		t.Errorf("preview of a source without a route: %v", err)
+	// A named destination that cannot be replayed to fails up front, as
+	// a replay would.
+	if _, err := ops.PreviewReplay(context.Background(), tg, store.Filter{}, "/b", 0, 10); !errors.Is(err, ops.ErrNotReplayable) {
+		t.Errorf("preview to a destination without a route: %v", err)
 	}
 }
 

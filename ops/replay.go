@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -27,8 +28,8 @@ type BulkReplayResponse struct {
 	Delivered int `json:"delivered"`
 	// Failed counts replays that got no 2xx or could not be made.
 	Failed int `json:"failed"`
-	// Skipped counts events whose source has no async route to replay
-	// them with.
+	// Skipped counts events whose destination no loaded async route
+	// delivers to.
 	Skipped int `json:"skipped"`
 	// Results follow the listing order (newest first), one per matched
 	// event; Error says why one was skipped or failed.
@@ -36,15 +37,17 @@ type BulkReplayResponse struct {
 }
 
 // Replay sends one event again now (or with dryRun, says what it would
-// send) through the engine of its source.
-func Replay(ctx context.Context, t Target, source, id string, dryRun bool) (*delivery.ReplayResult, error) {
+// send) to destination, or when that is empty to the event's own
+// destination, through the engine delivering to it.
+func Replay(ctx context.Context, t Target, source, id, destination string, dryRun bool) (*delivery.ReplayResult, error) {
 	if source == "" || id == "" {
 		return nil, Mark(ErrInvalid, errors.New("replay by id needs both source and id"))
 	}
-	if _, err := t.Store.Get(ctx, source, id); err != nil {
+	rec, err := t.Store.Get(ctx, source, id)
+	if err != nil {
 		return nil, eventError(err, t.Name, source, id)
 	}
-	r, err := Replayable(t, source)
+	r, err := Replayable(t, cmp.Or(destination, rec.Destination))
 	if err != nil {
 		return nil, fmt.Errorf("replaying %s %s: %w", source, id, err)
 	}
@@ -52,37 +55,101 @@ func Replay(ctx context.Context, t Target, source, id string, dryRun bool) (*del
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, eventError(err, t.Name, source, id) // purged meanwhile
-	case errors.Is(err, delivery.ErrReserved), errors.Is(err, delivery.ErrNotServed):
+	case errors.Is(err, delivery.ErrReserved):
 		return nil, Mark(ErrNotReplayable, err)
 	}
 	return res, err
 }
 
-// Replayable returns what replays events of source in t, or an
+// Replayable returns what replays events to destination in t, or an
 // ErrNotReplayable error saying why nothing can.
-func Replayable(t Target, source string) (Replayer, error) {
-	r, err := t.Replayer(source)
+func Replayable(t Target, destination string) (Replayer, error) {
+	r, err := t.Replayer(destination)
 	if err != nil {
 		return nil, Mark(ErrNotReplayable, err)
 	}
 	return r, nil
 }
 
-// ReplayMatching replays every event matching f (at most limit, 0: all)
-// through the engine of its source, at most ReplayConcurrency at a time. A
-// filter naming a source that cannot be replayed fails as a whole, up front,
-// rather than skipping every event.
-func ReplayMatching(ctx context.Context, t Target, f store.Filter, limit int, dryRun bool) (*BulkReplayResponse, error) {
-	if f.Source != "" {
-		if _, err := Replayable(t, f.Source); err != nil {
+// replayers looks up the engine of each destination once per bulk
+// operation: the one the operator named, or each event's own.
+type replayers struct {
+	t     Target
+	named string
+	found map[string]replayerOf
+}
+
+type replayerOf struct {
+	r   Replayer
+	err error
+}
+
+// newReplayers checks a destination the operator named up front, so that a
+// bulk replay to one that cannot be replayed fails as a whole rather than
+// skipping every event.
+func newReplayers(t Target, named string) (*replayers, error) {
+	rs := &replayers{t: t, named: named, found: map[string]replayerOf{}}
+	if named != "" {
+		r, err := Replayable(t, named)
+		if err != nil {
 			return nil, err
 		}
+		rs.found[named] = replayerOf{r: r}
+	}
+	return rs, nil
+}
+
+// checkSource fails a replay by a filter naming a source as a whole, up
+// front, when none of the matching events can be replayed (the source's
+// route is a sync one, or gone): that is a mistake about the source, not a
+// list of events to skip.
+func (rs *replayers) checkSource(f store.Filter, keys []Key) error {
+	if f.Source == "" || len(keys) == 0 {
+		return nil
+	}
+	var first error
+	for _, k := range keys {
+		_, err := rs.of(k.Destination)
+		if err == nil {
+			return nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return Mark(ErrNotReplayable, fmt.Errorf("no event of source %s can be replayed: %w", f.Source, first))
+}
+
+// of returns the replayer of an event bound to destination.
+func (rs *replayers) of(destination string) (Replayer, error) {
+	d := cmp.Or(rs.named, destination)
+	f, ok := rs.found[d]
+	if !ok {
+		f.r, f.err = rs.t.Replayer(d)
+		rs.found[d] = f
+	}
+	return f.r, f.err
+}
+
+// ReplayMatching replays every event matching f (at most limit, 0: all)
+// to destination, or when that is empty each to its own destination, at
+// most ReplayConcurrency at a time. A named destination that cannot be
+// replayed to fails the whole replay, up front; an event whose own
+// destination no loaded route delivers to is skipped.
+func ReplayMatching(ctx context.Context, t Target, f store.Filter, destination string, limit int, dryRun bool) (*BulkReplayResponse, error) {
+	rs, err := newReplayers(t, destination)
+	if err != nil {
+		return nil, err
 	}
 	// Collect the keys before replaying: a replay changes statuses and
 	// would shift a status-filtered listing under its own cursor.
 	keys, err := Matching(ctx, t, f, limit)
 	if err != nil {
 		return nil, fmt.Errorf("listing events to replay: %w", err)
+	}
+
+	if err := rs.checkSource(f, keys); err != nil {
+		return nil, err
 	}
 
 	out := &BulkReplayResponse{Store: t.Name, DryRun: dryRun, Matched: len(keys), Results: make([]*delivery.ReplayResult, len(keys))}
@@ -92,7 +159,7 @@ func ReplayMatching(ctx context.Context, t Target, f store.Filter, limit int, dr
 		sem = make(chan struct{}, ReplayConcurrency)
 	)
 	for i, k := range keys {
-		r, err := t.Replayer(k.Source)
+		r, err := rs.of(k.Destination)
 		if err != nil {
 			out.Results[i] = &delivery.ReplayResult{Source: k.Source, ID: k.ID, DryRun: dryRun, Error: err.Error()}
 			out.Skipped++
@@ -142,8 +209,8 @@ type ReplayPreview struct {
 	Matched int `json:"matched"`
 	// Sendable counts the events a replay would send.
 	Sendable int `json:"sendable"`
-	// Skipped counts events whose source has no async route to replay
-	// them with.
+	// Skipped counts events whose destination no loaded async route
+	// delivers to.
 	Skipped int `json:"skipped"`
 	// Failed counts events that could not be replayed now: a synchronous
 	// delivery in flight, or, among the requests prepared, an error.
@@ -156,23 +223,18 @@ type ReplayPreview struct {
 // previewPage is how many records a preview reads from the store at once.
 const previewPage = store.DefaultListLimit
 
-// PreviewReplay says what ReplayMatching(ctx, t, f, limit, false) would
-// do, sending nothing. It walks the listing a page at a time, counting, and
+// PreviewReplay says what ReplayMatching(ctx, t, f, destination, limit,
+// false) would do, sending nothing. It walks the listing a page at a time, counting, and
 // prepares the request (a dry run) of the first shown events only. The
 // counts are read from the listing, so an event whose status changes
 // between the preview and the replay is counted as it was.
-func PreviewReplay(ctx context.Context, t Target, f store.Filter, limit, shown int) (*ReplayPreview, error) {
-	if f.Source != "" {
-		if _, err := Replayable(t, f.Source); err != nil {
-			return nil, err
-		}
+func PreviewReplay(ctx context.Context, t Target, f store.Filter, destination string, limit, shown int) (*ReplayPreview, error) {
+	rs, err := newReplayers(t, destination)
+	if err != nil {
+		return nil, err
 	}
 	out := &ReplayPreview{Store: t.Name}
-	type route struct {
-		r   Replayer
-		err error
-	}
-	routes := map[string]route{}
+	var firstSkip error
 	page := f
 	page.Cursor = ""
 	page.Limit = previewPage
@@ -186,21 +248,20 @@ func PreviewReplay(ctx context.Context, t Target, f store.Filter, limit, shown i
 				break
 			}
 			out.Matched++
-			rt, ok := routes[rec.Source]
-			if !ok {
-				rt.r, rt.err = t.Replayer(rec.Source)
-				routes[rec.Source] = rt
-			}
+			r, rerr := rs.of(rec.Destination)
 			var res *delivery.ReplayResult
 			switch {
-			case rt.err != nil:
+			case rerr != nil:
 				out.Skipped++
-				res = &delivery.ReplayResult{Source: rec.Source, ID: rec.ID, DryRun: true, Error: rt.err.Error()}
+				if firstSkip == nil {
+					firstSkip = rerr
+				}
+				res = &delivery.ReplayResult{Source: rec.Source, ID: rec.ID, DryRun: true, Error: rerr.Error()}
 			case rec.Status == store.StatusReserved:
 				out.Failed++
 				res = &delivery.ReplayResult{Source: rec.Source, ID: rec.ID, DryRun: true, Error: delivery.ErrReserved.Error()}
 			case len(out.Requests) < shown:
-				res, err = rt.r.Replay(ctx, rec.Source, rec.ID, true)
+				res, err = r.Replay(ctx, rec.Source, rec.ID, true)
 				if res == nil {
 					res = &delivery.ReplayResult{Source: rec.Source, ID: rec.ID, DryRun: true}
 				}
@@ -221,6 +282,10 @@ func PreviewReplay(ctx context.Context, t Target, f store.Filter, limit, shown i
 			break
 		}
 		page.Cursor = cursor
+	}
+	if f.Source != "" && out.Matched > 0 && out.Skipped == out.Matched {
+		// As ReplayMatching would (see checkSource).
+		return nil, Mark(ErrNotReplayable, fmt.Errorf("no event of source %s can be replayed: %w", f.Source, firstSkip))
 	}
 	return out, nil
 }

@@ -24,9 +24,12 @@ type EventSummary struct {
 	// Type is the canonical event type, prefix included.
 	Type string `json:"type"`
 	// Subject is the canonical event's subject, when it has one.
-	Subject    string       `json:"subject,omitempty"`
-	Status     store.Status `json:"status"`
-	ReceivedAt time.Time    `json:"received_at"`
+	Subject string `json:"subject,omitempty"`
+	// Destination is the destination the event is bound to, which a
+	// replay sends it to unless another is named.
+	Destination string       `json:"destination"`
+	Status      store.Status `json:"status"`
+	ReceivedAt  time.Time    `json:"received_at"`
 	// Attempts counts delivery attempts, replays included.
 	Attempts int `json:"attempts"`
 	Replays  int `json:"replays,omitempty"`
@@ -75,16 +78,17 @@ type CountsResponse struct {
 // Summarize is the listing line of a record.
 func Summarize(rec *store.Record) EventSummary {
 	s := EventSummary{
-		Source:     rec.Source,
-		ID:         rec.ID,
-		Provider:   rec.Provider,
-		Type:       rec.Type,
-		Subject:    subject(rec.Event),
-		Status:     rec.Status,
-		ReceivedAt: rec.ReceivedAt,
-		Attempts:   len(rec.Attempts),
-		Replays:    rec.Replays,
-		DeadReason: rec.DeadReason,
+		Source:      rec.Source,
+		ID:          rec.ID,
+		Provider:    rec.Provider,
+		Type:        rec.Type,
+		Subject:     subject(rec.Event),
+		Destination: rec.Destination,
+		Status:      rec.Status,
+		ReceivedAt:  rec.ReceivedAt,
+		Attempts:    len(rec.Attempts),
+		Replays:     rec.Replays,
+		DeadReason:  rec.DeadReason,
 	}
 	if !rec.NextAttemptAt.IsZero() && (rec.Status == store.StatusPending || rec.Status == store.StatusRetrying) {
 		t := rec.NextAttemptAt

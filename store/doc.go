@@ -20,7 +20,7 @@
 //	(absent)          reserved           Insert          id and dedup key free
 //	reserved          (absent)           Release         ReservedUntil is the caller's
 //	reserved          delivered          MarkDelivered   record present
-//	pending|retrying  (leased)           Claim           due, no live lease
+//	pending|retrying  (leased)           Claim           due, no live lease, destination claimed
 //	(leased)          delivered          RecordAttempt   caller holds the lease
 //	(leased)          retrying           RecordAttempt   caller holds the lease
 //	(leased)          dead               RecordAttempt   caller holds the lease
@@ -34,6 +34,24 @@
 // key, no record holding (Source, DedupKey) inserted less than DedupWindow
 // ago, nor a live reservation holding it. An expired reservation is
 // replaced by the insert that takes its key.
+//
+// # Destinations
+//
+// Every record is bound to one destination (Record.Destination), written
+// at Insert (the source when the caller leaves it empty: the name of a
+// route's shorthand destination) and never changed. Claim takes the
+// destinations its caller delivers to, never sources: two routes writing
+// one source (two accounts of one provider) each claim only their own
+// destination's records, whichever config is loaded. A replay goes to the
+// record's destination unless the operator names another; an attempt sent
+// to another destination names it (Attempt.Destination) and is history
+// only, since the record's own destination has still not had the event.
+// A record whose destination no loaded config serves stays pending, visible
+// in every listing, until a config serves it again, it is replayed, or it
+// is purged.
+//
+// Data written before records named a destination is refused at Open with
+// ErrUnsupportedFormat, never read: its records could not be told apart.
 //
 // A lease is not a status: it is an owner and an end time on a pending or
 // retrying record that a delivery worker has claimed, so that two workers
@@ -74,7 +92,7 @@
 //
 //   - by (Source, ID): Get, RawBody and every transition;
 //   - by (Source, DedupKey) within its window: Insert;
-//   - by due time, per source, over pending and retrying records: Claim;
+//   - by due time, per destination, over pending and retrying records: Claim;
 //   - by ReceivedAt, newest first, with status, provider and type beside it:
 //     List, Counts and Purge.
 package store

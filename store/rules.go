@@ -34,6 +34,21 @@ func ValidateKey(source, id string) error {
 	return nil
 }
 
+// ValidateDestination reports an error if name cannot name a destination:
+// empty, with a NUL byte (engines use NUL as a separator in their keys), or
+// over MaxKeyPart.
+func ValidateDestination(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty destination name")
+	case strings.IndexByte(name, 0) >= 0:
+		return fmt.Errorf("destination %q contains a NUL byte", name)
+	case len(name) > MaxKeyPart:
+		return fmt.Errorf("destination name is %d bytes long; the limit is %d", len(name), MaxKeyPart)
+	}
+	return nil
+}
+
 // ValidateDedupKey reports an error if a record's dedup key is too long or
 // its window is not positive.
 func ValidateDedupKey(source, key string, window time.Duration) error {
@@ -57,9 +72,10 @@ func ValidStatus(s Status) bool {
 
 // PrepareInsert validates the records of an Insert and fills in the
 // defaults Store.Insert documents: Status pending when empty, ReceivedAt
-// now when zero, BatchSize the number of records when zero. Each record
-// needs a valid key (ValidateKey), a valid dedup key when it has one
-// (ValidateDedupKey) and a known status. ReservedUntil is the engine's to
+// now when zero, BatchSize the number of records when zero, Destination
+// the source when empty. Each record needs a valid key (ValidateKey), a
+// valid destination (ValidateDestination), a valid dedup key when it has
+// one (ValidateDedupKey) and a known status. ReservedUntil is the engine's to
 // set, from its reservation expiry.
 func PrepareInsert(in *Ingest, now time.Time) error {
 	if in == nil || len(in.Records) == 0 {
@@ -72,6 +88,12 @@ func PrepareInsert(in *Ingest, now time.Time) error {
 		}
 		if err := ValidateKey(r.Source, r.ID); err != nil {
 			return fmt.Errorf("insert: record %d: %w", i, err)
+		}
+		if r.Destination == "" {
+			r.Destination = r.Source
+		}
+		if err := ValidateDestination(r.Destination); err != nil {
+			return fmt.Errorf("insert: record %d (%s %s): %w", i, r.Source, r.ID, err)
 		}
 		if r.DedupKey != "" {
 			if err := ValidateDedupKey(r.Source, r.DedupKey, r.DedupWindow); err != nil {

@@ -35,6 +35,12 @@ var ErrNotFound = errors.New("event not found")
 // freed. The gateway answers it with 503.
 var ErrNoSpace = errors.New("store is out of disk space")
 
+// ErrUnsupportedFormat is returned by an engine's Open for data written in
+// a format this build does not read (for instance by a build from before
+// deliveries were bound to destinations): it is refused whole rather than
+// read as empty or half understood.
+var ErrUnsupportedFormat = errors.New("store written in an unsupported format")
+
 // ErrInvalidCursor is returned by List for a cursor it did not hand out.
 var ErrInvalidCursor = errors.New("invalid cursor")
 
@@ -46,6 +52,10 @@ type Attempt struct {
 	Latency time.Duration `json:"latency"`
 	Error   string        `json:"error,omitempty"`
 	Replay  bool          `json:"replay,omitempty"`
+	// Destination names the destination an operator's replay was sent to
+	// when it was not the record's own (see Record.Destination); empty for
+	// every attempt made to the record's destination.
+	Destination string `json:"destination,omitempty"`
 }
 
 // Record is one canonical event and its state.
@@ -56,6 +66,15 @@ type Record struct {
 	Type       string    `json:"type"`
 	Status     Status    `json:"status"`
 	ReceivedAt time.Time `json:"received_at"`
+	// Destination names the destination the record is delivered to: the
+	// delivery engine serving that name claims it (see Claim), and a
+	// replay goes there unless the operator names another. It is written
+	// at Insert and never changes, so a config reload that moves the
+	// destination to other upstreams takes the record along, and two
+	// routes sharing a source never take each other's records. Insert
+	// sets it to Source when empty: the name of a route's shorthand
+	// destination (one written as the route's upstream).
+	Destination string `json:"destination"`
 	// Event is the canonical event exactly as it is delivered.
 	Event json.RawMessage `json:"event,omitempty"`
 	// Headers are the provider's request headers, secrets removed.
@@ -192,8 +211,9 @@ type Store interface {
 	// duplicate only once the stored copy is); concurrent durable writes
 	// share one sync. Insert fills in defaults on the given records:
 	// Status pending if empty, ReceivedAt now if zero, BatchSize
-	// len(Records) if zero, and ReservedUntil now plus the store's
-	// reservation expiry for StatusReserved records.
+	// len(Records) if zero, Destination Source if empty, and
+	// ReservedUntil now plus the store's reservation expiry for
+	// StatusReserved records.
 	Insert(ctx context.Context, in *Ingest, durable bool) ([]InsertResult, error)
 	// Get returns one record, or ErrNotFound.
 	Get(ctx context.Context, source, id string) (*Record, error)
@@ -214,12 +234,14 @@ type Store interface {
 	MarkDelivered(ctx context.Context, source, id string, attempt Attempt) error
 
 	// Claim leases up to limit due records (pending or retrying, next attempt
-	// at or before now, no live lease) among sources to owner until
-	// now+lease, and returns them with LeaseOwner and LeaseUntil set. No
-	// two owners hold a lease on one record at once. The lease ends with
+	// at or before now, no live lease) whose Destination is among
+	// destinations to owner until now+lease, and returns them with
+	// LeaseOwner and LeaseUntil set. A record of any other destination is
+	// never returned, whatever its source. No two owners hold a lease on
+	// one record at once. The lease ends with
 	// RecordAttempt or ReleaseLease, or when it runs out. An implementation
 	// may return fewer than limit records per call.
-	Claim(ctx context.Context, owner string, sources []string, now time.Time, lease time.Duration, limit int) ([]*Record, error)
+	Claim(ctx context.Context, owner string, destinations []string, now time.Time, lease time.Duration, limit int) ([]*Record, error)
 	// RecordAttempt appends a scheduled attempt made under owner's lease,
 	// applies the decision and ends the lease, durably. If the lease was
 	// lost to another owner the attempt is appended but the state is left
@@ -231,8 +253,9 @@ type Store interface {
 	// hold does nothing.
 	ReleaseLease(ctx context.Context, source, id, owner string) error
 	// RecordReplay appends an operator's replay attempt and counts it;
-	// delivered (the backend answered 2xx) makes any record but a
-	// reservation delivered. A replay does not touch the lease: an engine
+	// delivered (the record's own destination answered 2xx; a replay to
+	// another destination, named in the attempt, is history only) makes
+	// any record but a reservation delivered. A replay does not touch the lease: an engine
 	// holding one records its own attempt later. Returns the record as
 	// stored, or ErrNotFound.
 	RecordReplay(ctx context.Context, source, id string, attempt Attempt, delivered bool) (*Record, error)
@@ -251,10 +274,10 @@ type Store interface {
 }
 
 // Notifier is implemented by an engine shared between processes: fn is
-// called, without blocking, whenever any process sharing the store has
-// committed a pending event, so that the delivery workers of every process
-// wake at once instead of at their next poll. The returned func stops the
-// calls.
+// called, without blocking, with the event's destination whenever any
+// process sharing the store has committed a pending event, so that the
+// delivery workers of every process wake at once instead of at their next
+// poll. The returned func stops the calls.
 type Notifier interface {
-	Subscribe(fn func(source string)) (stop func())
+	Subscribe(fn func(destination string)) (stop func())
 }

@@ -98,7 +98,8 @@ var _ store.Store = (*Store)(nil)
 
 // Open opens (creating if needed) the Badger store in dir. A directory whose
 // table files its MANIFEST does not account for is refused with ErrDamaged
-// and left as it is (see checkDirectory).
+// and left as it is (see checkDirectory); one written in another format,
+// with store.ErrUnsupportedFormat (see checkFormat).
 func Open(dir string, opts Options) (*Store, error) {
 	if dir == "" {
 		return nil, errors.New("opening badger store: empty directory")
@@ -147,6 +148,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	db, err := badger.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("opening badger store in %q: %w", dir, err)
+	}
+	if err := checkFormat(db, dir); err != nil {
+		_ = db.Close()
+		return nil, err
 	}
 	b := &Store{
 		db:        db,

@@ -18,28 +18,28 @@ const MaxClaim = 256
 
 // Claim implements store.Store (at most MaxClaim records per call). It hands out
 // just-stored events from memory first (see handover). Then it reads the
-// due index of each source (ordered by due time, so this costs the number of
+// due index of each destination (ordered by due time, so this costs the number of
 // due records, not the store size), takes leases on the earliest limit
 // records that no other owner holds, and only then reads them, from a
 // snapshot taken after the leases: a write that a lease holder could race
 // with is either visible to that read or made by this owner. Leases live in
 // memory (see leaseTable), so claiming writes nothing to disk.
-func (b *Store) Claim(ctx context.Context, owner string, sources []string, now time.Time, lease time.Duration, limit int) ([]*store.Record, error) {
+func (b *Store) Claim(ctx context.Context, owner string, destinations []string, now time.Time, lease time.Duration, limit int) ([]*store.Record, error) {
 	if owner == "" {
 		return nil, errors.New("claim: empty owner")
 	}
 	if lease <= 0 {
 		return nil, fmt.Errorf("claim: lease %v is not positive", lease)
 	}
-	if limit <= 0 || len(sources) == 0 {
+	if limit <= 0 || len(destinations) == 0 {
 		return nil, nil
 	}
 	limit = min(limit, MaxClaim)
-	srcs := slices.Clone(sources)
-	slices.Sort(srcs)
-	srcs = slices.Compact(srcs)
-	for _, s := range srcs {
-		if err := store.ValidateKey(s, "-"); err != nil {
+	dests := slices.Clone(destinations)
+	slices.Sort(dests)
+	dests = slices.Compact(dests)
+	for _, d := range dests {
+		if err := store.ValidateDestination(d); err != nil {
 			return nil, fmt.Errorf("claim: %w", err)
 		}
 	}
@@ -50,14 +50,14 @@ func (b *Store) Claim(ctx context.Context, owner string, sources []string, now t
 	defer unlock()
 	// Just-stored events first, from memory; then the due index.
 	until := now.Add(lease)
-	out := b.hand.take(srcs, limit, func(key string) (string, time.Time, bool) {
+	out := b.hand.take(dests, limit, func(key string) (string, time.Time, bool) {
 		return owner, until, b.leases.take(key, owner, now, until)
 	})
 	for range claimRounds {
 		if len(out) == limit {
 			break
 		}
-		got, passed, err := b.claim(ctx, owner, srcs, now, lease, limit-len(out))
+		got, passed, err := b.claim(ctx, owner, dests, now, lease, limit-len(out))
 		if err != nil && len(out) > 0 {
 			// The records of earlier rounds are leased: hand them out
 			// rather than leave them idle until their lease runs out.
@@ -88,11 +88,11 @@ type claimCandidate struct {
 	dkey   []byte
 }
 
-// claim is one round of Claim: scan the due index of each source, lease
-// the earliest due candidates, read their records back. passed counts the
-// leased candidates that turned out not to be due any more.
-func (b *Store) claim(ctx context.Context, owner string, srcs []string, now time.Time, leaseFor time.Duration, limit int) (out []*store.Record, passed int, err error) {
-	cands, err := b.scanDue(srcs, now, limit)
+// claim is one round of Claim: scan the due index of each destination,
+// lease the earliest due candidates, read their records back. passed counts
+// the leased candidates that turned out not to be due any more.
+func (b *Store) claim(ctx context.Context, owner string, dests []string, now time.Time, leaseFor time.Duration, limit int) (out []*store.Record, passed int, err error) {
+	cands, err := b.scanDue(dests, now, limit)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -122,27 +122,28 @@ func (b *Store) claim(ctx context.Context, owner string, srcs []string, now time
 	return out, passed, nil
 }
 
-// scanDue returns up to limit due, unleased candidates of each source,
-// earliest due first, and moves each source's scan mark (see dueMarks).
-func (b *Store) scanDue(srcs []string, now time.Time, limit int) ([]claimCandidate, error) {
+// scanDue returns up to limit due, unleased candidates of each
+// destination, earliest due first, and moves each destination's scan mark
+// (see dueMarks).
+func (b *Store) scanDue(dests []string, now time.Time, limit int) ([]claimCandidate, error) {
 	var cands []claimCandidate
-	from := make([]time.Time, len(srcs))
+	from := make([]time.Time, len(dests))
 	clock := time.Now()
-	for i, src := range srcs {
-		from[i] = b.due.begin(src, clock)
+	for i, dest := range dests {
+		from[i] = b.due.begin(dest, clock)
 	}
 	scanned := 0
 	defer func() {
-		for _, src := range srcs[scanned:] {
-			b.due.cancel(src) // the transaction failed before scanning them
+		for _, dest := range dests[scanned:] {
+			b.due.cancel(dest) // the transaction failed before scanning them
 		}
 	}()
 	err := b.db.View(func(txn *badger.Txn) error {
-		for i, src := range srcs {
+		for i, dest := range dests {
 			var first time.Time
 			var found bool
-			cands, first, found = b.dueCandidates(txn, src, from[i], now, limit, cands)
-			b.due.scanned(src, first, found)
+			cands, first, found = b.dueCandidates(txn, dest, from[i], now, limit, cands)
+			b.due.scanned(dest, first, found)
 			scanned++
 		}
 		return nil
@@ -180,7 +181,7 @@ func (b *Store) readClaimed(taken []claimCandidate, mine lease, now time.Time) (
 			if !claimable(r.Status) || r.NextAttemptAt.After(now) {
 				passed++
 				b.leases.drop(string(key), mine)
-				if !claimable(r.Status) || string(dueKey(r.Source, r.ID, dueAt(r))) != string(c.dkey) {
+				if !claimable(r.Status) || string(recordDueKey(r)) != string(c.dkey) {
 					// Usually delivered since the scan, which removed
 					// the entry already.
 					if _, err := txn.Get(c.dkey); err == nil {
@@ -214,16 +215,16 @@ func (b *Store) dropDueEntries(ctx context.Context, stale [][]byte) {
 	}
 }
 
-// dueCandidates appends up to limit records of src that are due at now and
-// not leased, scanning from from (zero: the beginning). It also returns the
-// due time of the first live entry it saw.
-func (b *Store) dueCandidates(txn *badger.Txn, src string, from, now time.Time, limit int, cands []claimCandidate) (_ []claimCandidate, first time.Time, found bool) {
-	p := dueKeyPrefix(src)
+// dueCandidates appends up to limit records of dest that are due at now
+// and not leased, scanning from from (zero: the beginning). It also returns
+// the due time of the first live entry it saw.
+func (b *Store) dueCandidates(txn *badger.Txn, dest string, from, now time.Time, limit int, cands []claimCandidate) (_ []claimCandidate, first time.Time, found bool) {
+	p := dueKeyPrefix(dest)
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
 	defer it.Close()
 	seek := p
 	if !from.IsZero() {
-		seek = encTime(dueKeyPrefix(src), from)
+		seek = encTime(dueKeyPrefix(dest), from)
 	}
 	n := 0
 	for it.Seek(seek); it.Valid() && n < limit; it.Next() {
@@ -238,7 +239,10 @@ func (b *Store) dueCandidates(txn *badger.Txn, src string, from, now time.Time, 
 		if due.After(now) {
 			break
 		}
-		id := string(k[len(p)+8:])
+		src, id, ok := dueRecordOf(k[len(p)+8:])
+		if !ok {
+			continue
+		}
 		if b.leases.held(string(recordKey(src, id)), now) {
 			// In flight: its due entry stays put while it is
 			// delivered.

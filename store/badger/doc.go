@@ -11,6 +11,7 @@
 // reservations, in memory), list.go (List, Counts, Purge), keys.go (the key
 // and value layout), cache.go (the dedup cache), gather.go and groupsync.go
 // (shared transactions and the group commit), gc.go (value-log GC, sweeps,
-// reclaim), space.go (the disk-space guard) and manifest.go (the check of a
-// directory before it is opened).
+// reclaim), space.go (the disk-space guard), manifest.go (the check of a
+// directory before it is opened) and format.go (the format marker, and the
+// refusal of a directory written in another format).
 package badger

@@ -5,11 +5,11 @@ import (
 	"time"
 )
 
-// dueFullScanEvery is how often Claim reads a source's due index from its
+// dueFullScanEvery is how often Claim reads a destination's due index from its
 // start rather than from its mark (see dueMarks).
 const dueFullScanEvery = time.Second
 
-// dueMarks remember, per source, where in the due index Claim's scan may
+// dueMarks remember, per destination, where in the due index Claim's scan may
 // start. Delivered events leave their due entries deleted, and Badger keeps
 // a deleted key in its tables until compaction drops it; the oldest entries,
 // where a scan from the start begins, are mostly such tombstones, and

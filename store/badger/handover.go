@@ -8,7 +8,7 @@ import (
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
-// handoverMax bounds the events waiting in the handover per source (about
+// handoverMax bounds the events waiting in the handover per destination (about
 // 12 MB with 12 KB events); what does not fit is found by the due scan.
 const handoverMax = 1024
 
@@ -29,7 +29,7 @@ const handoverMax = 1024
 // lease is the same race as with a claim that read the record.
 type handover struct {
 	mu       sync.Mutex
-	queues   map[string][]string      // source → record keys, oldest first
+	queues   map[string][]string      // destination → record keys, oldest first
 	recs     map[string]*store.Record // record key → the record as written
 	expected map[string]struct{}      // keys being inserted, untouched so far
 }
@@ -57,13 +57,13 @@ func (h *handover) offer(key string, r *store.Record) {
 	if r == nil || r.Status != store.StatusPending || !r.NextAttemptAt.IsZero() {
 		return
 	}
-	q := h.queues[r.Source]
+	q := h.queues[r.Destination]
 	if len(q) >= handoverMax {
 		return
 	}
 	c := *r
 	c.LeaseOwner, c.LeaseUntil = "", time.Time{}
-	h.queues[r.Source] = append(q, key)
+	h.queues[r.Destination] = append(q, key)
 	h.recs[key] = &c
 }
 
@@ -76,14 +76,14 @@ func (h *handover) forget(key string) {
 	delete(h.expected, key)
 }
 
-// take hands out up to limit queued records of sources whose lease take
-// grants, oldest first per source, each with the lease set.
-func (h *handover) take(sources []string, limit int, take func(key string) (owner string, until time.Time, ok bool)) []*store.Record {
+// take hands out up to limit queued records of destinations whose lease
+// take grants, oldest first per destination, each with the lease set.
+func (h *handover) take(destinations []string, limit int, take func(key string) (owner string, until time.Time, ok bool)) []*store.Record {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []*store.Record
-	for _, src := range sources {
-		q := h.queues[src]
+	for _, dest := range destinations {
+		q := h.queues[dest]
 		n := 0
 		for n < len(q) && len(out) < limit {
 			key := q[n]
@@ -103,9 +103,9 @@ func (h *handover) take(sources []string, limit int, take func(key string) (owne
 			out = append(out, &c)
 		}
 		if n == len(q) {
-			delete(h.queues, src)
+			delete(h.queues, dest)
 		} else {
-			h.queues[src] = q[n:]
+			h.queues[dest] = q[n:]
 		}
 	}
 	return out

@@ -19,10 +19,14 @@ import (
 //
 //	e\x00<source>\x00<id>                      record (see encodeRecordValue)
 //	t\x00<time:8><record key>                  listing index, newest last; value: summary
-//	d\x00<source>\x00<time:8><id>              due index for pending/retrying records
+//	d\x00<destination>\x00<time:8><source>\x00<id>  due index for pending/retrying records, by destination
 //	b\x00<body id:16>                          raw body shared by the records of one batch
 //	p\x00<source>\x00<id>                      payload of a single-event record: canonical event and raw body
 //	k\x00<source>\x00<dedup key>               dedup entry of a record with a DedupKey (see encodeDedupValue)
+//	m\x00format                               the store's format (see format.go)
+//
+// Destinations, like sources, may not contain NUL, so the due index's
+// destination, and its source after the time, end at a NUL too.
 const (
 	prefixRecord  = "e\x00"
 	prefixTime    = "t\x00"
@@ -30,6 +34,7 @@ const (
 	prefixBody    = "b\x00"
 	prefixPayload = "p\x00"
 	prefixDedup   = "k\x00"
+	prefixMeta    = "m\x00"
 )
 
 func recordKey(source, id string) []byte { return sourceKey(prefixRecord, source, id) }
@@ -92,18 +97,35 @@ func timeKey(t time.Time, recKey []byte) []byte {
 	return append(k, recKey...)
 }
 
-func dueKeyPrefix(source string) []byte {
-	k := make([]byte, 0, len(prefixDue)+len(source)+1)
+func dueKeyPrefix(destination string) []byte {
+	k := make([]byte, 0, len(prefixDue)+len(destination)+1)
 	k = append(k, prefixDue...)
-	k = append(k, source...)
+	k = append(k, destination...)
 	return append(k, 0)
 }
 
-func dueKey(source, id string, due time.Time) []byte {
-	k := dueKeyPrefix(source)
+// dueKey is the due index entry of the record (source, id) of destination.
+func dueKey(destination, source, id string, due time.Time) []byte {
+	k := dueKeyPrefix(destination)
 	k = encTime(k, due)
+	k = append(k, source...)
+	k = append(k, 0)
 	return append(k, id...)
 }
+
+// dueRecordOf is the record's source and id in the part of a due key after
+// the time.
+func dueRecordOf(rest []byte) (source, id string, ok bool) {
+	for i, c := range rest {
+		if c == 0 {
+			return string(rest[:i]), string(rest[i+1:]), true
+		}
+	}
+	return "", "", false
+}
+
+// recordDueKey is the due index entry of r at its due time.
+func recordDueKey(r *store.Record) []byte { return dueKey(r.Destination, r.Source, r.ID, dueAt(r)) }
 
 func dedupKey(source, key string) []byte { return sourceKey(prefixDedup, source, key) }
 

@@ -75,11 +75,11 @@ func (b *Store) writeRecord(txn *badger.Txn, key []byte, old, rec *store.Record,
 	}
 	var oldDue, newDue []byte
 	if old != nil && claimable(old.Status) {
-		oldDue = dueKey(old.Source, old.ID, dueAt(old))
+		oldDue = recordDueKey(old)
 	}
 	if claimable(rec.Status) {
-		newDue = dueKey(rec.Source, rec.ID, dueAt(rec))
-		b.due.wrote(rec.Source, dueAt(rec))
+		newDue = recordDueKey(rec)
+		b.due.wrote(rec.Destination, dueAt(rec))
 	}
 	if oldDue != nil && string(oldDue) != string(newDue) {
 		if err := txn.Delete(oldDue); err != nil {
@@ -131,7 +131,7 @@ func deleteRecord(txn *badger.Txn, key []byte, sr *storedRecord) error {
 		return err
 	}
 	if claimable(old.Status) {
-		if err := txn.Delete(dueKey(old.Source, old.ID, dueAt(old))); err != nil {
+		if err := txn.Delete(recordDueKey(old)); err != nil {
 			return err
 		}
 	}

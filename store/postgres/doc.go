@@ -34,16 +34,24 @@
 // (lease_owner, lease_until); a process that dies holding leases has its
 // events claimed by the others once the leases run out. Sync reservations
 // are rows with status reserved and reserved_until, seen by every process.
-// A commit that stores pending events sends a NOTIFY, which wakes the
-// delivery workers of every process (Store implements store.Notifier).
+// A commit that stores pending events sends a NOTIFY per destination, which
+// wakes the delivery workers of every process serving it (Store implements
+// store.Notifier).
+//
+// # Format
+//
+// The schema is migrated at Open (migrations/). A schema at version 1,
+// whose events name no destination, is refused with
+// store.ErrUnsupportedFormat: that format was never released.
 //
 // # Indexes
 //
 //   - events primary key (source, id): Get, RawBody, every transition;
 //   - dedup_keys primary key (source, dedup_key): Insert;
-//   - events_due, partial over pending and retrying rows, on the time a row
-//     falls due (its next attempt, or its arrival): Claim, which checks the
-//     lease on the row, so that taking a lease updates no index;
+//   - events_due, partial over pending and retrying rows, on the row's
+//     destination and the time it falls due (its next attempt, or its
+//     arrival): Claim, which checks the lease on the row, so that taking a
+//     lease updates no index;
 //   - events_received (received_at, source, id): List newest first and its
 //     cursor; events_source_received, events_status_received,
 //     events_type_received: List by source, status or type, and Counts

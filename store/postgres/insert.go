@@ -18,7 +18,7 @@ const (
 	maxGroupRecords = 2048
 	// notifyChannel is the LISTEN/NOTIFY channel of new pending events
 	// (of the default schema; see channelFor); the payload is the event's
-	// source.
+	// destination.
 	notifyChannel = "webhook_gateway_events"
 )
 
@@ -27,8 +27,8 @@ const (
 // id is taken (or held by an expired reservation or delivered event, which
 // insert_event then replaces), and the record goes the insert_event way.
 const sqlInsertFast = `INSERT INTO events (source, id, provider, type, status, received_at, event, headers,
-	raw_body, batch_index, batch_size, next_attempt_at, reserved_until, retention_us, expires_at)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+	raw_body, batch_index, batch_size, next_attempt_at, reserved_until, retention_us, expires_at, destination)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 	ON CONFLICT DO NOTHING RETURNING true`
 
 // sqlInsertEvent inserts one record of a request whose body is shared
@@ -36,9 +36,9 @@ const sqlInsertFast = `INSERT INTO events (source, id, provider, type, status, r
 // whose body is inline.
 const (
 	sqlInsertEvent = `SELECT inserted, existing_status, existing_id FROM insert_event(
-	$1, $2, $3, $4, $5, $6, $7, $8, NULL, currval('bodies_id_seq'), $9, $10, $11, $12, $13, $14, $15, $16, $17)`
+	$1, $2, $3, $4, $5, $6, $7, $8, NULL, currval('bodies_id_seq'), $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`
 	sqlInsertEventInline = `SELECT inserted, existing_status, existing_id FROM insert_event(
-	$1, $2, $3, $4, $5, $6, $7, $8, $18, NULL, $9, $10, $11, $12, $13, $14, $15, $16, $17)`
+	$1, $2, $3, $4, $5, $6, $7, $8, $19, NULL, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`
 )
 
 // sqlInsertBody stores a shared body if any record of its request was
@@ -126,22 +126,22 @@ func (s *Store) insertAgain(ctx context.Context, group []*insertReq, again []slo
 
 // insertBatch sends one pipelined batch, an implicit transaction: queue adds the
 // statements of each request and returns how to read their results; a
-// NOTIFY per source with new pending events follows, delivered to every
+// NOTIFY per destination with new pending events follows, delivered to every
 // process at commit.
 func (s *Store) insertBatch(ctx context.Context, group []*insertReq, queue func(*pgx.Batch, *insertReq, int) func(pgx.BatchResults) error) error {
 	b := &pgx.Batch{}
 	reads := make([]func(pgx.BatchResults) error, len(group))
-	sources := map[string]bool{}
+	dests := map[string]bool{}
 	for gi, r := range group {
 		reads[gi] = queue(b, r, gi)
 		for _, rec := range r.in.Records {
 			if rec.Status == store.StatusPending || rec.Status == store.StatusRetrying {
-				sources[rec.Source] = true
+				dests[rec.Destination] = true
 			}
 		}
 	}
-	for src := range sources {
-		b.Queue("SELECT pg_notify($1, $2)", s.notify.channel, src)
+	for dest := range dests {
+		b.Queue("SELECT pg_notify($1, $2)", s.notify.channel, dest)
 	}
 	br := s.pool.SendBatch(ctx, b)
 	err := func() error {
@@ -150,7 +150,7 @@ func (s *Store) insertBatch(ctx context.Context, group []*insertReq, queue func(
 				return err
 			}
 		}
-		for range sources {
+		for range dests {
 			if _, err := br.Exec(); err != nil {
 				return err
 			}
@@ -186,7 +186,7 @@ func fast(in *store.Ingest) bool { return len(in.Records) == 1 && in.Records[0].
 func fastArgs(r *store.Record, body []byte, now time.Time) []any {
 	a := insertArgs(r, now)
 	// insertArgs' order, the dedup key and window and now left out.
-	return []any{a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], body, a[8], a[9], a[10], a[11], a[12], a[13]}
+	return []any{a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], body, a[8], a[9], a[10], a[11], a[12], a[13], a[17]}
 }
 
 func insertArgs(r *store.Record, now time.Time) []any {
@@ -208,7 +208,7 @@ func insertArgs(r *store.Record, now time.Time) []any {
 		r.Source, []byte(r.ID), r.Provider, r.Type, string(r.Status),
 		r.ReceivedAt, []byte(r.Event), headers,
 		r.BatchIndex, r.BatchSize, timeOrNil(r.NextAttemptAt), timeOrNil(r.ReservedUntil),
-		retentionUS(r.Retention), expires, key, window, now,
+		retentionUS(r.Retention), expires, key, window, now, r.Destination,
 	}
 }
 

@@ -112,10 +112,10 @@ func (l *listener) listen(ctx context.Context) error {
 	}
 }
 
-func (l *listener) broadcast(source string) {
+func (l *listener) broadcast(destination string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, fn := range l.subs {
-		fn(source)
+		fn(destination)
 	}
 }

@@ -167,8 +167,34 @@ func applyMigrations(ctx context.Context, cc *pgx.ConnConfig, schema string) err
 	if err := m.LoadMigrations(migrationsFS()); err != nil {
 		return fmt.Errorf("postgres store: loading migrations: %w", err)
 	}
+	if err := checkFormat(ctx, m, schema); err != nil {
+		return err
+	}
 	if err := m.Migrate(ctx); err != nil {
 		return fmt.Errorf("postgres store: applying migrations: %w", err)
+	}
+	return nil
+}
+
+// preDestinations is the schema version whose events name no destination:
+// an unreleased format that is refused rather than migrated (see
+// migrations/002_destinations.sql).
+const preDestinations = 1
+
+// checkFormat refuses a schema left at a version this build does not
+// migrate from, with store.ErrUnsupportedFormat.
+func checkFormat(ctx context.Context, m *migrate.Migrator, schema string) error {
+	v, err := m.GetCurrentVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres store: reading the schema version: %w", err)
+	}
+	if v == preDestinations {
+		where := "the connection's default schema"
+		if schema != "" {
+			where = fmt.Sprintf("schema %q", schema)
+		}
+		return fmt.Errorf("postgres store: %s: %w: version %d, whose events were written by a build from before deliveries were bound to destinations, "+
+			"a format that was never released and is not migrated; drop its tables (or use another schema) and start empty", where, store.ErrUnsupportedFormat, v)
 	}
 	return nil
 }
@@ -217,7 +243,7 @@ func (s *Store) Stats() store.Stats {
 
 // Subscribe implements store.Notifier: fn runs on the listener goroutine for
 // each notification of a pending event committed by any process.
-func (s *Store) Subscribe(fn func(source string)) (stop func()) {
+func (s *Store) Subscribe(fn func(destination string)) (stop func()) {
 	return s.notify.subscribe(fn)
 }
 

@@ -2,12 +2,18 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/fstest"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/tern/v2/migrate"
 
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 	"github.com/webhookgw/caddy-webhook-gateway/store/postgres"
@@ -252,5 +258,48 @@ func BenchmarkInsertParallel(b *testing.B) {
 				b.ReportMetric(float64(st.Waits)/float64(st.Syncs), "inserts/commit")
 			}
 		})
+	}
+}
+
+// A schema written before events named their destination (version 1) is
+// refused at open with store.ErrUnsupportedFormat, not migrated or read.
+func TestOpenRefusesThePreDestinationSchema(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	schema := pgtest.Schema(t, dsn)
+	ctx := context.Background()
+	cc, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	v1, err := os.ReadFile("migrations/001_events.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := migrate.NewMigrator(ctx, conn, "webhook_gateway_schema_version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.LoadMigrations(fstest.MapFS{"001_events.sql": {Data: v1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, err := postgres.Open(ctx, postgres.Options{DSN: dsn, Schema: schema})
+	if err == nil {
+		_ = s.Close()
+		t.Fatal("opened a version 1 schema")
+	}
+	if !errors.Is(err, store.ErrUnsupportedFormat) || !strings.Contains(err.Error(), "before deliveries were bound to destinations") {
+		t.Fatalf("open of a version 1 schema: %v", err)
 	}
 }

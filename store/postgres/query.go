@@ -18,7 +18,7 @@ import (
 
 const recordColumns = `source, id, provider, type, status, received_at, event, headers,
 	batch_index, batch_size, attempts, next_attempt_at, replays, dead_reason,
-	lease_owner, lease_until, reserved_until, retention_us, dedup_key, dedup_window_us`
+	lease_owner, lease_until, reserved_until, retention_us, dedup_key, dedup_window_us, destination`
 
 // recordColumnsOf is recordColumns qualified by a table alias, for
 // statements that join.
@@ -44,7 +44,7 @@ func scanRecord(row pgx.Row) (*store.Record, error) {
 	)
 	err := row.Scan(&r.Source, &id, &r.Provider, &r.Type, &status, &r.ReceivedAt, &event, &headers,
 		&r.BatchIndex, &r.BatchSize, &attempts, &next, &r.Replays, &deadReason,
-		&leaseOwner, &leaseUntil, &resv, &retention, &dk, &window)
+		&leaseOwner, &leaseUntil, &resv, &retention, &dk, &window, &r.Destination)
 	if err != nil {
 		return nil, err
 	}
@@ -132,25 +132,30 @@ const dueAt = `COALESCE(next_attempt_at, received_at)`
 // ends.
 var sqlClaim = `UPDATE events e SET lease_owner = $1, lease_until = $2
 FROM (SELECT source, id FROM events
-	WHERE status IN ('pending', 'retrying') AND ` + dueAt + ` <= $3 AND source = ANY($4)
+	WHERE status IN ('pending', 'retrying') AND ` + dueAt + ` <= $3 AND destination = ANY($4)
 		AND (lease_until IS NULL OR lease_until <= $3)
 	ORDER BY ` + dueAt + ` LIMIT $5 FOR UPDATE SKIP LOCKED) c
 WHERE e.source = c.source AND e.id = c.id
 RETURNING ` + recordColumnsOf("e")
 
 // Claim implements store.Store.
-func (s *Store) Claim(ctx context.Context, owner string, sources []string, now time.Time, lease time.Duration, limit int) ([]*store.Record, error) {
+func (s *Store) Claim(ctx context.Context, owner string, destinations []string, now time.Time, lease time.Duration, limit int) ([]*store.Record, error) {
 	if err := s.enter(); err != nil {
 		return nil, err
 	}
 	if owner == "" {
 		return nil, errors.New("claim: empty lease owner")
 	}
-	if limit <= 0 || len(sources) == 0 {
+	if limit <= 0 || len(destinations) == 0 {
 		return nil, nil
 	}
+	for _, d := range destinations {
+		if err := store.ValidateDestination(d); err != nil {
+			return nil, fmt.Errorf("claim: %w", err)
+		}
+	}
 	now = now.Truncate(time.Microsecond)
-	rows, err := s.pool.Query(ctx, sqlClaim, owner, now.Add(lease), now, sources, limit)
+	rows, err := s.pool.Query(ctx, sqlClaim, owner, now.Add(lease), now, destinations, limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}

@@ -62,6 +62,7 @@ func Run(t *testing.T, open Open) {
 		{"ReplaysConcurrent", testReplaysConcurrent},
 		{"ClaimExclusiveTwoOwners", testClaimExclusiveTwoOwners},
 		{"ClaimLeaseExpiryAndRelease", testClaimLeaseExpiryAndRelease},
+		{"ClaimByDestination", testClaimByDestination},
 		{"LateAttemptKeepsTakenOverLease", testLateAttemptKeepsTakenOverLease},
 		{"SettledRecordShowsNoLease", testSettledRecordShowsNoLease},
 		{"ListFiltersAndPaging", testListFiltersAndPaging},

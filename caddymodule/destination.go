@@ -1,0 +1,284 @@
+package caddymodule
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/webhookgw/caddy-webhook-gateway/handlers"
+)
+
+// Destination is one place a route's events are delivered to
+// asynchronously: its upstreams, the secret its deliveries are signed with,
+// and its own workers, timeout and retry policy. Every stored event is
+// bound to its destination by name; the destination's workers claim only
+// its events, and a replay goes to it with its upstreams and secret. A
+// route's upstream, signing_secret, workers, timeout and retry at the route
+// level are the shorthand for one destination named after the route's
+// source.
+//
+// The per-destination filter (types, filter), rate limit and circuit
+// breaker are settings of this struct too, once they exist.
+type Destination struct {
+	// Name identifies the destination within the config and in the store:
+	// letters, digits, ".", "_" and "-", starting with a letter or digit,
+	// at most 64 characters. Events stored for it keep the name, so a
+	// reload that gives the name other upstreams takes its pending events
+	// along, and renaming a destination leaves its pending events to the
+	// old name (replay them to the new one). Two routes naming one
+	// destination must give it the same settings. Required.
+	Name string `json:"name,omitempty"`
+
+	// Upstreams are the backend URLs the destination's workers POST
+	// events to, round-robin with failover when a connection cannot be
+	// made. Required.
+	Upstreams []string `json:"upstreams,omitempty"`
+
+	// SigningSecret, a Standard Webhooks secret ("whsec_" + base64), makes
+	// every delivery to this destination carry webhook-id,
+	// webhook-timestamp and webhook-signature headers. Placeholders are
+	// resolved at load time.
+	SigningSecret string `json:"signing_secret,omitempty"`
+
+	// Workers is the number of concurrent deliveries to this destination.
+	// Default: 16.
+	Workers int `json:"workers,omitempty"`
+
+	// Timeout bounds one delivery attempt to this destination. Default:
+	// 30s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// Retry configures redelivery to this destination.
+	Retry *RetryConfig `json:"retry,omitempty"`
+}
+
+// ErrDestinationConflict is wrapped by the Provision error of a route that
+// gives a destination name settings another route of the same config gives
+// it differently, or that leaves which destination is meant ambiguous.
+var ErrDestinationConflict = errors.New("one destination name with different settings")
+
+// maxDestinationName bounds a destination's name: it is shown in the
+// console and typed on the command line.
+const maxDestinationName = 64
+
+var destinationName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// destinations are the route's async destinations: its destination blocks,
+// or the shorthand destination its route-level upstreams make, named after
+// its source (stable across an upstream change and a reload, and unique
+// per source).
+func (h *Handler) destinations() []*Destination {
+	if len(h.Destinations) > 0 || len(h.Upstreams) == 0 {
+		return h.Destinations
+	}
+	return []*Destination{{
+		Name:          h.source(),
+		Upstreams:     h.Upstreams,
+		SigningSecret: h.SigningSecret,
+		Workers:       h.Workers,
+		Timeout:       h.Timeout,
+		Retry:         h.Retry,
+	}}
+}
+
+// shorthand reports whether the route names no destination: its upstreams
+// at the route level are one destination named after its source.
+func (h *Handler) shorthand() bool { return len(h.Destinations) == 0 }
+
+// validateDestinations checks the route's destination settings (no I/O).
+func (h *Handler) validateDestinations() error {
+	if len(h.Destinations) == 0 {
+		if handlers.Mode(h.Deliver) == handlers.Async && len(h.Upstreams) == 0 {
+			return errors.New("webhook_gateway: async delivery needs at least one upstream, or a destination")
+		}
+		if len(h.Upstreams) > 0 {
+			return checkUpstreams("", h.Upstreams)
+		}
+		return nil
+	}
+	for _, f := range []struct {
+		set  bool
+		name string
+	}{
+		{len(h.Upstreams) > 0, "upstream"},
+		{h.SigningSecret != "", "signing_secret"},
+		{h.Workers != 0, "workers"},
+		{h.Retry != nil, "retry"},
+		{h.Timeout != 0 && handlers.Mode(h.Deliver) == handlers.Async, "timeout"},
+	} {
+		if f.set {
+			return fmt.Errorf("webhook_gateway: %s at the route level is the shorthand for one destination; "+
+				"a route with destination blocks sets it inside each destination", f.name)
+		}
+	}
+	if handlers.Mode(h.Deliver) == handlers.Sync {
+		return errors.New("webhook_gateway: destinations are delivered asynchronously; a sync route (deliver sync, " +
+			"followed by reverse_proxy) cannot have async destinations yet")
+	}
+	if len(h.Destinations) > 1 {
+		return fmt.Errorf("webhook_gateway: %d destinations: a route delivers each event to one destination for now; "+
+			"give each destination a route of its own", len(h.Destinations))
+	}
+	seen := map[string]bool{}
+	for i, d := range h.Destinations {
+		if d == nil {
+			return fmt.Errorf("webhook_gateway: destination #%d is empty", i+1)
+		}
+		if !destinationName.MatchString(d.Name) || len(d.Name) > maxDestinationName {
+			return fmt.Errorf("webhook_gateway: destination #%d: name %q: want letters, digits, '.', '_' and '-', "+
+				"starting with a letter or digit, at most %d characters", i+1, d.Name, maxDestinationName)
+		}
+		if seen[d.Name] {
+			return fmt.Errorf("webhook_gateway: destination %q is named twice in this route", d.Name)
+		}
+		seen[d.Name] = true
+		if len(d.Upstreams) == 0 {
+			return fmt.Errorf("webhook_gateway: destination %q needs at least one upstream", d.Name)
+		}
+		if err := checkUpstreams(d.Name, d.Upstreams); err != nil {
+			return err
+		}
+		if d.Workers < 0 {
+			return fmt.Errorf("webhook_gateway: destination %q: workers must be positive, got %d", d.Name, d.Workers)
+		}
+		if d.Timeout < 0 {
+			return fmt.Errorf("webhook_gateway: destination %q: timeout must be positive", d.Name)
+		}
+	}
+	return nil
+}
+
+// checkUpstreams refuses an upstream that is not an absolute http(s) URL;
+// dest names the destination in the error (empty: the route's own).
+func checkUpstreams(dest string, upstreams []string) error {
+	for _, u := range upstreams {
+		parsed, err := url.Parse(u)
+		if err != nil || (parsed.Scheme != "http" && parsed.Scheme != "https") || parsed.Host == "" {
+			if dest != "" {
+				return fmt.Errorf("webhook_gateway: destination %q: upstream %q must be an absolute http or https URL", dest, u)
+			}
+			return fmt.Errorf("webhook_gateway: upstream %q must be an absolute http or https URL", u)
+		}
+	}
+	return nil
+}
+
+// destClaim is one route's claim on a destination name within one loaded
+// config. Settings are kept as keyed hashes (see authFingerprint), never the
+// secret itself.
+type destClaim struct {
+	upstreams [sha256.Size]byte
+	secret    [sha256.Size]byte
+	settings  [sha256.Size]byte // workers, timeout and retry
+	shorthand bool              // named after the route's source, not by the route
+	source    string
+	route     string // how an error names the route
+}
+
+// newDestClaim describes this route's claim on d; route is how the
+// route's source claim describes it (the auth entries are gone once
+// loaded). The secret is resolved as the engine will resolve it, so the
+// same secret written through two placeholders is the same.
+func (h *Handler) newDestClaim(d *Destination, route string) (*destClaim, error) {
+	secret, err := caddy.NewReplacer().ReplaceOrErr(d.SigningSecret, true, true)
+	if err != nil {
+		return nil, fmt.Errorf("destination %q: signing_secret: %w", d.Name, err)
+	}
+	settings, _ := json.Marshal(struct {
+		Workers int
+		Timeout caddy.Duration
+		Retry   *RetryConfig
+	}{d.Workers, d.Timeout, d.Retry})
+	ups, _ := json.Marshal(d.Upstreams)
+	return &destClaim{
+		upstreams: keyedHash(ups),
+		secret:    keyedHash([]byte(secret)),
+		settings:  keyedHash(settings),
+		shorthand: h.shorthand(),
+		source:    h.source(),
+		route:     h.describeForDestination(d, route),
+	}, nil
+}
+
+func keyedHash(b []byte) [sha256.Size]byte {
+	mac := hmac.New(sha256.New, fingerprintKey)
+	mac.Write(b)
+	var sum [sha256.Size]byte
+	copy(sum[:], mac.Sum(nil))
+	return sum
+}
+
+// describeForDestination names a route in a destination error: its source,
+// provider and auth schemes (route), and upstream hosts (never paths, which
+// may hold tokens).
+func (h *Handler) describeForDestination(d *Destination, route string) string {
+	hosts := make([]string, 0, len(d.Upstreams))
+	for _, u := range d.Upstreams {
+		hosts = append(hosts, redactUpstream(u))
+	}
+	desc := fmt.Sprintf("source %q, %s, upstream %s", h.source(), route, strings.Join(hosts, " "))
+	if h.Route != "" {
+		desc = "configured at " + h.Route + ": " + desc
+	}
+	return desc
+}
+
+func redactUpstream(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(invalid URL)"
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// conflict says why two claims on one name cannot both stand, or returns
+// "" when they can (the same destination, written in two routes).
+func (cl *destClaim) conflict(other *destClaim) string {
+	switch {
+	case cl.upstreams != other.upstreams:
+		return "different upstreams"
+	case cl.secret != other.secret:
+		return "different signing secrets"
+	case cl.settings != other.settings:
+		return "different workers, timeout or retry settings"
+	}
+	return ""
+}
+
+// destinationError is the load error of a conflict on name.
+func destinationError(name, why string, cl, other *destClaim) error {
+	advice := "give one of them another name"
+	if cl.shorthand && other.shorthand && cl.source == other.source {
+		advice = fmt.Sprintf("both routes write source %q and set their upstreams at the route level, the shorthand for one destination "+
+			`named after the source: name each route's destination (destination <name> { upstream ... } in the Caddyfile, `+
+			`"destinations": [{"name": ...}] in JSON)`, cl.source)
+	}
+	return fmt.Errorf("destination %q: %w: %s (this route: %s; another route of this config: %s); "+
+		"one destination name is one place to deliver to, and either route's workers would claim, and a replay would send, "+
+		"the other route's events there: %s", name, ErrDestinationConflict, why, cl.route, other.route, advice)
+}
+
+// claimDestinations records the names this route's events are bound to in
+// the config being loaded, or refuses the route (see
+// ErrDestinationConflict); route describes the route (sourceClaim.route).
+func (h *Handler) claimDestinations(route string) error {
+	for _, d := range h.destinations() {
+		cl, err := h.newDestClaim(d, route)
+		if err != nil {
+			return err
+		}
+		release, err := h.config.claimDestination(d.Name, cl)
+		if err != nil {
+			return err
+		}
+		h.cleanup = append(h.cleanup, release)
+	}
+	return nil
+}
