@@ -6,6 +6,8 @@
 #   (b) webhook_gateway (sync) + the same reverse_proxy       c=32
 #   (c) webhook_gateway (async, 202 after fsync) + delivery   c=128
 #   (p) (c) on the PostgreSQL store (202 after commit)         c=128
+#   (t) (b) under Caddy's tracing, every request sampled       c=32
+#   (u) (c) under Caddy's tracing, every request sampled       c=128
 #
 # for 1 KB and 12 KB payment gateway events, each signed and with a unique
 # event_id. Every measurement gets a fresh Caddy process and store
@@ -24,7 +26,9 @@
 #   --profile    also save a CPU profile of Caddy (admin /debug/pprof) for
 #                each measurement; pprof costs a little CPU, so take
 #                profiles in a run of their own rather than the reference one
-#   --only LIST  comma-separated subset of a32,b32,a128,c128,p128
+#   --only LIST  comma-separated subset of a32,b32,a128,c128,p128,t32,u128
+#                (t and u, tracing on, are not in the default list: add
+#                them to compare with b and c in the same run)
 #                (p needs PostgreSQL: BENCH_PG_DSN, default the loopback
 #                server of the tests; skipped when it does not answer)
 #   --sizes LIST body sizes in bytes (default "1024 12288")
@@ -210,7 +214,11 @@ start_caddy_once() {
 	mkdir -p "$dir/data" "$dir/store" "$dir/config"
 	PORT=$(free_port)
 	ADMIN=$(free_port)
-	BENCH_PORT=$PORT BENCH_ADMIN_PORT=$ADMIN BENCH_DATA="$dir/data" BENCH_STORE="$dir/store" \
+	# The exporter of the traced scenarios (the others have no tracing
+	# directive, so these go unused there).
+	OTEL_TRACES_EXPORTER=otlp OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
+		OTEL_EXPORTER_OTLP_ENDPOINT="http://$BACKEND_ADDR" OTEL_TRACES_SAMPLER=always_on \
+		BENCH_PORT=$PORT BENCH_ADMIN_PORT=$ADMIN BENCH_DATA="$dir/data" BENCH_STORE="$dir/store" \
 		BENCH_BACKEND_PORT=${BACKEND_ADDR##*:} BENCH_WORKERS=$WORKERS \
 		XDG_DATA_HOME="$dir/data" XDG_CONFIG_HOME="$dir/config" \
 		"$BIN/caddy" run --config "$CONFIGS/$caddyfile" --adapter caddyfile >"$dir/caddy.log" 2>&1 &
@@ -250,6 +258,8 @@ measure() {
 	b) caddyfile=sync.Caddyfile mode=sync ;;
 	c) caddyfile=async.Caddyfile mode=async ;;
 	p) caddyfile=async-postgres.Caddyfile mode=async ;;
+	t) caddyfile=sync-traced.Caddyfile mode=sync ;;
+	u) caddyfile=async-traced.Caddyfile mode=async ;;
 	esac
 	if [ "$scenario" = p ] && [ "$PG_OK" != 1 ]; then
 		return 0
@@ -263,7 +273,7 @@ measure() {
 	local args=(-url "http://127.0.0.1:$PORT/hooks/usaepay" -mode "$mode" -c "$conc" -size "$size"
 		-d "$DURATION" -warmup "$WARMUP" -scenario "$scenario" -run "$run" -label "$label"
 		-pids "caddy=$CADDY_PID,backend=$BACKEND_PID" -json "$OUT/$label.json")
-	if [ "$scenario" = c ] || [ "$scenario" = p ]; then
+	if [ "$scenario" = c ] || [ "$scenario" = p ] || [ "$scenario" = u ]; then
 		args+=(-drain-url "http://$BACKEND_ADDR/count" -drain-timeout "${DRAIN_TIMEOUT}s")
 	fi
 	if [ "$scenario" != a ]; then
@@ -295,6 +305,9 @@ measure() {
 	if [ "$scenario" = p ]; then
 		echo "$label store: $(psql "$BENCH_PG_DSN" -qAtc "SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '$BENCH_PG_SCHEMA'")" >>"$OUT/run.log"
 		psql "$BENCH_PG_DSN" -qc "DROP SCHEMA IF EXISTS $BENCH_PG_SCHEMA CASCADE" >/dev/null 2>&1 || log "dropping $BENCH_PG_SCHEMA failed"
+	fi
+	if [ "$scenario" = t ] || [ "$scenario" = u ]; then
+		echo "$label trace exports: $(curl -fsS "http://$BACKEND_ADDR/traces")" >>"$OUT/run.log"
 	fi
 	if [ "$scenario" != a ] && [ "$scenario" != p ] && [ -d "$dir/store" ]; then
 		echo "$label store: $(du -sh "$dir/store" | cut -f1)" >>"$OUT/run.log"

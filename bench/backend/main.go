@@ -79,6 +79,7 @@ func main() {
 
 	c := &counter{keys: map[string]struct{}{}}
 	ok := []byte(`{"status":"ok"}`)
+	var exports atomic.Int64 // span exports of the traced scenarios
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /count", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -86,7 +87,21 @@ func main() {
 	})
 	mux.HandleFunc("POST /reset", func(w http.ResponseWriter, r *http.Request) {
 		c.reset()
+		exports.Store(0)
 		w.WriteHeader(http.StatusNoContent)
+	})
+	// The traced scenarios export their spans here (OTLP over HTTP); an
+	// export is not a delivery, so it is counted apart. An empty body is
+	// the protobuf encoding of an export response with nothing rejected.
+	mux.HandleFunc("POST /v1/traces", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		exports.Add(1)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.WriteHeader(http.StatusOK)
+	})
+	mux.HandleFunc("GET /traces", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]int64{"exports": exports.Load()})
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		n, err := io.Copy(io.Discard, r.Body)

@@ -17,6 +17,8 @@ var scenarioNames = map[string]string{
 	"b": "(b) gateway sync + reverse_proxy",
 	"c": "(c) gateway async, 202 after fsync",
 	"p": "(p) gateway async on PostgreSQL, 202 after commit",
+	"t": "(t) (b) under tracing, all sampled",
+	"u": "(u) (c) under tracing, all sampled",
 }
 
 // Group is one scenario at one body size and concurrency over its runs.
