@@ -45,6 +45,9 @@ type flight[T any] struct {
 	done  chan struct{}
 	value T
 	err   error
+	// readers counts the Gets waiting on the flight, so that a test can
+	// tell they all joined it before letting it end.
+	readers int
 }
 
 // New returns a cache whose counts come from count, reused for period (or
@@ -65,6 +68,7 @@ func (c *Cache[T]) Get(ctx context.Context, fresh bool) (T, error) {
 		return value, nil
 	}
 	f := c.start()
+	f.readers++
 	c.mu.Unlock()
 	select {
 	case <-f.done:

@@ -65,23 +65,22 @@ func TestConcurrentReadersShareOneCount(t *testing.T) {
 			got[i] = v
 		})
 	}
-	// Wait until a count is under way, then let exactly one finish.
-	testwait.For(t, "a count under way", func() bool {
+	// Wait until every reader waits on the count under way, then let it
+	// finish.
+	testwait.For(t, "five readers on one count", func() bool {
 		cache.mu.Lock()
 		defer cache.mu.Unlock()
-		return cache.running != nil
+		return cache.running != nil && cache.running.readers == len(got)
 	})
 	c.gate <- struct{}{}
-	close(c.gate) // later counts, if any, run freely and would show up
+	close(c.gate) // a later count, if any, runs freely and would show up
 	wg.Wait()
 	for _, v := range got {
-		// A reader that arrived after the first count ended starts a
-		// second one; none may see a count of its own beyond that.
-		if v != 1 && v != 2 {
-			t.Fatalf("readers got %v", got)
+		if v != 1 {
+			t.Fatalf("readers got %v, want the one count for all", got)
 		}
 	}
-	if n := c.n.Load(); n > 2 {
+	if n := c.n.Load(); n != 1 {
 		t.Fatalf("%d counts for 5 readers", n)
 	}
 }
