@@ -319,7 +319,9 @@ func TestAdminCLIAgainstRunningCaddy(t *testing.T) {
 	if code, answer := post(t, gw.BaseURL()+"/hooks/usaepay", body, signedHeader(body)); code != http.StatusAccepted {
 		t.Fatalf("event: %d %v", code, answer)
 	}
-	testwait.For(t, "delivery", func() bool { return be.deliveredOK(id) })
+	// The listing below reads the store, which records the delivery
+	// after the backend's answer.
+	waitStatus(t, gw, "/usaepay", id, "delivered")
 
 	addr := fmt.Sprintf("127.0.0.1:%d", gw.Admin)
 	cli := func(args ...string) string {
