@@ -475,8 +475,7 @@ func purgeCommand() *cobra.Command {
 			req.Store, _ = cmd.Flags().GetString("store")
 			req.All, _ = cmd.Flags().GetBool("all")
 			req.Filter.Limit, _ = cmd.Flags().GetInt("limit")
-			if req.Filter.Source == "" && req.Filter.Provider == "" && req.Filter.Type == "" &&
-				req.Filter.Status == "" && req.Filter.From == "" && req.Filter.To == "" && !req.All {
+			if noFilter := (ops.FilterRequest{Limit: req.Filter.Limit}); *req.Filter == noFilter && !req.All {
 				return errors.New("refusing to purge every event: give filter flags (e.g. --status dead), or --all")
 			}
 			cmd.SilenceUsage = true
