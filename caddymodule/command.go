@@ -133,6 +133,8 @@ func addFilterFlags(cmd *cobra.Command) {
 	cmd.Flags().String("source", "", "Only events of this source (e.g. /usaepay)")
 	cmd.Flags().String("provider", "", "Only events of this provider (openloyalty, sublytics, usaepay)")
 	cmd.Flags().String("type", "", "Only events of this type")
+	cmd.Flags().String("subject", "", "Only events about this subject (the customer, order or transaction id; exact match)")
+	cmd.Flags().String("id", "", "Only the event with this id (needs --source)")
 	cmd.Flags().String("status", "", "Only events in this status (reserved, pending, retrying, delivered, dead)")
 	cmd.Flags().String("from", "", "Only events received at or after this RFC 3339 time")
 	cmd.Flags().String("to", "", "Only events received before this RFC 3339 time")
@@ -140,7 +142,7 @@ func addFilterFlags(cmd *cobra.Command) {
 
 func listCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "list [--status <status>] [--source <source>] [--limit <n>] [--cursor <cursor>]",
+		Use:   "list [--status <status>] [--source <source>] [--subject <subject>] [--limit <n>] [--cursor <cursor>]",
 		Short: "Lists stored events, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -473,8 +475,7 @@ func purgeCommand() *cobra.Command {
 			req.Store, _ = cmd.Flags().GetString("store")
 			req.All, _ = cmd.Flags().GetBool("all")
 			req.Filter.Limit, _ = cmd.Flags().GetInt("limit")
-			if req.Filter.Source == "" && req.Filter.Provider == "" && req.Filter.Type == "" &&
-				req.Filter.Status == "" && req.Filter.From == "" && req.Filter.To == "" && !req.All {
+			if noFilter := (ops.FilterRequest{Limit: req.Filter.Limit}); *req.Filter == noFilter && !req.All {
 				return errors.New("refusing to purge every event: give filter flags (e.g. --status dead), or --all")
 			}
 			cmd.SilenceUsage = true
@@ -499,6 +500,8 @@ func filterRequest(cmd *cobra.Command) *ops.FilterRequest {
 		Source:   get("source"),
 		Provider: get("provider"),
 		Type:     get("type"),
+		Subject:  get("subject"),
+		ID:       get("id"),
 		Status:   get("status"),
 		From:     get("from"),
 		To:       get("to"),
@@ -509,7 +512,7 @@ func filterQuery(cmd *cobra.Command) url.Values {
 	fr := filterRequest(cmd)
 	q := url.Values{}
 	for k, v := range map[string]string{"source": fr.Source, "provider": fr.Provider, "type": fr.Type,
-		"status": fr.Status, "from": fr.From, "to": fr.To} {
+		"subject": fr.Subject, "id": fr.ID, "status": fr.Status, "from": fr.From, "to": fr.To} {
 		if v != "" {
 			q.Set(k, v)
 		}
@@ -564,10 +567,14 @@ func adminCall(cmd *cobra.Command, method, path string, q url.Values, body any, 
 
 func printEvents(w io.Writer, out ops.ListResponse) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RECEIVED\tSOURCE\tID\tTYPE\tSTATUS\tATTEMPTS\tLAST")
+	fmt.Fprintln(tw, "RECEIVED\tSOURCE\tID\tTYPE\tSUBJECT\tSTATUS\tATTEMPTS\tLAST")
 	for _, e := range out.Events {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n",
-			e.ReceivedAt.UTC().Format(time.RFC3339), e.Source, e.ID, e.Type, e.Status, e.Attempts, lastOutcome(e))
+		subject := e.Subject
+		if subject == "" {
+			subject = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n",
+			e.ReceivedAt.UTC().Format(time.RFC3339), e.Source, e.ID, e.Type, subject, e.Status, e.Attempts, lastOutcome(e))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -254,3 +254,31 @@ func TestHumanDuration(t *testing.T) {
 		}
 	}
 }
+
+// --id selects one event with --source and is refused without it; --subject
+// alone is a filter for purge, not the empty filter it refuses.
+func TestCLIIDAndSubjectFlags(t *testing.T) {
+	f := newAdminFixture(t)
+	f.insert(t, "/usaepay", "a1", "usaepay", "transaction.sale.success", store.StatusDead, adminT0)
+	f.insert(t, "/usaepay", "a2", "usaepay", "transaction.sale.success", store.StatusDead, adminT0)
+	addr := adminServer(t)
+
+	out, err := runCLI(t, "list", "--address", addr, "--source", "/usaepay", "--id", "a2")
+	if err != nil || strings.Contains(out, "a1") || !strings.Contains(out, "a2") || !strings.Contains(out, "SUBJECT") {
+		t.Fatalf("list --source --id: %v\n%s", err, out)
+	}
+	if out, err := runCLI(t, "list", "--address", addr, "--id", "a2"); err == nil || !strings.Contains(err.Error()+out, "source") {
+		t.Fatalf("list --id without --source: %v\n%s", err, out)
+	}
+	out, err = runCLI(t, "purge", "--address", addr, "--subject", "nobody")
+	if err != nil || !strings.Contains(out, "purged 0 events") {
+		t.Fatalf("purge --subject of an unknown subject: %v\n%s", err, out)
+	}
+	out, err = runCLI(t, "purge", "--address", addr, "--source", "/usaepay", "--id", "a1")
+	if err != nil || !strings.Contains(out, "purged 1 event") {
+		t.Fatalf("purge --source --id: %v\n%s", err, out)
+	}
+	if _, err := f.db.Get(context.Background(), "/usaepay", "a2"); err != nil {
+		t.Fatalf("a2, received at the same time, went with a1: %v", err)
+	}
+}

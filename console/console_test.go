@@ -167,7 +167,7 @@ func (f *fixture) insert(t *testing.T, source, id, typ, subject string, status s
 	t.Helper()
 	ev, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": id, "source": source, "type": typ, "subject": subject, "data": map[string]any{"note": subject}})
 	rec := &store.Record{
-		Source: source, ID: id, Provider: strings.TrimPrefix(source, "/"), Type: typ, Status: status, ReceivedAt: at,
+		Source: source, ID: id, Provider: strings.TrimPrefix(source, "/"), Type: typ, Subject: subject, Status: status, ReceivedAt: at,
 		Event:   ev,
 		Headers: http.Header{"User-Agent": {"provider/1.0"}, "X-Note": {subject}},
 	}
@@ -358,6 +358,8 @@ func TestEventListFilters(t *testing.T) {
 		{"type", url.Values{"type": {"transaction.sale.success"}}, []string{"dead-1", "ok-1"}, []string{"dead-2", "pending-1"}},
 		// datetime-local values, read as UTC: [10:01, 10:03) holds dead-2 and ok-1.
 		{"time range", url.Values{"from": {"2026-11-20T10:01"}, "to": {"2026-11-20T10:03"}}, []string{"dead-2", "ok-1"}, []string{"dead-1", "4806"}},
+		{"subject", url.Values{"subject": {"order-9"}}, []string{"4806", `name="subject" id="subject" value="order-9"`}, []string{"dead-1", "ok-1"}},
+		{"subject and status", url.Values{"subject": {"key-dead-1"}, "status": {"dead"}}, []string{"dead-1"}, []string{"4806", "dead-2"}},
 		{"id", url.Values{"id": {"4806"}}, []string{"4806", "Looked up id"}, []string{"dead-1"}},
 		{"id in a source", url.Values{"id": {"4806"}, "source": {"/usaepay"}}, []string{"No event matches"}, []string{"id=4806"}},
 	}
@@ -765,6 +767,37 @@ func TestEventPageHeadingAndDeadReason(t *testing.T) {
 		`<title>ach.returned tx-7 · webhook gateway</title>`, `<dd id="dead-reason">the backend answered 410 Gone</dd>`)
 	_, body, _ = f.get(t, "events", url.Values{"status": {"dead"}})
 	mustContain(t, body, `<span class="muted dead-reason">the backend answered 410 Gone</span>`)
+}
+
+// The subject on an event's page links to the list of every event about
+// it, whatever their source; an event without a subject has no link.
+func TestSubjectLinksToItsEvents(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t)
+	f.insert(t, "/sublytics", "4807", "order_updated", "cus-42", store.StatusDelivered, base.Add(5*time.Minute), 200)
+	f.insert(t, "/openloyalty", "req-1#0", "points.added", "cus-42", store.StatusPending, base.Add(6*time.Minute))
+	_, body, _ := f.get(t, "event", url.Values{"source": {"/sublytics"}, "id": {"4807"}})
+	mustContain(t, body, `<a id="subject-link" href="events?subject=cus-42" title="every event about this subject">cus-42</a>`)
+	code, body, _ := f.get(t, "events", url.Values{"subject": {"cus-42"}})
+	if code != http.StatusOK {
+		t.Fatalf("%d\n%s", code, body)
+	}
+	mustContain(t, body, "id=4807", "id=req-1%230")
+	for _, other := range []string{"id=4806", "id=dead-1", "id=pending-1"} {
+		if strings.Contains(body, other+`"`) || strings.Contains(body, other+"&") {
+			t.Errorf("subject list shows %s", other)
+		}
+	}
+	// Purge matching carries the subject to its confirmation.
+	mustContain(t, body, `id="purge-matching" href="confirm?action=purge&amp;subject=cus-42"`)
+	_, body, _ = f.get(t, "confirm", url.Values{"action": {"purge"}, "subject": {"cus-42"}})
+	mustContain(t, body, "subject <code>cus-42</code>")
+
+	f.insert(t, "/usaepay", "nosubj", "ach.settled", "", store.StatusPending, base.Add(7*time.Minute))
+	_, body, _ = f.get(t, "event", url.Values{"source": {"/usaepay"}, "id": {"nosubj"}})
+	if strings.Contains(body, "subject-link") {
+		t.Error("an event without a subject links to a subject list")
+	}
 }
 
 // Times are shown in the zone the operator picks (tz, then remembered in a

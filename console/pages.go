@@ -236,12 +236,12 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, name string) 
 // Zone is the zone its times were typed in (the page's); links carry it,
 // so that a filter means the same times whoever follows them.
 type filterForm struct {
-	Source, Provider, Type, Status, From, To, ID, Zone string
+	Source, Provider, Type, Subject, Status, From, To, ID, Zone string
 }
 
 func readFilter(v url.Values, p *page) filterForm {
 	g := func(k string) string { return strings.TrimSpace(v.Get(k)) }
-	f := filterForm{Source: g("source"), Provider: g("provider"), Type: g("type"), Status: g("status"), From: inputTime(g("from"), p.Zone), To: inputTime(g("to"), p.Zone), ID: g("id")}
+	f := filterForm{Source: g("source"), Provider: g("provider"), Type: g("type"), Subject: g("subject"), Status: g("status"), From: inputTime(g("from"), p.Zone), To: inputTime(g("to"), p.Zone), ID: g("id")}
 	if f.From != "" || f.To != "" {
 		f.Zone = p.ZoneName
 	}
@@ -260,19 +260,19 @@ func inputTime(v string, loc *time.Location) string {
 
 // pairs are the filter's query parameters, for links.
 func (f filterForm) pairs() []string {
-	return []string{"source", f.Source, "provider", f.Provider, "type", f.Type, "status", f.Status, "from", f.From, "to", f.To, "tz", f.Zone}
+	return []string{"source", f.Source, "provider", f.Provider, "type", f.Type, "subject", f.Subject, "status", f.Status, "from", f.From, "to", f.To, "tz", f.Zone}
 }
 
 // request is the filter in the operations' terms. A time from the form's
 // datetime-local input has no zone; the console reads it in the page's
 // zone (loc), the one it shows every time in.
 func (f filterForm) request(loc *time.Location) ops.FilterRequest {
-	return ops.FilterRequest{Source: f.Source, Provider: f.Provider, Type: f.Type, Status: f.Status, From: formTime(f.From, loc), To: formTime(f.To, loc)}
+	return ops.FilterRequest{Source: f.Source, Provider: f.Provider, Type: f.Type, Subject: f.Subject, Status: f.Status, From: formTime(f.From, loc), To: formTime(f.To, loc)}
 }
 
 // empty reports whether the filter selects every event.
 func (f filterForm) empty() bool {
-	return f.Source == "" && f.Provider == "" && f.Type == "" && f.Status == "" && f.From == "" && f.To == ""
+	return f.Source == "" && f.Provider == "" && f.Type == "" && f.Subject == "" && f.Status == "" && f.From == "" && f.To == ""
 }
 
 func formTime(v string, loc *time.Location) string {
@@ -396,6 +396,9 @@ type eventData struct {
 	Replayed bool
 	Store    string
 	ListLink string
+	// SubjectLink lists every event about the same subject, of any
+	// source; empty when the event has no subject.
+	SubjectLink string
 	// PurgeLink asks to confirm the purge of this event alone.
 	PurgeLink string
 }
@@ -421,6 +424,9 @@ func (c *Console) event(w http.ResponseWriter, r *http.Request) {
 		Replayed:  r.Form.Get("replayed") != "",
 		Store:     p.Store,
 		ListLink:  link("events", p.Store, "source", source),
+	}
+	if d.Summary.Subject != "" {
+		d.SubjectLink = link("events", p.Store, "subject", d.Summary.Subject)
 	}
 	if view.RawBodyBase64 != "" {
 		d.RawBody, d.RawBase64 = view.RawBodyBase64, true

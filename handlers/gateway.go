@@ -611,6 +611,7 @@ func (g *Gateway) ingest(r *http.Request, body []byte, opts normalize.Options, n
 			ID:            ev.ID,
 			Provider:      ev.Provider,
 			Type:          ev.Type,
+			Subject:       ev.Subject,
 			Status:        status,
 			Destination:   g.Destination,
 			ReceivedAt:    now,

@@ -19,9 +19,9 @@ var (
 	// has no async route in this store, or its synchronous delivery is in
 	// flight.
 	ErrNotReplayable = errors.New("cannot be replayed")
-	// ErrConflict marks an operation on one event that its state or its
-	// neighbours prevent: a purge of an event that a filter cannot tell
-	// from the others of its batch, or that changed meanwhile.
+	// ErrConflict marks an operation on one event that the event's current
+	// state prevents (answered 409). A single-event purge no longer needs
+	// it: the store selects one event by its id, batch items included.
 	ErrConflict = errors.New("conflict")
 )
 

@@ -21,6 +21,12 @@ type FilterRequest struct {
 	Provider string `json:"provider,omitempty"`
 	// Type is the canonical event type, prefix included.
 	Type string `json:"type,omitempty"`
+	// Subject is the canonical event's subject, exactly: the customer,
+	// order or transaction the event is about (which provider field it
+	// comes from depends on the provider).
+	Subject string `json:"subject,omitempty"`
+	// ID selects one event by its id; it needs Source.
+	ID string `json:"id,omitempty"`
 	// Status is reserved, pending, retrying, delivered or dead.
 	Status string `json:"status,omitempty"`
 	// From and To bound the receive time: From <= received_at < To.
@@ -33,7 +39,10 @@ type FilterRequest struct {
 
 // Filter checks fr and turns it into a store filter (without its Limit).
 func (fr *FilterRequest) Filter() (store.Filter, error) {
-	f := store.Filter{Source: fr.Source, Provider: fr.Provider, Type: fr.Type}
+	f := store.Filter{Source: fr.Source, Provider: fr.Provider, Type: fr.Type, Subject: fr.Subject, ID: fr.ID}
+	if fr.ID != "" && fr.Source == "" {
+		return f, Mark(ErrInvalid, fmt.Errorf("id %q: an id selects an event only with its source", fr.ID))
+	}
 	if fr.Status != "" {
 		s := store.Status(fr.Status)
 		if !IsKnownStatus(s) {
@@ -66,12 +75,14 @@ func parseTime(name, v string) (time.Time, error) {
 }
 
 // QueryFilter reads a listing filter from query parameters: source,
-// provider, type, status, from, to, cursor and limit.
+// provider, type, subject, id, status, from, to, cursor and limit.
 func QueryFilter(q url.Values) (store.Filter, error) {
 	fr := FilterRequest{
 		Source:   q.Get("source"),
 		Provider: q.Get("provider"),
 		Type:     q.Get("type"),
+		Subject:  q.Get("subject"),
+		ID:       q.Get("id"),
 		Status:   q.Get("status"),
 		From:     q.Get("from"),
 		To:       q.Get("to"),

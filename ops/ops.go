@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/webhookgw/caddy-webhook-gateway/delivery"
 	"github.com/webhookgw/caddy-webhook-gateway/normalize"
@@ -68,41 +67,20 @@ func Purge(ctx context.Context, t Target, f store.Filter, limit int) (*PurgeResp
 	return &PurgeResponse{Store: t.Name, Purged: n}, nil
 }
 
-// PurgeEvent deletes one event through the store's purge by filter, which
-// has no id: the filter is the event's own source, provider, type, status
-// and receive time to the nanosecond, and it is used only once a listing
-// shows that it matches this event alone. The items of a loyalty batch
-// share all of these, so such an item cannot be purged alone (ErrConflict,
-// saying how many share them); an event whose status changed between the
-// two reads is not deleted (ErrConflict too).
+// PurgeEvent deletes one event, and nothing else: a purge by the filter
+// {Source, ID}, which selects exactly that record, so an item of a loyalty
+// batch goes alone while the others of its batch (and the shared body)
+// stay. An absent event is ErrNotFound.
 func PurgeEvent(ctx context.Context, t Target, source, id string) (*PurgeResponse, error) {
 	if source == "" || id == "" {
 		return nil, Mark(ErrInvalid, errors.New("both source and id are required"))
 	}
-	rec, err := t.Store.Get(ctx, source, id)
-	if err != nil {
-		return nil, eventError(err, t.Name, source, id)
-	}
-	f := store.Filter{
-		Source: rec.Source, Provider: rec.Provider, Type: rec.Type, Status: rec.Status,
-		From: rec.ReceivedAt, To: rec.ReceivedAt.Add(time.Nanosecond),
-	}
-	keys, err := Matching(ctx, t, f, 2)
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case len(keys) == 0:
-		return nil, Mark(ErrConflict, fmt.Errorf("event %s %s changed while it was being purged (it is no longer %s); look at it again", source, id, rec.Status))
-	case len(keys) > 1 || keys[0].Source != source || keys[0].ID != id:
-		return nil, Mark(ErrConflict, fmt.Errorf("event %s %s shares its source, type, status and receive time with other events (the items of one batch): purge them together by filter", source, id))
-	}
-	res, err := Purge(ctx, t, f, 1)
+	res, err := Purge(ctx, t, store.Filter{Source: source, ID: id}, 1)
 	if err != nil {
 		return nil, err
 	}
 	if res.Purged == 0 {
-		return nil, Mark(ErrConflict, fmt.Errorf("event %s %s changed while it was being purged; look at it again", source, id))
+		return nil, Mark(ErrNotFound, fmt.Errorf("no event %s %s in %s", source, id, t.Name))
 	}
 	return res, nil
 }

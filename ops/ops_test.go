@@ -297,8 +297,7 @@ func TestDeadReasonText(t *testing.T) {
 }
 
 // PurgeEvent deletes the one event and nothing else, even a neighbour
-// received a nanosecond later, and refuses an event its filter cannot
-// tell from others (the items of a batch).
+// received a nanosecond later or an item of the same batch.
 func TestPurgeEvent(t *testing.T) {
 	ctx := context.Background()
 	tg := newTarget(t)
@@ -322,20 +321,68 @@ func TestPurgeEvent(t *testing.T) {
 		t.Errorf("purge of a purged event: %v, want ErrNotFound", err)
 	}
 
-	// Two items of one batch: same source, type, status and time.
-	batch := []*store.Record{
-		{Source: "/b", ID: "i0", Provider: "usaepay", Type: "ach.settled", Status: store.StatusDead, ReceivedAt: at, BatchSize: 2},
-		{Source: "/b", ID: "i1", Provider: "usaepay", Type: "ach.settled", Status: store.StatusDead, ReceivedAt: at, BatchIndex: 1, BatchSize: 2},
+	// Three items of one batch: same source, type, status, subject and
+	// time; the middle one goes alone.
+	var batch []*store.Record
+	for i := range 3 {
+		batch = append(batch, &store.Record{Source: "/b", ID: fmt.Sprintf("i%d", i), Provider: "openloyalty", Type: "points.added",
+			Subject: "cus_1", Status: store.StatusDead, ReceivedAt: at, BatchIndex: i, BatchSize: 3})
 	}
-	if _, err := tg.Store.Insert(ctx, &store.Ingest{RawBody: []byte(`{}`), Records: batch}, false); err != nil {
+	if _, err := tg.Store.Insert(ctx, &store.Ingest{RawBody: []byte(`[{},{},{}]`), Records: batch}, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ops.PurgeEvent(ctx, tg, "/b", "i0"); !errors.Is(err, ops.ErrConflict) || ops.HTTPStatus(err) != http.StatusConflict {
-		t.Errorf("purge of a batch item: %v, want ErrConflict", err)
+	if res, err := ops.PurgeEvent(ctx, tg, "/b", "i1"); err != nil || res.Purged != 1 {
+		t.Fatalf("purge of a batch item: %+v %v", res, err)
 	}
-	for _, id := range []string{"i0", "i1"} {
+	if _, err := tg.Store.Get(ctx, "/b", "i1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("i1 is still there: %v", err)
+	}
+	for _, id := range []string{"i0", "i2"} {
 		if _, err := tg.Store.Get(ctx, "/b", id); err != nil {
-			t.Errorf("%s was purged: %v", id, err)
+			t.Errorf("%s was purged with i1: %v", id, err)
 		}
+	}
+	if _, err := ops.PurgeEvent(ctx, tg, "", "i0"); !errors.Is(err, ops.ErrInvalid) || ops.HTTPStatus(err) != http.StatusBadRequest {
+		t.Errorf("purge without a source: %v, want ErrInvalid", err)
+	}
+}
+
+// A subject filter reaches the store from the query and from an action's
+// filter; an id without a source is refused before any store is asked.
+func TestSubjectFilter(t *testing.T) {
+	ctx := context.Background()
+	tg := newTarget(t)
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, sub := range []string{"cus_1", "cus_2", "cus_1", ""} {
+		r := &store.Record{Source: []string{"/a", "/b"}[i%2], ID: fmt.Sprint(i), Provider: "usaepay", Type: "t",
+			Subject: sub, Status: store.StatusDead, ReceivedAt: at.Add(time.Duration(i) * time.Second)}
+		if _, err := tg.Store.Insert(ctx, &store.Ingest{RawBody: []byte(`{}`), Records: []*store.Record{r}}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := ops.QueryFilter(url.Values{"subject": {"cus_1"}})
+	if err != nil || f.Subject != "cus_1" {
+		t.Fatalf("query filter: %+v %v", f, err)
+	}
+	keys, err := ops.Matching(ctx, tg, f, 0)
+	if err != nil || len(keys) != 2 || keys[0].ID != "2" || keys[1].ID != "0" {
+		t.Fatalf("matching cus_1: %+v %v", keys, err)
+	}
+	if _, err := ops.QueryFilter(url.Values{"id": {"0"}}); !errors.Is(err, ops.ErrInvalid) {
+		t.Errorf("id without source: %v, want ErrInvalid", err)
+	}
+	if f, err := ops.QueryFilter(url.Values{"id": {"0"}, "source": {"/a"}}); err != nil || f.ID != "0" || f.Source != "/a" {
+		t.Errorf("id with source: %+v %v", f, err)
+	}
+	af, limit, err := ops.ActionFilter(&ops.FilterRequest{Subject: "cus_2"}, false)
+	if err != nil || af.Subject != "cus_2" || limit != 0 {
+		t.Fatalf("action filter: %+v %d %v", af, limit, err)
+	}
+	res, err := ops.Purge(ctx, tg, af, limit)
+	if err != nil || res.Purged != 1 {
+		t.Fatalf("purge cus_2: %+v %v", res, err)
+	}
+	if _, err := tg.Store.Get(ctx, "/b", "1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("cus_2's event survived: %v", err)
 	}
 }

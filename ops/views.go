@@ -82,7 +82,7 @@ func Summarize(rec *store.Record) EventSummary {
 		ID:          rec.ID,
 		Provider:    rec.Provider,
 		Type:        rec.Type,
-		Subject:     subject(rec.Event),
+		Subject:     subject(rec),
 		Destination: rec.Destination,
 		Status:      rec.Status,
 		ReceivedAt:  rec.ReceivedAt,
@@ -101,13 +101,17 @@ func Summarize(rec *store.Record) EventSummary {
 	return s
 }
 
-// subject reads the canonical event's subject; a listing without it is
-// still a listing, so an event that does not decode just has none.
-func subject(event json.RawMessage) string {
+// subject is the record's subject, else (a record stored before records
+// kept it) the canonical event's; a listing without it is still a
+// listing, so an event that does not decode just has none.
+func subject(rec *store.Record) string {
+	if rec.Subject != "" {
+		return rec.Subject
+	}
 	var ev struct {
 		Subject string `json:"subject"`
 	}
-	if len(event) == 0 || json.Unmarshal(event, &ev) != nil {
+	if len(rec.Event) == 0 || json.Unmarshal(rec.Event, &ev) != nil {
 		return ""
 	}
 	return ev.Subject

@@ -94,5 +94,18 @@
 //   - by (Source, DedupKey) within its window: Insert;
 //   - by due time, per destination, over pending and retrying records: Claim;
 //   - by ReceivedAt, newest first, with status, provider and type beside it:
-//     List, Counts and Purge.
+//     List, Counts and Purge;
+//   - by Subject, then ReceivedAt newest first, over records that have a
+//     subject: List and Purge with Filter.Subject, so "everything about
+//     one customer" reads that subject's records only. Badger keeps an
+//     entry per record under the subject's prefix (s, the subject, NUL),
+//     written with every state of the record alongside its listing entry,
+//     carrying the same summary and expiry (so retention removes both),
+//     and deleted with the record by purge; PostgreSQL has a partial index
+//     on (subject, received_at, source, id). A subject filter pages with
+//     the same cursor as any listing.
+//
+// Filter.ID with Filter.Source selects one record through its key, never
+// a scan: it is how one item of a batch, alike in every other field, is
+// purged alone.
 package store

@@ -75,7 +75,8 @@ func ValidStatus(s Status) bool {
 // now when zero, BatchSize the number of records when zero, Destination
 // the source when empty. Each record needs a valid key (ValidateKey), a
 // valid destination (ValidateDestination), a valid dedup key when it has
-// one (ValidateDedupKey) and a known status. ReservedUntil is the engine's to
+// one (ValidateDedupKey), a subject without NUL bytes of at most
+// MaxKeyPart bytes, and a known status. ReservedUntil is the engine's to
 // set, from its reservation expiry.
 func PrepareInsert(in *Ingest, now time.Time) error {
 	if in == nil || len(in.Records) == 0 {
@@ -94,6 +95,10 @@ func PrepareInsert(in *Ingest, now time.Time) error {
 		}
 		if err := ValidateDestination(r.Destination); err != nil {
 			return fmt.Errorf("insert: record %d (%s %s): %w", i, r.Source, r.ID, err)
+		}
+		if strings.IndexByte(r.Subject, 0) >= 0 || len(r.Subject) > MaxKeyPart {
+			// Engines key their subject index by it, NUL-terminated.
+			return fmt.Errorf("insert: record %d (%s %s): subject has a NUL byte or is over %d bytes", i, r.Source, r.ID, MaxKeyPart)
 		}
 		if r.DedupKey != "" {
 			if err := ValidateDedupKey(r.Source, r.DedupKey, r.DedupWindow); err != nil {
@@ -122,12 +127,24 @@ const (
 	MaxListLimit     = 1000
 )
 
-// Validate reports an error if f cannot select records: a source with a NUL
-// byte (no record has one), or a time range that From and To leave empty.
+// ErrIDWithoutSource is returned by Filter.Validate for a filter naming an
+// event id but no source: ids are unique only within a source, so such a
+// filter could select (or purge) events of several sources at once.
+var ErrIDWithoutSource = errors.New("an event id filter needs a source")
+
+// Validate reports an error if f cannot select records: a source or subject
+// with a NUL byte (no record has one), an id without a source
+// (ErrIDWithoutSource), or a time range that From and To leave empty.
 // List and Purge refuse such a filter rather than answer nothing.
 func (f *Filter) Validate() error {
 	if f.Source != "" && strings.IndexByte(f.Source, 0) >= 0 {
 		return fmt.Errorf("source %q contains a NUL byte", f.Source)
+	}
+	if strings.IndexByte(f.Subject, 0) >= 0 {
+		return fmt.Errorf("subject %q contains a NUL byte", f.Subject)
+	}
+	if f.ID != "" && f.Source == "" {
+		return fmt.Errorf("id %q: %w", f.ID, ErrIDWithoutSource)
 	}
 	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
 		return fmt.Errorf("empty time range: from %s is not before to %s", f.From.Format(time.RFC3339Nano), f.To.Format(time.RFC3339Nano))

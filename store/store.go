@@ -60,10 +60,14 @@ type Attempt struct {
 
 // Record is one canonical event and its state.
 type Record struct {
-	Source     string    `json:"source"`
-	ID         string    `json:"id"`
-	Provider   string    `json:"provider"`
-	Type       string    `json:"type"`
+	Source   string `json:"source"`
+	ID       string `json:"id"`
+	Provider string `json:"provider"`
+	Type     string `json:"type"`
+	// Subject is the canonical event's subject (the id of the customer,
+	// order or transaction it is about), empty when the provider gives
+	// none. It never changes; both engines index it for Filter.Subject.
+	Subject    string    `json:"subject,omitempty"`
 	Status     Status    `json:"status"`
 	ReceivedAt time.Time `json:"received_at"`
 	// Destination names the destination the record is delivered to: the
@@ -145,9 +149,15 @@ type Filter struct {
 	Source   string
 	Provider string
 	Type     string
-	Status   Status
-	From     time.Time // ReceivedAt >= From
-	To       time.Time // ReceivedAt < To
+	// Subject matches records whose Subject is exactly this; it is served
+	// by an index, so a listing by subject does not scan the store.
+	Subject string
+	// ID selects the one record (Source, ID); it needs Source (Validate
+	// refuses it alone), since ids are unique only within a source.
+	ID     string
+	Status Status
+	From   time.Time // ReceivedAt >= From
+	To     time.Time // ReceivedAt < To
 	// Cursor continues a previous List; Limit caps the page (default 100,
 	// at most 1000). Purge ignores Cursor and treats a positive Limit as
 	// the most records to delete in one call.

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -322,6 +323,32 @@ func TestBrowserFilterOpenAndReplay(t *testing.T) {
 	}
 	inert(t, ctx, "hostile event")
 	screenshot(t, ctx, shots, "hostile-event")
+
+	// Everything about one subject: searched from the list's form, then
+	// followed from an event's page.
+	subjects := `Array.from(document.querySelectorAll('#events tbody td.subject')).map(td => td.textContent)`
+	within(t, ctx, "subject search", chromedp.Navigate(consoleURL+"events"), chromedp.WaitVisible(chromedp.CSS(`#filter input[name=subject]`)))
+	eval[chromedp.Void](t, ctx, `document.querySelector('#filter input[name=subject]').value = 'tx-plain-2'`)
+	follow(t, ctx, `#filter button[type=submit]`)
+	if loc := eval[string](t, ctx, `location.search`); !strings.Contains(loc, "subject=tx-plain-2") {
+		t.Errorf("subject search at %q", loc)
+	}
+	if got := eval[[]string](t, ctx, subjects); !slices.Equal(got, []string{"tx-plain-2"}) {
+		t.Errorf("subject search lists subjects %q, want tx-plain-2 alone", got)
+	}
+	inert(t, ctx, "subject search")
+	screenshot(t, ctx, shots, "subject-search")
+	within(t, ctx, "event with a subject", chromedp.Navigate(consoleURL+"event?source=%2Fusaepay&id="+plainID), chromedp.WaitVisible(chromedp.ID("subject-link")))
+	follow(t, ctx, `#subject-link`)
+	if loc := eval[string](t, ctx, `location.search`); !strings.Contains(loc, "subject=tx-plain-1") {
+		t.Errorf("the subject link led to %q", loc)
+	}
+	if got := eval[[]string](t, ctx, subjects); !slices.Equal(got, []string{"tx-plain-1"}) {
+		t.Errorf("the subject's list shows subjects %q, want tx-plain-1 alone", got)
+	}
+	if got := eval[string](t, ctx, `document.querySelector('#filter input[name=subject]').value`); got != "tx-plain-1" {
+		t.Errorf("the subject's list has %q in its search field", got)
+	}
 
 	// Replay a dead event once the backend is back: it turns delivered.
 	be.setStatus(http.StatusOK)

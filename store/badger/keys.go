@@ -19,17 +19,22 @@ import (
 //
 //	e\x00<source>\x00<id>                      record (see encodeRecordValue)
 //	t\x00<time:8><record key>                  listing index, newest last; value: summary
+//	s\x00<subject>\x00<time:8><record key>       subject index of a record with a subject; value: summary
 //	d\x00<destination>\x00<time:8><source>\x00<id>  due index for pending/retrying records, by destination
 //	b\x00<body id:16>                          raw body shared by the records of one batch
 //	p\x00<source>\x00<id>                      payload of a single-event record: canonical event and raw body
 //	k\x00<source>\x00<dedup key>               dedup entry of a record with a DedupKey (see encodeDedupValue)
 //	m\x00format                               the store's format (see format.go)
 //
+// Subjects may not contain NUL either, so a subject's entries are exactly
+// those under its prefix, newest last as in the listing index.
+//
 // Destinations, like sources, may not contain NUL, so the due index's
 // destination, and its source after the time, end at a NUL too.
 const (
 	prefixRecord  = "e\x00"
 	prefixTime    = "t\x00"
+	prefixSubject = "s\x00"
 	prefixDue     = "d\x00"
 	prefixBody    = "b\x00"
 	prefixPayload = "p\x00"
@@ -93,6 +98,23 @@ func decTime(b []byte) time.Time {
 func timeKey(t time.Time, recKey []byte) []byte {
 	k := make([]byte, 0, len(prefixTime)+8+len(recKey))
 	k = append(k, prefixTime...)
+	k = encTime(k, t)
+	return append(k, recKey...)
+}
+
+// subjectKeyPrefix is where the subject index entries of subject start.
+func subjectKeyPrefix(subject string) []byte {
+	k := make([]byte, 0, len(prefixSubject)+len(subject)+1)
+	k = append(k, prefixSubject...)
+	k = append(k, subject...)
+	return append(k, 0)
+}
+
+// subjectKey is the subject index entry of the record under recKey; the
+// part after the subject's prefix is its listing key's after prefixTime,
+// so one cursor positions either scan.
+func subjectKey(subject string, t time.Time, recKey []byte) []byte {
+	k := subjectKeyPrefix(subject)
 	k = encTime(k, t)
 	return append(k, recKey...)
 }

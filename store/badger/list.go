@@ -25,41 +25,54 @@ func matchSummary(f *store.Filter, source string, s summary) bool {
 
 func matchRecord(f *store.Filter, r *store.Record) bool {
 	return matchSummary(f, r.Source, summary{status: r.Status, provider: r.Provider, typ: r.Type}) &&
+		(f.Subject == "" || f.Subject == r.Subject) &&
+		(f.ID == "" || f.ID == r.ID) &&
 		(f.From.IsZero() || !r.ReceivedAt.Before(f.From)) &&
 		(f.To.IsZero() || r.ReceivedAt.Before(f.To))
 }
 
 // scanTime walks the listing index newest first, starting strictly below
 // start (nil: from the newest, or from f.To), and calls fn for each entry
-// that matches f until fn returns false. It reads summaries only.
+// that matches f until fn returns false. It reads summaries only. A filter
+// with a subject walks that subject's index instead, and one with an id
+// reads the one record it names; either way fn and start speak of listing
+// keys, so cursors and the merge of reservations work alike.
 func scanTime(txn *badger.Txn, f *store.Filter, start []byte, fn func(tkey, rkey []byte) (bool, error)) error {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixTime), Reverse: true, PrefetchValues: false})
+	if f.ID != "" {
+		return scanOne(txn, f, start, fn)
+	}
+	base := []byte(prefixTime)
+	if f.Subject != "" {
+		base = subjectKeyPrefix(f.Subject)
+	}
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: base, Reverse: true, PrefetchValues: false})
 	defer it.Close()
-	seek := start
-	if seek == nil {
-		if !f.To.IsZero() {
-			// Every key at time To is longer, hence greater, so
-			// seeking here excludes To itself.
-			seek = encTime([]byte(prefixTime), f.To)
-		} else {
-			seek = append([]byte(prefixTime), bytes.Repeat([]byte{0xff}, 9)...)
-		}
+	var seek []byte
+	switch {
+	case start != nil:
+		seek = append(bytes.Clone(base), start[len(prefixTime):]...)
+	case !f.To.IsZero():
+		// Every key at time To is longer, hence greater, so seeking
+		// here excludes To itself.
+		seek = encTime(bytes.Clone(base), f.To)
+	default:
+		seek = append(bytes.Clone(base), bytes.Repeat([]byte{0xff}, 9)...)
 	}
 	from := []byte(nil)
 	if !f.From.IsZero() {
 		from = encTime(nil, f.From)
 	}
-	hdr := len(prefixTime) + 8
+	hdr := len(base) + 8
 	for it.Seek(seek); it.Valid(); it.Next() {
 		item := it.Item()
 		k := item.Key()
-		if start != nil && bytes.Equal(k, start) {
+		if start != nil && bytes.Equal(k, seek) {
 			continue
 		}
 		if len(k) <= hdr {
 			continue
 		}
-		if from != nil && bytes.Compare(k[len(prefixTime):hdr], from) < 0 {
+		if from != nil && bytes.Compare(k[len(base):hdr], from) < 0 {
 			return nil
 		}
 		source, _, ok := splitRecordKey(k[hdr:])
@@ -80,13 +93,35 @@ func scanTime(txn *badger.Txn, f *store.Filter, start []byte, fn func(tkey, rkey
 		if !matchSummary(f, source, sum) {
 			continue
 		}
-		tkey := item.KeyCopy(nil)
-		more, err := fn(tkey, tkey[hdr:])
+		tkey := append([]byte(prefixTime), k[len(base):]...)
+		more, err := fn(tkey, tkey[len(prefixTime)+8:])
 		if err != nil || !more {
 			return err
 		}
 	}
 	return nil
+}
+
+// scanOne is scanTime for a filter with an id: the record (f.Source, f.ID),
+// if it matches the rest of f and lies below start.
+func scanOne(txn *badger.Txn, f *store.Filter, start []byte, fn func(tkey, rkey []byte) (bool, error)) error {
+	rkey := recordKey(f.Source, f.ID)
+	sr, _, err := readRecord(txn, rkey)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !matchRecord(f, sr.rec) {
+		return nil
+	}
+	tkey := timeKey(sr.rec.ReceivedAt, rkey)
+	if start != nil && bytes.Compare(tkey, start) >= 0 {
+		return nil
+	}
+	_, err = fn(tkey, rkey)
+	return err
 }
 
 func decodeCursor(c string) ([]byte, error) {

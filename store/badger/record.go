@@ -73,6 +73,20 @@ func (b *Store) writeRecord(txn *badger.Txn, key []byte, old, rec *store.Record,
 	if err := txn.SetEntry(te); err != nil {
 		return err
 	}
+	if rec.Subject != "" {
+		// Rewritten with every state, like the listing entry, so that
+		// it carries the same summary and expires with the record.
+		if old != nil && old.Subject != "" && !old.ReceivedAt.Equal(rec.ReceivedAt) {
+			if err := txn.Delete(subjectKey(old.Subject, old.ReceivedAt, key)); err != nil {
+				return err
+			}
+		}
+		se := badger.NewEntry(subjectKey(rec.Subject, rec.ReceivedAt, key), encodeSummary(rec))
+		se.ExpiresAt = exp
+		if err := txn.SetEntry(se); err != nil {
+			return err
+		}
+	}
 	var oldDue, newDue []byte
 	if old != nil && claimable(old.Status) {
 		oldDue = recordDueKey(old)
@@ -129,6 +143,11 @@ func deleteRecord(txn *badger.Txn, key []byte, sr *storedRecord) error {
 	}
 	if err := txn.Delete(timeKey(old.ReceivedAt, key)); err != nil {
 		return err
+	}
+	if old.Subject != "" {
+		if err := txn.Delete(subjectKey(old.Subject, old.ReceivedAt, key)); err != nil {
+			return err
+		}
 	}
 	if claimable(old.Status) {
 		if err := txn.Delete(recordDueKey(old)); err != nil {

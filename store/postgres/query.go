@@ -18,7 +18,7 @@ import (
 
 const recordColumns = `source, id, provider, type, status, received_at, event, headers,
 	batch_index, batch_size, attempts, next_attempt_at, replays, dead_reason,
-	lease_owner, lease_until, reserved_until, retention_us, dedup_key, dedup_window_us, destination`
+	lease_owner, lease_until, reserved_until, retention_us, dedup_key, dedup_window_us, destination, subject`
 
 // recordColumnsOf is recordColumns qualified by a table alias, for
 // statements that join.
@@ -39,12 +39,13 @@ func scanRecord(row pgx.Row) (*store.Record, error) {
 		attempts               [][]byte
 		next, leaseUntil, resv *time.Time
 		deadReason, leaseOwner *string
+		subject                *string
 		retention              int64
 		window                 *int64
 	)
 	err := row.Scan(&r.Source, &id, &r.Provider, &r.Type, &status, &r.ReceivedAt, &event, &headers,
 		&r.BatchIndex, &r.BatchSize, &attempts, &next, &r.Replays, &deadReason,
-		&leaseOwner, &leaseUntil, &resv, &retention, &dk, &window, &r.Destination)
+		&leaseOwner, &leaseUntil, &resv, &retention, &dk, &window, &r.Destination, &subject)
 	if err != nil {
 		return nil, err
 	}
@@ -63,6 +64,9 @@ func scanRecord(row pgx.Row) (*store.Record, error) {
 	}
 	if next != nil {
 		r.NextAttemptAt = *next
+	}
+	if subject != nil {
+		r.Subject = *subject
 	}
 	if deadReason != nil {
 		r.DeadReason = store.DeadReason(*deadReason)
@@ -176,6 +180,12 @@ func where(f store.Filter, args []any) (string, []any) {
 	}
 	if f.Source != "" {
 		add("source = ?", f.Source)
+	}
+	if f.ID != "" {
+		add("id = ?", []byte(f.ID))
+	}
+	if f.Subject != "" {
+		add("subject = ?", f.Subject)
 	}
 	if f.Provider != "" {
 		add("provider = ?", f.Provider)
