@@ -19,10 +19,6 @@ var (
 	// has no async route in this store, or its synchronous delivery is in
 	// flight.
 	ErrNotReplayable = errors.New("cannot be replayed")
-	// ErrConflict marks an operation on one event that the event's current
-	// state prevents (answered 409). A single-event purge no longer needs
-	// it: the store selects one event by its id, batch items included.
-	ErrConflict = errors.New("conflict")
 )
 
 // kindError is err, classified as kind.
@@ -34,8 +30,7 @@ type kindError struct {
 func (e *kindError) Error() string   { return e.err.Error() }
 func (e *kindError) Unwrap() []error { return []error{e.kind, e.err} }
 
-// Mark classifies err as kind (ErrInvalid, ErrNotFound, ErrNotReplayable or
-// ErrConflict)
+// Mark classifies err as kind (ErrInvalid, ErrNotFound or ErrNotReplayable)
 // and keeps its message; a nil err stays nil.
 func Mark(kind, err error) error {
 	if err == nil {
@@ -52,7 +47,7 @@ func HTTPStatus(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, ErrNotReplayable), errors.Is(err, ErrConflict):
+	case errors.Is(err, ErrNotReplayable):
 		return http.StatusConflict
 	default:
 		return http.StatusInternalServerError
