@@ -173,6 +173,10 @@ func TestBreakerOutageKillsNoEvent(t *testing.T) {
 				}`, workers, failures, cooldown, cooldown, maxAge)))
 	downFrom := time.Now()
 	ids := postEvents(t, gw, events)
+	testwait.For(t, "the destination paused", func() bool {
+		state, ok := scrape(t, gw, "webhook_gateway_destination_breaker_state", `destination="ledger"`)
+		return ok && state > 0
+	})
 	testwait.For(t, "an outage three times max_age", func() bool { return time.Since(downFrom) > 3*maxAge })
 	be.up.Store(true)
 	down := time.Since(downFrom)
@@ -180,6 +184,9 @@ func TestBreakerOutageKillsNoEvent(t *testing.T) {
 
 	testwait.For(t, "every event delivered", func() bool { return be.allOK(ids) })
 	be.checkOnce(t, ids)
+	if state, ok := scrape(t, gw, "webhook_gateway_destination_breaker_state", `destination="ledger"`); !ok || state != 0 {
+		t.Errorf("breaker state %v (found %v) after the backlog went out, want 0 (closed)", state, ok)
+	}
 	// The failures that open the breaker, as many as were in flight then,
 	// and one probe per cooldown (a probe's own time only lengthens it).
 	bound := failures + workers + int(down/cooldown) + 1
