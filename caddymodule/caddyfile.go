@@ -87,16 +87,25 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        max_delay     <duration>
 //	        max_age       <duration>
 //	    }
+//	    rate <events>/<period>
+//	    breaker {
+//	        failures     <n>
+//	        cooldown     <duration>
+//	        max_cooldown <duration>
+//	    }
 //	    destination <name> {
 //	        upstream       <url>...
 //	        signing_secret <whsec_...>
 //	        workers        <n>
 //	        timeout        <duration>
 //	        retry { ... }
+//	        rate <events>/<period>
+//	        breaker { ... }
 //	    }
 //	}
 //
-// The route-level upstream, signing_secret, workers, timeout and retry are
+// The route-level upstream, signing_secret, workers, timeout, retry, rate
+// and breaker are
 // the shorthand for one destination named after the route's source; a
 // destination block names it and holds the same settings instead.
 //
@@ -243,6 +252,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := unmarshalRetry(d, &h.Retry); err != nil {
 				return err
 			}
+		case "rate":
+			if err := oneArg(d, &h.Rate); err != nil {
+				return err
+			}
+		case "breaker":
+			if err := unmarshalBreaker(d, &h.Breaker); err != nil {
+				return err
+			}
 		case "destination":
 			dest, err := unmarshalDestination(d)
 			if err != nil {
@@ -267,6 +284,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //	    workers        <n>
 //	    timeout        <duration>
 //	    retry { ... }
+//	    rate <events>/<period>
+//	    breaker { ... }
 //	}
 func unmarshalDestination(d *caddyfile.Dispenser) (*Destination, error) {
 	dest := new(Destination)
@@ -301,11 +320,54 @@ func unmarshalDestination(d *caddyfile.Dispenser) (*Destination, error) {
 			if err := unmarshalRetry(d, &dest.Retry); err != nil {
 				return nil, err
 			}
+		case "rate":
+			if err := oneArg(d, &dest.Rate); err != nil {
+				return nil, err
+			}
+		case "breaker":
+			if err := unmarshalBreaker(d, &dest.Breaker); err != nil {
+				return nil, err
+			}
 		default:
 			return nil, d.Errf("destination %s: unrecognized option %q", dest.Name, d.Val())
 		}
 	}
 	return dest, nil
+}
+
+func unmarshalBreaker(d *caddyfile.Dispenser, dst **BreakerConfig) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if *dst == nil {
+		*dst = new(BreakerConfig)
+	}
+	b := *dst
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "failures":
+			n, err := positiveIntArg(d)
+			if err != nil {
+				return err
+			}
+			b.Failures = n
+		case "cooldown":
+			dur, err := durationArg(d)
+			if err != nil {
+				return err
+			}
+			b.Cooldown = dur
+		case "max_cooldown":
+			dur, err := durationArg(d)
+			if err != nil {
+				return err
+			}
+			b.MaxCooldown = dur
+		default:
+			return d.Errf("breaker: unrecognized option %q", d.Val())
+		}
+	}
+	return nil
 }
 
 func unmarshalRetry(d *caddyfile.Dispenser, dst **RetryConfig) error {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/webhookgw/caddy-webhook-gateway/delivery/throttle"
 	"github.com/webhookgw/caddy-webhook-gateway/handlers"
 )
 
@@ -24,8 +25,8 @@ import (
 // level are the shorthand for one destination named after the route's
 // source.
 //
-// The per-destination filter (types, filter), rate limit and circuit
-// breaker are settings of this struct too, once they exist.
+// The per-destination filter (types, filter) is a setting of this struct
+// too, once it exists.
 type Destination struct {
 	// Name identifies the destination within the config and in the store:
 	// letters, digits, ".", "_" and "-", starting with a letter or digit,
@@ -57,6 +58,20 @@ type Destination struct {
 
 	// Retry configures redelivery to this destination.
 	Retry *RetryConfig `json:"retry,omitempty"`
+
+	// Rate limits how fast deliveries to this destination start:
+	// "<events>/<period>", the period s, m, h or a duration ("50/s",
+	// "100/m", "5/10s"), with a burst of a tenth of a second's worth (1 to
+	// 50). It is also the pace at which a backlog drains after the
+	// destination was paused. The limit is per gateway process: N
+	// gateways sharing a PostgreSQL store send up to N times the rate.
+	// Default: no limit beyond workers.
+	Rate string `json:"rate,omitempty"`
+
+	// Breaker tunes the destination's circuit breaker, which is always on
+	// (see BreakerConfig). Default: 5 failures, cooldown 5s, max_cooldown
+	// 1m.
+	Breaker *BreakerConfig `json:"breaker,omitempty"`
 }
 
 // ErrDestinationConflict is wrapped by the Provision error of a route that
@@ -85,6 +100,8 @@ func (h *Handler) destinations() []*Destination {
 		Workers:       h.Workers,
 		Timeout:       h.Timeout,
 		Retry:         h.Retry,
+		Rate:          h.Rate,
+		Breaker:       h.Breaker,
 	}}
 }
 
@@ -99,7 +116,13 @@ func (h *Handler) validateDestinations() error {
 			return errors.New("webhook_gateway: async delivery needs at least one upstream, or a destination")
 		}
 		if len(h.Upstreams) > 0 {
-			return checkUpstreams("", h.Upstreams)
+			if err := checkUpstreams("", h.Upstreams); err != nil {
+				return err
+			}
+			return checkThrottle(h.destinations()[0], "")
+		}
+		if h.Rate != "" || h.Breaker != nil {
+			return errors.New("webhook_gateway: rate and breaker protect an async destination; this route has none")
 		}
 		return nil
 	}
@@ -111,6 +134,8 @@ func (h *Handler) validateDestinations() error {
 		{h.SigningSecret != "", "signing_secret"},
 		{h.Workers != 0, "workers"},
 		{h.Retry != nil, "retry"},
+		{h.Rate != "", "rate"},
+		{h.Breaker != nil, "breaker"},
 		{h.Timeout != 0 && handlers.Mode(h.Deliver) == handlers.Async, "timeout"},
 	} {
 		if f.set {
@@ -151,6 +176,27 @@ func (h *Handler) validateDestinations() error {
 		if d.Timeout < 0 {
 			return fmt.Errorf("webhook_gateway: destination %q: timeout must be positive", d.Name)
 		}
+		if err := checkThrottle(d, d.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkThrottle refuses a malformed rate or breaker; dest names the
+// destination in the error (empty: the route's own).
+func checkThrottle(d *Destination, dest string) error {
+	prefix := "webhook_gateway: "
+	if dest != "" {
+		prefix = fmt.Sprintf("webhook_gateway: destination %q: ", dest)
+	}
+	if d.Rate != "" {
+		if _, err := throttle.ParseRate(d.Rate); err != nil {
+			return fmt.Errorf("%srate: %w", prefix, err)
+		}
+	}
+	if err := d.Breaker.throttle().Validate(); err != nil {
+		return fmt.Errorf("%sbreaker: %w", prefix, err)
 	}
 	return nil
 }
@@ -176,7 +222,7 @@ func checkUpstreams(dest string, upstreams []string) error {
 type destClaim struct {
 	upstreams [sha256.Size]byte
 	secret    [sha256.Size]byte
-	settings  [sha256.Size]byte // workers, timeout and retry
+	settings  [sha256.Size]byte // workers, timeout, retry, rate and breaker
 	shorthand bool              // named after the route's source, not by the route
 	source    string
 	route     string // how an error names the route
@@ -195,7 +241,9 @@ func (h *Handler) newDestClaim(d *Destination, route string) (*destClaim, error)
 		Workers int
 		Timeout caddy.Duration
 		Retry   *RetryConfig
-	}{d.Workers, d.Timeout, d.Retry})
+		Rate    string
+		Breaker *BreakerConfig
+	}{d.Workers, d.Timeout, d.Retry, d.Rate, d.Breaker})
 	ups, _ := json.Marshal(d.Upstreams)
 	return &destClaim{
 		upstreams: keyedHash(ups),

@@ -55,11 +55,54 @@ func TestDestinationBlockAndShorthand(t *testing.T) {
 		"webhook_gateway {\n destination\n}",
 		"webhook_gateway {\n destination a b {\n }\n}",
 		"webhook_gateway {\n destination a {\n upstream\n }\n}",
-		"webhook_gateway {\n destination a {\n rate 5/s\n }\n}",
+		"webhook_gateway {\n destination a {\n colour red\n }\n}",
+		"webhook_gateway {\n destination a {\n rate\n }\n}",
+		"webhook_gateway {\n destination a {\n breaker {\n colour red\n }\n }\n}",
+		"webhook_gateway {\n breaker on\n}",
+		"webhook_gateway {\n breaker {\n failures none\n }\n}",
 	} {
 		if err := new(Handler).UnmarshalCaddyfile(caddyfile.NewTestDispenser(bad)); err == nil {
 			t.Errorf("%q parsed", bad)
 		}
+	}
+}
+
+// rate and breaker parse in a destination block and at the route level
+// (the shorthand destination), and reach the destination's settings.
+func TestDestinationRateAndBreaker(t *testing.T) {
+	h := new(Handler)
+	block := `webhook_gateway usaepay {
+		auth none
+		destination ledger {
+			upstream http://127.0.0.1:9001/hooks
+			rate 50/s
+			breaker {
+				failures 3
+				cooldown 2s
+				max_cooldown 30s
+			}
+		}
+	}`
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(block)); err != nil {
+		t.Fatal(err)
+	}
+	d := h.Destinations[0]
+	want := BreakerConfig{Failures: 3, Cooldown: caddy.Duration(2e9), MaxCooldown: caddy.Duration(30e9)}
+	if d.Rate != "50/s" || d.Breaker == nil || *d.Breaker != want {
+		t.Fatalf("destination %+v, breaker %+v", d, d.Breaker)
+	}
+	out, _ := json.Marshal(d)
+	if !strings.Contains(string(out), `"rate":"50/s","breaker":{"failures":3,"cooldown":2000000000,"max_cooldown":30000000000}`) {
+		t.Errorf("JSON: %s", out)
+	}
+
+	short := new(Handler)
+	if err := short.UnmarshalCaddyfile(caddyfile.NewTestDispenser("webhook_gateway usaepay {\n auth none\n upstream http://127.0.0.1:9001\n rate 100/m\n breaker {\n failures 2\n }\n}")); err != nil {
+		t.Fatal(err)
+	}
+	ds := short.destinations()
+	if ds[0].Rate != "100/m" || ds[0].Breaker == nil || ds[0].Breaker.Failures != 2 {
+		t.Fatalf("shorthand %+v", ds[0])
 	}
 }
 
@@ -76,6 +119,12 @@ func TestDestinationSettingsRefused(t *testing.T) {
 		{"webhook_gateway usaepay {\n auth none\n destination a {\n upstream 127.0.0.1:2\n }\n}", "absolute http or https URL"},
 		{"webhook_gateway usaepay {\n auth none\n deliver sync\n destination a {\n upstream http://127.0.0.1:2\n }\n}", "sync route"},
 		{"webhook_gateway usaepay {\n auth none\n deliver async\n}", "needs at least one upstream, or a destination"},
+		{"webhook_gateway usaepay {\n auth none\n rate 5/s\n destination a {\n upstream http://127.0.0.1:2\n }\n}", "rate at the route level"},
+		{"webhook_gateway usaepay {\n auth none\n breaker {\n failures 2\n }\n destination a {\n upstream http://127.0.0.1:2\n }\n}", "breaker at the route level"},
+		{"webhook_gateway usaepay {\n auth none\n destination a {\n upstream http://127.0.0.1:2\n rate 50/sec\n }\n}", `destination "a": rate: throttle: bad rate "50/sec": the period "sec" is not s, m, h`},
+		{"webhook_gateway usaepay {\n auth none\n upstream http://127.0.0.1:2\n rate 0/s\n}", `rate: throttle: bad rate "0/s"`},
+		{"webhook_gateway usaepay {\n auth none\n destination a {\n upstream http://127.0.0.1:2\n breaker {\n cooldown 1m\n max_cooldown 10s\n }\n }\n}", `destination "a": breaker: throttle: bad breaker: max_cooldown 10s is shorter than cooldown 1m0s`},
+		{"webhook_gateway usaepay {\n auth none\n deliver sync\n rate 5/s\n}", "rate and breaker protect an async destination"},
 	} {
 		_, err := provisionRoute(t, newConfig(t), dir, c.block)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/webhookgw/caddy-webhook-gateway/delivery"
+	"github.com/webhookgw/caddy-webhook-gateway/delivery/throttle"
 	"github.com/webhookgw/caddy-webhook-gateway/handlers"
 	"github.com/webhookgw/caddy-webhook-gateway/internal/countcache"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
@@ -22,6 +23,7 @@ const (
 	metricDead          = "webhook_gateway_dead_total"
 	metricQueueDepth    = "webhook_gateway_queue_depth"
 	metricDeadEvents    = "webhook_gateway_dead_events"
+	metricBreakerState  = "webhook_gateway_destination_breaker_state"
 	countsTTL           = 10 * time.Second
 	countsTimeout       = time.Minute
 	firstCountsDeadline = 5 * time.Second
@@ -40,14 +42,16 @@ type gatewayMetrics struct {
 	queueDepth prometheus.GaugeFunc
 	deadEvents prometheus.GaugeFunc
 	stores     *storeCollector
+	breaker    *prometheus.GaugeVec
 	// The series the alert rules need; see alertmetrics.go.
 	syncAnswers *prometheus.CounterVec
 	pending     *pendingCollector
 }
 
 var (
-	_ handlers.Observer = (*gatewayMetrics)(nil)
-	_ delivery.Observer = (*gatewayMetrics)(nil)
+	_ handlers.Observer        = (*gatewayMetrics)(nil)
+	_ delivery.Observer        = (*gatewayMetrics)(nil)
+	_ delivery.BreakerObserver = (*gatewayMetrics)(nil)
 )
 
 // processMetrics is the process-wide set; see gatewayMetrics.
@@ -81,6 +85,10 @@ func newGatewayMetrics(reg *registry) *gatewayMetrics {
 			Help: "Dead events (no further attempt; replay or purge them) in all loaded stores; refreshed at most every 10s.",
 		}, func() float64 { return float64(sumCounts(reg, store.StatusDead)) }),
 		stores: newStoreCollector(reg),
+		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: metricBreakerState,
+			Help: "State of each destination's circuit breaker in this gateway: 0 closed (taking deliveries), 1 open (paused), 2 half-open (paused, a probe out).",
+		}, []string{"destination"}),
 		syncAnswers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: metricSyncAnswers,
 			Help: "Answers of sync routes to the provider by source and HTTP status code (502: the backend did not accept the event; the provider retries).",
@@ -90,7 +98,7 @@ func newGatewayMetrics(reg *registry) *gatewayMetrics {
 }
 
 func (m *gatewayMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.received, m.deliveries, m.duration, m.dead, m.queueDepth, m.deadEvents, m.stores, m.syncAnswers, m.pending}
+	return []prometheus.Collector{m.received, m.deliveries, m.duration, m.dead, m.queueDepth, m.deadEvents, m.stores, m.breaker, m.syncAnswers, m.pending}
 }
 
 // register adds the collectors to a config's registry. Several Handlers of
@@ -136,6 +144,12 @@ func (m *gatewayMetrics) Failed(source string, _ int, latency time.Duration) {
 // the label set stays small.
 func (m *gatewayMetrics) Dead(source string, reason store.DeadReason) {
 	m.dead.WithLabelValues(source, string(reason)).Inc()
+}
+
+// BreakerState implements delivery.BreakerObserver. The value is
+// throttle.State's number, so "> 0" selects the paused destinations.
+func (m *gatewayMetrics) BreakerState(destination string, state throttle.State) {
+	m.breaker.WithLabelValues(destination).Set(float64(state))
 }
 
 // sumCounts adds up the cached counts of the given statuses over all live

@@ -10,6 +10,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 
+	"github.com/webhookgw/caddy-webhook-gateway/delivery/throttle"
 	"github.com/webhookgw/caddy-webhook-gateway/handlers"
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
@@ -109,6 +110,9 @@ func TestMetricsObservers(t *testing.T) {
 	m.Dead("/usaepay", store.DeadAttemptsExhausted)
 	m.Dead("/usaepay", store.DeadGone)
 	m.Dead("/usaepay", store.DeadMaxAge)
+	m.BreakerState("ledger", throttle.Open)
+	m.BreakerState("crm", throttle.Open)
+	m.BreakerState("crm", throttle.Closed)
 
 	fams := gathered(t, reg)
 	for _, c := range []struct {
@@ -124,6 +128,8 @@ func TestMetricsObservers(t *testing.T) {
 		{metricDead, map[string]string{"source": "/usaepay", "reason": "max_age"}, 1},
 		{metricQueueDepth, nil, 0},
 		{metricDeadEvents, nil, 0},
+		{metricBreakerState, map[string]string{"destination": "ledger"}, 1},
+		{metricBreakerState, map[string]string{"destination": "crm"}, 0},
 	} {
 		got, ok := value(fams[c.metric], c.labels)
 		if !ok || got != c.want {

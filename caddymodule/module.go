@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/webhookgw/caddy-webhook-gateway/delivery"
+	"github.com/webhookgw/caddy-webhook-gateway/delivery/throttle"
 	"github.com/webhookgw/caddy-webhook-gateway/handlers"
 	"github.com/webhookgw/caddy-webhook-gateway/normalize"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
@@ -221,6 +222,14 @@ type Handler struct {
 	// Retry configures the shorthand destination's redelivery.
 	Retry *RetryConfig `json:"retry,omitempty"`
 
+	// Rate limits the shorthand destination's deliveries, as a
+	// destination's rate does.
+	Rate string `json:"rate,omitempty"`
+
+	// Breaker tunes the shorthand destination's circuit breaker, as a
+	// destination's breaker does.
+	Breaker *BreakerConfig `json:"breaker,omitempty"`
+
 	// Workers is the number of concurrent deliveries to the shorthand
 	// destination. Default: 16.
 	Workers int `json:"workers,omitempty"`
@@ -265,6 +274,32 @@ type RetryConfig struct {
 	// MaxAge stops retrying an event this long after it was received.
 	// Default: 72h.
 	MaxAge caddy.Duration `json:"max_age,omitempty"`
+}
+
+// BreakerConfig tunes a destination's circuit breaker. The breaker is
+// always on: after Failures consecutive failed attempts (no response, a
+// timeout, a 5xx or a 429; any other status shows the backend up) the
+// destination is paused, and one delivery is sent as a probe after
+// Cooldown, then after twice as long up to MaxCooldown, until one
+// succeeds. While paused, no other delivery is attempted, so an outage
+// spends no event's attempts or max_age.
+type BreakerConfig struct {
+	// Failures is the number of consecutive failed attempts that pause the
+	// destination. Default: 5.
+	Failures int `json:"failures,omitempty"`
+	// Cooldown is the wait before the first probe. Default: 5s.
+	Cooldown caddy.Duration `json:"cooldown,omitempty"`
+	// MaxCooldown is the longest wait between two probes. Default: 1m (or
+	// Cooldown when that is longer).
+	MaxCooldown caddy.Duration `json:"max_cooldown,omitempty"`
+}
+
+// throttle returns the breaker's settings for the delivery engine.
+func (b *BreakerConfig) throttle() throttle.BreakerConfig {
+	if b == nil {
+		return throttle.BreakerConfig{}
+	}
+	return throttle.BreakerConfig{Failures: b.Failures, Cooldown: time.Duration(b.Cooldown), MaxCooldown: time.Duration(b.MaxCooldown)}
 }
 
 // CaddyModule returns the Caddy module information.
@@ -505,6 +540,12 @@ func (h *Handler) startEngine(d *Destination) error {
 		backoff.MaxAge = time.Duration(r.MaxAge)
 		backoff.MaxRetryAfter = max(maxRetryAfter, backoff.MaxDelay)
 	}
+	var rate throttle.Rate
+	if d.Rate != "" {
+		if rate, err = throttle.ParseRate(d.Rate); err != nil {
+			return fmt.Errorf("destination %q: rate: %w", d.Name, err)
+		}
+	}
 	engine, err := delivery.New(delivery.Config{
 		Store:       h.db,
 		Destination: d.Name,
@@ -512,6 +553,8 @@ func (h *Handler) startEngine(d *Destination) error {
 		Workers:     d.Workers,
 		Timeout:     time.Duration(d.Timeout),
 		Backoff:     backoff,
+		Rate:        rate,
+		Breaker:     d.Breaker.throttle(),
 		Headers:     headers,
 		Logger:      h.logger.Named("delivery").With(zap.String("destination", d.Name)),
 		Observer:    processMetrics,

@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/webhookgw/caddy-webhook-gateway/delivery/throttle"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
@@ -55,6 +56,13 @@ type Observer interface {
 	Failed(source string, status int, latency time.Duration)
 	// Dead: an event was given up on; reason says why.
 	Dead(source string, reason store.DeadReason)
+}
+
+// BreakerObserver is implemented by an Observer that also wants the state
+// of each destination's circuit breaker (a metric). The engine calls it
+// when it starts and at every change of state.
+type BreakerObserver interface {
+	BreakerState(destination string, state throttle.State)
 }
 
 // Config configures an Engine.
@@ -98,6 +106,17 @@ type Config struct {
 	StopTimeout time.Duration
 	// Backoff is the retry policy.
 	Backoff Backoff
+	// Rate limits how fast attempts to the destination start, in this
+	// engine (so per gateway process: N gateways sharing a store send up
+	// to N times the rate). It is also the pace at which a backlog drains
+	// once a paused destination resumes. The zero value: no limit beyond
+	// Workers.
+	Rate throttle.Rate
+	// Breaker configures the destination's circuit breaker, which is
+	// always on: after Breaker.Failures consecutive failed attempts the
+	// destination is paused and probed with one attempt per cooldown. Zero
+	// fields take the throttle package's defaults (5 failures, 5s, 1m).
+	Breaker throttle.BreakerConfig
 	// Headers builds the delivery headers (and signs). Default: unsigned.
 	Headers *HeaderBuilder
 	// Logger must not log secrets; default: no logging.
@@ -119,6 +138,9 @@ type Config struct {
 type Engine struct {
 	cfg       Config
 	upstreams []*url.URL
+	limiter   *throttle.Limiter // nil without a rate
+	breaker   *throttle.Breaker
+	pauses    pauses
 	rr        atomic.Uint64
 	wake      chan struct{}
 
@@ -137,6 +159,10 @@ type Engine struct {
 	tmu      sync.Mutex
 	timersOn bool
 	timers   map[*time.Timer]struct{}
+
+	// passes counts the claim loop's passes, so a test can tell that the
+	// engine looked and did nothing (a paused destination claims nothing).
+	passes atomic.Int64
 }
 
 // NewClient returns an HTTP client for workers concurrent deliveries: its
@@ -227,12 +253,28 @@ func New(cfg Config) (*Engine, error) {
 		cfg.Logger = zap.NewNop()
 	}
 	cfg.Backoff = cfg.Backoff.withDefaults()
+	if cfg.Rate != (throttle.Rate{}) {
+		lim, err := throttle.NewLimiter(cfg.Rate, 0)
+		if err != nil {
+			return nil, fmt.Errorf("delivery: destination %q: %w", cfg.Destination, err)
+		}
+		e.limiter = lim
+	}
+	br, err := throttle.NewBreaker(cfg.Breaker)
+	if err != nil {
+		return nil, fmt.Errorf("delivery: destination %q: %w", cfg.Destination, err)
+	}
+	e.breaker = br
 	e.cfg = cfg
 	return e, nil
 }
 
 // Destination returns the name of the destination the engine delivers to.
 func (e *Engine) Destination() string { return e.cfg.Destination }
+
+// Breaker returns the state of the destination's circuit breaker, as this
+// engine sees it (each gateway process has its own).
+func (e *Engine) Breaker() throttle.Snapshot { return e.breaker.Snapshot() }
 
 // Owner returns the engine's lease owner id.
 func (e *Engine) Owner() string { return e.cfg.Owner }
@@ -258,6 +300,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.tmu.Lock()
 	e.timersOn = true
 	e.tmu.Unlock()
+	e.observeBreaker(e.breaker.Snapshot().State)
 	// The loop claims at once, so work left by a previous run (or a
 	// crashed process, once its leases expire) resumes without a Notify.
 	go e.claimLoop(claimCtx)
@@ -337,9 +380,24 @@ func (e *Engine) claimLoop(ctx context.Context) {
 			}
 		}
 
-		recs, err := e.cfg.Store.Claim(ctx, e.cfg.Owner, []string{e.cfg.Destination}, e.cfg.Now(), e.cfg.Lease, free)
-		if err != nil && ctx.Err() == nil {
-			e.cfg.Logger.Error("claiming due events", zap.Error(err))
+		now := e.cfg.Now()
+		want, permit, until := e.admit(now, free)
+		var recs []*store.Record
+		var err error
+		if want > 0 {
+			recs, err = e.cfg.Store.Claim(ctx, e.cfg.Owner, []string{e.cfg.Destination}, now, e.cfg.Lease, want)
+			if err != nil && ctx.Err() == nil {
+				e.cfg.Logger.Error("claiming due events", zap.Error(err))
+			}
+		}
+		switch {
+		case permit == throttle.Probe && len(recs) == 0:
+			e.breaker.CancelProbe(now) // nothing due: probe with the next one
+			e.observeBreaker(throttle.Open)
+		case permit == throttle.Probe:
+			e.cfg.Logger.Info("destination paused: probing with one delivery", zap.String("id", recs[0].ID))
+		case e.limiter != nil:
+			e.limiter.Refund(want - len(recs))
 		}
 		for range free - len(recs) {
 			<-sem
@@ -348,41 +406,80 @@ func (e *Engine) claimLoop(ctx context.Context) {
 			e.inflight.Add(1)
 			go func() {
 				defer func() { <-sem; e.inflight.Done() }()
-				e.deliver(rec)
+				e.deliver(rec, permit == throttle.Probe)
 			}()
 		}
+		e.passes.Add(1)
 		if len(recs) == free && err == nil {
 			continue // more may be due: claim again as workers free up
+		}
+		// Wake for the rate's next start or the breaker's next probe when
+		// it comes before the next poll.
+		var timer *time.Timer
+		var fire <-chan time.Time
+		if !until.IsZero() {
+			if d := until.Sub(e.cfg.Now()); d < e.cfg.PollInterval {
+				timer = time.NewTimer(max(d, 0))
+				fire = timer.C
+			}
 		}
 		select {
 		case <-e.wake:
 		case <-ticker.C:
+		case <-fire:
 		case <-ctx.Done():
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil {
 			return
 		}
 	}
 }
 
+// admit asks the breaker, then the limiter, how many of free workers may
+// claim now. Denied (paused, or a probe is out): none, until the next
+// probe. A probe: one. Otherwise what the rate allows (all of free without
+// a rate); until is when more may start when fewer than free may now, and
+// zero when the engine need not wake before its next poll or Notify.
+func (e *Engine) admit(now time.Time, free int) (n int, permit throttle.Permit, until time.Time) {
+	switch permit = e.breaker.Allow(now); permit {
+	case throttle.Deny:
+		return 0, permit, e.breaker.Snapshot().NextProbe
+	case throttle.Probe:
+		e.observeBreaker(throttle.HalfOpen)
+		return 1, permit, time.Time{}
+	}
+	if e.limiter == nil {
+		return free, permit, time.Time{}
+	}
+	n, next := e.limiter.Take(now, free)
+	if n < free {
+		until = next
+	}
+	return n, permit, until
+}
+
 // deliver makes one scheduled attempt of a claimed event and records it.
-func (e *Engine) deliver(rec *store.Record) {
+// probe says the breaker let it out as the one probe of a paused
+// destination.
+func (e *Engine) deliver(rec *store.Record, probe bool) {
 	log := e.cfg.Logger.With(zap.String("source", rec.Source), zap.String("id", rec.ID))
 	if e.stopping.Load() {
 		// Claimed while stopping: give it back untouched.
 		e.releaseLease(rec, log)
+		if probe {
+			e.breaker.CancelProbe(e.cfg.Now())
+		}
 		return
 	}
 	number := len(rec.Attempts) + 1
 	res := e.send(e.attemptCtx, rec, number, false)
 	e.observe(rec.Source, res)
-
-	scheduled := 1 // this attempt
-	for _, a := range rec.Attempts {
-		if !a.Replay {
-			scheduled++
-		}
-	}
 	now := e.cfg.Now()
-	dec := e.cfg.Backoff.Decide(Outcome{Status: res.Attempt.Status, RetryAfter: res.RetryAfter}, scheduled, rec.ReceivedAt, now)
+	brk := e.recordBreaker(now, res.Attempt.Status)
+	dec := e.decide(rec, res, probe, brk, now)
 
 	err := e.record(rec, res.Attempt, dec.Decision, log)
 	fields := []zap.Field{zap.Int("attempt", number), zap.Int("status", res.Attempt.Status),

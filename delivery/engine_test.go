@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/webhookgw/caddy-webhook-gateway/delivery/throttle"
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 	"github.com/webhookgw/caddy-webhook-gateway/store/badger"
@@ -227,7 +228,9 @@ func fast(t *testing.T, st store.Store, upstreams ...string) Config {
 		PollInterval: 50 * time.Millisecond,
 		StopTimeout:  3 * time.Second,
 		Backoff:      Backoff{InitialDelay: 10 * time.Millisecond, MaxDelay: 40 * time.Millisecond, MaxRetryAfter: 5 * time.Second, MaxAttempts: 5},
-		Logger:       zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
+		// Out of the way of the retry tests; breaker_test.go tests it.
+		Breaker: throttle.BreakerConfig{Failures: 1 << 30},
+		Logger:  zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
 	}
 }
 

@@ -154,19 +154,23 @@ func TestAsyncBackendDownThenUpLosesNothing(t *testing.T) {
 				}
 			}
 			// A refused connection never reaches the backend, so ask the
-			// store whether every event has had its failed attempt.
-			testwait.For(t, "a failed attempt at every event", func() bool {
+			// store and the metrics: events have failed attempts and the
+			// destination is paused (its breaker stops the rest from
+			// spending theirs; docs/destinations.md).
+			testwait.For(t, "failed attempts and the destination paused", func() bool {
 				var all listed
 				adminGet(t, gw, "/webhooks/events?limit=1000", &all)
 				if len(all.Events) != n {
 					return false
 				}
+				failed := 0
 				for _, e := range all.Events {
-					if e.Attempts == 0 {
-						return false
+					if e.Attempts > 0 {
+						failed++
 					}
 				}
-				return true
+				state, ok := scrape(t, gw, "webhook_gateway_destination_breaker_state", `destination="/usaepay"`)
+				return failed > 0 && ok && state > 0
 			})
 			up()
 
