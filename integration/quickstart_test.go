@@ -176,7 +176,7 @@ func TestReadmeQuickStart(t *testing.T) {
 		t.Fatalf("no delivered answer with status 200 in:\n%s\ngateway: %s", out, gateway.out.String())
 	}
 	id := string(answer[1])
-	if !regexp.MustCompile(`/usaepay\s+` + id + `\s+transaction\.sale\.success\s+delivered\s+1\s+200`).Match(out) {
+	if !regexp.MustCompile(`/usaepay\s+` + id + `\s+transaction\.sale\.success\s+1nftvzx7xtcggm3\s+delivered\s+1\s+200`).Match(out) {
 		t.Errorf("caddy webhooks list does not show the event delivered:\n%s", out)
 	}
 
