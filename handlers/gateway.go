@@ -402,11 +402,11 @@ func (g *Gateway) serveSync(w http.ResponseWriter, r *http.Request, tr *ingestTr
 		if failed > 0 {
 			// Keep order within a batch: once one item failed, release the
 			// rest so the provider's retry delivers them in sequence.
-			g.release(r.Context(), rec)
+			g.release(r.Context(), rec, nil)
 			answers[i].Status = statusFailed
 			continue
 		}
-		if err := g.forward(r, tr, rec, next); err != nil {
+		if attempt, err := g.forward(r, tr, rec, next); err != nil {
 			if errors.Is(err, ErrNoResponse) {
 				g.Logger.Error("config error: nothing after webhook_gateway answered on this sync route (source); add reverse_proxy after it",
 					zap.String("source", rec.Source), zap.String("id", rec.ID), zap.Error(err))
@@ -414,7 +414,7 @@ func (g *Gateway) serveSync(w http.ResponseWriter, r *http.Request, tr *ingestTr
 				g.Logger.Warn("backend did not accept event",
 					zap.String("source", rec.Source), zap.String("id", rec.ID), zap.Error(err))
 			}
-			g.release(r.Context(), rec)
+			g.release(r.Context(), rec, &attempt)
 			answers[i].Status = statusFailed
 			failed++
 			continue
@@ -444,7 +444,7 @@ func (g *Gateway) serveSync(w http.ResponseWriter, r *http.Request, tr *ingestTr
 // records the outcome on the stored event. It returns nil when the backend
 // answered 2xx, recorded yet or not (see recordDelivered); ErrNoResponse
 // when nothing after this handler answered.
-func (g *Gateway) forward(r *http.Request, tr *ingestTrace, rec *store.Record, next Next) (err error) {
+func (g *Gateway) forward(r *http.Request, tr *ingestTrace, rec *store.Record, next Next) (attempt store.Attempt, err error) {
 	ctx, cancel := detached(r.Context(), g.forwardTimeout())
 	defer cancel()
 	ctx, forwarding := tr.start(ctx, SpanForward)
@@ -467,9 +467,10 @@ func (g *Gateway) forward(r *http.Request, tr *ingestTrace, rec *store.Record, n
 
 	start := g.now()
 	err = next(rw, out)
-	attempt := store.Attempt{Number: 1, At: start, Latency: g.now().Sub(start), Status: rw.status}
+	attempt = store.Attempt{Number: len(rec.Attempts) + 1, At: start, Latency: g.now().Sub(start), Status: rw.status}
 	if err != nil {
-		return err
+		attempt.Error = err.Error()
+		return attempt, err
 	}
 	if rw.status == 0 {
 		// Nothing wrote a response, so nothing reached a backend: Caddy
@@ -478,15 +479,16 @@ func (g *Gateway) forward(r *http.Request, tr *ingestTrace, rec *store.Record, n
 		// event delivered and make the provider's retry a duplicate.
 		// Whether a handler follows cannot be known at load time: the
 		// routes and matchers after this one decide it per request.
-		return ErrNoResponse
+		attempt.Error = ErrNoResponse.Error()
+		return attempt, ErrNoResponse
 	}
 	if attempt.Status < 200 || attempt.Status > 299 {
-		return fmt.Errorf("backend answered %d", attempt.Status)
+		return attempt, fmt.Errorf("backend answered %d", attempt.Status)
 	}
 	// The backend has the event: record it even if the forward used up its
 	// time, so the provider's retry finds it delivered.
 	g.recordDelivered(r.Context(), rec, attempt)
-	return nil
+	return attempt, nil
 }
 
 // pathRedactor is a verifier whose secret travels in the request URL.
@@ -543,12 +545,15 @@ func (g *Gateway) stripCredentials(r *http.Request) {
 	}
 }
 
-func (g *Gateway) release(ctx context.Context, rec *store.Record) {
+// release ends rec's reservation so the provider's retry gets through,
+// keeping failed (the attempt the backend refused, nil for an item of a
+// batch never forwarded) with the released record for the operator.
+func (g *Gateway) release(ctx context.Context, rec *store.Record, failed *store.Attempt) {
 	// Release even if the request was cancelled: a stale reservation would
 	// block the provider's retry until its lease expires.
 	ctx, cancel := detached(ctx, StoreTimeout)
 	defer cancel()
-	if err := g.Store.Release(ctx, rec.Source, rec.ID, rec.ReservedUntil); err != nil {
+	if err := g.Store.Release(ctx, rec.Source, rec.ID, rec.ReservedUntil, failed); err != nil {
 		g.Logger.Error("releasing dedup reservation; the provider's retry waits for the lease to expire",
 			zap.String("source", rec.Source), zap.String("id", rec.ID), zap.Error(err))
 	}

@@ -49,11 +49,11 @@ func (s *flakyStore) MarkDelivered(ctx context.Context, source, id string, a sto
 	return errTerminated
 }
 
-func (s *flakyStore) Release(ctx context.Context, source, id string, reservedUntil time.Time) error {
+func (s *flakyStore) Release(ctx context.Context, source, id string, reservedUntil time.Time, failed *store.Attempt) error {
 	s.mu.Lock()
 	s.releases++
 	s.mu.Unlock()
-	return s.Store.Release(ctx, source, id, reservedUntil)
+	return s.Store.Release(ctx, source, id, reservedUntil, failed)
 }
 
 func (s *flakyStore) set(down, committed bool) {

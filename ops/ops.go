@@ -39,7 +39,7 @@ type Target struct {
 }
 
 // Statuses are the delivery statuses in life-cycle order.
-var Statuses = []store.Status{store.StatusReserved, store.StatusPending, store.StatusRetrying, store.StatusDelivered, store.StatusDead}
+var Statuses = []store.Status{store.StatusReserved, store.StatusPending, store.StatusRetrying, store.StatusDelivered, store.StatusDead, store.StatusReleased}
 
 // IsKnownStatus reports whether s is one of Statuses.
 func IsKnownStatus(s store.Status) bool { return slices.Contains(Statuses, s) }

@@ -18,7 +18,8 @@
 //	from              to                 method          condition
 //	(absent)          pending            Insert          id and dedup key free
 //	(absent)          reserved           Insert          id and dedup key free
-//	reserved          (absent)           Release         ReservedUntil is the caller's
+//	released          pending|reserved   Insert          dedup key free; attempts carried over
+//	reserved          released           Release         ReservedUntil is the caller's
 //	reserved          delivered          MarkDelivered   record present
 //	pending|retrying  (leased)           Claim           due, no live lease, destination claimed
 //	(leased)          delivered          RecordAttempt   caller holds the lease
@@ -28,12 +29,26 @@
 //	any but reserved  delivered          RecordReplay    backend answered 2xx
 //	any               (absent)           Purge           matches the filter
 //	delivered         (absent)           (expiry)        Retention has passed
+//	released          (absent)           (expiry)        Retention has passed
 //
 // A key is free when no record holds it: for the id, no record with that
 // (Source, ID), or only a reservation past its ReservedUntil; for a dedup
 // key, no record holding (Source, DedupKey) inserted less than DedupWindow
 // ago, nor a live reservation holding it. An expired reservation is
 // replaced by the insert that takes its key.
+//
+// A released record is a sync delivery the backend refused: the gateway
+// answered the provider with an error so that it retries, and the record
+// stays, with the failed attempt, so the operator sees it ("502 at 02:13,
+// delivered at 02:18 on the provider's retry"). It holds no key, neither its
+// id nor its dedup key, so it never makes the retry a duplicate: the insert
+// of the same (Source, ID) takes its place and starts with its attempts, so
+// the delivered record shows the failed attempt, then the delivered one. A
+// record only a dedup key named (an id of its own, for senders that give
+// none) cannot be matched by the retry, which gets a new id: it stays as an
+// entry of its own, listed and counted as released, until its Retention
+// has passed (as a delivered record's) or it is purged. It is never claimed
+// and never in flight; a replay delivers it like any other record.
 //
 // # Destinations
 //

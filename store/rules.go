@@ -64,7 +64,7 @@ func ValidateDedupKey(source, key string, window time.Duration) error {
 // ValidStatus reports whether s is one of the statuses of the life cycle.
 func ValidStatus(s Status) bool {
 	switch s {
-	case StatusPending, StatusReserved, StatusRetrying, StatusDelivered, StatusDead:
+	case StatusPending, StatusReserved, StatusRetrying, StatusDelivered, StatusDead, StatusReleased:
 		return true
 	}
 	return false

@@ -22,6 +22,11 @@ const (
 	StatusRetrying Status = "retrying"
 	// StatusDelivered: the backend answered 2xx.
 	StatusDelivered Status = "delivered"
+	// StatusReleased: a sync delivery failed and its reservation was
+	// released so the provider's retry gets through. The record holds no
+	// key: it is kept to show the failed attempt, which the retry's
+	// record takes over (same id), or until its retention passes.
+	StatusReleased Status = "released"
 	// StatusDead: no further attempt will be made (attempts or age exhausted,
 	// or the backend answered 410 Gone). Kept until replayed or purged.
 	StatusDead Status = "dead"
@@ -230,13 +235,18 @@ type Store interface {
 	// RawBody returns the request body a record came in.
 	RawBody(ctx context.Context, source, id string) ([]byte, error)
 
-	// Release deletes a reservation, and the dedup key it holds, so a
-	// retry of the same event can get through. reservedUntil is the
+	// Release ends a reservation whose sync delivery failed, so a retry
+	// of the same event can get through: the record becomes
+	// StatusReleased, with failed appended to its attempts when not nil
+	// (nil for an event never forwarded), holding neither its id nor its
+	// dedup key. An Insert of the same (source, id) takes its place and
+	// carries its attempts over; otherwise it expires after its
+	// Retention like a delivered record. reservedUntil is the
 	// ReservedUntil that Insert set on the reserving record: it tells this
 	// reservation from a newer one that took the key over after it
 	// expired, which must stay. Releasing an absent, non-reserved or
 	// taken-over record does nothing and is not an error.
-	Release(ctx context.Context, source, id string, reservedUntil time.Time) error
+	Release(ctx context.Context, source, id string, reservedUntil time.Time, failed *Attempt) error
 	// MarkDelivered records a sync delivery the backend accepted: the
 	// record becomes delivered with the attempt appended, durably before
 	// it returns. A delivered record expires after its Retention. Returns

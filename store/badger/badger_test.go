@@ -310,10 +310,17 @@ func TestSingleEventPayload(t *testing.T) {
 	}
 	res := rec("/pay", "r", store.StatusReserved)
 	mustInsert(t, b, single(res, "{}"), false)
-	if err := b.Release(ctx, "/pay", "r", res.ReservedUntil); err != nil {
+	if err := b.Release(ctx, "/pay", "r", res.ReservedUntil, nil); err != nil {
 		t.Fatal(err)
 	}
+	// The released record keeps its payload until it goes.
+	if n := payloadCount(t, b); n != 1 {
+		t.Fatalf("%d payloads after purge and release, want the released record's", n)
+	}
+	if n, err := b.Purge(ctx, store.Filter{Source: "/pay"}); err != nil || n != 1 {
+		t.Fatalf("purge of the released record: %d %v", n, err)
+	}
 	if n := payloadCount(t, b); n != 0 {
-		t.Fatalf("%d payloads left after purge and release", n)
+		t.Fatalf("%d payloads left after purge", n)
 	}
 }

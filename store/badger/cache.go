@@ -23,7 +23,9 @@ import (
 //     so a durable caller is not told "duplicate" about a copy that might not
 //     survive a power cut before the next sync.
 //   - Reservations are never cached (they can be released or overwritten).
-//   - Deletions (Release, Purge) bump a generation under the cache lock after
+//     A released record may be, but Insert never takes it for a duplicate:
+//     it holds no key.
+//   - Deletions (Purge) bump a generation under the cache lock after
 //     they commit; an add whose read-back started before a deletion's bump is
 //     dropped, so a deletion can never be undone by a late add.
 type dedupCache struct {

@@ -221,7 +221,7 @@ func TestClosedStore(t *testing.T) {
 	checks["RecordAttempt"] = b.RecordAttempt(ctx, "/a", "b", "o", store.Attempt{}, store.Delivered())
 	checks["ReleaseLease"] = b.ReleaseLease(ctx, "/a", "b", "o")
 	_, checks["RecordReplay"] = b.RecordReplay(ctx, "/a", "b", store.Attempt{}, false)
-	checks["Release"] = b.Release(ctx, "/a", "b", time.Time{})
+	checks["Release"] = b.Release(ctx, "/a", "b", time.Time{}, nil)
 	_, checks["Claim"] = b.Claim(ctx, "o", []string{"/a"}, time.Now(), time.Minute, 1)
 	_, _, checks["List"] = b.List(ctx, store.Filter{})
 	_, checks["Counts"] = b.Counts(ctx)

@@ -19,6 +19,8 @@ type insertOutcome struct {
 	// existingID is the record found present: the record's own id, or
 	// the holder of its dedup key.
 	existingID string
+	// carried are the attempts of a released record the insert replaces.
+	carried []store.Attempt
 	// Cache facts for a record found present under its own id.
 	version, expiresAt uint64
 }
@@ -233,7 +235,7 @@ func (ins *inserter) prepare(lo, hi int) *insertChunk {
 			}
 			seen[string(k)] = i
 		}
-		if st, synced, ok := ins.b.cache.present(string(k), ins.now); ok {
+		if st, synced, ok := ins.b.cache.present(string(k), ins.now); ok && st != store.StatusReleased {
 			ins.res[i] = store.InsertResult{Existing: st, ExistingID: r.ID}
 			ins.needSync = ins.needSync || !synced
 			continue
@@ -427,11 +429,23 @@ func (ins *inserter) findHolders(txn *badger.Txn, c *insertChunk, ch *reservatio
 	b, now := ins.b, ins.now
 	for _, i := range c.todo {
 		r := ins.in.Records[i]
+		var carried []store.Attempt
 		item, err := txn.Get(c.key(i))
 		switch {
 		case errors.Is(err, badger.ErrKeyNotFound):
 		case err != nil:
 			return nil, fmt.Errorf("reading %s %s: %w", r.Source, r.ID, err)
+		case metaStatus[item.UserMeta()] == store.StatusReleased:
+			// A released record holds no key: the insert replaces it
+			// and starts with its attempts.
+			sr, _, err := readRecord(txn, c.key(i))
+			if err != nil {
+				return nil, fmt.Errorf("reading released %s %s: %w", r.Source, r.ID, err)
+			}
+			if err := deleteRecord(txn, c.key(i), sr); err != nil {
+				return nil, fmt.Errorf("replacing released %s %s: %w", r.Source, r.ID, err)
+			}
+			carried = sr.rec.Attempts
 		default:
 			c.out[i] = insertOutcome{existing: metaStatus[item.UserMeta()], existingID: r.ID, version: item.Version(), expiresAt: item.ExpiresAt()}
 			continue
@@ -458,7 +472,7 @@ func (ins *inserter) findHolders(txn *badger.Txn, c *insertChunk, ch *reservatio
 				ch.drop = append(ch.drop, res)
 			}
 		}
-		c.out[i] = insertOutcome{inserted: true}
+		c.out[i] = insertOutcome{inserted: true, carried: carried}
 		if r.Status != store.StatusReserved {
 			inserted = append(inserted, c.key(i))
 		}
@@ -476,6 +490,13 @@ func (ins *inserter) writeInserted(txn *badger.Txn, c *insertChunk, ch *reservat
 			continue
 		}
 		r := ins.in.Records[i]
+		if carried := c.out[i].carried; carried != nil {
+			// A copy: the transaction may run again, and the caller's
+			// record stays as given.
+			cp := *r
+			cp.Attempts = append(append([]store.Attempt(nil), carried...), r.Attempts...)
+			r = &cp
+		}
 		if r.Status == store.StatusReserved {
 			r.ReservedUntil = now.Add(ins.b.opts.ReservationExpiry)
 			cp := *r

@@ -18,6 +18,7 @@ var statusMeta = map[store.Status]byte{
 	store.StatusRetrying:  3,
 	store.StatusDelivered: 4,
 	store.StatusDead:      5,
+	store.StatusReleased:  6,
 }
 
 var metaStatus = func() map[byte]store.Status {
@@ -28,11 +29,11 @@ var metaStatus = func() map[byte]store.Status {
 	return m
 }()
 
-// expiresAt is the Badger expiry of a record: delivered records go after
-// their retention; everything else stays until it is delivered, replayed or
+// expiresAt is the Badger expiry of a record: delivered and released
+// records go after their retention; everything else stays until it is delivered, replayed or
 // purged.
 func expiresAt(r *store.Record, now time.Time) uint64 {
-	if r.Status == store.StatusDelivered && r.Retention > 0 {
+	if (r.Status == store.StatusDelivered || r.Status == store.StatusReleased) && r.Retention > 0 {
 		return uint64(now.Add(r.Retention).Unix())
 	}
 	return 0

@@ -169,15 +169,6 @@ func (t *reservations) view(r *reservation) *store.Record {
 	return &c
 }
 
-// release drops the reservation of key if it is the one that ends at until.
-func (t *reservations) release(key string, until time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if r := t.byKey[key]; r != nil && r.rec.ReservedUntil.Equal(until) {
-		t.removeLocked(r)
-	}
-}
-
 // retire drops r once its delivered record is committed (see reservations).
 func (t *reservations) retire(r *reservation) {
 	t.gate.RLock()
@@ -261,9 +252,19 @@ func (t *reservations) sweep(now time.Time) {
 // before: the reservation blocked its keys, so nothing else was either, and
 // the record is written blind.
 func (b *Store) deliverReserved(ctx context.Context, r *reservation, attempt store.Attempt) error {
+	return b.writeReserved(ctx, r, &attempt, store.StatusDelivered)
+}
+
+// writeReserved writes the reservation r as a record of status (delivered,
+// or released: see Release), with attempt appended when not nil, and drops
+// the reservation. A released record holds no dedup key, so it gets no
+// dedup entry.
+func (b *Store) writeReserved(ctx context.Context, r *reservation, attempt *store.Attempt, status store.Status) error {
 	rec := b.resv.view(r)
-	rec.Attempts = append(rec.Attempts, attempt)
-	settle(rec, store.Delivered())
+	if attempt != nil {
+		rec.Attempts = append(rec.Attempts, *attempt)
+	}
+	settle(rec, store.Decision{Status: status})
 	g := r.grp
 	size := len(rec.Event) + recordOverhead
 	g.mu.Lock()
@@ -296,14 +297,14 @@ func (b *Store) deliverReserved(ctx context.Context, r *reservation, attempt sto
 		if err := b.writeRecord(txn, key, nil, rec, kind, body, now); err != nil {
 			return err
 		}
-		if rec.DedupKey != "" {
+		if rec.DedupKey != "" && status == store.StatusDelivered {
 			// The window runs from the reservation, as from an insert.
 			return writeDedup(txn, rec, r.at)
 		}
 		return nil
 	}
 	if err := b.gather.write(op); err != nil {
-		return fmt.Errorf("writing the delivered record: %w", err)
+		return fmt.Errorf("writing the %s record: %w", status, err)
 	}
 	if writeBody {
 		g.mu.Lock()

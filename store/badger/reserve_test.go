@@ -194,7 +194,7 @@ func TestReservedBatchSharesBody(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := b.Release(ctx, "/loyalty", "i2", in.Records[2].ReservedUntil); err != nil {
+	if err := b.Release(ctx, "/loyalty", "i2", in.Records[2].ReservedUntil, nil); err != nil {
 		t.Fatal(err)
 	}
 	bodies := 0
@@ -211,8 +211,11 @@ func TestReservedBatchSharesBody(t *testing.T) {
 			t.Fatalf("%s: %q %v", id, raw, err)
 		}
 	}
-	if _, err := b.Get(ctx, "/loyalty", "i2"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("released item: %v", err)
+	if got, err := b.Get(ctx, "/loyalty", "i2"); err != nil || got.Status != store.StatusReleased {
+		t.Fatalf("released item: %+v %v", got, err)
+	}
+	if raw, err := b.RawBody(ctx, "/loyalty", "i2"); err != nil || !bytes.Equal(raw, body) {
+		t.Fatalf("released item's body: %q %v", raw, err)
 	}
 	if n, err := b.SweepBodies(ctx); err != nil || n != 0 {
 		t.Fatalf("sweep removed a live body: %d %v", n, err)

@@ -208,18 +208,23 @@ func (b *Store) reserved(source, id string, fn func(*reservation) error) (bool, 
 }
 
 // Release implements store.Store. Reservations live in memory (see
-// reservations), so releasing one writes nothing. Releasing a key that is
-// absent or no longer reserved (delivered meanwhile, or taken over after the
-// reservation expired) does nothing and is not an error.
-func (b *Store) Release(ctx context.Context, source, id string, reservedUntil time.Time) error {
+// reservations): releasing one writes it for the first time, released, with
+// its payload and without a dedup entry, as MarkDelivered writes it
+// delivered. Releasing a key that is absent or no longer reserved (delivered
+// meanwhile, or taken over after the reservation expired) does nothing and
+// is not an error.
+func (b *Store) Release(ctx context.Context, source, id string, reservedUntil time.Time, failed *store.Attempt) error {
 	if err := store.ValidateKey(source, id); err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
-	unlock, err := b.enter()
+	_, err := b.reserved(source, id, func(r *reservation) error {
+		if !r.rec.ReservedUntil.Equal(reservedUntil) {
+			return nil
+		}
+		return b.writeReserved(ctx, r, failed, store.StatusReleased)
+	})
 	if err != nil {
-		return err
+		return fmt.Errorf("release %s %s: %w", source, id, err)
 	}
-	defer unlock()
-	b.resv.release(string(recordKey(source, id)), reservedUntil)
 	return nil
 }

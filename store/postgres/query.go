@@ -283,7 +283,7 @@ func (s *Store) Counts(ctx context.Context) (map[store.Status]int, error) {
 		return nil, fmt.Errorf("counts: %w", err)
 	}
 	out := map[store.Status]int{}
-	for _, st := range []store.Status{store.StatusReserved, store.StatusPending, store.StatusRetrying, store.StatusDelivered, store.StatusDead} {
+	for _, st := range []store.Status{store.StatusReserved, store.StatusPending, store.StatusRetrying, store.StatusDelivered, store.StatusDead, store.StatusReleased} {
 		out[st] = 0
 	}
 	var st string

@@ -16,8 +16,15 @@ import (
 // WHERE clause or CASE expressions carry its condition, so it needs no
 // transaction of its own and no lock held across round trips.
 
-const sqlRelease = `DELETE FROM events
-	WHERE source = $1 AND id = $2 AND status = 'reserved' AND reserved_until = $3`
+// A released record keeps its failed attempt and gives its dedup key up;
+// its id is taken over by insert_event.
+const sqlRelease = `WITH u AS (
+	UPDATE events SET status = 'released', reserved_until = NULL,
+		attempts = CASE WHEN $4::bytea IS NULL THEN attempts ELSE array_append(attempts, $4::bytea) END,
+		expires_at = CASE WHEN retention_us > 0 THEN $5::timestamptz + retention_us * interval '1 microsecond' END
+	WHERE source = $1 AND id = $2 AND status = 'reserved' AND reserved_until = $3
+	RETURNING source, id)
+DELETE FROM dedup_keys k USING u WHERE k.source = u.source AND k.id = u.id`
 
 // A delivered reservation holds its dedup key for the window only.
 const sqlMarkDelivered = `WITH u AS (
@@ -62,14 +69,21 @@ const sqlRecordReplay = `UPDATE events SET attempts = array_append(attempts, $3)
 	RETURNING ` + recordColumns
 
 // Release implements store.Store.
-func (s *Store) Release(ctx context.Context, source, id string, reservedUntil time.Time) error {
+func (s *Store) Release(ctx context.Context, source, id string, reservedUntil time.Time, failed *store.Attempt) error {
 	if err := s.check("release", source, id); err != nil {
 		return err
 	}
 	if reservedUntil.IsZero() {
 		return nil // no reservation carries a zero expiry
 	}
-	if _, err := s.pool.Exec(ctx, sqlRelease, source, []byte(id), reservedUntil); err != nil {
+	var a []byte
+	if failed != nil {
+		var err error
+		if a, err = json.Marshal(failed); err != nil {
+			return fmt.Errorf("release %s %s: %w", source, id, err)
+		}
+	}
+	if _, err := s.pool.Exec(ctx, sqlRelease, source, []byte(id), reservedUntil, a, s.microNow()); err != nil {
 		return fmt.Errorf("release %s %s: %w", source, id, err)
 	}
 	return nil

@@ -163,7 +163,7 @@ func testDedupKeyReleaseFreesIt(t *testing.T, open Open) {
 	if res[0].Inserted || res[0].Existing != store.StatusReserved || res[0].ExistingID != "s1" {
 		t.Fatalf("live reservation: %+v", res)
 	}
-	if err := b.Release(ctx, "/loyalty", "s1", r.ReservedUntil); err != nil {
+	if err := b.Release(ctx, "/loyalty", "s1", r.ReservedUntil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if res := mustInsert(t, b, single(keyed("s3", "k", time.Hour, store.StatusReserved), `{}`), true); !res[0].Inserted {
@@ -197,7 +197,7 @@ func testDedupKeyReservationExpiry(t *testing.T, open Open) {
 		t.Fatalf("the abandoned reservation is still stored: %v", err)
 	}
 	// A late release by the dead reservation's owner leaves l2's key.
-	if err := b.Release(ctx, "/loyalty", "l1", r.ReservedUntil); err != nil {
+	if err := b.Release(ctx, "/loyalty", "l1", r.ReservedUntil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if res := mustInsert(t, b, single(keyed("l3", "k", time.Hour, store.StatusPending), `{}`), false); res[0].Inserted || res[0].ExistingID != "l2" {

@@ -52,19 +52,25 @@ func testRelease(t *testing.T, open Open) {
 	if r1.ReservedUntil.IsZero() {
 		t.Fatal("Insert did not set the reservation's ReservedUntil")
 	}
-	if err := b.Release(ctx, "/sub", "r1", r1.ReservedUntil); err != nil {
+	failed := store.Attempt{Number: 1, At: time.Now(), Status: 502}
+	if err := b.Release(ctx, "/sub", "r1", r1.ReservedUntil, &failed); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Get(ctx, "/sub", "r1"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("released record still there: %v", err)
+	got, err := b.Get(ctx, "/sub", "r1")
+	if err != nil || got.Status != store.StatusReleased || !got.ReservedUntil.IsZero() ||
+		len(got.Attempts) != 1 || got.Attempts[0].Status != 502 {
+		t.Fatalf("released record: %+v %v", got, err)
 	}
-	if err := b.Release(ctx, "/sub", "p1", time.Time{}); err != nil {
+	if body, err := b.RawBody(ctx, "/sub", "r1"); err != nil || string(body) != "{}" {
+		t.Fatalf("released record's body: %q %v", body, err)
+	}
+	if err := b.Release(ctx, "/sub", "p1", time.Time{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.Get(ctx, "/sub", "p1"); err != nil {
 		t.Fatalf("Release deleted a pending record: %v", err)
 	}
-	if err := b.Release(ctx, "/sub", "absent", time.Time{}); err != nil {
+	if err := b.Release(ctx, "/sub", "absent", time.Time{}, nil); err != nil {
 		t.Fatalf("releasing an absent key: %v", err)
 	}
 	if res := mustInsert(t, b, single(rec("/sub", "r1", store.StatusReserved), "{}"), false); !res[0].Inserted {
@@ -85,7 +91,7 @@ func testReleaseLeavesATakenOverReservation(t *testing.T, open Open) {
 	if res := mustInsert(t, b, single(second, "{}"), false); !res[0].Inserted {
 		t.Fatalf("abandoned reservation was not taken over: %+v", res)
 	}
-	if err := b.Release(ctx, "/pay", "slow", first.ReservedUntil); err != nil {
+	if err := b.Release(ctx, "/pay", "slow", first.ReservedUntil, nil); err != nil {
 		t.Fatal(err)
 	}
 	got, err := b.Get(ctx, "/pay", "slow")
@@ -95,11 +101,11 @@ func testReleaseLeavesATakenOverReservation(t *testing.T, open Open) {
 	if got.Status != store.StatusReserved || !got.ReservedUntil.Equal(second.ReservedUntil) {
 		t.Fatalf("record %+v", got)
 	}
-	if err := b.Release(ctx, "/pay", "slow", second.ReservedUntil); err != nil {
+	if err := b.Release(ctx, "/pay", "slow", second.ReservedUntil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Get(ctx, "/pay", "slow"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("the owner's release did not delete its reservation: %v", err)
+	if got, err := b.Get(ctx, "/pay", "slow"); err != nil || got.Status != store.StatusReleased || len(got.Attempts) != 0 {
+		t.Fatalf("the owner's release did not end its reservation: %+v %v", got, err)
 	}
 }
 
