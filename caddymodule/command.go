@@ -135,7 +135,7 @@ func addFilterFlags(cmd *cobra.Command) {
 	cmd.Flags().String("type", "", "Only events of this type")
 	cmd.Flags().String("subject", "", "Only events about this subject (the customer, order or transaction id; exact match)")
 	cmd.Flags().String("id", "", "Only the event with this id (needs --source)")
-	cmd.Flags().String("status", "", "Only events in this status (reserved, pending, retrying, delivered, dead)")
+	cmd.Flags().String("status", "", "Only events in this status (reserved, pending, retrying, delivered, dead, released)")
 	cmd.Flags().String("from", "", "Only events received at or after this RFC 3339 time")
 	cmd.Flags().String("to", "", "Only events received before this RFC 3339 time")
 }

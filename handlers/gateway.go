@@ -467,7 +467,7 @@ func (g *Gateway) forward(r *http.Request, tr *ingestTrace, rec *store.Record, n
 
 	start := g.now()
 	err = next(rw, out)
-	attempt = store.Attempt{Number: len(rec.Attempts) + 1, At: start, Latency: g.now().Sub(start), Status: rw.status}
+	attempt = store.Attempt{Number: 1, At: start, Latency: g.now().Sub(start), Status: rw.status}
 	if err != nil {
 		attempt.Error = err.Error()
 		return attempt, err

@@ -234,12 +234,19 @@ func TestSyncFailureReleasesReservation(t *testing.T) {
 			if r.code != http.StatusBadGateway || r.answer["status"] != "failed" {
 				t.Fatalf("got %d %v", r.code, r.answer)
 			}
-			if _, err := g.Store.Get(context.Background(), "/usaepay", exampleID); !errors.Is(err, store.ErrNotFound) {
-				t.Fatalf("reservation kept after failure: %v", err)
+			got, err := g.Store.Get(context.Background(), "/usaepay", exampleID)
+			if err != nil || got.Status != store.StatusReleased || len(got.Attempts) != 1 ||
+				got.Attempts[0].Status != be.status || (be.err != nil) != (got.Attempts[0].Error != "") {
+				t.Fatalf("after the failure: %+v %v", got, err)
 			}
 			ok := &backend{}
 			if r := serve(t, g, http.MethodPost, body, ok.next); r.code != http.StatusOK || r.answer["status"] != "delivered" {
 				t.Fatalf("retry: %d %v", r.code, r.answer)
+			}
+			got, err = g.Store.Get(context.Background(), "/usaepay", exampleID)
+			if err != nil || got.Status != store.StatusDelivered || len(got.Attempts) != 2 ||
+				got.Attempts[0].Status != be.status || got.Attempts[1].Status != http.StatusOK {
+				t.Fatalf("after the retry: %+v %v", got, err)
 			}
 		})
 	}

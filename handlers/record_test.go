@@ -189,8 +189,12 @@ func TestSyncNothingAfterGatewayIsAFailure(t *testing.T) {
 		if r.code != http.StatusBadGateway || r.answer["status"] != "failed" {
 			t.Fatalf("try %d with nothing after the gateway: %d %v, want 502 failed", try+1, r.code, r.answer)
 		}
-		if _, err := g.Store.Get(context.Background(), "/usaepay", exampleID); !errors.Is(err, store.ErrNotFound) {
-			t.Fatalf("try %d: the event is stored: %v", try+1, err)
+		// Each try replaces the released record of the one before and
+		// keeps its attempt.
+		got, err := g.Store.Get(context.Background(), "/usaepay", exampleID)
+		if err != nil || got.Status != store.StatusReleased || len(got.Attempts) != try+1 ||
+			got.Attempts[try].Error != ErrNoResponse.Error() {
+			t.Fatalf("try %d: the released record: %+v %v", try+1, got, err)
 		}
 	}
 	errs := logs.FilterLevelExact(zapcore.ErrorLevel).FilterField(zap.String("source", "/usaepay"))

@@ -27,7 +27,7 @@ type FilterRequest struct {
 	Subject string `json:"subject,omitempty"`
 	// ID selects one event by its id; it needs Source.
 	ID string `json:"id,omitempty"`
-	// Status is reserved, pending, retrying, delivered or dead.
+	// Status is reserved, pending, retrying, delivered, dead or released.
 	Status string `json:"status,omitempty"`
 	// From and To bound the receive time: From <= received_at < To.
 	From string `json:"from,omitempty"`
@@ -46,7 +46,7 @@ func (fr *FilterRequest) Filter() (store.Filter, error) {
 	if fr.Status != "" {
 		s := store.Status(fr.Status)
 		if !IsKnownStatus(s) {
-			return f, Mark(ErrInvalid, fmt.Errorf("status %q: want one of reserved, pending, retrying, delivered, dead", fr.Status))
+			return f, Mark(ErrInvalid, fmt.Errorf("status %q: want one of reserved, pending, retrying, delivered, dead, released", fr.Status))
 		}
 		f.Status = s
 	}

@@ -490,6 +490,10 @@ func (ins *inserter) writeInserted(txn *badger.Txn, c *insertChunk, ch *reservat
 			continue
 		}
 		r := ins.in.Records[i]
+		if r.Status == store.StatusReserved {
+			// Set on the caller's record: it is what Release is given.
+			r.ReservedUntil = now.Add(ins.b.opts.ReservationExpiry)
+		}
 		if carried := c.out[i].carried; carried != nil {
 			// A copy: the transaction may run again, and the caller's
 			// record stays as given.
@@ -498,7 +502,6 @@ func (ins *inserter) writeInserted(txn *badger.Txn, c *insertChunk, ch *reservat
 			r = &cp
 		}
 		if r.Status == store.StatusReserved {
-			r.ReservedUntil = now.Add(ins.b.opts.ReservationExpiry)
 			cp := *r
 			res := &reservation{rec: &cp, key: string(c.key(i)), at: now, grp: ch.grp}
 			if r.DedupKey != "" {

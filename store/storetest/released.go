@@ -64,6 +64,15 @@ func testReleasedAttemptsCarriedOver(t *testing.T, open Open) {
 		len(got.Attempts) != 1 || got.Attempts[0].Status != 503 {
 		t.Fatalf("pending after release: %+v %v", got, err)
 	}
+
+	// A retry that fails too is released in turn (its ReservedUntil is
+	// set on the caller's record as on any reservation) and keeps both.
+	release(t, b, rec("/pay", "twice", store.StatusReserved), 502)
+	release(t, b, rec("/pay", "twice", store.StatusReserved), 503)
+	if got, err := b.Get(ctx, "/pay", "twice"); err != nil || got.Status != store.StatusReleased ||
+		len(got.Attempts) != 2 || got.Attempts[0].Status != 502 || got.Attempts[1].Status != 503 {
+		t.Fatalf("released twice: %+v %v", got, err)
+	}
 }
 
 // A released record blocks neither its id nor its dedup key; one that
