@@ -34,7 +34,8 @@ func TestSyncFailedAttemptShownOnDelivery(t *testing.T) {
 		t.Fatalf("the provider's retry: %d %v", code, answer)
 	}
 	attempts = waitStatus(t, gw, "/usaepay", id, "delivered")
-	if len(attempts) != 2 || attempts[0]["status"] != float64(http.StatusBadGateway) || attempts[1]["status"] != float64(http.StatusOK) {
+	if len(attempts) != 2 || attempts[0]["status"] != float64(http.StatusBadGateway) || attempts[1]["status"] != float64(http.StatusOK) ||
+		attempts[1]["number"] != float64(2) {
 		t.Fatalf("delivered event's attempts: %v, want 502 then 200", attempts)
 	}
 	counts.Counts = nil

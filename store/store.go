@@ -248,7 +248,8 @@ type Store interface {
 	// taken-over record does nothing and is not an error.
 	Release(ctx context.Context, source, id string, reservedUntil time.Time, failed *Attempt) error
 	// MarkDelivered records a sync delivery the backend accepted: the
-	// record becomes delivered with the attempt appended, durably before
+	// record becomes delivered with the attempt appended (Release's
+	// failed attempt too is numbered after the record's attempts), durably before
 	// it returns. A delivered record expires after its Retention. Returns
 	// ErrNotFound for an absent record.
 	MarkDelivered(ctx context.Context, source, id string, attempt Attempt) error

@@ -262,7 +262,11 @@ func (b *Store) deliverReserved(ctx context.Context, r *reservation, attempt sto
 func (b *Store) writeReserved(ctx context.Context, r *reservation, attempt *store.Attempt, status store.Status) error {
 	rec := b.resv.view(r)
 	if attempt != nil {
-		rec.Attempts = append(rec.Attempts, *attempt)
+		// A sync attempt is the first of its request; the record may
+		// start with those of the released record it replaced.
+		a := *attempt
+		a.Number = len(rec.Attempts) + 1
+		rec.Attempts = append(rec.Attempts, a)
 	}
 	settle(rec, store.Decision{Status: status})
 	g := r.grp

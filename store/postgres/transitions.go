@@ -18,17 +18,25 @@ import (
 
 // A released record keeps its failed attempt and gives its dedup key up;
 // its id is taken over by insert_event.
-const sqlRelease = `WITH u AS (
+var sqlRelease = `WITH u AS (
 	UPDATE events SET status = 'released', reserved_until = NULL,
-		attempts = CASE WHEN $4::bytea IS NULL THEN attempts ELSE array_append(attempts, $4::bytea) END,
+		attempts = CASE WHEN $4::bytea IS NULL THEN attempts ELSE array_append(attempts, ` + numberedAttempt("$4::bytea") + `) END,
 		expires_at = CASE WHEN retention_us > 0 THEN $5::timestamptz + retention_us * interval '1 microsecond' END
 	WHERE source = $1 AND id = $2 AND status = 'reserved' AND reserved_until = $3
 	RETURNING source, id)
 DELETE FROM dedup_keys k USING u WHERE k.source = u.source AND k.id = u.id`
 
+// numberedAttempt is the attempt in parameter p numbered after the row's
+// attempts: a sync attempt is the first of its request, but the record may
+// start with the attempts of a released record it replaced.
+func numberedAttempt(p string) string {
+	return `convert_to(jsonb_set(convert_from(` + p + `, 'UTF8')::jsonb, '{number}',
+		to_jsonb(cardinality(attempts) + 1))::text, 'UTF8')`
+}
+
 // A delivered reservation holds its dedup key for the window only.
-const sqlMarkDelivered = `WITH u AS (
-	UPDATE events SET attempts = array_append(attempts, $3), status = 'delivered',
+var sqlMarkDelivered = `WITH u AS (
+	UPDATE events SET attempts = array_append(attempts, ` + numberedAttempt("$3::bytea") + `), status = 'delivered',
 		next_attempt_at = NULL, dead_reason = NULL, reserved_until = NULL,
 		lease_owner = NULL, lease_until = NULL,
 		expires_at = CASE WHEN retention_us > 0 THEN $4::timestamptz + retention_us * interval '1 microsecond' END

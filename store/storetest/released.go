@@ -42,12 +42,13 @@ func testReleasedAttemptsCarriedOver(t *testing.T, open Open) {
 	if res := mustInsert(t, b, single(retry, "{}"), false); !res[0].Inserted {
 		t.Fatalf("the retry did not take the released record's place: %+v", res)
 	}
-	if err := b.MarkDelivered(ctx, "/pay", "sync", store.Attempt{Number: 2, At: time.Now(), Status: 200}); err != nil {
+	if err := b.MarkDelivered(ctx, "/pay", "sync", store.Attempt{Number: 1, At: time.Now(), Status: 200}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := b.Get(ctx, "/pay", "sync")
 	if err != nil || got.Status != store.StatusDelivered || len(got.Attempts) != 2 ||
-		got.Attempts[0].Status != 502 || got.Attempts[1].Status != 200 {
+		got.Attempts[0].Status != 502 || got.Attempts[1].Status != 200 ||
+		got.Attempts[0].Number != 1 || got.Attempts[1].Number != 2 || got.Attempts[1].Latency != 0 {
 		t.Fatalf("delivered retry: %+v %v", got, err)
 	}
 	if c, err := b.Counts(ctx); err != nil || c[store.StatusReleased] != 0 || c[store.StatusDelivered] != 1 {
@@ -70,7 +71,8 @@ func testReleasedAttemptsCarriedOver(t *testing.T, open Open) {
 	release(t, b, rec("/pay", "twice", store.StatusReserved), 502)
 	release(t, b, rec("/pay", "twice", store.StatusReserved), 503)
 	if got, err := b.Get(ctx, "/pay", "twice"); err != nil || got.Status != store.StatusReleased ||
-		len(got.Attempts) != 2 || got.Attempts[0].Status != 502 || got.Attempts[1].Status != 503 {
+		len(got.Attempts) != 2 || got.Attempts[0].Status != 502 || got.Attempts[1].Status != 503 ||
+		got.Attempts[1].Number != 2 || got.Attempts[1].Latency != time.Millisecond {
 		t.Fatalf("released twice: %+v %v", got, err)
 	}
 }
