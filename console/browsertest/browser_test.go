@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -27,6 +28,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 )
 
 var updateScreenshot = flag.Bool("update-screenshot", false, "write the README's screenshot of the console to docs/console.png")
@@ -484,21 +486,83 @@ func adminStatus(t *testing.T, gw *testcaddy.Instance, source, id string) int {
 // waitCounts waits until the admin API counts n events in status.
 func waitCounts(t *testing.T, gw *testcaddy.Instance, status string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testwait.For(t, fmt.Sprintf("%d %s events", n, status), func() bool {
 		resp, err := http.Get(gw.AdminURL() + "/webhooks/counts")
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer resp.Body.Close()
 		var c struct{ Counts map[string]int }
-		err = json.NewDecoder(resp.Body).Decode(&c)
-		resp.Body.Close()
-		if err == nil && c.Counts[status] == n {
-			return
+		return json.NewDecoder(resp.Body).Decode(&c) == nil && c.Counts[status] == n
+	})
+}
+
+// A sync delivery the backend refuses shows on the event's page as
+// released, with the backend's 502; the provider's retry, delivered, shows
+// both attempts on the same page.
+func TestBrowserFailedSyncAttemptThenDelivered(t *testing.T) {
+	chromium(t)
+	be := newBackend(t)
+	hash, err := bcrypt.GenerateFromPassword([]byte(consolePassword), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := testcaddy.New(t)
+	gw.Start(`http://127.0.0.1:{{PORT}} {
+	route /hooks/sublytics/* {
+		webhook_gateway sublytics {
+			store_dir {{DIR}}/store
+			deliver sync
+			auth path_secret ` + browserPath + `
+			max_event_age off
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %d %s events: %v %v", n, status, c.Counts, err)
+		reverse_proxy ` + strings.TrimPrefix(be.URL, "http://") + `
+	}
+	redir /console /console/
+	route /console/* {
+		basic_auth {
+			` + consoleUser + ` ` + string(hash) + `
 		}
-		time.Sleep(50 * time.Millisecond)
+		webhook_gateway_console
+	}
+}
+`)
+	body, err := os.ReadFile(filepath.Join("..", "..", "normalize", "testdata", "sublytics", "order_abandonned.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := gw.BaseURL() + "/hooks/sublytics/" + browserPath
+	be.setStatus(http.StatusBadGateway)
+	if code := postWebhook(t, hook, body, nil); code != http.StatusBadGateway {
+		t.Fatalf("event with the backend failing: %d, want 502", code)
+	}
+	waitCounts(t, gw, "released", 1)
+
+	ctx := newBrowser(t, "Basic "+base64.StdEncoding.EncodeToString([]byte(consoleUser+":"+consolePassword)))
+	consoleURL := gw.BaseURL() + "/console/"
+	within(t, ctx, "released events", chromedp.Navigate(consoleURL+"events?status=released"), chromedp.WaitVisible(chromedp.ID("events")))
+	follow(t, ctx, `#events tbody a[href^="event?"]`)
+	page := eval[string](t, ctx, `location.href`)
+	attempts := func() []string {
+		return eval[[]string](t, ctx, `[...document.querySelectorAll('#attempts tbody tr')].map(r => r.cells[0].textContent.trim() + ' ' + r.cells[2].textContent.trim())`)
+	}
+	if s := eval[string](t, ctx, `document.getElementById('status').textContent.trim()`); s != "released" {
+		t.Errorf("status before the retry: %q, want released", s)
+	}
+	if got := attempts(); len(got) != 1 || got[0] != "1 502" {
+		t.Errorf("attempts before the retry: %q, want [1 502]", got)
+	}
+
+	// The provider retries once the backend is back.
+	be.setStatus(http.StatusOK)
+	if code := postWebhook(t, hook, body, nil); code != http.StatusOK {
+		t.Fatalf("the provider's retry: %d, want 200", code)
+	}
+	within(t, ctx, "the event's page again", chromedp.Navigate(page), chromedp.WaitVisible(chromedp.ID("attempts")))
+	if s := eval[string](t, ctx, `document.getElementById('status').textContent.trim()`); s != "delivered" {
+		t.Errorf("status after the retry: %q, want delivered", s)
+	}
+	if got := attempts(); len(got) != 2 || got[0] != "1 502" || got[1] != "2 200" {
+		t.Errorf("attempts after the retry: %q, want [1 502, 2 200]", got)
 	}
 }
