@@ -150,11 +150,12 @@ type claimWatch struct {
 	mu      sync.Mutex
 	idle    map[string]int // per owner: passes with every worker free that claimed nothing
 	claimed map[string]int // per event id: how often a pass returned it
+	took    map[string]int // per owner: events its passes returned
 	calls   int
 }
 
 func watchClaims(st store.Store, workers int) *claimWatch {
-	return &claimWatch{Store: st, workers: workers, idle: map[string]int{}, claimed: map[string]int{}}
+	return &claimWatch{Store: st, workers: workers, idle: map[string]int{}, claimed: map[string]int{}, took: map[string]int{}}
 }
 
 func (w *claimWatch) Claim(ctx context.Context, owner string, destinations []string, now time.Time, lease time.Duration, limit int) ([]*store.Record, error) {
@@ -170,7 +171,20 @@ func (w *claimWatch) Claim(ctx context.Context, owner string, destinations []str
 	for _, r := range recs {
 		w.claimed[r.ID]++
 	}
+	w.took[owner] += len(recs)
 	return recs, err
+}
+
+// tookSome says whether each owner has claimed at least one event.
+func (w *claimWatch) tookSome(owners ...string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, o := range owners {
+		if w.took[o] == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // claims is how often a pass returned the event id.
@@ -522,8 +536,14 @@ func TestFailoverOnRefusedConnection(t *testing.T) {
 
 func TestTwoEnginesNeverSendTheSameAttemptTwice(t *testing.T) {
 	st := openStore(t)
+	// The backend holds every request until both engines hold claims, so
+	// their leases certainly overlap (one engine's workers are busy at the
+	// backend while the other claims), whatever the machine's speed.
+	overlap := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(overlap) }) }
 	be := newBackend(t, func(h hit, _ int) (int, map[string]string) {
-		time.Sleep(2 * time.Millisecond) // a backend that takes a moment, so the two engines' claims overlap
+		<-overlap
 		if h.number == 1 && h.id[len(h.id)-1]%3 == 0 {
 			return http.StatusServiceUnavailable, nil // some events need a retry
 		}
@@ -531,11 +551,16 @@ func TestTwoEnginesNeverSendTheSameAttemptTwice(t *testing.T) {
 	})
 	cfgA, cfgB := fast(t, st, be.srv.URL), fast(t, st, be.srv.URL)
 	cfgA.Owner, cfgB.Owner = "engine-a", "engine-b"
+	// Held requests must not time out: an attempt given up while the
+	// backend still counts it would read as a second send.
+	cfgA.Timeout, cfgA.Lease = time.Minute, 2*time.Minute
+	cfgB.Timeout, cfgB.Lease = cfgA.Timeout, cfgA.Lease
 	w := watchClaims(st, cfgA.Workers)
 	cfgA.Store, cfgB.Store = w, w
 	obsA, obsB := &observer{}, &observer{}
 	cfgA.Observer, cfgB.Observer = obsA, obsB
 	a, b := start(t, cfgA), start(t, cfgB)
+	t.Cleanup(open) // runs before the engines stop, should the test fail first
 
 	var ids []string
 	for i := range 120 {
@@ -544,6 +569,8 @@ func TestTwoEnginesNeverSendTheSameAttemptTwice(t *testing.T) {
 	insert(t, st, ids...)
 	a.Notify()
 	b.Notify()
+	testwait.For(t, "both engines holding claims", func() bool { return w.tookSome("engine-a", "engine-b") })
+	open()
 	for _, id := range ids {
 		waitStatus(t, st, id, store.StatusDelivered)
 	}
