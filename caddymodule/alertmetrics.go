@@ -180,10 +180,16 @@ func (w *syncAnswer) Write(b []byte) (int, error) {
 	return w.ResponseWriterWrapper.Write(b)
 }
 
-// serveSync serves a sync route's request and counts its answer by status:
-// a 502 is the backend refusing or missing an event, which the provider
-// will send again.
-func (m *gatewayMetrics) serveSync(source string, gw *handlers.Gateway, w http.ResponseWriter, r *http.Request, next handlers.Next) error {
+// syncAnswersOf returns the counter of the sync answers of source, by status
+// code, resolved once when a route loads rather than on each request.
+func (m *gatewayMetrics) syncAnswersOf(source string) *prometheus.CounterVec {
+	return m.syncAnswers.MustCurryWith(prometheus.Labels{"source": source})
+}
+
+// serveSync serves a sync route's request and counts its answer by status
+// in answers (see syncAnswersOf): a 502 is the backend refusing or missing
+// an event, which the provider will send again.
+func serveSync(answers *prometheus.CounterVec, gw *handlers.Gateway, w http.ResponseWriter, r *http.Request, next handlers.Next) error {
 	sw := &syncAnswer{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
 	err := gw.ServeHTTP(sw, r, next)
 	status := sw.status
@@ -198,6 +204,6 @@ func (m *gatewayMetrics) serveSync(source string, gw *handlers.Gateway, w http.R
 			}
 		}
 	}
-	m.syncAnswers.WithLabelValues(source, strconv.Itoa(status)).Inc()
+	answers.WithLabelValues(strconv.Itoa(status)).Inc()
 	return err
 }

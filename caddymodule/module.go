@@ -14,6 +14,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"golang.org/x/net/http/httpguts"
 
@@ -254,9 +255,10 @@ type Handler struct {
 
 	gw        *handlers.Gateway
 	db        store.Store
-	storeName string             // the store's name in the admin API
-	engines   []*delivery.Engine // one per destination, in Destinations' order
-	config    *loadedConfig      // the config this handler is part of
+	storeName string                 // the store's name in the admin API
+	engines   []*delivery.Engine     // one per destination, in Destinations' order
+	config    *loadedConfig          // the config this handler is part of
+	answers   *prometheus.CounterVec // a sync route's answers by status, its source's series
 	logger    *zap.Logger
 	cleanup   []func()
 }
@@ -427,6 +429,9 @@ func (h *Handler) provision(ctx caddy.Context) error {
 	}
 	h.gw.Observer = processMetrics
 	processMetrics.watch(h.source(), h.Provider, h.gw.Mode)
+	if h.gw.Mode == handlers.Sync {
+		h.answers = processMetrics.syncAnswersOf(h.source())
+	}
 
 	for _, d := range dests {
 		if err := h.startEngine(d); err != nil {
@@ -671,7 +676,7 @@ func (h *Handler) validate() error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	w = h.config.closeIfSuperseded(w, r)
 	if h.gw.Mode == handlers.Sync {
-		return processMetrics.serveSync(h.source(), h.gw, w, r, next.ServeHTTP)
+		return serveSync(h.answers, h.gw, w, r, next.ServeHTTP)
 	}
 	return h.gw.ServeHTTP(w, r, next.ServeHTTP)
 }
