@@ -15,6 +15,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
@@ -205,21 +206,16 @@ func TestValueLogGCRunsEarlyOnGrowth(t *testing.T) {
 	if n := countValueLogFiles(dir); n <= gcGrowthFiles {
 		t.Fatalf("only %d value-log files: the test writes too little", n)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for b.Stats().ValueLogGCRuns == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("value-log GC did not run after the log grew")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(t, "a value-log GC after the log grew", func() bool { return b.Stats().ValueLogGCRuns > 0 })
 }
 
-// payloadCount is the number of payload entries in b.
-func payloadCount(t *testing.T, b *Store) int {
+// keyCount is the number of live keys in b under prefix (payloads, index
+// entries), which no listing shows.
+func keyCount(t *testing.T, b *Store, prefix string) int {
 	t.Helper()
 	n := 0
 	err := b.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixPayload)})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix)})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			n++
@@ -292,7 +288,7 @@ func TestSingleEventPayload(t *testing.T) {
 	if n, err := b.SweepPayloads(ctx); err != nil || n != 1 {
 		t.Fatalf("sweep: %d %v", n, err)
 	}
-	if n := payloadCount(t, b); n != 1 {
+	if n := keyCount(t, b, prefixPayload); n != 1 {
 		t.Fatalf("%d payloads left, want the live record's", n)
 	}
 	// The key used again gets a payload of its own that the sweep keeps.
@@ -314,13 +310,13 @@ func TestSingleEventPayload(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The released record keeps its payload until it goes.
-	if n := payloadCount(t, b); n != 1 {
+	if n := keyCount(t, b, prefixPayload); n != 1 {
 		t.Fatalf("%d payloads after purge and release, want the released record's", n)
 	}
 	if n, err := b.Purge(ctx, store.Filter{Source: "/pay"}); err != nil || n != 1 {
 		t.Fatalf("purge of the released record: %d %v", n, err)
 	}
-	if n := payloadCount(t, b); n != 0 {
+	if n := keyCount(t, b, prefixPayload); n != 0 {
 		t.Fatalf("%d payloads left after purge", n)
 	}
 }

@@ -6,29 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
-
-// subjectEntries is the number of live subject index entries in b.
-func subjectEntries(t *testing.T, b *Store) int {
-	t.Helper()
-	n := 0
-	err := b.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixSubject)})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			n++
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
 
 // The subject index holds one entry per stored record with a subject, for
 // as long as the record: a state change rewrites it, retention expires it
@@ -44,33 +24,33 @@ func TestSubjectIndexFollowsItsRecords(t *testing.T) {
 		mustInsert(t, b, single(r, "{}"), false)
 	}
 	mustInsert(t, b, single(rec("/pay", "none", store.StatusDead), "{}"), false)
-	if n := subjectEntries(t, b); n != 3 {
+	if n := keyCount(t, b, prefixSubject); n != 3 {
 		t.Fatalf("%d subject entries for 3 records with a subject", n)
 	}
 	// Delivered by a replay, "a" expires after its retention, entry too.
 	if _, err := b.RecordReplay(ctx, "/pay", "a", store.Attempt{Number: 1, At: time.Now(), Status: 200}, true); err != nil {
 		t.Fatal(err)
 	}
-	if n := subjectEntries(t, b); n != 3 {
+	if n := keyCount(t, b, prefixSubject); n != 3 {
 		t.Fatalf("%d subject entries after a state change, want 3", n)
 	}
 	testwait.For(t, "the delivered record to expire after its 1s retention", func() bool {
 		_, err := b.Get(ctx, "/pay", "a")
 		return errors.Is(err, store.ErrNotFound)
 	})
-	if n := subjectEntries(t, b); n != 2 {
+	if n := keyCount(t, b, prefixSubject); n != 2 {
 		t.Fatalf("%d subject entries after retention expired one record, want 2", n)
 	}
 	if n, err := b.Purge(ctx, store.Filter{Source: "/pay", ID: "b"}); err != nil || n != 1 {
 		t.Fatalf("purge by id: %d %v", n, err)
 	}
-	if n := subjectEntries(t, b); n != 1 {
+	if n := keyCount(t, b, prefixSubject); n != 1 {
 		t.Fatalf("%d subject entries after purging one record, want 1", n)
 	}
 	if n, err := b.Purge(ctx, store.Filter{Subject: "cus_1"}); err != nil || n != 1 {
 		t.Fatalf("purge by subject: %d %v", n, err)
 	}
-	if n := subjectEntries(t, b); n != 0 {
+	if n := keyCount(t, b, prefixSubject); n != 0 {
 		t.Fatalf("%d subject entries after purging the subject, want 0", n)
 	}
 	if _, err := b.Get(ctx, "/pay", "none"); err != nil {
