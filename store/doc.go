@@ -12,24 +12,35 @@
 //
 // # Life cycle
 //
-// A record is in one status at a time. Each transition below is one method;
-// its condition is checked in the same write.
+// A record is one event; it has a delivery (Delivery) per destination its
+// route named and its filters matched, fixed at Insert. Each delivery is in
+// one status at a time, and each transition below is one method acting on
+// one delivery (or, for Insert, Release, Purge and expiry, on the record);
+// its condition is checked in the same write. The record's Status is the
+// roll-up of its deliveries' (Rollup), rewritten with each transition, and
+// is what listings, counts and filters see.
 //
-//	from              to                 method          condition
-//	(absent)          pending            Insert          id and dedup key free
-//	(absent)          reserved           Insert          id and dedup key free
-//	released          pending|reserved   Insert          dedup key free; attempts carried over
-//	reserved          released           Release         ReservedUntil is the caller's
-//	reserved          delivered          MarkDelivered   record present
-//	pending|retrying  (leased)           Claim           due, no live lease, destination claimed
-//	(leased)          delivered          RecordAttempt   caller holds the lease
-//	(leased)          retrying           RecordAttempt   caller holds the lease
-//	(leased)          dead               RecordAttempt   caller holds the lease
-//	(leased)          pending|retrying   ReleaseLease    caller holds the lease
-//	any but reserved  delivered          RecordReplay    backend answered 2xx
-//	any               (absent)           Purge           matches the filter
-//	delivered         (absent)           (expiry)        Retention has passed
-//	released          (absent)           (expiry)        Retention has passed
+//	delivery from      to                 method          condition
+//	(absent)           pending            Insert          id and dedup key free
+//	(absent)           reserved + held    Insert          id and dedup key free
+//	(absent)           (no delivery)      Insert          matched no destination: unmatched
+//	released           pending|reserved   Insert          dedup key free; attempts carried over
+//	reserved           released           Release         ReservedUntil is the caller's
+//	reserved           delivered          MarkDelivered   record present
+//	held               pending            MarkDelivered   in the same write
+//	pending|retrying   (leased)           Claim           due, no live lease, head of its lane
+//	(leased)           delivered          RecordAttempt   caller holds the lease
+//	(leased)           retrying           RecordAttempt   caller holds the lease
+//	(leased)           dead               RecordAttempt   caller holds the lease
+//	(leased)           pending|retrying   ReleaseLease    caller holds the lease
+//	any but reserved,  delivered          RecordReplay    backend answered 2xx
+//	  held
+//	dead               skipped            Skip            operator's decision
+//	record: any        (absent)           Purge           matches the filter
+//	record: settled    (absent)           (expiry)        Retention has passed
+//
+// A record is settled (Settled) when it is delivered (every delivery
+// delivered or skipped), released or unmatched.
 //
 // A key is free when no record holds it: for the id, no record with that
 // (Source, ID), or only a reservation past its ReservedUntil; for a dedup
@@ -50,28 +61,42 @@
 // has passed (as a delivered record's) or it is purged. It is never claimed
 // and never in flight; a replay delivers it like any other record.
 //
+// The async destinations of a sync route are held while its sync delivery
+// is reserved or released: MarkDelivered makes them pending in the write
+// that marks the sync delivery delivered, so they get the event exactly
+// when the provider has been answered 2xx, and a provider's retry after a
+// failed sync forward never doubles them.
+//
 // # Destinations
 //
-// Every record is bound to one destination (Record.Destination), written
-// at Insert (the source when the caller leaves it empty: the name of a
-// route's shorthand destination) and never changed. Claim takes the
-// destinations its caller delivers to, never sources: two routes writing
-// one source (two accounts of one provider) each claim only their own
-// destination's records, whichever config is loaded. A replay goes to the
-// record's destination unless the operator names another; an attempt sent
-// to another destination names it (Attempt.Destination) and is history
-// only, since the record's own destination has still not had the event.
-// A record whose destination no loaded config serves stays pending, visible
-// in every listing, until a config serves it again, it is replayed, or it
-// is purged.
+// Every delivery names its destination, written at Insert and never
+// changed. Claim takes the destinations its caller delivers to, never
+// sources: two routes writing one source (two accounts of one provider)
+// each claim only their own destinations' deliveries, whichever config is
+// loaded. A replay goes to a delivery's destination unless the operator
+// names another; an attempt sent to another destination names it
+// (Attempt.Destination) and is history only, since the delivery's own
+// destination has still not had the event. A delivery whose destination no
+// loaded config serves stays pending, visible in every listing, until a
+// config serves it again, it is replayed, or its record is purged.
 //
-// Data written before records named a destination is refused at Open with
-// ErrUnsupportedFormat, never read: its records could not be told apart.
+// Data written in an earlier format is refused at Open with
+// ErrUnsupportedFormat, never read.
+//
+// # Ordered lanes
+//
+// A delivery with a Lane belongs to the lane (Destination, Lane). Insert
+// numbers a lane's deliveries (Sequence) in the order it stores them; Claim
+// hands out only a lane's head, the delivery of smallest Sequence that is
+// neither delivered nor skipped, and only when no lease is on it, so a
+// lane's deliveries reach the backend one at a time in acceptance order,
+// in one engine or many. A dead head parks its lane: nothing behind it is
+// claimed until it is replayed to delivered or skipped (Skip).
 //
 // A lease is not a status: it is an owner and an end time on a pending or
-// retrying record that a delivery worker has claimed, so that two workers
-// (two configurations alive during a reload) never attempt one event at
-// once. A lease that runs out makes the record claimable again; an attempt
+// retrying delivery that a delivery worker has claimed, so that two workers
+// (two configurations alive during a reload) never attempt one delivery at
+// once. A lease that runs out makes the delivery claimable again; an attempt
 // recorded after that by the old owner is kept as history but leaves the
 // state to the new owner (ErrLeaseLost). The reservation of a sync delivery
 // and the lease of an async one are separate: ReservedUntil and LeaseUntil.
@@ -107,7 +132,10 @@
 //
 //   - by (Source, ID): Get, RawBody and every transition;
 //   - by (Source, DedupKey) within its window: Insert;
-//   - by due time, per destination, over pending and retrying records: Claim;
+//   - by due time, per destination, over pending and retrying deliveries,
+//     and for lanes by (destination, lane, sequence): Claim;
+//   - by destination, with the delivery's status: List and Counts with
+//     Filter.Destination;
 //   - by ReceivedAt, newest first, with status, provider and type beside it:
 //     List, Counts and Purge;
 //   - by Subject, then ReceivedAt newest first, over records that have a

@@ -61,23 +61,26 @@ func ValidateDedupKey(source, key string, window time.Duration) error {
 	return nil
 }
 
-// ValidStatus reports whether s is one of the statuses of the life cycle.
+// ValidStatus reports whether s is one of the statuses of the life cycle
+// (a record's or a delivery's).
 func ValidStatus(s Status) bool {
 	switch s {
-	case StatusPending, StatusReserved, StatusRetrying, StatusDelivered, StatusDead, StatusReleased:
+	case StatusPending, StatusReserved, StatusRetrying, StatusDelivered, StatusDead, StatusReleased,
+		StatusHeld, StatusSkipped, StatusUnmatched:
 		return true
 	}
 	return false
 }
 
 // PrepareInsert validates the records of an Insert and fills in the
-// defaults Store.Insert documents: Status pending when empty, ReceivedAt
-// now when zero, BatchSize the number of records when zero, Destination
-// the source when empty. Each record needs a valid key (ValidateKey), a
-// valid destination (ValidateDestination), a valid dedup key when it has
-// one (ValidateDedupKey), a subject without NUL bytes of at most
-// MaxKeyPart bytes, and a known status. ReservedUntil is the engine's to
-// set, from its reservation expiry.
+// defaults Store.Insert documents: a delivery's Status pending when empty,
+// the record's Status its Rollup, ReceivedAt now when zero, BatchSize the
+// number of records when zero. Each record needs a valid key
+// (ValidateKey), a valid dedup key when it has one (ValidateDedupKey), a
+// subject without NUL bytes of at most MaxKeyPart bytes, and deliveries to
+// distinct valid destinations (ValidateDestination), with lanes of at most
+// MaxKeyPart bytes, each pending, or one reserved and the others held (a
+// sync route's). ReservedUntil and lane sequences are the engine's to set.
 func PrepareInsert(in *Ingest, now time.Time) error {
 	if in == nil || len(in.Records) == 0 {
 		return errors.New("insert: no records")
@@ -90,10 +93,7 @@ func PrepareInsert(in *Ingest, now time.Time) error {
 		if err := ValidateKey(r.Source, r.ID); err != nil {
 			return fmt.Errorf("insert: record %d: %w", i, err)
 		}
-		if r.Destination == "" {
-			r.Destination = r.Source
-		}
-		if err := ValidateDestination(r.Destination); err != nil {
+		if err := prepareDeliveries(r); err != nil {
 			return fmt.Errorf("insert: record %d (%s %s): %w", i, r.Source, r.ID, err)
 		}
 		if strings.IndexByte(r.Subject, 0) >= 0 || len(r.Subject) > MaxKeyPart {
@@ -105,12 +105,6 @@ func PrepareInsert(in *Ingest, now time.Time) error {
 				return fmt.Errorf("insert: record %d (%s %s): %w", i, r.Source, r.ID, err)
 			}
 		}
-		if r.Status == "" {
-			r.Status = StatusPending
-		}
-		if !ValidStatus(r.Status) {
-			return fmt.Errorf("insert: record %d (%s %s): unknown status %q", i, r.Source, r.ID, r.Status)
-		}
 		if r.ReceivedAt.IsZero() {
 			r.ReceivedAt = now
 		}
@@ -118,6 +112,49 @@ func PrepareInsert(in *Ingest, now time.Time) error {
 			r.BatchSize = n
 		}
 	}
+	return nil
+}
+
+// prepareDeliveries checks a record's deliveries, defaults their status and
+// sets the record's.
+func prepareDeliveries(r *Record) error {
+	reserved, held := 0, 0
+	for j := range r.Deliveries {
+		d := &r.Deliveries[j]
+		if err := ValidateDestination(d.Destination); err != nil {
+			return fmt.Errorf("delivery %d: %w", j, err)
+		}
+		for _, e := range r.Deliveries[:j] {
+			if e.Destination == d.Destination {
+				return fmt.Errorf("two deliveries to destination %q", d.Destination)
+			}
+		}
+		if len(d.Lane) > MaxKeyPart {
+			return fmt.Errorf("delivery to %q: lane is %d bytes long; the limit is %d", d.Destination, len(d.Lane), MaxKeyPart)
+		}
+		if d.Status == "" {
+			d.Status = StatusPending
+		}
+		switch d.Status {
+		case StatusPending:
+		case StatusReserved:
+			reserved++
+		case StatusHeld:
+			held++
+		default:
+			return fmt.Errorf("delivery to %q: inserted %s; want pending, reserved or held", d.Destination, d.Status)
+		}
+		d.Sequence = 0
+	}
+	switch {
+	case reserved > 1:
+		return errors.New("more than one reserved delivery")
+	case held > 0 && reserved == 0:
+		return errors.New("held deliveries without a reserved one")
+	case reserved == 1 && held != len(r.Deliveries)-1:
+		return errors.New("a reserved delivery beside pending ones; the others must be held")
+	}
+	r.Status = Rollup(r.Deliveries)
 	return nil
 }
 
@@ -139,6 +176,9 @@ var ErrIDWithoutSource = errors.New("an event id filter needs a source")
 func (f *Filter) Validate() error {
 	if f.Source != "" && strings.IndexByte(f.Source, 0) >= 0 {
 		return fmt.Errorf("source %q contains a NUL byte", f.Source)
+	}
+	if strings.IndexByte(f.Destination, 0) >= 0 {
+		return fmt.Errorf("destination %q contains a NUL byte", f.Destination)
 	}
 	if strings.IndexByte(f.Subject, 0) >= 0 {
 		return fmt.Errorf("subject %q contains a NUL byte", f.Subject)
