@@ -407,6 +407,11 @@ type Store interface {
 	// Counts returns the number of records in each status (every status a
 	// record can have, zero or not).
 	Counts(ctx context.Context) (map[Status]int, error)
+	// DeliveryCounts returns, per destination named by any stored
+	// delivery, the number of deliveries in each status (statuses with
+	// none left out): a destination's queue depth and dead count for its
+	// operator page and metrics.
+	DeliveryCounts(ctx context.Context) (map[string]map[Status]int, error)
 	// Purge deletes records matching f, with the dedup keys they hold; it
 	// returns how many.
 	Purge(ctx context.Context, f Filter) (int, error)
