@@ -154,6 +154,12 @@ type Record struct {
 	Event json.RawMessage `json:"event,omitempty"`
 	// Headers are the provider's request headers, secrets removed.
 	Headers http.Header `json:"headers,omitempty"`
+	// TraceParent and TraceState are the W3C trace context of the
+	// gateway's span for the request that brought the event, empty when
+	// the route is not traced: each later delivery attempt and replay is a
+	// span of that trace, hours later and on another gateway too.
+	TraceParent string `json:"traceparent,omitempty"`
+	TraceState  string `json:"tracestate,omitempty"`
 	// BatchIndex and BatchSize place the event in the request it came in;
 	// BatchSize is 1 for a single-event request.
 	BatchIndex int `json:"batch_index"`
