@@ -146,12 +146,12 @@ func (e *Engine) observeBreaker(s throttle.State) {
 //     next attempt is no later than the next probe, so when the destination
 //     resumes the event is due already instead of on a long backoff, and
 //     max age does not kill it (its next attempt falls in the pause).
-func (e *Engine) decide(rec *store.Record, res sendResult, probe bool, brk throttle.Snapshot, now time.Time) Verdict {
+func (e *Engine) decide(rec *store.Record, d *store.Delivery, res sendResult, probe bool, brk throttle.Snapshot, now time.Time) Verdict {
 	counted := 0
 	if !probe {
 		counted = 1 // this attempt
 	}
-	for _, a := range rec.Attempts {
+	for _, a := range d.Attempts {
 		if !a.Replay && !e.pauses.within(a.At) {
 			counted++
 		}

@@ -49,13 +49,23 @@ const (
 // Observer receives delivery outcomes; the Caddy glue implements it with
 // Prometheus metrics. Calls happen on worker goroutines and must not block.
 type Observer interface {
-	// Delivered: an attempt (or replay) got a 2xx.
-	Delivered(source string, status int, latency time.Duration)
-	// Failed: an attempt (or replay) got no 2xx; status is 0 when no
-	// response arrived (connection refused, timeout).
-	Failed(source string, status int, latency time.Duration)
-	// Dead: an event was given up on; reason says why.
-	Dead(source string, reason store.DeadReason)
+	// Delivered: an attempt (or replay) to destination got a 2xx.
+	Delivered(source, destination string, status int, latency time.Duration)
+	// Failed: an attempt (or replay) to destination got no 2xx; status is
+	// 0 when no response arrived (connection refused, timeout).
+	Failed(source, destination string, status int, latency time.Duration)
+	// Dead: an event's delivery to destination was given up on; reason
+	// says why.
+	Dead(source, destination string, reason store.DeadReason)
+}
+
+// LaneObserver is implemented by an Observer that also wants to know when
+// an ordered lane is parked: its head delivery went dead, so nothing
+// behind it is delivered until an operator replays or skips it. The engine
+// calls it once per dead head, after Dead, with the lane and the event
+// that holds it.
+type LaneObserver interface {
+	LaneParked(destination, lane, source, id string)
 }
 
 // BreakerObserver is implemented by an Observer that also wants the state
@@ -70,9 +80,9 @@ type Config struct {
 	// Store holds the events; required.
 	Store store.Store
 	// Destination names the destination this engine delivers to; required.
-	// It claims the events bound to it (store.Record.Destination), of any
-	// source, and none other: each destination has an engine of its own,
-	// with its own upstreams and secret.
+	// It claims the deliveries bound to it (store.Delivery.Destination),
+	// of any source, and none other: each destination has an engine of its
+	// own, with its own upstreams and secret.
 	Destination string
 	// Upstreams are absolute http(s) URLs; required. Each attempt starts at
 	// the next upstream in turn (round-robin) and, when the connection
@@ -382,7 +392,7 @@ func (e *Engine) claimLoop(ctx context.Context) {
 
 		now := e.cfg.Now()
 		want, permit, until := e.admit(now, free)
-		var recs []*store.Record
+		var recs []store.Claimed
 		var err error
 		if want > 0 {
 			recs, err = e.cfg.Store.Claim(ctx, e.cfg.Owner, []string{e.cfg.Destination}, now, e.cfg.Lease, want)
@@ -395,18 +405,18 @@ func (e *Engine) claimLoop(ctx context.Context) {
 			e.breaker.CancelProbe(now) // nothing due: probe with the next one
 			e.observeBreaker(throttle.Open)
 		case permit == throttle.Probe:
-			e.cfg.Logger.Info("destination paused: probing with one delivery", zap.String("id", recs[0].ID))
+			e.cfg.Logger.Info("destination paused: probing with one delivery", zap.String("id", recs[0].Record.ID))
 		case e.limiter != nil:
 			e.limiter.Refund(want - len(recs))
 		}
 		for range free - len(recs) {
 			<-sem
 		}
-		for _, rec := range recs {
+		for _, c := range recs {
 			e.inflight.Add(1)
 			go func() {
 				defer func() { <-sem; e.inflight.Done() }()
-				e.deliver(rec, permit == throttle.Probe)
+				e.deliver(c, permit == throttle.Probe)
 			}()
 		}
 		e.passes.Add(1)
@@ -464,8 +474,22 @@ func (e *Engine) admit(now time.Time, free int) (n int, permit throttle.Permit, 
 // deliver makes one scheduled attempt of a claimed event and records it.
 // probe says the breaker let it out as the one probe of a paused
 // destination.
-func (e *Engine) deliver(rec *store.Record, probe bool) {
+func (e *Engine) deliver(c store.Claimed, probe bool) {
+	rec := c.Record
 	log := e.cfg.Logger.With(zap.String("source", rec.Source), zap.String("id", rec.ID))
+	d := rec.Delivery(c.Destination)
+	if d == nil || c.Destination != e.cfg.Destination {
+		// A store that breaks the contract; nothing is sent, and the lease
+		// runs out.
+		log.Error("claimed a delivery to another destination; left alone", zap.String("claimed", c.Destination))
+		if probe {
+			e.breaker.CancelProbe(e.cfg.Now())
+		}
+		return
+	}
+	if d.Lane != "" {
+		log = log.With(zap.String("lane", d.Lane), zap.Uint64("sequence", d.Sequence))
+	}
 	if e.stopping.Load() {
 		// Claimed while stopping: give it back untouched.
 		e.releaseLease(rec, log)
@@ -474,14 +498,14 @@ func (e *Engine) deliver(rec *store.Record, probe bool) {
 		}
 		return
 	}
-	number := len(rec.Attempts) + 1
-	res := e.send(e.attemptCtx, rec, number, false)
+	number := len(d.Attempts) + 1
+	res := e.send(e.attemptCtx, rec, d, number, false)
 	e.observe(rec.Source, res)
 	now := e.cfg.Now()
 	brk := e.recordBreaker(now, res.Attempt.Status)
-	dec := e.decide(rec, res, probe, brk, now)
+	dec := e.decide(rec, d, res, probe, brk, now)
 
-	err := e.record(rec, res.Attempt, dec.Decision, log)
+	err := e.record(rec, d, res.Attempt, dec.Decision, log)
 	fields := []zap.Field{zap.Int("attempt", number), zap.Int("status", res.Attempt.Status),
 		zap.Duration("latency", res.Attempt.Latency)}
 	if res.Attempt.Error != "" {
@@ -505,7 +529,13 @@ func (e *Engine) deliver(rec *store.Record, probe bool) {
 	case store.StatusDead:
 		log.Warn("event dead: no further attempts", append(fields, zap.String("reason", dec.Detail))...)
 		if e.cfg.Observer != nil {
-			e.cfg.Observer.Dead(rec.Source, dec.Reason)
+			e.cfg.Observer.Dead(rec.Source, e.cfg.Destination, dec.Reason)
+		}
+		if d.Lane != "" {
+			log.Warn("lane parked: its head is dead; the deliveries behind it wait until it is replayed or skipped")
+			if o, ok := e.cfg.Observer.(LaneObserver); ok {
+				o.LaneParked(e.cfg.Destination, d.Lane, rec.Source, rec.ID)
+			}
 		}
 	default:
 		log.Info("delivery attempt failed; retry scheduled", append(fields, zap.Time("next_attempt_at", dec.NextAttemptAt))...)
@@ -538,7 +568,7 @@ func (e *Engine) wakeAt(at time.Time) {
 func (e *Engine) releaseLease(rec *store.Record, log *zap.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 	defer cancel()
-	if err := e.cfg.Store.ReleaseLease(ctx, rec.Source, rec.ID, e.cfg.Owner); err != nil {
+	if err := e.cfg.Store.ReleaseLease(ctx, rec.Source, rec.ID, e.cfg.Destination, e.cfg.Owner); err != nil {
 		log.Warn("releasing lease on stop; the event waits for the lease to expire", zap.Error(err))
 	}
 }
@@ -548,9 +578,9 @@ func (e *Engine) observe(source string, res sendResult) {
 		return
 	}
 	if s := res.Attempt.Status; s >= 200 && s <= 299 {
-		e.cfg.Observer.Delivered(source, s, res.Attempt.Latency)
+		e.cfg.Observer.Delivered(source, e.cfg.Destination, s, res.Attempt.Latency)
 	} else {
-		e.cfg.Observer.Failed(source, s, res.Attempt.Latency)
+		e.cfg.Observer.Failed(source, e.cfg.Destination, s, res.Attempt.Latency)
 	}
 }
 
@@ -562,12 +592,14 @@ type sendResult struct {
 	Header     http.Header
 }
 
-// send POSTs rec.Event once (with failover on connection errors) and
-// returns the attempt to record. It never returns an error: a failure is
-// an attempt with Status 0 or a non-2xx status and an Error text.
-func (e *Engine) send(ctx context.Context, rec *store.Record, number int, replay bool) sendResult {
+// send POSTs the body of rec's delivery d (see Body) once (with failover
+// on connection errors) and returns the attempt to record. It never
+// returns an error: a failure is an attempt with Status 0 or a non-2xx
+// status and an Error text.
+func (e *Engine) send(ctx context.Context, rec *store.Record, d *store.Delivery, number int, replay bool) sendResult {
 	at, start := e.cfg.Now(), time.Now() // start times the latency, on the real clock
-	header := e.cfg.Headers.Build(rec, number, replay, at)
+	body := Body(rec, d)
+	header := e.cfg.Headers.Build(withBody(rec, body), number, replay, at)
 	res := sendResult{Attempt: store.Attempt{Number: number, At: at, Replay: replay}, Header: header}
 
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
@@ -577,7 +609,7 @@ func (e *Engine) send(ctx context.Context, rec *store.Record, number int, replay
 	for i := range e.upstreams {
 		u := e.upstreams[(first+i)%len(e.upstreams)]
 		res.URL = redactURL(u.String())
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(rec.Event))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
 		if err != nil {
 			failures = append(failures, fmt.Sprintf("%s: building request: %v", u.Host, err))
 			continue

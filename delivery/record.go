@@ -46,15 +46,15 @@ func RecordRetryDelay(try int) time.Duration {
 // A write that failed may still have been committed (an answer lost with
 // its connection), so before each new try the record is read: an attempt
 // already there is not appended a second time.
-func (e *Engine) record(rec *store.Record, attempt store.Attempt, d store.Decision, log *zap.Logger) error {
-	until := rec.LeaseUntil
+func (e *Engine) record(rec *store.Record, del *store.Delivery, attempt store.Attempt, d store.Decision, log *zap.Logger) error {
+	until := del.LeaseUntil
 	if until.IsZero() {
 		until = e.cfg.Now().Add(e.cfg.Lease)
 	}
 	timeout := recordTimeout
 	for try := 1; ; try++ {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		err := e.cfg.Store.RecordAttempt(ctx, rec.Source, rec.ID, e.cfg.Owner, attempt, d)
+		err := e.cfg.Store.RecordAttempt(ctx, rec.Source, rec.ID, e.cfg.Destination, e.cfg.Owner, attempt, d)
 		cancel()
 		if err == nil || !retryableRecord(err) {
 			return err
@@ -93,20 +93,28 @@ func (e *Engine) recorded(rec *store.Record, attempt store.Attempt, timeout time
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	stored, err := e.cfg.Store.Get(ctx, rec.Source, rec.ID)
-	if err != nil || !HasAttempt(stored, attempt) {
+	if err != nil {
 		return false, nil
 	}
-	if stored.LeaseOwner != "" && stored.LeaseOwner != e.cfg.Owner {
+	d := stored.Delivery(e.cfg.Destination)
+	if d == nil || !HasAttempt(d, attempt) {
+		return false, nil
+	}
+	if d.LeaseOwner != "" && d.LeaseOwner != e.cfg.Owner {
 		return true, store.ErrLeaseLost
 	}
 	return true, nil
 }
 
-// HasAttempt reports whether rec holds attempt (same number, time and
-// kind): a write reported failed may have been committed, and appending
-// the attempt again would show the backend a request it got once.
-func HasAttempt(rec *store.Record, attempt store.Attempt) bool {
-	for _, a := range rec.Attempts {
+// HasAttempt reports whether the delivery d holds attempt (same number,
+// time and kind): a write reported failed may have been committed, and
+// appending the attempt again would show the backend a request it got
+// once. A nil d holds none.
+func HasAttempt(d *store.Delivery, attempt store.Attempt) bool {
+	if d == nil {
+		return false
+	}
+	for _, a := range d.Attempts {
 		if a.Number == attempt.Number && a.Replay == attempt.Replay && a.At.Equal(attempt.At) {
 			return true
 		}

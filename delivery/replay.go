@@ -44,53 +44,70 @@ type ReplayResult struct {
 	// Attempt is the recorded attempt; nil on a dry run or when the event
 	// could not be replayed.
 	Attempt *store.Attempt `json:"attempt,omitempty"`
-	// Status is the event's delivery status after the replay.
+	// Status is the replayed delivery's status after the replay.
 	Status store.Status `json:"status,omitempty"`
 	// Error says why the event could not be replayed (bulk replay only;
 	// Replay returns it as its error).
 	Error string `json:"error,omitempty"`
 }
 
-// Replay sends a stored event again, now, to this engine's destination,
-// whatever its status (except StatusReserved) and whatever dedup says, and
-// waits for the backend's answer: an operator replaying an event wants to
-// see what happened, and a synchronous replay cannot pile up behind the
-// retry queue.
+// ErrAmbiguousDelivery is returned by Replay when the operator did not say
+// which of an event's deliveries is replayed and the engine cannot tell:
+// the event has several, none of them to the engine's destination.
+var ErrAmbiguousDelivery = errors.New("event has several deliveries: name the one to replay")
+
+// Replay sends one delivery of a stored event again, now, to this engine's
+// destination, whatever its status (except a reserved or held one, whose
+// sync delivery is in flight or failed) and whatever dedup says, and waits
+// for the backend's answer: an operator replaying an event wants to see
+// what happened, and a synchronous replay cannot pile up behind the retry
+// queue.
+//
+// of names the delivery replayed, by its destination; empty means the
+// event's delivery to this engine's destination, or when it has none its
+// only delivery (ErrAmbiguousDelivery when it has several). The body is
+// that delivery's (an ordered one carries its sequence and partitionkey).
 //
 // The request carries Webhook-Replay: true and the next Webhook-Attempt
-// number. It is recorded as an Attempt with Replay set, and Replays is
-// incremented. A 2xx from the event's own destination makes the event
-// delivered (a dead event leaves the dead list); any other outcome leaves
-// its status and schedule alone, so a failed replay of a dead event does not
-// restart its retries. An event bound to another destination is sent here
-// all the same (the operator chose this destination): the attempt names it
-// (Attempt.Destination) and leaves the event's status to its own
-// destination. A replay does not count toward MaxAttempts. With dryRun
+// number of the delivery. It is recorded on the delivery as an Attempt
+// with Replay set, and its Replays is incremented. A 2xx from the
+// delivery's own destination makes it delivered (a dead delivery leaves
+// the dead list; a parked lane moves on); any other outcome leaves its
+// status and schedule alone, so a failed replay of a dead delivery does
+// not restart its retries. A delivery bound to another destination is sent
+// here all the same (the operator chose this destination): the attempt
+// names it (Attempt.Destination) and leaves the delivery's status to its
+// own destination. A replay does not count toward MaxAttempts. With dryRun
 // nothing is sent or recorded; the result shows the request that would be
-// sent. Either way the result's signature is masked: a dry run's would be a
-// fresh one, ready to use.
+// sent. Either way the result's signature is masked: a dry run's would be
+// a fresh one, ready to use.
 //
 // Replay works whether or not the engine is started.
-func (e *Engine) Replay(ctx context.Context, source, id string, dryRun bool) (*ReplayResult, error) {
+func (e *Engine) Replay(ctx context.Context, source, id, of string, dryRun bool) (*ReplayResult, error) {
 	rec, err := e.cfg.Store.Get(ctx, source, id)
 	if err != nil {
 		return nil, fmt.Errorf("replaying %s %s: %w", source, id, err)
 	}
-	if rec.Status == store.StatusReserved {
+	d, err := e.replayed(rec, of)
+	if err != nil {
+		return nil, fmt.Errorf("replaying %s %s: %w", source, id, err)
+	}
+	if rec.Status == store.StatusReserved || d.Status == store.StatusReserved || d.Status == store.StatusHeld {
 		return nil, fmt.Errorf("replaying %s %s: %w", source, id, ErrReserved)
 	}
-	number := len(rec.Attempts) + 1
-	redirected := rec.Destination != e.cfg.Destination
+	number := len(d.Attempts) + 1
+	redirected := d.Destination != e.cfg.Destination
+	body := Body(rec, d)
 	out := &ReplayResult{Source: source, ID: id, Destination: e.cfg.Destination, Redirected: redirected,
-		DryRun: dryRun, Body: rec.Event, Status: rec.Status}
+		DryRun: dryRun, Body: body, Status: d.Status}
 	if dryRun {
 		next := int(e.rr.Load()) % len(e.upstreams)
 		out.URL = redactURL(e.upstreams[next].String())
-		out.Header = MaskSignature(e.cfg.Headers.Build(rec, number, true, e.cfg.Now()))
+		out.Header = MaskSignature(e.cfg.Headers.Build(withBody(rec, body), number, true, e.cfg.Now()))
 		return out, nil
 	}
 
-	res := e.send(ctx, rec, number, true)
+	res := e.send(ctx, rec, d, number, true)
 	e.observe(source, res)
 	if redirected {
 		res.Attempt.Destination = e.cfg.Destination
@@ -101,12 +118,35 @@ func (e *Engine) Replay(ctx context.Context, source, id string, dryRun bool) (*R
 	// Record even if the caller has gone: the backend has seen the request.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
-	updated, err := e.cfg.Store.RecordReplay(rctx, source, id, res.Attempt, delivered)
+	updated, err := e.cfg.Store.RecordReplay(rctx, source, id, d.Destination, res.Attempt, delivered)
 	if err != nil {
 		return out, fmt.Errorf("replaying %s %s: sent (status %d) but not recorded: %w", source, id, res.Attempt.Status, err)
 	}
 	out.Status = updated.Status
+	if ud := updated.Delivery(d.Destination); ud != nil {
+		out.Status = ud.Status
+	}
 	return out, nil
+}
+
+// replayed is the delivery of rec a replay of "of" takes (see Replay).
+func (e *Engine) replayed(rec *store.Record, of string) (*store.Delivery, error) {
+	if of != "" {
+		if d := rec.Delivery(of); d != nil {
+			return d, nil
+		}
+		return nil, fmt.Errorf("destination %q: %w", of, store.ErrNoDelivery)
+	}
+	if d := rec.Delivery(e.cfg.Destination); d != nil {
+		return d, nil
+	}
+	switch len(rec.Deliveries) {
+	case 0:
+		return nil, fmt.Errorf("event is %s: %w", rec.Status, store.ErrNoDelivery)
+	case 1:
+		return &rec.Deliveries[0], nil
+	}
+	return nil, ErrAmbiguousDelivery
 }
 
 // maskedSignatureChars is how much of each signature MaskSignature keeps:
