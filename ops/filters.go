@@ -93,15 +93,15 @@ func statusList() string {
 // limit.
 func QueryFilter(q url.Values) (store.Filter, error) {
 	fr := FilterRequest{
-		Source:   q.Get("source"),
-		Provider: q.Get("provider"),
-		Type:     q.Get("type"),
-		Subject:  q.Get("subject"),
+		Source:      q.Get("source"),
+		Provider:    q.Get("provider"),
+		Type:        q.Get("type"),
+		Subject:     q.Get("subject"),
 		ID:          q.Get("id"),
 		Destination: q.Get("destination"),
 		Status:      q.Get("status"),
-		From:     q.Get("from"),
-		To:       q.Get("to"),
+		From:        q.Get("from"),
+		To:          q.Get("to"),
 	}
 	f, err := fr.Filter()
 	if err != nil {
