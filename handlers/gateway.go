@@ -617,10 +617,10 @@ func (g *Gateway) ingest(r *http.Request, body []byte, opts normalize.Options, n
 			return fmt.Errorf("event %s: %w", ev.ID, err)
 		}
 		rec := &store.Record{
-			Source:        ev.Source,
-			ID:            ev.ID,
-			Provider:      ev.Provider,
-			Type:          ev.Type,
+			Source:     ev.Source,
+			ID:         ev.ID,
+			Provider:   ev.Provider,
+			Type:       ev.Type,
 			Subject:    ev.Subject,
 			ReceivedAt: now,
 			Deliveries: g.deliveries(ev, ev.Source, &errs),
