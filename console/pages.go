@@ -431,7 +431,11 @@ func (c *Console) event(w http.ResponseWriter, r *http.Request) {
 	if view.RawBodyBase64 != "" {
 		d.RawBody, d.RawBase64 = view.RawBodyBase64, true
 	}
-	if _, err := ops.Replayable(t, view.Destination); err != nil {
+	dest := ""
+	if len(view.Deliveries) > 0 {
+		dest = view.Deliveries[0].Destination
+	}
+	if _, err := ops.Replayable(t, dest); err != nil {
 		d.CannotReplay = err.Error()
 	} else if view.Status == store.StatusReserved {
 		d.CannotReplay = delivery.ErrReserved.Error() + ": wait for its outcome"

@@ -149,7 +149,13 @@ func Matching(ctx context.Context, t Target, f store.Filter, limit int) ([]Key, 
 			if limit > 0 && len(keys) == limit {
 				break
 			}
-			keys = append(keys, Key{rec.Source, rec.ID, rec.Destination})
+			// One key per delivery the filter selects: with a destination
+			// that one, with a status those in it, otherwise every one.
+			for _, d := range rec.Deliveries {
+				if (f.Destination == "" || d.Destination == f.Destination) && (f.Status == "" || d.Status == f.Status) {
+					keys = append(keys, Key{rec.Source, rec.ID, d.Destination})
+				}
+			}
 		}
 		if cursor == "" {
 			break

@@ -17,9 +17,11 @@ import (
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
-// Replayer sends a stored event again; *delivery.Engine is one.
+// Replayer sends one delivery of a stored event again (of names it by its
+// destination; empty lets the replayer pick, see delivery.Engine.Replay);
+// *delivery.Engine is one.
 type Replayer interface {
-	Replay(ctx context.Context, source, id string, dryRun bool) (*delivery.ReplayResult, error)
+	Replay(ctx context.Context, source, id, of string, dryRun bool) (*delivery.ReplayResult, error)
 }
 
 var _ Replayer = (*delivery.Engine)(nil)

@@ -47,11 +47,15 @@ func Replay(ctx context.Context, t Target, source, id, destination string, dryRu
 	if err != nil {
 		return nil, eventError(err, t.Name, source, id)
 	}
-	r, err := Replayable(t, cmp.Or(destination, rec.Destination))
+	of, err := replayedDelivery(rec, destination)
+	if err != nil {
+		return nil, Mark(ErrInvalid, fmt.Errorf("replaying %s %s: %w", source, id, err))
+	}
+	r, err := Replayable(t, cmp.Or(destination, of))
 	if err != nil {
 		return nil, fmt.Errorf("replaying %s %s: %w", source, id, err)
 	}
-	res, err := r.Replay(ctx, source, id, dryRun)
+	res, err := r.Replay(ctx, source, id, of, dryRun)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, eventError(err, t.Name, source, id) // purged meanwhile
@@ -59,6 +63,35 @@ func Replay(ctx context.Context, t Target, source, id, destination string, dryRu
 		return nil, Mark(ErrNotReplayable, err)
 	}
 	return res, err
+}
+
+// replayedDelivery is the destination of the delivery of rec a replay to
+// destination takes: that destination's own delivery when rec has one;
+// otherwise (a replay elsewhere, or none named) its only delivery, or its
+// only one not delivered nor skipped. Several leave it to the operator.
+func replayedDelivery(rec *store.Record, destination string) (string, error) {
+	if destination != "" && rec.Delivery(destination) != nil {
+		return destination, nil
+	}
+	if len(rec.Deliveries) == 1 {
+		return rec.Deliveries[0].Destination, nil
+	}
+	if len(rec.Deliveries) == 0 {
+		return "", fmt.Errorf("the event is %s: %w", rec.Status, store.ErrNoDelivery)
+	}
+	open := ""
+	for _, d := range rec.Deliveries {
+		if d.Status != store.StatusDelivered && d.Status != store.StatusSkipped {
+			if open != "" {
+				return "", delivery.ErrAmbiguousDelivery
+			}
+			open = d.Destination
+		}
+	}
+	if open == "" {
+		return "", delivery.ErrAmbiguousDelivery
+	}
+	return open, nil
 }
 
 // Replayable returns what replays events to destination in t, or an
@@ -173,7 +206,7 @@ func ReplayMatching(ctx context.Context, t Target, f store.Filter, destination s
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			res, err := r.Replay(ctx, k.Source, k.ID, dryRun)
+			res, err := r.Replay(ctx, k.Source, k.ID, k.Destination, dryRun)
 			if res == nil {
 				res = &delivery.ReplayResult{Source: k.Source, ID: k.ID, DryRun: dryRun}
 			}
@@ -248,7 +281,14 @@ func PreviewReplay(ctx context.Context, t Target, f store.Filter, destination st
 				break
 			}
 			out.Matched++
-			r, rerr := rs.of(rec.Destination)
+			of := ""
+			if len(rec.Deliveries) > 0 {
+				of = rec.Deliveries[0].Destination
+			}
+			if f.Destination != "" {
+				of = f.Destination
+			}
+			r, rerr := rs.of(of)
 			var res *delivery.ReplayResult
 			switch {
 			case rerr != nil:
@@ -261,7 +301,7 @@ func PreviewReplay(ctx context.Context, t Target, f store.Filter, destination st
 				out.Failed++
 				res = &delivery.ReplayResult{Source: rec.Source, ID: rec.ID, DryRun: true, Error: delivery.ErrReserved.Error()}
 			case len(out.Requests) < shown:
-				res, err = r.Replay(ctx, rec.Source, rec.ID, true)
+				res, err = r.Replay(ctx, rec.Source, rec.ID, of, true)
 				if res == nil {
 					res = &delivery.ReplayResult{Source: rec.Source, ID: rec.ID, DryRun: true}
 				}

@@ -75,28 +75,40 @@ type CountsResponse struct {
 	Total  int                  `json:"total"`
 }
 
-// Summarize is the listing line of a record.
+// Summarize is the listing line of a record: its deliveries' destinations,
+// attempts and replays summed, the dead reason of a dead one, the earliest
+// scheduled attempt, and the latest attempt of any.
 func Summarize(rec *store.Record) EventSummary {
 	s := EventSummary{
-		Source:      rec.Source,
-		ID:          rec.ID,
-		Provider:    rec.Provider,
-		Type:        rec.Type,
-		Subject:     subject(rec),
-		Destination: rec.Destination,
-		Status:      rec.Status,
-		ReceivedAt:  rec.ReceivedAt,
-		Attempts:    len(rec.Attempts),
-		Replays:     rec.Replays,
-		DeadReason:  rec.DeadReason,
+		Source:     rec.Source,
+		ID:         rec.ID,
+		Provider:   rec.Provider,
+		Type:       rec.Type,
+		Subject:    subject(rec),
+		Status:     rec.Status,
+		ReceivedAt: rec.ReceivedAt,
 	}
-	if !rec.NextAttemptAt.IsZero() && (rec.Status == store.StatusPending || rec.Status == store.StatusRetrying) {
-		t := rec.NextAttemptAt
-		s.NextAttemptAt = &t
+	names := make([]string, 0, len(rec.Deliveries))
+	var last *store.Attempt
+	for i := range rec.Deliveries {
+		d := &rec.Deliveries[i]
+		names = append(names, d.Destination)
+		s.Attempts += len(d.Attempts)
+		s.Replays += d.Replays
+		if d.Status == store.StatusDead && s.DeadReason == "" {
+			s.DeadReason = d.DeadReason
+		}
+		if d.Claimable() && !d.NextAttemptAt.IsZero() && (s.NextAttemptAt == nil || d.NextAttemptAt.Before(*s.NextAttemptAt)) {
+			t := d.NextAttemptAt
+			s.NextAttemptAt = &t
+		}
+		if n := len(d.Attempts); n > 0 && (last == nil || d.Attempts[n-1].At.After(last.At)) {
+			last = &d.Attempts[n-1]
+		}
 	}
-	if n := len(rec.Attempts); n > 0 {
-		s.LastStatus = rec.Attempts[n-1].Status
-		s.LastError = rec.Attempts[n-1].Error
+	s.Destination = strings.Join(names, ",")
+	if last != nil {
+		s.LastStatus, s.LastError = last.Status, last.Error
 	}
 	return s
 }
