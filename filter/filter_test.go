@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -379,5 +380,38 @@ func TestCompileErrorsAllListed(t *testing.T) {
 	want := `filter: expression "request.method == \"POST\" && event.subjet == \"\"": 1:1: undeclared reference to 'request' (in container ''); 1:34: undefined field 'subjet'`
 	if err == nil || err.Error() != want {
 		t.Fatalf("got  %v\nwant %s", err, want)
+	}
+}
+
+func TestKey(t *testing.T) {
+	ev := &schemas.Event{Type: "transaction.sale.voided", Subject: "tx-1",
+		Data: json.RawMessage(`{"object":{"key":"k-9","n":42}}`)}
+	for _, c := range []struct{ src, want string }{
+		{"subject", "tx-1"},
+		{"event.subject", "tx-1"},
+		{"event.data.object.key", "k-9"},
+		{"event.data.object.n", "42"},
+		{`event.subject + "/" + event.type`, "tx-1/transaction.sale.voided"},
+	} {
+		k, err := CompileKey(c.src)
+		if err != nil {
+			t.Fatalf("%s: %v", c.src, err)
+		}
+		got, err := k.Eval(NewInput(ev))
+		if err != nil || got != c.want {
+			t.Errorf("%s = %q, %v; want %q", c.src, got, err, c.want)
+		}
+	}
+	if _, err := CompileKey("event.subject =="); err == nil {
+		t.Error("a key that does not parse compiled")
+	} else if e, ok := err.(*ExprError); !ok || e.Line != 1 {
+		t.Errorf("error %v: want an ExprError with a position", err)
+	}
+	if _, err := CompileKey("event.subject == \"x\""); err == nil {
+		t.Error("a boolean key compiled")
+	}
+	k, _ := CompileKey("event.data.missing")
+	if _, err := k.Eval(NewInput(ev)); !errors.Is(err, ErrEval) {
+		t.Errorf("missing field: %v, want ErrEval", err)
 	}
 }

@@ -114,11 +114,14 @@ type Gateway struct {
 	Mode Mode
 	// Retention is how long a delivered event is kept.
 	Retention time.Duration
-	// Destination names the destination every stored event is bound to
-	// (store.Record.Destination), whose delivery engine claims it; empty
-	// binds it to its source, the name of a route's shorthand
-	// destination.
-	Destination string
+	// Destinations are the route's async destinations: each event gets a
+	// delivery to every one whose filter it matches (see deliveries), and
+	// an event that matches none is stored unmatched. On a sync route they
+	// are held until the sync delivery succeeds (store.StatusHeld).
+	Destinations []Destination
+	// SyncDestination names a sync route's own delivery, the forward
+	// through the next handler; empty names it after the event's source.
+	SyncDestination string
 	// DedupWindow is how long an event of a provider without event ids
 	// (the loyalty platform) keeps identical content from being accepted
 	// again. Zero turns that dedup off: every such request is a new event.
@@ -423,6 +426,10 @@ func (g *Gateway) serveSync(w http.ResponseWriter, r *http.Request, tr *ingestTr
 		delivered++
 	}
 
+	if delivered > 0 && len(g.Destinations) > 0 && g.Waker != nil {
+		// MarkDelivered made the async destinations' deliveries pending.
+		g.Waker.Notify()
+	}
 	switch {
 	case failed > 0:
 		g.observe(tr, provider, OutcomeFailed)
@@ -601,10 +608,8 @@ func (g *Gateway) ingest(r *http.Request, body []byte, opts normalize.Options, n
 		headers.Del(h)
 	}
 
-	status := store.StatusPending
-	if g.Mode == Sync {
-		status = store.StatusReserved
-	}
+	var errs evalErrors
+	defer errs.log(g.Logger)
 	in := &store.Ingest{RawBody: body}
 	provider, err := normalize.Each(body, opts, func(ev *schemas.Event, contentKey string) error {
 		encoded, err := ev.AppendJSON(make([]byte, 0, ev.EncodedSize()))
@@ -612,19 +617,17 @@ func (g *Gateway) ingest(r *http.Request, body []byte, opts normalize.Options, n
 			return fmt.Errorf("event %s: %w", ev.ID, err)
 		}
 		rec := &store.Record{
-			Source:        ev.Source,
-			ID:            ev.ID,
-			Provider:      ev.Provider,
-			Type:          ev.Type,
-			Subject:       ev.Subject,
-			Status:        status,
-			Destination:   g.Destination,
-			ReceivedAt:    now,
-			Event:         encoded,
-			Headers:       headers,
-			BatchIndex:    len(in.Records),
-			NextAttemptAt: now,
-			Retention:     g.Retention,
+			Source:     ev.Source,
+			ID:         ev.ID,
+			Provider:   ev.Provider,
+			Type:       ev.Type,
+			Subject:    ev.Subject,
+			ReceivedAt: now,
+			Deliveries: g.deliveries(ev, ev.Source, &errs),
+			Event:      encoded,
+			Headers:    headers,
+			BatchIndex: len(in.Records),
+			Retention:  g.Retention,
 		}
 		if contentKey != "" && g.DedupWindow > 0 && (opts.RequestID == "" || !g.RequestIDSigned) {
 			rec.DedupKey, rec.DedupWindow = contentKey, g.DedupWindow

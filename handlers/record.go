@@ -164,9 +164,11 @@ func (g *Gateway) recordAgain(ctx context.Context, rec *store.Record, attempt st
 	defer cancel()
 	// Only MarkDelivered says whether the record is gone: a reader may
 	// not show a reservation past its expiry that the write still finds.
-	if stored, err := g.Store.Get(ctx, rec.Source, rec.ID); err == nil &&
-		stored.Status == store.StatusDelivered && delivery.HasAttempt(stored, attempt) {
-		return true, nil
+	if stored, err := g.Store.Get(ctx, rec.Source, rec.ID); err == nil {
+		if d := stored.Delivery(g.syncDestination(rec.Source)); d != nil &&
+			d.Status == store.StatusDelivered && delivery.HasAttempt(d, attempt) {
+			return true, nil
+		}
 	}
 	err = g.Store.MarkDelivered(ctx, rec.Source, rec.ID, attempt)
 	switch {
