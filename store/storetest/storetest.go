@@ -86,6 +86,12 @@ func Run(t *testing.T, open Open) {
 		{"DedupKeyReservationExpiry", testDedupKeyReservationExpiry},
 		{"DedupKeyPurgeRemovesIt", testDedupKeyPurgeRemovesIt},
 		{"DedupKeyErrors", testDedupKeyErrors},
+		{"FanOut", testFanOut},
+		{"HeldDeliveries", testHeldDeliveries},
+		{"Unmatched", testUnmatched},
+		{"Skip", testSkip},
+		{"NoDelivery", testNoDelivery},
+		{"FilterDestination", testFilterDestination},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
