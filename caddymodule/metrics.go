@@ -129,20 +129,20 @@ func (m *gatewayMetrics) Received(provider, outcome string) {
 }
 
 // Delivered implements delivery.Observer.
-func (m *gatewayMetrics) Delivered(source string, _ int, latency time.Duration) {
+func (m *gatewayMetrics) Delivered(source, _ string, _ int, latency time.Duration) {
 	m.deliveries.WithLabelValues(source, "delivered").Inc()
 	m.duration.WithLabelValues(source).Observe(latency.Seconds())
 }
 
 // Failed implements delivery.Observer.
-func (m *gatewayMetrics) Failed(source string, _ int, latency time.Duration) {
+func (m *gatewayMetrics) Failed(source, _ string, _ int, latency time.Duration) {
 	m.deliveries.WithLabelValues(source, "failed").Inc()
 	m.duration.WithLabelValues(source).Observe(latency.Seconds())
 }
 
 // Dead implements delivery.Observer. The reason is one of a fixed set, so
 // the label set stays small.
-func (m *gatewayMetrics) Dead(source string, reason store.DeadReason) {
+func (m *gatewayMetrics) Dead(source, _ string, reason store.DeadReason) {
 	m.dead.WithLabelValues(source, string(reason)).Inc()
 }
 
