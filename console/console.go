@@ -124,7 +124,7 @@ func New(cfg Config) (*Console, error) {
 
 // pageNames are the templates with a page of their own; each is parsed
 // with the layout.
-var pageNames = []string{"overview", "events", "event", "confirm", "confirm-event", "result", "error"}
+var pageNames = []string{"overview", "events", "event", "confirm", "confirm-event", "result", "error", "destinations", "lanes"}
 
 func parsePages() (map[string]*template.Template, error) {
 	base, err := template.New("layout").Funcs(funcs).ParseFS(templateFS, "templates/layout.html")
@@ -192,6 +192,22 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "purge":
 		if c.action(w, r) {
 			c.purge(w, r)
+		}
+	case "destinations":
+		if c.method(w, r, http.MethodGet) {
+			c.destinations(w, r)
+		}
+	case "lanes":
+		if c.method(w, r, http.MethodGet) {
+			c.lanes(w, r)
+		}
+	case "skip":
+		if c.action(w, r) {
+			c.skip(w, r)
+		}
+	case "pause":
+		if c.action(w, r) {
+			c.pause(w, r)
 		}
 	default:
 		c.fail(w, r, ops.Mark(ops.ErrNotFound, fmt.Errorf("no console page %q", page)))

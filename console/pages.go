@@ -236,12 +236,12 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, name string) 
 // Zone is the zone its times were typed in (the page's); links carry it,
 // so that a filter means the same times whoever follows them.
 type filterForm struct {
-	Source, Provider, Type, Subject, Status, From, To, ID, Zone string
+	Source, Provider, Type, Subject, Destination, Status, From, To, ID, Zone string
 }
 
 func readFilter(v url.Values, p *page) filterForm {
 	g := func(k string) string { return strings.TrimSpace(v.Get(k)) }
-	f := filterForm{Source: g("source"), Provider: g("provider"), Type: g("type"), Subject: g("subject"), Status: g("status"), From: inputTime(g("from"), p.Zone), To: inputTime(g("to"), p.Zone), ID: g("id")}
+	f := filterForm{Source: g("source"), Provider: g("provider"), Type: g("type"), Subject: g("subject"), Destination: g("destination"), Status: g("status"), From: inputTime(g("from"), p.Zone), To: inputTime(g("to"), p.Zone), ID: g("id")}
 	if f.From != "" || f.To != "" {
 		f.Zone = p.ZoneName
 	}
@@ -260,19 +260,19 @@ func inputTime(v string, loc *time.Location) string {
 
 // pairs are the filter's query parameters, for links.
 func (f filterForm) pairs() []string {
-	return []string{"source", f.Source, "provider", f.Provider, "type", f.Type, "subject", f.Subject, "status", f.Status, "from", f.From, "to", f.To, "tz", f.Zone}
+	return []string{"source", f.Source, "provider", f.Provider, "type", f.Type, "subject", f.Subject, "destination", f.Destination, "status", f.Status, "from", f.From, "to", f.To, "tz", f.Zone}
 }
 
 // request is the filter in the operations' terms. A time from the form's
 // datetime-local input has no zone; the console reads it in the page's
 // zone (loc), the one it shows every time in.
 func (f filterForm) request(loc *time.Location) ops.FilterRequest {
-	return ops.FilterRequest{Source: f.Source, Provider: f.Provider, Type: f.Type, Subject: f.Subject, Status: f.Status, From: formTime(f.From, loc), To: formTime(f.To, loc)}
+	return ops.FilterRequest{Source: f.Source, Provider: f.Provider, Type: f.Type, Subject: f.Subject, Destination: f.Destination, Status: f.Status, From: formTime(f.From, loc), To: formTime(f.To, loc)}
 }
 
 // empty reports whether the filter selects every event.
 func (f filterForm) empty() bool {
-	return f.Source == "" && f.Provider == "" && f.Type == "" && f.Subject == "" && f.Status == "" && f.From == "" && f.To == ""
+	return f.Source == "" && f.Provider == "" && f.Type == "" && f.Subject == "" && f.Destination == "" && f.Status == "" && f.From == "" && f.To == ""
 }
 
 func formTime(v string, loc *time.Location) string {
@@ -401,6 +401,18 @@ type eventData struct {
 	SubjectLink string
 	// PurgeLink asks to confirm the purge of this event alone.
 	PurgeLink string
+	// Deliveries are the event's deliveries, one per destination.
+	Deliveries []deliveryData
+}
+
+// deliveryData is one delivery of an event on its page.
+type deliveryData struct {
+	Delivery *store.Delivery
+	Summary  ops.DeliverySummary
+	// EventsLink lists the events with a delivery to its destination.
+	EventsLink string
+	// CannotReplay says why it cannot be replayed; empty when it can.
+	CannotReplay string
 }
 
 func (c *Console) event(w http.ResponseWriter, r *http.Request) {
@@ -431,14 +443,26 @@ func (c *Console) event(w http.ResponseWriter, r *http.Request) {
 	if view.RawBodyBase64 != "" {
 		d.RawBody, d.RawBase64 = view.RawBodyBase64, true
 	}
-	dest := ""
-	if len(view.Deliveries) > 0 {
-		dest = view.Deliveries[0].Destination
+	replayable := 0
+	for i := range view.Deliveries {
+		del := &view.Deliveries[i]
+		dd := deliveryData{Delivery: del, Summary: ops.SummarizeDelivery(del), EventsLink: link("events", p.Store, "destination", del.Destination)}
+		if _, err := ops.Replayable(t, del.Destination); err != nil {
+			dd.CannotReplay = "Cannot be replayed: " + err.Error()
+		} else if del.Status == store.StatusReserved || del.Status == store.StatusHeld || view.Status == store.StatusReserved {
+			dd.CannotReplay = "Cannot be replayed now: " + delivery.ErrReserved.Error() + ": wait for its outcome"
+		} else {
+			replayable++
+		}
+		d.Deliveries = append(d.Deliveries, dd)
 	}
-	if _, err := ops.Replayable(t, dest); err != nil {
-		d.CannotReplay = err.Error()
-	} else if view.Status == store.StatusReserved {
+	switch {
+	case len(view.Deliveries) == 0:
+		d.CannotReplay = "it matched no destination's filter, so it has no delivery"
+	case view.Status == store.StatusReserved:
 		d.CannotReplay = delivery.ErrReserved.Error() + ": wait for its outcome"
+	case replayable == 0:
+		d.CannotReplay = strings.TrimPrefix(d.Deliveries[0].CannotReplay, "Cannot be replayed: ")
 	}
 	// Headed by what the event is about; the id, which names it, below.
 	p.Title = view.Type
@@ -576,15 +600,20 @@ func (c *Console) replay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if source, id := r.PostForm.Get("source"), r.PostForm.Get("id"); id != "" {
-		if _, err := ops.Replay(r.Context(), t, source, id, "", false); err != nil {
+		if _, err := ops.Replay(r.Context(), t, source, id, r.PostForm.Get("delivery"), "", false); err != nil {
 			c.fail(w, r, err)
 			return
 		}
-		// Back to the event, where the new attempt shows; a reload of
-		// that page does not replay again. The Location stays relative
+		// Back to the event, where the new attempt shows (or to the
+		// lanes page a head was replayed from); a reload of that page
+		// does not replay again. The Location stays relative
 		// (http.Redirect would root it at the request's path, which is
 		// not the browser's when Caddy strips a prefix).
-		w.Header().Set("Location", link("event", p.Store, "source", source, "id", id, "replayed", "1"))
+		back := link("event", p.Store, "source", source, "id", id, "replayed", "1")
+		if dest := r.PostForm.Get("delivery"); r.PostForm.Get("back") == "lanes" {
+			back = link("lanes", p.Store, "destination", dest)
+		}
+		w.Header().Set("Location", back)
 		w.WriteHeader(http.StatusSeeOther)
 		return
 	}

@@ -173,6 +173,9 @@ type Engine struct {
 	// passes counts the claim loop's passes, so a test can tell that the
 	// engine looked and did nothing (a paused destination claims nothing).
 	passes atomic.Int64
+
+	// held is an operator's pause (see Hold).
+	held atomic.Bool
 }
 
 // NewClient returns an HTTP client for workers concurrent deliveries: its
@@ -454,6 +457,9 @@ func (e *Engine) claimLoop(ctx context.Context) {
 // a rate); until is when more may start when fewer than free may now, and
 // zero when the engine need not wake before its next poll or Notify.
 func (e *Engine) admit(now time.Time, free int) (n int, permit throttle.Permit, until time.Time) {
+	if e.held.Load() {
+		return 0, throttle.Deny, time.Time{}
+	}
 	switch permit = e.breaker.Allow(now); permit {
 	case throttle.Deny:
 		return 0, permit, e.breaker.Snapshot().NextProbe

@@ -19,6 +19,9 @@ var (
 	// has no async route in this store, or its synchronous delivery is in
 	// flight.
 	ErrNotReplayable = errors.New("cannot be replayed")
+	// ErrConflict marks an operation the event's current state does not
+	// allow: skipping a delivery that is not dead.
+	ErrConflict = errors.New("conflicts with the current state")
 )
 
 // kindError is err, classified as kind.
@@ -47,7 +50,7 @@ func HTTPStatus(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, ErrNotReplayable):
+	case errors.Is(err, ErrNotReplayable), errors.Is(err, ErrConflict):
 		return http.StatusConflict
 	default:
 		return http.StatusInternalServerError

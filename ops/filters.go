@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/webhookgw/caddy-webhook-gateway/store"
@@ -27,7 +28,11 @@ type FilterRequest struct {
 	Subject string `json:"subject,omitempty"`
 	// ID selects one event by its id; it needs Source.
 	ID string `json:"id,omitempty"`
-	// Status is reserved, pending, retrying, delivered, dead or released.
+	// Destination selects events with a delivery to this destination;
+	// with Status, that delivery's status rather than the event's.
+	Destination string `json:"destination,omitempty"`
+	// Status is one of Statuses: reserved, held, pending, retrying,
+	// delivered, dead, skipped, released or unmatched.
 	Status string `json:"status,omitempty"`
 	// From and To bound the receive time: From <= received_at < To.
 	From string `json:"from,omitempty"`
@@ -39,14 +44,14 @@ type FilterRequest struct {
 
 // Filter checks fr and turns it into a store filter (without its Limit).
 func (fr *FilterRequest) Filter() (store.Filter, error) {
-	f := store.Filter{Source: fr.Source, Provider: fr.Provider, Type: fr.Type, Subject: fr.Subject, ID: fr.ID}
+	f := store.Filter{Source: fr.Source, Provider: fr.Provider, Type: fr.Type, Subject: fr.Subject, ID: fr.ID, Destination: fr.Destination}
 	if fr.ID != "" && fr.Source == "" {
 		return f, Mark(ErrInvalid, fmt.Errorf("id %q: an id selects an event only with its source", fr.ID))
 	}
 	if fr.Status != "" {
 		s := store.Status(fr.Status)
 		if !IsKnownStatus(s) {
-			return f, Mark(ErrInvalid, fmt.Errorf("status %q: want one of reserved, pending, retrying, delivered, dead, released", fr.Status))
+			return f, Mark(ErrInvalid, fmt.Errorf("status %q: want one of %s", fr.Status, statusList()))
 		}
 		f.Status = s
 	}
@@ -74,18 +79,29 @@ func parseTime(name, v string) (time.Time, error) {
 	return t, nil
 }
 
+// statusList is Statuses as a reader writes them.
+func statusList() string {
+	names := make([]string, len(Statuses))
+	for i, s := range Statuses {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
+
 // QueryFilter reads a listing filter from query parameters: source,
-// provider, type, subject, id, status, from, to, cursor and limit.
+// provider, type, subject, id, destination, status, from, to, cursor and
+// limit.
 func QueryFilter(q url.Values) (store.Filter, error) {
 	fr := FilterRequest{
-		Source:   q.Get("source"),
-		Provider: q.Get("provider"),
-		Type:     q.Get("type"),
-		Subject:  q.Get("subject"),
-		ID:       q.Get("id"),
-		Status:   q.Get("status"),
-		From:     q.Get("from"),
-		To:       q.Get("to"),
+		Source:      q.Get("source"),
+		Provider:    q.Get("provider"),
+		Type:        q.Get("type"),
+		Subject:     q.Get("subject"),
+		ID:          q.Get("id"),
+		Destination: q.Get("destination"),
+		Status:      q.Get("status"),
+		From:        q.Get("from"),
+		To:          q.Get("to"),
 	}
 	f, err := fr.Filter()
 	if err != nil {
@@ -130,11 +146,16 @@ func ActionFilter(fr *FilterRequest, all bool) (store.Filter, int, error) {
 	return f, fr.Limit, nil
 }
 
-// Key names one stored event, and the destination it is bound to.
-type Key struct{ Source, ID, Destination string }
+// Key names one stored event and the deliveries an operation acts on.
+type Key struct {
+	Source, ID string
+	// Deliveries are the destinations of the deliveries selected.
+	Deliveries []string
+}
 
 // Matching returns the keys of the events matching f, newest first, at most
-// limit of them (0: all), walking every page of the listing.
+// limit of them (0: all), walking every page of the listing, each with the
+// deliveries a replay by f takes (see Selected).
 func Matching(ctx context.Context, t Target, f store.Filter, limit int) ([]Key, error) {
 	var keys []Key
 	page := f
@@ -149,13 +170,7 @@ func Matching(ctx context.Context, t Target, f store.Filter, limit int) ([]Key, 
 			if limit > 0 && len(keys) == limit {
 				break
 			}
-			// One key per delivery the filter selects: with a destination
-			// that one, with a status those in it, otherwise every one.
-			for _, d := range rec.Deliveries {
-				if (f.Destination == "" || d.Destination == f.Destination) && (f.Status == "" || d.Status == f.Status) {
-					keys = append(keys, Key{rec.Source, rec.ID, d.Destination})
-				}
-			}
+			keys = append(keys, Key{rec.Source, rec.ID, Selected(rec, f.Destination, f.Status, "")})
 		}
 		if cursor == "" {
 			break
@@ -163,4 +178,41 @@ func Matching(ctx context.Context, t Target, f store.Filter, limit int) ([]Key, 
 		page.Cursor = cursor
 	}
 	return keys, nil
+}
+
+// Selected returns the destinations of the deliveries of rec that a replay
+// acts on: the one named (of), else the one of the filter's destination,
+// else those in the filter's status, else every delivery that is not
+// delivered or skipped, and when every one is, all of them (replaying a
+// delivered event sends it again, as an operator asking for it wants). A
+// held or reserved delivery (a sync route's, in flight or failed) is
+// selected only by name or destination, so that the replay says why it
+// cannot be made. An unmatched event has none.
+func Selected(rec *store.Record, destination string, status store.Status, of string) []string {
+	switch {
+	case of != "":
+		return []string{of}
+	case destination != "":
+		if rec.Delivery(destination) == nil {
+			return nil
+		}
+		return []string{destination}
+	}
+	var open, settled []string
+	for _, d := range rec.Deliveries {
+		switch {
+		case status != "" && d.Status == status:
+			open = append(open, d.Destination)
+		case status != "":
+		case d.Status == store.StatusHeld || d.Status == store.StatusReserved:
+		case d.Status == store.StatusDelivered || d.Status == store.StatusSkipped:
+			settled = append(settled, d.Destination)
+		default:
+			open = append(open, d.Destination)
+		}
+	}
+	if len(open) == 0 && status == "" {
+		return settled
+	}
+	return open
 }

@@ -11,15 +11,16 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/webhookgw/caddy-webhook-gateway/delivery"
 	"github.com/webhookgw/caddy-webhook-gateway/normalize"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
-// Replayer sends one delivery of a stored event again (of names it by its
-// destination; empty lets the replayer pick, see delivery.Engine.Replay);
-// *delivery.Engine is one.
+// Replayer sends one delivery of a stored event again to its destination;
+// *delivery.Engine is one. of names the delivery replayed by its
+// destination (see delivery.Engine.Replay).
 type Replayer interface {
 	Replay(ctx context.Context, source, id, of string, dryRun bool) (*delivery.ReplayResult, error)
 }
@@ -38,10 +39,22 @@ type Target struct {
 	// or an error saying why nothing can (a sync route, no loaded route
 	// delivers to it).
 	Replayer func(destination string) (Replayer, error)
+	// Destinations returns what this gateway knows of the destinations
+	// loaded on this store (breaker, operator pause, delivery rate); nil
+	// when the front end has none to offer.
+	Destinations func() []LiveDestination
+	// Pause holds (paused true) or lets go (false) the named destination
+	// in this gateway's engines; nil when the front end cannot.
+	Pause func(destination string, paused bool) error
+	// Oldest returns, per destination, when its oldest delivery waiting
+	// (pending or retrying) was received, as last counted; nil: not known.
+	Oldest func() map[string]time.Time
 }
 
-// Statuses are the delivery statuses in life-cycle order.
-var Statuses = []store.Status{store.StatusReserved, store.StatusPending, store.StatusRetrying, store.StatusDelivered, store.StatusDead, store.StatusReleased}
+// Statuses are the statuses an event or a delivery can have, in life-cycle
+// order.
+var Statuses = []store.Status{store.StatusReserved, store.StatusHeld, store.StatusPending, store.StatusRetrying,
+	store.StatusDelivered, store.StatusDead, store.StatusSkipped, store.StatusReleased, store.StatusUnmatched}
 
 // IsKnownStatus reports whether s is one of Statuses.
 func IsKnownStatus(s store.Status) bool { return slices.Contains(Statuses, s) }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/webhookgw/caddy-webhook-gateway/delivery"
@@ -15,31 +16,39 @@ import (
 // "replay everything" does not flood the backend.
 const ReplayConcurrency = 8
 
-// BulkReplayResponse is the outcome of a replay by filter.
+// BulkReplayResponse is the outcome of a replay, of one event or by
+// filter: one result per delivery replayed.
 type BulkReplayResponse struct {
 	// Store is the store the events were read from.
 	Store string `json:"store"`
 	// DryRun is true when nothing was sent.
 	DryRun bool `json:"dry_run,omitempty"`
-	// Matched is how many stored events matched the filter.
+	// Matched is how many stored events matched the filter (1 for a
+	// replay of one event).
 	Matched int `json:"matched"`
 	// Delivered counts replays the backend answered with a 2xx; on a dry
-	// run it counts the events that would be sent.
+	// run it counts the deliveries that would be sent.
 	Delivered int `json:"delivered"`
 	// Failed counts replays that got no 2xx or could not be made.
 	Failed int `json:"failed"`
-	// Skipped counts events whose destination no loaded async route
-	// delivers to.
+	// Skipped counts deliveries whose destination no loaded async route
+	// delivers to, and events with no delivery to replay.
 	Skipped int `json:"skipped"`
-	// Results follow the listing order (newest first), one per matched
-	// event; Error says why one was skipped or failed.
+	// Results follow the listing order (newest first), one per delivery
+	// replayed (or skipped); Error says why one was skipped or failed.
 	Results []*delivery.ReplayResult `json:"results"`
 }
 
-// Replay sends one event again now (or with dryRun, says what it would
-// send) to destination, or when that is empty to the event's own
-// destination, through the engine delivering to it.
-func Replay(ctx context.Context, t Target, source, id, destination string, dryRun bool) (*delivery.ReplayResult, error) {
+// Replay sends deliveries of one event again now (or with dryRun, says
+// what it would send): the one to the destination of (when named), else
+// each that is not delivered or skipped (all of them when every one is;
+// see Selected). Each goes to its own destination through the engine
+// delivering to it, or, when to is named, the event goes once to that
+// destination instead (the attempt is history on the delivery replayed:
+// to's own delivery when the event has one, else the first selected). A
+// replay of one delivery that cannot be made is an error (not found,
+// not replayable); of several, each result says.
+func Replay(ctx context.Context, t Target, source, id, of, to string, dryRun bool) (*BulkReplayResponse, error) {
 	if source == "" || id == "" {
 		return nil, Mark(ErrInvalid, errors.New("replay by id needs both source and id"))
 	}
@@ -47,51 +56,53 @@ func Replay(ctx context.Context, t Target, source, id, destination string, dryRu
 	if err != nil {
 		return nil, eventError(err, t.Name, source, id)
 	}
-	of, err := replayedDelivery(rec, destination)
-	if err != nil {
-		return nil, Mark(ErrInvalid, fmt.Errorf("replaying %s %s: %w", source, id, err))
+	if of != "" && rec.Delivery(of) == nil {
+		return nil, Mark(ErrNotFound, fmt.Errorf("event %s %s has no delivery to destination %q", source, id, of))
 	}
-	r, err := Replayable(t, cmp.Or(destination, of))
+	rs, err := newReplayers(t, to)
 	if err != nil {
 		return nil, fmt.Errorf("replaying %s %s: %w", source, id, err)
 	}
-	res, err := r.Replay(ctx, source, id, of, dryRun)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return nil, eventError(err, t.Name, source, id) // purged meanwhile
-	case errors.Is(err, delivery.ErrReserved):
-		return nil, Mark(ErrNotReplayable, err)
+	k := Key{Source: source, ID: id, Deliveries: Selected(rec, "", "", of)}
+	if len(k.Deliveries) == 0 {
+		return nil, Mark(ErrNotReplayable, fmt.Errorf("event %s %s has no delivery to replay (status %s)", source, id, rec.Status))
 	}
-	return res, err
+	if to != "" {
+		k.Deliveries = []string{redirectedOf(rec, k.Deliveries, to)}
+	}
+	if len(k.Deliveries) == 1 {
+		r, err := rs.of(k.Deliveries[0])
+		if err != nil {
+			return nil, fmt.Errorf("replaying %s %s: %w", source, id, Mark(ErrNotReplayable, err))
+		}
+		res, err := r.Replay(ctx, source, id, k.Deliveries[0], dryRun)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return nil, eventError(err, t.Name, source, id) // purged meanwhile
+		case errors.Is(err, delivery.ErrReserved), errors.Is(err, store.ErrNoDelivery):
+			return nil, Mark(ErrNotReplayable, err)
+		case err != nil:
+			return nil, err
+		}
+		out := &BulkReplayResponse{Store: t.Name, DryRun: dryRun, Matched: 1, Results: []*delivery.ReplayResult{res}}
+		if dryRun || res.Attempt != nil && res.Attempt.Status >= 200 && res.Attempt.Status <= 299 {
+			out.Delivered++
+		} else {
+			out.Failed++
+		}
+		return out, nil
+	}
+	return replayKeys(ctx, t, rs, []Key{k}, dryRun)
 }
 
-// replayedDelivery is the destination of the delivery of rec a replay to
-// destination takes: that destination's own delivery when rec has one;
-// otherwise (a replay elsewhere, or none named) its only delivery, or its
-// only one not delivered nor skipped. Several leave it to the operator.
-func replayedDelivery(rec *store.Record, destination string) (string, error) {
-	if destination != "" && rec.Delivery(destination) != nil {
-		return destination, nil
+// redirectedOf is the delivery a replay of rec sent to destination to is
+// recorded on: to's own when rec has one among selected, else the first
+// selected.
+func redirectedOf(rec *store.Record, selected []string, to string) string {
+	if slices.Contains(selected, to) {
+		return to
 	}
-	if len(rec.Deliveries) == 1 {
-		return rec.Deliveries[0].Destination, nil
-	}
-	if len(rec.Deliveries) == 0 {
-		return "", fmt.Errorf("the event is %s: %w", rec.Status, store.ErrNoDelivery)
-	}
-	open := ""
-	for _, d := range rec.Deliveries {
-		if d.Status != store.StatusDelivered && d.Status != store.StatusSkipped {
-			if open != "" {
-				return "", delivery.ErrAmbiguousDelivery
-			}
-			open = d.Destination
-		}
-	}
-	if open == "" {
-		return "", delivery.ErrAmbiguousDelivery
-	}
-	return open, nil
+	return selected[0]
 }
 
 // Replayable returns what replays events to destination in t, or an
@@ -105,7 +116,7 @@ func Replayable(t Target, destination string) (Replayer, error) {
 }
 
 // replayers looks up the engine of each destination once per bulk
-// operation: the one the operator named, or each event's own.
+// operation: the one the operator named, or each delivery's own.
 type replayers struct {
 	t     Target
 	named string
@@ -133,7 +144,7 @@ func newReplayers(t Target, named string) (*replayers, error) {
 }
 
 // checkSource fails a replay by a filter naming a source as a whole, up
-// front, when none of the matching events can be replayed (the source's
+// front, when none of the matching deliveries can be replayed (the source's
 // route is a sync one, or gone): that is a mistake about the source, not a
 // list of events to skip.
 func (rs *replayers) checkSource(f store.Filter, keys []Key) error {
@@ -142,18 +153,23 @@ func (rs *replayers) checkSource(f store.Filter, keys []Key) error {
 	}
 	var first error
 	for _, k := range keys {
-		_, err := rs.of(k.Destination)
-		if err == nil {
-			return nil
+		for _, d := range k.Deliveries {
+			_, err := rs.of(d)
+			if err == nil {
+				return nil
+			}
+			if first == nil {
+				first = err
+			}
 		}
-		if first == nil {
-			first = err
-		}
+	}
+	if first == nil {
+		return nil // no delivery to replay at all: each event says so
 	}
 	return Mark(ErrNotReplayable, fmt.Errorf("no event of source %s can be replayed: %w", f.Source, first))
 }
 
-// of returns the replayer of an event bound to destination.
+// of returns the replayer of a delivery to destination.
 func (rs *replayers) of(destination string) (Replayer, error) {
 	d := cmp.Or(rs.named, destination)
 	f, ok := rs.found[d]
@@ -164,11 +180,13 @@ func (rs *replayers) of(destination string) (Replayer, error) {
 	return f.r, f.err
 }
 
-// ReplayMatching replays every event matching f (at most limit, 0: all)
-// to destination, or when that is empty each to its own destination, at
-// most ReplayConcurrency at a time. A named destination that cannot be
-// replayed to fails the whole replay, up front; an event whose own
-// destination no loaded route delivers to is skipped.
+// ReplayMatching replays the deliveries of every event matching f (at
+// most limit events, 0: all; see Selected for which deliveries: with
+// f.Destination, that destination's) to destination, or when that is
+// empty each to its own destination, at most ReplayConcurrency at a time.
+// A named destination that cannot be replayed to fails the whole replay,
+// up front; a delivery whose own destination no loaded route delivers to
+// is skipped.
 func ReplayMatching(ctx context.Context, t Target, f store.Filter, destination string, limit int, dryRun bool) (*BulkReplayResponse, error) {
 	rs, err := newReplayers(t, destination)
 	if err != nil {
@@ -180,21 +198,52 @@ func ReplayMatching(ctx context.Context, t Target, f store.Filter, destination s
 	if err != nil {
 		return nil, fmt.Errorf("listing events to replay: %w", err)
 	}
-
+	if destination != "" {
+		// One send per event to the named destination.
+		for i := range keys {
+			if len(keys[i].Deliveries) > 1 {
+				keys[i].Deliveries = keys[i].Deliveries[:1]
+			}
+		}
+	}
 	if err := rs.checkSource(f, keys); err != nil {
 		return nil, err
 	}
+	return replayKeys(ctx, t, rs, keys, dryRun)
+}
 
-	out := &BulkReplayResponse{Store: t.Name, DryRun: dryRun, Matched: len(keys), Results: make([]*delivery.ReplayResult, len(keys))}
+// replayKeys replays each selected delivery of keys, at most
+// ReplayConcurrency at a time, and counts the outcomes.
+func replayKeys(ctx context.Context, t Target, rs *replayers, keys []Key, dryRun bool) (*BulkReplayResponse, error) {
+	type job struct {
+		k Key
+		d string
+	}
+	var jobs []job
+	out := &BulkReplayResponse{Store: t.Name, DryRun: dryRun, Matched: len(keys)}
+	for _, k := range keys {
+		if len(k.Deliveries) == 0 {
+			jobs = append(jobs, job{k: k})
+		}
+		for _, d := range k.Deliveries {
+			jobs = append(jobs, job{k, d})
+		}
+	}
+	out.Results = make([]*delivery.ReplayResult, len(jobs))
 	var (
 		mu  sync.Mutex
 		wg  sync.WaitGroup
 		sem = make(chan struct{}, ReplayConcurrency)
 	)
-	for i, k := range keys {
-		r, err := rs.of(k.Destination)
+	for i, j := range jobs {
+		if j.d == "" {
+			out.Results[i] = &delivery.ReplayResult{Source: j.k.Source, ID: j.k.ID, DryRun: dryRun, Error: "no delivery to replay"}
+			out.Skipped++
+			continue
+		}
+		r, err := rs.of(j.d)
 		if err != nil {
-			out.Results[i] = &delivery.ReplayResult{Source: k.Source, ID: k.ID, DryRun: dryRun, Error: err.Error()}
+			out.Results[i] = &delivery.ReplayResult{Source: j.k.Source, ID: j.k.ID, Destination: j.d, DryRun: dryRun, Error: err.Error()}
 			out.Skipped++
 			continue
 		}
@@ -202,13 +251,13 @@ func ReplayMatching(ctx context.Context, t Target, f store.Filter, destination s
 		case sem <- struct{}{}:
 		case <-ctx.Done():
 			wg.Wait()
-			return nil, fmt.Errorf("bulk replay interrupted after %d of %d events: %w", i, len(keys), ctx.Err())
+			return nil, fmt.Errorf("bulk replay interrupted after %d of %d deliveries: %w", i, len(jobs), ctx.Err())
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			res, err := r.Replay(ctx, k.Source, k.ID, k.Destination, dryRun)
+			res, err := r.Replay(ctx, j.k.Source, j.k.ID, j.d, dryRun)
 			if res == nil {
-				res = &delivery.ReplayResult{Source: k.Source, ID: k.ID, DryRun: dryRun}
+				res = &delivery.ReplayResult{Source: j.k.Source, ID: j.k.ID, Destination: j.d, DryRun: dryRun}
 			}
 			if err != nil {
 				res.Error = err.Error()
@@ -240,10 +289,10 @@ type ReplayPreview struct {
 	// Matched is how many stored events match the filter (at most its
 	// limit).
 	Matched int `json:"matched"`
-	// Sendable counts the events a replay would send.
+	// Sendable counts the deliveries a replay would send.
 	Sendable int `json:"sendable"`
-	// Skipped counts events whose destination no loaded async route
-	// delivers to.
+	// Skipped counts deliveries whose destination no loaded async route
+	// delivers to, and events with no delivery to replay.
 	Skipped int `json:"skipped"`
 	// Failed counts events that could not be replayed now: a synchronous
 	// delivery in flight, or, among the requests prepared, an error.
@@ -281,41 +330,48 @@ func PreviewReplay(ctx context.Context, t Target, f store.Filter, destination st
 				break
 			}
 			out.Matched++
-			of := ""
-			if len(rec.Deliveries) > 0 {
-				of = rec.Deliveries[0].Destination
+			sel := Selected(rec, f.Destination, f.Status, "")
+			if destination != "" && len(sel) > 1 {
+				sel = sel[:1]
 			}
-			if f.Destination != "" {
-				of = f.Destination
-			}
-			r, rerr := rs.of(of)
-			var res *delivery.ReplayResult
-			switch {
-			case rerr != nil:
+			if len(sel) == 0 {
 				out.Skipped++
-				if firstSkip == nil {
-					firstSkip = rerr
+				if len(out.Requests) < shown {
+					out.Requests = append(out.Requests, &delivery.ReplayResult{Source: rec.Source, ID: rec.ID, DryRun: true, Error: "no delivery to replay"})
 				}
-				res = &delivery.ReplayResult{Source: rec.Source, ID: rec.ID, DryRun: true, Error: rerr.Error()}
-			case rec.Status == store.StatusReserved:
-				out.Failed++
-				res = &delivery.ReplayResult{Source: rec.Source, ID: rec.ID, DryRun: true, Error: delivery.ErrReserved.Error()}
-			case len(out.Requests) < shown:
-				res, err = r.Replay(ctx, rec.Source, rec.ID, of, true)
-				if res == nil {
-					res = &delivery.ReplayResult{Source: rec.Source, ID: rec.ID, DryRun: true}
-				}
-				if err != nil {
-					res.Error = err.Error()
+				continue
+			}
+			for _, dest := range sel {
+				r, rerr := rs.of(dest)
+				d := rec.Delivery(dest)
+				var res *delivery.ReplayResult
+				switch {
+				case rerr != nil:
+					out.Skipped++
+					if firstSkip == nil {
+						firstSkip = rerr
+					}
+					res = &delivery.ReplayResult{Source: rec.Source, ID: rec.ID, Destination: dest, DryRun: true, Error: rerr.Error()}
+				case rec.Status == store.StatusReserved || d != nil && (d.Status == store.StatusReserved || d.Status == store.StatusHeld):
 					out.Failed++
-				} else {
+					res = &delivery.ReplayResult{Source: rec.Source, ID: rec.ID, Destination: dest, DryRun: true, Error: delivery.ErrReserved.Error()}
+				case len(out.Requests) < shown:
+					res, err = r.Replay(ctx, rec.Source, rec.ID, dest, true)
+					if res == nil {
+						res = &delivery.ReplayResult{Source: rec.Source, ID: rec.ID, Destination: dest, DryRun: true}
+					}
+					if err != nil {
+						res.Error = err.Error()
+						out.Failed++
+					} else {
+						out.Sendable++
+					}
+				default:
 					out.Sendable++
 				}
-			default:
-				out.Sendable++
-			}
-			if len(out.Requests) < shown {
-				out.Requests = append(out.Requests, res)
+				if len(out.Requests) < shown {
+					out.Requests = append(out.Requests, res)
+				}
 			}
 		}
 		if cursor == "" {
@@ -323,7 +379,7 @@ func PreviewReplay(ctx context.Context, t Target, f store.Filter, destination st
 		}
 		page.Cursor = cursor
 	}
-	if f.Source != "" && out.Matched > 0 && out.Skipped == out.Matched {
+	if f.Source != "" && out.Matched > 0 && firstSkip != nil && out.Sendable == 0 && out.Failed == 0 {
 		// As ReplayMatching would (see checkSource).
 		return nil, Mark(ErrNotReplayable, fmt.Errorf("no event of source %s can be replayed: %w", f.Source, firstSkip))
 	}

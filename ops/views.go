@@ -15,7 +15,10 @@ import (
 )
 
 // EventSummary is one line of a listing: enough to pick an event to show
-// or replay, without its body.
+// or replay, without its body. Its status, attempts and last outcome are
+// the event's over all its deliveries (the status is the roll-up, see
+// store.Rollup), or, in a listing filtered by destination, that
+// destination's delivery's.
 type EventSummary struct {
 	// Source and ID are the event's key, what show and replay take.
 	Source   string `json:"source"`
@@ -24,24 +27,73 @@ type EventSummary struct {
 	// Type is the canonical event type, prefix included.
 	Type string `json:"type"`
 	// Subject is the canonical event's subject, when it has one.
-	Subject string `json:"subject,omitempty"`
-	// Destination is the destination the event is bound to, which a
-	// replay sends it to unless another is named.
-	Destination string       `json:"destination"`
-	Status      store.Status `json:"status"`
-	ReceivedAt  time.Time    `json:"received_at"`
+	Subject    string       `json:"subject,omitempty"`
+	Status     store.Status `json:"status"`
+	ReceivedAt time.Time    `json:"received_at"`
 	// Attempts counts delivery attempts, replays included.
 	Attempts int `json:"attempts"`
 	Replays  int `json:"replays,omitempty"`
-	// NextAttemptAt is set while a retry is scheduled.
+	// NextAttemptAt is set while a retry is scheduled (the earliest of the
+	// deliveries').
 	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
 	// LastStatus and LastError are from the latest attempt: what an
 	// operator looks at first for a dead or retrying event.
 	LastStatus int    `json:"last_status,omitempty"`
 	LastError  string `json:"last_error,omitempty"`
-	// DeadReason says why a dead event gets no further attempt (gone,
-	// attempts_exhausted, max_age).
+	// DeadReason says why a dead delivery gets no further attempt (gone,
+	// attempts_exhausted, max_age): the first dead delivery's.
 	DeadReason store.DeadReason `json:"dead_reason,omitempty"`
+	// Deliveries are the event's deliveries, one per destination, in the
+	// order the route names its destinations; none for an unmatched event.
+	Deliveries []DeliverySummary `json:"deliveries"`
+}
+
+// DeliverySummary is one delivery of an event, as a listing and an event's
+// page show it.
+type DeliverySummary struct {
+	// Destination is the destination the delivery is bound to, which a
+	// replay sends it to unless another is named.
+	Destination string       `json:"destination"`
+	Status      store.Status `json:"status"`
+	// Attempts counts its attempts, replays included.
+	Attempts int `json:"attempts"`
+	Replays  int `json:"replays,omitempty"`
+	// NextAttemptAt is set while a retry is scheduled.
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	LastStatus    int        `json:"last_status,omitempty"`
+	LastError     string     `json:"last_error,omitempty"`
+	// DeadReason says why a dead delivery gets no further attempt.
+	DeadReason store.DeadReason `json:"dead_reason,omitempty"`
+	// Lane and Sequence place a delivery of an ordered destination in its
+	// lane; a dead one with a lane parks it.
+	Lane     string `json:"lane,omitempty"`
+	Sequence uint64 `json:"sequence,omitempty"`
+	// Parked is true for a dead delivery with a lane: nothing behind it in
+	// its lane is delivered until it is replayed to delivered or skipped.
+	Parked bool `json:"parked,omitempty"`
+}
+
+// SummarizeDelivery is the summary of one delivery.
+func SummarizeDelivery(d *store.Delivery) DeliverySummary {
+	s := DeliverySummary{
+		Destination: d.Destination,
+		Status:      d.Status,
+		Attempts:    len(d.Attempts),
+		Replays:     d.Replays,
+		DeadReason:  d.DeadReason,
+		Lane:        d.Lane,
+		Sequence:    d.Sequence,
+		Parked:      d.Status == store.StatusDead && d.Lane != "",
+	}
+	if !d.NextAttemptAt.IsZero() && d.Claimable() {
+		t := d.NextAttemptAt
+		s.NextAttemptAt = &t
+	}
+	if n := len(d.Attempts); n > 0 {
+		s.LastStatus = d.Attempts[n-1].Status
+		s.LastError = d.Attempts[n-1].Error
+	}
+	return s
 }
 
 // ListResponse is one page of a listing.
@@ -75,10 +127,14 @@ type CountsResponse struct {
 	Total  int                  `json:"total"`
 }
 
-// Summarize is the listing line of a record: its deliveries' destinations,
-// attempts and replays summed, the dead reason of a dead one, the earliest
-// scheduled attempt, and the latest attempt of any.
-func Summarize(rec *store.Record) EventSummary {
+// Summarize is the listing line of a record.
+func Summarize(rec *store.Record) EventSummary { return SummarizeFor(rec, "") }
+
+// SummarizeFor is the listing line of a record in a listing filtered by
+// destination: status, attempts and last outcome are that delivery's (the
+// event's own when destination is empty or the record has no delivery
+// there).
+func SummarizeFor(rec *store.Record, destination string) EventSummary {
 	s := EventSummary{
 		Source:     rec.Source,
 		ID:         rec.ID,
@@ -87,26 +143,33 @@ func Summarize(rec *store.Record) EventSummary {
 		Subject:    subject(rec),
 		Status:     rec.Status,
 		ReceivedAt: rec.ReceivedAt,
+		Deliveries: make([]DeliverySummary, 0, len(rec.Deliveries)),
 	}
-	names := make([]string, 0, len(rec.Deliveries))
 	var last *store.Attempt
 	for i := range rec.Deliveries {
 		d := &rec.Deliveries[i]
-		names = append(names, d.Destination)
-		s.Attempts += len(d.Attempts)
-		s.Replays += d.Replays
-		if d.Status == store.StatusDead && s.DeadReason == "" {
+		ds := SummarizeDelivery(d)
+		s.Deliveries = append(s.Deliveries, ds)
+		if destination != "" && d.Destination != destination {
+			continue
+		}
+		s.Attempts += ds.Attempts
+		s.Replays += ds.Replays
+		if s.DeadReason == "" {
 			s.DeadReason = d.DeadReason
 		}
-		if d.Claimable() && !d.NextAttemptAt.IsZero() && (s.NextAttemptAt == nil || d.NextAttemptAt.Before(*s.NextAttemptAt)) {
-			t := d.NextAttemptAt
-			s.NextAttemptAt = &t
+		if ds.NextAttemptAt != nil && (s.NextAttemptAt == nil || ds.NextAttemptAt.Before(*s.NextAttemptAt)) {
+			s.NextAttemptAt = ds.NextAttemptAt
 		}
-		if n := len(d.Attempts); n > 0 && (last == nil || d.Attempts[n-1].At.After(last.At)) {
-			last = &d.Attempts[n-1]
+		for j := range d.Attempts {
+			if a := &d.Attempts[j]; last == nil || !a.At.Before(last.At) {
+				last = a
+			}
+		}
+		if destination != "" {
+			s.Status = d.Status
 		}
 	}
-	s.Destination = strings.Join(names, ",")
 	if last != nil {
 		s.LastStatus, s.LastError = last.Status, last.Error
 	}
@@ -142,7 +205,7 @@ func List(ctx context.Context, t Target, f store.Filter) (*ListResponse, error) 
 	}
 	out := &ListResponse{Store: t.Name, Events: make([]EventSummary, 0, len(recs)), NextCursor: next}
 	for _, rec := range recs {
-		out.Events = append(out.Events, Summarize(rec))
+		out.Events = append(out.Events, SummarizeFor(rec, f.Destination))
 	}
 	return out, nil
 }
@@ -254,7 +317,7 @@ func CountBySource(ctx context.Context, t Target, max int) (rows []SourceCount, 
 	return rows, scanned, complete, nil
 }
 
-// DeadReasonText says in words why a dead event gets no further attempt,
+// DeadReasonText says in words why a dead delivery gets no further attempt,
 // for the CLI's and the console's readers; an unknown reason (from a newer
 // store) is shown as it is.
 func DeadReasonText(r store.DeadReason) string {
@@ -262,9 +325,9 @@ func DeadReasonText(r store.DeadReason) string {
 	case store.DeadGone:
 		return "the backend answered 410 Gone"
 	case store.DeadAttemptsExhausted:
-		return "every attempt failed (the route's retry attempts are spent)"
+		return "every attempt failed (the destination's retry attempts are spent)"
 	case store.DeadMaxAge:
-		return "the next retry would have come after the route's retry max_age"
+		return "the next retry would have come after the destination's retry max_age"
 	case "":
 		return ""
 	}
