@@ -163,7 +163,7 @@ func (a *AdminAPI) handleReplay(w http.ResponseWriter, r *http.Request) error {
 	}
 	var out any
 	if byID {
-		out, err = ops.Replay(r.Context(), t, req.Source, req.ID, req.Destination, req.DryRun)
+		out, err = ops.Replay(r.Context(), t, req.Source, req.ID, "", req.Destination, req.DryRun)
 	} else {
 		f, limit, ferr := ops.ActionFilter(req.Filter, req.All)
 		if ferr != nil {

@@ -2,13 +2,11 @@ package caddymodule
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/webhookgw/caddy-webhook-gateway/ops"
-	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
 func init() {
@@ -50,9 +48,9 @@ type SkipRequest struct {
 	Destination string `json:"destination"`
 }
 
-// handleSkip serves POST /webhooks/skip: it answers the event as stored
-// after the skip, 404 for an absent event or delivery, 409 for a delivery
-// that is not dead. The destination's workers are woken, so the lane's
+// handleSkip serves POST /webhooks/skip: it answers ops.Skip's result,
+// 404 for an absent event or delivery, 409 for a delivery that is not
+// dead. The destination's workers are woken, so the lane's
 // next delivery goes out at once.
 func (a *SkipAPI) handleSkip(w http.ResponseWriter, r *http.Request) error {
 	if err := allow(w, r, http.MethodPost); err != nil {
@@ -69,17 +67,12 @@ func (a *SkipAPI) handleSkip(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return apiError(err)
 	}
-	rec, err := t.Store.Skip(r.Context(), req.Source, req.ID, req.Destination)
-	switch {
-	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrNoDelivery):
-		return apiError(ops.Mark(ops.ErrNotFound, fmt.Errorf("skipping %s %s to %s: %w", req.Source, req.ID, req.Destination, err)))
-	case errors.Is(err, store.ErrNotDead):
-		return apiError(ops.Mark(ops.ErrNotReplayable, fmt.Errorf("skipping %s %s to %s: %w", req.Source, req.ID, req.Destination, err)))
-	case err != nil:
-		return apiError(fmt.Errorf("skipping %s %s to %s: %w", req.Source, req.ID, req.Destination, err))
+	out, err := ops.Skip(r.Context(), t, req.Source, req.ID, req.Destination)
+	if err != nil {
+		return apiError(err)
 	}
 	if e, err := live.engine(t.Name, req.Destination); err == nil {
 		e.Notify()
 	}
-	return writeJSON(w, http.StatusOK, rec)
+	return writeJSON(w, http.StatusOK, out)
 }
