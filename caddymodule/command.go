@@ -284,7 +284,7 @@ func printEvent(w io.Writer, v *ops.EventView) error {
 	fact("id", v.ID)
 	fact("source", v.Source+" (provider "+v.Provider+")")
 	status := string(v.Status)
-	if why := ops.DeadReasonText(v.DeadReason); why != "" {
+	if why := ops.DeadReasonText(s.DeadReason); why != "" {
 		status += ": " + why
 	}
 	fact("status", status)
@@ -292,8 +292,8 @@ func printEvent(w io.Writer, v *ops.EventView) error {
 	if s.NextAttemptAt != nil {
 		fact("next attempt", cliTime(*s.NextAttemptAt))
 	}
-	if v.Replays > 0 {
-		fact("replays", strconv.Itoa(v.Replays))
+	if s.Replays > 0 {
+		fact("replays", strconv.Itoa(s.Replays))
 	}
 	if v.BatchSize > 1 {
 		fact("in its request", fmt.Sprintf("item %d of a batch of %d", v.BatchIndex, v.BatchSize))
@@ -309,20 +309,36 @@ func printEvent(w io.Writer, v *ops.EventView) error {
 	if !v.ReservedUntil.IsZero() {
 		fact("reserved until", cliTime(v.ReservedUntil))
 	}
-	if !v.LeaseUntil.IsZero() {
-		fact("leased", "by "+v.LeaseOwner+" until "+cliTime(v.LeaseUntil))
+	for _, d := range v.Deliveries {
+		desc := string(d.Status)
+		if d.Lane != "" {
+			desc += fmt.Sprintf(", lane %s #%d", d.Lane, d.Sequence)
+		}
+		if !d.LeaseUntil.IsZero() {
+			desc += ", leased by " + d.LeaseOwner + " until " + cliTime(d.LeaseUntil)
+		}
+		fact("to "+d.Destination, desc)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 
+	var attempts []store.Attempt
+	for _, d := range v.Deliveries {
+		for _, a := range d.Attempts {
+			if a.Destination == "" && len(v.Deliveries) > 1 {
+				a.Destination = d.Destination
+			}
+			attempts = append(attempts, a)
+		}
+	}
 	fmt.Fprintln(w, "\nattempts:")
-	if len(v.Attempts) == 0 {
+	if len(attempts) == 0 {
 		fmt.Fprintln(w, "  none yet")
 	} else {
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  #\tAT\tSTATUS\tLATENCY\tERROR")
-		for _, a := range v.Attempts {
+		for _, a := range attempts {
 			status := "-"
 			if a.Status != 0 {
 				status = strconv.Itoa(a.Status)
@@ -330,6 +346,9 @@ func printEvent(w io.Writer, v *ops.EventView) error {
 			errText := a.Error
 			if a.Replay {
 				errText = strings.TrimSpace("(replay) " + errText)
+			}
+			if a.Destination != "" {
+				errText = strings.TrimSpace("(to " + a.Destination + ") " + errText)
 			}
 			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\n", a.Number, cliTime(a.At), status, humanDuration(a.Latency), errText)
 		}

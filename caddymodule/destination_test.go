@@ -210,7 +210,8 @@ func TestDestinationsFromJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = h.Cleanup() })
-	if h.Deliver != "async" || len(h.engines) != 1 || h.engines[0].Destination() != "account-a" || h.gw.Destination != "account-a" {
-		t.Fatalf("deliver %s, %d engines, events bound to %q", h.Deliver, len(h.engines), h.gw.Destination)
+	if h.Deliver != "async" || len(h.engines) != 1 || h.engines[0].Destination() != "account-a" ||
+		len(h.gw.Destinations) != 1 || h.gw.Destinations[0].Name != "account-a" {
+		t.Fatalf("deliver %s, %d engines, events bound to %+v", h.Deliver, len(h.engines), h.gw.Destinations)
 	}
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/webhookgw/caddy-webhook-gateway/delivery"
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
-	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 )
 
 // laneBackend is an ordered destination's backend: it answers 500 to a
