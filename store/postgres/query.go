@@ -46,7 +46,10 @@ type jsonDelivery struct {
 }
 
 func (j *jsonDelivery) delivery() (store.Delivery, error) {
-	d := store.Delivery{Destination: j.Destination, Status: store.Status(j.Status), Attempts: j.Attempts, Replays: j.Replays}
+	d := store.Delivery{Destination: j.Destination, Status: store.Status(j.Status), Replays: j.Replays}
+	if len(j.Attempts) > 0 {
+		d.Attempts = j.Attempts
+	}
 	if j.NextAttemptAt != nil {
 		d.NextAttemptAt = *j.NextAttemptAt
 	}
