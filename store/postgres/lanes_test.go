@@ -41,7 +41,7 @@ func TestLanesAcrossGateways(t *testing.T) {
 
 	var (
 		mu        sync.Mutex
-		inFlight  = map[string]int{}    // lane -> attempts under way
+		inFlight  = map[string]int{}      // lane -> attempts under way
 		delivered = map[string][]uint64{} // lane -> sequences delivered, in order
 		seqOf     = map[string]uint64{}   // id -> sequence Insert gave
 		done      atomic.Int64
