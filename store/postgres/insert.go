@@ -24,15 +24,29 @@ const (
 
 // sqlInsertFast stores a single-event request without a dedup key, the
 // common case, in one statement, its raw body inline, its deliveries beside
-// it. No row back means the id is taken (or held by an expired reservation,
+// it (the statement of insert_deliveries, without attempts to carry over).
+// No row back means the id is taken (or held by an expired reservation,
 // a released record or an expired settled event, which insert_event then
 // replaces), and the record goes the insert_event way.
 const sqlInsertFast = `WITH e AS (
 	INSERT INTO events (source, id, provider, type, subject, status, received_at, event, headers,
 		raw_body, batch_index, batch_size, trace_parent, trace_state, reserved_until, retention_us, expires_at)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-	ON CONFLICT DO NOTHING RETURNING source, id, received_at)
-SELECT insert_deliveries(e.source, e.id, e.received_at, $18, $19, $20, '{}', '{}') FROM e`
+	ON CONFLICT DO NOTHING RETURNING source, id, received_at),
+d AS (
+	SELECT t.destination, t.status, t.lane, (t.pos - 1)::smallint AS pos
+	FROM e, unnest($18::text[], $19::text[], $20::bytea[]) WITH ORDINALITY AS t(destination, status, lane, pos)),
+l AS (
+	INSERT INTO lanes AS l (destination, lane, last)
+	SELECT destination, lane, 1 FROM d WHERE lane IS NOT NULL
+	ON CONFLICT (destination, lane) DO UPDATE SET last = l.last + 1
+	RETURNING destination, last),
+ins AS (
+	INSERT INTO deliveries (source, id, destination, pos, status, received_at, lane, sequence, lane_hold)
+	SELECT e.source, e.id, d.destination, d.pos, d.status, e.received_at, d.lane, l.last, d.lane IS NOT NULL
+	FROM e, d LEFT JOIN l ON l.destination = d.destination
+	RETURNING pos, sequence)
+SELECT (SELECT COALESCE(array_agg(sequence ORDER BY pos), '{}') FROM ins) FROM e`
 
 // sqlInsertEvent inserts one record of a request whose body is shared
 // (bodies, at the sequence's current value); sqlInsertEventInline one

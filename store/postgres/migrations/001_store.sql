@@ -185,12 +185,17 @@ $$;
 -- numbered after the last of its lane, with the attempts carried over from
 -- a released record (carried holds one JSON array per destination of
 -- carried_dest). It returns each delivery's sequence number, in order (NULL
--- for one without a lane).
+-- for one without a lane). PL/pgSQL, not SQL, so that its plan is cached
+-- for the session; the store's one-statement insert spells the same
+-- statement.
 CREATE FUNCTION insert_deliveries(
 	p_source text, p_id bytea, p_received_at timestamptz,
 	p_destinations text[], p_statuses text[], p_lanes bytea[],
 	carried_dest text[], carried json[]
-) RETURNS bigint[] LANGUAGE sql AS $$
+) RETURNS bigint[] LANGUAGE plpgsql AS $$
+DECLARE
+	seqs bigint[];
+BEGIN
 	WITH d AS (
 		SELECT t.destination, t.status, t.lane, (t.pos - 1)::smallint AS pos
 		FROM unnest(p_destinations, p_statuses, p_lanes) WITH ORDINALITY AS t(destination, status, lane, pos)),
@@ -209,8 +214,9 @@ CREATE FUNCTION insert_deliveries(
 			d.lane, l.last, d.lane IS NOT NULL
 		FROM d LEFT JOIN l ON l.destination = d.destination
 		RETURNING pos, sequence)
-	SELECT COALESCE(array_agg(sequence ORDER BY pos), '{}') FROM ins
-$$;
+	SELECT COALESCE(array_agg(sequence ORDER BY pos), '{}') INTO seqs FROM ins;
+	RETURN seqs;
+END $$;
 
 -- insert_event is the insert-if-absent of one record with its deliveries:
 -- the id must be free (absent, or held only by an expired reservation, a
