@@ -32,7 +32,7 @@ func laned(source, id, dest, lane string) *store.Ingest {
 func TestLanesAcrossGateways(t *testing.T) {
 	const (
 		engines, workers = 3, 4
-		lanes, perLane   = 12, 15
+		lanes, perLane   = 4, 40
 		total            = lanes * perLane
 		dest             = "orders"
 	)
@@ -146,11 +146,11 @@ func TestLanesAcrossGateways(t *testing.T) {
 	if counts[dest][store.StatusDelivered] != total || len(counts[dest]) != 1 {
 		t.Fatalf("delivery counts %v; want %d delivered", counts, total)
 	}
-	r, err := ss[1].Get(ctx, "/pay", "txn-3-07")
+	r, err := ss[1].Get(ctx, "/pay", "txn-3-27")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := r.Deliveries[0]; d.Lane != "txn-3" || d.Sequence != seqOf["txn-3-07"] || d.Sequence != 8 || r.Status != store.StatusDelivered {
+	if d := r.Deliveries[0]; d.Lane != "txn-3" || d.Sequence != seqOf["txn-3-27"] || d.Sequence != 28 || r.Status != store.StatusDelivered {
 		t.Fatalf("record %+v", r)
 	}
 }
