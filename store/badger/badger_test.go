@@ -30,16 +30,26 @@ func openTest(t testing.TB, opts Options) (*Store, string) {
 	return b, dir
 }
 
+// rec is a record with one delivery, to a destination named after its
+// source, in status st (pending or reserved).
 func rec(source, id string, st store.Status) *store.Record {
 	return &store.Record{
-		Source:   source,
-		ID:       id,
-		Provider: "usaepay",
-		Type:     "transaction.sale.success",
-		Status:   st,
-		Event:    mustJSON(map[string]string{"specversion": "1.0", "id": id, "source": source}),
-		Headers:  map[string][]string{"Content-Type": {"application/json"}},
+		Source:     source,
+		ID:         id,
+		Provider:   "usaepay",
+		Type:       "transaction.sale.success",
+		Deliveries: []store.Delivery{{Destination: source, Status: st}},
+		Event:      mustJSON(map[string]string{"specversion": "1.0", "id": id, "source": source}),
+		Headers:    map[string][]string{"Content-Type": {"application/json"}},
 	}
+}
+
+func claimedIDs(cs []store.Claimed) []string {
+	var ids []string
+	for _, c := range cs {
+		ids = append(ids, c.Record.ID)
+	}
+	return ids
 }
 
 func mustJSON(v any) json.RawMessage {
@@ -162,14 +172,14 @@ func TestLargeBatchChunked(t *testing.T) {
 		in.Records = append(in.Records, r)
 	}
 	// Some are already there.
-	mustInsert(t, b, single(rec("/loyalty", "big0500", store.StatusDead), "x"), false)
+	mustInsert(t, b, single(rec("/loyalty", "big0500", store.StatusPending), "x"), false)
 	res := mustInsert(t, b, in, true)
 	for i, r := range res {
 		if r.Inserted == (i == 500) {
 			t.Fatalf("record %d: %+v", i, r)
 		}
 	}
-	if res[500].Existing != store.StatusDead {
+	if res[500].Existing != store.StatusPending {
 		t.Fatalf("existing %+v", res[500])
 	}
 	for _, id := range []string{"big0000", "big0999"} {
@@ -177,7 +187,7 @@ func TestLargeBatchChunked(t *testing.T) {
 			t.Fatalf("%s body %d bytes, %v", id, len(got), err)
 		}
 	}
-	if c, _ := b.Counts(ctx); c[store.StatusPending] != 999 {
+	if c, _ := b.Counts(ctx); c[store.StatusPending] != 1000 {
 		t.Fatalf("counts %v", c)
 	}
 	// A Claim of many large records fits too.
@@ -255,10 +265,10 @@ func TestSingleEventPayload(t *testing.T) {
 	if stored > 2<<10 {
 		t.Fatalf("record value is %d bytes: event or body stored in it", stored)
 	}
-	if c, err := b.Claim(ctx, "o", []string{"/pay"}, time.Now(), time.Minute, 1); err != nil || len(c) != 1 || string(c[0].Event) != want {
+	if c, err := b.Claim(ctx, "o", []string{"/pay"}, time.Now(), time.Minute, 1); err != nil || len(c) != 1 || string(c[0].Record.Event) != want {
 		t.Fatalf("claim: %v", err)
 	}
-	if err := b.RecordAttempt(ctx, "/pay", "p1", "o", store.Attempt{Number: 1, At: time.Now(), Status: 200}, store.Delivered()); err != nil {
+	if err := b.RecordAttempt(ctx, "/pay", "p1", "/pay", "o", store.Attempt{Number: 1, At: time.Now(), Status: 200}, store.Delivered()); err != nil {
 		t.Fatalf("record attempt: %v", err)
 	}
 	got, err := b.Get(ctx, "/pay", "p1")

@@ -164,7 +164,7 @@ func BenchmarkDeliveryCycle(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
-				var c []*store.Record // claimed, not yet recorded
+				var c []store.Claimed // claimed, not yet recorded
 				for pb.Next() {
 					if done.Add(1) > stock {
 						b.Error("ran out of due events; raise stock")
@@ -180,7 +180,7 @@ func BenchmarkDeliveryCycle(b *testing.B) {
 						}
 						c = got
 					}
-					if err := s.RecordAttempt(ctx, "/usaepay", c[0].ID, "w", store.Attempt{Number: 1, At: now, Status: 200}, store.Delivered()); err != nil {
+					if err := s.RecordAttempt(ctx, "/usaepay", c[0].Record.ID, "/usaepay", "w", store.Attempt{Number: 1, At: now, Status: 200}, store.Delivered()); err != nil {
 						b.Error(err)
 						return
 					}

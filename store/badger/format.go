@@ -14,9 +14,11 @@ import (
 // that a build reading another layout refuses the directory instead of
 // reading it as empty or half understood. Directories written before the
 // marker existed predate destinations: their due index is keyed by source
-// and their records name no destination, which nothing here can tell from a
-// record of the shorthand destination.
-const storeFormat = "webhook_gateway/destinations-1"
+// and their records name no destination. Those marked
+// "webhook_gateway/destinations-1" hold one delivery state per record
+// rather than a delivery per destination. Neither was released, and
+// neither is read.
+const storeFormat = "webhook_gateway/deliveries-1"
 
 var formatKey = []byte(prefixMeta + "format")
 
@@ -52,7 +54,8 @@ func checkFormat(db *badger.DB, dir string) error {
 	case found && got == storeFormat:
 		return nil
 	case found:
-		return fmt.Errorf("opening badger store in %q: %w: format %q, this build reads %q", dir, store.ErrUnsupportedFormat, got, storeFormat)
+		return fmt.Errorf("opening badger store in %q: %w: format %q, this build reads %q; "+
+			"move the directory aside (or delete it) and start with an empty one", dir, store.ErrUnsupportedFormat, got, storeFormat)
 	case other:
 		return fmt.Errorf("opening badger store in %q: %w: its events were written by a build from before deliveries were bound to destinations, "+
 			"a format that was never released and is not read; move the directory aside (or delete it) and start with an empty one", dir, store.ErrUnsupportedFormat)

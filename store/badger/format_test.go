@@ -37,7 +37,8 @@ func writeRaw(t *testing.T, dir string, entries map[string]string) {
 
 // A directory written before records named a destination (events, no
 // format marker) is refused, not read as empty or without destinations;
-// so is one marked with another format. An empty one is marked and opens
+// so is one marked with another format, the one state per record of
+// destinations-1 among them. An empty one is marked and opens
 // again.
 func TestOpenRefusesOtherFormats(t *testing.T) {
 	old := filepath.Join(t.TempDir(), "db")
@@ -55,10 +56,12 @@ func TestOpenRefusesOtherFormats(t *testing.T) {
 		t.Fatalf("second open of a pre-destination directory: %v", err)
 	}
 
-	other := filepath.Join(t.TempDir(), "db")
-	writeRaw(t, other, map[string]string{string(formatKey): "webhook_gateway/some-later-format"})
-	if _, err := Open(other, Options{}); !errors.Is(err, store.ErrUnsupportedFormat) || !strings.Contains(err.Error(), "some-later-format") {
-		t.Fatalf("open of a directory of another format: %v", err)
+	for _, format := range []string{"webhook_gateway/some-later-format", "webhook_gateway/destinations-1"} {
+		other := filepath.Join(t.TempDir(), "db")
+		writeRaw(t, other, map[string]string{string(formatKey): format})
+		if _, err := Open(other, Options{}); !errors.Is(err, store.ErrUnsupportedFormat) || !strings.Contains(err.Error(), format) {
+			t.Fatalf("open of a directory of format %q: %v", format, err)
+		}
 	}
 
 	dir := filepath.Join(t.TempDir(), "db")

@@ -36,7 +36,10 @@ func TestIdleStoreReclaimsExpiredEvents(t *testing.T) {
 	pad := strings.Repeat("x", 4<<10)
 	body := `{"pad":"` + pad + `"}`
 	for i := range 1000 {
-		r := rec("/pay", fmt.Sprintf("gone-%d", i), store.StatusDelivered)
+		// Matched no destination: settled at once, gone after its
+		// retention.
+		r := rec("/pay", fmt.Sprintf("gone-%d", i), store.StatusPending)
+		r.Deliveries = nil
 		r.Retention = time.Second
 		r.Event = mustJSON(map[string]string{"id": r.ID, "pad": pad})
 		mustInsert(t, b, single(r, body), false)

@@ -23,11 +23,11 @@ func TestHandoverClaimsFromMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, err := b.Claim(ctx, "a", []string{"/pay"}, time.Now(), time.Minute, 10)
-	if err != nil || len(c) != 1 || c[0].ID != "h1" || c[0].LeaseOwner != "a" || len(c[0].Event) == 0 {
-		t.Fatalf("claim: %v %v", listIDs(c), err)
+	if err != nil || len(c) != 1 || c[0].Record.ID != "h1" || c[0].Destination != "/pay" || c[0].Record.Deliveries[0].LeaseOwner != "a" || len(c[0].Record.Event) == 0 {
+		t.Fatalf("claim: %v %v", claimedIDs(c), err)
 	}
 	if again, _ := b.Claim(ctx, "b", []string{"/pay"}, time.Now(), time.Minute, 10); len(again) != 0 {
-		t.Fatalf("handed out twice: %v", listIDs(again))
+		t.Fatalf("handed out twice: %v", claimedIDs(again))
 	}
 }
 
@@ -38,17 +38,17 @@ func TestHandoverFallsBackToTheStore(t *testing.T) {
 	ctx := context.Background()
 	mustInsert(t, b, single(rec("/pay", "replayed", store.StatusPending), "{}"), true)
 	mustInsert(t, b, single(rec("/pay", "purged", store.StatusPending), "{}"), true)
-	if _, err := b.RecordReplay(ctx, "/pay", "replayed", store.Attempt{Number: 1, At: time.Now(), Status: 500}, false); err != nil {
+	if _, err := b.RecordReplay(ctx, "/pay", "replayed", "/pay", store.Attempt{Number: 1, At: time.Now(), Status: 500}, false); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := b.Purge(ctx, store.Filter{Source: "/pay", Status: store.StatusPending, Limit: 1}); err != nil || n != 1 {
 		t.Fatalf("purge: %d %v", n, err)
 	}
 	c, err := b.Claim(ctx, "a", []string{"/pay"}, time.Now(), time.Minute, 10)
-	if err != nil || len(c) != 1 || c[0].ID != "replayed" {
-		t.Fatalf("claim (the purged record must not come back): %v %v", listIDs(c), err)
+	if err != nil || len(c) != 1 || c[0].Record.ID != "replayed" {
+		t.Fatalf("claim (the purged record must not come back): %v %v", claimedIDs(c), err)
 	}
-	if len(c[0].Attempts) != 1 {
+	if len(c[0].Record.Deliveries[0].Attempts) != 1 {
 		t.Fatalf("the replayed record was handed out as first stored: %+v", c[0])
 	}
 }
@@ -68,11 +68,11 @@ func TestHandoverOverflowGoesToTheScan(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, r := range c {
-			if seen[r.ID] {
-				t.Fatalf("%s claimed twice", r.ID)
+		for _, cl := range c {
+			if seen[cl.Record.ID] {
+				t.Fatalf("%s claimed twice", cl.Record.ID)
 			}
-			seen[r.ID] = true
+			seen[cl.Record.ID] = true
 		}
 	}
 	if len(seen) != n {

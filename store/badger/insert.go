@@ -5,6 +5,7 @@ import (
 	crand "crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -19,8 +20,9 @@ type insertOutcome struct {
 	// existingID is the record found present: the record's own id, or
 	// the holder of its dedup key.
 	existingID string
-	// carried are the attempts of a released record the insert replaces.
-	carried []store.Attempt
+	// carried are the attempts of a released record the insert replaces,
+	// by destination.
+	carried map[string][]store.Attempt
 	// Cache facts for a record found present under its own id.
 	version, expiresAt uint64
 }
@@ -429,7 +431,7 @@ func (ins *inserter) findHolders(txn *badger.Txn, c *insertChunk, ch *reservatio
 	b, now := ins.b, ins.now
 	for _, i := range c.todo {
 		r := ins.in.Records[i]
-		var carried []store.Attempt
+		var carried map[string][]store.Attempt
 		item, err := txn.Get(c.key(i))
 		switch {
 		case errors.Is(err, badger.ErrKeyNotFound):
@@ -442,10 +444,13 @@ func (ins *inserter) findHolders(txn *badger.Txn, c *insertChunk, ch *reservatio
 			if err != nil {
 				return nil, fmt.Errorf("reading released %s %s: %w", r.Source, r.ID, err)
 			}
-			if err := deleteRecord(txn, c.key(i), sr); err != nil {
+			if err := b.deleteRecord(txn, c.key(i), sr); err != nil {
 				return nil, fmt.Errorf("replacing released %s %s: %w", r.Source, r.ID, err)
 			}
-			carried = sr.rec.Attempts
+			carried = make(map[string][]store.Attempt, len(sr.rec.Deliveries))
+			for _, d := range sr.rec.Deliveries {
+				carried[d.Destination] = d.Attempts
+			}
 		default:
 			c.out[i] = insertOutcome{existing: metaStatus[item.UserMeta()], existingID: r.ID, version: item.Version(), expiresAt: item.ExpiresAt()}
 			continue
@@ -494,16 +499,29 @@ func (ins *inserter) writeInserted(txn *badger.Txn, c *insertChunk, ch *reservat
 			// Set on the caller's record: it is what Release is given.
 			r.ReservedUntil = now.Add(ins.b.opts.ReservationExpiry)
 		}
+		// Sequences are given anew: the transaction may run again.
+		for j := range r.Deliveries {
+			r.Deliveries[j].Sequence = 0
+		}
+		if r.Status != store.StatusReserved {
+			// On the caller's record: Insert hands the sequences back.
+			if err := assignSequences(txn, r); err != nil {
+				return err
+			}
+		}
 		if carried := c.out[i].carried; carried != nil {
 			// A copy: the transaction may run again, and the caller's
 			// record stays as given.
 			cp := *r
-			cp.Attempts = append(append([]store.Attempt(nil), carried...), r.Attempts...)
+			cp.Deliveries = slices.Clone(r.Deliveries)
+			for j := range cp.Deliveries {
+				d := &cp.Deliveries[j]
+				d.Attempts = append(slices.Clone(carried[d.Destination]), d.Attempts...)
+			}
 			r = &cp
 		}
 		if r.Status == store.StatusReserved {
-			cp := *r
-			res := &reservation{rec: &cp, key: string(c.key(i)), at: now, grp: ch.grp}
+			res := &reservation{rec: cloneRecord(r), key: string(c.key(i)), at: now, grp: ch.grp}
 			if r.DedupKey != "" {
 				res.dkey = string(dedupKey(r.Source, r.DedupKey))
 			}

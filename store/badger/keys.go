@@ -20,7 +20,9 @@ import (
 //	e\x00<source>\x00<id>                      record (see encodeRecordValue)
 //	t\x00<time:8><record key>                  listing index, newest last; value: summary
 //	s\x00<subject>\x00<time:8><record key>       subject index of a record with a subject; value: summary
-//	d\x00<destination>\x00<time:8><source>\x00<id>  due index for pending/retrying records, by destination
+//	d\x00<destination>\x00<time:8><source>\x00<id>  due index of a pending/retrying delivery; value: its lane (see encodeDueValue)
+//	l\x00<destination>\x00<lane ref><seq:8>     lane index of a laned delivery not yet delivered or skipped; value: record key
+//	q\x00<destination>\x00<lane ref>            last sequence number a lane gave (uint64)
 //	b\x00<body id:16>                          raw body shared by the records of one batch
 //	p\x00<source>\x00<id>                      payload of a single-event record: canonical event and raw body
 //	k\x00<source>\x00<dedup key>               dedup entry of a record with a DedupKey (see encodeDedupValue)
@@ -30,7 +32,16 @@ import (
 // those under its prefix, newest last as in the listing index.
 //
 // Destinations, like sources, may not contain NUL, so the due index's
-// destination, and its source after the time, end at a NUL too.
+// destination, and its source after the time, end at a NUL too. A record
+// has one due entry per delivery that is pending or retrying, and none for
+// a delivery in any other status.
+//
+// Lanes may hold any byte, so a lane ref is the lane prefixed by its
+// length (uvarint): a lane's entries are exactly those under its prefix,
+// in sequence order, and the first is the lane's head. Deliveries held
+// for a sync route get their sequence, and their lane entry, when
+// MarkDelivered makes them pending; a dead delivery keeps its entry, which
+// parks the lane.
 const (
 	prefixRecord  = "e\x00"
 	prefixTime    = "t\x00"
@@ -40,6 +51,8 @@ const (
 	prefixPayload = "p\x00"
 	prefixDedup   = "k\x00"
 	prefixMeta    = "m\x00"
+	prefixLane    = "l\x00"
+	prefixLaneSeq = "q\x00"
 )
 
 func recordKey(source, id string) []byte { return sourceKey(prefixRecord, source, id) }
@@ -126,7 +139,7 @@ func dueKeyPrefix(destination string) []byte {
 	return append(k, 0)
 }
 
-// dueKey is the due index entry of the record (source, id) of destination.
+// dueKey is the due index entry of the delivery of (source, id) to destination.
 func dueKey(destination, source, id string, due time.Time) []byte {
 	k := dueKeyPrefix(destination)
 	k = encTime(k, due)
@@ -146,8 +159,69 @@ func dueRecordOf(rest []byte) (source, id string, ok bool) {
 	return "", "", false
 }
 
-// recordDueKey is the due index entry of r at its due time.
-func recordDueKey(r *store.Record) []byte { return dueKey(r.Destination, r.Source, r.ID, dueAt(r)) }
+// deliveryDueKey is the due index entry of r's delivery d at its due time.
+func deliveryDueKey(r *store.Record, d *store.Delivery) []byte {
+	return dueKey(d.Destination, r.Source, r.ID, dueAt(d))
+}
+
+// laneRef appends the lane, prefixed by its length, to k.
+func laneRef(k []byte, lane string) []byte {
+	k = binary.AppendUvarint(k, uint64(len(lane)))
+	return append(k, lane...)
+}
+
+// laneKeyPrefix is where the lane index entries of (destination, lane)
+// start.
+func laneKeyPrefix(destination, lane string) []byte {
+	k := make([]byte, 0, len(prefixLane)+len(destination)+1+binary.MaxVarintLen64+len(lane)+8)
+	k = append(k, prefixLane...)
+	k = append(k, destination...)
+	k = append(k, 0)
+	return laneRef(k, lane)
+}
+
+// laneKey is the lane index entry of the delivery of sequence seq.
+func laneKey(destination, lane string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(laneKeyPrefix(destination, lane), seq)
+}
+
+// laneSeqKey holds the last sequence number (destination, lane) gave.
+func laneSeqKey(destination, lane string) []byte {
+	k := make([]byte, 0, len(prefixLaneSeq)+len(destination)+1+binary.MaxVarintLen64+len(lane))
+	k = append(k, prefixLaneSeq...)
+	k = append(k, destination...)
+	k = append(k, 0)
+	return laneRef(k, lane)
+}
+
+// inLane reports whether d holds a lane index entry: a laned, sequenced
+// delivery neither delivered nor skipped.
+func inLane(d *store.Delivery) bool {
+	return d.Lane != "" && d.Sequence > 0 && d.Status != store.StatusDelivered && d.Status != store.StatusSkipped
+}
+
+// Due entry values: a laned delivery's lane and sequence, so that Claim's
+// scan tells a lane's head from the deliveries waiting behind it without
+// reading their records; empty for an unordered delivery.
+//
+//	uvarint len(lane) | lane | seq:8
+func encodeDueValue(d *store.Delivery) []byte {
+	if d.Lane == "" || d.Sequence == 0 {
+		return nil
+	}
+	return binary.BigEndian.AppendUint64(laneRef(nil, d.Lane), d.Sequence)
+}
+
+func decodeDueValue(v []byte) (lane string, seq uint64, err error) {
+	if len(v) == 0 {
+		return "", 0, nil
+	}
+	n, w := binary.Uvarint(v)
+	if w <= 0 || uint64(len(v)-w) != n+8 {
+		return "", 0, errors.New("truncated due entry")
+	}
+	return string(v[w : w+int(n)]), binary.BigEndian.Uint64(v[w+int(n):]), nil
+}
 
 func dedupKey(source, key string) []byte { return sourceKey(prefixDedup, source, key) }
 
@@ -174,17 +248,10 @@ func bodyKey(bodyID []byte) []byte {
 	return append([]byte(prefixBody), bodyID...)
 }
 
-// dueAt is when Claim may next take a record: its next attempt, pushed back
-// while a lease is held so that a claimed record drops out of the due scan
-// and comes back by itself if its owner dies.
-func dueAt(r *store.Record) time.Time {
-	if r.LeaseUntil.After(r.NextAttemptAt) {
-		return r.LeaseUntil
-	}
-	return r.NextAttemptAt
-}
-
-func claimable(s store.Status) bool { return s == store.StatusPending || s == store.StatusRetrying }
+// dueAt is when Claim may next take a delivery: its next attempt. Leases
+// live in memory (see leaseTable), so a claimed delivery keeps its entry
+// and the scan passes over it while the lease holds.
+func dueAt(d *store.Delivery) time.Time { return d.NextAttemptAt }
 
 // Record values. The record JSON comes first so that listing can decode it
 // without touching the body that may follow. The canonical event is framed
@@ -361,33 +428,76 @@ func decodeBodyValue(v []byte) (created time.Time, recKeys [][]byte, body []byte
 }
 
 // Listing summaries let List filter and Counts count from the time index
-// alone, without reading each record.
+// alone, without reading each record: the record's status, provider and
+// type, then each delivery's destination and status (for
+// Filter.Destination and DeliveryCounts).
 //
-//	uvarint-prefixed status | provider | type
+//	uvarint-prefixed status | provider | type | uvarint n | n × (destination | status)
 type summary struct {
-	status   store.Status
-	provider string
-	typ      string
+	status     store.Status
+	provider   string
+	typ        string
+	deliveries []deliverySummary
+}
+
+type deliverySummary struct {
+	destination string
+	status      store.Status
 }
 
 func encodeSummary(r *store.Record) []byte {
-	v := make([]byte, 0, 3*binary.MaxVarintLen64+len(r.Status)+len(r.Provider)+len(r.Type))
-	for _, s := range []string{string(r.Status), r.Provider, r.Type} {
+	size := 4*binary.MaxVarintLen64 + len(r.Status) + len(r.Provider) + len(r.Type)
+	for i := range r.Deliveries {
+		size += 2*binary.MaxVarintLen64 + len(r.Deliveries[i].Destination) + len(r.Deliveries[i].Status)
+	}
+	v := make([]byte, 0, size)
+	put := func(s string) {
 		v = binary.AppendUvarint(v, uint64(len(s)))
 		v = append(v, s...)
+	}
+	put(string(r.Status))
+	put(r.Provider)
+	put(r.Type)
+	v = binary.AppendUvarint(v, uint64(len(r.Deliveries)))
+	for i := range r.Deliveries {
+		put(r.Deliveries[i].Destination)
+		put(string(r.Deliveries[i].Status))
 	}
 	return v
 }
 
 func decodeSummary(v []byte) (summary, error) {
-	var out [3]string
-	for i := range out {
+	bad := errors.New("truncated index entry")
+	next := func() (string, bool) {
 		l, w := binary.Uvarint(v)
 		if w <= 0 || uint64(len(v)-w) < l {
-			return summary{}, errors.New("truncated index entry")
+			return "", false
 		}
-		out[i] = string(v[w : w+int(l)])
+		s := string(v[w : w+int(l)])
 		v = v[w+int(l):]
+		return s, true
 	}
-	return summary{status: store.Status(out[0]), provider: out[1], typ: out[2]}, nil
+	var out [3]string
+	for i := range out {
+		var ok bool
+		if out[i], ok = next(); !ok {
+			return summary{}, bad
+		}
+	}
+	s := summary{status: store.Status(out[0]), provider: out[1], typ: out[2]}
+	n, w := binary.Uvarint(v)
+	if w <= 0 || n > uint64(len(v)) {
+		return summary{}, bad
+	}
+	v = v[w:]
+	s.deliveries = make([]deliverySummary, 0, n)
+	for range n {
+		dest, ok1 := next()
+		st, ok2 := next()
+		if !ok1 || !ok2 {
+			return summary{}, bad
+		}
+		s.deliveries = append(s.deliveries, deliverySummary{dest, store.Status(st)})
+	}
+	return s, nil
 }

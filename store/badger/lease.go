@@ -7,18 +7,19 @@ import (
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
-// leaseTable holds the delivery leases of a Badger store in memory.
+// leaseTable holds the delivery leases of a Badger store in memory, one per
+// (record, destination).
 //
 // A lease only has to keep two owners of one open database apart: the
 // delivery engines of the configurations that run side by side during a
 // reload, which share one *Store. Another process cannot open the directory
 // at all (Badger's lock), and when this process dies its leases die with it,
-// which is what an expired lease stood for anyway: the claimed events are due
-// again at once after a restart. Persisting leases would rewrite every record
-// once more per delivery for nothing.
+// which is what an expired lease stood for anyway: the claimed deliveries
+// are due again at once after a restart. Persisting leases would rewrite
+// every record once more per delivery for nothing.
 type leaseTable struct {
 	mu sync.Mutex
-	m  map[string]lease // by record key
+	m  map[string]lease // by leaseKey
 }
 
 type lease struct {
@@ -27,6 +28,10 @@ type lease struct {
 }
 
 func newLeaseTable() *leaseTable { return &leaseTable{m: make(map[string]lease)} }
+
+// leaseKey keys the lease on the delivery to destination of the record
+// under recKey. Destinations have no NUL, so the pair is unambiguous.
+func leaseKey(recKey, destination string) string { return destination + "\x00" + recKey }
 
 // take leases key to owner until until if no other lease holds it at now.
 func (t *leaseTable) take(key, owner string, now, until time.Time) bool {
@@ -47,43 +52,65 @@ func (t *leaseTable) held(key string, now time.Time) bool {
 	return ok && l.until.After(now)
 }
 
-// overlay sets r's lease fields from the table: the record as a transition
-// (and the lease's owner) must see it; readers see it through view. An
-// expired lease still shows, as a persisted one did, until another owner
-// takes the record.
-func (t *leaseTable) overlay(key string, r *store.Record) {
+// overlay sets the lease fields of r's deliveries from the table: the
+// record as a transition (and the lease's owner) must see it; readers see
+// it through view. An expired lease still shows, as a persisted one did,
+// until another owner takes the delivery.
+func (t *leaseTable) overlay(recKey string, r *store.Record) {
 	t.mu.Lock()
-	l, ok := t.m[key]
-	t.mu.Unlock()
-	if ok {
-		r.LeaseOwner, r.LeaseUntil = l.owner, l.until
-	} else {
-		r.LeaseOwner, r.LeaseUntil = "", time.Time{}
+	defer t.mu.Unlock()
+	for i := range r.Deliveries {
+		d := &r.Deliveries[i]
+		if l, ok := t.m[leaseKey(recKey, d.Destination)]; ok {
+			d.LeaseOwner, d.LeaseUntil = l.owner, l.until
+		} else {
+			d.LeaseOwner, d.LeaseUntil = "", time.Time{}
+		}
 	}
 }
 
-// view sets r's lease fields as a reader (Get, List) sees them: a delivered
-// or dead record shows no lease. The owner that settled it ends its lease
-// only once its write is committed and synced (apply, after the transition:
-// ending it before the commit would let another owner claim a record about
-// to be delivered), so for that while the table still holds a lease that
-// the stored state has already left behind. A lease held on a record
-// delivered by a replay stays in the table, for its owner's RecordAttempt to
-// find (change overlays it), but means nothing to a reader either.
-func (t *leaseTable) view(key string, r *store.Record) {
-	if r.Status == store.StatusDelivered || r.Status == store.StatusDead {
-		r.LeaseOwner, r.LeaseUntil = "", time.Time{}
-		return
+// leases returns the leases of r's deliveries as overlay set them, by
+// destination.
+func leasesOf(r *store.Record) map[string]lease {
+	m := make(map[string]lease, len(r.Deliveries))
+	for i := range r.Deliveries {
+		m[r.Deliveries[i].Destination] = lease{owner: r.Deliveries[i].LeaseOwner, until: r.Deliveries[i].LeaseUntil}
 	}
-	t.overlay(key, r)
+	return m
 }
 
-// apply makes the table follow an update that changed r's lease fields from
-// before: cleared fields drop the lease, new ones set it. It only touches
-// the lease the update saw, so a late update by an owner whose lease was
-// taken over leaves the new owner's lease alone.
-func (t *leaseTable) apply(key string, before lease, r *store.Record) {
-	after := lease{owner: r.LeaseOwner, until: r.LeaseUntil}
+// view sets the lease fields of r's deliveries as a reader (Get, List) sees
+// them: a delivered, dead or skipped delivery shows no lease. The owner
+// that settled it ends its lease only once its write is committed and
+// synced (apply, after the transition: ending it before the commit would
+// let another owner claim a delivery about to be delivered), so for that
+// while the table still holds a lease that the stored state has already
+// left behind. A lease held on a delivery delivered by a replay stays in
+// the table, for its owner's RecordAttempt to find (change overlays it),
+// but means nothing to a reader either.
+func (t *leaseTable) view(recKey string, r *store.Record) {
+	t.overlay(recKey, r)
+	for i := range r.Deliveries {
+		d := &r.Deliveries[i]
+		if !d.Claimable() {
+			d.LeaseOwner, d.LeaseUntil = "", time.Time{}
+		}
+	}
+}
+
+// apply makes the table follow an update that changed the lease fields of
+// r's deliveries from before (by destination): cleared fields drop the
+// lease, new ones set it. It only touches the leases the update saw, so a
+// late update by an owner whose lease was taken over leaves the new
+// owner's lease alone.
+func (t *leaseTable) apply(recKey string, before map[string]lease, r *store.Record) {
+	for i := range r.Deliveries {
+		d := &r.Deliveries[i]
+		t.applyOne(leaseKey(recKey, d.Destination), before[d.Destination], lease{owner: d.LeaseOwner, until: d.LeaseUntil})
+	}
+}
+
+func (t *leaseTable) applyOne(key string, before, after lease) {
 	if after == before {
 		return
 	}
@@ -109,25 +136,33 @@ func (t *leaseTable) release(key, owner string) {
 }
 
 // drop gives up l on key, if key still has it.
-func (t *leaseTable) drop(key string, l lease) { t.apply(key, l, &store.Record{}) }
+func (t *leaseTable) drop(key string, l lease) { t.applyOne(key, l, lease{}) }
 
-// persisted is r as it is written to disk: without its delivery lease.
+// persisted is r as it is written to disk: without its deliveries' leases.
 func persisted(r *store.Record) *store.Record {
-	if r.LeaseOwner == "" && r.LeaseUntil.IsZero() {
+	leased := false
+	for i := range r.Deliveries {
+		leased = leased || r.Deliveries[i].LeaseOwner != "" || !r.Deliveries[i].LeaseUntil.IsZero()
+	}
+	if !leased {
 		return r
 	}
 	p := *r
-	p.LeaseOwner, p.LeaseUntil = "", time.Time{}
+	p.Deliveries = make([]store.Delivery, len(r.Deliveries))
+	for i, d := range r.Deliveries {
+		d.LeaseOwner, d.LeaseUntil = "", time.Time{}
+		p.Deliveries[i] = d
+	}
 	return &p
 }
 
 // leaseSweepGrace is how long an expired lease stays in the table. Its
 // owner may still be recording a late attempt, and while the lease shows it
-// knows the event is still its own (see overlay).
+// knows the delivery is still its own (see overlay).
 const leaseSweepGrace = time.Hour
 
-// sweep drops leases that ran out well before now, so that those of events
-// whose owner never came back do not pile up.
+// sweep drops leases that ran out well before now, so that those of
+// deliveries whose owner never came back do not pile up.
 func (t *leaseTable) sweep(now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -144,4 +179,17 @@ func (t *leaseTable) get(key string) (lease, bool) {
 	defer t.mu.Unlock()
 	l, ok := t.m[key]
 	return l, ok
+}
+
+// cloneRecord copies r deeply enough to hand out: its deliveries and their
+// attempts, and its headers.
+func cloneRecord(r *store.Record) *store.Record {
+	c := *r
+	c.Deliveries = make([]store.Delivery, len(r.Deliveries))
+	for i, d := range r.Deliveries {
+		d.Attempts = append([]store.Attempt(nil), d.Attempts...)
+		c.Deliveries[i] = d
+	}
+	c.Headers = r.Headers.Clone()
+	return &c
 }

@@ -16,15 +16,37 @@ import (
 // the default memtable size; Purge halves it if a transaction is too big.
 const purgeChunk = 500
 
-func matchSummary(f *store.Filter, source string, s summary) bool {
-	return (f.Source == "" || f.Source == source) &&
-		(f.Status == "" || f.Status == s.status) &&
-		(f.Provider == "" || f.Provider == s.provider) &&
-		(f.Type == "" || f.Type == s.typ)
+// matchSummary reports whether a record of source with summary s matches
+// f but for its subject, id and time range. With a destination, the status
+// filtered on is that delivery's.
+func matchSummary(f *store.Filter, source string, s *summary) bool {
+	if (f.Source != "" && f.Source != source) ||
+		(f.Provider != "" && f.Provider != s.provider) ||
+		(f.Type != "" && f.Type != s.typ) {
+		return false
+	}
+	if f.Destination == "" {
+		return f.Status == "" || f.Status == s.status
+	}
+	for _, d := range s.deliveries {
+		if d.destination == f.Destination {
+			return f.Status == "" || f.Status == d.status
+		}
+	}
+	return false
+}
+
+// summaryOf is the listing summary of r.
+func summaryOf(r *store.Record) *summary {
+	s := &summary{status: r.Status, provider: r.Provider, typ: r.Type}
+	for i := range r.Deliveries {
+		s.deliveries = append(s.deliveries, deliverySummary{r.Deliveries[i].Destination, r.Deliveries[i].Status})
+	}
+	return s
 }
 
 func matchRecord(f *store.Filter, r *store.Record) bool {
-	return matchSummary(f, r.Source, summary{status: r.Status, provider: r.Provider, typ: r.Type}) &&
+	return matchSummary(f, r.Source, summaryOf(r)) &&
 		(f.Subject == "" || f.Subject == r.Subject) &&
 		(f.ID == "" || f.ID == r.ID) &&
 		(f.From.IsZero() || !r.ReceivedAt.Before(f.From)) &&
@@ -90,7 +112,7 @@ func scanTime(txn *badger.Txn, f *store.Filter, start []byte, fn func(tkey, rkey
 		}); err != nil {
 			return err
 		}
-		if !matchSummary(f, source, sum) {
+		if !matchSummary(f, source, &sum) {
 			continue
 		}
 		tkey := append([]byte(prefixTime), k[len(base):]...)
@@ -203,19 +225,56 @@ func (b *Store) List(ctx context.Context, f store.Filter) ([]*store.Record, stri
 	return out, cursor, nil
 }
 
-// Counts implements store.Store. Every status is present in the result, zero or
-// not. It scans the listing index (not the records), about a second per
-// million records.
+// Counts implements store.Store. Every status a record can have is present
+// in the result, zero or not. It scans the listing index (not the records),
+// about a second per million records.
 func (b *Store) Counts(ctx context.Context) (map[store.Status]int, error) {
-	unlock, err := b.enter()
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
 	counts := make(map[store.Status]int, len(statusMeta))
 	for s := range statusMeta {
 		counts[s] = 0
 	}
+	err := b.scanSummaries(ctx, func(s *summary) { counts[s.status]++ }, func(r *store.Record) { counts[r.Status]++ })
+	if err != nil {
+		return nil, fmt.Errorf("counting records: %w", err)
+	}
+	return counts, nil
+}
+
+// DeliveryCounts implements store.Store, from the listing index like
+// Counts.
+func (b *Store) DeliveryCounts(ctx context.Context) (map[string]map[store.Status]int, error) {
+	counts := map[string]map[store.Status]int{}
+	add := func(dest string, st store.Status) {
+		m := counts[dest]
+		if m == nil {
+			m = map[store.Status]int{}
+			counts[dest] = m
+		}
+		m[st]++
+	}
+	err := b.scanSummaries(ctx, func(s *summary) {
+		for _, d := range s.deliveries {
+			add(d.destination, d.status)
+		}
+	}, func(r *store.Record) {
+		for i := range r.Deliveries {
+			add(r.Deliveries[i].Destination, r.Deliveries[i].Status)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("counting deliveries: %w", err)
+	}
+	return counts, nil
+}
+
+// scanSummaries calls stored with the summary of every stored record and
+// held with every reservation in memory.
+func (b *Store) scanSummaries(ctx context.Context, stored func(*summary), held func(*store.Record)) error {
+	unlock, err := b.enter()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	err = b.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixTime), PrefetchValues: false})
 		defer it.Close()
@@ -228,7 +287,9 @@ func (b *Store) Counts(ctx context.Context) (map[store.Status]int, error) {
 			}
 			if err := it.Item().Value(func(v []byte) error {
 				s, err := decodeSummary(v)
-				counts[s.status]++
+				if err == nil {
+					stored(&s)
+				}
 				return err
 			}); err != nil {
 				return err
@@ -237,10 +298,12 @@ func (b *Store) Counts(ctx context.Context) (map[store.Status]int, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("counting records: %w", err)
+		return err
 	}
-	counts[store.StatusReserved] += b.resv.count()
-	return counts, nil
+	for _, l := range b.resv.matching(&store.Filter{}, nil) {
+		held(b.resv.view(l.res))
+	}
+	return nil
 }
 
 // Purge implements store.Store. Filter.Cursor is ignored; a positive Filter.Limit
@@ -303,12 +366,15 @@ func (b *Store) Purge(ctx context.Context, f store.Filter) (int, error) {
 				if !matchRecord(&f, sr.rec) {
 					continue
 				}
-				if err := deleteRecord(txn, k, sr); err != nil {
+				if err := b.deleteRecord(txn, k, sr); err != nil {
 					return err
 				}
 				deleted = append(deleted, string(k))
-				if l, ok := b.leases.get(string(k)); ok {
-					leased[string(k)] = l
+				for _, d := range sr.rec.Deliveries {
+					lk := leaseKey(string(k), d.Destination)
+					if l, ok := b.leases.get(lk); ok {
+						leased[lk] = l
+					}
 				}
 			}
 			return nil

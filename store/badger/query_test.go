@@ -28,11 +28,11 @@ func TestClaimResumesAfterReopen(t *testing.T) {
 	defer b2.Close()
 	// Leases die with the process that held them: the claimed event is
 	// due again at once, not an hour later.
-	if got, err := b2.Get(ctx, "/pay", "r"); err != nil || got.LeaseOwner != "" || !got.LeaseUntil.IsZero() {
+	if got, err := b2.Get(ctx, "/pay", "r"); err != nil || got.Deliveries[0].LeaseOwner != "" || !got.Deliveries[0].LeaseUntil.IsZero() {
 		t.Fatalf("lease persisted: %+v %v", got, err)
 	}
 	c, err := b2.Claim(ctx, "new", []string{"/pay"}, time.Now(), time.Minute, 1)
-	if err != nil || len(c) != 1 || c[0].ID != "r" {
+	if err != nil || len(c) != 1 || c[0].Record.ID != "r" {
 		t.Fatalf("pending work after restart: %v %v", c, err)
 	}
 }
@@ -89,7 +89,7 @@ func TestClaimFindsEntriesBelowTheScanMark(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	first := rec("/pay", "first", store.StatusPending)
-	first.NextAttemptAt = now
+	first.Deliveries[0].NextAttemptAt = now
 	mustInsert(t, b, single(first, "{}"), true)
 	if c, _ := b.Claim(ctx, "a", []string{"/pay"}, now, time.Minute, 10); len(c) != 1 {
 		t.Fatal("claim first")
@@ -100,16 +100,16 @@ func TestClaimFindsEntriesBelowTheScanMark(t *testing.T) {
 	// A record due earlier than anything the scans have seen, as a replay
 	// or a clock step back could write: the write lowers the mark.
 	early := rec("/pay", "early", store.StatusPending)
-	early.NextAttemptAt = now.Add(-time.Hour)
+	early.Deliveries[0].NextAttemptAt = now.Add(-time.Hour)
 	mustInsert(t, b, single(early, "{}"), true)
-	if c, _ := b.Claim(ctx, "a", []string{"/pay"}, now, time.Minute, 10); len(c) != 1 || c[0].ID != "early" {
-		t.Fatalf("early record not claimed: %v", listIDs(c))
+	if c, _ := b.Claim(ctx, "a", []string{"/pay"}, now, time.Minute, 10); len(c) != 1 || c[0].Record.ID != "early" {
+		t.Fatalf("early record not claimed: %v", claimedIDs(c))
 	}
 
 	// A mark that is wrong (a write that raced a scan) only delays: the
 	// periodic scan from the start finds what lies below it.
 	stranded := rec("/pay", "stranded", store.StatusPending)
-	stranded.NextAttemptAt = now.Add(-2 * time.Hour)
+	stranded.Deliveries[0].NextAttemptAt = now.Add(-2 * time.Hour)
 	mustInsert(t, b, single(stranded, "{}"), true)
 	b.due.mu.Lock()
 	b.due.mark("/pay").low = now
@@ -121,11 +121,11 @@ func TestClaimFindsEntriesBelowTheScanMark(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(c) == 1 && c[0].ID == "stranded" {
+		if len(c) == 1 && c[0].Record.ID == "stranded" {
 			break
 		}
 		if len(c) != 0 || time.Now().After(deadline) {
-			t.Fatalf("stranded record: claimed %v", listIDs(c))
+			t.Fatalf("stranded record: claimed %v", claimedIDs(c))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -159,7 +159,7 @@ func TestClaimSkipsAnUnreadableRecord(t *testing.T) {
 	now := time.Now()
 	for i, id := range []string{"broken", "ok"} {
 		r := rec("/pay", id, store.StatusPending)
-		r.NextAttemptAt = now.Add(time.Duration(i) * time.Millisecond)
+		r.Deliveries[0].NextAttemptAt = now.Add(time.Duration(i) * time.Millisecond)
 		mustInsert(t, b, single(r, "{}"), false)
 	}
 	if err := b.db.Update(func(txn *badger.Txn) error {
@@ -168,10 +168,10 @@ func TestClaimSkipsAnUnreadableRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, err := b.Claim(ctx, "a", []string{"/pay"}, now.Add(time.Second), time.Minute, 10)
-	if err != nil || len(c) != 1 || c[0].ID != "ok" {
-		t.Fatalf("claim: %v %v", listIDs(c), err)
+	if err != nil || len(c) != 1 || c[0].Record.ID != "ok" {
+		t.Fatalf("claim: %v %v", claimedIDs(c), err)
 	}
-	if b.leases.held(string(recordKey("/pay", "broken")), now) {
+	if b.leases.held(leaseKey(string(recordKey("/pay", "broken")), "/pay"), now) {
 		t.Fatal("the unreadable record kept its lease")
 	}
 }

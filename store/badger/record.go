@@ -2,7 +2,9 @@ package badger
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -19,6 +21,7 @@ var statusMeta = map[store.Status]byte{
 	store.StatusDelivered: 4,
 	store.StatusDead:      5,
 	store.StatusReleased:  6,
+	store.StatusUnmatched: 7,
 }
 
 var metaStatus = func() map[byte]store.Status {
@@ -29,11 +32,11 @@ var metaStatus = func() map[byte]store.Status {
 	return m
 }()
 
-// expiresAt is the Badger expiry of a record: delivered and released
-// records go after their retention; everything else stays until it is delivered, replayed or
-// purged.
+// expiresAt is the Badger expiry of a record: a settled record (delivered,
+// released or unmatched) goes after its retention; everything else stays
+// until it is delivered, replayed, skipped or purged.
 func expiresAt(r *store.Record, now time.Time) uint64 {
-	if (r.Status == store.StatusDelivered || r.Status == store.StatusReleased) && r.Retention > 0 {
+	if store.Settled(r.Status) && r.Retention > 0 {
 		return uint64(now.Add(r.Retention).Unix())
 	}
 	return 0
@@ -88,21 +91,89 @@ func (b *Store) writeRecord(txn *badger.Txn, key []byte, old, rec *store.Record,
 			return err
 		}
 	}
-	var oldDue, newDue []byte
-	if old != nil && claimable(old.Status) {
-		oldDue = recordDueKey(old)
+	return b.writeDeliveryEntries(txn, key, old, rec)
+}
+
+// writeDeliveryEntries replaces the due and lane index entries of old's
+// deliveries (nil: none) with those of rec's.
+func (b *Store) writeDeliveryEntries(txn *badger.Txn, key []byte, old, rec *store.Record) error {
+	type entry struct {
+		key, val []byte
 	}
-	if claimable(rec.Status) {
-		newDue = recordDueKey(rec)
-		b.due.wrote(rec.Destination, dueAt(rec))
+	var stale map[string]bool
+	if old != nil {
+		stale = make(map[string]bool)
+		for i := range old.Deliveries {
+			d := &old.Deliveries[i]
+			if d.Claimable() {
+				stale[string(deliveryDueKey(old, d))] = true
+			}
+			if inLane(d) {
+				stale[string(laneKey(d.Destination, d.Lane, d.Sequence))] = true
+			}
+		}
 	}
-	if oldDue != nil && string(oldDue) != string(newDue) {
-		if err := txn.Delete(oldDue); err != nil {
+	var fresh []entry
+	for i := range rec.Deliveries {
+		d := &rec.Deliveries[i]
+		if d.Claimable() {
+			k := deliveryDueKey(rec, d)
+			b.due.wrote(d.Destination, dueAt(d))
+			fresh = append(fresh, entry{k, encodeDueValue(d)})
+			delete(stale, string(k))
+		}
+		if inLane(d) {
+			k := laneKey(d.Destination, d.Lane, d.Sequence)
+			if !stale[string(k)] {
+				fresh = append(fresh, entry{k, key})
+			}
+			delete(stale, string(k))
+		}
+	}
+	for k := range stale {
+		if err := txn.Delete([]byte(k)); err != nil {
 			return err
 		}
 	}
-	if newDue != nil {
-		if err := txn.Set(newDue, nil); err != nil {
+	for _, e := range fresh {
+		if err := txn.Set(e.key, e.val); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// assignSequences numbers each laned delivery of r that is pending and has
+// no sequence yet, one more than the last its lane gave, reading and
+// writing the lane's counter in txn: Badger's conflict detection then
+// orders concurrent inserts into one lane, and the writes gathered into one
+// transaction read each other's counters.
+func assignSequences(txn *badger.Txn, r *store.Record) error {
+	for i := range r.Deliveries {
+		d := &r.Deliveries[i]
+		if d.Lane == "" || d.Sequence != 0 || !d.Claimable() {
+			continue
+		}
+		k := laneSeqKey(d.Destination, d.Lane)
+		var last uint64
+		item, err := txn.Get(k)
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+		case err != nil:
+			return fmt.Errorf("reading the sequence of lane %q of %s: %w", d.Lane, d.Destination, err)
+		default:
+			if err := item.Value(func(v []byte) error {
+				if len(v) != 8 {
+					return errors.New("corrupt lane sequence entry")
+				}
+				last = binary.BigEndian.Uint64(v)
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		d.Sequence = last + 1
+		if err := txn.Set(k, binary.BigEndian.AppendUint64(nil, d.Sequence)); err != nil {
 			return err
 		}
 	}
@@ -112,7 +183,7 @@ func (b *Store) writeRecord(txn *badger.Txn, key []byte, old, rec *store.Record,
 // deleteRecord removes a stored record, its index entries, its payload and
 // its dedup entry (if the entry is still the record's: after the window a
 // later record may hold the same key).
-func deleteRecord(txn *badger.Txn, key []byte, sr *storedRecord) error {
+func (b *Store) deleteRecord(txn *badger.Txn, key []byte, sr *storedRecord) error {
 	old := sr.rec
 	if err := txn.Delete(key); err != nil {
 		return err
@@ -150,12 +221,7 @@ func deleteRecord(txn *badger.Txn, key []byte, sr *storedRecord) error {
 			return err
 		}
 	}
-	if claimable(old.Status) {
-		if err := txn.Delete(recordDueKey(old)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return b.writeDeliveryEntries(txn, key, old, &store.Record{Source: old.Source, ID: old.ID})
 }
 
 // readRecord reads and decodes the record under key in txn, with its event.

@@ -163,10 +163,7 @@ func (t *reservations) get(key string) *reservation {
 func (t *reservations) view(r *reservation) *store.Record {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	c := *r.rec
-	c.Attempts = slices.Clone(r.rec.Attempts)
-	c.Headers = r.rec.Headers.Clone()
-	return &c
+	return cloneRecord(r.rec)
 }
 
 // retire drops r once its delivered record is committed (see reservations).
@@ -261,14 +258,24 @@ func (b *Store) deliverReserved(ctx context.Context, r *reservation, attempt sto
 // dedup entry.
 func (b *Store) writeReserved(ctx context.Context, r *reservation, attempt *store.Attempt, status store.Status) error {
 	rec := b.resv.view(r)
-	if attempt != nil {
-		// A sync attempt is the first of its request; the record may
-		// start with those of the released record it replaced.
-		a := *attempt
-		a.Number = len(rec.Attempts) + 1
-		rec.Attempts = append(rec.Attempts, a)
+	switch {
+	case status == store.StatusDelivered:
+		markDelivered(rec, *attempt)
+	default:
+		rec.ReservedUntil = time.Time{}
+		if sd := syncDelivery(rec); sd != nil {
+			if attempt != nil {
+				// A sync attempt is the first of its request; the
+				// delivery may start with those of the released
+				// record it replaced.
+				a := *attempt
+				a.Number = len(sd.Attempts) + 1
+				sd.Attempts = append(sd.Attempts, a)
+			}
+			settle(sd, store.Decision{Status: status})
+		}
 	}
-	settle(rec, store.Decision{Status: status})
+	rec.Status = store.Rollup(rec.Deliveries)
 	g := r.grp
 	size := len(rec.Event) + recordOverhead
 	g.mu.Lock()
@@ -297,6 +304,12 @@ func (b *Store) writeReserved(ctx context.Context, r *reservation, attempt *stor
 					return err
 				}
 			}
+		}
+		for i := range rec.Deliveries {
+			rec.Deliveries[i].Sequence = 0 // the transaction may run again
+		}
+		if err := assignSequences(txn, rec); err != nil {
+			return err
 		}
 		if err := b.writeRecord(txn, key, nil, rec, kind, body, now); err != nil {
 			return err

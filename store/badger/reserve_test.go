@@ -80,7 +80,7 @@ func TestReservationWritesOnceDelivered(t *testing.T) {
 	}
 	defer b.Close()
 	got, err = b.Get(ctx, "/pay", "s1")
-	if err != nil || got.Status != store.StatusDelivered || len(got.Attempts) != 1 || !bytes.Equal(got.Event, r.Event) || !got.ReservedUntil.IsZero() {
+	if err != nil || got.Status != store.StatusDelivered || len(got.Deliveries[0].Attempts) != 1 || !bytes.Equal(got.Event, r.Event) || !got.ReservedUntil.IsZero() {
 		t.Fatalf("after restart: %+v %v", got, err)
 	}
 	if raw, err := b.RawBody(ctx, "/pay", "s1"); err != nil || string(raw) != `{"raw":1}` {

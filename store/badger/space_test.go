@@ -70,7 +70,7 @@ func TestFullDiskRefusesNewEvents(t *testing.T) {
 	if err != nil || len(c) != 1 {
 		t.Fatalf("claim on a full disk: %v %v", c, err)
 	}
-	if err := b.RecordAttempt(ctx, "/pay", c[0].ID, "o", store.Attempt{Number: 1, At: time.Now(), Status: 200}, store.Delivered()); err != nil {
+	if err := b.RecordAttempt(ctx, "/pay", c[0].Record.ID, "/pay", "o", store.Attempt{Number: 1, At: time.Now(), Status: 200}, store.Delivered()); err != nil {
 		t.Fatalf("recording a delivery on a full disk: %v", err)
 	}
 	if err := b.Close(); err != nil {
@@ -115,7 +115,7 @@ func TestFullDiskRecovers(t *testing.T) {
 	}
 	if c, err := b.Claim(ctx, "o", []string{"/pay"}, time.Now(), time.Minute, 1); err != nil || len(c) != 1 {
 		t.Fatalf("claim on a full disk: %v %v", c, err)
-	} else if err := b.RecordAttempt(ctx, "/pay", c[0].ID, "o", store.Attempt{Number: 1, At: time.Now(), Status: 503}, store.RetryAt(time.Now())); err != nil {
+	} else if err := b.RecordAttempt(ctx, "/pay", c[0].Record.ID, "/pay", "o", store.Attempt{Number: 1, At: time.Now(), Status: 503}, store.RetryAt(time.Now())); err != nil {
 		t.Fatalf("recording an attempt on a full disk: %v", err)
 	}
 	if err := b.Close(); err != nil {

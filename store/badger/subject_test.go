@@ -19,16 +19,16 @@ func TestSubjectIndexFollowsItsRecords(t *testing.T) {
 	b, _ := openTest(t, Options{})
 	ctx := context.Background()
 	for _, id := range []string{"a", "b", "c"} {
-		r := rec("/pay", id, store.StatusDead)
+		r := rec("/pay", id, store.StatusPending)
 		r.Subject, r.Retention = "cus_1", time.Second
 		mustInsert(t, b, single(r, "{}"), false)
 	}
-	mustInsert(t, b, single(rec("/pay", "none", store.StatusDead), "{}"), false)
+	mustInsert(t, b, single(rec("/pay", "none", store.StatusPending), "{}"), false)
 	if n := keyCount(t, b, prefixSubject); n != 3 {
 		t.Fatalf("%d subject entries for 3 records with a subject", n)
 	}
 	// Delivered by a replay, "a" expires after its retention, entry too.
-	if _, err := b.RecordReplay(ctx, "/pay", "a", store.Attempt{Number: 1, At: time.Now(), Status: 200}, true); err != nil {
+	if _, err := b.RecordReplay(ctx, "/pay", "a", "/pay", store.Attempt{Number: 1, At: time.Now(), Status: 200}, true); err != nil {
 		t.Fatal(err)
 	}
 	if n := keyCount(t, b, prefixSubject); n != 3 {

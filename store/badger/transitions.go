@@ -14,14 +14,14 @@ import (
 // change is the one read-modify-write behind every state transition: it
 // reads the record's state (never its payload: a transition rewrites the
 // small state record and leaves the canonical event and raw body where they
-// were written), shows it to fn with its delivery lease overlaid, and writes
-// what fn leaves, in a transaction shared with concurrent writes (see
-// txnGatherer) and retried on conflict. fn may run more than
-// once and must only change state fields; it returns false to write nothing.
-// The lease table follows the lease fields fn leaves, but only if nobody took
-// the lease meanwhile. The record returned has no Event if its payload is
-// kept apart.
-func (b *Store) change(ctx context.Context, opName, source, id string, durable bool, fn func(r *store.Record) (bool, error)) (*store.Record, error) {
+// were written), shows it to fn with its deliveries' leases overlaid, and
+// writes what fn leaves, with its Status rolled up from its deliveries, in
+// a transaction shared with concurrent writes (see txnGatherer) and
+// retried on conflict. fn may run more than once and must only change
+// state fields; it returns false to write nothing. The lease table follows
+// the lease fields fn leaves, but only if nobody took the lease meanwhile.
+// The record returned has no Event if its payload is kept apart.
+func (b *Store) change(ctx context.Context, opName, source, id string, durable bool, fn func(txn *badger.Txn, r *store.Record) (bool, error)) (*store.Record, error) {
 	if err := store.ValidateKey(source, id); err != nil {
 		return nil, fmt.Errorf("%s: %w", opName, err)
 	}
@@ -36,7 +36,7 @@ func (b *Store) change(ctx context.Context, opName, source, id string, durable b
 	key := recordKey(source, id)
 	b.hand.forget(string(key))
 	var out *store.Record
-	var held lease // the lease fn was shown
+	var held map[string]lease // the leases fn was shown
 	wrote := false
 	op := &gatherOp{ctx: ctx, key: string(key), size: recordOverhead, durable: durable}
 	op.fn = func(txn *badger.Txn) error {
@@ -53,20 +53,24 @@ func (b *Store) change(ctx context.Context, opName, source, id string, durable b
 		if err != nil {
 			return err
 		}
-		old := *sr.rec
+		old, err := decodeRecordValue(v) // its own copy of the deliveries
+		if err != nil {
+			return err
+		}
 		rec := sr.rec
 		b.leases.overlay(string(key), rec)
-		held = lease{owner: rec.LeaseOwner, until: rec.LeaseUntil}
+		held = leasesOf(rec)
 		out = rec
-		write, err := fn(rec)
+		write, err := fn(txn, rec)
 		if err != nil {
 			return fnError{err}
 		}
 		if !write {
 			return nil
 		}
+		rec.Status = store.Rollup(rec.Deliveries)
 		wrote = true
-		return b.writeRecord(txn, key, &old, persisted(rec), sr.bodyKind, sr.body, b.opts.Now())
+		return b.writeRecord(txn, key, old.rec, persisted(rec), sr.bodyKind, sr.body, b.opts.Now())
 	}
 	err = b.gather.write(op)
 	if errors.Is(err, badger.ErrKeyNotFound) {
@@ -83,16 +87,64 @@ func (b *Store) change(ctx context.Context, opName, source, id string, durable b
 	return out, nil
 }
 
-// settle moves r to the state d decides, clearing what belonged to the
+// delivery returns r's delivery to destination, or store.ErrNoDelivery.
+func delivery(r *store.Record, destination string) (*store.Delivery, error) {
+	if d := r.Delivery(destination); d != nil {
+		return d, nil
+	}
+	return nil, fmt.Errorf("%w %q", store.ErrNoDelivery, destination)
+}
+
+// settle moves d to the state dec decides, clearing what belonged to the
 // state it leaves.
-func settle(r *store.Record, d store.Decision) {
-	r.Status = d.Status
-	r.NextAttemptAt, r.DeadReason, r.ReservedUntil = time.Time{}, "", time.Time{}
-	switch d.Status {
+func settle(d *store.Delivery, dec store.Decision) {
+	d.Status = dec.Status
+	d.NextAttemptAt, d.DeadReason = time.Time{}, ""
+	switch dec.Status {
 	case store.StatusRetrying:
-		r.NextAttemptAt = d.NextAttemptAt
+		d.NextAttemptAt = dec.NextAttemptAt
 	case store.StatusDead:
-		r.DeadReason = d.Reason
+		d.DeadReason = dec.Reason
+	}
+}
+
+// syncDelivery is the delivery a MarkDelivered or Release is about: the
+// reserved one, else a released one, else (a record stored pending, which
+// took the key of an expired reservation) the first.
+func syncDelivery(r *store.Record) *store.Delivery {
+	for _, s := range []store.Status{store.StatusReserved, store.StatusReleased} {
+		for i := range r.Deliveries {
+			if r.Deliveries[i].Status == s {
+				return &r.Deliveries[i]
+			}
+		}
+	}
+	if len(r.Deliveries) > 0 {
+		return &r.Deliveries[0]
+	}
+	return nil
+}
+
+// markDelivered applies a sync delivery the backend accepted to r: the
+// sync delivery delivered with attempt appended (numbered after the
+// attempts it carries), every held delivery pending and due at once.
+// Laned deliveries made pending then need their sequences
+// (assignSequences) in the same write.
+func markDelivered(r *store.Record, attempt store.Attempt) {
+	r.ReservedUntil = time.Time{}
+	sd := syncDelivery(r)
+	if sd == nil {
+		return
+	}
+	attempt.Number = len(sd.Attempts) + 1
+	sd.Attempts = append(sd.Attempts, attempt)
+	settle(sd, store.Delivered())
+	sd.LeaseOwner, sd.LeaseUntil = "", time.Time{}
+	for i := range r.Deliveries {
+		if d := &r.Deliveries[i]; d.Status == store.StatusHeld {
+			d.Status = store.StatusPending
+			d.NextAttemptAt = time.Time{}
+		}
 	}
 }
 
@@ -108,51 +160,57 @@ func (b *Store) MarkDelivered(ctx context.Context, source, id string, attempt st
 		}
 		return nil
 	}
-	_, err := b.change(ctx, "mark delivered", source, id, true, func(r *store.Record) (bool, error) {
-		r.Attempts = append(r.Attempts, attempt)
-		settle(r, store.Delivered())
-		r.LeaseOwner, r.LeaseUntil = "", time.Time{}
-		return true, nil
+	_, err := b.change(ctx, "mark delivered", source, id, true, func(txn *badger.Txn, r *store.Record) (bool, error) {
+		markDelivered(r, attempt)
+		return true, assignSequences(txn, r)
 	})
 	return err
 }
 
 // RecordAttempt implements store.Store.
-func (b *Store) RecordAttempt(ctx context.Context, source, id, owner string, attempt store.Attempt, d store.Decision) error {
+func (b *Store) RecordAttempt(ctx context.Context, source, id, destination, owner string, attempt store.Attempt, d store.Decision) error {
 	if err := d.Validate(); err != nil {
 		return fmt.Errorf("record attempt %s %s: %w", source, id, err)
 	}
 	if done, err := b.reserved(source, id, func(r *reservation) error {
 		// A reservation is never claimed, so no lease is held on it.
 		b.resv.mu.Lock()
-		r.rec.Attempts = append(r.rec.Attempts, attempt)
-		b.resv.mu.Unlock()
+		defer b.resv.mu.Unlock()
+		dl, err := delivery(r.rec, destination)
+		if err != nil {
+			return err
+		}
+		dl.Attempts = append(dl.Attempts, attempt)
 		return store.ErrLeaseLost
 	}); done {
 		return fmt.Errorf("record attempt %s %s by %s: %w", source, id, owner, err)
 	}
 	lost := false
-	_, err := b.change(ctx, "record attempt", source, id, true, func(r *store.Record) (bool, error) {
-		r.Attempts = append(r.Attempts, attempt)
-		lost = r.LeaseOwner != owner
+	_, err := b.change(ctx, "record attempt", source, id, true, func(_ *badger.Txn, r *store.Record) (bool, error) {
+		dl, err := delivery(r, destination)
+		if err != nil {
+			return false, err
+		}
+		dl.Attempts = append(dl.Attempts, attempt)
+		lost = dl.LeaseOwner != owner
 		if lost {
 			return true, nil // history; the state is the new owner's
 		}
-		r.LeaseOwner, r.LeaseUntil = "", time.Time{}
-		if r.Status != store.StatusDelivered {
-			settle(r, d)
+		dl.LeaseOwner, dl.LeaseUntil = "", time.Time{}
+		if dl.Claimable() {
+			settle(dl, d)
 		}
 		return true, nil
 	})
 	if err == nil && lost {
-		err = fmt.Errorf("record attempt %s %s by %s: %w", source, id, owner, store.ErrLeaseLost)
+		err = fmt.Errorf("record attempt %s %s to %s by %s: %w", source, id, destination, owner, store.ErrLeaseLost)
 	}
 	return err
 }
 
 // ReleaseLease implements store.Store. Leases live in memory (see leaseTable), so
 // giving one back writes nothing.
-func (b *Store) ReleaseLease(ctx context.Context, source, id, owner string) error {
+func (b *Store) ReleaseLease(ctx context.Context, source, id, destination, owner string) error {
 	if err := store.ValidateKey(source, id); err != nil {
 		return fmt.Errorf("release lease: %w", err)
 	}
@@ -161,30 +219,67 @@ func (b *Store) ReleaseLease(ctx context.Context, source, id, owner string) erro
 		return err
 	}
 	defer unlock()
-	b.leases.release(string(recordKey(source, id)), owner)
+	b.leases.release(leaseKey(string(recordKey(source, id)), destination), owner)
 	return nil
 }
 
 // RecordReplay implements store.Store.
-func (b *Store) RecordReplay(ctx context.Context, source, id string, attempt store.Attempt, delivered bool) (*store.Record, error) {
+func (b *Store) RecordReplay(ctx context.Context, source, id, destination string, attempt store.Attempt, delivered bool) (*store.Record, error) {
 	attempt.Replay = true
 	var out *store.Record
 	if done, err := b.reserved(source, id, func(r *reservation) error {
 		b.resv.mu.Lock()
-		r.rec.Attempts = append(r.rec.Attempts, attempt)
-		r.rec.Replays++
+		dl, err := delivery(r.rec, destination)
+		if err == nil {
+			dl.Attempts = append(dl.Attempts, attempt)
+			dl.Replays++
+		}
 		b.resv.mu.Unlock()
 		out = b.resv.view(r)
-		return nil
+		return err
 	}); done {
-		return out, err
-	}
-	return b.change(ctx, "record replay", source, id, true, func(r *store.Record) (bool, error) {
-		r.Attempts = append(r.Attempts, attempt)
-		r.Replays++
-		if delivered && r.Status != store.StatusReserved {
-			settle(r, store.Delivered())
+		if err != nil {
+			return nil, fmt.Errorf("record replay %s %s: %w", source, id, err)
 		}
+		return out, nil
+	}
+	return b.change(ctx, "record replay", source, id, true, func(_ *badger.Txn, r *store.Record) (bool, error) {
+		dl, err := delivery(r, destination)
+		if err != nil {
+			return false, err
+		}
+		dl.Attempts = append(dl.Attempts, attempt)
+		dl.Replays++
+		if delivered && dl.Status != store.StatusReserved && dl.Status != store.StatusHeld {
+			settle(dl, store.Delivered())
+		}
+		return true, nil
+	})
+}
+
+// Skip implements store.Store.
+func (b *Store) Skip(ctx context.Context, source, id, destination string) (*store.Record, error) {
+	if done, err := b.reserved(source, id, func(r *reservation) error {
+		b.resv.mu.Lock()
+		defer b.resv.mu.Unlock()
+		if _, err := delivery(r.rec, destination); err != nil {
+			return err
+		}
+		return store.ErrNotDead // a reservation's deliveries are reserved or held
+	}); done {
+		return nil, fmt.Errorf("skip %s %s: %w", source, id, err)
+	}
+	return b.change(ctx, "skip", source, id, true, func(_ *badger.Txn, r *store.Record) (bool, error) {
+		dl, err := delivery(r, destination)
+		if err != nil {
+			return false, err
+		}
+		if dl.Status != store.StatusDead {
+			return false, fmt.Errorf("%w: its delivery to %q is %s", store.ErrNotDead, destination, dl.Status)
+		}
+		// The dead reason stays: it is why the operator skipped it.
+		dl.Status = store.StatusSkipped
+		dl.NextAttemptAt = time.Time{}
 		return true, nil
 	})
 }

@@ -18,14 +18,10 @@ import (
 func testClaimByDestination(t *testing.T, open Open) {
 	b, reopen := open(t, Options{})
 	ctx := context.Background()
-	bound := func(id, dest string) *store.Record {
-		r := rec("/usaepay", id, store.StatusPending)
-		r.Destination = dest
-		return r
-	}
-	// One batch holding both destinations' records, single inserts, the
-	// shorthand (no destination: the source), and another source bound to
-	// destination a.
+	bound := func(id, dest string) *store.Record { return to("/usaepay", id, store.StatusPending, dest) }
+	// One batch holding both destinations' records, single inserts, one
+	// to a destination named after the source, and another source bound
+	// to destination a.
 	batch := &store.Ingest{RawBody: []byte("[]")}
 	for i := range 10 {
 		batch.Records = append(batch.Records, bound(fmt.Sprint("a", i), "a"), bound(fmt.Sprint("b", i), "b"))
@@ -34,15 +30,10 @@ func testClaimByDestination(t *testing.T, open Open) {
 	mustInsert(t, b, single(bound("a-single", "a"), "{}"), true)
 	mustInsert(t, b, single(bound("b-single", "b"), "{}"), true)
 	mustInsert(t, b, single(rec("/usaepay", "shorthand", store.StatusPending), "{}"), true)
-	other := rec("/sublytics", "a-other-source", store.StatusPending)
-	other.Destination = "a"
-	mustInsert(t, b, single(other, "{}"), true)
+	mustInsert(t, b, single(to("/sublytics", "a-other-source", store.StatusPending, "a"), "{}"), true)
 
-	if got, err := b.Get(ctx, "/usaepay", "shorthand"); err != nil || got.Destination != "/usaepay" {
-		t.Fatalf("record without a destination: destination %q, %v; want its source", got.Destination, err)
-	}
-	if got, err := b.Get(ctx, "/usaepay", "b3"); err != nil || got.Destination != "b" {
-		t.Fatalf("b3: destination %q, %v", got.Destination, err)
+	if got, err := b.Get(ctx, "/usaepay", "b3"); err != nil || dl(got).Destination != "b" {
+		t.Fatalf("b3: %+v, %v", got, err)
 	}
 
 	want := map[string][]string{"a": {"a-other-source", "a-single"}, "b": {"b-single"}, "/usaepay": {"shorthand"}, "c": nil}
@@ -62,11 +53,11 @@ func testClaimByDestination(t *testing.T, open Open) {
 				slices.Sort(ids)
 				return ids
 			}
-			for _, r := range got {
-				if r.Destination != dest {
-					t.Errorf("claim for %q returned %s %s of destination %q", dest, r.Source, r.ID, r.Destination)
+			for _, c := range got {
+				if c.Destination != dest || leased(c).Destination != dest || len(c.Record.Deliveries) != 1 {
+					t.Errorf("claim for %q returned %s %s of destination %q: %+v", dest, c.Record.Source, c.Record.ID, c.Destination, c.Record.Deliveries)
 				}
-				ids = append(ids, r.ID)
+				ids = append(ids, c.Record.ID)
 			}
 		}
 	}
@@ -79,7 +70,7 @@ func testClaimByDestination(t *testing.T, open Open) {
 
 	// A retry stays with its destination.
 	retryAt := time.Now().Add(time.Second)
-	if err := b.RecordAttempt(ctx, "/usaepay", "b3", "owner-b", store.Attempt{Number: 1, At: time.Now(), Status: 503}, store.RetryAt(retryAt)); err != nil {
+	if err := b.RecordAttempt(ctx, "/usaepay", "b3", "b", "owner-b", store.Attempt{Number: 1, At: time.Now(), Status: 503}, store.RetryAt(retryAt)); err != nil {
 		t.Fatal(err)
 	}
 	// Every lease of the first round has run out two minutes on.
@@ -91,16 +82,16 @@ func testClaimByDestination(t *testing.T, open Open) {
 	// A replay sent to another destination names it and leaves the record
 	// to its own.
 	replay := store.Attempt{Number: 2, At: time.Now(), Status: 200, Replay: true, Destination: "a"}
-	got, err := b.RecordReplay(ctx, "/usaepay", "b4", replay, false)
+	got, err := b.RecordReplay(ctx, "/usaepay", "b4", "b", replay, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != store.StatusPending || len(got.Attempts) != 1 || got.Attempts[0].Destination != "a" {
-		t.Fatalf("b4 after a replay to a: status %s, attempts %+v", got.Status, got.Attempts)
+	if got.Status != store.StatusPending || len(dl(got).Attempts) != 1 || dl(got).Attempts[0].Destination != "a" {
+		t.Fatalf("b4 after a replay to a: status %s, attempts %+v", got.Status, dl(got).Attempts)
 	}
 
 	b = restart(t, b, reopen)
-	if got, err := b.Get(ctx, "/usaepay", "b4"); err != nil || got.Destination != "b" || got.Attempts[0].Destination != "a" {
+	if got, err := b.Get(ctx, "/usaepay", "b4"); err != nil || dl(got).Destination != "b" || len(dl(got).Attempts) != 1 || dl(got).Attempts[0].Destination != "a" {
 		t.Fatalf("b4 after restart: %+v, %v", got, err)
 	}
 	later = later.Add(2 * time.Minute)
@@ -110,8 +101,7 @@ func testClaimByDestination(t *testing.T, open Open) {
 		}
 	}
 
-	bad := rec("/usaepay", "nul", store.StatusPending)
-	bad.Destination = "a\x00b"
+	bad := to("/usaepay", "nul", store.StatusPending, "a\x00b")
 	if _, err := b.Insert(ctx, single(bad, "{}"), false); err == nil || !strings.Contains(err.Error(), "NUL") {
 		t.Fatalf("a destination with a NUL byte: %v", err)
 	}

@@ -58,7 +58,7 @@ func testRelease(t *testing.T, open Open) {
 	}
 	got, err := b.Get(ctx, "/sub", "r1")
 	if err != nil || got.Status != store.StatusReleased || !got.ReservedUntil.IsZero() ||
-		len(got.Attempts) != 1 || got.Attempts[0].Status != 502 {
+		len(dl(got).Attempts) != 1 || dl(got).Attempts[0].Status != 502 {
 		t.Fatalf("released record: %+v %v", got, err)
 	}
 	if body, err := b.RawBody(ctx, "/sub", "r1"); err != nil || string(body) != "{}" {
@@ -104,7 +104,7 @@ func testReleaseLeavesATakenOverReservation(t *testing.T, open Open) {
 	if err := b.Release(ctx, "/pay", "slow", second.ReservedUntil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := b.Get(ctx, "/pay", "slow"); err != nil || got.Status != store.StatusReleased || len(got.Attempts) != 0 {
+	if got, err := b.Get(ctx, "/pay", "slow"); err != nil || got.Status != store.StatusReleased || len(dl(got).Attempts) != 0 {
 		t.Fatalf("the owner's release did not end its reservation: %+v %v", got, err)
 	}
 }
@@ -119,7 +119,7 @@ func testMarkDeliveredExpires(t *testing.T, open Open) {
 	if err := b.MarkDelivered(ctx, "/pay", "ttl", store.Attempt{Number: 1, At: time.Now(), Status: 200, Latency: time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	if up, err := b.Get(ctx, "/pay", "ttl"); err != nil || up.Status != store.StatusDelivered || len(up.Attempts) != 1 || !up.ReservedUntil.IsZero() {
+	if up, err := b.Get(ctx, "/pay", "ttl"); err != nil || up.Status != store.StatusDelivered || len(dl(up).Attempts) != 1 || !up.ReservedUntil.IsZero() {
 		t.Fatalf("after MarkDelivered: %+v %v", up, err)
 	}
 	if res := mustInsert(t, b, single(rec("/pay", "ttl", store.StatusReserved), "{}"), false); res[0].Inserted || res[0].Existing != store.StatusDelivered {
@@ -144,19 +144,19 @@ func testTransitionErrors(t *testing.T, open Open) {
 	if err := b.MarkDelivered(ctx, "/pay", "nope", a); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("mark delivered, missing: %v", err)
 	}
-	if err := b.RecordAttempt(ctx, "/pay", "nope", "o", a, store.Delivered()); !errors.Is(err, store.ErrNotFound) {
+	if err := b.RecordAttempt(ctx, "/pay", "nope", "/pay", "o", a, store.Delivered()); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("record attempt, missing: %v", err)
 	}
-	if _, err := b.RecordReplay(ctx, "/pay", "nope", a, true); !errors.Is(err, store.ErrNotFound) {
+	if _, err := b.RecordReplay(ctx, "/pay", "nope", "/pay", a, true); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("record replay, missing: %v", err)
 	}
 	mustInsert(t, b, single(rec("/pay", "u", store.StatusPending), "{}"), false)
 	for _, d := range []store.Decision{{Status: store.StatusDead}, {Status: store.StatusPending}, {}} {
-		if err := b.RecordAttempt(ctx, "/pay", "u", "o", a, d); err == nil {
+		if err := b.RecordAttempt(ctx, "/pay", "u", "/pay", "o", a, d); err == nil {
 			t.Fatalf("decision %+v accepted", d)
 		}
 	}
-	if got, _ := b.Get(ctx, "/pay", "u"); got.Status != store.StatusPending || len(got.Attempts) != 0 {
+	if got, _ := b.Get(ctx, "/pay", "u"); got.Status != store.StatusPending || len(dl(got).Attempts) != 0 {
 		t.Fatalf("a refused decision was written: %+v", got)
 	}
 }
@@ -171,14 +171,14 @@ func testReplaysConcurrent(t *testing.T, open Open) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := b.RecordReplay(ctx, "/pay", "c", store.Attempt{Number: 1, At: time.Now(), Status: 500}, false); err != nil {
+			if _, err := b.RecordReplay(ctx, "/pay", "c", "/pay", store.Attempt{Number: 1, At: time.Now(), Status: 500}, false); err != nil {
 				t.Error(err)
 			}
 		}()
 	}
 	wg.Wait()
-	if got, _ := b.Get(ctx, "/pay", "c"); got.Replays != 20 {
-		t.Fatalf("replays %d, want 20", got.Replays)
+	if got, _ := b.Get(ctx, "/pay", "c"); dl(got).Replays != 20 {
+		t.Fatalf("replays %d, want 20", dl(got).Replays)
 	}
 }
 
@@ -198,9 +198,16 @@ func testClaimExclusiveTwoOwners(t *testing.T, open Open) {
 		r.ReceivedAt = time.Now()
 	}
 	other.ReceivedAt = time.Now().Add(-time.Hour)
-	later := rec("/pay", "later", store.StatusRetrying)
-	later.NextAttemptAt = time.Now().Add(time.Hour)
-	in.Records = append(in.Records, other, later)
+	in.Records = append(in.Records, other)
+	// A retry due in an hour, scheduled before the others are stored.
+	mustInsert(t, b, single(rec("/pay", "later", store.StatusPending), "{}"), false)
+	if c, err := b.Claim(ctx, "setup", []string{"/pay"}, time.Now(), time.Minute, 1); err != nil || len(c) != 1 {
+		t.Fatalf("claiming the later record: %v %v", c, err)
+	}
+	if err := b.RecordAttempt(ctx, "/pay", "later", "/pay", "setup", store.Attempt{Number: 1, At: time.Now(), Status: 503},
+		store.RetryAt(time.Now().Add(time.Hour))); err != nil {
+		t.Fatal(err)
+	}
 	mustInsert(t, b, in, false)
 
 	var mu sync.Mutex
@@ -221,9 +228,10 @@ func testClaimExclusiveTwoOwners(t *testing.T, open Open) {
 					return
 				}
 				mu.Lock()
-				for _, r := range got {
-					if r.LeaseOwner != owner || !r.LeaseUntil.After(time.Now()) {
-						t.Errorf("%s: lease %q until %v", r.ID, r.LeaseOwner, r.LeaseUntil)
+				for _, c := range got {
+					r, d := c.Record, leased(c)
+					if d.LeaseOwner != owner || !d.LeaseUntil.After(time.Now()) {
+						t.Errorf("%s: lease %q until %v", r.ID, d.LeaseOwner, d.LeaseUntil)
 					}
 					if prev, dup := owners[r.ID]; dup {
 						t.Errorf("%s claimed by %s and %s", r.ID, prev, owner)
@@ -242,8 +250,8 @@ func testClaimExclusiveTwoOwners(t *testing.T, open Open) {
 		t.Fatal("claimed a record not yet due")
 	}
 	got, _ := b.Get(ctx, "/pay", "c17")
-	if got.LeaseOwner != owners["c17"] {
-		t.Fatalf("stored lease owner %q, claimed by %q", got.LeaseOwner, owners["c17"])
+	if dl(got).LeaseOwner != owners["c17"] {
+		t.Fatalf("stored lease owner %q, claimed by %q", dl(got).LeaseOwner, owners["c17"])
 	}
 	// Once due, the later record is claimable.
 	res, err := b.Claim(ctx, "x", []string{"/pay", "/other"}, time.Now().Add(2*time.Hour), time.Minute, 10)
@@ -251,8 +259,8 @@ func testClaimExclusiveTwoOwners(t *testing.T, open Open) {
 		t.Fatal(err)
 	}
 	ids := map[string]bool{}
-	for _, r := range res {
-		ids[r.ID] = true
+	for _, c := range res {
+		ids[c.Record.ID] = true
 	}
 	// Leases of the first round (1 min) have expired 2 hours from now too,
 	// so "later", "o1" and 8 of the expired leases come back, oldest due first.
@@ -275,11 +283,11 @@ func testClaimLeaseExpiryAndRelease(t *testing.T, open Open) {
 	}
 	// Owner a died (kill -9): after the lease, b may take it.
 	again, err := b.Claim(ctx, "b", []string{"/pay"}, now.Add(31*time.Second), 30*time.Second, 10)
-	if err != nil || len(again) != 1 || again[0].LeaseOwner != "b" {
+	if err != nil || len(again) != 1 || leased(again[0]).LeaseOwner != "b" {
 		t.Fatalf("reclaim after lease expiry: %v %v", again, err)
 	}
 	// A failed attempt: retry in 5s, lease given back.
-	if err := b.RecordAttempt(ctx, "/pay", "l1", "b", store.Attempt{Number: 1, At: now, Status: 503}, store.RetryAt(now.Add(5*time.Second))); err != nil {
+	if err := b.RecordAttempt(ctx, "/pay", "l1", "/pay", "b", store.Attempt{Number: 1, At: now, Status: 503}, store.RetryAt(now.Add(5*time.Second))); err != nil {
 		t.Fatal(err)
 	}
 	if c, _ := b.Claim(ctx, "a", []string{"/pay"}, now.Add(4*time.Second), time.Minute, 10); len(c) != 0 {
@@ -290,23 +298,23 @@ func testClaimLeaseExpiryAndRelease(t *testing.T, open Open) {
 	}
 	// A lease given back makes the record claimable at once; one held by
 	// another owner is not given back.
-	if err := b.ReleaseLease(ctx, "/pay", "l1", "b"); err != nil {
+	if err := b.ReleaseLease(ctx, "/pay", "l1", "/pay", "b"); err != nil {
 		t.Fatal(err)
 	}
 	if c, _ := b.Claim(ctx, "b", []string{"/pay"}, now.Add(6*time.Second), time.Minute, 10); len(c) != 0 {
 		t.Fatal("a lease was given back by an owner that did not hold it")
 	}
-	if err := b.ReleaseLease(ctx, "/pay", "l1", "a"); err != nil {
+	if err := b.ReleaseLease(ctx, "/pay", "l1", "/pay", "a"); err != nil {
 		t.Fatal(err)
 	}
 	if c, _ := b.Claim(ctx, "b", []string{"/pay"}, now.Add(6*time.Second), time.Minute, 10); len(c) != 1 {
 		t.Fatal("not claimable after its lease was given back")
 	}
 	// store.Delivered and dead records leave the due index.
-	if err := b.RecordAttempt(ctx, "/pay", "l1", "b", store.Attempt{Number: 2, At: now, Status: 410}, store.Dead(store.DeadGone)); err != nil {
+	if err := b.RecordAttempt(ctx, "/pay", "l1", "/pay", "b", store.Attempt{Number: 2, At: now, Status: 410}, store.Dead(store.DeadGone)); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := b.Get(ctx, "/pay", "l1"); got.Status != store.StatusDead || got.DeadReason != store.DeadGone || !got.NextAttemptAt.IsZero() || got.LeaseOwner != "" {
+	if got, _ := b.Get(ctx, "/pay", "l1"); got.Status != store.StatusDead || dl(got).DeadReason != store.DeadGone || !dl(got).NextAttemptAt.IsZero() || dl(got).LeaseOwner != "" {
 		t.Fatalf("dead record %+v", got)
 	}
 	if c, _ := b.Claim(ctx, "a", []string{"/pay"}, now.Add(time.Hour), time.Minute, 10); len(c) != 0 {
@@ -330,7 +338,7 @@ func testLateAttemptKeepsTakenOverLease(t *testing.T, open Open) {
 	}
 	// a comes back late and records its attempt: the attempt is history,
 	// the state and the lease stay b's.
-	err := b.RecordAttempt(ctx, "/pay", "slow", "a", store.Attempt{Number: 1, At: now, Status: 500}, store.Dead(store.DeadAttemptsExhausted))
+	err := b.RecordAttempt(ctx, "/pay", "slow", "/pay", "a", store.Attempt{Number: 1, At: now, Status: 500}, store.Dead(store.DeadAttemptsExhausted))
 	if !errors.Is(err, store.ErrLeaseLost) {
 		t.Fatalf("late attempt: %v", err)
 	}
@@ -338,7 +346,7 @@ func testLateAttemptKeepsTakenOverLease(t *testing.T, open Open) {
 		t.Fatal("claimed while b holds the lease")
 	}
 	got, err := b.Get(ctx, "/pay", "slow")
-	if err != nil || got.LeaseOwner != "b" || len(got.Attempts) != 1 || got.Status != store.StatusPending {
+	if err != nil || dl(got).LeaseOwner != "b" || len(dl(got).Attempts) != 1 || got.Status != store.StatusPending {
 		t.Fatalf("after the late attempt: %+v %v", got, err)
 	}
 	if n, err := b.Purge(ctx, store.Filter{Source: "/pay"}); err != nil || n != 1 {
@@ -368,8 +376,10 @@ func testSettledRecordShowsNoLease(t *testing.T, open Open) {
 
 	check := func(r *store.Record, via string) {
 		t.Helper()
-		if (r.Status == store.StatusDelivered || r.Status == store.StatusDead) && (r.LeaseOwner != "" || !r.LeaseUntil.IsZero()) {
-			t.Errorf("%s: %s record %s carries the lease of %q until %v", via, r.Status, r.ID, r.LeaseOwner, r.LeaseUntil)
+		for _, d := range r.Deliveries {
+			if (d.Status == store.StatusDelivered || d.Status == store.StatusDead) && (d.LeaseOwner != "" || !d.LeaseUntil.IsZero()) {
+				t.Errorf("%s: %s delivery of %s carries the lease of %q until %v", via, d.Status, r.ID, d.LeaseOwner, d.LeaseUntil)
+			}
 		}
 	}
 	done := make(chan struct{})
@@ -422,16 +432,17 @@ func testSettledRecordShowsNoLease(t *testing.T, open Open) {
 				if len(got) == 0 {
 					return
 				}
-				for _, r := range got {
-					a := store.Attempt{Number: len(r.Attempts) + 1, At: time.Now(), Status: 200}
+				for _, c := range got {
+					r := c.Record
+					a := store.Attempt{Number: len(leased(c).Attempts) + 1, At: time.Now(), Status: 200}
 					d := store.Delivered()
 					switch {
-					case len(r.Attempts) == 0:
+					case len(leased(c).Attempts) == 0:
 						a.Status, d = 503, store.RetryAt(time.Now())
 					case r.ID[len(r.ID)-1]%2 == 1:
 						a.Status, d = 410, store.Dead(store.DeadGone)
 					}
-					if err := b.RecordAttempt(ctx, "/pay", r.ID, owner, a, d); err != nil {
+					if err := b.RecordAttempt(ctx, "/pay", r.ID, "/pay", owner, a, d); err != nil {
 						t.Error(err)
 						return
 					}

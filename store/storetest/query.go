@@ -122,7 +122,7 @@ func testCountsAndPurge(t *testing.T, open Open) {
 	for i, st := range []store.Status{store.StatusPending, store.StatusPending, store.StatusDead, store.StatusDead, store.StatusDead, store.StatusReserved} {
 		mustInsert(t, b, single(rec("/pay", fmt.Sprint(i), st), "{}"), false)
 	}
-	if _, err := b.RecordReplay(ctx, "/pay", "0", store.Attempt{Number: 1, At: time.Now(), Status: 200}, true); err != nil {
+	if _, err := b.RecordReplay(ctx, "/pay", "0", "/pay", store.Attempt{Number: 1, At: time.Now(), Status: 200}, true); err != nil {
 		t.Fatal(err)
 	}
 	c, err := b.Counts(ctx)
@@ -167,6 +167,6 @@ func testCountsAndPurge(t *testing.T, open Open) {
 		t.Fatalf("purge all: %d", n)
 	}
 	if cl, _ := b.Claim(ctx, "w", []string{"/pay"}, time.Now(), time.Minute, 10); len(cl) != 0 {
-		t.Fatalf("claimed purged records: %v", listIDs(cl))
+		t.Fatalf("claimed purged records: %v", claimedIDs(cl))
 	}
 }

@@ -46,9 +46,9 @@ func testReleasedAttemptsCarriedOver(t *testing.T, open Open) {
 		t.Fatal(err)
 	}
 	got, err := b.Get(ctx, "/pay", "sync")
-	if err != nil || got.Status != store.StatusDelivered || len(got.Attempts) != 2 ||
-		got.Attempts[0].Status != 502 || got.Attempts[1].Status != 200 ||
-		got.Attempts[0].Number != 1 || got.Attempts[1].Number != 2 || got.Attempts[1].Latency != 0 {
+	if err != nil || got.Status != store.StatusDelivered || len(dl(got).Attempts) != 2 ||
+		dl(got).Attempts[0].Status != 502 || dl(got).Attempts[1].Status != 200 ||
+		dl(got).Attempts[0].Number != 1 || dl(got).Attempts[1].Number != 2 || dl(got).Attempts[1].Latency != 0 {
 		t.Fatalf("delivered retry: %+v %v", got, err)
 	}
 	if c, err := b.Counts(ctx); err != nil || c[store.StatusReleased] != 0 || c[store.StatusDelivered] != 1 {
@@ -62,7 +62,7 @@ func testReleasedAttemptsCarriedOver(t *testing.T, open Open) {
 		t.Fatalf("pending insert over a released record: %+v", res)
 	}
 	if got, err := b.Get(ctx, "/pay", "async"); err != nil || got.Status != store.StatusPending ||
-		len(got.Attempts) != 1 || got.Attempts[0].Status != 503 {
+		len(dl(got).Attempts) != 1 || dl(got).Attempts[0].Status != 503 {
 		t.Fatalf("pending after release: %+v %v", got, err)
 	}
 
@@ -71,8 +71,8 @@ func testReleasedAttemptsCarriedOver(t *testing.T, open Open) {
 	release(t, b, rec("/pay", "twice", store.StatusReserved), 502)
 	release(t, b, rec("/pay", "twice", store.StatusReserved), 503)
 	if got, err := b.Get(ctx, "/pay", "twice"); err != nil || got.Status != store.StatusReleased ||
-		len(got.Attempts) != 2 || got.Attempts[0].Status != 502 || got.Attempts[1].Status != 503 ||
-		got.Attempts[1].Number != 2 || got.Attempts[1].Latency != time.Millisecond {
+		len(dl(got).Attempts) != 2 || dl(got).Attempts[0].Status != 502 || dl(got).Attempts[1].Status != 503 ||
+		dl(got).Attempts[1].Number != 2 || dl(got).Attempts[1].Latency != time.Millisecond {
 		t.Fatalf("released twice: %+v %v", got, err)
 	}
 }
@@ -93,7 +93,7 @@ func testReleasedHoldsNoKey(t *testing.T, open Open) {
 	if res := mustInsert(t, b, single(keyed("k3", "content", time.Hour, store.StatusPending), "{}"), false); res[0].Inserted || res[0].ExistingID != "k2" {
 		t.Fatalf("the new record does not hold the key: %+v", res)
 	}
-	if got, err := b.Get(ctx, "/loyalty", "k1"); err != nil || got.Status != store.StatusReleased || len(got.Attempts) != 1 {
+	if got, err := b.Get(ctx, "/loyalty", "k1"); err != nil || got.Status != store.StatusReleased || len(dl(got).Attempts) != 1 {
 		t.Fatalf("the released record is gone: %+v %v", got, err)
 	}
 	// Retention is enforced on the wall clock by Badger's TTL (see
@@ -154,7 +154,7 @@ func testReleasedConcurrentInserts(t *testing.T, open Open) {
 		t.Fatalf("%d of %d concurrent inserts over a released record stored it", got, n)
 	}
 	got, err := b.Get(context.Background(), "/usaepay", "same")
-	if err != nil || got.Status == store.StatusReleased || len(got.Attempts) != 1 || got.Attempts[0].Status != 502 {
+	if err != nil || got.Status == store.StatusReleased || len(dl(got).Attempts) != 1 || dl(got).Attempts[0].Status != 502 {
 		t.Fatalf("record after concurrent inserts: %+v %v", got, err)
 	}
 }

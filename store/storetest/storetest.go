@@ -18,6 +18,8 @@ package storetest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -84,6 +86,12 @@ func Run(t *testing.T, open Open) {
 		{"DedupKeyReservationExpiry", testDedupKeyReservationExpiry},
 		{"DedupKeyPurgeRemovesIt", testDedupKeyPurgeRemovesIt},
 		{"DedupKeyErrors", testDedupKeyErrors},
+		{"FanOut", testFanOut},
+		{"HeldDeliveries", testHeldDeliveries},
+		{"Unmatched", testUnmatched},
+		{"Skip", testSkip},
+		{"NoDelivery", testNoDelivery},
+		{"FilterDestination", testFilterDestination},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -108,16 +116,53 @@ func restart(t *testing.T, s store.Store, reopen func() store.Store) store.Store
 	return reopen()
 }
 
+// rec is a record with one delivery, to a destination named after its
+// source, in status st: pending or reserved as inserted, or retrying,
+// delivered or dead, which mustInsert brings it to.
 func rec(source, id string, st store.Status) *store.Record {
 	return &store.Record{
-		Source:   source,
-		ID:       id,
-		Provider: "usaepay",
-		Type:     "transaction.sale.success",
-		Status:   st,
-		Event:    mustJSON(map[string]string{"specversion": "1.0", "id": id, "source": source}),
-		Headers:  map[string][]string{"Content-Type": {"application/json"}},
+		Source:     source,
+		ID:         id,
+		Provider:   "usaepay",
+		Type:       "transaction.sale.success",
+		Deliveries: []store.Delivery{{Destination: source, Status: st}},
+		Event:      mustJSON(map[string]string{"specversion": "1.0", "id": id, "source": source}),
+		Headers:    map[string][]string{"Content-Type": {"application/json"}},
 	}
+}
+
+// to is a record with a delivery to each destination, in status st
+// (pending), or for a sync route (st reserved) the first reserved and the
+// others held.
+func to(source, id string, st store.Status, destinations ...string) *store.Record {
+	r := rec(source, id, st)
+	r.Deliveries = nil
+	for i, d := range destinations {
+		ds := st
+		if st == store.StatusReserved && i > 0 {
+			ds = store.StatusHeld
+		}
+		r.Deliveries = append(r.Deliveries, store.Delivery{Destination: d, Status: ds})
+	}
+	return r
+}
+
+// dl is a record's first delivery (the only one of a rec), or a zero one
+// for a record that has none, so a failing check reports rather than
+// panics.
+func dl(r *store.Record) *store.Delivery {
+	if r == nil || len(r.Deliveries) == 0 {
+		return &store.Delivery{}
+	}
+	return &r.Deliveries[0]
+}
+
+// leased is the delivery a Claim leased.
+func leased(c store.Claimed) *store.Delivery {
+	if d := c.Record.Delivery(c.Destination); d != nil {
+		return d
+	}
+	return &store.Delivery{}
 }
 
 // keyed is a record with an id of its own that dedups on key.
@@ -139,13 +184,99 @@ func single(r *store.Record, body string) *store.Ingest {
 	return &store.Ingest{RawBody: []byte(body), Records: []*store.Record{r}}
 }
 
+// mustInsert inserts in. A delivery given as retrying, delivered or dead,
+// which Insert does not take (or a record with one delivery given such a
+// Status), is inserted pending and then brought there as a worker would:
+// claimed and attempted once (retrying: due in an hour).
 func mustInsert(t testing.TB, s store.Store, in *store.Ingest, durable bool) []store.InsertResult {
 	t.Helper()
+	type target struct {
+		r    *store.Record
+		dest string
+		to   store.Status
+	}
+	var targets []target
+	for _, r := range in.Records {
+		if len(r.Deliveries) == 1 && r.Deliveries[0].Status == store.StatusPending {
+			// A test that set the record's status means its delivery's.
+			r.Deliveries[0].Status = r.Status
+		}
+		for i := range r.Deliveries {
+			d := &r.Deliveries[i]
+			switch d.Status {
+			case store.StatusRetrying, store.StatusDelivered, store.StatusDead:
+				targets = append(targets, target{r, d.Destination, d.Status})
+				d.Status = store.StatusPending
+			}
+		}
+	}
 	res, err := s.Insert(context.Background(), in, durable)
 	if err != nil {
 		t.Fatal(err)
 	}
+	for i, tg := range targets {
+		if !res[slices.Index(in.Records, tg.r)].Inserted {
+			continue
+		}
+		decision := map[store.Status]store.Decision{
+			store.StatusRetrying:  store.RetryAt(time.Now().Add(time.Hour)),
+			store.StatusDelivered: store.Delivered(),
+			store.StatusDead:      store.Dead(store.DeadAttemptsExhausted),
+		}[tg.to]
+		attempt(t, s, tg.r.Source, tg.r.ID, tg.dest, fmt.Sprint("setup-", i), 500, decision)
+		tg.r.Delivery(tg.dest).Status = tg.to
+		tg.r.Status = store.Rollup(tg.r.Deliveries)
+	}
 	return res
+}
+
+// attempt claims the delivery of (source, id) to dest as owner and records
+// an attempt answered status with decision d. Other deliveries the claims
+// leased on the way are given back.
+func attempt(t testing.TB, s store.Store, source, id, dest, owner string, status int, d store.Decision) {
+	t.Helper()
+	ctx := context.Background()
+	var others []store.Claimed
+	defer func() {
+		for _, c := range others {
+			if err := s.ReleaseLease(ctx, c.Record.Source, c.Record.ID, c.Destination, owner); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	for {
+		got, err := s.Claim(ctx, owner, []string{dest}, time.Now(), time.Minute, store.MaxListLimit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 0 {
+			r, err := s.Get(ctx, source, id)
+			t.Fatalf("the delivery of %s %s to %s is not claimable: %+v %v", source, id, dest, r, err)
+		}
+		var mine *store.Claimed
+		for _, c := range got {
+			if c.Record.Source == source && c.Record.ID == id {
+				mine = &c
+				continue
+			}
+			others = append(others, c)
+		}
+		if mine != nil {
+			a := store.Attempt{Number: len(leased(*mine).Attempts) + 1, At: time.Now(), Status: status}
+			if err := s.RecordAttempt(ctx, source, id, dest, owner, a, d); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+}
+
+func claimedIDs(cs []store.Claimed) []string {
+	var ids []string
+	for _, c := range cs {
+		ids = append(ids, c.Record.ID+"→"+c.Destination)
+	}
+	return ids
 }
 
 func listIDs(rs []*store.Record) []string {

@@ -97,7 +97,7 @@ func testSubjectListing(t *testing.T, open Open) {
 		t.Fatalf("unknown subject: %v %v", listIDs(rs), err)
 	}
 	// The subject survives a state change and is read back by Get.
-	if _, err := b.RecordReplay(ctx, "/pay", "e00", store.Attempt{Number: 1, At: time.Now(), Status: 200}, true); err != nil {
+	if _, err := b.RecordReplay(ctx, "/pay", "e00", "/pay", store.Attempt{Number: 1, At: time.Now(), Status: 200}, true); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := b.Get(ctx, "/pay", "e00"); err != nil || got.Subject != "cus_1" {
