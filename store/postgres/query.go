@@ -21,7 +21,7 @@ import (
 // order: one column, read in the statement's snapshot with the event.
 const deliveriesJSON = `(SELECT json_agg(json_build_object(
 	'destination', d.destination, 'status', d.status, 'attempts', d.attempts,
-	'next_attempt_at', d.next_attempt_at, 'replays', d.replays, 'dead_reason', d.dead_reason,
+	'next_attempt_at', d.next_attempt_at, 'next_attempt_nanos', d.next_attempt_nanos, 'replays', d.replays, 'dead_reason', d.dead_reason,
 	'lease_owner', d.lease_owner, 'lease_until', d.lease_until, 'lane', d.lane, 'sequence', d.sequence)
 	ORDER BY d.pos) FROM deliveries d WHERE d.source = e.source AND d.id = e.id)`
 
@@ -36,6 +36,7 @@ type jsonDelivery struct {
 	Status        string          `json:"status"`
 	Attempts      []store.Attempt `json:"attempts"`
 	NextAttemptAt *time.Time      `json:"next_attempt_at"`
+	NextNanos     int             `json:"next_attempt_nanos"`
 	Replays       int             `json:"replays"`
 	DeadReason    *string         `json:"dead_reason"`
 	LeaseOwner    *string         `json:"lease_owner"`
@@ -51,7 +52,7 @@ func (j *jsonDelivery) delivery() (store.Delivery, error) {
 		d.Attempts = j.Attempts
 	}
 	if j.NextAttemptAt != nil {
-		d.NextAttemptAt = *j.NextAttemptAt
+		d.NextAttemptAt = j.NextAttemptAt.Add(time.Duration(j.NextNanos))
 	}
 	if j.DeadReason != nil {
 		d.DeadReason = store.DeadReason(*j.DeadReason)
@@ -301,6 +302,9 @@ func (s *Store) List(ctx context.Context, f store.Filter) ([]*store.Record, stri
 	}
 	limit := f.PageSize()
 	cond, args := where(f, nil)
+	// An event past its retention is gone, swept or not.
+	args = append(args, s.opts.Now())
+	cond += fmt.Sprintf(" AND (e.expires_at IS NULL OR e.expires_at > $%d)", len(args))
 	if f.Cursor != "" {
 		at, source, id, err := decodeCursor(f.Cursor)
 		if err != nil {
@@ -360,7 +364,13 @@ func (s *Store) Counts(ctx context.Context) (map[store.Status]int, error) {
 	if err := s.enter(); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT status, count(*) FROM events GROUP BY status`)
+	// Events past their retention that the sweep has not deleted yet are
+	// gone for every reader: counted by their own index and taken off.
+	rows, err := s.pool.Query(ctx, `SELECT status, sum(n)::bigint FROM (
+		SELECT status, count(*) AS n FROM events GROUP BY status
+		UNION ALL
+		SELECT status, -count(*) FROM events WHERE expires_at <= $1 GROUP BY status) c
+		GROUP BY status`, s.opts.Now())
 	if err != nil {
 		return nil, fmt.Errorf("counts: %w", err)
 	}
@@ -387,7 +397,12 @@ func (s *Store) DeliveryCounts(ctx context.Context) (map[string]map[store.Status
 	if err := s.enter(); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT destination, status, count(*) FROM deliveries GROUP BY destination, status`)
+	rows, err := s.pool.Query(ctx, `SELECT destination, status, sum(n)::bigint FROM (
+		SELECT destination, status, count(*) AS n FROM deliveries GROUP BY destination, status
+		UNION ALL
+		SELECT d.destination, d.status, -count(*) FROM events e JOIN deliveries d ON d.source = e.source AND d.id = e.id
+			WHERE e.expires_at <= $1 GROUP BY d.destination, d.status) c
+		GROUP BY destination, status HAVING sum(n) > 0`, s.opts.Now())
 	if err != nil {
 		return nil, fmt.Errorf("delivery counts: %w", err)
 	}

@@ -107,7 +107,7 @@ func newAttempter(s *Store) *grouper[*attemptReq] {
 	return newGrouper(&s.stats, maxGroupAttempts, func(*attemptReq) int { return 1 }, s.writeAttempts)
 }
 
-const sqlRecordAttempt = `SELECT record_attempt($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+const sqlRecordAttempt = `SELECT record_attempt($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
 
 // writeAttempts writes a group of attempts in one transaction, in key
 // order: each locks its event's row, and two processes' groups locking the
@@ -149,14 +149,15 @@ func (s *Store) RecordAttempt(ctx context.Context, source, id, destination, owne
 		return fmt.Errorf("record attempt %s %s to %s: %w", source, id, destination, err)
 	}
 	var reason, next any
+	var nanos int16
 	switch d.Status {
 	case store.StatusDead:
 		reason = string(d.Reason)
 	case store.StatusRetrying:
-		next = d.NextAttemptAt
+		next, nanos = d.NextAttemptAt, int16(d.NextAttemptAt.Nanosecond()%1000)
 	}
 	r := &attemptReq{source: source, id: id, destination: destination,
-		args: []any{source, []byte(id), destination, owner, string(a), string(d.Status), next, reason, s.microNow(), s.notify.channel}}
+		args: []any{source, []byte(id), destination, owner, string(a), string(d.Status), next, nanos, reason, s.microNow(), s.notify.channel}}
 	if err := s.att.do(ctx, s.closed, r); err != nil {
 		return fmt.Errorf("record attempt %s %s to %s: %w", source, id, destination, err)
 	}

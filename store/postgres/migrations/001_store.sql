@@ -70,6 +70,9 @@ CREATE TABLE deliveries (
 	-- The event's received_at: a pending delivery is due at it.
 	received_at timestamptz NOT NULL,
 	next_attempt_at timestamptz,
+	-- The nanoseconds of the next attempt's time below PostgreSQL's
+	-- microseconds, so that a delivery shows the time it was given.
+	next_attempt_nanos smallint NOT NULL DEFAULT 0,
 	-- One store.Attempt per element, oldest first.
 	attempts json[] NOT NULL DEFAULT '{}',
 	replays integer NOT NULL DEFAULT 0,
@@ -360,7 +363,7 @@ BEGIN
 		attempts = array_append(attempts, numbered(p_attempt, cardinality(attempts) + 1)),
 		next_attempt_at = NULL, dead_reason = NULL, lease_owner = NULL, lease_until = NULL, lane_hold = false
 		WHERE source = p_source AND id = p_id AND status IN ('reserved', 'released');
-	FOR d IN UPDATE deliveries SET status = 'pending', next_attempt_at = p_now
+	FOR d IN UPDATE deliveries SET status = 'pending', next_attempt_at = p_now, next_attempt_nanos = 0
 		WHERE source = p_source AND id = p_id AND status = 'held' RETURNING destination
 	LOOP
 		PERFORM pg_notify(p_channel, d.destination);
@@ -375,7 +378,7 @@ END $$;
 -- if the lease was p_owner's and the delivery is not settled meanwhile,
 -- applies the decision (status, next attempt, dead reason); the lease ends.
 CREATE FUNCTION record_attempt(p_source text, p_id bytea, p_destination text, p_owner text,
-	p_attempt json, p_status text, p_next timestamptz, p_reason text, p_now timestamptz, p_channel text)
+	p_attempt json, p_status text, p_next timestamptz, p_next_nanos smallint, p_reason text, p_now timestamptz, p_channel text)
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
 	d record;
@@ -401,6 +404,7 @@ BEGIN
 	UPDATE deliveries SET attempts = array_append(attempts, p_attempt),
 		status = CASE WHEN won AND open THEN p_status ELSE status END,
 		next_attempt_at = CASE WHEN won AND open THEN p_next ELSE next_attempt_at END,
+		next_attempt_nanos = CASE WHEN won AND open THEN p_next_nanos ELSE next_attempt_nanos END,
 		dead_reason = CASE WHEN won AND open THEN p_reason ELSE dead_reason END,
 		lease_owner = CASE WHEN won THEN NULL ELSE lease_owner END,
 		lease_until = CASE WHEN won THEN NULL ELSE lease_until END,
