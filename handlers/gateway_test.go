@@ -80,7 +80,13 @@ func newGateway(t testing.TB, mode Mode, provider string) (*Gateway, *counter) {
 		t.Fatal(err)
 	}
 	obs := &counter{}
+	var dests []Destination
+	if mode == Async {
+		// The route-level shorthand's destination, named after the source.
+		dests = []Destination{{Name: normalize.DefaultSource(provider)}}
+	}
 	return &Gateway{
+		Destinations:  dests,
 		Normalize:     normalize.Options{Provider: provider},
 		Verifiers:     []verify.Verifier{hv},
 		SecretHeaders: hv.SecretHeaders(),
