@@ -997,7 +997,8 @@ func TestReplayRefusesReservedEvent(t *testing.T) {
 	}
 	now := time.Now()
 	rec := &store.Record{Source: testSource, ID: "evt-sync", Provider: "usaepay", Type: "t",
-		Status: store.StatusReserved, ReceivedAt: now, Event: []byte(`{}`), BatchSize: 1, Retention: time.Hour}
+		ReceivedAt: now, Event: []byte(`{}`), BatchSize: 1, Retention: time.Hour,
+		Deliveries: []store.Delivery{{Destination: testSource, Status: store.StatusReserved}}}
 	if _, err := st.Insert(context.Background(), &store.Ingest{RawBody: []byte(`{}`), Records: []*store.Record{rec}}, false); err != nil {
 		t.Fatal(err)
 	}
