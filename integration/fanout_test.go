@@ -16,7 +16,7 @@ import (
 // transaction key (its subject), for amount, with a fresh event id.
 func paymentEventOf(t *testing.T, typ, key, amount string) (id string, body []byte) {
 	t.Helper()
-	raw := make([]byte, 16)
+	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
 		t.Fatal(err)
 	}
