@@ -8,6 +8,8 @@
 #   (p) (c) on the PostgreSQL store (202 after commit)         c=128
 #   (t) (b) under Caddy's tracing, every request sampled       c=32
 #   (u) (c) under Caddy's tracing, every request sampled       c=128
+#   (f) (c) fanning out to two destinations (two deliveries)   c=128
+#   (o) (c) with its destination ordered by subject, 1,000 keys c=128
 #
 # for 1 KB and 12 KB payment gateway events, each signed and with a unique
 # event_id. Every measurement gets a fresh Caddy process and store
@@ -26,9 +28,10 @@
 #   --profile    also save a CPU profile of Caddy (admin /debug/pprof) for
 #                each measurement; pprof costs a little CPU, so take
 #                profiles in a run of their own rather than the reference one
-#   --only LIST  comma-separated subset of a32,b32,a128,c128,p128,t32,u128
-#                (t and u, tracing on, are not in the default list: add
-#                them to compare with b and c in the same run)
+#   --only LIST  comma-separated subset of a32,b32,a128,c128,p128,t32,u128,
+#                f128,o128 (t and u, tracing on, and f and o, fan-out and
+#                ordered lanes, are not in the default list: add them to
+#                compare with b and c in the same run)
 #                (p needs PostgreSQL: BENCH_PG_DSN, default the loopback
 #                server of the tests; skipped when it does not answer)
 #   --sizes LIST body sizes in bytes (default "1024 12288")
@@ -260,6 +263,8 @@ measure() {
 	p) caddyfile=async-postgres.Caddyfile mode=async ;;
 	t) caddyfile=sync-traced.Caddyfile mode=sync ;;
 	u) caddyfile=async-traced.Caddyfile mode=async ;;
+	f) caddyfile=fanout.Caddyfile mode=async ;;
+	o) caddyfile=ordered.Caddyfile mode=async ;;
 	esac
 	if [ "$scenario" = p ] && [ "$PG_OK" != 1 ]; then
 		return 0
@@ -273,9 +278,13 @@ measure() {
 	local args=(-url "http://127.0.0.1:$PORT/hooks/usaepay" -mode "$mode" -c "$conc" -size "$size"
 		-d "$DURATION" -warmup "$WARMUP" -scenario "$scenario" -run "$run" -label "$label"
 		-pids "caddy=$CADDY_PID,backend=$BACKEND_PID" -json "$OUT/$label.json")
-	if [ "$scenario" = c ] || [ "$scenario" = p ] || [ "$scenario" = u ]; then
+	if [ "$mode" = async ]; then
 		args+=(-drain-url "http://$BACKEND_ADDR/count" -drain-timeout "${DRAIN_TIMEOUT}s")
 	fi
+	# Two deliveries per event: the drain waits for both.
+	[ "$scenario" = f ] && args+=(-deliveries 2)
+	# 1,000 lanes: the events spread over 1,000 transactions.
+	[ "$scenario" = o ] && args+=(-keys 1000)
 	if [ "$scenario" != a ]; then
 		# The group-commit batch size goes into the report and the summary.
 		args+=(-metrics-url "http://127.0.0.1:$ADMIN/metrics")

@@ -349,7 +349,7 @@ func TestAdminReplayByID(t *testing.T) {
 		t.Fatalf("backend saw %v", hits)
 	}
 	rec, err := f.db.Get(context.Background(), "/usaepay", "a1")
-	if err != nil || rec.Status != store.StatusDelivered || rec.Replays != 1 {
+	if err != nil || rec.Status != store.StatusDelivered || len(rec.Deliveries) != 1 || rec.Deliveries[0].Replays != 1 {
 		t.Fatalf("after replay: %+v %v", rec, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -101,13 +102,20 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        retry { ... }
 //	        rate <events>/<period>
 //	        breaker { ... }
+//	        types    <glob>...
+//	        filter   <CEL expression>
+//	        order_by subject|<CEL expression>
 //	    }
+//	    destination <name> { ... }
 //	}
 //
 // The route-level upstream, signing_secret, workers, timeout, retry, rate
-// and breaker are
-// the shorthand for one destination named after the route's source; a
-// destination block names it and holds the same settings instead.
+// and breaker are the shorthand for one destination named after the
+// route's source; a destination block names it and holds the same
+// settings instead, and a route may have several (fan-out). A sync route
+// keeps signing_secret and timeout at the route level for its forwards;
+// its destination blocks are the async destinations that get each event
+// once the forward has succeeded.
 //
 // Each auth line is parsed by its scheme's module (auth_<scheme>.go).
 // Repeated "auth basic" lines, and "auth header" lines naming the same
@@ -286,6 +294,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //	    retry { ... }
 //	    rate <events>/<period>
 //	    breaker { ... }
+//	    types    <glob>...
+//	    filter   <CEL expression>
+//	    order_by subject|<CEL expression>
 //	}
 func unmarshalDestination(d *caddyfile.Dispenser) (*Destination, error) {
 	dest := new(Destination)
@@ -328,11 +339,50 @@ func unmarshalDestination(d *caddyfile.Dispenser) (*Destination, error) {
 			if err := unmarshalBreaker(d, &dest.Breaker); err != nil {
 				return nil, err
 			}
+		case "types":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			dest.Types = append(dest.Types, args...)
+		case "filter":
+			if dest.Filter != "" {
+				return nil, d.Errf("destination %s: filter given twice; join the conditions with &&", dest.Name)
+			}
+			expr, err := expressionArg(d)
+			if err != nil {
+				return nil, err
+			}
+			dest.Filter = expr
+		case "order_by":
+			if dest.OrderBy != "" {
+				return nil, d.Errf("destination %s: order_by given twice", dest.Name)
+			}
+			expr, err := expressionArg(d)
+			if err != nil {
+				return nil, err
+			}
+			dest.OrderBy = expr
 		default:
 			return nil, d.Errf("destination %s: unrecognized option %q", dest.Name, d.Val())
 		}
 	}
 	return dest, nil
+}
+
+// expressionArg reads a CEL expression written as the rest of the line,
+// as Caddy's expression matcher reads one: a single token (a backquoted
+// `...` or quoted "..." expression, or one without spaces) is taken
+// without its quotes; several are joined with spaces, quotes kept, so
+// that event.type == "x" needs no quoting of its own.
+func expressionArg(d *caddyfile.Dispenser) (string, error) {
+	if d.CountRemainingArgs() > 1 {
+		return strings.Join(d.RemainingArgsRaw(), " "), nil
+	}
+	if !d.NextArg() {
+		return "", d.ArgErr()
+	}
+	return d.Val(), nil
 }
 
 func unmarshalBreaker(d *caddyfile.Dispenser, dst **BreakerConfig) error {

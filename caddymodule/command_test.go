@@ -213,12 +213,19 @@ func TestCLIShowDeadEvent(t *testing.T) {
 	f := newAdminFixture(t)
 	ev, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": "d1", "source": "/usaepay", "type": "ach.settled", "subject": "tx-42"})
 	rec := &store.Record{
-		Source: "/usaepay", ID: "d1", Provider: "usaepay", Type: "ach.settled", Status: store.StatusDead, ReceivedAt: adminT0,
-		Event: ev, DeadReason: store.DeadGone, Retention: 36 * time.Hour,
-		Attempts: []store.Attempt{{Number: 1, At: adminT0.Add(time.Second), Status: 410, Latency: 3200 * time.Microsecond, Error: "410 Gone"}},
+		Source: "/usaepay", ID: "d1", Provider: "usaepay", Type: "ach.settled", ReceivedAt: adminT0,
+		Event: ev, Retention: 36 * time.Hour, Deliveries: []store.Delivery{{Destination: "/usaepay"}},
 	}
-	if res, err := f.db.Insert(context.Background(), &store.Ingest{RawBody: []byte(`{}`), Records: []*store.Record{rec}}, true); err != nil || !res[0].Inserted {
+	ctx := context.Background()
+	if res, err := f.db.Insert(ctx, &store.Ingest{RawBody: []byte(`{}`), Records: []*store.Record{rec}}, true); err != nil || !res[0].Inserted {
 		t.Fatalf("insert: %v %+v", err, res)
+	}
+	if c, err := f.db.Claim(ctx, "test", []string{"/usaepay"}, time.Now(), time.Minute, 1); err != nil || len(c) != 1 {
+		t.Fatalf("claim: %v %+v", err, c)
+	}
+	gone := store.Attempt{Number: 1, At: adminT0.Add(time.Second), Status: 410, Latency: 3200 * time.Microsecond, Error: "410 Gone"}
+	if err := f.db.RecordAttempt(ctx, "/usaepay", "d1", "/usaepay", "test", gone, store.Dead(store.DeadGone)); err != nil {
+		t.Fatal(err)
 	}
 	addr := adminServer(t)
 	out, err := runCLI(t, "show", "--address", addr, "/usaepay", "d1")

@@ -13,20 +13,21 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/webhookgw/caddy-webhook-gateway/delivery/throttle"
+	"github.com/webhookgw/caddy-webhook-gateway/filter"
 	"github.com/webhookgw/caddy-webhook-gateway/handlers"
 )
 
 // Destination is one place a route's events are delivered to
 // asynchronously: its upstreams, the secret its deliveries are signed with,
-// and its own workers, timeout and retry policy. Every stored event is
-// bound to its destination by name; the destination's workers claim only
-// its events, and a replay goes to it with its upstreams and secret. A
-// route's upstream, signing_secret, workers, timeout and retry at the route
-// level are the shorthand for one destination named after the route's
-// source.
-//
-// The per-destination filter (types, filter) is a setting of this struct
-// too, once it exists.
+// its own workers, timeout and retry policy, the events it takes (types,
+// filter) and whether they go in order (order_by). A route may name
+// several: each event gets a delivery to every destination whose filter
+// it matches (fan-out), each delivery with its own status, attempts and
+// schedule, bound to its destination by name; the destination's workers
+// claim only its deliveries, and a replay goes to it with its upstreams
+// and secret. A route's upstream, signing_secret, workers, timeout and
+// retry at the route level are the shorthand for one destination named
+// after the route's source, taking every event, unordered.
 type Destination struct {
 	// Name identifies the destination within the config and in the store:
 	// letters, digits, ".", "_" and "-", starting with a letter or digit,
@@ -72,6 +73,60 @@ type Destination struct {
 	// (see BreakerConfig). Default: 5 failures, cooldown 5s, max_cooldown
 	// 1m.
 	Breaker *BreakerConfig `json:"breaker,omitempty"`
+
+	// Types are the event types the destination takes: exact names or
+	// globs where '*' matches any run of characters, dots included
+	// ("transaction.sale.*", "*.voided"), matched against the type with
+	// the route's type_prefix. Default: every type.
+	Types []string `json:"types,omitempty"`
+
+	// Filter is a CEL expression over the canonical event (event.type,
+	// event.subject, event.data..., see docs/filters-and-throttling.md),
+	// the language of Caddy's expression matcher: an event whose type
+	// matches Types gets a delivery to this destination when it is true.
+	// It is compiled when the config loads (an expression that does not
+	// compile, or is not boolean, refuses the config with its position)
+	// and evaluated once per event at ingest. Default: true.
+	Filter string `json:"filter,omitempty"`
+
+	// OrderBy makes the destination ordered: "subject" (the canonical
+	// event's subject, the transaction or order an event is about) or a
+	// CEL expression of a string or a number, such as
+	// event.data.object.key. Deliveries with the same key form a lane and
+	// go one at a time, in the order the gateway accepted them, each
+	// carrying the CloudEvents sequence and partitionkey attributes;
+	// different keys go in parallel. A lane whose head is dead is parked
+	// until it is replayed or skipped. An event whose key is empty (no
+	// subject), or cannot be evaluated, is delivered unordered. Default:
+	// unordered.
+	OrderBy string `json:"order_by,omitempty"`
+}
+
+// compile builds the request path's view of d: its filter and ordering
+// key, compiled. Errors name the setting and, for an expression, the
+// position in it.
+func (d *Destination) compile() (handlers.Destination, error) {
+	out := handlers.Destination{Name: d.Name}
+	if len(d.Types) > 0 || d.Filter != "" {
+		f, err := filter.Compile(filter.Config{Types: d.Types, Expression: d.Filter})
+		if err != nil {
+			what := "types"
+			var xe *filter.ExprError
+			if errors.As(err, &xe) {
+				what = "filter"
+			}
+			return out, fmt.Errorf("webhook_gateway: destination %q: %s: %w", d.Name, what, err)
+		}
+		out.Filter = f
+	}
+	if d.OrderBy != "" {
+		k, err := filter.CompileKey(d.OrderBy)
+		if err != nil {
+			return out, fmt.Errorf("webhook_gateway: destination %q: order_by: %w", d.Name, err)
+		}
+		out.OrderBy = k
+	}
+	return out, nil
 }
 
 // ErrDestinationConflict is wrapped by the Provision error of a route that
@@ -126,30 +181,23 @@ func (h *Handler) validateDestinations() error {
 		}
 		return nil
 	}
+	async := handlers.Mode(h.Deliver) == handlers.Async
 	for _, f := range []struct {
 		set  bool
 		name string
 	}{
 		{len(h.Upstreams) > 0, "upstream"},
-		{h.SigningSecret != "", "signing_secret"},
+		{h.SigningSecret != "" && async, "signing_secret"},
 		{h.Workers != 0, "workers"},
 		{h.Retry != nil, "retry"},
 		{h.Rate != "", "rate"},
 		{h.Breaker != nil, "breaker"},
-		{h.Timeout != 0 && handlers.Mode(h.Deliver) == handlers.Async, "timeout"},
+		{h.Timeout != 0 && async, "timeout"},
 	} {
 		if f.set {
 			return fmt.Errorf("webhook_gateway: %s at the route level is the shorthand for one destination; "+
 				"a route with destination blocks sets it inside each destination", f.name)
 		}
-	}
-	if handlers.Mode(h.Deliver) == handlers.Sync {
-		return errors.New("webhook_gateway: destinations are delivered asynchronously; a sync route (deliver sync, " +
-			"followed by reverse_proxy) cannot have async destinations yet")
-	}
-	if len(h.Destinations) > 1 {
-		return fmt.Errorf("webhook_gateway: %d destinations: a route delivers each event to one destination for now; "+
-			"give each destination a route of its own", len(h.Destinations))
 	}
 	seen := map[string]bool{}
 	for i, d := range h.Destinations {
@@ -162,6 +210,10 @@ func (h *Handler) validateDestinations() error {
 		}
 		if seen[d.Name] {
 			return fmt.Errorf("webhook_gateway: destination %q is named twice in this route", d.Name)
+		}
+		if !async && d.Name == h.source() {
+			return fmt.Errorf("webhook_gateway: destination %q: a sync route's own delivery (the forward) is named after its source; "+
+				"give its async destination another name", d.Name)
 		}
 		seen[d.Name] = true
 		if len(d.Upstreams) == 0 {
@@ -179,8 +231,27 @@ func (h *Handler) validateDestinations() error {
 		if err := checkThrottle(d, d.Name); err != nil {
 			return err
 		}
+		if _, err := d.compile(); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// compiledDestinations are the route's destinations as the request path
+// sees them (filters and ordering keys compiled). validate has checked
+// that they compile.
+func (h *Handler) compiledDestinations() ([]handlers.Destination, error) {
+	dests := h.destinations()
+	out := make([]handlers.Destination, 0, len(dests))
+	for _, d := range dests {
+		c, err := d.compile()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // checkThrottle refuses a malformed rate or breaker; dest names the
@@ -237,13 +308,17 @@ func (h *Handler) newDestClaim(d *Destination, route string) (*destClaim, error)
 	if err != nil {
 		return nil, fmt.Errorf("destination %q: signing_secret: %w", d.Name, err)
 	}
+	// The filter is left out: two routes may send different events to
+	// one place. The ordering key is the destination's: one lane key per
+	// destination.
 	settings, _ := json.Marshal(struct {
 		Workers int
 		Timeout caddy.Duration
 		Retry   *RetryConfig
 		Rate    string
 		Breaker *BreakerConfig
-	}{d.Workers, d.Timeout, d.Retry, d.Rate, d.Breaker})
+		OrderBy string
+	}{d.Workers, d.Timeout, d.Retry, d.Rate, d.Breaker, d.OrderBy})
 	ups, _ := json.Marshal(d.Upstreams)
 	return &destClaim{
 		upstreams: keyedHash(ups),
@@ -295,7 +370,7 @@ func (cl *destClaim) conflict(other *destClaim) string {
 	case cl.secret != other.secret:
 		return "different signing secrets"
 	case cl.settings != other.settings:
-		return "different workers, timeout or retry settings"
+		return "different workers, timeout, retry, rate, breaker or order_by settings"
 	}
 	return ""
 }

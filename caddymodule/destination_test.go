@@ -113,11 +113,14 @@ func TestDestinationSettingsRefused(t *testing.T) {
 	for _, c := range []struct{ block, want string }{
 		{"webhook_gateway usaepay {\n auth none\n upstream http://127.0.0.1:1\n destination a {\n upstream http://127.0.0.1:2\n }\n}", "upstream at the route level"},
 		{"webhook_gateway usaepay {\n auth none\n workers 3\n destination a {\n upstream http://127.0.0.1:2\n }\n}", "workers at the route level"},
-		{"webhook_gateway usaepay {\n auth none\n destination a {\n upstream http://127.0.0.1:2\n }\n destination b {\n upstream http://127.0.0.1:3\n }\n}", "one destination for now"},
+		{"webhook_gateway usaepay {\n auth none\n destination a {\n upstream http://127.0.0.1:2\n }\n destination a {\n upstream http://127.0.0.1:3\n }\n}", "named twice"},
+		{"webhook_gateway usaepay {\n auth none\n destination a {\n upstream http://127.0.0.1:2\n filter event.data.amount >\n }\n}", `destination "a": filter: filter: expression "event.data.amount >": 1:`},
+		{"webhook_gateway usaepay {\n auth none\n destination a {\n upstream http://127.0.0.1:2\n types \"\"\n }\n}", `destination "a": types:`},
+		{"webhook_gateway usaepay {\n auth none\n destination a {\n upstream http://127.0.0.1:2\n order_by event.type == \"x\"\n }\n}", `destination "a": order_by:`},
+		{"webhook_gateway usaepay {\n auth none\n deliver sync\n source ledger\n destination ledger {\n upstream http://127.0.0.1:2\n }\n}", "named after its source"},
 		{"webhook_gateway usaepay {\n auth none\n destination a {\n }\n}", "needs at least one upstream"},
 		{"webhook_gateway usaepay {\n auth none\n destination /a {\n upstream http://127.0.0.1:2\n }\n}", "letters, digits"},
 		{"webhook_gateway usaepay {\n auth none\n destination a {\n upstream 127.0.0.1:2\n }\n}", "absolute http or https URL"},
-		{"webhook_gateway usaepay {\n auth none\n deliver sync\n destination a {\n upstream http://127.0.0.1:2\n }\n}", "sync route"},
 		{"webhook_gateway usaepay {\n auth none\n deliver async\n}", "needs at least one upstream, or a destination"},
 		{"webhook_gateway usaepay {\n auth none\n rate 5/s\n destination a {\n upstream http://127.0.0.1:2\n }\n}", "rate at the route level"},
 		{"webhook_gateway usaepay {\n auth none\n breaker {\n failures 2\n }\n destination a {\n upstream http://127.0.0.1:2\n }\n}", "breaker at the route level"},
@@ -207,7 +210,8 @@ func TestDestinationsFromJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = h.Cleanup() })
-	if h.Deliver != "async" || len(h.engines) != 1 || h.engines[0].Destination() != "account-a" || h.gw.Destination != "account-a" {
-		t.Fatalf("deliver %s, %d engines, events bound to %q", h.Deliver, len(h.engines), h.gw.Destination)
+	if h.Deliver != "async" || len(h.engines) != 1 || h.engines[0].Destination() != "account-a" ||
+		len(h.gw.Destinations) != 1 || h.gw.Destinations[0].Name != "account-a" {
+		t.Fatalf("deliver %s, %d engines, events bound to %+v", h.Deliver, len(h.engines), h.gw.Destinations)
 	}
 }

@@ -199,10 +199,16 @@ type Handler struct {
 
 	// Destinations are where the route's events are delivered
 	// asynchronously, each by name with its own upstreams, signing secret,
-	// workers, timeout and retry (see Destination). Every stored event is
-	// bound to its destination, so two routes writing one source never
-	// deliver or replay each other's events. A route delivers each event
-	// to one destination for now. Set Destinations or Upstreams, not both.
+	// workers, timeout, retry, filter and order (see Destination). An
+	// event gets a delivery to every destination whose filter it matches,
+	// decided once at ingest; one that matches none is stored as
+	// unmatched. Every delivery is bound to its destination, so two routes
+	// writing one source never deliver or replay each other's events. On
+	// a sync route (deliver sync, then reverse_proxy) they are the async
+	// destinations the event goes to once the backend behind
+	// reverse_proxy has accepted it: never before, and once however often
+	// the provider retries a failed forward. Set Destinations or
+	// Upstreams, not both.
 	Destinations []*Destination `json:"destinations,omitempty"`
 
 	// Upstreams are the backend URLs async workers POST events to: with
@@ -373,6 +379,10 @@ func (h *Handler) provision(ctx caddy.Context) error {
 		return fmt.Errorf("webhook_gateway: %w", err)
 	}
 	dests := h.destinations()
+	routeDests, err := h.compiledDestinations()
+	if err != nil {
+		return err
+	}
 
 	headers, err := h.headerBuilder(caddy.NewReplacer())
 	if err != nil {
@@ -402,7 +412,7 @@ func (h *Handler) provision(ctx caddy.Context) error {
 		ForwardTimeout:  time.Duration(h.Timeout),
 		Mode:            handlers.Mode(h.Deliver),
 		Retention:       time.Duration(h.Retention),
-		Destination:     destinationOf(dests),
+		Destinations:    routeDests,
 		Store:           h.db,
 		Headers:         headers,
 		Logger:          h.logger,
@@ -440,16 +450,6 @@ func (h *Handler) provision(ctx caddy.Context) error {
 	}
 	h.register()
 	return nil
-}
-
-// destinationOf is the destination the route's events are bound to: its
-// one destination, or none (a sync route: the store binds the events to
-// their source).
-func destinationOf(dests []*Destination) string {
-	if len(dests) == 0 {
-		return ""
-	}
-	return dests[0].Name
 }
 
 // setDefaults fills in the settings left out of the config; some defaults

@@ -81,8 +81,8 @@ func TestOutagePausesAndKillsNoEvent(t *testing.T) {
 	e.Notify()
 	for _, id := range ids {
 		rec := waitStatus(t, st, id, store.StatusDelivered)
-		if len(rec.Attempts) < 2 && id == ids[0] {
-			t.Errorf("%s: attempts %+v", id, rec.Attempts)
+		if len(rec.Deliveries[0].Attempts) < 2 && id == ids[0] {
+			t.Errorf("%s: attempts %+v", id, rec.Deliveries[0].Attempts)
 		}
 	}
 	if s := e.Breaker(); s.State != throttle.Closed || s.Opens != 1 {
@@ -138,7 +138,8 @@ func TestDecideAroundPauses(t *testing.T) {
 		return e
 	}
 	t0 := time.Now()
-	rec := &store.Record{ReceivedAt: t0, Attempts: []store.Attempt{
+	rec := &store.Record{ReceivedAt: t0}
+	d := &store.Delivery{Attempts: []store.Attempt{
 		{Number: 1, At: t0}, // before the pause
 		{Number: 2, At: t0.Add(time.Minute)}, {Number: 3, At: t0.Add(2 * time.Minute)}, {Number: 4, At: t0.Add(5 * time.Minute)},
 	}}
@@ -150,29 +151,29 @@ func TestDecideAroundPauses(t *testing.T) {
 	paused.pauses.open(t0.Add(10 * time.Second))
 	paused.pauses.close(t0.Add(10 * time.Minute))
 	// Two attempts and 30 s of age spent: a retry.
-	if dec := paused.decide(rec, failed, false, closed, now); dec.Status != store.StatusRetrying {
+	if dec := paused.decide(rec, d, failed, false, closed, now); dec.Status != store.StatusRetrying {
 		t.Fatalf("after a pause: %+v, want a retry", dec)
 	}
 	// The same history without the pause: dead.
-	if dec := newEngine().decide(rec, failed, false, closed, now); dec.Status != store.StatusDead {
+	if dec := newEngine().decide(rec, d, failed, false, closed, now); dec.Status != store.StatusDead {
 		t.Fatalf("without the pause: %+v, want dead", dec)
 	}
 
 	// A failed probe of an event past both limits: due at the next probe.
 	open := throttle.Snapshot{State: throttle.Open, NextProbe: now.Add(40 * time.Second)}
-	dec := newEngine().decide(rec, failed, true, open, now)
+	dec := newEngine().decide(rec, d, failed, true, open, now)
 	if dec.Status != store.StatusRetrying || !dec.NextAttemptAt.Equal(open.NextProbe) {
 		t.Fatalf("failed probe: %+v, want a retry at the next probe %s", dec, open.NextProbe)
 	}
 	// 410 to a probe: the backend answered, the event is gone.
 	gone := sendResult{Attempt: store.Attempt{Status: http.StatusGone}}
-	if dec := newEngine().decide(rec, gone, true, closed, now); dec.Status != store.StatusDead || dec.Reason != store.DeadGone {
+	if dec := newEngine().decide(rec, d, gone, true, closed, now); dec.Status != store.StatusDead || dec.Reason != store.DeadGone {
 		t.Fatalf("410 to a probe: %+v", dec)
 	}
 	// A counted failure that left the breaker open: its hour of backoff is
 	// cut to the next probe.
 	fresh := &store.Record{ReceivedAt: now}
-	dec = newEngine(time.Hour).decide(fresh, failed, false, open, now)
+	dec = newEngine(time.Hour).decide(fresh, &store.Delivery{}, failed, false, open, now)
 	if dec.Status != store.StatusRetrying || dec.NextAttemptAt.After(open.NextProbe) {
 		t.Fatalf("failure while open: %+v, want a retry by %s", dec, open.NextProbe)
 	}

@@ -130,9 +130,12 @@ func insertFor(t *testing.T, st store.Store, destination string, ids ...string) 
 			"time": now.UTC(), "datacontenttype": "application/json", "data": map[string]string{"key": id},
 			"provider": "usaepay", "receivedat": now.UTC(),
 		})
+		if destination == "" {
+			destination = testSource
+		}
 		rec := &store.Record{Source: testSource, ID: id, Provider: "usaepay", Type: "transaction.sale.success",
-			Status: store.StatusPending, ReceivedAt: now, Event: ev, BatchSize: 1,
-			NextAttemptAt: now, Retention: time.Hour, Destination: destination}
+			ReceivedAt: now, Event: ev, BatchSize: 1, Retention: time.Hour,
+			Deliveries: []store.Delivery{{Destination: destination}}}
 		res, err := st.Insert(context.Background(), &store.Ingest{RawBody: ev, Records: []*store.Record{rec}}, true)
 		if err != nil || !res[0].Inserted {
 			t.Fatalf("inserting %s: %v %+v", id, err, res)
@@ -158,7 +161,7 @@ func watchClaims(st store.Store, workers int) *claimWatch {
 	return &claimWatch{Store: st, workers: workers, idle: map[string]int{}, claimed: map[string]int{}, took: map[string]int{}}
 }
 
-func (w *claimWatch) Claim(ctx context.Context, owner string, destinations []string, now time.Time, lease time.Duration, limit int) ([]*store.Record, error) {
+func (w *claimWatch) Claim(ctx context.Context, owner string, destinations []string, now time.Time, lease time.Duration, limit int) ([]store.Claimed, error) {
 	recs, err := w.Store.Claim(ctx, owner, destinations, now, lease, limit)
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -169,7 +172,7 @@ func (w *claimWatch) Claim(ctx context.Context, owner string, destinations []str
 		w.idle[owner]++
 	}
 	for _, r := range recs {
-		w.claimed[r.ID]++
+		w.claimed[r.Record.ID]++
 	}
 	w.took[owner] += len(recs)
 	return recs, err
@@ -282,9 +285,9 @@ type observer struct {
 	deadReason              atomic.Value // store.DeadReason
 }
 
-func (o *observer) Delivered(string, int, time.Duration) { o.delivered.Add(1) }
-func (o *observer) Failed(string, int, time.Duration)    { o.failed.Add(1) }
-func (o *observer) Dead(_ string, reason store.DeadReason) {
+func (o *observer) Delivered(string, string, int, time.Duration) { o.delivered.Add(1) }
+func (o *observer) Failed(string, string, int, time.Duration)    { o.failed.Add(1) }
+func (o *observer) Dead(_, _ string, reason store.DeadReason) {
 	o.deadReason.Store(reason)
 	o.dead.Add(1)
 }
@@ -307,16 +310,16 @@ func TestHappyPath(t *testing.T) {
 	e.Notify()
 	rec := waitStatus(t, st, "evt-1", store.StatusDelivered)
 
-	if len(rec.Attempts) != 1 || rec.Attempts[0].Status != 200 || rec.Attempts[0].Number != 1 || rec.Attempts[0].Error != "" {
-		t.Fatalf("attempts = %+v", rec.Attempts)
+	if len(rec.Deliveries[0].Attempts) != 1 || rec.Deliveries[0].Attempts[0].Status != 200 || rec.Deliveries[0].Attempts[0].Number != 1 || rec.Deliveries[0].Attempts[0].Error != "" {
+		t.Fatalf("attempts = %+v", rec.Deliveries[0].Attempts)
 	}
 	// The Badger engine shows the delivered record before it drops the
 	// lease from memory: look once the worker is done.
 	if err := e.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if rec, _ := st.Get(context.Background(), testSource, "evt-1"); rec.LeaseOwner != "" || !rec.NextAttemptAt.IsZero() {
-		t.Errorf("lease or schedule left behind: %q %s", rec.LeaseOwner, rec.NextAttemptAt)
+	if rec, _ := st.Get(context.Background(), testSource, "evt-1"); rec.Deliveries[0].LeaseOwner != "" || !rec.Deliveries[0].NextAttemptAt.IsZero() {
+		t.Errorf("lease or schedule left behind: %q %s", rec.Deliveries[0].LeaseOwner, rec.Deliveries[0].NextAttemptAt)
 	}
 	hits := be.hitsFor("evt-1")
 	if len(hits) != 1 {
@@ -368,15 +371,15 @@ func TestBackendDownThenUp(t *testing.T) {
 	up.Store(true)
 	for _, id := range ids {
 		rec := waitStatus(t, st, id, store.StatusDelivered)
-		last := rec.Attempts[len(rec.Attempts)-1]
+		last := rec.Deliveries[0].Attempts[len(rec.Deliveries[0].Attempts)-1]
 		if last.Status != http.StatusNoContent {
 			t.Errorf("%s: last attempt %+v", id, last)
 		}
 		// Every request is recorded, and nothing was sent after the 2xx.
-		if got := len(be.hitsFor(id)); got != len(rec.Attempts) {
-			t.Errorf("%s: backend saw %d requests, store recorded %d attempts", id, got, len(rec.Attempts))
+		if got := len(be.hitsFor(id)); got != len(rec.Deliveries[0].Attempts) {
+			t.Errorf("%s: backend saw %d requests, store recorded %d attempts", id, got, len(rec.Deliveries[0].Attempts))
 		}
-		for i, a := range rec.Attempts {
+		for i, a := range rec.Deliveries[0].Attempts {
 			if a.Number != i+1 {
 				t.Errorf("%s: attempt %d numbered %d", id, i+1, a.Number)
 			}
@@ -397,14 +400,14 @@ func TestRetryAfter(t *testing.T) {
 	e.Notify()
 	rec := waitStatus(t, st, "evt-ra", store.StatusDelivered)
 	hits := be.hitsFor("evt-ra")
-	if len(hits) != 2 || len(rec.Attempts) != 2 {
-		t.Fatalf("backend saw %d requests, store has %d attempts, want 2", len(hits), len(rec.Attempts))
+	if len(hits) != 2 || len(rec.Deliveries[0].Attempts) != 2 {
+		t.Fatalf("backend saw %d requests, store has %d attempts, want 2", len(hits), len(rec.Deliveries[0].Attempts))
 	}
 	if gap := hits[1].at.Sub(hits[0].at); gap < time.Second {
 		t.Errorf("second attempt %s after the first, before the 1s Retry-After", gap)
 	}
-	if rec.Attempts[0].Status != http.StatusTooManyRequests {
-		t.Errorf("first attempt %+v", rec.Attempts[0])
+	if rec.Deliveries[0].Attempts[0].Status != http.StatusTooManyRequests {
+		t.Errorf("first attempt %+v", rec.Deliveries[0].Attempts[0])
 	}
 }
 
@@ -420,8 +423,8 @@ func TestGoneIsDead(t *testing.T) {
 	insert(t, st, "evt-gone")
 	e.Notify()
 	rec := waitStatus(t, st, "evt-gone", store.StatusDead)
-	if len(rec.Attempts) != 1 || rec.Attempts[0].Status != http.StatusGone {
-		t.Fatalf("attempts = %+v, want one 410", rec.Attempts)
+	if len(rec.Deliveries[0].Attempts) != 1 || rec.Deliveries[0].Attempts[0].Status != http.StatusGone {
+		t.Fatalf("attempts = %+v, want one 410", rec.Deliveries[0].Attempts)
 	}
 	w.waitIdle(t, "engine") // a dead event stays put
 	if n := w.claims("evt-gone"); n != 1 {
@@ -454,15 +457,15 @@ func TestMaxAttemptsDead(t *testing.T) {
 		t.Errorf("the event was claimed %d times, want 3", n)
 	}
 	hits := be.hitsFor("evt-500")
-	if len(rec.Attempts) != 3 || len(hits) != 3 {
-		t.Fatalf("%d attempts, %d requests; want 3 and 3", len(rec.Attempts), len(hits))
+	if len(rec.Deliveries[0].Attempts) != 3 || len(hits) != 3 {
+		t.Fatalf("%d attempts, %d requests; want 3 and 3", len(rec.Deliveries[0].Attempts), len(hits))
 	}
 	for i, h := range hits {
 		if h.number != i+1 {
 			t.Errorf("request %d carried Webhook-Attempt %d", i+1, h.number)
 		}
 	}
-	if rec.Attempts[2].Error == "" {
+	if rec.Deliveries[0].Attempts[2].Error == "" {
 		t.Error("failed attempt has no error text")
 	}
 }
@@ -485,10 +488,10 @@ func TestNetworkErrorRetry(t *testing.T) {
 	e.Notify()
 	testwait.For(t, "two refused attempts", func() bool {
 		rec, err := st.Get(context.Background(), testSource, "evt-net")
-		return err == nil && len(rec.Attempts) >= 2
+		return err == nil && len(rec.Deliveries[0].Attempts) >= 2
 	})
 	rec, _ := st.Get(context.Background(), testSource, "evt-net")
-	if a := rec.Attempts[0]; a.Status != 0 || a.Error == "" {
+	if a := rec.Deliveries[0].Attempts[0]; a.Status != 0 || a.Error == "" {
 		t.Fatalf("refused attempt recorded as %+v", a)
 	}
 
@@ -505,8 +508,8 @@ func TestNetworkErrorRetry(t *testing.T) {
 	if n := len(be.hitsFor("evt-net")); n != 1 {
 		t.Errorf("backend saw %d requests, want 1", n)
 	}
-	if rec.Attempts[len(rec.Attempts)-1].Status != 200 {
-		t.Errorf("last attempt %+v", rec.Attempts[len(rec.Attempts)-1])
+	if rec.Deliveries[0].Attempts[len(rec.Deliveries[0].Attempts)-1].Status != 200 {
+		t.Errorf("last attempt %+v", rec.Deliveries[0].Attempts[len(rec.Deliveries[0].Attempts)-1])
 	}
 }
 
@@ -528,8 +531,8 @@ func TestFailoverOnRefusedConnection(t *testing.T) {
 		rec := waitStatus(t, st, id, store.StatusDelivered)
 		// Round-robin starts half the attempts at the dead upstream; each
 		// must still succeed in one attempt.
-		if len(rec.Attempts) != 1 {
-			t.Errorf("%s: %d attempts, want 1 (failover within the attempt)", id, len(rec.Attempts))
+		if len(rec.Deliveries[0].Attempts) != 1 {
+			t.Errorf("%s: %d attempts, want 1 (failover within the attempt)", id, len(rec.Deliveries[0].Attempts))
 		}
 	}
 }
@@ -590,8 +593,8 @@ func TestTwoEnginesNeverSendTheSameAttemptTwice(t *testing.T) {
 	}
 	for _, id := range ids {
 		rec, _ := st.Get(context.Background(), testSource, id)
-		if got := len(be.hitsFor(id)); got != len(rec.Attempts) {
-			t.Errorf("%s: backend saw %d requests, store recorded %d attempts", id, got, len(rec.Attempts))
+		if got := len(be.hitsFor(id)); got != len(rec.Deliveries[0].Attempts) {
+			t.Errorf("%s: backend saw %d requests, store recorded %d attempts", id, got, len(rec.Deliveries[0].Attempts))
 		}
 	}
 	// Each engine claims at most Workers (4) events at a time, so both
@@ -634,8 +637,8 @@ func TestRestartResumesPending(t *testing.T) {
 	// Stopped: nothing leased, nothing sent any more.
 	for _, id := range ids {
 		rec, _ := st.Get(context.Background(), testSource, id)
-		if (rec.Status != store.StatusRetrying && rec.Status != store.StatusPending) || rec.LeaseOwner != "" {
-			t.Fatalf("%s after Stop: status %s lease %q", id, rec.Status, rec.LeaseOwner)
+		if (rec.Status != store.StatusRetrying && rec.Status != store.StatusPending) || rec.Deliveries[0].LeaseOwner != "" {
+			t.Fatalf("%s after Stop: status %s lease %q", id, rec.Status, rec.Deliveries[0].LeaseOwner)
 		}
 	}
 	before, passes := be.count(), w.passes()
@@ -688,8 +691,8 @@ func TestExpiredLeaseOfDeadEngineResumes(t *testing.T) {
 	clock.Advance(time.Minute + time.Second)
 	e.Notify()
 	rec := waitStatus(t, st, "evt-crash", store.StatusDelivered)
-	if len(rec.Attempts) != 1 {
-		t.Errorf("attempts = %+v", rec.Attempts)
+	if len(rec.Deliveries[0].Attempts) != 1 {
+		t.Errorf("attempts = %+v", rec.Deliveries[0].Attempts)
 	}
 }
 
@@ -726,8 +729,8 @@ func TestStopWaitsForInFlight(t *testing.T) {
 		t.Fatalf("Stop: %v", err)
 	}
 	rec, _ := st.Get(context.Background(), testSource, "evt-slow")
-	if rec.Status != store.StatusDelivered || len(rec.Attempts) != 1 {
-		t.Fatalf("after Stop: %s with %d attempts", rec.Status, len(rec.Attempts))
+	if rec.Status != store.StatusDelivered || len(rec.Deliveries[0].Attempts) != 1 {
+		t.Fatalf("after Stop: %s with %d attempts", rec.Status, len(rec.Deliveries[0].Attempts))
 	}
 }
 
@@ -755,8 +758,8 @@ func TestStopCancelsAfterTimeout(t *testing.T) {
 		t.Fatal("Stop reported no cancellation")
 	}
 	rec, _ := st.Get(context.Background(), testSource, "evt-stuck")
-	if rec.Status != store.StatusRetrying || len(rec.Attempts) != 1 || rec.Attempts[0].Status != 0 {
-		t.Fatalf("cancelled attempt left %s with %+v", rec.Status, rec.Attempts)
+	if rec.Status != store.StatusRetrying || len(rec.Deliveries[0].Attempts) != 1 || rec.Deliveries[0].Attempts[0].Status != 0 {
+		t.Fatalf("cancelled attempt left %s with %+v", rec.Status, rec.Deliveries[0].Attempts)
 	}
 }
 
@@ -781,7 +784,7 @@ func TestReplay(t *testing.T) {
 	waitStatus(t, st, "evt-x", store.StatusDead)
 	gone.Store(false)
 
-	dry, err := e.Replay(context.Background(), testSource, "evt-x", true)
+	dry, err := e.Replay(context.Background(), testSource, "evt-x", "", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -793,7 +796,7 @@ func TestReplay(t *testing.T) {
 		t.Fatalf("dry run sent a request (%d seen)", n)
 	}
 
-	res, err := e.Replay(context.Background(), testSource, "evt-x", false)
+	res, err := e.Replay(context.Background(), testSource, "evt-x", "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -809,19 +812,19 @@ func TestReplay(t *testing.T) {
 		t.Errorf("replay signature: %v", err)
 	}
 	rec, _ := st.Get(context.Background(), testSource, "evt-x")
-	if rec.Status != store.StatusDelivered || rec.Replays != 1 || len(rec.Attempts) != 2 || !rec.Attempts[1].Replay {
-		t.Fatalf("record after replay: %s replays=%d attempts=%+v", rec.Status, rec.Replays, rec.Attempts)
+	if rec.Status != store.StatusDelivered || rec.Deliveries[0].Replays != 1 || len(rec.Deliveries[0].Attempts) != 2 || !rec.Deliveries[0].Attempts[1].Replay {
+		t.Fatalf("record after replay: %s replays=%d attempts=%+v", rec.Status, rec.Deliveries[0].Replays, rec.Deliveries[0].Attempts)
 	}
 
 	// A delivered event can be replayed again: dedup does not apply.
-	if _, err := e.Replay(context.Background(), testSource, "evt-x", false); err != nil {
+	if _, err := e.Replay(context.Background(), testSource, "evt-x", "", false); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(be.hitsFor("evt-x")); n != 3 {
 		t.Errorf("second replay: backend saw %d requests, want 3", n)
 	}
 
-	if _, err := e.Replay(context.Background(), testSource, "nope", false); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.Replay(context.Background(), testSource, "nope", "", false); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("replaying a missing event: %v", err)
 	}
 	if res.Destination != testSource || res.Redirected {
@@ -880,12 +883,12 @@ func TestReplayToAnotherDestination(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &store.Record{Source: testSource, ID: "evt-elsewhere", Provider: "usaepay", Type: "t", Destination: "elsewhere",
-		Event: []byte(`{"id":"evt-elsewhere"}`)}
+	r := &store.Record{Source: testSource, ID: "evt-elsewhere", Provider: "usaepay", Type: "t",
+		Deliveries: []store.Delivery{{Destination: "elsewhere"}}, Event: []byte(`{"id":"evt-elsewhere"}`)}
 	if _, err := st.Insert(context.Background(), &store.Ingest{RawBody: []byte("{}"), Records: []*store.Record{r}}, true); err != nil {
 		t.Fatal(err)
 	}
-	res, err := e.Replay(context.Background(), testSource, "evt-elsewhere", false)
+	res, err := e.Replay(context.Background(), testSource, "evt-elsewhere", "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -897,8 +900,8 @@ func TestReplayToAnotherDestination(t *testing.T) {
 		t.Fatalf("backend saw %d requests, want 1", n)
 	}
 	rec, _ := st.Get(context.Background(), testSource, "evt-elsewhere")
-	if rec.Status != store.StatusPending || rec.Destination != "elsewhere" || len(rec.Attempts) != 1 || rec.Attempts[0].Destination != testSource {
-		t.Fatalf("record after the replay: %s destination %q attempts %+v", rec.Status, rec.Destination, rec.Attempts)
+	if rec.Status != store.StatusPending || rec.Deliveries[0].Destination != "elsewhere" || len(rec.Deliveries[0].Attempts) != 1 || rec.Deliveries[0].Attempts[0].Destination != testSource {
+		t.Fatalf("record after the replay: %s destination %q attempts %+v", rec.Status, rec.Deliveries[0].Destination, rec.Deliveries[0].Attempts)
 	}
 }
 
@@ -909,7 +912,7 @@ func TestReplayFailureKeepsStatus(t *testing.T) {
 	insert(t, st, "evt-z")
 	e.Notify()
 	waitStatus(t, st, "evt-z", store.StatusDead)
-	res, err := e.Replay(context.Background(), testSource, "evt-z", false)
+	res, err := e.Replay(context.Background(), testSource, "evt-z", "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -917,8 +920,8 @@ func TestReplayFailureKeepsStatus(t *testing.T) {
 		t.Fatalf("failed replay result %+v", res)
 	}
 	rec, _ := st.Get(context.Background(), testSource, "evt-z")
-	if rec.Status != store.StatusDead || rec.Replays != 1 || len(rec.Attempts) != 2 {
-		t.Fatalf("record after failed replay: %s replays=%d attempts=%d", rec.Status, rec.Replays, len(rec.Attempts))
+	if rec.Status != store.StatusDead || rec.Deliveries[0].Replays != 1 || len(rec.Deliveries[0].Attempts) != 2 {
+		t.Fatalf("record after failed replay: %s replays=%d attempts=%d", rec.Status, rec.Deliveries[0].Replays, len(rec.Deliveries[0].Attempts))
 	}
 }
 
@@ -974,7 +977,7 @@ func TestAttemptErrorRedactsUpstreamURL(t *testing.T) {
 	insert(t, st, "evt-redact")
 	e.Notify()
 	rec := waitStatus(t, st, "evt-redact", store.StatusDead)
-	msg := rec.Attempts[0].Error
+	msg := rec.Deliveries[0].Attempts[0].Error
 	for _, secret := range []string{"pa55", "s3cr3t"} {
 		if strings.Contains(msg, secret) {
 			t.Errorf("attempt error %q leaks %q", msg, secret)
@@ -994,12 +997,13 @@ func TestReplayRefusesReservedEvent(t *testing.T) {
 	}
 	now := time.Now()
 	rec := &store.Record{Source: testSource, ID: "evt-sync", Provider: "usaepay", Type: "t",
-		Status: store.StatusReserved, ReceivedAt: now, Event: []byte(`{}`), BatchSize: 1, Retention: time.Hour}
+		ReceivedAt: now, Event: []byte(`{}`), BatchSize: 1, Retention: time.Hour,
+		Deliveries: []store.Delivery{{Destination: testSource, Status: store.StatusReserved}}}
 	if _, err := st.Insert(context.Background(), &store.Ingest{RawBody: []byte(`{}`), Records: []*store.Record{rec}}, false); err != nil {
 		t.Fatal(err)
 	}
 	// The engine is not started: Replay works without the workers.
-	if _, err := e.Replay(context.Background(), testSource, "evt-sync", false); !errors.Is(err, ErrReserved) {
+	if _, err := e.Replay(context.Background(), testSource, "evt-sync", "", false); !errors.Is(err, ErrReserved) {
 		t.Fatalf("replaying a reserved event: %v", err)
 	}
 	if be.count() != 0 {
@@ -1030,8 +1034,8 @@ func BenchmarkEngineDeliver(b *testing.B) {
 			// Each event its own receive time, as requests have.
 			at := now.Add(time.Duration(j) * time.Microsecond)
 			in.Records = append(in.Records, &store.Record{Source: testSource, ID: fmt.Sprintf("bench-%d", j),
-				Provider: "usaepay", Type: "t", Status: store.StatusPending, ReceivedAt: at, Event: ev,
-				BatchSize: 1, NextAttemptAt: at, Retention: time.Hour})
+				Provider: "usaepay", Type: "t", ReceivedAt: at, Event: ev, BatchSize: 1, Retention: time.Hour,
+				Deliveries: []store.Delivery{{Destination: testSource}}})
 		}
 		if _, err := st.Insert(context.Background(), in, false); err != nil {
 			b.Fatal(err)

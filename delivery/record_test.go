@@ -27,7 +27,7 @@ type flakyStore struct {
 	calls     int
 }
 
-func (s *flakyStore) RecordAttempt(ctx context.Context, source, id, owner string, a store.Attempt, d store.Decision) error {
+func (s *flakyStore) RecordAttempt(ctx context.Context, source, id, dest, owner string, a store.Attempt, d store.Decision) error {
 	s.mu.Lock()
 	s.calls++
 	fail := s.down || s.fails > 0
@@ -37,10 +37,10 @@ func (s *flakyStore) RecordAttempt(ctx context.Context, source, id, owner string
 	committed := s.committed
 	s.mu.Unlock()
 	if !fail {
-		return s.Store.RecordAttempt(ctx, source, id, owner, a, d)
+		return s.Store.RecordAttempt(ctx, source, id, dest, owner, a, d)
 	}
 	if committed {
-		if err := s.Store.RecordAttempt(ctx, source, id, owner, a, d); err != nil {
+		if err := s.Store.RecordAttempt(ctx, source, id, dest, owner, a, d); err != nil {
 			return err
 		}
 	}
@@ -73,8 +73,8 @@ func TestRecordTriedAgainWhileLeaseHolds(t *testing.T) {
 	if n := len(be.hitsFor("evt-rec")); n != 1 {
 		t.Fatalf("backend saw the event %d times, want once", n)
 	}
-	if len(rec.Attempts) != 1 || rec.Attempts[0].Status != 200 {
-		t.Fatalf("stored %+v", rec.Attempts)
+	if len(rec.Deliveries[0].Attempts) != 1 || rec.Deliveries[0].Attempts[0].Status != 200 {
+		t.Fatalf("stored %+v", rec.Deliveries[0].Attempts)
 	}
 	if n := st.recordCalls(); n != 4 {
 		t.Errorf("RecordAttempt called %d times, want 4 (3 failures, then the write)", n)
@@ -94,9 +94,9 @@ func TestRecordWhoseAnswerWasLostIsNotAppendedTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec, _ := st.Get(context.Background(), testSource, "evt-lost")
-	if len(rec.Attempts) != 1 || len(be.hitsFor("evt-lost")) != 1 || st.recordCalls() != 1 {
+	if len(rec.Deliveries[0].Attempts) != 1 || len(be.hitsFor("evt-lost")) != 1 || st.recordCalls() != 1 {
 		t.Fatalf("stored attempts %+v, backend saw %d, RecordAttempt called %d times",
-			rec.Attempts, len(be.hitsFor("evt-lost")), st.recordCalls())
+			rec.Deliveries[0].Attempts, len(be.hitsFor("evt-lost")), st.recordCalls())
 	}
 }
 
@@ -116,8 +116,8 @@ func TestRecordGivenUpWhenLeaseRunsOut(t *testing.T) {
 	rec := waitStatus(t, st, "evt-lease", store.StatusDelivered)
 	// Only the worker holding the live lease wrote: a worker still trying
 	// past its lease would have appended a second attempt.
-	if len(rec.Attempts) != 1 {
-		t.Fatalf("stored attempts %+v, want one", rec.Attempts)
+	if len(rec.Deliveries[0].Attempts) != 1 {
+		t.Fatalf("stored attempts %+v, want one", rec.Deliveries[0].Attempts)
 	}
 }
 
@@ -142,8 +142,8 @@ func TestStopBoundsRecordRetries(t *testing.T) {
 	}
 	calls := st.recordCalls()
 	rec, _ := st.Get(context.Background(), testSource, "evt-stop")
-	if rec.Status != store.StatusPending || len(rec.Attempts) != 0 || len(be.hitsFor("evt-stop")) != 1 {
-		t.Fatalf("after Stop: %s with %+v, backend saw %d", rec.Status, rec.Attempts, len(be.hitsFor("evt-stop")))
+	if rec.Status != store.StatusPending || len(rec.Deliveries[0].Attempts) != 0 || len(be.hitsFor("evt-stop")) != 1 {
+		t.Fatalf("after Stop: %s with %+v, backend saw %d", rec.Status, rec.Deliveries[0].Attempts, len(be.hitsFor("evt-stop")))
 	}
 	st.setDown(false)
 	if n := st.recordCalls(); n != calls {

@@ -126,6 +126,9 @@ func (e *Engine) Replay(ctx context.Context, source, id, of string, dryRun bool)
 	if ud := updated.Delivery(d.Destination); ud != nil {
 		out.Status = ud.Status
 	}
+	if delivered && d.Lane != "" {
+		e.Notify() // the lane's next delivery is due now
+	}
 	return out, nil
 }
 

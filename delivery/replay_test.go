@@ -34,7 +34,7 @@ func TestReplayResultMasksSignature(t *testing.T) {
 	}
 
 	for _, dry := range []bool{true, false} {
-		res, err := e.Replay(context.Background(), testSource, "evt-m", dry)
+		res, err := e.Replay(context.Background(), testSource, "evt-m", "", dry)
 		if err != nil {
 			t.Fatal(err)
 		}

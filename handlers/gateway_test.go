@@ -80,7 +80,13 @@ func newGateway(t testing.TB, mode Mode, provider string) (*Gateway, *counter) {
 		t.Fatal(err)
 	}
 	obs := &counter{}
+	var dests []Destination
+	if mode == Async {
+		// The route-level shorthand's destination, named after the source.
+		dests = []Destination{{Name: normalize.DefaultSource(provider)}}
+	}
 	return &Gateway{
+		Destinations:  dests,
 		Normalize:     normalize.Options{Provider: provider},
 		Verifiers:     []verify.Verifier{hv},
 		SecretHeaders: hv.SecretHeaders(),
@@ -201,8 +207,8 @@ func TestSyncForwardsCanonicalEventAndCommits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.Status != store.StatusDelivered || len(rec.Attempts) != 1 || rec.Attempts[0].Status != http.StatusOK {
-		t.Fatalf("stored %s %+v", rec.Status, rec.Attempts)
+	if rec.Status != store.StatusDelivered || len(rec.Deliveries[0].Attempts) != 1 || rec.Deliveries[0].Attempts[0].Status != http.StatusOK {
+		t.Fatalf("stored %s %+v", rec.Status, rec.Deliveries[0].Attempts)
 	}
 	if !bytes.Equal(rec.Event, be.bodies[0]) {
 		t.Error("stored event differs from the delivered one")
@@ -235,8 +241,8 @@ func TestSyncFailureReleasesReservation(t *testing.T) {
 				t.Fatalf("got %d %v", r.code, r.answer)
 			}
 			got, err := g.Store.Get(context.Background(), "/usaepay", exampleID)
-			if err != nil || got.Status != store.StatusReleased || len(got.Attempts) != 1 ||
-				got.Attempts[0].Status != be.status || (be.err != nil) != (got.Attempts[0].Error != "") {
+			if err != nil || got.Status != store.StatusReleased || len(got.Deliveries[0].Attempts) != 1 ||
+				got.Deliveries[0].Attempts[0].Status != be.status || (be.err != nil) != (got.Deliveries[0].Attempts[0].Error != "") {
 				t.Fatalf("after the failure: %+v %v", got, err)
 			}
 			ok := &backend{}
@@ -244,8 +250,8 @@ func TestSyncFailureReleasesReservation(t *testing.T) {
 				t.Fatalf("retry: %d %v", r.code, r.answer)
 			}
 			got, err = g.Store.Get(context.Background(), "/usaepay", exampleID)
-			if err != nil || got.Status != store.StatusDelivered || len(got.Attempts) != 2 ||
-				got.Attempts[0].Status != be.status || got.Attempts[1].Status != http.StatusOK {
+			if err != nil || got.Status != store.StatusDelivered || len(got.Deliveries[0].Attempts) != 2 ||
+				got.Deliveries[0].Attempts[0].Status != be.status || got.Deliveries[0].Attempts[1].Status != http.StatusOK {
 				t.Fatalf("after the retry: %+v %v", got, err)
 			}
 		})

@@ -110,8 +110,8 @@ func TestSyncBackend2xxIsDeliveredWhenTheRecordFails(t *testing.T) {
 		t.Fatalf("the backend got the event %d times, want once", n)
 	}
 	rec, _ := g.Store.Get(context.Background(), "/usaepay", exampleID)
-	if len(rec.Attempts) != 1 || rec.Attempts[0].Status != http.StatusOK {
-		t.Fatalf("stored attempts %+v", rec.Attempts)
+	if len(rec.Deliveries[0].Attempts) != 1 || rec.Deliveries[0].Attempts[0].Status != http.StatusOK {
+		t.Fatalf("stored attempts %+v", rec.Deliveries[0].Attempts)
 	}
 	if _, releases := st.counts(); releases != 0 {
 		t.Errorf("the reservation of a delivered event was released %d times", releases)
@@ -139,8 +139,8 @@ func TestSyncRecordWhoseAnswerWasLostIsNotAppendedTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec, _ := g.Store.Get(context.Background(), "/usaepay", exampleID)
-	if marks, _ := st.counts(); marks != 1 || rec.Status != store.StatusDelivered || len(rec.Attempts) != 1 {
-		t.Fatalf("MarkDelivered called %d times; stored %s with %+v", marks, rec.Status, rec.Attempts)
+	if marks, _ := st.counts(); marks != 1 || rec.Status != store.StatusDelivered || len(rec.Deliveries[0].Attempts) != 1 {
+		t.Fatalf("MarkDelivered called %d times; stored %s with %+v", marks, rec.Status, rec.Deliveries[0].Attempts)
 	}
 }
 
@@ -192,8 +192,8 @@ func TestSyncNothingAfterGatewayIsAFailure(t *testing.T) {
 		// Each try replaces the released record of the one before and
 		// keeps its attempt.
 		got, err := g.Store.Get(context.Background(), "/usaepay", exampleID)
-		if err != nil || got.Status != store.StatusReleased || len(got.Attempts) != try+1 ||
-			got.Attempts[try].Error != ErrNoResponse.Error() {
+		if err != nil || got.Status != store.StatusReleased || len(got.Deliveries[0].Attempts) != try+1 ||
+			got.Deliveries[0].Attempts[try].Error != ErrNoResponse.Error() {
 			t.Fatalf("try %d: the released record: %+v %v", try+1, got, err)
 		}
 	}

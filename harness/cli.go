@@ -226,6 +226,8 @@ type emitOptions struct {
 	dedupWindow  time.Duration
 	sinkListen   string
 	sinkURL      string
+	second       string
+	secondProvs  []string
 	waitFor      time.Duration
 	settle       time.Duration
 	asJSON       bool
@@ -283,6 +285,8 @@ reported.`,
 	fs.Uint64Var(&o.cfg.Gen.Seed, "seed", 0, "seed for types, amounts and layouts (ids stay fresh); 0 is random")
 	fs.StringVar(&o.sinkListen, "sink-listen", "", "run a sink in this process on this address, e.g. 127.0.0.1:9090")
 	fs.StringVar(&o.sinkURL, "sink-url", "", "base URL of a running sink to fetch deliveries from")
+	fs.StringVar(&o.second, "second-sink-listen", "", "with --sink-listen: also run a sink for a second destination on this address, and report whether each acknowledged event of --second-sink-providers reached it exactly once")
+	fs.StringSliceVar(&o.secondProvs, "second-sink-providers", []string{"usaepay"}, "the providers whose routes deliver to the second destination")
 	fs.DurationVar(&o.waitFor, "wait", 30*time.Second, "how long to wait for acknowledged events to reach the sink")
 	fs.DurationVar(&o.settle, "settle", 500*time.Millisecond, "keep watching this long after all arrived, to catch doubles")
 	fs.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
@@ -377,13 +381,21 @@ func (o *emitOptions) simConfig() error {
 // alone. A report with an error (report.ErrIncomplete) is still printed.
 func (o *emitOptions) run(ctx context.Context, cmd *cobra.Command) (*report.Report, error) {
 	wait := report.WaitOptions{Timeout: o.waitFor, Settle: o.settle}
+	if o.second != "" && o.sinkListen == "" {
+		return nil, errors.New("--second-sink-listen needs --sink-listen: the second sink runs beside the first")
+	}
 	if o.sinkListen != "" {
 		scfg, err := o.buildSink()
 		if err != nil {
 			return nil, err
 		}
+		var second *SecondSink
+		if o.second != "" {
+			second = &SecondSink{Name: "second destination (" + o.second + ": " + strings.Join(o.secondProvs, ", ") + ")",
+				Addr: o.second, Providers: o.secondProvs, Sink: scfg}
+		}
 		return Run(ctx, Scenario{
-			Sim: o.cfg, Sink: scfg, SinkAddr: o.sinkListen, Wait: wait,
+			Sim: o.cfg, Sink: scfg, SinkAddr: o.sinkListen, Wait: wait, Second: second,
 			SinkReady: func(_ context.Context, u string) error {
 				fmt.Fprintf(cmd.ErrOrStderr(), "sink listening on %s\n", u)
 				return nil

@@ -8,9 +8,11 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/webhookgw/caddy-webhook-gateway/harness/report"
@@ -43,6 +45,39 @@ type Scenario struct {
 	SinkReady func(ctx context.Context, sinkURL string) error
 	// Wait bounds how long Run waits for acknowledged events to arrive.
 	Wait report.WaitOptions
+	// Second, when set, is a sink for a second destination of the
+	// gateway's routes (a fan-out): Run starts it too, and the report's
+	// Second says whether every acknowledged event of its providers
+	// reached it exactly once.
+	Second *SecondSink
+}
+
+// SecondSink is the sink of a second destination.
+type SecondSink struct {
+	// Name labels its report ("second destination" when empty).
+	Name string
+	// Addr is where it listens; empty means a free loopback port.
+	Addr string
+	// Providers are the providers whose routes deliver to it; empty means
+	// every provider.
+	Providers []string
+	// Sink configures it, as Scenario.Sink does the first.
+	Sink sink.Config
+}
+
+// sendsOf are the sends of providers (all of them when providers is
+// empty).
+func sendsOf(sends []sim.Send, providers []string) []sim.Send {
+	if len(providers) == 0 {
+		return sends
+	}
+	var out []sim.Send
+	for _, s := range sends {
+		if slices.Contains(providers, s.Provider) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // NewSink builds a sink that validates against the canonical event schema,
@@ -99,6 +134,22 @@ func Run(ctx context.Context, sc Scenario) (*report.Report, error) {
 			_ = srv.Shutdown(shutdownCtx)
 		}()
 	}
+	var second *sink.Server
+	if sc.Second != nil {
+		sk, err := NewSink(sc.Second.Sink)
+		if err != nil {
+			return nil, err
+		}
+		second, err = sink.Listen(sc.Second.Addr, sk)
+		if err != nil {
+			return nil, fmt.Errorf("harness: second sink: %w", err)
+		}
+		defer func() {
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = second.Shutdown(shutdownCtx)
+		}()
+	}
 	if sc.SinkReady != nil {
 		if err := sc.SinkReady(ctx, srv.URL); err != nil {
 			return nil, fmt.Errorf("harness: sink ready hook: %w", err)
@@ -107,7 +158,13 @@ func Run(ctx context.Context, sc Scenario) (*report.Report, error) {
 	runErr := s.Run(ctx)
 	build := func() (*report.Report, error) {
 		snap := srv.Sink.Snapshot()
-		return BuildReport(s.Sends(), &snap), nil
+		r := BuildReport(s.Sends(), &snap)
+		if second != nil {
+			snap2 := second.Sink.Snapshot()
+			r.Second = BuildReport(sendsOf(s.Sends(), sc.Second.Providers), &snap2)
+			r.Second.Name = cmp.Or(sc.Second.Name, "second destination")
+		}
+		return r, nil
 	}
 	if runErr != nil {
 		r, _ := build()

@@ -104,8 +104,8 @@ func TestAsyncAcknowledgesThenDelivers(t *testing.T) {
 
 	gw.Stop()
 	rec := storedRecord(t, gw, id)
-	if rec.Status != store.StatusDelivered || len(rec.Attempts) != 1 || rec.Attempts[0].Status != http.StatusOK {
-		t.Fatalf("stored record: status %s, attempts %+v", rec.Status, rec.Attempts)
+	if rec.Status != store.StatusDelivered || len(rec.Deliveries[0].Attempts) != 1 || rec.Deliveries[0].Attempts[0].Status != http.StatusOK {
+		t.Fatalf("stored record: status %s, attempts %+v", rec.Status, rec.Deliveries[0].Attempts)
 	}
 }
 
@@ -216,10 +216,10 @@ func TestAsyncSlowBackendTimesOutAndIsRetried(t *testing.T) {
 
 	gw.Stop()
 	rec := storedRecord(t, gw, id)
-	if len(rec.Attempts) < 2 {
-		t.Fatalf("delivered in %d attempt(s), want the timed-out one and a retry: %+v", len(rec.Attempts), rec.Attempts)
+	if len(rec.Deliveries[0].Attempts) < 2 {
+		t.Fatalf("delivered in %d attempt(s), want the timed-out one and a retry: %+v", len(rec.Deliveries[0].Attempts), rec.Deliveries[0].Attempts)
 	}
-	first, last := rec.Attempts[0], rec.Attempts[len(rec.Attempts)-1]
+	first, last := rec.Deliveries[0].Attempts[0], rec.Deliveries[0].Attempts[len(rec.Deliveries[0].Attempts)-1]
 	if first.Status != 0 || !strings.Contains(strings.ToLower(first.Error), "timeout") || first.Latency < timeout*4/5 || first.Latency >= 10*timeout {
 		t.Errorf("first attempt %+v, want a timeout after about %v", first, timeout)
 	}
@@ -287,8 +287,8 @@ func TestAsyncRetryAfterAndGone(t *testing.T) {
 		t.Fatalf("410 event status %s, want dead", rec.Status)
 	}
 	rec := storedRecord(t, gw, retryID)
-	if rec.Status != store.StatusDelivered || len(rec.Attempts) != 2 || rec.Attempts[0].Status != http.StatusTooManyRequests {
-		t.Fatalf("retried event: status %s attempts %+v", rec.Status, rec.Attempts)
+	if rec.Status != store.StatusDelivered || len(rec.Deliveries[0].Attempts) != 2 || rec.Deliveries[0].Attempts[0].Status != http.StatusTooManyRequests {
+		t.Fatalf("retried event: status %s attempts %+v", rec.Status, rec.Deliveries[0].Attempts)
 	}
 }
 
@@ -312,10 +312,10 @@ func TestAsyncDeadAfterLastAttempt(t *testing.T) {
 	}
 	gw.Stop()
 	rec := storedRecord(t, gw, id)
-	if rec.Status != store.StatusDead || len(rec.Attempts) != 3 {
-		t.Fatalf("status %s with %d attempts, want dead after 3", rec.Status, len(rec.Attempts))
+	if rec.Status != store.StatusDead || len(rec.Deliveries[0].Attempts) != 3 {
+		t.Fatalf("status %s with %d attempts, want dead after 3", rec.Status, len(rec.Deliveries[0].Attempts))
 	}
-	for i, a := range rec.Attempts {
+	for i, a := range rec.Deliveries[0].Attempts {
 		if a.Number != i+1 || a.Status != http.StatusInternalServerError {
 			t.Errorf("attempt %d recorded as %+v", i+1, a)
 		}

@@ -318,19 +318,62 @@ func checkCloudEvent(t *testing.T, r received) {
 }
 
 // waitStatus waits until the admin API shows the event source/id in status
-// (delivered, dead, ...) and returns its attempts. Once an event is
-// delivered or dead no worker sends it again, so a count taken after this
-// is final without waiting for "nothing more" to happen.
+// (delivered, dead, ...; the roll-up of its deliveries) and returns the
+// attempts of its deliveries, in the order of its deliveries. Once an
+// event is delivered or dead no worker sends it again, so a count taken
+// after this is final without waiting for "nothing more" to happen.
 func waitStatus(t *testing.T, gw *testcaddy.Instance, source, id, status string) []map[string]any {
 	t.Helper()
-	var shown struct {
-		Status   string           `json:"status"`
-		Attempts []map[string]any `json:"attempts"`
+	var attempts []map[string]any
+	for _, d := range waitEvent(t, gw, source, id, status).Deliveries {
+		attempts = append(attempts, d.Attempts...)
 	}
+	return attempts
+}
+
+// shownEvent is an event as the admin API shows it: its roll-up status
+// and its deliveries.
+type shownEvent struct {
+	Status     string          `json:"status"`
+	Deliveries []shownDelivery `json:"deliveries"`
+}
+
+// shownDelivery is one delivery of a shownEvent.
+type shownDelivery struct {
+	Destination string           `json:"destination"`
+	Status      string           `json:"status"`
+	Attempts    []map[string]any `json:"attempts"`
+	Lane        string           `json:"lane"`
+	Sequence    uint64           `json:"sequence"`
+}
+
+// delivery returns the event's delivery to dest, or nil.
+func (e *shownEvent) delivery(dest string) *shownDelivery {
+	for i := range e.Deliveries {
+		if e.Deliveries[i].Destination == dest {
+			return &e.Deliveries[i]
+		}
+	}
+	return nil
+}
+
+// showEvent reads an event through the admin API.
+func showEvent(t *testing.T, gw *testcaddy.Instance, source, id string) (*shownEvent, int) {
+	t.Helper()
+	var shown shownEvent
+	code := adminGet(t, gw, "/webhooks/event?source="+url.QueryEscape(source)+"&id="+url.QueryEscape(id), &shown)
+	return &shown, code
+}
+
+// waitEvent waits until the admin API shows the event in status (its
+// roll-up) and returns it.
+func waitEvent(t *testing.T, gw *testcaddy.Instance, source, id, status string) *shownEvent {
+	t.Helper()
+	var shown *shownEvent
 	testwait.For(t, "event "+id+" "+status, func() bool {
-		shown.Status, shown.Attempts = "", nil
-		return adminGet(t, gw, "/webhooks/event?source="+url.QueryEscape(source)+"&id="+url.QueryEscape(id), &shown) == http.StatusOK &&
-			shown.Status == status
+		var code int
+		shown, code = showEvent(t, gw, source, id)
+		return code == http.StatusOK && shown.Status == status
 	})
-	return shown.Attempts
+	return shown
 }

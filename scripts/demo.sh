@@ -2,7 +2,9 @@
 # The demo: builds Caddy with the gateway, runs it on Caddyfile.example with
 # its embedded Badger store (in a temporary data directory), then simulates
 # the three providers against it with a merchant sink in front of which the
-# gateway delivers, and prints the report. Loopback only; about a minute:
+# gateway delivers, and a second sink for the payment route's second
+# destination (the ledger, ordered by transaction), and prints the report:
+# each sink must get each acknowledged event exactly once. Loopback only; about a minute:
 # a share of loyalty updates is repeated byte for byte after the loyalty
 # route's 30 s dedup window (the gateway's default), as a real second update,
 # and the payment gateway's retries run its first hour of schedule (12
@@ -80,6 +82,7 @@ bin/caddy webhooks emit \
 	--loyalty-header X-Loyalty-Token \
 	--usaepay-user "$USAEPAY_USER" \
 	--sink-listen 127.0.0.1:9090 \
+	--second-sink-listen 127.0.0.1:9091 --second-sink-providers usaepay \
 	--count 600 --concurrency 8 \
 	--duplicates 0.1 --redeliveries 0.1 \
 	--repeats 0.3 --dedup-window 30s \

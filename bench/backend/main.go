@@ -6,9 +6,11 @@
 //	POST /reset  zero the counters
 //	any other    read the body, count it, answer 200
 //
-// unique counts distinct Idempotency-Key headers (the gateway sets one per
-// event, and an at-least-once redelivery repeats it); a request without the
-// header counts as unique, so the bare reverse_proxy scenario counts too.
+// unique counts distinct (path, Idempotency-Key) pairs (the gateway sets
+// one key per event, and an at-least-once redelivery repeats it; a route
+// fanning out to two destinations posting to two paths delivers each event
+// once to each); a request without the header counts as unique, so the
+// bare reverse_proxy scenario counts too.
 //
 // It listens on loopback only and prints its address on stdout once ready.
 package main
@@ -110,7 +112,11 @@ func main() {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		c.add(r.Header.Get("Idempotency-Key"), n)
+		key := r.Header.Get("Idempotency-Key")
+		if key != "" {
+			key = r.URL.Path + " " + key
+		}
+		c.add(key, n)
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(ok)
 	})

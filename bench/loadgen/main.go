@@ -50,11 +50,16 @@ type config struct {
 	Timeout      time.Duration
 	DrainURL     string
 	DrainTimeout time.Duration
-	MetricsURL   string
-	JSONPath     string
-	Scenario     string
-	Run          int
-	Pids         string
+	// Deliveries is how many deliveries each acknowledged event makes
+	// (its route's destinations); Keys how many transaction keys the
+	// events are spread over.
+	Deliveries int
+	Keys       int
+	MetricsURL string
+	JSONPath   string
+	Scenario   string
+	Run        int
+	Pids       string
 }
 
 func main() {
@@ -72,6 +77,8 @@ func main() {
 	flag.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "per-request timeout")
 	flag.StringVar(&cfg.DrainURL, "drain-url", "", "backend count URL (bench/backend's /count): after the load, wait until it has every acknowledged event")
 	flag.DurationVar(&cfg.DrainTimeout, "drain-timeout", 120*time.Second, "bound on the drain wait")
+	flag.IntVar(&cfg.Deliveries, "deliveries", 1, "deliveries per acknowledged event the drain waits for (a route fanning out to N destinations: N)")
+	flag.IntVar(&cfg.Keys, "keys", 1, "distinct transaction keys (the events' subject) the events are spread over: the lanes of an ordered destination")
 	flag.StringVar(&cfg.MetricsURL, "metrics-url", "", "the gateway's Prometheus metrics: after the load (and drain), report the store's batch sizes")
 	flag.StringVar(&cfg.JSONPath, "json", "", "write the JSON report here (- for stdout)")
 	flag.StringVar(&cfg.Scenario, "scenario", "", "scenario name recorded in the report; -summarize compares every scenario with \"a\"")
@@ -130,6 +137,8 @@ func (c *config) check() error {
 		return fmt.Errorf("-mode %q: want proxy, sync or async", c.Mode)
 	case c.DrainURL != "" && c.Mode != "async":
 		return errors.New("-drain-url only applies to -mode async")
+	case c.Deliveries < 1 || c.Keys < 1:
+		return errors.New("-deliveries and -keys must be at least 1")
 	}
 	if c.Pool <= 0 {
 		c.Pool = int(float64(c.MaxRate) * (c.Warmup + c.Duration).Seconds())
@@ -172,7 +181,7 @@ type worker struct {
 }
 
 func run(ctx context.Context, cfg config) (*Report, error) {
-	gen, err := NewPayloads([]byte(cfg.Key), cfg.Size)
+	gen, err := NewPayloadsKeys([]byte(cfg.Key), cfg.Size, cfg.Keys)
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +191,6 @@ func run(ctx context.Context, cfg config) (*Report, error) {
 		p.events[i] = gen.Next()
 	}
 	genTime := time.Since(genStart)
-	prefix := gen.Prefix()
 
 	transport := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -230,7 +238,7 @@ func run(ctx context.Context, cfg config) (*Report, error) {
 			errs:      map[string]int{},
 		}
 		workers[i] = w
-		wg.Go(func() { w.loop(ctx, client, cfg.URL, prefix, p, measureFrom, measureTo) })
+		wg.Go(func() { w.loop(ctx, client, cfg.URL, gen, p, measureFrom, measureTo) })
 	}
 	wg.Wait()
 	loadEnd := time.Now()
@@ -256,7 +264,7 @@ func run(ctx context.Context, cfg config) (*Report, error) {
 	}
 
 	if cfg.DrainURL != "" {
-		rep.Drain = drain(ctx, cfg, baseline, int64(rep.AckedTotal), loadEnd)
+		rep.Drain = drain(ctx, cfg, baseline, int64(rep.AckedTotal*cfg.Deliveries), loadEnd)
 	}
 	if cfg.MetricsURL != "" {
 		mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -274,7 +282,7 @@ func run(ctx context.Context, cfg config) (*Report, error) {
 // at or after measureFrom and finished by measureTo are measured, so the
 // warm-up and the requests cut by the end do not skew the figures; every
 // 2xx still counts towards acked, which the drain check needs.
-func (w *worker) loop(ctx context.Context, client *http.Client, url string, prefix []byte, p *pool, measureFrom, measureTo time.Time) {
+func (w *worker) loop(ctx context.Context, client *http.Client, url string, gen *Payloads, p *pool, measureFrom, measureTo time.Time) {
 	buf := make([]byte, 4096)
 	for {
 		t0 := time.Now()
@@ -282,7 +290,7 @@ func (w *worker) loop(ctx context.Context, client *http.Client, url string, pref
 			return
 		}
 		ev := p.take()
-		code, dup, err := send(ctx, client, url, prefix, ev, buf)
+		code, dup, err := send(ctx, client, url, gen.PrefixOf(ev), ev, buf)
 		t1 := time.Now()
 		if code >= 200 && code < 300 {
 			w.acked++

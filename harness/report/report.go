@@ -107,6 +107,23 @@ type Report struct {
 	KeyErrorSample string `json:"key_error_sample,omitempty"`
 	// Elapsed is from the first send to the last send or delivery.
 	Elapsed time.Duration `json:"elapsed"`
+	// Second is the report of a second destination's sink, over the
+	// sends of the providers whose routes deliver there: each of their
+	// acknowledged events must reach it exactly once too. Nil without
+	// one.
+	Second *Report `json:"second_destination,omitempty"`
+	// Name says what a Second report is about.
+	Name string `json:"name,omitempty"`
+}
+
+// undelivered is how many acknowledged events have reached neither sink
+// they should have: r's own, and its Second's.
+func (r *Report) undelivered() int {
+	n := r.Lost
+	if r.Second != nil {
+		n += r.Second.Lost
+	}
+	return n
 }
 
 // ErrorAnswer is one group of non-2xx answers.
@@ -469,7 +486,8 @@ func Percentile(sorted []time.Duration, p float64) time.Duration {
 
 // OK reports whether nothing was lost, doubled, unexpected or invalid.
 func (r *Report) OK() bool {
-	return r.Lost == 0 && r.Doubled == 0 && r.Unexpected == 0 && r.InvalidAtSink == 0 && r.KeyErrors == 0
+	return r.Lost == 0 && r.Doubled == 0 && r.Unexpected == 0 && r.InvalidAtSink == 0 && r.KeyErrors == 0 &&
+		(r.Second == nil || r.Second.OK())
 }
 
 // Problems describes what is wrong, or returns "".
@@ -496,6 +514,9 @@ func (r *Report) Problems() string {
 	}
 	if r.KeyErrors > 0 {
 		p = append(p, fmt.Sprintf("%d bodies without expected keys (%s)", r.KeyErrors, r.KeyErrorSample))
+	}
+	if r.Second != nil && !r.Second.OK() {
+		p = append(p, r.Second.Name+": "+r.Second.Problems())
 	}
 	return strings.Join(p, "; ")
 }
@@ -619,11 +640,22 @@ func (r *Report) WriteTable(w io.Writer) error {
 		_, err := fmt.Fprintln(w, "(no sink data: deliveries not compared)")
 		return err
 	}
+	if r.Second != nil {
+		fmt.Fprintf(w, "\n%s:\n", r.Second.Name)
+		if err := r.Second.WriteTable(w); err != nil {
+			return err
+		}
+		fmt.Fprintln(w)
+	}
 	if p := r.Problems(); p != "" {
 		_, err := fmt.Fprintln(w, "PROBLEMS: "+p)
 		return err
 	}
-	_, err := fmt.Fprintf(w, "OK: every acknowledged event delivered exactly once (%s elapsed)\n", r.Elapsed.Round(time.Millisecond))
+	what := "every acknowledged event delivered exactly once"
+	if r.Second != nil {
+		what += ", to each destination"
+	}
+	_, err := fmt.Fprintf(w, "OK: %s (%s elapsed)\n", what, r.Elapsed.Round(time.Millisecond))
 	return err
 }
 
@@ -678,7 +710,7 @@ func Wait(ctx context.Context, build func() (*Report, error), opts WaitOptions) 
 		if err != nil {
 			return r, err
 		}
-		if r.Lost == 0 {
+		if r.undelivered() == 0 {
 			if opts.Settle <= 0 {
 				return r, nil
 			}
@@ -688,7 +720,7 @@ func Wait(ctx context.Context, build func() (*Report, error), opts WaitOptions) 
 			return build()
 		}
 		if !sleep(opts.Poll) {
-			return r, fmt.Errorf("%w: %d lost after %v", ErrIncomplete, r.Lost, opts.Timeout)
+			return r, fmt.Errorf("%w: %d lost after %v", ErrIncomplete, r.undelivered(), opts.Timeout)
 		}
 	}
 }

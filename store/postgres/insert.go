@@ -23,22 +23,39 @@ const (
 )
 
 // sqlInsertFast stores a single-event request without a dedup key, the
-// common case, in one statement, its raw body inline. No row back means the
-// id is taken (or held by an expired reservation or delivered event, which
-// insert_event then replaces), and the record goes the insert_event way.
-const sqlInsertFast = `INSERT INTO events (source, id, provider, type, status, received_at, event, headers,
-	raw_body, batch_index, batch_size, next_attempt_at, reserved_until, retention_us, expires_at, destination, subject)
+// common case, in one statement, its raw body inline, its deliveries beside
+// it (the statement of insert_deliveries, without attempts to carry over).
+// No row back means the id is taken (or held by an expired reservation,
+// a released record or an expired settled event, which insert_event then
+// replaces), and the record goes the insert_event way.
+const sqlInsertFast = `WITH e AS (
+	INSERT INTO events (source, id, provider, type, subject, status, received_at, event, headers,
+		raw_body, batch_index, batch_size, trace_parent, trace_state, reserved_until, retention_us, expires_at)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-	ON CONFLICT DO NOTHING RETURNING true`
+	ON CONFLICT DO NOTHING RETURNING source, id, received_at),
+d AS (
+	SELECT t.destination, t.status, t.lane, (t.pos - 1)::smallint AS pos
+	FROM e, unnest($18::text[], $19::text[], $20::bytea[]) WITH ORDINALITY AS t(destination, status, lane, pos)),
+l AS (
+	INSERT INTO lanes AS l (destination, lane, last)
+	SELECT destination, lane, 1 FROM d WHERE lane IS NOT NULL
+	ON CONFLICT (destination, lane) DO UPDATE SET last = l.last + 1
+	RETURNING destination, last),
+ins AS (
+	INSERT INTO deliveries (source, id, destination, pos, status, received_at, lane, sequence, lane_hold)
+	SELECT e.source, e.id, d.destination, d.pos, d.status, e.received_at, d.lane, l.last, d.lane IS NOT NULL
+	FROM e, d LEFT JOIN l ON l.destination = d.destination
+	RETURNING pos, sequence)
+SELECT (SELECT COALESCE(array_agg(sequence ORDER BY pos), '{}') FROM ins) FROM e`
 
 // sqlInsertEvent inserts one record of a request whose body is shared
 // (bodies, at the sequence's current value); sqlInsertEventInline one
 // whose body is inline.
 const (
-	sqlInsertEvent = `SELECT inserted, existing_status, existing_id FROM insert_event(
-	$1, $2, $3, $4, $5, $6, $7, $8, NULL, currval('bodies_id_seq'), $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`
-	sqlInsertEventInline = `SELECT inserted, existing_status, existing_id FROM insert_event(
-	$1, $2, $3, $4, $5, $6, $7, $8, $20, NULL, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`
+	sqlInsertEvent = `SELECT inserted, existing_status, existing_id, sequences FROM insert_event(
+	$1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, currval('bodies_id_seq'), $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`
+	sqlInsertEventInline = `SELECT inserted, existing_status, existing_id, sequences FROM insert_event(
+	$1, $2, $3, $4, $5, $6, $7, $8, $9, $23, NULL, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`
 )
 
 // sqlInsertBody stores a shared body if any record of its request was
@@ -68,10 +85,15 @@ func (s *Store) writeInserts(ctx context.Context, group []*insertReq) error {
 			rec := r.in.Records[0]
 			b.Queue(sqlInsertFast, fastArgs(rec, r.in.RawBody, r.now)...)
 			return func(br pgx.BatchResults) error {
-				err := br.QueryRow().Scan(&res[0].Inserted)
+				var seqs []*int64
+				err := br.QueryRow().Scan(&seqs)
 				if errors.Is(err, pgx.ErrNoRows) {
 					again = append(again, slot{gi, 0})
 					return nil
+				}
+				if err == nil {
+					res[0].Inserted = true
+					setSequences(rec, seqs)
 				}
 				return err
 			}
@@ -85,8 +107,8 @@ func (s *Store) writeInserts(ctx context.Context, group []*insertReq) error {
 			if _, err := br.Exec(); err != nil {
 				return err
 			}
-			for i := range r.in.Records {
-				if err := scanResult(br.QueryRow(), &res[i]); err != nil {
+			for i, rec := range r.in.Records {
+				if err := scanResult(br.QueryRow(), rec, &res[i]); err != nil {
 					return err
 				}
 			}
@@ -120,7 +142,7 @@ func (s *Store) insertAgain(ctx context.Context, group []*insertReq, again []slo
 	return s.insertBatch(ctx, sub, func(b *pgx.Batch, r *insertReq, k int) func(pgx.BatchResults) error {
 		b.Queue(sqlInsertEventInline, append(insertArgs(r.in.Records[0], r.now), r.in.RawBody)...)
 		res := &results[again[k].gi][0]
-		return func(br pgx.BatchResults) error { return scanResult(br.QueryRow(), res) }
+		return func(br pgx.BatchResults) error { return scanResult(br.QueryRow(), r.in.Records[0], res) }
 	})
 }
 
@@ -135,8 +157,10 @@ func (s *Store) insertBatch(ctx context.Context, group []*insertReq, queue func(
 	for gi, r := range group {
 		reads[gi] = queue(b, r, gi)
 		for _, rec := range r.in.Records {
-			if rec.Status == store.StatusPending || rec.Status == store.StatusRetrying {
-				dests[rec.Destination] = true
+			for _, d := range rec.Deliveries {
+				if d.Status == store.StatusPending {
+					dests[d.Destination] = true
+				}
 			}
 		}
 	}
@@ -165,10 +189,11 @@ func (s *Store) insertBatch(ctx context.Context, group []*insertReq, queue func(
 	return err
 }
 
-func scanResult(row pgx.Row, res *store.InsertResult) error {
+func scanResult(row pgx.Row, rec *store.Record, res *store.InsertResult) error {
 	var st *string
 	var id []byte
-	if err := row.Scan(&res.Inserted, &st, &id); err != nil {
+	var seqs []*int64
+	if err := row.Scan(&res.Inserted, &st, &id, &seqs); err != nil {
 		return err
 	}
 	if !res.Inserted {
@@ -176,8 +201,20 @@ func scanResult(row pgx.Row, res *store.InsertResult) error {
 		if st != nil {
 			res.Existing = store.Status(*st)
 		}
+		return nil
 	}
+	setSequences(rec, seqs)
 	return nil
+}
+
+// setSequences gives the caller's record the sequence numbers its laned
+// deliveries were stored with.
+func setSequences(rec *store.Record, seqs []*int64) {
+	for i, n := range seqs {
+		if i < len(rec.Deliveries) && n != nil {
+			rec.Deliveries[i].Sequence = uint64(*n)
+		}
+	}
 }
 
 // fast reports whether a request takes the one-statement insert.
@@ -186,9 +223,11 @@ func fast(in *store.Ingest) bool { return len(in.Records) == 1 && in.Records[0].
 func fastArgs(r *store.Record, body []byte, now time.Time) []any {
 	a := insertArgs(r, now)
 	// insertArgs' order, the dedup key and window and now left out.
-	return []any{a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], body, a[8], a[9], a[10], a[11], a[12], a[13], a[17], a[18]}
+	return []any{a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], body, a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[19], a[20], a[21]}
 }
 
+// insertArgs are the arguments of insert_event from p_source to
+// p_lanes, the raw body and the body id left out.
 func insertArgs(r *store.Record, now time.Time) []any {
 	var headers []byte
 	if len(r.Headers) > 0 {
@@ -201,15 +240,32 @@ func insertArgs(r *store.Record, now time.Time) []any {
 		window = r.DedupWindow.Microseconds()
 	}
 	var expires any
-	if r.Status == store.StatusDelivered && r.Retention > 0 {
+	if store.Settled(r.Status) && r.Retention > 0 {
 		expires = now.Add(r.Retention)
 	}
-	return []any{
-		r.Source, []byte(r.ID), r.Provider, r.Type, string(r.Status),
-		r.ReceivedAt, []byte(r.Event), headers,
-		r.BatchIndex, r.BatchSize, timeOrNil(r.NextAttemptAt), timeOrNil(r.ReservedUntil),
-		retentionUS(r.Retention), expires, key, window, now, r.Destination, subjectOrNil(r.Subject),
+	dests := make([]string, len(r.Deliveries))
+	statuses := make([]string, len(r.Deliveries))
+	lanes := make([][]byte, len(r.Deliveries))
+	for i, d := range r.Deliveries {
+		dests[i], statuses[i] = d.Destination, string(d.Status)
+		if d.Lane != "" {
+			lanes[i] = []byte(d.Lane)
+		}
 	}
+	return []any{
+		r.Source, []byte(r.ID), r.Provider, r.Type, subjectOrNil(r.Subject), string(r.Status),
+		r.ReceivedAt, []byte(r.Event), headers,
+		r.BatchIndex, r.BatchSize, textOrNil(r.TraceParent), textOrNil(r.TraceState), timeOrNil(r.ReservedUntil),
+		retentionUS(r.Retention), expires, key, window, now, dests, statuses, lanes,
+	}
+}
+
+// textOrNil stores an empty string as NULL.
+func textOrNil(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 // subjectOrNil is NULL for a record without a subject, which keeps it out

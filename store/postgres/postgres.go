@@ -20,8 +20,13 @@ import (
 var migrations embed.FS
 
 // versionTable is tern's bookkeeping of the applied migrations, in the
-// store's schema.
-const versionTable = "webhook_gateway_schema_version"
+// store's schema. oldVersionTable is the one of the formats before
+// deliveries had rows of their own (versions 1 to 4), which were never
+// released: a schema holding it is refused, never migrated.
+const (
+	versionTable    = "webhook_gateway_schema"
+	oldVersionTable = "webhook_gateway_schema_version"
+)
 
 // DefaultReservationExpiry is how long an unreleased sync reservation blocks
 // its keys when Options leave it unset: longer than any sync delivery is
@@ -160,6 +165,9 @@ func applyMigrations(ctx context.Context, cc *pgx.ConnConfig, schema string) err
 			return fmt.Errorf("postgres store: creating schema %q: %w", schema, err)
 		}
 	}
+	if err := checkFormat(ctx, conn, schema); err != nil {
+		return err
+	}
 	m, err := migrate.NewMigrator(ctx, conn, versionTable)
 	if err != nil {
 		return fmt.Errorf("postgres store: preparing migrations: %w", err)
@@ -167,36 +175,33 @@ func applyMigrations(ctx context.Context, cc *pgx.ConnConfig, schema string) err
 	if err := m.LoadMigrations(migrationsFS()); err != nil {
 		return fmt.Errorf("postgres store: loading migrations: %w", err)
 	}
-	if err := checkFormat(ctx, m, schema); err != nil {
-		return err
-	}
 	if err := m.Migrate(ctx); err != nil {
 		return fmt.Errorf("postgres store: applying migrations: %w", err)
 	}
 	return nil
 }
 
-// preDestinations is the schema version whose events name no destination:
-// an unreleased format that is refused rather than migrated (see
-// migrations/002_destinations.sql).
-const preDestinations = 1
-
-// checkFormat refuses a schema left at a version this build does not
-// migrate from, with store.ErrUnsupportedFormat.
-func checkFormat(ctx context.Context, m *migrate.Migrator, schema string) error {
-	v, err := m.GetCurrentVersion(ctx)
-	if err != nil {
-		return fmt.Errorf("postgres store: reading the schema version: %w", err)
+// checkFormat refuses a schema written by a build from before deliveries
+// had rows of their own (its version table is oldVersionTable), with
+// store.ErrUnsupportedFormat.
+func checkFormat(ctx context.Context, conn *pgx.Conn, schema string) error {
+	where := "the connection's default schema"
+	if schema != "" {
+		where = fmt.Sprintf("schema %q", schema)
 	}
-	if v == preDestinations {
-		where := "the connection's default schema"
-		if schema != "" {
-			where = fmt.Sprintf("schema %q", schema)
-		}
-		return fmt.Errorf("postgres store: %s: %w: version %d, whose events were written by a build from before deliveries were bound to destinations, "+
-			"a format that was never released and is not migrated; drop its tables (or use another schema) and start empty", where, store.ErrUnsupportedFormat, v)
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, oldVersionTable).Scan(&exists); err != nil {
+		return fmt.Errorf("postgres store: %s: looking for an earlier format: %w", where, err)
 	}
-	return nil
+	if !exists {
+		return nil
+	}
+	var v int32
+	if err := conn.QueryRow(ctx, `SELECT COALESCE(max(version), 0) FROM `+pgx.Identifier{oldVersionTable}.Sanitize()).Scan(&v); err != nil {
+		return fmt.Errorf("postgres store: %s: reading the earlier format's version: %w", where, err)
+	}
+	return fmt.Errorf("postgres store: %s: %w: version %d, written by a build from before deliveries were bound to destinations, "+
+		"a format that was never released and is not migrated; drop its tables (or use another schema) and start empty", where, store.ErrUnsupportedFormat, v)
 }
 
 func migrationsFS() fs.FS {

@@ -4,16 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/tern/v2/migrate"
 
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 	"github.com/webhookgw/caddy-webhook-gateway/store/postgres"
@@ -47,10 +44,13 @@ func openShared(t testing.TB, n int, o postgres.Options) []*postgres.Store {
 	return out
 }
 
+// pending is a single-event request of source with one delivery, to the
+// destination named after the source.
 func pending(source, id string) *store.Ingest {
 	return &store.Ingest{RawBody: []byte(`{}`), Records: []*store.Record{{
 		Source: source, ID: id, Provider: "usaepay", Type: "transaction.sale.success",
-		Event: []byte(`{"specversion":"1.0"}`),
+		Event:      []byte(`{"specversion":"1.0"}`),
+		Deliveries: []store.Delivery{{Destination: source}},
 	}}}
 }
 
@@ -60,7 +60,7 @@ func TestSeveralProcessesShareOneSchema(t *testing.T) {
 
 	// A reservation made by one process blocks the others.
 	r := &store.Record{Source: "/sub", ID: "r1", Provider: "sublytics", Type: "order.created",
-		Status: store.StatusReserved, Event: []byte(`{}`)}
+		Event: []byte(`{}`), Deliveries: []store.Delivery{{Destination: "/sub", Status: store.StatusReserved}}}
 	if res, err := ss[0].Insert(ctx, &store.Ingest{RawBody: []byte(`{}`), Records: []*store.Record{r}}, false); err != nil || !res[0].Inserted {
 		t.Fatalf("reserve: %+v %v", res, err)
 	}
@@ -120,8 +120,8 @@ func TestSeveralProcessesShareOneSchema(t *testing.T) {
 					return
 				}
 				mu.Lock()
-				for _, r := range got {
-					claimed[r.ID]++
+				for _, c := range got {
+					claimed[c.Record.ID]++
 				}
 				mu.Unlock()
 			}
@@ -227,11 +227,12 @@ func TestBytesRoundTrip(t *testing.T) {
 		t.Fatalf("got %s %v", got.Event, got.Headers)
 	}
 	a := store.Attempt{Number: 1, At: time.Now(), Status: 500, Error: "backend said \x00"}
-	if _, err := s.RecordReplay(ctx, "/pay", got.ID, a, false); err != nil {
+	if _, err := s.RecordReplay(ctx, "/pay", got.ID, "/pay", a, false); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ = s.Get(ctx, "/pay", got.ID); len(got.Attempts) != 1 || !strings.Contains(got.Attempts[0].Error, "\x00") {
-		t.Fatalf("attempts %+v", got.Attempts)
+	if got, _ = s.Get(ctx, "/pay", got.ID); len(got.Deliveries) != 1 || len(got.Deliveries[0].Attempts) != 1 ||
+		!strings.Contains(got.Deliveries[0].Attempts[0].Error, "\x00") {
+		t.Fatalf("deliveries %+v", got.Deliveries)
 	}
 }
 
@@ -261,45 +262,46 @@ func BenchmarkInsertParallel(b *testing.B) {
 	}
 }
 
-// A schema written before events named their destination (version 1) is
+// A schema written by a build from before deliveries had rows of their own
+// (its tern version table at any of the versions 1 to 4 of that format) is
 // refused at open with store.ErrUnsupportedFormat, not migrated or read.
-func TestOpenRefusesThePreDestinationSchema(t *testing.T) {
-	dsn := pgtest.DSN(t)
-	schema := pgtest.Schema(t, dsn)
-	ctx := context.Background()
-	cc, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
-	conn, err := pgx.ConnectConfig(ctx, cc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
-	v1, err := os.ReadFile("migrations/001_events.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := migrate.NewMigrator(ctx, conn, "webhook_gateway_schema_version")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.LoadMigrations(fstest.MapFS{"001_events.sql": {Data: v1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	s, err := postgres.Open(ctx, postgres.Options{DSN: dsn, Schema: schema})
-	if err == nil {
-		_ = s.Close()
-		t.Fatal("opened a version 1 schema")
-	}
-	if !errors.Is(err, store.ErrUnsupportedFormat) || !strings.Contains(err.Error(), "before deliveries were bound to destinations") {
-		t.Fatalf("open of a version 1 schema: %v", err)
+func TestOpenRefusesAnEarlierFormat(t *testing.T) {
+	for _, version := range []int{1, 4} {
+		t.Run(fmt.Sprint("version", version), func(t *testing.T) {
+			dsn := pgtest.DSN(t)
+			schema := pgtest.Schema(t, dsn)
+			ctx := context.Background()
+			conn, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			sch := pgx.Identifier{schema}.Sanitize()
+			for _, q := range []string{
+				"CREATE SCHEMA " + sch,
+				// What tern made of that format: its version table, and
+				// the events table it migrated.
+				"CREATE TABLE " + sch + ".webhook_gateway_schema_version (version int4 NOT NULL)",
+				fmt.Sprintf("INSERT INTO %s.webhook_gateway_schema_version VALUES (%d)", sch, version),
+				"CREATE TABLE " + sch + ".events (source text, id bytea, destination text, PRIMARY KEY (source, id))",
+			} {
+				if _, err := conn.Exec(ctx, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s, err := postgres.Open(ctx, postgres.Options{DSN: dsn, Schema: schema})
+			if err == nil {
+				_ = s.Close()
+				t.Fatalf("opened a version %d schema", version)
+			}
+			if !errors.Is(err, store.ErrUnsupportedFormat) || !strings.Contains(err.Error(), fmt.Sprint("version ", version)) {
+				t.Fatalf("open of a version %d schema: %v", version, err)
+			}
+			// Refused, not touched: no table of this format was made.
+			var made bool
+			if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", schema+".deliveries").Scan(&made); err != nil || made {
+				t.Fatalf("the refused schema got a deliveries table (%v)", err)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,37 +17,80 @@ import (
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
-const recordColumns = `source, id, provider, type, status, received_at, event, headers,
-	batch_index, batch_size, attempts, next_attempt_at, replays, dead_reason,
-	lease_owner, lease_until, reserved_until, retention_us, dedup_key, dedup_window_us, destination, subject`
+// deliveriesJSON is a record's deliveries as one JSON array, in its route's
+// order: one column, read in the statement's snapshot with the event.
+const deliveriesJSON = `(SELECT json_agg(json_build_object(
+	'destination', d.destination, 'status', d.status, 'attempts', d.attempts,
+	'next_attempt_at', d.next_attempt_at, 'next_attempt_nanos', d.next_attempt_nanos, 'replays', d.replays, 'dead_reason', d.dead_reason,
+	'lease_owner', d.lease_owner, 'lease_until', d.lease_until, 'lane', d.lane, 'sequence', d.sequence)
+	ORDER BY d.pos) FROM deliveries d WHERE d.source = e.source AND d.id = e.id)`
 
-// recordColumnsOf is recordColumns qualified by a table alias, for
-// statements that join.
-func recordColumnsOf(alias string) string {
-	cols := strings.Split(recordColumns, ",")
-	for i, c := range cols {
-		cols[i] = alias + "." + strings.TrimSpace(c)
-	}
-	return strings.Join(cols, ", ")
+// recordColumns are the columns scanRecord reads, of events aliased e.
+const recordColumns = `e.source, e.id, e.provider, e.type, e.status, e.received_at, e.event, e.headers,
+	e.batch_index, e.batch_size, e.reserved_until, e.retention_us, e.dedup_key, e.dedup_window_us,
+	e.subject, e.trace_parent, e.trace_state, ` + deliveriesJSON
+
+// jsonDelivery is one element of deliveriesJSON.
+type jsonDelivery struct {
+	Destination   string          `json:"destination"`
+	Status        string          `json:"status"`
+	Attempts      []store.Attempt `json:"attempts"`
+	NextAttemptAt *time.Time      `json:"next_attempt_at"`
+	NextNanos     int             `json:"next_attempt_nanos"`
+	Replays       int             `json:"replays"`
+	DeadReason    *string         `json:"dead_reason"`
+	LeaseOwner    *string         `json:"lease_owner"`
+	LeaseUntil    *time.Time      `json:"lease_until"`
+	// Lane is bytea, which JSON shows as \x and its hex digits.
+	Lane     *string `json:"lane"`
+	Sequence *uint64 `json:"sequence"`
 }
 
-// scanRecord reads one row of recordColumns.
-func scanRecord(row pgx.Row) (*store.Record, error) {
+func (j *jsonDelivery) delivery() (store.Delivery, error) {
+	d := store.Delivery{Destination: j.Destination, Status: store.Status(j.Status), Replays: j.Replays}
+	if len(j.Attempts) > 0 {
+		d.Attempts = j.Attempts
+	}
+	if j.NextAttemptAt != nil {
+		d.NextAttemptAt = j.NextAttemptAt.Add(time.Duration(j.NextNanos))
+	}
+	if j.DeadReason != nil {
+		d.DeadReason = store.DeadReason(*j.DeadReason)
+	}
+	if j.LeaseOwner != nil {
+		d.LeaseOwner = *j.LeaseOwner
+	}
+	if j.LeaseUntil != nil {
+		d.LeaseUntil = *j.LeaseUntil
+	}
+	if j.Lane != nil {
+		lane, err := hex.DecodeString(strings.TrimPrefix(*j.Lane, `\x`))
+		if err != nil {
+			return d, fmt.Errorf("lane of the delivery to %s: %w", j.Destination, err)
+		}
+		d.Lane = string(lane)
+	}
+	if j.Sequence != nil {
+		d.Sequence = *j.Sequence
+	}
+	return d, nil
+}
+
+// scanRecord reads one row of recordColumns, then any extra destinations.
+func scanRecord(row pgx.Row, extra ...any) (*store.Record, error) {
 	var (
 		r                      store.Record
 		id, event, headers, dk []byte
 		status                 string
-		attempts               [][]byte
-		next, leaseUntil, resv *time.Time
-		deadReason, leaseOwner *string
-		subject                *string
+		resv                   *time.Time
+		subject, tp, ts        *string
 		retention              int64
 		window                 *int64
+		deliveries             []byte
 	)
-	err := row.Scan(&r.Source, &id, &r.Provider, &r.Type, &status, &r.ReceivedAt, &event, &headers,
-		&r.BatchIndex, &r.BatchSize, &attempts, &next, &r.Replays, &deadReason,
-		&leaseOwner, &leaseUntil, &resv, &retention, &dk, &window, &r.Destination, &subject)
-	if err != nil {
+	dest := append([]any{&r.Source, &id, &r.Provider, &r.Type, &status, &r.ReceivedAt, &event, &headers,
+		&r.BatchIndex, &r.BatchSize, &resv, &retention, &dk, &window, &subject, &tp, &ts, &deliveries}, extra...)
+	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
 	r.ID, r.Status, r.Event = string(id), store.Status(status), event
@@ -55,27 +99,28 @@ func scanRecord(row pgx.Row) (*store.Record, error) {
 			return nil, fmt.Errorf("headers of %s %s: %w", r.Source, r.ID, err)
 		}
 	}
-	for i, a := range attempts {
-		var at store.Attempt
-		if err := json.Unmarshal(a, &at); err != nil {
-			return nil, fmt.Errorf("attempt %d of %s %s: %w", i+1, r.Source, r.ID, err)
+	if len(deliveries) > 0 {
+		var ds []jsonDelivery
+		if err := json.Unmarshal(deliveries, &ds); err != nil {
+			return nil, fmt.Errorf("deliveries of %s %s: %w", r.Source, r.ID, err)
 		}
-		r.Attempts = append(r.Attempts, at)
-	}
-	if next != nil {
-		r.NextAttemptAt = *next
+		r.Deliveries = make([]store.Delivery, len(ds))
+		for i := range ds {
+			d, err := ds[i].delivery()
+			if err != nil {
+				return nil, fmt.Errorf("%s %s: %w", r.Source, r.ID, err)
+			}
+			r.Deliveries[i] = d
+		}
 	}
 	if subject != nil {
 		r.Subject = *subject
 	}
-	if deadReason != nil {
-		r.DeadReason = store.DeadReason(*deadReason)
+	if tp != nil {
+		r.TraceParent = *tp
 	}
-	if leaseOwner != nil {
-		r.LeaseOwner = *leaseOwner
-	}
-	if leaseUntil != nil {
-		r.LeaseUntil = *leaseUntil
+	if ts != nil {
+		r.TraceState = *ts
 	}
 	if resv != nil {
 		r.ReservedUntil = *resv
@@ -90,15 +135,15 @@ func scanRecord(row pgx.Row) (*store.Record, error) {
 
 // A delivered event past its retention is gone, whether or not the sweep
 // has deleted it yet.
-const live = `(expires_at IS NULL OR expires_at > $3)`
+const live = `(e.expires_at IS NULL OR e.expires_at > $3)`
 
 // Get implements store.Store.
 func (s *Store) Get(ctx context.Context, source, id string) (*store.Record, error) {
 	if err := s.check("get", source, id); err != nil {
 		return nil, err
 	}
-	r, err := scanRecord(s.pool.QueryRow(ctx, `SELECT `+recordColumns+` FROM events
-		WHERE source = $1 AND id = $2 AND `+live, source, []byte(id), s.opts.Now()))
+	r, err := scanRecord(s.pool.QueryRow(ctx, `SELECT `+recordColumns+` FROM events e
+		WHERE e.source = $1 AND e.id = $2 AND `+live, source, []byte(id), s.opts.Now()))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, fmt.Errorf("get %s %s: %w", source, id, store.ErrNotFound)
@@ -115,7 +160,7 @@ func (s *Store) RawBody(ctx context.Context, source, id string) ([]byte, error) 
 	}
 	var body []byte
 	err := s.pool.QueryRow(ctx, `SELECT COALESCE(e.raw_body, b.body) FROM events e LEFT JOIN bodies b ON b.id = e.body_id
-		WHERE e.source = $1 AND e.id = $2 AND `+strings.ReplaceAll(live, "expires_at", "e.expires_at"),
+		WHERE e.source = $1 AND e.id = $2 AND `+live,
 		source, []byte(id), s.opts.Now()).Scan(&body)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -126,24 +171,41 @@ func (s *Store) RawBody(ctx context.Context, source, id string) ([]byte, error) 
 	return body, nil
 }
 
-// dueAt is the expression of the events_due index: when a pending or
-// retrying event is due, its lease aside.
+// dueAt is the expression of the deliveries_due index: when a pending or
+// retrying delivery is due, its lease aside.
 const dueAt = `COALESCE(next_attempt_at, received_at)`
 
-// Claim takes due rows with FOR UPDATE SKIP LOCKED, so claimers of several
-// processes never wait for each other and never take one row twice; the
-// lease columns then keep the row out of every other claim until the lease
-// ends.
-var sqlClaim = `UPDATE events e SET lease_owner = $1, lease_until = $2
-FROM (SELECT source, id FROM events
-	WHERE status IN ('pending', 'retrying') AND ` + dueAt + ` <= $3 AND destination = ANY($4)
-		AND (lease_until IS NULL OR lease_until <= $3)
-	ORDER BY ` + dueAt + ` LIMIT $5 FOR UPDATE SKIP LOCKED) c
-WHERE e.source = c.source AND e.id = c.id
-RETURNING ` + recordColumnsOf("e")
+// Claim takes due delivery rows with FOR UPDATE SKIP LOCKED, so claimers of
+// several processes never wait for each other and never take one row
+// twice; the lease columns then keep the row out of every other claim until
+// the lease ends. A laned delivery is taken only when no delivery ahead of
+// it in its lane holds the lane: neither not yet delivered or skipped, nor
+// under a live lease (delivered by a replay while a worker's attempt is in
+// flight).
+//
+// Under READ COMMITTED the lane condition is read in the statement's
+// snapshot, which can only be behind: a delivery ahead that turned
+// delivered after the snapshot still blocks (the next claim takes the one
+// behind it), and nothing ahead can start blocking again, since a delivered
+// or skipped delivery is never claimed and sequence numbers are given in
+// commit order. The row's own condition (status, lease) is checked again on
+// its newest version when the row lock is taken, so of two claimers that
+// both see the new head only one leases it.
+var sqlClaim = `WITH c AS (
+	UPDATE deliveries d SET lease_owner = $1, lease_until = $2
+	FROM (SELECT source, id, destination FROM deliveries x
+		WHERE status IN ('pending', 'retrying') AND ` + dueAt + ` <= $3 AND destination = ANY($4)
+			AND (lease_until IS NULL OR lease_until <= $3)
+			AND (NOT lane_hold OR NOT EXISTS (SELECT 1 FROM deliveries p
+				WHERE p.lane_hold AND p.destination = x.destination AND p.lane = x.lane AND p.sequence < x.sequence
+					AND (p.status NOT IN ('delivered', 'skipped') OR p.lease_until > $3)))
+		ORDER BY ` + dueAt + ` LIMIT $5 FOR UPDATE SKIP LOCKED) k
+	WHERE d.source = k.source AND d.id = k.id AND d.destination = k.destination
+	RETURNING d.source, d.id, d.destination)
+SELECT ` + recordColumns + `, c.destination FROM c JOIN events e ON e.source = c.source AND e.id = c.id`
 
 // Claim implements store.Store.
-func (s *Store) Claim(ctx context.Context, owner string, destinations []string, now time.Time, lease time.Duration, limit int) ([]*store.Record, error) {
+func (s *Store) Claim(ctx context.Context, owner string, destinations []string, now time.Time, lease time.Duration, limit int) ([]store.Claimed, error) {
 	if err := s.enter(); err != nil {
 		return nil, err
 	}
@@ -159,15 +221,28 @@ func (s *Store) Claim(ctx context.Context, owner string, destinations []string, 
 		}
 	}
 	now = now.Truncate(time.Microsecond)
-	rows, err := s.pool.Query(ctx, sqlClaim, owner, now.Add(lease), now, destinations, limit)
+	until := now.Add(lease)
+	rows, err := s.pool.Query(ctx, sqlClaim, owner, until, now, destinations, limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}
-	recs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.Record, error) { return scanRecord(row) })
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Claimed, error) {
+		var c store.Claimed
+		r, err := scanRecord(row, &c.Destination)
+		if err != nil {
+			return c, err
+		}
+		// The record was read in the snapshot before the lease was set.
+		if d := r.Delivery(c.Destination); d != nil {
+			d.LeaseOwner, d.LeaseUntil = owner, until
+		}
+		c.Record = r
+		return c, nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}
-	return recs, nil
+	return out, nil
 }
 
 // where builds the WHERE clause of a filter, its arguments numbered from
@@ -179,28 +254,36 @@ func where(f store.Filter, args []any) (string, []any) {
 		conds = append(conds, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
 	}
 	if f.Source != "" {
-		add("source = ?", f.Source)
+		add("e.source = ?", f.Source)
 	}
 	if f.ID != "" {
-		add("id = ?", []byte(f.ID))
+		add("e.id = ?", []byte(f.ID))
 	}
 	if f.Subject != "" {
-		add("subject = ?", f.Subject)
+		add("e.subject = ?", f.Subject)
 	}
 	if f.Provider != "" {
-		add("provider = ?", f.Provider)
+		add("e.provider = ?", f.Provider)
 	}
 	if f.Type != "" {
-		add("type = ?", f.Type)
+		add("e.type = ?", f.Type)
 	}
-	if f.Status != "" {
-		add("status = ?", string(f.Status))
+	switch {
+	case f.Destination != "" && f.Status != "":
+		// The status of that destination's delivery, not the record's.
+		args = append(args, f.Destination, string(f.Status))
+		conds = append(conds, fmt.Sprintf(`EXISTS (SELECT 1 FROM deliveries d WHERE d.source = e.source AND d.id = e.id
+			AND d.destination = $%d AND d.status = $%d)`, len(args)-1, len(args)))
+	case f.Destination != "":
+		add("EXISTS (SELECT 1 FROM deliveries d WHERE d.source = e.source AND d.id = e.id AND d.destination = ?)", f.Destination)
+	case f.Status != "":
+		add("e.status = ?", string(f.Status))
 	}
 	if !f.From.IsZero() {
-		add("received_at >= ?", f.From)
+		add("e.received_at >= ?", f.From)
 	}
 	if !f.To.IsZero() {
-		add("received_at < ?", f.To)
+		add("e.received_at < ?", f.To)
 	}
 	if len(conds) == 0 {
 		return "true", args
@@ -219,6 +302,9 @@ func (s *Store) List(ctx context.Context, f store.Filter) ([]*store.Record, stri
 	}
 	limit := f.PageSize()
 	cond, args := where(f, nil)
+	// An event past its retention is gone, swept or not.
+	args = append(args, s.opts.Now())
+	cond += fmt.Sprintf(" AND (e.expires_at IS NULL OR e.expires_at > $%d)", len(args))
 	if f.Cursor != "" {
 		at, source, id, err := decodeCursor(f.Cursor)
 		if err != nil {
@@ -226,11 +312,11 @@ func (s *Store) List(ctx context.Context, f store.Filter) ([]*store.Record, stri
 		}
 		args = append(args, at, source, []byte(id))
 		n := len(args)
-		cond += fmt.Sprintf(" AND (received_at, source, id) < ($%d, $%d, $%d)", n-2, n-1, n)
+		cond += fmt.Sprintf(" AND (e.received_at, e.source, e.id) < ($%d, $%d, $%d)", n-2, n-1, n)
 	}
 	args = append(args, limit+1)
-	q := `SELECT ` + recordColumns + ` FROM events WHERE ` + cond +
-		` ORDER BY received_at DESC, source DESC, id DESC LIMIT $` + strconv.Itoa(len(args))
+	q := `SELECT ` + recordColumns + ` FROM events e WHERE ` + cond +
+		` ORDER BY e.received_at DESC, e.source DESC, e.id DESC LIMIT $` + strconv.Itoa(len(args))
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list: %w", err)
@@ -278,12 +364,19 @@ func (s *Store) Counts(ctx context.Context) (map[store.Status]int, error) {
 	if err := s.enter(); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT status, count(*) FROM events GROUP BY status`)
+	// Events past their retention that the sweep has not deleted yet are
+	// gone for every reader: counted by their own index and taken off.
+	rows, err := s.pool.Query(ctx, `SELECT status, sum(n)::bigint FROM (
+		SELECT status, count(*) AS n FROM events GROUP BY status
+		UNION ALL
+		SELECT status, -count(*) FROM events WHERE expires_at <= $1 GROUP BY status) c
+		GROUP BY status`, s.opts.Now())
 	if err != nil {
 		return nil, fmt.Errorf("counts: %w", err)
 	}
 	out := map[store.Status]int{}
-	for _, st := range []store.Status{store.StatusReserved, store.StatusPending, store.StatusRetrying, store.StatusDelivered, store.StatusDead, store.StatusReleased} {
+	for _, st := range []store.Status{store.StatusReserved, store.StatusPending, store.StatusRetrying, store.StatusDelivered,
+		store.StatusDead, store.StatusReleased, store.StatusUnmatched} {
 		out[st] = 0
 	}
 	var st string
@@ -294,6 +387,37 @@ func (s *Store) Counts(ctx context.Context) (map[store.Status]int, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("counts: %w", err)
+	}
+	return out, nil
+}
+
+// DeliveryCounts implements store.Store, from an index-only scan of
+// deliveries_destination_status.
+func (s *Store) DeliveryCounts(ctx context.Context) (map[string]map[store.Status]int, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT destination, status, sum(n)::bigint FROM (
+		SELECT destination, status, count(*) AS n FROM deliveries GROUP BY destination, status
+		UNION ALL
+		SELECT d.destination, d.status, -count(*) FROM events e JOIN deliveries d ON d.source = e.source AND d.id = e.id
+			WHERE e.expires_at <= $1 GROUP BY d.destination, d.status) c
+		GROUP BY destination, status HAVING sum(n) > 0`, s.opts.Now())
+	if err != nil {
+		return nil, fmt.Errorf("delivery counts: %w", err)
+	}
+	out := map[string]map[store.Status]int{}
+	var dest, st string
+	var n int
+	_, err = pgx.ForEachRow(rows, []any{&dest, &st, &n}, func() error {
+		if out[dest] == nil {
+			out[dest] = map[store.Status]int{}
+		}
+		out[dest][store.Status(st)] = n
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delivery counts: %w", err)
 	}
 	return out, nil
 }
@@ -320,7 +444,7 @@ func (s *Store) Purge(ctx context.Context, f store.Filter) (int, error) {
 		cond, args := where(f, nil)
 		args = append(args, batch)
 		tag, err := s.pool.Exec(ctx, `DELETE FROM events WHERE (source, id) IN (
-			SELECT source, id FROM events WHERE `+cond+` LIMIT $`+strconv.Itoa(len(args))+` FOR UPDATE)`, args...)
+			SELECT e.source, e.id FROM events e WHERE `+cond+` LIMIT $`+strconv.Itoa(len(args))+` FOR UPDATE)`, args...)
 		if err != nil {
 			return total, fmt.Errorf("purge: %w", err)
 		}

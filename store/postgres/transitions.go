@@ -1,10 +1,11 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -12,69 +13,37 @@ import (
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
-// Each transition of the life cycle (store/doc.go) is one statement whose
-// WHERE clause or CASE expressions carry its condition, so it needs no
-// transaction of its own and no lock held across round trips.
+// Each transition of the life cycle (store/doc.go) is one call of a
+// server-side function (migrations/001_store.sql): one round trip, one
+// transaction that locks the event's row, updates the delivery and rewrites
+// the event's rolled-up status, so no lock is held across round trips and
+// the transitions of one event's several deliveries never interleave.
 
-// A released record keeps its failed attempt and gives its dedup key up;
-// its id is taken over by insert_event.
-var sqlRelease = `WITH u AS (
-	UPDATE events SET status = 'released', reserved_until = NULL,
-		attempts = CASE WHEN $4::bytea IS NULL THEN attempts ELSE array_append(attempts, ` + numberedAttempt("$4::bytea") + `) END,
-		expires_at = CASE WHEN retention_us > 0 THEN $5::timestamptz + retention_us * interval '1 microsecond' END
-	WHERE source = $1 AND id = $2 AND status = 'reserved' AND reserved_until = $3
-	RETURNING source, id)
-DELETE FROM dedup_keys k USING u WHERE k.source = u.source AND k.id = u.id`
+// Codes the transition functions answer with.
+const (
+	codeDone       = 0
+	codeNotFound   = 1
+	codeNoDelivery = 2
+	codeLeaseLost  = 3
+	codeNotDead    = 4
+)
 
-// numberedAttempt is the attempt in parameter p numbered after the row's
-// attempts: a sync attempt is the first of its request, but the record may
-// start with the attempts of a released record it replaced.
-func numberedAttempt(p string) string {
-	return `convert_to(jsonb_set(convert_from(` + p + `, 'UTF8')::jsonb, '{number}',
-		to_jsonb(cardinality(attempts) + 1))::text, 'UTF8')`
+// codeErr is the store's error for a transition function's code.
+func codeErr(code int) error {
+	switch code {
+	case codeDone:
+		return nil
+	case codeNotFound:
+		return store.ErrNotFound
+	case codeNoDelivery:
+		return store.ErrNoDelivery
+	case codeLeaseLost:
+		return store.ErrLeaseLost
+	case codeNotDead:
+		return store.ErrNotDead
+	}
+	return fmt.Errorf("transition answered unknown code %d", code)
 }
-
-// A delivered reservation holds its dedup key for the window only.
-var sqlMarkDelivered = `WITH u AS (
-	UPDATE events SET attempts = array_append(attempts, ` + numberedAttempt("$3::bytea") + `), status = 'delivered',
-		next_attempt_at = NULL, dead_reason = NULL, reserved_until = NULL,
-		lease_owner = NULL, lease_until = NULL,
-		expires_at = CASE WHEN retention_us > 0 THEN $4::timestamptz + retention_us * interval '1 microsecond' END
-	WHERE source = $1 AND id = $2
-	RETURNING source, id),
-k AS (UPDATE dedup_keys k SET held_until = k.window_until FROM u
-	WHERE k.source = u.source AND k.id = u.id)
-SELECT count(*) FROM u`
-
-// The CTE locks the row and reads its lease owner before the update, which
-// then decides with it; RETURNING says whether the caller held the lease.
-const sqlRecordAttempt = `WITH old AS (
-	SELECT COALESCE(lease_owner = $4, false) AS won, status <> 'delivered' AS open
-	FROM events WHERE source = $1 AND id = $2 FOR UPDATE)
-UPDATE events e SET
-	attempts = array_append(e.attempts, $3),
-	status = CASE WHEN old.won AND old.open THEN $5 ELSE e.status END,
-	next_attempt_at = CASE WHEN old.won AND old.open THEN $6 ELSE e.next_attempt_at END,
-	dead_reason = CASE WHEN old.won AND old.open THEN $7 ELSE e.dead_reason END,
-	reserved_until = CASE WHEN old.won AND old.open THEN NULL ELSE e.reserved_until END,
-	expires_at = CASE WHEN old.won AND old.open AND $5 = 'delivered' AND e.retention_us > 0
-		THEN $8::timestamptz + e.retention_us * interval '1 microsecond' ELSE e.expires_at END,
-	lease_owner = CASE WHEN old.won THEN NULL ELSE e.lease_owner END,
-	lease_until = CASE WHEN old.won THEN NULL ELSE e.lease_until END
-FROM old WHERE e.source = $1 AND e.id = $2
-RETURNING old.won`
-
-const sqlReleaseLease = `UPDATE events SET lease_owner = NULL, lease_until = NULL
-	WHERE source = $1 AND id = $2 AND lease_owner = $3`
-
-const sqlRecordReplay = `UPDATE events SET attempts = array_append(attempts, $3), replays = replays + 1,
-	status = CASE WHEN $4 AND status <> 'reserved' THEN 'delivered' ELSE status END,
-	next_attempt_at = CASE WHEN $4 AND status <> 'reserved' THEN NULL ELSE next_attempt_at END,
-	dead_reason = CASE WHEN $4 AND status <> 'reserved' THEN NULL ELSE dead_reason END,
-	expires_at = CASE WHEN $4 AND status <> 'reserved' AND retention_us > 0
-		THEN $5::timestamptz + retention_us * interval '1 microsecond' ELSE expires_at END
-	WHERE source = $1 AND id = $2
-	RETURNING ` + recordColumns
 
 // Release implements store.Store.
 func (s *Store) Release(ctx context.Context, source, id string, reservedUntil time.Time, failed *store.Attempt) error {
@@ -84,14 +53,17 @@ func (s *Store) Release(ctx context.Context, source, id string, reservedUntil ti
 	if reservedUntil.IsZero() {
 		return nil // no reservation carries a zero expiry
 	}
-	var a []byte
+	var a *string
 	if failed != nil {
-		var err error
-		if a, err = json.Marshal(failed); err != nil {
+		b, err := json.Marshal(failed)
+		if err != nil {
 			return fmt.Errorf("release %s %s: %w", source, id, err)
 		}
+		str := string(b)
+		a = &str
 	}
-	if _, err := s.pool.Exec(ctx, sqlRelease, source, []byte(id), reservedUntil, a, s.microNow()); err != nil {
+	if _, err := s.pool.Exec(ctx, `SELECT release_event($1, $2, $3, $4, $5)`,
+		source, []byte(id), reservedUntil, a, s.microNow()); err != nil {
 		return fmt.Errorf("release %s %s: %w", source, id, err)
 	}
 	return nil
@@ -106,22 +78,23 @@ func (s *Store) MarkDelivered(ctx context.Context, source, id string, attempt st
 	if err != nil {
 		return fmt.Errorf("mark delivered %s %s: %w", source, id, err)
 	}
-	var n int
-	if err := s.pool.QueryRow(ctx, sqlMarkDelivered, source, []byte(id), a, s.microNow()).Scan(&n); err != nil {
+	var code int
+	if err := s.pool.QueryRow(ctx, `SELECT mark_delivered($1, $2, $3, $4, $5)`,
+		source, []byte(id), string(a), s.microNow(), s.notify.channel).Scan(&code); err != nil {
 		return fmt.Errorf("mark delivered %s %s: %w", source, id, err)
 	}
-	if n == 0 {
-		return fmt.Errorf("mark delivered %s %s: %w", source, id, store.ErrNotFound)
+	if err := codeErr(code); err != nil {
+		return fmt.Errorf("mark delivered %s %s: %w", source, id, err)
 	}
 	return nil
 }
 
 // attemptReq is one RecordAttempt in a group commit.
 type attemptReq struct {
-	args []any
-	// found and won are the answer: the record exists, and the caller
-	// held its lease.
-	found, won bool
+	source, id, destination string
+	args                    []any
+	// code is the answer of record_attempt.
+	code int
 }
 
 // maxGroupAttempts bounds the attempts of one group commit.
@@ -134,23 +107,25 @@ func newAttempter(s *Store) *grouper[*attemptReq] {
 	return newGrouper(&s.stats, maxGroupAttempts, func(*attemptReq) int { return 1 }, s.writeAttempts)
 }
 
-// writeAttempts writes a group of attempts in one transaction.
+const sqlRecordAttempt = `SELECT record_attempt($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
+
+// writeAttempts writes a group of attempts in one transaction, in key
+// order: each locks its event's row, and two processes' groups locking the
+// same rows in the same order wait for each other instead of deadlocking.
 func (s *Store) writeAttempts(ctx context.Context, group []*attemptReq) error {
+	sorted := slices.Clone(group)
+	slices.SortFunc(sorted, func(a, b *attemptReq) int {
+		return cmp.Or(cmp.Compare(a.source, b.source), cmp.Compare(a.id, b.id), cmp.Compare(a.destination, b.destination))
+	})
 	b := &pgx.Batch{}
-	for _, r := range group {
+	for _, r := range sorted {
 		b.Queue(sqlRecordAttempt, r.args...)
 	}
 	br := s.pool.SendBatch(ctx, b)
 	err := func() error {
-		for _, r := range group {
-			err := br.QueryRow().Scan(&r.won)
-			switch {
-			case errors.Is(err, pgx.ErrNoRows):
-				r.found = false
-			case err != nil:
+		for _, r := range sorted {
+			if err := br.QueryRow().Scan(&r.code); err != nil {
 				return err
-			default:
-				r.found = true
 			}
 		}
 		return nil
@@ -162,51 +137,77 @@ func (s *Store) writeAttempts(ctx context.Context, group []*attemptReq) error {
 }
 
 // RecordAttempt implements store.Store.
-func (s *Store) RecordAttempt(ctx context.Context, source, id, owner string, attempt store.Attempt, d store.Decision) error {
-	if err := s.check("record attempt", source, id); err != nil {
+func (s *Store) RecordAttempt(ctx context.Context, source, id, destination, owner string, attempt store.Attempt, d store.Decision) error {
+	if err := s.checkDelivery("record attempt", source, id, destination); err != nil {
 		return err
 	}
 	if err := d.Validate(); err != nil {
-		return fmt.Errorf("record attempt %s %s: %w", source, id, err)
+		return fmt.Errorf("record attempt %s %s to %s: %w", source, id, destination, err)
 	}
 	a, err := json.Marshal(attempt)
 	if err != nil {
-		return fmt.Errorf("record attempt %s %s: %w", source, id, err)
+		return fmt.Errorf("record attempt %s %s to %s: %w", source, id, destination, err)
 	}
-	var reason any
-	if d.Status == store.StatusDead {
+	var reason, next any
+	var nanos int16
+	switch d.Status {
+	case store.StatusDead:
 		reason = string(d.Reason)
+	case store.StatusRetrying:
+		next, nanos = d.NextAttemptAt, int16(d.NextAttemptAt.Nanosecond()%1000)
 	}
-	var next any
-	if d.Status == store.StatusRetrying {
-		next = d.NextAttemptAt
+	r := &attemptReq{source: source, id: id, destination: destination,
+		args: []any{source, []byte(id), destination, owner, string(a), string(d.Status), next, nanos, reason, s.microNow(), s.notify.channel}}
+	if err := s.att.do(ctx, s.closed, r); err != nil {
+		return fmt.Errorf("record attempt %s %s to %s: %w", source, id, destination, err)
 	}
-	r := &attemptReq{args: []any{source, []byte(id), a, owner, string(d.Status), next, reason, s.microNow()}}
-	switch err := s.att.do(ctx, s.closed, r); {
-	case err != nil:
-		return fmt.Errorf("record attempt %s %s: %w", source, id, err)
-	case !r.found:
-		return fmt.Errorf("record attempt %s %s: %w", source, id, store.ErrNotFound)
-	case !r.won:
-		return fmt.Errorf("record attempt %s %s by %s: %w", source, id, owner, store.ErrLeaseLost)
+	if err := codeErr(r.code); err != nil {
+		return fmt.Errorf("record attempt %s %s to %s by %s: %w", source, id, destination, owner, err)
 	}
 	return nil
 }
 
 // ReleaseLease implements store.Store.
-func (s *Store) ReleaseLease(ctx context.Context, source, id, owner string) error {
-	if err := s.check("release lease", source, id); err != nil {
+func (s *Store) ReleaseLease(ctx context.Context, source, id, destination, owner string) error {
+	if err := s.checkDelivery("release lease", source, id, destination); err != nil {
 		return err
 	}
-	if _, err := s.pool.Exec(ctx, sqlReleaseLease, source, []byte(id), owner); err != nil {
-		return fmt.Errorf("release lease %s %s: %w", source, id, err)
+	if _, err := s.pool.Exec(ctx, `SELECT release_lease($1, $2, $3, $4, $5)`,
+		source, []byte(id), destination, owner, s.notify.channel); err != nil {
+		return fmt.Errorf("release lease %s %s to %s: %w", source, id, destination, err)
 	}
 	return nil
 }
 
+// transitionThenGet runs a transition function, then reads the record as it
+// left it, in one round trip (a pipelined batch, one implicit
+// transaction).
+func (s *Store) transitionThenGet(ctx context.Context, op, source, id, destination, sql string, args ...any) (*store.Record, error) {
+	b := &pgx.Batch{}
+	b.Queue(sql, args...)
+	b.Queue(`SELECT `+recordColumns+` FROM events e WHERE source = $1 AND id = $2`, source, []byte(id))
+	br := s.pool.SendBatch(ctx, b)
+	var code int
+	var r *store.Record
+	err := br.QueryRow().Scan(&code)
+	if err == nil && code == codeDone {
+		r, err = scanRecord(br.QueryRow())
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = codeErr(code)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s %s %s to %s: %w", op, source, id, destination, err)
+	}
+	return r, nil
+}
+
 // RecordReplay implements store.Store.
-func (s *Store) RecordReplay(ctx context.Context, source, id string, attempt store.Attempt, delivered bool) (*store.Record, error) {
-	if err := s.check("record replay", source, id); err != nil {
+func (s *Store) RecordReplay(ctx context.Context, source, id, destination string, attempt store.Attempt, delivered bool) (*store.Record, error) {
+	if err := s.checkDelivery("record replay", source, id, destination); err != nil {
 		return nil, err
 	}
 	attempt.Replay = true
@@ -214,14 +215,19 @@ func (s *Store) RecordReplay(ctx context.Context, source, id string, attempt sto
 	if err != nil {
 		return nil, fmt.Errorf("record replay %s %s: %w", source, id, err)
 	}
-	r, err := scanRecord(s.pool.QueryRow(ctx, sqlRecordReplay, source, []byte(id), a, delivered, s.microNow()))
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return nil, fmt.Errorf("record replay %s %s: %w", source, id, store.ErrNotFound)
-	case err != nil:
-		return nil, fmt.Errorf("record replay %s %s: %w", source, id, err)
+	return s.transitionThenGet(ctx, "record replay", source, id, destination,
+		`SELECT record_replay($1, $2, $3, $4, $5, $6, $7)`,
+		source, []byte(id), destination, string(a), delivered, s.microNow(), s.notify.channel)
+}
+
+// Skip implements store.Store.
+func (s *Store) Skip(ctx context.Context, source, id, destination string) (*store.Record, error) {
+	if err := s.checkDelivery("skip", source, id, destination); err != nil {
+		return nil, err
 	}
-	return r, nil
+	return s.transitionThenGet(ctx, "skip", source, id, destination,
+		`SELECT skip_delivery($1, $2, $3, $4, $5)`,
+		source, []byte(id), destination, s.microNow(), s.notify.channel)
 }
 
 // check refuses a call on a closed store or with a key no record can have.
@@ -231,6 +237,17 @@ func (s *Store) check(op, source, id string) error {
 	}
 	if err := store.ValidateKey(source, id); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
+
+// checkDelivery is check with a destination, which must be a valid name.
+func (s *Store) checkDelivery(op, source, id, destination string) error {
+	if err := s.check(op, source, id); err != nil {
+		return err
+	}
+	if err := store.ValidateDestination(destination); err != nil {
+		return fmt.Errorf("%s %s %s: %w", op, source, id, err)
 	}
 	return nil
 }
