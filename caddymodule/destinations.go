@@ -191,6 +191,12 @@ func (r *registry) operate(t *ops.Target, name string, ls *liveStore) {
 		}
 		return nil
 	}
+	t.Wake = func(destination string) {
+		engines, _ := r.destinationEngines(name)
+		for _, e := range engines[destination] {
+			e.Notify()
+		}
+	}
 	t.Oldest = func() map[string]time.Time {
 		w, ok := ls.oldest.Peek(firstCountsDeadline)
 		if !ok {
