@@ -215,3 +215,43 @@ func TestDestinationsFromJSON(t *testing.T) {
 		t.Fatalf("deliver %s, %d engines, events bound to %+v", h.Deliver, len(h.engines), h.gw.Destinations)
 	}
 }
+
+// A route fans out to several destinations, each with its filter and
+// order; a sync route adds async destinations and keeps its forward's
+// signing secret. The Caddyfile's expressions are read as the rest of the
+// line, quotes kept, or one backquoted token.
+func TestFanOutAndSyncDestinationsLoad(t *testing.T) {
+	dir := t.TempDir()
+	h, err := provisionRoute(t, newConfig(t), dir, "webhook_gateway usaepay {\n auth none\n"+
+		" destination ledger {\n upstream http://127.0.0.1:2\n types transaction.* ach.*\n order_by subject\n }\n"+
+		" destination crm {\n upstream http://127.0.0.1:3\n filter event.type == \"transaction.sale.success\" && event.subject != \"\"\n }\n"+
+		" destination big {\n upstream http://127.0.0.1:4\n filter `double(event.data.object.amount_detail.amount) >= 100.0`\n order_by event.data.object.key\n }\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Cleanup() })
+	if h.Deliver != "async" || len(h.engines) != 3 || len(h.gw.Destinations) != 3 {
+		t.Fatalf("deliver %s, %d engines, %d destinations", h.Deliver, len(h.engines), len(h.gw.Destinations))
+	}
+	if got := h.Destinations[1].Filter; got != `event.type == "transaction.sale.success" && event.subject != ""` {
+		t.Fatalf("filter read as %q", got)
+	}
+	if got := h.Destinations[2].Filter; got != `double(event.data.object.amount_detail.amount) >= 100.0` {
+		t.Fatalf("backquoted filter read as %q", got)
+	}
+	d := h.gw.Destinations
+	if d[0].OrderBy == nil || d[0].Filter == nil || d[1].OrderBy != nil || d[2].OrderBy.String() != "event.data.object.key" {
+		t.Fatalf("compiled destinations %+v", d)
+	}
+
+	s, err := provisionRoute(t, newConfig(t), dir, "webhook_gateway usaepay {\n auth none\n deliver sync\n"+
+		" signing_secret whsec_dGVzdC1zaWduaW5nLXNlY3JldC0zMmJ5dGVzLWxvbmc=\n timeout 5s\n"+
+		" destination audit {\n upstream http://127.0.0.1:5\n }\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Cleanup() })
+	if s.Deliver != "sync" || len(s.engines) != 1 || len(s.gw.Destinations) != 1 || !s.gw.Headers.Signed() {
+		t.Fatalf("sync route: deliver %s, %d engines, %d destinations, signed %v", s.Deliver, len(s.engines), len(s.gw.Destinations), s.gw.Headers.Signed())
+	}
+}
