@@ -104,17 +104,11 @@ func TestDestinationsKeepTwoAccountsApart(t *testing.T) {
 	}
 
 	// Replay by id goes to the event's own destination.
-	var one struct {
-		Destination string `json:"destination"`
-		Attempt     *struct {
-			Status int `json:"status"`
-		} `json:"attempt"`
-	}
 	for _, c := range []struct {
 		id, dest string
 		be       *backend
 	}{{idsA[0], "account-a", beA}, {idsB[0], "account-b", beB}} {
-		if code := adminPost(t, gw, "/webhooks/replay", map[string]any{"source": "/usaepay", "id": c.id}, &one); code != http.StatusOK ||
+		if code, one := replayByID(t, gw, map[string]any{"source": "/usaepay", "id": c.id}); code != http.StatusOK ||
 			one.Destination != c.dest || one.Attempt == nil || one.Attempt.Status != http.StatusOK {
 			t.Fatalf("replay of %s: %d %+v", c.id, code, one)
 		}
@@ -164,12 +158,7 @@ func TestDestinationsKeepTwoAccountsApart(t *testing.T) {
 
 	// Naming a destination sends the event there; its status stays its
 	// own destination's.
-	var named struct {
-		Destination string `json:"destination"`
-		Redirected  bool   `json:"redirected"`
-		Status      string `json:"status"`
-	}
-	if code := adminPost(t, gw, "/webhooks/replay", map[string]any{"source": "/usaepay", "id": moreA[0], "destination": "account-b"}, &named); code != http.StatusOK ||
+	if code, named := replayByID(t, gw, map[string]any{"source": "/usaepay", "id": moreA[0], "destination": "account-b"}); code != http.StatusOK ||
 		named.Destination != "account-b" || !named.Redirected || named.Status != "delivered" {
 		t.Fatalf("replay of an account-a event to account-b: %d %+v", code, named)
 	}
