@@ -129,15 +129,11 @@ func (f *adminFixture) insert(t *testing.T, source, id, provider, typ string, st
 	t.Helper()
 	ev, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": id, "source": source, "type": typ})
 	raw := fmt.Sprintf(`{"event_type":%q,"event_id":%q}`, typ, id)
-	rec := &store.Record{
-		Source: source, ID: id, Provider: provider, Type: typ, Status: status, ReceivedAt: at,
+	storeIn(t, f.db, &store.Record{
+		Source: source, ID: id, Provider: provider, Type: typ, ReceivedAt: at,
 		Event:   ev,
 		Headers: http.Header{"User-Agent": {"provider/1.0"}},
-	}
-	res, err := f.db.Insert(context.Background(), &store.Ingest{RawBody: []byte(raw), Records: []*store.Record{rec}}, true)
-	if err != nil || !res[0].Inserted {
-		t.Fatalf("insert %s %s: %v %+v", source, id, err, res)
-	}
+	}, status, raw)
 }
 
 // call runs one admin handler the way Caddy's admin server does: an
@@ -328,7 +324,11 @@ func TestAdminReplayByID(t *testing.T) {
 	// Dry run: nothing sent, the request that would be sent is shown.
 	code, body := call(t, http.MethodPost, "/webhooks/replay", ReplayRequest{Source: "/usaepay", ID: "a1", DryRun: true})
 	wantStatus(t, code, body, http.StatusOK, "")
-	dry := decode[delivery.ReplayResult](t, body)
+	dryAll := decode[ops.BulkReplayResponse](t, body)
+	if len(dryAll.Results) != 1 {
+		t.Fatalf("dry run of one delivery: %s", body)
+	}
+	dry := dryAll.Results[0]
 	if !dry.DryRun || dry.Header.Get("Webhook-Replay") != "true" || len(dry.Body) == 0 || dry.Attempt != nil {
 		t.Fatalf("dry run: %s", body)
 	}
@@ -339,7 +339,11 @@ func TestAdminReplayByID(t *testing.T) {
 
 	code, body = call(t, http.MethodPost, "/webhooks/replay", ReplayRequest{Source: "/usaepay", ID: "a1"})
 	wantStatus(t, code, body, http.StatusOK, "")
-	res := decode[delivery.ReplayResult](t, body)
+	all := decode[ops.BulkReplayResponse](t, body)
+	if len(all.Results) != 1 || all.Delivered != 1 {
+		t.Fatalf("replay of one delivery: %s", body)
+	}
+	res := all.Results[0]
 	if res.Attempt == nil || res.Attempt.Status != http.StatusOK || res.Status != store.StatusDelivered {
 		t.Fatalf("replay: %s", body)
 	}

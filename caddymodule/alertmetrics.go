@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -11,7 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/webhookgw/caddy-webhook-gateway/handlers"
-	"github.com/webhookgw/caddy-webhook-gateway/internal/countcache"
 	"github.com/webhookgw/caddy-webhook-gateway/normalize"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
@@ -22,56 +20,6 @@ const (
 	metricOldestPending = "webhook_gateway_oldest_pending_age_seconds"
 	metricSyncAnswers   = "webhook_gateway_sync_answers_total"
 )
-
-// waitingStatuses are the statuses of an event still to be delivered.
-var waitingStatuses = []store.Status{store.StatusPending, store.StatusRetrying}
-
-// newOldestCache returns the cache the oldest-pending gauge reads, on the
-// same policy as the counts (refreshed in the background, at most every
-// countsTTL, or four times as long as finding took).
-func newOldestCache(db store.Store, counts *countcache.Cache[map[store.Status]int]) *countcache.Cache[map[string]time.Time] {
-	return countcache.New(countsTTL, countsTimeout, func(ctx context.Context) (map[string]time.Time, error) {
-		return oldestWaiting(ctx, db, counts)
-	})
-}
-
-// oldestWaiting returns, for each source with events waiting for delivery
-// (pending or retrying), when the oldest of them was received.
-//
-// The store has no operation that answers this directly: List, the only
-// one that filters by status, returns the newest first. So it pages through
-// each waiting status to the end, which costs a scan of the listing index
-// (like Counts) plus a read of every waiting event; the cached counts let
-// it skip a status with no event at all, the usual case for retrying, and
-// for both when the queue is empty. Paging is correct while events come and
-// go: a cursor neither repeats nor skips an event that stays, and an event
-// that leaves the queue meanwhile is one the next refresh no longer sees.
-func oldestWaiting(ctx context.Context, db store.Store, counts *countcache.Cache[map[store.Status]int]) (map[string]time.Time, error) {
-	known, haveCounts := counts.Peek(firstCountsDeadline)
-	oldest := map[string]time.Time{}
-	for _, status := range waitingStatuses {
-		if haveCounts && known[status] == 0 {
-			continue
-		}
-		f := store.Filter{Status: status, Limit: store.MaxListLimit}
-		for {
-			recs, next, err := db.List(ctx, f)
-			if err != nil {
-				return nil, err
-			}
-			for _, r := range recs {
-				if t, ok := oldest[r.Source]; !ok || r.ReceivedAt.Before(t) {
-					oldest[r.Source] = r.ReceivedAt
-				}
-			}
-			if next == "" {
-				break
-			}
-			f.Cursor = next
-		}
-	}
-	return oldest, nil
-}
 
 // pendingCollector reports, per source, how long the oldest event waiting
 // for delivery has waited since it was received: 0 for an async route's
@@ -105,7 +53,7 @@ func (c *pendingCollector) Collect(ch chan<- prometheus.Metric) {
 	now := c.now()
 	ages := map[string]float64{}
 	for name, ls := range c.reg.storesByName() {
-		oldest, ok := ls.oldest.Peek(firstCountsDeadline)
+		w, ok := ls.oldest.Peek(firstCountsDeadline)
 		if !ok {
 			// Not found yet: no value rather than a 0 that may be
 			// false.
@@ -114,7 +62,7 @@ func (c *pendingCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, source := range c.reg.asyncSources(name) {
 			ages[source] = max(ages[source], 0)
 		}
-		for source, t := range oldest {
+		for source, t := range w.bySource {
 			ages[source] = max(ages[source], now.Sub(t).Seconds())
 		}
 	}
@@ -153,10 +101,15 @@ func (m *gatewayMetrics) watch(source, provider string, mode handlers.Mode) {
 		m.syncAnswers.WithLabelValues(source, strconv.Itoa(http.StatusBadGateway))
 		return
 	}
-	m.deliveries.WithLabelValues(source, "delivered")
-	m.deliveries.WithLabelValues(source, "failed")
+}
+
+// watchDestination creates a destination's series at zero when its route
+// loads, for the same reason as watch.
+func (m *gatewayMetrics) watchDestination(source, destination string) {
+	m.deliveries.WithLabelValues(source, destination, "delivered")
+	m.deliveries.WithLabelValues(source, destination, "failed")
 	for _, reason := range []store.DeadReason{store.DeadGone, store.DeadAttemptsExhausted, store.DeadMaxAge} {
-		m.dead.WithLabelValues(source, string(reason))
+		m.dead.WithLabelValues(source, destination, string(reason))
 	}
 }
 

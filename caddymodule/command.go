@@ -24,7 +24,8 @@ import (
 
 // builtinWebhookCommands are the subcommands of `caddy webhooks` that
 // work on stored events through the admin API.
-var builtinWebhookCommands = []func() *cobra.Command{listCommand, showCommand, replayCommand, countsCommand, purgeCommand}
+var builtinWebhookCommands = []func() *cobra.Command{listCommand, showCommand, replayCommand, countsCommand, purgeCommand,
+	skipCommand, destinationsCommand, lanesCommand, pauseCommand(true), pauseCommand(false)}
 
 // The subcommands other packages add with RegisterWebhooksCommand, by name.
 var (
@@ -42,7 +43,8 @@ var (
 //
 // Like caddycmd.RegisterCommand, it panics if newCmd is nil or returns a
 // command without a name or with a name already taken, by a built-in
-// subcommand (list, show, replay, counts, purge) or an earlier registration.
+// subcommand (list, show, replay, counts, purge, skip, destinations, lanes,
+// pause, resume) or an earlier registration.
 func RegisterWebhooksCommand(newCmd func() *cobra.Command) {
 	if newCmd == nil {
 		panic("caddy webhooks: command constructor is nil")
@@ -80,10 +82,14 @@ Works with a running Caddy's webhook gateway through its admin API
 address is --address, else the admin address of the config given with
 --config, else localhost:2019.
 
-  caddy webhooks list [--status dead] [--source /usaepay] [--limit 20]
+  caddy webhooks list [--status dead] [--source /usaepay] [--destination orders] [--limit 20]
   caddy webhooks show <source> <id>
-  caddy webhooks replay <source> <id> [--destination <name>] [--dry-run]
-  caddy webhooks replay --status dead [--source /usaepay] [--dry-run]
+  caddy webhooks replay <source> <id> [--delivery <destination>] [--destination <name>] [--dry-run]
+  caddy webhooks replay --status dead [--source /usaepay] [--delivery <destination>] [--dry-run]
+  caddy webhooks skip <source> <id> --destination <name>
+  caddy webhooks destinations
+  caddy webhooks lanes <destination>
+  caddy webhooks pause|resume <destination>
   caddy webhooks counts
   caddy webhooks purge --status dead [--to 2026-01-01T00:00:00Z] | --all
 
@@ -135,7 +141,7 @@ func addFilterFlags(cmd *cobra.Command) {
 	cmd.Flags().String("type", "", "Only events of this type")
 	cmd.Flags().String("subject", "", "Only events about this subject (the customer, order or transaction id; exact match)")
 	cmd.Flags().String("id", "", "Only the event with this id (needs --source)")
-	cmd.Flags().String("status", "", "Only events in this status (reserved, pending, retrying, delivered, dead, released)")
+	cmd.Flags().String("status", "", "Only events in this status (reserved, held, pending, retrying, delivered, dead, skipped, released, unmatched); with a destination, its delivery's status")
 	cmd.Flags().String("from", "", "Only events received at or after this RFC 3339 time")
 	cmd.Flags().String("to", "", "Only events received before this RFC 3339 time")
 }
@@ -167,6 +173,7 @@ func listCommand() *cobra.Command {
 	}
 	addAdminFlags(cmd)
 	addFilterFlags(cmd)
+	addDestinationFilterFlag(cmd, "destination")
 	cmd.Flags().String("limit", "", "Events per page (default 100, at most 1000)")
 	cmd.Flags().String("cursor", "", "Continue a previous listing")
 	cmd.Flags().Bool("json", false, "Print the API's JSON instead of a table")
@@ -216,7 +223,8 @@ var durationFields = []string{"latency", "retention", "dedup_window"}
 const zeroTime = `"0001-01-01T00:00:00Z"`
 
 // showJSON rewrites the admin API's event for a reader: durations in
-// milliseconds, unset times left out, in the record and in each attempt.
+// milliseconds, unset times left out, in the record, in each delivery and
+// in each of its attempts.
 // Every other member, the canonical event and the raw body, is kept as it
 // is, so fields the API gains later pass through.
 func showJSON(raw []byte) ([]byte, error) {
@@ -227,24 +235,50 @@ func showJSON(raw []byte) ([]byte, error) {
 	if err := readableMembers(rec); err != nil {
 		return nil, err
 	}
-	if a, ok := rec["attempts"]; ok {
-		var attempts []map[string]json.RawMessage
-		if err := json.Unmarshal(a, &attempts); err != nil {
-			return nil, fmt.Errorf("attempts: %w", err)
+	if ds, ok := rec["deliveries"]; ok {
+		var deliveries []map[string]json.RawMessage
+		if err := json.Unmarshal(ds, &deliveries); err != nil {
+			return nil, fmt.Errorf("deliveries: %w", err)
 		}
-		for _, at := range attempts {
-			if err := readableMembers(at); err != nil {
+		for _, d := range deliveries {
+			if err := readableMembers(d); err != nil {
+				return nil, err
+			}
+			if err := readableList(d, "attempts"); err != nil {
 				return nil, err
 			}
 		}
-		b, err := json.Marshal(attempts)
+		b, err := json.Marshal(deliveries)
 		if err != nil {
 			return nil, err
 		}
-		rec["attempts"] = b
+		rec["deliveries"] = b
 	}
 	out, err := json.MarshalIndent(rec, "", "  ")
 	return append(out, '\n'), err
+}
+
+// readableList applies showJSON's rules to each object of the list obj[k].
+func readableList(obj map[string]json.RawMessage, k string) error {
+	v, ok := obj[k]
+	if !ok {
+		return nil
+	}
+	var list []map[string]json.RawMessage
+	if err := json.Unmarshal(v, &list); err != nil {
+		return fmt.Errorf("%s: %w", k, err)
+	}
+	for _, o := range list {
+		if err := readableMembers(o); err != nil {
+			return err
+		}
+	}
+	b, err := json.Marshal(list)
+	if err != nil {
+		return err
+	}
+	obj[k] = b
+	return nil
 }
 
 // readableMembers applies showJSON's rules to one object's members.
@@ -283,17 +317,10 @@ func printEvent(w io.Writer, v *ops.EventView) error {
 	fact := func(name, value string) { fmt.Fprintf(tw, "  %s\t%s\n", name, value) }
 	fact("id", v.ID)
 	fact("source", v.Source+" (provider "+v.Provider+")")
-	status := string(v.Status)
-	if why := ops.DeadReasonText(s.DeadReason); why != "" {
-		status += ": " + why
-	}
-	fact("status", status)
+	fact("status", string(v.Status))
 	fact("received", cliTime(v.ReceivedAt))
 	if s.NextAttemptAt != nil {
 		fact("next attempt", cliTime(*s.NextAttemptAt))
-	}
-	if s.Replays > 0 {
-		fact("replays", strconv.Itoa(s.Replays))
 	}
 	if v.BatchSize > 1 {
 		fact("in its request", fmt.Sprintf("item %d of a batch of %d", v.BatchIndex, v.BatchSize))
@@ -309,50 +336,15 @@ func printEvent(w io.Writer, v *ops.EventView) error {
 	if !v.ReservedUntil.IsZero() {
 		fact("reserved until", cliTime(v.ReservedUntil))
 	}
-	for _, d := range v.Deliveries {
-		desc := string(d.Status)
-		if d.Lane != "" {
-			desc += fmt.Sprintf(", lane %s #%d", d.Lane, d.Sequence)
-		}
-		if !d.LeaseUntil.IsZero() {
-			desc += ", leased by " + d.LeaseOwner + " until " + cliTime(d.LeaseUntil)
-		}
-		fact("to "+d.Destination, desc)
-	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 
-	var attempts []store.Attempt
-	for _, d := range v.Deliveries {
-		for _, a := range d.Attempts {
-			if a.Destination == "" && len(v.Deliveries) > 1 {
-				a.Destination = d.Destination
-			}
-			attempts = append(attempts, a)
-		}
+	if len(v.Deliveries) == 0 {
+		fmt.Fprintln(w, "\ndeliveries: none (it matched no destination's filter)")
 	}
-	fmt.Fprintln(w, "\nattempts:")
-	if len(attempts) == 0 {
-		fmt.Fprintln(w, "  none yet")
-	} else {
-		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  #\tAT\tSTATUS\tLATENCY\tERROR")
-		for _, a := range attempts {
-			status := "-"
-			if a.Status != 0 {
-				status = strconv.Itoa(a.Status)
-			}
-			errText := a.Error
-			if a.Replay {
-				errText = strings.TrimSpace("(replay) " + errText)
-			}
-			if a.Destination != "" {
-				errText = strings.TrimSpace("(to " + a.Destination + ") " + errText)
-			}
-			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\n", a.Number, cliTime(a.At), status, humanDuration(a.Latency), errText)
-		}
-		if err := tw.Flush(); err != nil {
+	for i := range v.Deliveries {
+		if err := printDelivery(w, &v.Deliveries[i]); err != nil {
 			return err
 		}
 	}
@@ -381,6 +373,57 @@ func printEvent(w io.Writer, v *ops.EventView) error {
 		fmt.Fprintf(w, "\nraw body:\n%s\n", v.RawBody)
 	}
 	return nil
+}
+
+// printDelivery writes one delivery of an event: its facts, then its
+// attempts.
+func printDelivery(w io.Writer, d *store.Delivery) error {
+	fmt.Fprintf(w, "\nto %s: %s\n", d.Destination, d.Status)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fact := func(name, value string) { fmt.Fprintf(tw, "  %s\t%s\n", name, value) }
+	if why := ops.DeadReasonText(d.DeadReason); why != "" {
+		fact("why dead", why)
+	}
+	if d.Lane != "" {
+		lane := fmt.Sprintf("%s, sequence %d", d.Lane, d.Sequence)
+		if d.Status == store.StatusDead {
+			lane += " (parked: replay or skip it)"
+		}
+		fact("lane", lane)
+	}
+	if sum := ops.SummarizeDelivery(d); sum.NextAttemptAt != nil {
+		fact("next attempt", cliTime(*sum.NextAttemptAt))
+	}
+	if d.Replays > 0 {
+		fact("replays", strconv.Itoa(d.Replays))
+	}
+	if !d.LeaseUntil.IsZero() {
+		fact("leased", "by "+d.LeaseOwner+" until "+cliTime(d.LeaseUntil))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(d.Attempts) == 0 {
+		fmt.Fprintln(w, "  attempts: none yet")
+		return nil
+	}
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  #\tAT\tSTATUS\tLATENCY\tERROR")
+	for _, a := range d.Attempts {
+		status := "-"
+		if a.Status != 0 {
+			status = strconv.Itoa(a.Status)
+		}
+		errText := a.Error
+		if a.Destination != "" {
+			errText = strings.TrimSpace("(to " + a.Destination + ") " + errText)
+		}
+		if a.Replay {
+			errText = strings.TrimSpace("(replay) " + errText)
+		}
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\n", a.Number, cliTime(a.At), status, humanDuration(a.Latency), errText)
+	}
+	return tw.Flush()
 }
 
 // cliTime is a time as the CLI prints it: UTC, RFC 3339, to the second.
@@ -414,17 +457,20 @@ func humanDuration(d time.Duration) string {
 
 func replayCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "replay (<source> <id> | [filter flags] | --all) [--destination <name>] [--dry-run]",
-		Short: "Sends stored events to the backend again (JSON result)",
+		Use:   "replay (<source> <id> | [filter flags] | --all) [--delivery <destination>] [--destination <name>] [--dry-run]",
+		Short: "Sends stored events to their destinations again (JSON result)",
 		Long: `
 Replays one event (by source and id) or every event matching the filter
-flags, now, whatever its status, and prints what was sent and how the
+flags, now, whatever its status, and prints what was sent and how each
 backend answered. The request carries Webhook-Replay: true. --dry-run
-sends nothing and prints what would be sent. Each event goes to the
-destination it was bound to when it was stored, with that destination's
-upstreams and signing secret; --destination sends it to another one (the
-event then keeps its status: the attempt is history). A replay needs the
-destination to be delivered by a loaded async route.
+sends nothing and prints what would be sent. An event has a delivery per
+destination: a replay sends each one that is not delivered or skipped
+(every one when all are), or with --delivery <destination> that one
+alone (the head of a parked lane, say). Each goes to its destination with
+that destination's upstreams and signing secret; --destination sends the
+event once to another one (the delivery then keeps its status: the
+attempt is history). A replay needs the destination to be delivered by a
+loaded async route.
 `,
 		Args: cobra.RangeArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -437,6 +483,7 @@ destination to be delivered by a loaded async route.
 			fr.Limit, _ = cmd.Flags().GetInt("limit")
 			switch {
 			case len(args) == 2:
+				req.Delivery, fr.Destination = fr.Destination, ""
 				if *fr != (ops.FilterRequest{}) || req.All {
 					return errors.New("give either <source> <id> or filter flags, not both")
 				}
@@ -462,7 +509,8 @@ destination to be delivered by a loaded async route.
 	cmd.Flags().Int("limit", 0, "Replay at most this many matching events (0: all)")
 	cmd.Flags().Bool("all", false, "Replay every stored event (no filter)")
 	cmd.Flags().Bool("dry-run", false, "Send nothing; print what would be sent")
-	cmd.Flags().String("destination", "", "Send to this destination instead of each event's own")
+	cmd.Flags().String("destination", "", "Send to this destination instead of each delivery's own")
+	addDestinationFilterFlag(cmd, "delivery")
 	return cmd
 }
 
@@ -508,22 +556,39 @@ func purgeCommand() *cobra.Command {
 	}
 	addAdminFlags(cmd)
 	addFilterFlags(cmd)
+	addDestinationFilterFlag(cmd, "destination")
 	cmd.Flags().Int("limit", 0, "Delete at most this many matching events (0: all)")
 	cmd.Flags().Bool("all", false, "Delete every stored event (no filter)")
 	return cmd
 }
 
+// addDestinationFilterFlag adds the filter by destination as --destination
+// (list, purge); replay names it --delivery, since its --destination is
+// where to send.
+func addDestinationFilterFlag(cmd *cobra.Command, name string) {
+	cmd.Flags().String(name, "", "Only events with a delivery to this destination (with --status, that delivery's status)")
+}
+
+// destinationFilterFlag is the name of the filter by destination in cmd.
+func destinationFilterFlag(cmd *cobra.Command) string {
+	if cmd.Name() == "replay" {
+		return "delivery"
+	}
+	return "destination"
+}
+
 func filterRequest(cmd *cobra.Command) *ops.FilterRequest {
 	get := func(name string) string { v, _ := cmd.Flags().GetString(name); return v }
 	return &ops.FilterRequest{
-		Source:   get("source"),
-		Provider: get("provider"),
-		Type:     get("type"),
-		Subject:  get("subject"),
-		ID:       get("id"),
-		Status:   get("status"),
-		From:     get("from"),
-		To:       get("to"),
+		Destination: get(destinationFilterFlag(cmd)),
+		Source:      get("source"),
+		Provider:    get("provider"),
+		Type:        get("type"),
+		Subject:     get("subject"),
+		ID:          get("id"),
+		Status:      get("status"),
+		From:        get("from"),
+		To:          get("to"),
 	}
 }
 
@@ -531,7 +596,7 @@ func filterQuery(cmd *cobra.Command) url.Values {
 	fr := filterRequest(cmd)
 	q := url.Values{}
 	for k, v := range map[string]string{"source": fr.Source, "provider": fr.Provider, "type": fr.Type,
-		"subject": fr.Subject, "id": fr.ID, "status": fr.Status, "from": fr.From, "to": fr.To} {
+		"subject": fr.Subject, "id": fr.ID, "destination": fr.Destination, "status": fr.Status, "from": fr.From, "to": fr.To} {
 		if v != "" {
 			q.Set(k, v)
 		}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/webhookgw/caddy-webhook-gateway/delivery"
 	"github.com/webhookgw/caddy-webhook-gateway/ops"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
@@ -120,10 +119,11 @@ func TestCLIReplay(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dry run: %v\n%s", err, out)
 	}
-	var dry delivery.ReplayResult
-	if err := json.Unmarshal([]byte(out), &dry); err != nil || !dry.DryRun || len(f.backend.received()) != 0 {
+	var dryAll ops.BulkReplayResponse
+	if err := json.Unmarshal([]byte(out), &dryAll); err != nil || !dryAll.DryRun || len(dryAll.Results) != 1 || len(f.backend.received()) != 0 {
 		t.Fatalf("dry run output: %v\n%s", err, out)
 	}
+	dry := *dryAll.Results[0]
 	f.noFullSignature(t, []byte(out), dry.Header, "/usaepay", "a1")
 	if dry.Destination != "/usaepay" || dry.Redirected {
 		t.Fatalf("dry run to the event's own destination: %+v", dry)
@@ -232,7 +232,7 @@ func TestCLIShowDeadEvent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("show: %v\n%s", err, out)
 	}
-	for _, want := range []string{"ach.settled  subject tx-42\n", "dead: the backend answered 410 Gone", "2026-03-01T12:00:01Z  410     3.2ms", "retention  36h once delivered"} {
+	for _, want := range []string{"ach.settled  subject tx-42\n", "why dead  the backend answered 410 Gone", "2026-03-01T12:00:01Z  410     3.2ms", "retention  36h once delivered"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("show output lacks %q:\n%s", want, out)
 		}

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,12 +47,21 @@ type gatewayMetrics struct {
 	// The series the alert rules need; see alertmetrics.go.
 	syncAnswers *prometheus.CounterVec
 	pending     *pendingCollector
+	// The per-destination gauges and this gateway's delivery rate; see
+	// destinations.go.
+	destinations *destinationCollector
+	rates        *rateMeters
+	// breakerSeen is each destination's last breaker state, so that a
+	// pause and a resume are alerted once (see alerts.go).
+	breakerMu   sync.Mutex
+	breakerSeen map[string]throttle.State
 }
 
 var (
 	_ handlers.Observer        = (*gatewayMetrics)(nil)
 	_ delivery.Observer        = (*gatewayMetrics)(nil)
 	_ delivery.BreakerObserver = (*gatewayMetrics)(nil)
+	_ delivery.LaneObserver    = (*gatewayMetrics)(nil)
 )
 
 // processMetrics is the process-wide set; see gatewayMetrics.
@@ -65,8 +75,8 @@ func newGatewayMetrics(reg *registry) *gatewayMetrics {
 		}, []string{"provider", "outcome"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: metricDeliveries,
-			Help: "Async delivery attempts and replays by source and result (delivered: 2xx; failed: anything else).",
-		}, []string{"source", "result"}),
+			Help: "Async delivery attempts and replays by source, destination and result (delivered: 2xx; failed: anything else).",
+		}, []string{"source", "destination", "result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    metricDuration,
 			Help:    "Duration of async delivery attempts and replays, until the backend's answer or the failure.",
@@ -74,8 +84,8 @@ func newGatewayMetrics(reg *registry) *gatewayMetrics {
 		}, []string{"source"}),
 		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: metricDead,
-			Help: "Events given up on by source and reason (gone, attempts_exhausted, max_age).",
-		}, []string{"source", "reason"}),
+			Help: "Deliveries given up on by source, destination and reason (gone, attempts_exhausted, max_age).",
+		}, []string{"source", "destination", "reason"}),
 		queueDepth: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: metricQueueDepth,
 			Help: "Events waiting for async delivery (pending or retrying) in all loaded stores; refreshed at most every 10s.",
@@ -93,12 +103,15 @@ func newGatewayMetrics(reg *registry) *gatewayMetrics {
 			Name: metricSyncAnswers,
 			Help: "Answers of sync routes to the provider by source and HTTP status code (502: the backend did not accept the event; the provider retries).",
 		}, []string{"source", "code"}),
-		pending: newPendingCollector(reg),
+		pending:      newPendingCollector(reg),
+		destinations: newDestinationCollector(reg),
+		rates:        newRateMeters(),
+		breakerSeen:  map[string]throttle.State{},
 	}
 }
 
 func (m *gatewayMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.received, m.deliveries, m.duration, m.dead, m.queueDepth, m.deadEvents, m.stores, m.breaker, m.syncAnswers, m.pending}
+	return []prometheus.Collector{m.received, m.deliveries, m.duration, m.dead, m.queueDepth, m.deadEvents, m.stores, m.breaker, m.syncAnswers, m.pending, m.destinations}
 }
 
 // register adds the collectors to a config's registry. Several Handlers of
@@ -129,27 +142,47 @@ func (m *gatewayMetrics) Received(provider, outcome string) {
 }
 
 // Delivered implements delivery.Observer.
-func (m *gatewayMetrics) Delivered(source, _ string, _ int, latency time.Duration) {
-	m.deliveries.WithLabelValues(source, "delivered").Inc()
+func (m *gatewayMetrics) Delivered(source, destination string, _ int, latency time.Duration) {
+	m.deliveries.WithLabelValues(source, destination, "delivered").Inc()
 	m.duration.WithLabelValues(source).Observe(latency.Seconds())
+	m.rates.add(destination, time.Now())
 }
 
 // Failed implements delivery.Observer.
-func (m *gatewayMetrics) Failed(source, _ string, _ int, latency time.Duration) {
-	m.deliveries.WithLabelValues(source, "failed").Inc()
+func (m *gatewayMetrics) Failed(source, destination string, _ int, latency time.Duration) {
+	m.deliveries.WithLabelValues(source, destination, "failed").Inc()
 	m.duration.WithLabelValues(source).Observe(latency.Seconds())
 }
 
 // Dead implements delivery.Observer. The reason is one of a fixed set, so
-// the label set stays small.
-func (m *gatewayMetrics) Dead(source, _ string, reason store.DeadReason) {
-	m.dead.WithLabelValues(source, string(reason)).Inc()
+// the label set stays small. It alerts (see alerts.go).
+func (m *gatewayMetrics) Dead(source, destination string, reason store.DeadReason) {
+	m.dead.WithLabelValues(source, destination, string(reason)).Inc()
+	alertDead(source, destination, reason)
+}
+
+// LaneParked implements delivery.LaneObserver: it alerts (see alerts.go);
+// the parked lanes gauge reads the store.
+func (m *gatewayMetrics) LaneParked(destination, lane, source, id string) {
+	alertLaneParked(destination, lane, source, id)
 }
 
 // BreakerState implements delivery.BreakerObserver. The value is
-// throttle.State's number, so "> 0" selects the paused destinations.
+// throttle.State's number, so "> 0" selects the paused destinations. A
+// change between closed and paused alerts (see alerts.go).
 func (m *gatewayMetrics) BreakerState(destination string, state throttle.State) {
 	m.breaker.WithLabelValues(destination).Set(float64(state))
+	m.breakerMu.Lock()
+	before, seen := m.breakerSeen[destination]
+	m.breakerSeen[destination] = state
+	m.breakerMu.Unlock()
+	switch {
+	case !seen:
+	case before == throttle.Closed && state != throttle.Closed:
+		alertPaused(destination, "breaker")
+	case before != throttle.Closed && state == throttle.Closed:
+		alertResumed(destination, "breaker")
+	}
 }
 
 // sumCounts adds up the cached counts of the given statuses over all live

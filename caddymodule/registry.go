@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/webhookgw/caddy-webhook-gateway/delivery"
 	"github.com/webhookgw/caddy-webhook-gateway/handlers"
@@ -42,9 +41,10 @@ type liveStore struct {
 	db     store.Store
 	refs   int
 	counts *countcache.Cache[map[store.Status]int]
-	// oldest is when the oldest event waiting for delivery was received,
-	// by source (see alertmetrics.go).
-	oldest *countcache.Cache[map[string]time.Time]
+	// oldest is what waits for delivery: the deliveries per destination
+	// and status, and when the oldest waiting was received, by source and
+	// by destination (see destinations.go).
+	oldest *countcache.Cache[*waiting]
 }
 
 // liveRoute is one Handler's claim on a source.
@@ -153,7 +153,7 @@ func (r *registry) target(name string) (ops.Target, error) {
 	case err != nil:
 		return ops.Target{}, ops.Mark(ops.ErrInvalid, err)
 	}
-	return ops.Target{
+	t := ops.Target{
 		Name:    n,
 		Store:   ls.db,
 		Sources: r.sources(n),
@@ -164,7 +164,9 @@ func (r *registry) target(name string) (ops.Target, error) {
 			}
 			return e, nil
 		},
-	}, nil
+	}
+	r.operate(&t, n, ls)
+	return t, nil
 }
 
 // sources lists the sources of the live routes on the store named name,

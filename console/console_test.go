@@ -45,6 +45,8 @@ type fixture struct {
 	// reads counts the events read one by one (Get), by the console and
 	// the delivery engine alike.
 	reads *readCounter
+	// engine delivers to /usaepay (not started: replays only).
+	engine *delivery.Engine
 }
 
 // consoleSigningSecret signs the fixture's deliveries.
@@ -145,6 +147,16 @@ func newFixtureRefreshing(t *testing.T, refresh time.Duration) *fixture {
 			}
 			return nil, fmt.Errorf("the events of source %s are delivered synchronously (deliver sync): replay needs an async route with upstreams", destination)
 		},
+		Destinations: func() []ops.LiveDestination {
+			return []ops.LiveDestination{{Name: "/usaepay", Sources: []string{"/usaepay"}, Breaker: engine.Breaker().State.String(), PausedByOperator: engine.Held()}}
+		},
+		Pause: func(destination string, paused bool) error {
+			if destination != "/usaepay" {
+				return fmt.Errorf("no loaded route delivers to destination %q", destination)
+			}
+			engine.Hold(paused)
+			return nil
+		},
 	}
 	c, err := console.New(console.Config{Stores: stores{target}, Refresh: refresh})
 	if err != nil {
@@ -156,7 +168,7 @@ func newFixtureRefreshing(t *testing.T, refresh time.Duration) *fixture {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	return &fixture{db: db, backend: be, srv: srv, client: client, reads: reads}
+	return &fixture{db: db, backend: be, srv: srv, client: client, reads: reads, engine: engine}
 }
 
 var base = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
@@ -165,25 +177,92 @@ var base = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 // entry of attempts (an HTTP status; 0 for a network error).
 func (f *fixture) insert(t *testing.T, source, id, typ, subject string, status store.Status, at time.Time, attempts ...int) {
 	t.Helper()
+	f.insertTo(t, []string{source}, source, id, typ, subject, status, at, attempts...)
+}
+
+// insertTo stores one event with a delivery to each of dests, and drives
+// each through the store's transitions to status, as the engine would:
+// one attempt per entry of attempts (an HTTP status; 0 for a network
+// error), the last one deciding. Reserved is a sync delivery in flight
+// (one destination).
+func (f *fixture) insertTo(t *testing.T, dests []string, source, id, typ, subject string, status store.Status, at time.Time, attempts ...int) {
+	t.Helper()
+	ctx := context.Background()
 	ev, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": id, "source": source, "type": typ, "subject": subject, "data": map[string]any{"note": subject}})
 	rec := &store.Record{
-		Source: source, ID: id, Provider: strings.TrimPrefix(source, "/"), Type: typ, Subject: subject, Status: status, ReceivedAt: at,
+		Source: source, ID: id, Provider: strings.TrimPrefix(source, "/"), Type: typ, Subject: subject, ReceivedAt: at,
 		Event:   ev,
 		Headers: http.Header{"User-Agent": {"provider/1.0"}, "X-Note": {subject}},
 	}
-	for i, code := range attempts {
-		a := store.Attempt{Number: i + 1, At: at.Add(time.Duration(i+1) * time.Second), Status: code, Latency: 3 * time.Millisecond}
-		if code == 0 {
-			a.Error = "dial tcp 127.0.0.1:9: connection refused"
-		} else if code >= 300 {
-			a.Error = fmt.Sprintf("backend answered %d", code)
+	for _, d := range dests {
+		del := store.Delivery{Destination: d}
+		if status == store.StatusReserved {
+			del.Status = store.StatusReserved
 		}
-		rec.Attempts = append(rec.Attempts, a)
+		rec.Deliveries = append(rec.Deliveries, del)
 	}
 	raw := fmt.Sprintf(`{"event_type":%q,"event_id":%q,"note":%q}`, typ, id, subject)
-	res, err := f.db.Insert(context.Background(), &store.Ingest{RawBody: []byte(raw), Records: []*store.Record{rec}}, true)
+	res, err := f.db.Insert(ctx, &store.Ingest{RawBody: []byte(raw), Records: []*store.Record{rec}}, true)
 	if err != nil || !res[0].Inserted {
 		t.Fatalf("insert %s %s: %v %+v", source, id, err, res)
+	}
+	if status == store.StatusReserved || status == store.StatusPending && len(attempts) == 0 {
+		return
+	}
+	for _, dest := range dests {
+		for i, code := range attempts {
+			a := store.Attempt{Number: i + 1, At: at.Add(time.Duration(i+1) * time.Second), Status: code, Latency: 3 * time.Millisecond}
+			if code == 0 {
+				a.Error = "dial tcp 127.0.0.1:9: connection refused"
+			} else if code >= 300 {
+				a.Error = fmt.Sprintf("backend answered %d", code)
+			}
+			dec := store.RetryAt(at) // due again at once
+			if i == len(attempts)-1 {
+				switch status {
+				case store.StatusDead:
+					dec = store.Dead(store.DeadAttemptsExhausted)
+					if code == http.StatusGone {
+						dec = store.Dead(store.DeadGone)
+					}
+				case store.StatusDelivered:
+					dec = store.Delivered()
+				case store.StatusRetrying:
+					dec = store.RetryAt(time.Now().Add(time.Hour))
+				}
+			}
+			f.claimOne(t, source, id, dest)
+			if err := f.db.RecordAttempt(ctx, source, id, dest, "fixture", a, dec); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// claimOne leases the delivery of source/id to dest for "fixture", giving
+// back the others it claims on the way.
+func (f *fixture) claimOne(t *testing.T, source, id, dest string) {
+	t.Helper()
+	ctx := context.Background()
+	for {
+		claimed, err := f.db.Claim(ctx, "fixture", []string{dest}, time.Now(), time.Minute, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, c := range claimed {
+			if c.Record.Source == source && c.Record.ID == id {
+				found = true
+			} else if err := f.db.ReleaseLease(ctx, c.Record.Source, c.Record.ID, c.Destination, "fixture"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if found {
+			return
+		}
+		if len(claimed) == 0 {
+			t.Fatalf("nothing of %s %s to %s to claim", source, id, dest)
+		}
 	}
 }
 
@@ -756,12 +835,7 @@ func TestReplayConfirmationIsPagedAndMasked(t *testing.T) {
 // and a dead event says why it is dead, there and in the list.
 func TestEventPageHeadingAndDeadReason(t *testing.T) {
 	f := newFixture(t)
-	ev, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": "gone-1", "source": "/usaepay", "type": "ach.returned", "subject": "tx-7"})
-	rec := &store.Record{Source: "/usaepay", ID: "gone-1", Provider: "usaepay", Type: "ach.returned", Status: store.StatusDead, ReceivedAt: base,
-		Event: ev, DeadReason: store.DeadGone, Attempts: []store.Attempt{{Number: 1, At: base, Status: 410, Error: "backend answered 410"}}}
-	if _, err := f.db.Insert(context.Background(), &store.Ingest{RawBody: []byte(`{}`), Records: []*store.Record{rec}}, true); err != nil {
-		t.Fatal(err)
-	}
+	f.insert(t, "/usaepay", "gone-1", "ach.returned", "tx-7", store.StatusDead, base, 410)
 	_, body, _ := f.get(t, "event", url.Values{"source": {"/usaepay"}, "id": {"gone-1"}})
 	mustContain(t, body, `<h1>ach.returned <span class="subject" id="subject">tx-7</span></h1>`, `id <code id="event-id">gone-1</code>`,
 		`<title>ach.returned tx-7 · webhook gateway</title>`, `<dd id="dead-reason">the backend answered 410 Gone</dd>`)
@@ -892,4 +966,67 @@ func TestZoneSwitchKeepsTheFilterTimes(t *testing.T) {
 	_, body, _ = f.get(t, "events", url.Values{"tz": {"UTC"}, "status": {"dead"}, "from": {"2026-11-20T10:01:00Z"}})
 	mustContain(t, body, `name="from" id="from" type="datetime-local" step="1" value="2026-11-20T10:01:00"`, "id=dead-2")
 	mustNotContain(t, body, "id=dead-1&")
+}
+
+// The destinations page shows each destination's state and counts and
+// pauses and resumes it; its parked lanes page names each dead head, and
+// skipping it from there lets the lane go on.
+func TestDestinationsLanesAndSkip(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for i, id := range []string{"sale-1", "void-1"} {
+		rec := &store.Record{Source: "/usaepay", ID: id, Provider: "usaepay", Type: "transaction.sale.success", Subject: "tx-1",
+			ReceivedAt: base.Add(time.Duration(i) * time.Second), Event: []byte(`{}`),
+			Deliveries: []store.Delivery{{Destination: "/usaepay", Lane: "tx-1"}}}
+		if _, err := f.db.Insert(ctx, &store.Ingest{RawBody: []byte(`{}`), Records: []*store.Record{rec}}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.claimOne(t, "/usaepay", "sale-1", "/usaepay")
+	if err := f.db.RecordAttempt(ctx, "/usaepay", "sale-1", "/usaepay", "fixture", store.Attempt{Number: 1, At: base, Status: 500}, store.Dead(store.DeadAttemptsExhausted)); err != nil {
+		t.Fatal(err)
+	}
+	f.insertTo(t, []string{"elsewhere"}, "/usaepay", "other", "ach.settled", "", store.StatusPending, base)
+
+	code, body, _ := f.get(t, "destinations", nil)
+	if code != http.StatusOK {
+		t.Fatalf("%d\n%s", code, body)
+	}
+	mustContain(t, body, `<tr data-destination="/usaepay">`, `<span class="state-healthy">healthy</span>`,
+		`<a href="lanes?destination=%2Fusaepay">1</a>`, `<tr data-destination="elsewhere">`, `<span class="state-not loaded">not loaded</span>`)
+
+	code, _, h := f.post(t, "pause", url.Values{"destination": {"/usaepay"}, "paused": {"true"}})
+	if code != http.StatusSeeOther || !f.engine.Held() {
+		t.Fatalf("pause: %d, held %v", code, f.engine.Held())
+	}
+	_, body, _ = f.get(t, "destinations", nil)
+	mustContain(t, body, `<span class="state-paused">paused</span> <span class="mark">by an operator</span>`, `class="resume"`)
+	if loc := h.Get("Location"); !strings.HasPrefix(loc, "destinations?") {
+		t.Errorf("pause went to %q", loc)
+	}
+	if code, _, _ := f.post(t, "pause", url.Values{"destination": {"/usaepay"}, "paused": {"false"}}); code != http.StatusSeeOther || f.engine.Held() {
+		t.Fatalf("resume: %d, held %v", code, f.engine.Held())
+	}
+	if code, _, _ := f.post(t, "pause", url.Values{"destination": {"nowhere"}, "paused": {"true"}}); code != http.StatusNotFound {
+		t.Errorf("pause of an unknown destination: %d", code)
+	}
+
+	_, body, _ = f.get(t, "lanes", url.Values{"destination": {"/usaepay"}})
+	mustContain(t, body, `<tr data-lane="tx-1">`, `id=sale-1`, `<td class="num behind">1</td>`, `class="replay-head"`, `class="skip danger"`)
+
+	_, body, _ = f.get(t, "event", url.Values{"source": {"/usaepay"}, "id": {"sale-1"}})
+	mustContain(t, body, `<section class="delivery" id="delivery-/usaepay"`, `<code>tx-1</code>, sequence 1`, `parked: nothing behind it`)
+
+	code, _, h = f.post(t, "skip", url.Values{"source": {"/usaepay"}, "id": {"sale-1"}, "destination": {"/usaepay"}, "back": {"lanes"}})
+	if code != http.StatusSeeOther || h.Get("Location") != "lanes?destination=%2Fusaepay" {
+		t.Fatalf("skip: %d to %q", code, h.Get("Location"))
+	}
+	if s := f.status(t, "/usaepay", "sale-1"); s != store.StatusDelivered {
+		t.Errorf("the skipped event is %s; want delivered (its only delivery skipped)", s)
+	}
+	_, body, _ = f.get(t, "lanes", url.Values{"destination": {"/usaepay"}})
+	mustContain(t, body, `id="no-lanes"`)
+	if code, _, _ := f.post(t, "skip", url.Values{"source": {"/usaepay"}, "id": {"void-1"}, "destination": {"/usaepay"}}); code != http.StatusConflict {
+		t.Errorf("skip of a pending delivery: %d, want 409", code)
+	}
 }

@@ -15,7 +15,7 @@ func TestCaddyWebhooksSubcommands(t *testing.T) {
 	if err != nil {
 		t.Fatalf("caddy webhooks --help: %v\n%s", err, out)
 	}
-	for _, name := range []string{"list", "show", "replay", "counts", "purge", "emit", "sink"} {
+	for _, name := range []string{"list", "show", "replay", "counts", "purge", "skip", "destinations", "lanes", "pause", "resume", "emit", "sink"} {
 		if !regexp.MustCompile(`(?m)^  ` + name + ` `).Match(out) {
 			t.Errorf("caddy webhooks --help lists no %s subcommand:\n%s", name, out)
 		}

@@ -17,7 +17,7 @@ func BenchmarkCountBySource(b *testing.B) {
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range 5000 {
 		rec := &store.Record{Source: fmt.Sprint("/s", i%3), ID: fmt.Sprint("id-", i), Provider: "usaepay", Type: "ach.settled",
-			Status: store.StatusDelivered, ReceivedAt: at.Add(time.Duration(i) * time.Millisecond),
+			Deliveries: []store.Delivery{{Destination: "d"}}, ReceivedAt: at.Add(time.Duration(i) * time.Millisecond),
 			Event: []byte(`{"specversion":"1.0","id":"x","subject":"s","data":{"object":{"key":"0123456789abcdef","amount":"5.00"}}}`)}
 		if _, err := tg.Store.Insert(context.Background(), &store.Ingest{RawBody: []byte(`{"event_body":{}}`), Records: []*store.Record{rec}}, false); err != nil {
 			b.Fatal(err)

@@ -273,6 +273,9 @@ func Skip(ctx context.Context, t Target, source, id, destination string) (*SkipR
 	case err != nil:
 		return nil, fmt.Errorf("skipping %s %s to %s in %s: %w", source, id, destination, t.Name, err)
 	}
+	if t.Wake != nil {
+		t.Wake(destination)
+	}
 	return &SkipResponse{Store: t.Name, Event: SummarizeFor(rec, destination)}, nil
 }
 

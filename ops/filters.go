@@ -185,9 +185,9 @@ func Matching(ctx context.Context, t Target, f store.Filter, limit int) ([]Key, 
 // else those in the filter's status, else every delivery that is not
 // delivered or skipped, and when every one is, all of them (replaying a
 // delivered event sends it again, as an operator asking for it wants). A
-// held or reserved delivery (a sync route's, in flight or failed) is
-// selected only by name or destination, so that the replay says why it
-// cannot be made. An unmatched event has none.
+// held or reserved delivery (a sync route's, in flight) is selected only
+// when there is no other, so that the replay says why it cannot be made.
+// An unmatched event has none.
 func Selected(rec *store.Record, destination string, status store.Status, of string) []string {
 	switch {
 	case of != "":
@@ -198,21 +198,25 @@ func Selected(rec *store.Record, destination string, status store.Status, of str
 		}
 		return []string{destination}
 	}
-	var open, settled []string
+	var open, settled, busy []string
 	for _, d := range rec.Deliveries {
 		switch {
 		case status != "" && d.Status == status:
 			open = append(open, d.Destination)
 		case status != "":
 		case d.Status == store.StatusHeld || d.Status == store.StatusReserved:
+			busy = append(busy, d.Destination)
 		case d.Status == store.StatusDelivered || d.Status == store.StatusSkipped:
 			settled = append(settled, d.Destination)
 		default:
 			open = append(open, d.Destination)
 		}
 	}
-	if len(open) == 0 && status == "" {
+	switch {
+	case len(open) > 0 || status != "":
+		return open
+	case len(settled) > 0:
 		return settled
 	}
-	return open
+	return busy // so that the replay says it cannot be made yet
 }

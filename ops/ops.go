@@ -46,6 +46,10 @@ type Target struct {
 	// Pause holds (paused true) or lets go (false) the named destination
 	// in this gateway's engines; nil when the front end cannot.
 	Pause func(destination string, paused bool) error
+	// Wake wakes the workers delivering to destination in this gateway,
+	// so that a lane an operator unblocked goes on at once; nil: they
+	// find it at their next poll.
+	Wake func(destination string)
 	// Oldest returns, per destination, when its oldest delivery waiting
 	// (pending or retrying) was received, as last counted; nil: not known.
 	Oldest func() map[string]time.Time

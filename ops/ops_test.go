@@ -35,12 +35,63 @@ func newTarget(t testing.TB) ops.Target {
 	}
 }
 
-func insert(t *testing.T, tg ops.Target, source, id string, status store.Status, at time.Time) {
+// insert stores one event with a delivery to each of dests (its source
+// when none is given), every one in status: pending, reserved (a sync
+// delivery; only with one destination), or dead (claimed and given up on).
+func insert(t *testing.T, tg ops.Target, source, id string, status store.Status, at time.Time, dests ...string) {
 	t.Helper()
-	rec := &store.Record{Source: source, ID: id, Provider: "usaepay", Type: "ach.settled", Status: status, ReceivedAt: at,
+	if len(dests) == 0 {
+		dests = []string{source}
+	}
+	rec := &store.Record{Source: source, ID: id, Provider: "usaepay", Type: "ach.settled", ReceivedAt: at,
 		Event: []byte(`{"specversion":"1.0","id":"` + id + `","subject":"subj-` + id + `"}`)}
+	for _, d := range dests {
+		del := store.Delivery{Destination: d}
+		if status == store.StatusReserved {
+			del.Status = store.StatusReserved
+		}
+		rec.Deliveries = append(rec.Deliveries, del)
+	}
 	if _, err := tg.Store.Insert(context.Background(), &store.Ingest{RawBody: []byte(`{}`), Records: []*store.Record{rec}}, false); err != nil {
 		t.Fatal(err)
+	}
+	if status == store.StatusDead {
+		for _, d := range dests {
+			kill(t, tg.Store, source, id, d)
+		}
+	}
+}
+
+// kill makes the delivery of source/id to destination dead, as an engine
+// giving up on it would: claimed, then an attempt recorded as dead. The
+// other deliveries it claims on the way are given back.
+func kill(t testing.TB, db store.Store, source, id, destination string) {
+	t.Helper()
+	ctx := context.Background()
+	far := time.Now().Add(24 * time.Hour)
+	for {
+		claimed, err := db.Claim(ctx, "test", []string{destination}, far, time.Minute, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, c := range claimed {
+			if c.Record.Source == source && c.Record.ID == id {
+				found = true
+				err = db.RecordAttempt(ctx, source, id, destination, "test", store.Attempt{Number: 1, At: far, Status: 500, Error: "HTTP 500"}, store.Dead(store.DeadAttemptsExhausted))
+			} else {
+				err = db.ReleaseLease(ctx, c.Record.Source, c.Record.ID, c.Destination, "test")
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if found {
+			return
+		}
+		if len(claimed) == 0 {
+			t.Fatalf("no delivery of %s %s to %s to claim", source, id, destination)
+		}
 	}
 }
 
@@ -111,7 +162,7 @@ func TestListShowAndReplayClassifyTheirErrors(t *testing.T) {
 	if _, err := ops.Show(context.Background(), tg, "/a", "nope"); !errors.Is(err, ops.ErrNotFound) {
 		t.Errorf("show unknown: %v", err)
 	}
-	if _, err := ops.Replay(context.Background(), tg, "/a", "x", "", true); !errors.Is(err, ops.ErrNotReplayable) {
+	if _, err := ops.Replay(context.Background(), tg, "/a", "x", "", "", true); !errors.Is(err, ops.ErrNotReplayable) {
 		t.Errorf("replay without a route: %v", err)
 	}
 	if _, err := ops.ReplayMatching(context.Background(), tg, store.Filter{Source: "/a"}, "nowhere", 0, true); !errors.Is(err, ops.ErrNotReplayable) {
@@ -126,7 +177,7 @@ func TestListShowAndReplayClassifyTheirErrors(t *testing.T) {
 // namedReplayer answers every replay with the destination it stands for.
 type namedReplayer string
 
-func (n namedReplayer) Replay(_ context.Context, source, id string, dryRun bool) (*delivery.ReplayResult, error) {
+func (n namedReplayer) Replay(_ context.Context, source, id, _ string, dryRun bool) (*delivery.ReplayResult, error) {
 	return &delivery.ReplayResult{Source: source, ID: id, Destination: string(n), DryRun: dryRun}, nil
 }
 
@@ -141,23 +192,23 @@ func TestReplayGoesToTheEventsDestination(t *testing.T) {
 		}
 		return nil, fmt.Errorf("no loaded route delivers to destination %s", destination)
 	}
+	at := time.Now().Add(-time.Hour)
 	for i, dest := range []string{"a", "b", "a"} {
-		rec := &store.Record{Source: "/usaepay", ID: fmt.Sprint("e", i), Provider: "usaepay", Type: "t", Destination: dest,
-			Status: store.StatusDead, Event: []byte(`{}`)}
-		if _, err := tg.Store.Insert(context.Background(), &store.Ingest{RawBody: []byte(`{}`), Records: []*store.Record{rec}}, false); err != nil {
-			t.Fatal(err)
-		}
+		insert(t, tg, "/usaepay", fmt.Sprint("e", i), store.StatusDead, at.Add(time.Duration(i)*time.Second), dest)
 	}
 	ctx := context.Background()
 	list, err := ops.List(ctx, tg, store.Filter{})
-	if err != nil || len(list.Events) != 3 || list.Events[1].ID != "e1" || list.Events[1].Destination != "b" {
+	if err != nil || len(list.Events) != 3 || list.Events[1].ID != "e1" || list.Events[1].Deliveries[0].Destination != "b" {
 		t.Fatalf("listing: %+v %v", list, err)
 	}
-	if res, err := ops.Replay(ctx, tg, "/usaepay", "e1", "", true); err != nil || res.Destination != "b" {
+	if res, err := ops.Replay(ctx, tg, "/usaepay", "e1", "", "", true); err != nil || res.Results[0].Destination != "b" {
 		t.Fatalf("replay of e1 (bound to b): %+v %v", res, err)
 	}
-	if res, err := ops.Replay(ctx, tg, "/usaepay", "e1", "a", true); err != nil || res.Destination != "a" {
+	if res, err := ops.Replay(ctx, tg, "/usaepay", "e1", "", "a", true); err != nil || res.Results[0].Destination != "a" {
 		t.Fatalf("replay of e1 to a: %+v %v", res, err)
+	}
+	if _, err := ops.Replay(ctx, tg, "/usaepay", "e1", "a", "", true); !errors.Is(err, ops.ErrNotFound) {
+		t.Fatalf("replay of e1's delivery to a, which it has not: %v", err)
 	}
 	res, err := ops.ReplayMatching(ctx, tg, store.Filter{Source: "/usaepay"}, "", 0, true)
 	if err != nil || res.Matched != 3 {
@@ -211,7 +262,7 @@ func (c *countingStore) Get(ctx context.Context, source, id string) (*store.Reco
 }
 
 // Replay is a dry-run-only Replayer reading the event as the engine does.
-func (c *countingStore) Replay(ctx context.Context, source, id string, dryRun bool) (*delivery.ReplayResult, error) {
+func (c *countingStore) Replay(ctx context.Context, source, id, _ string, dryRun bool) (*delivery.ReplayResult, error) {
 	if !dryRun {
 		return nil, errors.New("a preview must not send")
 	}
@@ -232,7 +283,7 @@ func TestPreviewReplayPreparesOnlyTheFirst(t *testing.T) {
 	tg := newTarget(t)
 	cs := &countingStore{Store: tg.Store}
 	tg.Store = cs
-	// The events are bound to their sources' shorthand destinations.
+	// The events are bound to destinations named as their sources.
 	tg.Replayer = func(destination string) (ops.Replayer, error) {
 		if destination == "/a" {
 			return cs, nil
@@ -326,7 +377,7 @@ func TestPurgeEvent(t *testing.T) {
 	var batch []*store.Record
 	for i := range 3 {
 		batch = append(batch, &store.Record{Source: "/b", ID: fmt.Sprintf("i%d", i), Provider: "openloyalty", Type: "points.added",
-			Subject: "cus_1", Status: store.StatusDead, ReceivedAt: at, BatchIndex: i, BatchSize: 3})
+			Subject: "cus_1", ReceivedAt: at, BatchIndex: i, BatchSize: 3, Deliveries: []store.Delivery{{Destination: "/b"}}})
 	}
 	if _, err := tg.Store.Insert(ctx, &store.Ingest{RawBody: []byte(`[{},{},{}]`), Records: batch}, false); err != nil {
 		t.Fatal(err)
@@ -355,7 +406,7 @@ func TestSubjectFilter(t *testing.T) {
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i, sub := range []string{"cus_1", "cus_2", "cus_1", ""} {
 		r := &store.Record{Source: []string{"/a", "/b"}[i%2], ID: fmt.Sprint(i), Provider: "usaepay", Type: "t",
-			Subject: sub, Status: store.StatusDead, ReceivedAt: at.Add(time.Duration(i) * time.Second)}
+			Subject: sub, ReceivedAt: at.Add(time.Duration(i) * time.Second), Deliveries: []store.Delivery{{Destination: "d"}}}
 		if _, err := tg.Store.Insert(ctx, &store.Ingest{RawBody: []byte(`{}`), Records: []*store.Record{r}}, false); err != nil {
 			t.Fatal(err)
 		}

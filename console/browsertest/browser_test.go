@@ -370,7 +370,7 @@ func TestBrowserFilterOpenAndReplay(t *testing.T) {
 	if got := eval[string](t, ctx, `document.getElementById('status').textContent.trim()`); got != "delivered" {
 		t.Errorf("event status %q after the replay, want delivered", got)
 	}
-	if got := eval[string](t, ctx, `document.querySelector('#attempts tbody tr:last-child').textContent`); !strings.Contains(got, "200") || !strings.Contains(got, "replay") {
+	if got := eval[string](t, ctx, `document.querySelector('table.attempts tbody tr:last-child').textContent`); !strings.Contains(got, "200") || !strings.Contains(got, "replay") {
 		t.Errorf("last attempt %q: want a 200 replay", got)
 	}
 	inert(t, ctx, "replayed event")
@@ -544,7 +544,7 @@ func TestBrowserFailedSyncAttemptThenDelivered(t *testing.T) {
 	follow(t, ctx, `#events tbody a[href^="event?"]`)
 	page := eval[string](t, ctx, `location.href`)
 	attempts := func() []string {
-		return eval[[]string](t, ctx, `[...document.querySelectorAll('#attempts tbody tr')].map(r => r.cells[0].textContent.trim() + ' ' + r.cells[2].textContent.trim())`)
+		return eval[[]string](t, ctx, `[...document.querySelectorAll('table.attempts tbody tr')].map(r => r.cells[0].textContent.trim() + ' ' + r.cells[2].textContent.trim())`)
 	}
 	if s := eval[string](t, ctx, `document.getElementById('status').textContent.trim()`); s != "released" {
 		t.Errorf("status before the retry: %q, want released", s)
@@ -558,7 +558,7 @@ func TestBrowserFailedSyncAttemptThenDelivered(t *testing.T) {
 	if code := postWebhook(t, hook, body, nil); code != http.StatusOK {
 		t.Fatalf("the provider's retry: %d, want 200", code)
 	}
-	within(t, ctx, "the event's page again", chromedp.Navigate(page), chromedp.WaitVisible(chromedp.ID("attempts")))
+	within(t, ctx, "the event's page again", chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS("table.attempts")))
 	if s := eval[string](t, ctx, `document.getElementById('status').textContent.trim()`); s != "delivered" {
 		t.Errorf("status after the retry: %q, want delivered", s)
 	}
