@@ -110,12 +110,9 @@ func (d *Destination) compile() (handlers.Destination, error) {
 	if len(d.Types) > 0 || d.Filter != "" {
 		f, err := filter.Compile(filter.Config{Types: d.Types, Expression: d.Filter})
 		if err != nil {
-			what := "types"
-			var xe *filter.ExprError
-			if errors.As(err, &xe) {
-				what = "filter"
-			}
-			return out, fmt.Errorf("webhook_gateway: destination %q: %s: %w", d.Name, what, err)
+			// The error names the setting: "filter: types[0] ..." or
+			// "filter: expression ...: line:column: ...".
+			return out, fmt.Errorf("webhook_gateway: destination %q: %w", d.Name, err)
 		}
 		out.Filter = f
 	}

@@ -114,8 +114,8 @@ func TestDestinationSettingsRefused(t *testing.T) {
 		{"webhook_gateway usaepay {\n auth none\n upstream http://127.0.0.1:1\n destination a {\n upstream http://127.0.0.1:2\n }\n}", "upstream at the route level"},
 		{"webhook_gateway usaepay {\n auth none\n workers 3\n destination a {\n upstream http://127.0.0.1:2\n }\n}", "workers at the route level"},
 		{"webhook_gateway usaepay {\n auth none\n destination a {\n upstream http://127.0.0.1:2\n }\n destination a {\n upstream http://127.0.0.1:3\n }\n}", "named twice"},
-		{"webhook_gateway usaepay {\n auth none\n destination a {\n upstream http://127.0.0.1:2\n filter event.data.amount >\n }\n}", `destination "a": filter: filter: expression "event.data.amount >": 1:`},
-		{"webhook_gateway usaepay {\n auth none\n destination a {\n upstream http://127.0.0.1:2\n types \"\"\n }\n}", `destination "a": types:`},
+		{"webhook_gateway usaepay {\n auth none\n destination a {\n upstream http://127.0.0.1:2\n filter event.data.amount >\n }\n}", `destination "a": filter: expression "event.data.amount >": 1:`},
+		{"webhook_gateway usaepay {\n auth none\n destination a {\n upstream http://127.0.0.1:2\n types \"\"\n }\n}", `destination "a": filter: types[0]`},
 		{"webhook_gateway usaepay {\n auth none\n destination a {\n upstream http://127.0.0.1:2\n order_by event.type == \"x\"\n }\n}", `destination "a": order_by:`},
 		{"webhook_gateway usaepay {\n auth none\n deliver sync\n source ledger\n destination ledger {\n upstream http://127.0.0.1:2\n }\n}", "named after its source"},
 		{"webhook_gateway usaepay {\n auth none\n destination a {\n }\n}", "needs at least one upstream"},
@@ -213,5 +213,45 @@ func TestDestinationsFromJSON(t *testing.T) {
 	if h.Deliver != "async" || len(h.engines) != 1 || h.engines[0].Destination() != "account-a" ||
 		len(h.gw.Destinations) != 1 || h.gw.Destinations[0].Name != "account-a" {
 		t.Fatalf("deliver %s, %d engines, events bound to %+v", h.Deliver, len(h.engines), h.gw.Destinations)
+	}
+}
+
+// A route fans out to several destinations, each with its filter and
+// order; a sync route adds async destinations and keeps its forward's
+// signing secret. The Caddyfile's expressions are read as the rest of the
+// line, quotes kept, or one backquoted token.
+func TestFanOutAndSyncDestinationsLoad(t *testing.T) {
+	dir := t.TempDir()
+	h, err := provisionRoute(t, newConfig(t), dir, "webhook_gateway usaepay {\n auth none\n"+
+		" destination ledger {\n upstream http://127.0.0.1:2\n types transaction.* ach.*\n order_by subject\n }\n"+
+		" destination crm {\n upstream http://127.0.0.1:3\n filter event.type == \"transaction.sale.success\" && event.subject != \"\"\n }\n"+
+		" destination big {\n upstream http://127.0.0.1:4\n filter `double(event.data.object.amount_detail.amount) >= 100.0`\n order_by event.data.object.key\n }\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Cleanup() })
+	if h.Deliver != "async" || len(h.engines) != 3 || len(h.gw.Destinations) != 3 {
+		t.Fatalf("deliver %s, %d engines, %d destinations", h.Deliver, len(h.engines), len(h.gw.Destinations))
+	}
+	if got := h.Destinations[1].Filter; got != `event.type == "transaction.sale.success" && event.subject != ""` {
+		t.Fatalf("filter read as %q", got)
+	}
+	if got := h.Destinations[2].Filter; got != `double(event.data.object.amount_detail.amount) >= 100.0` {
+		t.Fatalf("backquoted filter read as %q", got)
+	}
+	d := h.gw.Destinations
+	if d[0].OrderBy == nil || d[0].Filter == nil || d[1].OrderBy != nil || d[2].OrderBy.String() != "event.data.object.key" {
+		t.Fatalf("compiled destinations %+v", d)
+	}
+
+	s, err := provisionRoute(t, newConfig(t), dir, "webhook_gateway usaepay {\n auth none\n deliver sync\n"+
+		" signing_secret whsec_dGVzdC1zaWduaW5nLXNlY3JldC0zMmJ5dGVzLWxvbmc=\n timeout 5s\n"+
+		" destination audit {\n upstream http://127.0.0.1:5\n }\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Cleanup() })
+	if s.Deliver != "sync" || len(s.engines) != 1 || len(s.gw.Destinations) != 1 || !s.gw.Headers.Signed() {
+		t.Fatalf("sync route: deliver %s, %d engines, %d destinations, signed %v", s.Deliver, len(s.engines), len(s.gw.Destinations), s.gw.Headers.Signed())
 	}
 }

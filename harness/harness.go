@@ -63,6 +63,9 @@ type SecondSink struct {
 	Providers []string
 	// Sink configures it, as Scenario.Sink does the first.
 	Sink sink.Config
+	// Use is an already running sink; Run then neither starts nor stops
+	// one and ignores Addr and Sink.
+	Use *sink.Server
 }
 
 // sendsOf are the sends of providers (all of them when providers is
@@ -135,7 +138,9 @@ func Run(ctx context.Context, sc Scenario) (*report.Report, error) {
 		}()
 	}
 	var second *sink.Server
-	if sc.Second != nil {
+	if sc.Second != nil && sc.Second.Use != nil {
+		second = sc.Second.Use
+	} else if sc.Second != nil {
 		sk, err := NewSink(sc.Second.Sink)
 		if err != nil {
 			return nil, err

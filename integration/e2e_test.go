@@ -34,11 +34,18 @@ var exampleEnv = []string{
 // of the given backend.
 func startExample(t *testing.T, backendURL string) *testcaddy.Instance {
 	t.Helper()
+	return startExampleWithLedger(t, backendURL, backendURL)
+}
+
+// startExampleWithLedger is startExample with the payment route's second
+// destination, the ledger, delivering to ledgerURL.
+func startExampleWithLedger(t *testing.T, backendURL, ledgerURL string) *testcaddy.Instance {
+	t.Helper()
 	example, err := os.ReadFile("../Caddyfile.example")
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw := testcaddy.New(t, append(exampleEnv, "MERCHANT_BACKEND="+backendURL)...)
+	gw := testcaddy.New(t, append(exampleEnv, "MERCHANT_BACKEND="+backendURL, "LEDGER_BACKEND="+ledgerURL)...)
 	gw.Raw = true
 	cfg := strings.NewReplacer(
 		"admin 127.0.0.1:2019", fmt.Sprintf("admin 127.0.0.1:%d", gw.Admin),
@@ -61,8 +68,10 @@ func exampleProviders() map[string]sim.ProviderConfig {
 
 // TestEndToEndExample drives Caddyfile.example with the harness: all three
 // providers, duplicates and redeliveries, and a sink that fails a share of
-// deliveries and refuses all of them for a while. Nothing acknowledged may
-// be lost and nothing may be delivered twice.
+// deliveries and refuses all of them for a while; the payment route's
+// second destination, the ledger, has a sink of its own failing a share
+// too. Nothing acknowledged may be lost and nothing may be delivered twice,
+// to either destination.
 func TestEndToEndExample(t *testing.T) {
 	sk, err := harness.NewSink(sink.Config{
 		Secrets: []string{demoSigningSecret},
@@ -82,7 +91,21 @@ func TestEndToEndExample(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 
-	gw := startExample(t, srv.URL)
+	ledgerSink, err := harness.NewSink(sink.Config{
+		Secrets: []string{demoSigningSecret},
+		Faults:  sink.Faults{FailShare: 0.2},
+		Seed:    11,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ledger, err := sink.Listen("127.0.0.1:0", ledgerSink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ledger.Shutdown(context.Background()) })
+
+	gw := startExampleWithLedger(t, srv.URL, ledger.URL)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -99,16 +122,33 @@ func TestEndToEndExample(t *testing.T) {
 			BurstSize:       20,
 			BurstPause:      50 * time.Millisecond,
 		},
-		Wait: report.WaitOptions{Timeout: time.Minute},
+		Wait:   report.WaitOptions{Timeout: time.Minute},
+		Second: &harness.SecondSink{Name: "ledger", Use: ledger, Providers: []string{"usaepay"}},
 	})
 	if rep != nil {
 		t.Logf("\n%s", rep.Table())
+		if rep.Second != nil {
+			for _, k := range rep.Second.LostKeys {
+				ev, _ := showEvent(t, gw, k.Source, k.ID)
+				t.Logf("lost at the ledger: %s: %s %+v", k, ev.Status, ev.Deliveries)
+			}
+			if len(rep.Second.LostKeys) > 0 {
+				for _, l := range strings.Split(gw.Output(), "\n") {
+					if strings.Contains(l, "ledger") && !strings.Contains(l, "delivery attempt failed") {
+						t.Log(l)
+					}
+				}
+			}
+		}
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rep.Lost != 0 || rep.Doubled != 0 {
 		t.Fatalf("lost %d, doubled %d: want 0 and 0", rep.Lost, rep.Doubled)
+	}
+	if l := rep.Second; l.Lost != 0 || l.Doubled != 0 || l.InvalidAtSink != 0 || l.AckedEvents == 0 || l.Delivered < l.AckedEvents {
+		t.Fatalf("ledger: lost %d, doubled %d, invalid %d, acknowledged %d, delivered %d", l.Lost, l.Doubled, l.InvalidAtSink, l.AckedEvents, l.Delivered)
 	}
 	if rep.InvalidAtSink != 0 {
 		t.Fatalf("%d deliveries failed the sink's CloudEvents, schema or signature checks", rep.InvalidAtSink)

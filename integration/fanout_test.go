@@ -220,7 +220,8 @@ func TestFiltersGlobAndCEL(t *testing.T) {
 	if err == nil {
 		t.Fatal("a config with a filter that does not parse loaded")
 	}
-	for _, w := range []string{"(source /usaepay)", `destination "large": filter:`, `"event.data.amount >"`, "1:"} {
+	// The error is logged as JSON, its quotes escaped.
+	for _, w := range []string{"(source /usaepay)", `destination \"large\": filter: expression`, `event.data.amount >`, ": 1:20: Syntax error"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("load error does not say %q: %v", w, err)
 		}

@@ -19,6 +19,8 @@ var scenarioNames = map[string]string{
 	"p": "(p) gateway async on PostgreSQL, 202 after commit",
 	"t": "(t) (b) under tracing, all sampled",
 	"u": "(u) (c) under tracing, all sampled",
+	"f": "(f) (c) fanning out to two destinations",
+	"o": "(o) (c) ordered by subject, 1,000 lanes",
 }
 
 // Group is one scenario at one body size and concurrency over its runs.

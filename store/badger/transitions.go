@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -53,10 +54,10 @@ func (b *Store) change(ctx context.Context, opName, source, id string, durable b
 		if err != nil {
 			return err
 		}
-		old, err := decodeRecordValue(v) // its own copy of the deliveries
-		if err != nil {
-			return err
-		}
+		// The state before fn, for the index entries it replaces: its
+		// deliveries copied, since fn changes them in place.
+		old := *sr.rec
+		old.Deliveries = slices.Clone(sr.rec.Deliveries)
 		rec := sr.rec
 		b.leases.overlay(string(key), rec)
 		held = leasesOf(rec)
@@ -70,7 +71,7 @@ func (b *Store) change(ctx context.Context, opName, source, id string, durable b
 		}
 		rec.Status = store.Rollup(rec.Deliveries)
 		wrote = true
-		return b.writeRecord(txn, key, old.rec, persisted(rec), sr.bodyKind, sr.body, b.opts.Now())
+		return b.writeRecord(txn, key, &old, persisted(rec), sr.bodyKind, sr.body, b.opts.Now())
 	}
 	err = b.gather.write(op)
 	if errors.Is(err, badger.ErrKeyNotFound) {
@@ -172,7 +173,15 @@ func (b *Store) RecordAttempt(ctx context.Context, source, id, destination, owne
 	if err := d.Validate(); err != nil {
 		return fmt.Errorf("record attempt %s %s: %w", source, id, err)
 	}
+	// A delivery with a lease was claimed, so its record is stored: one
+	// made pending by MarkDelivered can be claimed between the commit of
+	// its record and the retirement of its reservation just after, and
+	// its attempt is the stored record's.
+	claimed := b.leases.held(leaseKey(string(recordKey(source, id)), destination), b.opts.Now())
 	if done, err := b.reserved(source, id, func(r *reservation) error {
+		if claimed {
+			return errStoredRecord
+		}
 		// A reservation is never claimed, so no lease is held on it.
 		b.resv.mu.Lock()
 		defer b.resv.mu.Unlock()
@@ -182,7 +191,7 @@ func (b *Store) RecordAttempt(ctx context.Context, source, id, destination, owne
 		}
 		dl.Attempts = append(dl.Attempts, attempt)
 		return store.ErrLeaseLost
-	}); done {
+	}); done && !errors.Is(err, errStoredRecord) {
 		return fmt.Errorf("record attempt %s %s by %s: %w", source, id, owner, err)
 	}
 	lost := false
@@ -283,6 +292,10 @@ func (b *Store) Skip(ctx context.Context, source, id, destination string) (*stor
 		return true, nil
 	})
 }
+
+// errStoredRecord is returned by a reserved callback whose transition
+// applies to the stored record although a reservation is still in memory.
+var errStoredRecord = errors.New("the record is stored")
 
 // reserved runs fn on the reservation of (source, id) if there is one, and
 // reports whether there was.
