@@ -24,7 +24,7 @@ const (
 
 // sqlInsertFast stores a single-event request without a dedup key, the
 // common case, in one statement, its raw body inline, its deliveries beside
-// it (the statement of insert_deliveries, without attempts to carry over).
+// it (none of them laned: see fast).
 // No row back means the id is taken (or held by an expired reservation,
 // a released record or an expired settled event, which insert_event then
 // replaces), and the record goes the insert_event way.
@@ -33,20 +33,11 @@ const sqlInsertFast = `WITH e AS (
 		raw_body, batch_index, batch_size, trace_parent, trace_state, reserved_until, retention_us, expires_at)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 	ON CONFLICT DO NOTHING RETURNING source, id, received_at),
-d AS (
-	SELECT t.destination, t.status, t.lane, (t.pos - 1)::smallint AS pos
-	FROM e, unnest($18::text[], $19::text[], $20::bytea[]) WITH ORDINALITY AS t(destination, status, lane, pos)),
-l AS (
-	INSERT INTO lanes AS l (destination, lane, last)
-	SELECT destination, lane, 1 FROM d WHERE lane IS NOT NULL
-	ON CONFLICT (destination, lane) DO UPDATE SET last = l.last + 1
-	RETURNING destination, last),
 ins AS (
-	INSERT INTO deliveries (source, id, destination, pos, status, received_at, lane, sequence, lane_hold)
-	SELECT e.source, e.id, d.destination, d.pos, d.status, e.received_at, d.lane, l.last, d.lane IS NOT NULL
-	FROM e, d LEFT JOIN l ON l.destination = d.destination
-	RETURNING pos, sequence)
-SELECT (SELECT COALESCE(array_agg(sequence ORDER BY pos), '{}') FROM ins) FROM e`
+	INSERT INTO deliveries (source, id, destination, pos, status, received_at)
+	SELECT e.source, e.id, t.destination, (t.pos - 1)::smallint, t.status, e.received_at
+	FROM e, unnest($18::text[], $19::text[]) WITH ORDINALITY AS t(destination, status, pos))
+SELECT true FROM e`
 
 // sqlInsertEvent inserts one record of a request whose body is shared
 // (bodies, at the sequence's current value); sqlInsertEventInline one
@@ -85,15 +76,10 @@ func (s *Store) writeInserts(ctx context.Context, group []*insertReq) error {
 			rec := r.in.Records[0]
 			b.Queue(sqlInsertFast, fastArgs(rec, r.in.RawBody, r.now)...)
 			return func(br pgx.BatchResults) error {
-				var seqs []*int64
-				err := br.QueryRow().Scan(&seqs)
+				err := br.QueryRow().Scan(&res[0].Inserted)
 				if errors.Is(err, pgx.ErrNoRows) {
 					again = append(again, slot{gi, 0})
 					return nil
-				}
-				if err == nil {
-					res[0].Inserted = true
-					setSequences(rec, seqs)
 				}
 				return err
 			}
@@ -217,13 +203,26 @@ func setSequences(rec *store.Record, seqs []*int64) {
 	}
 }
 
-// fast reports whether a request takes the one-statement insert.
-func fast(in *store.Ingest) bool { return len(in.Records) == 1 && in.Records[0].DedupKey == "" }
+// fast reports whether a request takes the one-statement insert: a single
+// record without a dedup key or a lane. A laned delivery goes through
+// insert_deliveries, which decides whether it heads its lane in a statement
+// of its own, after the lane's row is locked.
+func fast(in *store.Ingest) bool {
+	if len(in.Records) != 1 || in.Records[0].DedupKey != "" {
+		return false
+	}
+	for _, d := range in.Records[0].Deliveries {
+		if d.Lane != "" {
+			return false
+		}
+	}
+	return true
+}
 
 func fastArgs(r *store.Record, body []byte, now time.Time) []any {
 	a := insertArgs(r, now)
 	// insertArgs' order, the dedup key and window and now left out.
-	return []any{a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], body, a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[19], a[20], a[21]}
+	return []any{a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], body, a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[19], a[20]}
 }
 
 // insertArgs are the arguments of insert_event from p_source to

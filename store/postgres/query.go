@@ -178,10 +178,13 @@ const dueAt = `COALESCE(next_attempt_at, received_at)`
 // Claim takes due delivery rows with FOR UPDATE SKIP LOCKED, so claimers of
 // several processes never wait for each other and never take one row
 // twice; the lease columns then keep the row out of every other claim until
-// the lease ends. A laned delivery is taken only when no delivery ahead of
-// it in its lane holds the lane: neither not yet delivered or skipped, nor
-// under a live lease (delivered by a replay while a worker's attempt is in
-// flight).
+// the lease ends. A laned delivery is looked at only at the head of its lane
+// (lane_head, which the inserts and the lanes_moved triggers keep), and
+// taken only when no delivery ahead of it holds the lane: neither delivered
+// nor skipped, or under a live lease (delivered by a replay while a
+// worker's attempt is in flight). The second condition is the first said
+// again from the rows themselves, so that no mistake in keeping the heads
+// can put two deliveries of a lane in flight: at worst it would stall one.
 //
 // Under READ COMMITTED the lane condition is read in the statement's
 // snapshot, which can only be behind: a delivery ahead that turned
@@ -194,7 +197,8 @@ const dueAt = `COALESCE(next_attempt_at, received_at)`
 var sqlClaim = `WITH c AS (
 	UPDATE deliveries d SET lease_owner = $1, lease_until = $2
 	FROM (SELECT source, id, destination FROM deliveries x
-		WHERE status IN ('pending', 'retrying') AND ` + dueAt + ` <= $3 AND destination = ANY($4)
+		WHERE status IN ('pending', 'retrying') AND (lane IS NULL OR lane_head)
+			AND ` + dueAt + ` <= $3 AND destination = ANY($4)
 			AND (lease_until IS NULL OR lease_until <= $3)
 			AND (NOT lane_hold OR NOT EXISTS (SELECT 1 FROM deliveries p
 				WHERE p.lane_hold AND p.destination = x.destination AND p.lane = x.lane AND p.sequence < x.sequence
