@@ -86,7 +86,8 @@
 // # Ordered lanes
 //
 // A delivery with a Lane belongs to the lane (Destination, Lane). Insert
-// numbers a lane's deliveries (Sequence) in the order it stores them; Claim
+// numbers a lane's deliveries (Sequence) in the order it stores them, and
+// MarkDelivered a sync route's held ones when it makes them pending; Claim
 // hands out only a lane's head, the delivery of smallest Sequence that is
 // neither delivered nor skipped, and only when no lease is on it, so a
 // lane's deliveries reach the backend one at a time in acceptance order,

@@ -79,8 +79,8 @@ func ValidStatus(s Status) bool {
 // (ValidateKey), a valid dedup key when it has one (ValidateDedupKey), a
 // subject without NUL bytes of at most MaxKeyPart bytes, and deliveries to
 // distinct valid destinations (ValidateDestination), with lanes of at most
-// MaxKeyPart bytes, each pending, or one reserved and the others held (a
-// sync route's). ReservedUntil and lane sequences are the engine's to set.
+// MaxKeyPart bytes, each pending, or one reserved (without a lane) and the
+// others held (a sync route's). ReservedUntil and lane sequences are the engine's to set.
 func PrepareInsert(in *Ingest, now time.Time) error {
 	if in == nil || len(in.Records) == 0 {
 		return errors.New("insert: no records")
@@ -139,6 +139,10 @@ func prepareDeliveries(r *Record) error {
 		case StatusPending:
 		case StatusReserved:
 			reserved++
+			if d.Lane != "" {
+				// Made in the request, it is ordered by the provider.
+				return fmt.Errorf("delivery to %q: a reserved (sync) delivery has no lane", d.Destination)
+			}
 		case StatusHeld:
 			held++
 		default:

@@ -120,8 +120,12 @@ type Delivery struct {
 	// Sequence order (see Claim).
 	Lane string `json:"lane,omitempty"`
 	// Sequence numbers the deliveries of one (Destination, Lane) from 1 in
-	// the order Insert stored them (ReceivedAt, then BatchIndex, within
-	// one Ingest). The store assigns it; zero without a lane.
+	// the order they became pending: Insert numbers a pending delivery
+	// (ReceivedAt, then BatchIndex, within one Ingest), MarkDelivered a
+	// held one when it makes it pending, since only then is the event
+	// accepted (a sync route's released event never is, and must not hold
+	// its lane). The store assigns it; zero without a lane, and for a
+	// held delivery until then. A reserved (sync) delivery has no lane.
 	Sequence uint64 `json:"sequence,omitempty"`
 }
 
@@ -339,9 +343,9 @@ type Store interface {
 	// pending if empty, the record's Status its Rollup, ReceivedAt now if
 	// zero, BatchSize len(Records) if zero, ReservedUntil now plus the
 	// store's reservation expiry for a reserved record, and the Sequence
-	// of every delivery with a Lane: one more than the last its
+	// of every pending delivery with a Lane: one more than the last its
 	// (destination, lane) was given, in the order of the records within
-	// one Ingest.
+	// one Ingest (a held one gets its own from MarkDelivered).
 	Insert(ctx context.Context, in *Ingest, durable bool) ([]InsertResult, error)
 	// Get returns one record, or ErrNotFound.
 	Get(ctx context.Context, source, id string) (*Record, error)
@@ -364,8 +368,9 @@ type Store interface {
 	// MarkDelivered records a sync delivery the backend accepted: the
 	// reserved delivery becomes delivered with the attempt appended
 	// (numbered after the attempts carried over from a released record),
-	// and every held delivery pending, due now, in the same durable write,
-	// before it returns. Returns ErrNotFound for an absent record.
+	// and every held delivery pending, due now (with its lane's next
+	// Sequence if it has a Lane), in the same durable write, before it
+	// returns. Returns ErrNotFound for an absent record.
 	MarkDelivered(ctx context.Context, source, id string, attempt Attempt) error
 
 	// Claim leases up to limit due deliveries whose Destination is among

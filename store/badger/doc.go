@@ -6,10 +6,11 @@
 // badger.go (Open, Close and the write path every change takes), insert.go
 // (Insert and dedup), read.go (Get, RawBody), record.go (reading and
 // writing a stored record), transitions.go (the named state changes),
-// claim.go, lease.go and due.go (handing due records to delivery workers),
-// handover.go (just-stored events handed over in memory), reserve.go (sync
-// reservations, in memory), list.go (List, Counts, Purge), keys.go (the key
-// and value layout), cache.go (the dedup cache), gather.go and groupsync.go
+// claim.go, lease.go and due.go (handing due deliveries to delivery workers,
+// a lane's head only), handover.go (just-stored deliveries handed over in
+// memory), reserve.go (sync reservations, in memory), list.go (List,
+// Counts, DeliveryCounts, Purge), keys.go (the key and value layout, lane
+// index and sequence counters included), cache.go (the dedup cache), gather.go and groupsync.go
 // (shared transactions and the group commit), gc.go (value-log GC, sweeps,
 // reclaim), space.go (the disk-space guard), manifest.go (the check of a
 // directory before it is opened) and format.go (the format marker, and the

@@ -44,9 +44,21 @@ type Options struct {
 // restart would; the suite closes what it returns.
 type Open func(t *testing.T, o Options) (s store.Store, reopen func() store.Store)
 
+// Peer opens another engine on the database of s, as a second gateway
+// sharing that database would (another process, with its own leases and
+// caches), for the tests that run workers in several engines on one
+// store; the suite closes what it returns before s.
+type Peer func(t *testing.T, s store.Store) store.Store
+
 // Run runs the whole suite against the engine that open opens, each test a
-// subtest of t.
-func Run(t *testing.T, open Open) {
+// subtest of t. An engine that one process alone can open runs it so; the
+// tests of several engines on one store then run all their workers on the
+// one engine.
+func Run(t *testing.T, open Open) { RunShared(t, open, nil) }
+
+// RunShared is Run for an engine that several processes share: the tests
+// of several engines on one store open the others with peer (nil: as Run).
+func RunShared(t *testing.T, open Open, peer Peer) {
 	tests := []struct {
 		name string
 		fn   func(*testing.T, Open)
@@ -92,10 +104,39 @@ func Run(t *testing.T, open Open) {
 		{"Skip", testSkip},
 		{"NoDelivery", testNoDelivery},
 		{"FilterDestination", testFilterDestination},
+		{"LaneSequences", testLaneSequences},
+		{"LaneSequencesConcurrent", testLaneSequencesConcurrent},
+		{"LaneHeadOnly", testLaneHeadOnly},
+		{"LaneParkReplaySkip", testLaneParkReplaySkip},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
 	}
+	shared := []struct {
+		name string
+		fn   func(*testing.T, Open, Peer)
+	}{
+		{"LanesManyEngines", testLanesManyEngines},
+	}
+	for _, tc := range shared {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open, peer) })
+	}
+}
+
+// engines returns s and m-1 more engines on its database (peer), or s m
+// times when the engine is not shared.
+func engines(t *testing.T, s store.Store, peer Peer, m int) []store.Store {
+	out := []store.Store{s}
+	for range m - 1 {
+		if peer == nil {
+			out = append(out, s)
+			continue
+		}
+		p := peer(t, s)
+		t.Cleanup(func() { _ = p.Close() })
+		out = append(out, p)
+	}
+	return out
 }
 
 // openStore opens a store when the test has no use for a restart.
