@@ -138,6 +138,7 @@ func (s *Store) insertAgain(ctx context.Context, group []*insertReq, again []slo
 // process at commit.
 func (s *Store) insertBatch(ctx context.Context, group []*insertReq, queue func(*pgx.Batch, *insertReq, int) func(pgx.BatchResults) error) error {
 	b := &pgx.Batch{}
+	locks := queueLaneLocks(b, group)
 	reads := make([]func(pgx.BatchResults) error, len(group))
 	dests := map[string]bool{}
 	for gi, r := range group {
@@ -155,6 +156,11 @@ func (s *Store) insertBatch(ctx context.Context, group []*insertReq, queue func(
 	}
 	br := s.pool.SendBatch(ctx, b)
 	err := func() error {
+		for range locks {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
 		for _, read := range reads {
 			if err := read(br); err != nil {
 				return err
@@ -173,6 +179,53 @@ func (s *Store) insertBatch(ctx context.Context, group []*insertReq, queue func(
 		err = cerr
 	}
 	return err
+}
+
+// The lanes a group numbers deliveries in are locked at its start, in one
+// order (absent rows made first, at 0), so that two groups numbering in the
+// same lanes wait for each other instead of deadlocking, whatever the order
+// of their records.
+const (
+	sqlMakeLanes = `INSERT INTO lanes (destination, lane, last)
+	SELECT k.destination, k.lane, 0 FROM unnest($1::text[], $2::bytea[]) AS k(destination, lane)
+	ORDER BY k.destination, k.lane
+	ON CONFLICT DO NOTHING`
+	sqlLockLanes = `SELECT 1 FROM lanes l JOIN unnest($1::text[], $2::bytea[]) AS k(destination, lane)
+	ON l.destination = k.destination AND l.lane = k.lane
+	ORDER BY l.destination, l.lane FOR UPDATE OF l`
+)
+
+// queueLaneLocks queues the locking of the lanes of group's pending laned
+// deliveries, if any, and returns the statements queued.
+func queueLaneLocks(b *pgx.Batch, group []*insertReq) []string {
+	type key struct{ dest, lane string }
+	seen := map[key]bool{}
+	var keys []key
+	for _, r := range group {
+		for _, rec := range r.in.Records {
+			for _, d := range rec.Deliveries {
+				k := key{d.Destination, d.Lane}
+				if d.Lane != "" && d.Status == store.StatusPending && !seen[k] {
+					seen[k] = true
+					keys = append(keys, k)
+				}
+			}
+		}
+	}
+	if len(keys) < 2 && len(group) < 2 {
+		return nil // one request in one lane: nothing to order
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	dests := make([]string, len(keys))
+	lanes := make([][]byte, len(keys))
+	for i, k := range keys {
+		dests[i], lanes[i] = k.dest, []byte(k.lane)
+	}
+	b.Queue(sqlMakeLanes, dests, lanes)
+	b.Queue(sqlLockLanes, dests, lanes)
+	return []string{sqlMakeLanes, sqlLockLanes}
 }
 
 func scanResult(row pgx.Row, rec *store.Record, res *store.InsertResult) error {

@@ -197,8 +197,9 @@ CREATE FUNCTION numbered(a text, n integer) RETURNS json LANGUAGE sql IMMUTABLE 
 	SELECT regexp_replace(a, '^\{"number":-?[0-9]+', '{"number":' || n)::json
 $$;
 
--- insert_deliveries stores the deliveries of a new event, each laned one
--- numbered after the last of its lane, with the attempts carried over from
+-- insert_deliveries stores the deliveries of a new event, each laned
+-- pending one numbered after the last of its lane (a held one is numbered
+-- by mark_delivered, when the event is accepted), with the attempts carried over from
 -- a released record (carried holds one JSON array per destination of
 -- carried_dest). It returns each delivery's sequence number, in order (NULL
 -- for one without a lane). PL/pgSQL, not SQL, so that its plan is cached
@@ -219,15 +220,15 @@ BEGIN
 	-- lane committed before and tells whether the new one is its head.
 	WITH l AS (
 		INSERT INTO lanes AS l (destination, lane, last)
-		SELECT t.destination, t.lane, 1 FROM unnest(p_destinations, p_lanes) AS t(destination, lane)
-		WHERE t.lane IS NOT NULL
+		SELECT t.destination, t.lane, 1 FROM unnest(p_destinations, p_statuses, p_lanes) AS t(destination, status, lane)
+		WHERE t.lane IS NOT NULL AND t.status = 'pending'
 		ON CONFLICT (destination, lane) DO UPDATE SET last = l.last + 1
 		RETURNING destination, last)
 	SELECT array_agg(destination), array_agg(last) INTO seq_dest, seq_last FROM l;
 	WITH d AS (
 		SELECT t.destination, t.status, t.lane, (t.pos - 1)::smallint AS pos, n.last
 		FROM unnest(p_destinations, p_statuses, p_lanes) WITH ORDINALITY AS t(destination, status, lane, pos)
-		LEFT JOIN unnest(seq_dest, seq_last) AS n(destination, last) ON n.destination = t.destination AND t.lane IS NOT NULL),
+		LEFT JOIN unnest(seq_dest, seq_last) AS n(destination, last) ON n.destination = t.destination),
 	ins AS (
 		INSERT INTO deliveries (source, id, destination, pos, status, received_at, attempts, lane, sequence, lane_hold, lane_head)
 		SELECT p_source, p_id, d.destination, d.pos, d.status, p_received_at,
@@ -235,8 +236,8 @@ BEGIN
 				FROM unnest(carried_dest, carried) AS c(dest, att),
 					json_array_elements(c.att) WITH ORDINALITY AS a(v, n)
 				WHERE c.dest = d.destination), '{}'),
-			d.lane, d.last, d.lane IS NOT NULL,
-			d.lane IS NOT NULL AND NOT EXISTS (SELECT 1 FROM deliveries h
+			d.lane, d.last, d.last IS NOT NULL,
+			d.last IS NOT NULL AND NOT EXISTS (SELECT 1 FROM deliveries h
 				WHERE h.lane_hold AND h.destination = d.destination AND h.lane = d.lane)
 		FROM d
 		RETURNING pos, sequence)
@@ -390,11 +391,12 @@ END $$;
 
 -- mark_delivered records a sync delivery the backend accepted: the reserved
 -- (or released) delivery becomes delivered with the attempt, and the held
--- ones pending, due now.
+-- ones pending, due now, each laned one with its lane's next number.
 CREATE FUNCTION mark_delivered(p_source text, p_id bytea, p_attempt text, p_now timestamptz, p_channel text)
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
 	d record;
+	n bigint;
 BEGIN
 	PERFORM 1 FROM events WHERE source = p_source AND id = p_id FOR UPDATE;
 	IF NOT FOUND THEN
@@ -406,8 +408,19 @@ BEGIN
 		lane_hold = false, lane_head = false
 		WHERE source = p_source AND id = p_id AND status IN ('reserved', 'released');
 	FOR d IN UPDATE deliveries SET status = 'pending', next_attempt_at = p_now, next_attempt_nanos = 0
-		WHERE source = p_source AND id = p_id AND status = 'held' RETURNING destination
+		WHERE source = p_source AND id = p_id AND status = 'held' RETURNING destination, lane
 	LOOP
+		IF d.lane IS NOT NULL THEN
+			-- Numbered now, as insert_deliveries numbers a pending one:
+			-- the lane's row locked first, its head decided after.
+			INSERT INTO lanes AS l (destination, lane, last) VALUES (d.destination, d.lane, 1)
+				ON CONFLICT (destination, lane) DO UPDATE SET last = l.last + 1
+				RETURNING last INTO n;
+			UPDATE deliveries SET sequence = n, lane_hold = true,
+				lane_head = NOT EXISTS (SELECT 1 FROM deliveries h
+					WHERE h.lane_hold AND h.destination = d.destination AND h.lane = d.lane)
+				WHERE source = p_source AND id = p_id AND destination = d.destination;
+		END IF;
 		PERFORM pg_notify(p_channel, d.destination);
 	END LOOP;
 	UPDATE events SET reserved_until = NULL WHERE source = p_source AND id = p_id;
