@@ -110,8 +110,10 @@ CREATE INDEX deliveries_due ON deliveries (destination, (COALESCE(next_attempt_a
 -- Claim of a laned delivery: the deliveries holding its lane ahead of it.
 CREATE INDEX deliveries_lane ON deliveries (destination, lane, sequence) WHERE lane_hold;
 -- The sweep of lanes held by a delivery a replay delivered while a worker
--- leased it, once that lease has run out unrecorded (its worker died).
-CREATE INDEX deliveries_lane_leased ON deliveries (lease_until)
+-- leased it, once that lease has run out unrecorded (its worker died): a
+-- handful of rows, whose lease is read on the row, since an index on a
+-- lease column would make every claim's update a non-HOT one.
+CREATE INDEX deliveries_lane_leased ON deliveries (destination)
 	WHERE lane_hold AND status IN ('delivered', 'skipped');
 -- DeliveryCounts (an index-only scan) and List by destination and status.
 CREATE INDEX deliveries_destination_status ON deliveries (destination, status);
