@@ -20,7 +20,7 @@ import (
 //	e\x00<source>\x00<id>                      record (see encodeRecordValue)
 //	t\x00<time:8><record key>                  listing index, newest last; value: summary
 //	s\x00<subject>\x00<time:8><record key>       subject index of a record with a subject; value: summary
-//	d\x00<destination>\x00<time:8><source>\x00<id>  due index of a pending/retrying delivery; value: its lane (see encodeDueValue)
+//	d\x00<destination>\x00<time:8><source>\x00<id>  due index of a claimable delivery; value: its lane (see encodeDueValue)
 //	l\x00<destination>\x00<lane ref><seq:8>     lane index of a laned delivery not yet delivered or skipped; value: record key
 //	q\x00<destination>\x00<lane ref>            last sequence number a lane gave (uint64)
 //	b\x00<body id:16>                          raw body shared by the records of one batch
@@ -33,8 +33,9 @@ import (
 //
 // Destinations, like sources, may not contain NUL, so the due index's
 // destination, and its source after the time, end at a NUL too. A record
-// has one due entry per delivery that is pending or retrying, and none for
-// a delivery in any other status.
+// has one due entry per unordered delivery that is pending or retrying,
+// and one for a laned delivery only while it is also its lane's head (see
+// writeDeliveryEntries).
 //
 // Lanes may hold any byte, so a lane ref is the lane prefixed by its
 // length (uvarint): a lane's entries are exactly those under its prefix,

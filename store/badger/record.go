@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"go.uber.org/zap"
 
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
@@ -95,42 +96,62 @@ func (b *Store) writeRecord(txn *badger.Txn, key []byte, old, rec *store.Record,
 }
 
 // writeDeliveryEntries replaces the due and lane index entries of old's
-// deliveries (nil: none) with those of rec's.
+// deliveries (nil: none) with those of rec's, the record stored under key.
+//
+// An unordered delivery has a due entry while it is pending or retrying. A
+// laned one has a lane entry until it is delivered or skipped, and a due
+// entry only while it is pending or retrying and its lane's head, so that
+// Claim's scan never walks the deliveries waiting behind a head (a parked
+// lane may hold thousands). Whenever a write moves a lane (adds or removes
+// an entry), it gives the lane's head, whichever record that is, its due
+// entry; see laneHeads for why that is safe against concurrent writes.
 func (b *Store) writeDeliveryEntries(txn *badger.Txn, key []byte, old, rec *store.Record) error {
-	type entry struct {
-		key, val []byte
-	}
-	var stale map[string]bool
+	staleDue := map[string]bool{}
+	oldLane := map[string]laneID{}
+	lanes := map[laneID]bool{} // the lanes this record is in: true if the write moves them
 	if old != nil {
-		stale = make(map[string]bool)
 		for i := range old.Deliveries {
 			d := &old.Deliveries[i]
 			if d.Claimable() {
-				stale[string(deliveryDueKey(old, d))] = true
+				staleDue[string(deliveryDueKey(old, d))] = true
 			}
 			if inLane(d) {
-				stale[string(laneKey(d.Destination, d.Lane, d.Sequence))] = true
+				l := laneID{d.Destination, d.Lane}
+				oldLane[string(laneKey(d.Destination, d.Lane, d.Sequence))] = l
+				lanes[l] = lanes[l] || false
 			}
 		}
 	}
+	type entry struct{ key, val []byte }
 	var fresh []entry
 	for i := range rec.Deliveries {
 		d := &rec.Deliveries[i]
+		if inLane(d) {
+			l := laneID{d.Destination, d.Lane}
+			k := laneKey(d.Destination, d.Lane, d.Sequence)
+			if _, ok := oldLane[string(k)]; ok {
+				delete(oldLane, string(k))
+				lanes[l] = lanes[l] || false
+			} else {
+				fresh = append(fresh, entry{k, key})
+				lanes[l] = true
+			}
+			continue // its due entry, if it is the head, below
+		}
 		if d.Claimable() {
 			k := deliveryDueKey(rec, d)
 			b.due.wrote(d.Destination, dueAt(d))
 			fresh = append(fresh, entry{k, encodeDueValue(d)})
-			delete(stale, string(k))
-		}
-		if inLane(d) {
-			k := laneKey(d.Destination, d.Lane, d.Sequence)
-			if !stale[string(k)] {
-				fresh = append(fresh, entry{k, key})
-			}
-			delete(stale, string(k))
+			delete(staleDue, string(k))
 		}
 	}
-	for k := range stale {
+	for k, l := range oldLane {
+		lanes[l] = true
+		if err := txn.Delete([]byte(k)); err != nil {
+			return err
+		}
+	}
+	for k := range staleDue {
 		if err := txn.Delete([]byte(k)); err != nil {
 			return err
 		}
@@ -140,7 +161,99 @@ func (b *Store) writeDeliveryEntries(txn *badger.Txn, key []byte, old, rec *stor
 			return err
 		}
 	}
+	return b.laneHeads(txn, key, rec, lanes)
+}
+
+// laneID names a lane: (destination, lane).
+type laneID struct{ destination, lane string }
+
+// laneHeads gives the heads of lanes their due entries after a write of
+// rec (under key) changed them: rec's own delivery in a lane gets one if
+// it is the head and claimable; in a lane the write moved (true), the head,
+// whichever record it is, gets one.
+//
+// Two writes that move one lane at once must see each other, or a head
+// could be left without its due entry (say, the head delivered while an
+// insert behind it, which saw the head, wrote no due entry). Badger's
+// conflict detection sees to it, for the keys a transaction reads: every
+// write of a laned delivery reads its lane's first entry (the iterator
+// registers it), which the write removing that head deletes; and a write
+// that moves a lane reads the lane's sequence counter, which every insert
+// into it writes. One that loses retries from a snapshot with the other.
+func (b *Store) laneHeads(txn *badger.Txn, key []byte, rec *store.Record, lanes map[laneID]bool) error {
+	for l, moved := range lanes {
+		if moved {
+			if _, err := txn.Get(laneSeqKey(l.destination, l.lane)); err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+				return err
+			}
+		}
+		seq, headKey, err := laneFirst(txn, l)
+		if err != nil {
+			return err
+		}
+		if seq == 0 {
+			continue // the lane is empty
+		}
+		head, owner := (*store.Delivery)(nil), rec
+		if bytes.Equal(headKey, key) {
+			head = rec.Delivery(l.destination)
+		} else if moved {
+			sr, _, err := readState(txn, headKey)
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				b.log.Warn("lane entry without its record", zap.String("destination", l.destination), zap.Uint64("sequence", seq))
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("reading the head of a lane of %s: %w", l.destination, err)
+			}
+			owner, head = sr.rec, sr.rec.Delivery(l.destination)
+		}
+		if head == nil || head.Lane != l.lane || head.Sequence != seq || !head.Claimable() {
+			continue
+		}
+		b.due.wrote(l.destination, dueAt(head))
+		if err := txn.Set(deliveryDueKey(owner, head), encodeDueValue(head)); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// laneFirst returns the sequence and record key of the first entry of lane
+// l in txn (0 if it has none), registering the read.
+func laneFirst(txn *badger.Txn, l laneID) (uint64, []byte, error) {
+	p := laneKeyPrefix(l.destination, l.lane)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: false})
+	defer it.Close()
+	it.Rewind()
+	if !it.Valid() {
+		return 0, nil, nil
+	}
+	item := it.Item()
+	k := item.Key()
+	if len(k) != len(p)+8 {
+		return 0, nil, fmt.Errorf("malformed lane entry of %s", l.destination)
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	return binary.BigEndian.Uint64(k[len(p):]), v, nil
+}
+
+// readState reads and decodes the record under key in txn, without its
+// payload.
+func readState(txn *badger.Txn, key []byte) (*storedRecord, *badger.Item, error) {
+	item, err := txn.Get(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	sr, err := decodeRecordValue(v)
+	return sr, item, err
 }
 
 // assignSequences numbers each laned delivery of r that is pending and has

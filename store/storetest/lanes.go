@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
@@ -320,7 +321,6 @@ func testLanesManyEngines(t *testing.T, open Open, peer Peer) {
 	inserted := map[string]map[uint64]bool{} // lane → sequences given
 	var total atomic.Int64
 	done := make(chan struct{})
-	var doneOnce sync.Once
 
 	workers := engineCount * workersPerEngine
 	kicks := make([]chan struct{}, workers)
@@ -416,13 +416,17 @@ func testLanesManyEngines(t *testing.T, open Open, peer Peer) {
 						return
 					}
 					kickAll()
-					if ok && total.Add(1) == lanes*perLane {
-						doneOnce.Do(func() { close(done) })
+					if ok {
+						total.Add(1)
 					}
 				}
 			}
 		}()
 	}
+	// A lane whose head was never handed out again would keep this from
+	// ending: the wait fails it.
+	testwait.For(t, "every lane delivered", func() bool { return total.Load() == lanes*perLane || t.Failed() })
+	close(done)
 	wg.Wait()
 	if t.Failed() {
 		return
