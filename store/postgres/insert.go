@@ -51,8 +51,11 @@ const (
 
 // sqlInsertBody stores a shared body if any record of its request was
 // stored.
+// currval is volatile: compared with it directly, body_id could not be
+// looked up in events_body, and every batch would scan the table; the
+// scalar subquery is computed once, and the index takes its value.
 const sqlInsertBody = `INSERT INTO bodies (id, body) SELECT currval('bodies_id_seq'), $1::bytea
-	WHERE EXISTS (SELECT 1 FROM events WHERE body_id = currval('bodies_id_seq'))`
+	WHERE EXISTS (SELECT 1 FROM events WHERE body_id = (SELECT currval('bodies_id_seq')))`
 
 // insertReq is one Insert in a group commit.
 type insertReq struct {
@@ -83,6 +86,12 @@ func (s *Store) writeInserts(ctx context.Context, group []*insertReq) error {
 				}
 				return err
 			}
+		}
+		if len(r.in.Records) == 1 {
+			// A single event keeps its body inline, as on the fast way.
+			rec := r.in.Records[0]
+			b.Queue(sqlInsertEventInline, append(insertArgs(rec, r.now), r.in.RawBody)...)
+			return func(br pgx.BatchResults) error { return scanResult(br.QueryRow(), rec, &res[0]) }
 		}
 		b.Queue("SELECT nextval('bodies_id_seq')")
 		for _, rec := range r.in.Records {

@@ -186,6 +186,10 @@ const dueAt = `COALESCE(next_attempt_at, received_at)`
 // again from the rows themselves, so that no mistake in keeping the heads
 // can put two deliveries of a lane in flight: at worst it would stall one.
 //
+// The check is a scalar subquery rather than NOT EXISTS, which the planner
+// may turn into an anti-join reading every delivery holding a lane: this is
+// one probe of deliveries_lane per candidate.
+//
 // Under READ COMMITTED the lane condition is read in the statement's
 // snapshot, which can only be behind: a delivery ahead that turned
 // delivered after the snapshot still blocks (the next claim takes the one
@@ -200,9 +204,9 @@ var sqlClaim = `WITH c AS (
 		WHERE status IN ('pending', 'retrying') AND (lane IS NULL OR lane_head)
 			AND ` + dueAt + ` <= $3 AND destination = ANY($4)
 			AND (lease_until IS NULL OR lease_until <= $3)
-			AND (NOT lane_hold OR NOT EXISTS (SELECT 1 FROM deliveries p
+			AND (NOT lane_hold OR (SELECT 1 FROM deliveries p
 				WHERE p.lane_hold AND p.destination = x.destination AND p.lane = x.lane AND p.sequence < x.sequence
-					AND (p.status NOT IN ('delivered', 'skipped') OR p.lease_until > $3)))
+					AND (p.status NOT IN ('delivered', 'skipped') OR p.lease_until > $3) LIMIT 1) IS NULL)
 		ORDER BY ` + dueAt + ` LIMIT $5 FOR UPDATE SKIP LOCKED) k
 	WHERE d.source = k.source AND d.id = k.id AND d.destination = k.destination
 	RETURNING d.source, d.id, d.destination)
