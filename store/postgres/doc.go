@@ -55,7 +55,9 @@
 //
 // # Claims and lanes across processes
 //
-// Claim updates delivery rows chosen with FOR UPDATE SKIP LOCKED and marks
+// Claim updates delivery rows chosen with FOR UPDATE SKIP LOCKED (by an
+// ordered scan of the claim index per destination, which stops at the
+// claim's size however deep the backlog) and marks
 // them with a lease (lease_owner, lease_until): claimers of several
 // processes never wait for each other and never lease one delivery twice,
 // and a process that dies holding leases has its deliveries claimed by the
