@@ -21,7 +21,7 @@ var benchEvent = mustJSON(map[string]any{
 func benchRecord(id string) *store.Record {
 	return &store.Record{
 		Source: "/usaepay", ID: id, Provider: "usaepay", Type: "transaction.sale.success",
-		Status: store.StatusPending, Event: benchEvent,
+		Deliveries: []store.Delivery{{Destination: "/usaepay"}}, Event: benchEvent,
 		Headers: map[string][]string{"Content-Type": {"application/json"}, "User-Agent": {"USAePay-Webhooks/2.0"}},
 	}
 }

@@ -1,6 +1,7 @@
 package badger
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -77,7 +78,7 @@ func (h *handover) offer(key string, r *store.Record) {
 			continue
 		}
 		if e == nil {
-			e = &handedOver{rec: cloneRecord(r), dests: map[string]bool{}}
+			e = &handedOver{rec: copyDeliveries(r), dests: map[string]bool{}}
 		}
 		e.dests[d.Destination] = true
 		h.queues[d.Destination] = append(q, key)
@@ -121,7 +122,7 @@ func (h *handover) take(destinations []string, limit int, take func(key string) 
 			if !ok {
 				continue // another owner claimed it from the scan
 			}
-			c := cloneRecord(e.rec)
+			c := copyDeliveries(e.rec)
 			for i := range c.Deliveries {
 				d := &c.Deliveries[i]
 				d.LeaseOwner, d.LeaseUntil = "", time.Time{}
@@ -138,4 +139,16 @@ func (h *handover) take(destinations []string, limit int, take func(key string) 
 		}
 	}
 	return out
+}
+
+// copyDeliveries is a copy of r with deliveries of its own (their attempts
+// too), sharing the rest, as the insert left it and nobody changes it.
+func copyDeliveries(r *store.Record) *store.Record {
+	c := *r
+	c.Deliveries = make([]store.Delivery, len(r.Deliveries))
+	for i, d := range r.Deliveries {
+		d.Attempts = slices.Clone(d.Attempts)
+		c.Deliveries[i] = d
+	}
+	return &c
 }

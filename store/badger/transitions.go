@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -53,10 +54,10 @@ func (b *Store) change(ctx context.Context, opName, source, id string, durable b
 		if err != nil {
 			return err
 		}
-		old, err := decodeRecordValue(v) // its own copy of the deliveries
-		if err != nil {
-			return err
-		}
+		// The state before fn, for the index entries it replaces: its
+		// deliveries copied, since fn changes them in place.
+		old := *sr.rec
+		old.Deliveries = slices.Clone(sr.rec.Deliveries)
 		rec := sr.rec
 		b.leases.overlay(string(key), rec)
 		held = leasesOf(rec)
@@ -70,7 +71,7 @@ func (b *Store) change(ctx context.Context, opName, source, id string, durable b
 		}
 		rec.Status = store.Rollup(rec.Deliveries)
 		wrote = true
-		return b.writeRecord(txn, key, old.rec, persisted(rec), sr.bodyKind, sr.body, b.opts.Now())
+		return b.writeRecord(txn, key, &old, persisted(rec), sr.bodyKind, sr.body, b.opts.Now())
 	}
 	err = b.gather.write(op)
 	if errors.Is(err, badger.ErrKeyNotFound) {

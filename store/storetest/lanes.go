@@ -307,8 +307,10 @@ func testLaneParkReplaySkip(t *testing.T, open Open) {
 
 // testLanesManyEngines: workers in several engines on one store (peer), the
 // events of many lanes inserted through all of them while the workers
-// claim, and a backend that fails at random: each lane is attempted one
-// delivery at a time, and delivered exactly once each, in sequence order.
+// claim, and a backend that fails at random (now and then for good, the
+// dead delivery then skipped): each lane is attempted one delivery at a
+// time, and each delivery delivered (or skipped) exactly once, in sequence
+// order.
 func testLanesManyEngines(t *testing.T, open Open, peer Peer) {
 	s := openStore(t, open, Options{})
 	const engineCount, workersPerEngine, lanes, perLane = 3, 2, 12, 8
@@ -317,7 +319,7 @@ func testLanesManyEngines(t *testing.T, open Open, peer Peer) {
 
 	var mu sync.Mutex
 	inflight := map[string]string{}          // lane → the owner attempting it
-	delivered := map[string][]uint64{}       // lane → sequences in delivery order
+	settled := map[string][]uint64{}         // lane → sequences delivered or skipped, in that order
 	inserted := map[string]map[uint64]bool{} // lane → sequences given
 	var total atomic.Int64
 	done := make(chan struct{})
@@ -399,24 +401,38 @@ func testLanesManyEngines(t *testing.T, open Open, peer Peer) {
 					inflight[d.Lane] = owner
 					mu.Unlock()
 
-					ok := rnd.IntN(10) >= 3 // the backend fails 3 times in 10
+					// The backend fails 5 times in 20 (retried at
+					// once) and answers 410 Gone once in 20: the
+					// delivery dies, parking its lane, and is
+					// skipped, as an operator would.
+					roll := rnd.IntN(20)
+					ok, gone := roll >= 6, roll == 5
 					mu.Lock()
 					delete(inflight, d.Lane)
-					if ok {
-						delivered[d.Lane] = append(delivered[d.Lane], d.Sequence)
+					if ok || gone {
+						settled[d.Lane] = append(settled[d.Lane], d.Sequence)
 					}
 					mu.Unlock()
 					a := store.Attempt{Number: len(d.Attempts) + 1, At: time.Now(), Status: 200}
 					dec := store.Delivered()
-					if !ok {
+					switch {
+					case gone:
+						a.Status, dec = 410, store.Dead(store.DeadGone)
+					case !ok:
 						a.Status, dec = 503, store.RetryAt(time.Now())
 					}
 					if err := st.RecordAttempt(ctx, "/pay", c.Record.ID, ordered, owner, a, dec); err != nil {
 						t.Error(err)
 						return
 					}
+					if gone {
+						if _, err := st.Skip(ctx, "/pay", c.Record.ID, ordered); err != nil {
+							t.Error(err)
+							return
+						}
+					}
 					kickAll()
-					if ok {
+					if ok || gone {
 						total.Add(1)
 					}
 				}
@@ -438,8 +454,8 @@ func testLanesManyEngines(t *testing.T, open Open, peer Peer) {
 			want = append(want, seq)
 		}
 		slices.Sort(want)
-		if len(want) != perLane || !slices.Equal(delivered[lane], want) {
-			t.Errorf("%s: delivered %v, want each of %v once, in order", lane, delivered[lane], want)
+		if len(want) != perLane || !slices.Equal(settled[lane], want) {
+			t.Errorf("%s: delivered or skipped %v, want each of %v once, in order", lane, settled[lane], want)
 		}
 	}
 	c, err := s.Counts(ctx)

@@ -3,12 +3,22 @@
 //
 //	func TestConformance(t *testing.T) { storetest.Run(t, openMyEngine) }
 //
+// and an engine that several processes share (PostgreSQL) with
+//
+//	storetest.RunShared(t, openMyEngine, openAnotherOnTheSameDatabase)
+//
+// so that the tests of workers in several engines on one store (ordered
+// lanes: each lane one delivery at a time, in order, exactly once) run them
+// in separate engines.
+//
 // The tests go through store.Store alone, so what they check is what every
 // engine must do: atomic insert-if-absent under concurrent callers, dedup
 // keys and their windows, reservations and their expiry, lease exclusion
-// between owners, the transitions of the life cycle, retention, listing,
-// counts and purge. What is particular to one engine (its cache, its files,
-// its recovery) is tested beside it.
+// between owners, the transitions of the life cycle (each delivery of a
+// fanned-out event on its own, the held deliveries of a sync route,
+// unmatched events, Skip), ordered lanes, retention, listing by every
+// filter, counts and purge. What is particular to one engine (its cache,
+// its files, its recovery) is tested beside it.
 //
 // Some tests wait for real time to pass (a reservation or a dedup window of
 // tens of milliseconds, a retention of one second); none asserts how long
