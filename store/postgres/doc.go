@@ -28,10 +28,16 @@
 // (carrying each delivery's attempts over to the delivery of the same
 // destination) and answers the status of a live one. Both rest on ON
 // CONFLICT DO NOTHING on the primary keys, so exactly one of any number of
-// concurrent inserters wins, in any process. A laned delivery takes its
-// sequence number with INSERT ... ON CONFLICT DO UPDATE ... RETURNING on
+// concurrent inserters wins, in any process. A laned pending delivery takes
+// its sequence number with INSERT ... ON CONFLICT DO UPDATE ... RETURNING on
 // its lanes row in the inserting transaction: the row lock orders the
-// inserters of one lane, so the numbers increase in commit order.
+// inserters of one lane, so the numbers increase in commit order (a group
+// of inserts locks its lanes' rows first, in one order, so that two groups
+// wait for each other instead of deadlocking). A sync route's held
+// delivery is numbered by mark_delivered, when the event is accepted. A
+// laned delivery goes through insert_deliveries, never the one-statement
+// insert: whether it heads its lane is decided in a statement of its own,
+// after its lane's row is locked.
 // Concurrent Inserts are gathered into group commits: one pipelined batch,
 // which PostgreSQL runs as one implicit transaction, one round trip and one
 // WAL flush, with synchronous_commit on; the RecordAttempts of concurrent
@@ -49,16 +55,35 @@
 //
 // # Claims and lanes across processes
 //
-// Claim updates delivery rows chosen with FOR UPDATE SKIP LOCKED and marks
+// Claim updates delivery rows chosen with FOR UPDATE SKIP LOCKED (by an
+// ordered scan of the claim index per destination, which stops at the
+// claim's size however deep the backlog) and marks
 // them with a lease (lease_owner, lease_until): claimers of several
 // processes never wait for each other and never lease one delivery twice,
 // and a process that dies holding leases has its deliveries claimed by the
-// others once the leases run out. A laned delivery is claimed only when no
-// delivery ahead of it in its lane holds the lane (lane_hold, indexed by
-// destination, lane and sequence): one that is neither delivered nor
-// skipped, or one delivered by a replay while a worker's lease on it is
-// live. So at most one delivery of a lane is ever under a lease, in any
-// number of processes: a dead head parks its lane until it is replayed to
+// others once the leases run out. A claim's commit does not wait for its
+// WAL flush (synchronous_commit off for that transaction alone, see
+// sqlClaimAsync): the lease is visible to every session at once all the
+// same, and the attempt that ends it is recorded durably.
+//
+// A laned delivery holds its lane (lane_hold) until it is delivered or
+// skipped with no live lease on it (a replay may deliver it while a
+// worker's attempt is in flight). The holding delivery of smallest sequence
+// is the lane's head (lane_head), and the claim index holds only unlaned
+// deliveries and heads, so a backlog waiting behind its lanes' heads (their
+// backend down for an hour) is not walked by every claim. The head is kept
+// under the lanes row's lock: an insert decides whether its delivery heads
+// the lane after taking that lock, and the lanes_moved triggers, when a
+// delivery stops holding its lane or is deleted (purge, retention), take it
+// and make the next holding delivery the head, notifying its destination.
+// Whichever of the two takes the lock second sees what the first
+// committed, so no lane is left without a head. A delivery left holding its
+// lane by a dead worker's lease is let go by the sweep once the lease has
+// run out. On top of the index, the claim checks on the rows that nothing
+// ahead holds the lane, so no mistake in keeping heads could put two
+// deliveries of a lane in flight: at most it would stall the lane. So at
+// most one delivery of a lane is ever under a lease, in any number of
+// processes, and a dead head parks its lane until it is replayed to
 // delivered or skipped.
 //
 // Under READ COMMITTED the claim reads the lane in its statement's
@@ -98,12 +123,16 @@
 //     deliveries primary key (source, id, destination): a record's
 //     deliveries and each transition of one;
 //   - dedup_keys primary key (source, dedup_key): Insert;
-//   - deliveries_due, partial over pending and retrying rows, on the
-//     destination and the time the delivery falls due (its next attempt,
-//     or its event's arrival): Claim, which checks the lease on the row, so
-//     that taking a lease updates no index (a HOT update);
+//   - deliveries_due, partial over pending and retrying rows without a
+//     lane or at the head of theirs, on the destination and the time the
+//     delivery falls due (its next attempt, or its event's arrival): Claim,
+//     which checks the lease on the row, so that taking a lease updates no
+//     index (a HOT update);
 //   - deliveries_lane, partial over the rows holding their lane, on
-//     (destination, lane, sequence): Claim's check of what is ahead;
+//     (destination, lane, sequence): Claim's check of what is ahead, the
+//     choice of a lane's next head;
+//   - deliveries_lane_leased: the sweep of lanes held by a dead worker's
+//     lease;
 //   - deliveries_destination_status: DeliveryCounts (index-only) and
 //     Filter.Destination with Filter.Status;
 //   - events_received (received_at, source, id): List newest first and its

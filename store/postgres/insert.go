@@ -24,7 +24,7 @@ const (
 
 // sqlInsertFast stores a single-event request without a dedup key, the
 // common case, in one statement, its raw body inline, its deliveries beside
-// it (the statement of insert_deliveries, without attempts to carry over).
+// it (none of them laned: see fast).
 // No row back means the id is taken (or held by an expired reservation,
 // a released record or an expired settled event, which insert_event then
 // replaces), and the record goes the insert_event way.
@@ -33,20 +33,11 @@ const sqlInsertFast = `WITH e AS (
 		raw_body, batch_index, batch_size, trace_parent, trace_state, reserved_until, retention_us, expires_at)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 	ON CONFLICT DO NOTHING RETURNING source, id, received_at),
-d AS (
-	SELECT t.destination, t.status, t.lane, (t.pos - 1)::smallint AS pos
-	FROM e, unnest($18::text[], $19::text[], $20::bytea[]) WITH ORDINALITY AS t(destination, status, lane, pos)),
-l AS (
-	INSERT INTO lanes AS l (destination, lane, last)
-	SELECT destination, lane, 1 FROM d WHERE lane IS NOT NULL
-	ON CONFLICT (destination, lane) DO UPDATE SET last = l.last + 1
-	RETURNING destination, last),
 ins AS (
-	INSERT INTO deliveries (source, id, destination, pos, status, received_at, lane, sequence, lane_hold)
-	SELECT e.source, e.id, d.destination, d.pos, d.status, e.received_at, d.lane, l.last, d.lane IS NOT NULL
-	FROM e, d LEFT JOIN l ON l.destination = d.destination
-	RETURNING pos, sequence)
-SELECT (SELECT COALESCE(array_agg(sequence ORDER BY pos), '{}') FROM ins) FROM e`
+	INSERT INTO deliveries (source, id, destination, pos, status, received_at)
+	SELECT e.source, e.id, t.destination, (t.pos - 1)::smallint, t.status, e.received_at
+	FROM e, unnest($18::text[], $19::text[]) WITH ORDINALITY AS t(destination, status, pos))
+SELECT true FROM e`
 
 // sqlInsertEvent inserts one record of a request whose body is shared
 // (bodies, at the sequence's current value); sqlInsertEventInline one
@@ -60,8 +51,11 @@ const (
 
 // sqlInsertBody stores a shared body if any record of its request was
 // stored.
+// currval is volatile: compared with it directly, body_id could not be
+// looked up in events_body, and every batch would scan the table; the
+// scalar subquery is computed once, and the index takes its value.
 const sqlInsertBody = `INSERT INTO bodies (id, body) SELECT currval('bodies_id_seq'), $1::bytea
-	WHERE EXISTS (SELECT 1 FROM events WHERE body_id = currval('bodies_id_seq'))`
+	WHERE EXISTS (SELECT 1 FROM events WHERE body_id = (SELECT currval('bodies_id_seq')))`
 
 // insertReq is one Insert in a group commit.
 type insertReq struct {
@@ -85,18 +79,19 @@ func (s *Store) writeInserts(ctx context.Context, group []*insertReq) error {
 			rec := r.in.Records[0]
 			b.Queue(sqlInsertFast, fastArgs(rec, r.in.RawBody, r.now)...)
 			return func(br pgx.BatchResults) error {
-				var seqs []*int64
-				err := br.QueryRow().Scan(&seqs)
+				err := br.QueryRow().Scan(&res[0].Inserted)
 				if errors.Is(err, pgx.ErrNoRows) {
 					again = append(again, slot{gi, 0})
 					return nil
 				}
-				if err == nil {
-					res[0].Inserted = true
-					setSequences(rec, seqs)
-				}
 				return err
 			}
+		}
+		if len(r.in.Records) == 1 {
+			// A single event keeps its body inline, as on the fast way.
+			rec := r.in.Records[0]
+			b.Queue(sqlInsertEventInline, append(insertArgs(rec, r.now), r.in.RawBody)...)
+			return func(br pgx.BatchResults) error { return scanResult(br.QueryRow(), rec, &res[0]) }
 		}
 		b.Queue("SELECT nextval('bodies_id_seq')")
 		for _, rec := range r.in.Records {
@@ -152,6 +147,7 @@ func (s *Store) insertAgain(ctx context.Context, group []*insertReq, again []slo
 // process at commit.
 func (s *Store) insertBatch(ctx context.Context, group []*insertReq, queue func(*pgx.Batch, *insertReq, int) func(pgx.BatchResults) error) error {
 	b := &pgx.Batch{}
+	locks := queueLaneLocks(b, group)
 	reads := make([]func(pgx.BatchResults) error, len(group))
 	dests := map[string]bool{}
 	for gi, r := range group {
@@ -169,6 +165,11 @@ func (s *Store) insertBatch(ctx context.Context, group []*insertReq, queue func(
 	}
 	br := s.pool.SendBatch(ctx, b)
 	err := func() error {
+		for range locks {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
 		for _, read := range reads {
 			if err := read(br); err != nil {
 				return err
@@ -187,6 +188,53 @@ func (s *Store) insertBatch(ctx context.Context, group []*insertReq, queue func(
 		err = cerr
 	}
 	return err
+}
+
+// The lanes a group numbers deliveries in are locked at its start, in one
+// order (absent rows made first, at 0), so that two groups numbering in the
+// same lanes wait for each other instead of deadlocking, whatever the order
+// of their records.
+const (
+	sqlMakeLanes = `INSERT INTO lanes (destination, lane, last)
+	SELECT k.destination, k.lane, 0 FROM unnest($1::text[], $2::bytea[]) AS k(destination, lane)
+	ORDER BY k.destination, k.lane
+	ON CONFLICT DO NOTHING`
+	sqlLockLanes = `SELECT 1 FROM lanes l JOIN unnest($1::text[], $2::bytea[]) AS k(destination, lane)
+	ON l.destination = k.destination AND l.lane = k.lane
+	ORDER BY l.destination, l.lane FOR UPDATE OF l`
+)
+
+// queueLaneLocks queues the locking of the lanes of group's pending laned
+// deliveries, if any, and returns the statements queued.
+func queueLaneLocks(b *pgx.Batch, group []*insertReq) []string {
+	type key struct{ dest, lane string }
+	seen := map[key]bool{}
+	var keys []key
+	for _, r := range group {
+		for _, rec := range r.in.Records {
+			for _, d := range rec.Deliveries {
+				k := key{d.Destination, d.Lane}
+				if d.Lane != "" && d.Status == store.StatusPending && !seen[k] {
+					seen[k] = true
+					keys = append(keys, k)
+				}
+			}
+		}
+	}
+	if len(keys) < 2 && len(group) < 2 {
+		return nil // one request in one lane: nothing to order
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	dests := make([]string, len(keys))
+	lanes := make([][]byte, len(keys))
+	for i, k := range keys {
+		dests[i], lanes[i] = k.dest, []byte(k.lane)
+	}
+	b.Queue(sqlMakeLanes, dests, lanes)
+	b.Queue(sqlLockLanes, dests, lanes)
+	return []string{sqlMakeLanes, sqlLockLanes}
 }
 
 func scanResult(row pgx.Row, rec *store.Record, res *store.InsertResult) error {
@@ -217,13 +265,26 @@ func setSequences(rec *store.Record, seqs []*int64) {
 	}
 }
 
-// fast reports whether a request takes the one-statement insert.
-func fast(in *store.Ingest) bool { return len(in.Records) == 1 && in.Records[0].DedupKey == "" }
+// fast reports whether a request takes the one-statement insert: a single
+// record without a dedup key or a lane. A laned delivery goes through
+// insert_deliveries, which decides whether it heads its lane in a statement
+// of its own, after the lane's row is locked.
+func fast(in *store.Ingest) bool {
+	if len(in.Records) != 1 || in.Records[0].DedupKey != "" {
+		return false
+	}
+	for _, d := range in.Records[0].Deliveries {
+		if d.Lane != "" {
+			return false
+		}
+	}
+	return true
+}
 
 func fastArgs(r *store.Record, body []byte, now time.Time) []any {
 	a := insertArgs(r, now)
 	// insertArgs' order, the dedup key and window and now left out.
-	return []any{a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], body, a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[19], a[20], a[21]}
+	return []any{a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], body, a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[19], a[20]}
 }
 
 // insertArgs are the arguments of insert_event from p_source to

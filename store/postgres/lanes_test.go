@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 	"github.com/webhookgw/caddy-webhook-gateway/store/postgres"
+	"github.com/webhookgw/caddy-webhook-gateway/store/storetest"
 )
 
 // laned is a single-event request of source with one delivery to dest in
@@ -73,6 +75,7 @@ func TestLanesAcrossGateways(t *testing.T) {
 		}()
 	}
 
+	start := time.Now()
 	var wg sync.WaitGroup
 	for e, s := range ss {
 		for w := range workers {
@@ -82,6 +85,10 @@ func TestLanesAcrossGateways(t *testing.T) {
 				owner := fmt.Sprintf("gw%d-w%d", e, w)
 				rng := rand.New(rand.NewPCG(uint64(e), uint64(w)))
 				for done.Load() < total && !t.Failed() {
+					if time.Since(start) > testwait.Timeout {
+						t.Errorf("lanes stalled: %d of %d delivered after %s", done.Load(), total, testwait.Timeout)
+						return
+					}
 					got, err := s.Claim(ctx, owner, []string{dest}, time.Now(), time.Minute, 3)
 					if err != nil {
 						t.Error(err)
@@ -242,4 +249,37 @@ func TestLaneParkReplaySkip(t *testing.T) {
 	if got := claim(a, "A"); !slices.Equal(got, []string{"e3"}) {
 		t.Fatalf("after the release claimed %v; want e3", got)
 	}
+}
+
+// A head a replay delivered while a worker leased it holds its lane until
+// that worker records its attempt; a worker that never does (it died)
+// holds it until its lease runs out, and then the sweep lets the lane go
+// on.
+func TestLaneLeaseOfADeadWorker(t *testing.T) {
+	clock := storetest.NewClock()
+	s := openShared(t, 1, postgres.Options{Now: clock.Now})[0]
+	ctx := context.Background()
+	for _, id := range []string{"head", "next"} {
+		if _, err := s.Insert(ctx, laned("/pay", id, "d", "L"), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Claim(ctx, "dies", []string{"d"}, clock.Now(), time.Minute, 5)
+	if err != nil || len(got) != 1 || got[0].Record.ID != "head" {
+		t.Fatalf("claim %v %v", got, err)
+	}
+	if _, err := s.RecordReplay(ctx, "/pay", "head", "d", store.Attempt{Number: 1, At: clock.Now(), Status: 200}, true); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Claim(ctx, "w", []string{"d"}, clock.Now(), time.Minute, 5); err != nil || len(got) != 0 {
+		t.Fatalf("claimed %v (%v) while the head's lease is live", got, err)
+	}
+	clock.Advance(2 * time.Minute)
+	testwait.For(t, "the lane to go on once the dead worker's lease ran out", func() bool {
+		got, err := s.Claim(ctx, "w", []string{"d"}, clock.Now(), time.Minute, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(got) == 1 && got[0].Record.ID == "next"
+	})
 }

@@ -29,6 +29,10 @@ type listener struct {
 	done    chan struct{}
 }
 
+// channelSetting is the session setting that names the store's
+// notification channel to its server-side functions.
+const channelSetting = "webhook_gateway.channel"
+
 // reconnectPause is the wait between two attempts to listen again.
 const reconnectPause = time.Second
 

@@ -118,6 +118,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Schema != "" {
 		cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{opts.Schema}.Sanitize()
 	}
+	// The notification channel, for the triggers that notify (lanes_moved).
+	cfg.ConnConfig.RuntimeParams[channelSetting] = channelFor(opts.Schema)
 	if err := applyMigrations(ctx, cfg.ConnConfig, opts.Schema); err != nil {
 		return nil, err
 	}
@@ -265,7 +267,7 @@ func (s *Store) sweepLoop() {
 			return
 		case <-t.C:
 		}
-		for _, q := range []string{sqlSweepExpired, sqlSweepReservations, sqlSweepDedupKeys} {
+		for _, q := range []string{sqlSweepExpired, sqlSweepReservations, sqlSweepDedupKeys, sqlSweepLaneLeases} {
 			for {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				tag, err := s.pool.Exec(ctx, q, s.opts.Now(), sweepBatch)
@@ -291,6 +293,14 @@ const (
 	sqlSweepReservations = `DELETE FROM events WHERE (source, id) IN (
 		SELECT source, id FROM events WHERE status = 'reserved' AND reserved_until <= $1
 		ORDER BY reserved_until LIMIT $2 FOR UPDATE SKIP LOCKED)`
+	// A delivery a replay delivered while a worker leased it holds its
+	// lane until that worker records its attempt; a worker that died
+	// never does, and the lane goes on once its lease has run out.
+	sqlSweepLaneLeases = `UPDATE deliveries SET lane_hold = false, lane_head = false
+		WHERE (source, id, destination) IN (
+		SELECT source, id, destination FROM deliveries
+		WHERE lane_hold AND status IN ('delivered', 'skipped') AND lease_until <= $1
+		ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED)`
 	sqlSweepDedupKeys = `DELETE FROM dedup_keys WHERE (source, dedup_key) IN (
 		SELECT source, dedup_key FROM dedup_keys WHERE held_until <= $1
 		ORDER BY held_until LIMIT $2 FOR UPDATE SKIP LOCKED)`

@@ -237,9 +237,18 @@ func TestBytesRoundTrip(t *testing.T) {
 }
 
 // Concurrent Inserts share commits; the counters say how many per commit.
+// The 1KB-lanes case gives each event one of 1,000 lanes of its destination.
 func BenchmarkInsertParallel(b *testing.B) {
-	for _, size := range []int{1024, 12288} {
-		b.Run(fmt.Sprint(size/1024, "KB"), func(b *testing.B) {
+	for _, c := range []struct {
+		size  int
+		lanes int
+	}{{1024, 0}, {12288, 0}, {1024, 1000}} {
+		name := fmt.Sprint(c.size/1024, "KB")
+		if c.lanes > 0 {
+			name += "-lanes"
+		}
+		size := c.size
+		b.Run(name, func(b *testing.B) {
 			s := openShared(b, 1, postgres.Options{})[0]
 			body := []byte(strings.Repeat(`{"k":"v"},`, size/10))
 			b.SetParallelism(32) // 32 × GOMAXPROCS concurrent senders
@@ -247,8 +256,12 @@ func BenchmarkInsertParallel(b *testing.B) {
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					in := pending("/bench", fmt.Sprint("e", n.Add(1)))
+					i := n.Add(1)
+					in := pending("/bench", fmt.Sprint("e", i))
 					in.RawBody, in.Records[0].Event = body, body
+					if c.lanes > 0 {
+						in.Records[0].Deliveries[0].Lane = fmt.Sprint("k", i%int64(c.lanes))
+					}
 					if _, err := s.Insert(context.Background(), in, true); err != nil {
 						b.Error(err)
 						return

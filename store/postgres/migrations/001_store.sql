@@ -86,20 +86,35 @@ CREATE TABLE deliveries (
 	-- (a replay may deliver it while a worker's attempt is in flight: the
 	-- lane waits for that attempt too, or for its lease to run out).
 	lane_hold boolean NOT NULL DEFAULT false,
+	-- The delivery is its lane's head: the holding delivery of smallest
+	-- sequence, the only one of its lane that Claim looks at. Kept by the
+	-- inserts (a new delivery of a lane nothing holds is its head) and by
+	-- the lanes_moved triggers (the next holding delivery becomes the head
+	-- when one stops holding the lane or is deleted), both under the
+	-- lanes row's lock.
+	lane_head boolean NOT NULL DEFAULT false,
 	PRIMARY KEY (source, id, destination)
 ) WITH (fillfactor = 85); -- room on each page for HOT updates of the lease
 
 -- Claim: due pending and retrying deliveries of the claimer's destinations,
 -- oldest due first (a pending delivery is due at its event's arrival, or
--- when MarkDelivered made it pending). The lease is left out of every index
+-- when MarkDelivered made it pending), laned ones only at the head of their
+-- lane, so that a backlog waiting behind its lanes' heads (their backend
+-- down) is not walked by every claim. The lease is left out of every index
 -- and checked on the row: the rows leased at one time are at most the
 -- delivery workers of every gateway, and a claim that changes no indexed
 -- column is a HOT update. The store's queries spell the expression exactly
 -- so.
 CREATE INDEX deliveries_due ON deliveries (destination, (COALESCE(next_attempt_at, received_at)))
-	WHERE status IN ('pending', 'retrying');
+	WHERE status IN ('pending', 'retrying') AND (lane IS NULL OR lane_head);
 -- Claim of a laned delivery: the deliveries holding its lane ahead of it.
 CREATE INDEX deliveries_lane ON deliveries (destination, lane, sequence) WHERE lane_hold;
+-- The sweep of lanes held by a delivery a replay delivered while a worker
+-- leased it, once that lease has run out unrecorded (its worker died): a
+-- handful of rows, whose lease is read on the row, since an index on a
+-- lease column would make every claim's update a non-HOT one.
+CREATE INDEX deliveries_lane_leased ON deliveries (destination)
+	WHERE lane_hold AND status IN ('delivered', 'skipped');
 -- DeliveryCounts (an index-only scan) and List by destination and status.
 CREATE INDEX deliveries_destination_status ON deliveries (destination, status);
 
@@ -184,8 +199,9 @@ CREATE FUNCTION numbered(a text, n integer) RETURNS json LANGUAGE sql IMMUTABLE 
 	SELECT regexp_replace(a, '^\{"number":-?[0-9]+', '{"number":' || n)::json
 $$;
 
--- insert_deliveries stores the deliveries of a new event, each laned one
--- numbered after the last of its lane, with the attempts carried over from
+-- insert_deliveries stores the deliveries of a new event, each laned
+-- pending one numbered after the last of its lane (a held one is numbered
+-- by mark_delivered, when the event is accepted), with the attempts carried over from
 -- a released record (carried holds one JSON array per destination of
 -- carried_dest). It returns each delivery's sequence number, in order (NULL
 -- for one without a lane). PL/pgSQL, not SQL, so that its plan is cached
@@ -195,31 +211,75 @@ CREATE FUNCTION insert_deliveries(
 	p_source text, p_id bytea, p_received_at timestamptz,
 	p_destinations text[], p_statuses text[], p_lanes bytea[],
 	carried_dest text[], carried json[]
-) RETURNS bigint[] LANGUAGE plpgsql AS $$
+) RETURNS bigint[] LANGUAGE plpgsql
+-- A custom plan, made for the first calls' array sizes, looks cheaper
+-- than the generic one to the planner, which then plans the statements
+-- again on every call: four times the cost of the insert itself.
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
+	seq_dest text[];
+	seq_last bigint[];
 	seqs bigint[];
 BEGIN
-	WITH d AS (
-		SELECT t.destination, t.status, t.lane, (t.pos - 1)::smallint AS pos
-		FROM unnest(p_destinations, p_statuses, p_lanes) WITH ORDINALITY AS t(destination, status, lane, pos)),
-	l AS (
+	-- Numbers first: this locks each lane's row, so the next statement,
+	-- with a snapshot taken after the lock, sees every delivery of the
+	-- lane committed before and tells whether the new one is its head.
+	WITH l AS (
 		INSERT INTO lanes AS l (destination, lane, last)
-		SELECT destination, lane, 1 FROM d WHERE lane IS NOT NULL
+		SELECT t.destination, t.lane, 1 FROM unnest(p_destinations, p_statuses, p_lanes) AS t(destination, status, lane)
+		WHERE t.lane IS NOT NULL AND t.status = 'pending'
 		ON CONFLICT (destination, lane) DO UPDATE SET last = l.last + 1
-		RETURNING destination, last),
+		RETURNING destination, last)
+	SELECT array_agg(destination), array_agg(last) INTO seq_dest, seq_last FROM l;
+	WITH d AS (
+		SELECT t.destination, t.status, t.lane, (t.pos - 1)::smallint AS pos, n.last
+		FROM unnest(p_destinations, p_statuses, p_lanes) WITH ORDINALITY AS t(destination, status, lane, pos)
+		LEFT JOIN unnest(seq_dest, seq_last) AS n(destination, last) ON n.destination = t.destination),
 	ins AS (
-		INSERT INTO deliveries (source, id, destination, pos, status, received_at, attempts, lane, sequence, lane_hold)
+		INSERT INTO deliveries (source, id, destination, pos, status, received_at, attempts, lane, sequence, lane_hold, lane_head)
 		SELECT p_source, p_id, d.destination, d.pos, d.status, p_received_at,
 			COALESCE((SELECT array_agg(a.v ORDER BY a.n)
 				FROM unnest(carried_dest, carried) AS c(dest, att),
 					json_array_elements(c.att) WITH ORDINALITY AS a(v, n)
 				WHERE c.dest = d.destination), '{}'),
-			d.lane, l.last, d.lane IS NOT NULL
-		FROM d LEFT JOIN l ON l.destination = d.destination
+			d.lane, d.last, d.last IS NOT NULL,
+			-- A scalar subquery, not NOT EXISTS: the planner could turn
+			-- that into an anti-join reading every holding delivery, where
+			-- this is one index probe per delivery.
+			d.last IS NOT NULL AND (SELECT 1 FROM deliveries h
+				WHERE h.lane_hold AND h.destination = d.destination AND h.lane = d.lane LIMIT 1) IS NULL
+		FROM d
 		RETURNING pos, sequence)
 	SELECT COALESCE(array_agg(sequence ORDER BY pos), '{}') INTO seqs FROM ins;
 	RETURN seqs;
 END $$;
+
+-- lanes_moved keeps a lane's head when a delivery stops holding it or is
+-- deleted: under the lane row's lock (the lock every insert into the lane
+-- takes), the holding delivery of smallest sequence becomes the head, and
+-- its destination is notified on the session's channel
+-- (webhook_gateway.channel), so that every gateway's workers claim it at
+-- once. An insert that took the lock first has committed its delivery,
+-- which this statement's snapshot, taken after the lock, sees; one that
+-- takes it after sees this transaction's release.
+CREATE FUNCTION lanes_moved() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+	ch text := current_setting('webhook_gateway.channel', true);
+BEGIN
+	PERFORM 1 FROM lanes WHERE destination = OLD.destination AND lane = OLD.lane FOR UPDATE;
+	UPDATE deliveries SET lane_head = true
+		WHERE destination = OLD.destination AND lane = OLD.lane AND lane_hold AND NOT lane_head
+			AND sequence = (SELECT min(sequence) FROM deliveries
+				WHERE destination = OLD.destination AND lane = OLD.lane AND lane_hold);
+	IF FOUND AND ch IS NOT NULL THEN
+		PERFORM pg_notify(ch, OLD.destination);
+	END IF;
+	RETURN NULL;
+END $$;
+CREATE TRIGGER lanes_moved_update AFTER UPDATE OF lane_hold ON deliveries
+	FOR EACH ROW WHEN (OLD.lane_hold AND NOT NEW.lane_hold) EXECUTE FUNCTION lanes_moved();
+CREATE TRIGGER lanes_moved_delete AFTER DELETE ON deliveries
+	FOR EACH ROW WHEN (OLD.lane_hold) EXECUTE FUNCTION lanes_moved();
 
 -- insert_event is the insert-if-absent of one record with its deliveries:
 -- the id must be free (absent, or held only by an expired reservation, a
@@ -239,7 +299,8 @@ CREATE FUNCTION insert_event(
 	p_dedup_key bytea, p_dedup_window_us bigint, p_now timestamptz,
 	p_destinations text[], p_statuses text[], p_lanes bytea[],
 	OUT inserted boolean, OUT existing_status text, OUT existing_id bytea, OUT sequences bigint[]
-) LANGUAGE plpgsql AS $$
+) LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan AS $$ -- as insert_deliveries
 DECLARE
 	cur record;
 	held record;
@@ -316,18 +377,9 @@ END $$;
 -- roll-up (settle) sees the deliveries as they stand. Each returns a code
 -- the store maps to its errors: 0 done, 1 no such event, 2 no delivery to
 -- that destination, 3 the lease was another owner's, 4 the delivery is not
--- dead (Skip). A laned delivery that stops holding its lane notifies its
--- destination on p_channel, as does a delivery made pending.
-
--- lane_moved notifies the destination of a laned delivery that just let go
--- of its lane, so that every gateway's workers claim the next one at once.
-CREATE FUNCTION lane_moved(p_channel text, p_destination text, p_was boolean, p_now boolean) RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-	IF p_was AND NOT p_now THEN
-		PERFORM pg_notify(p_channel, p_destination);
-	END IF;
-END $$;
+-- dead (Skip). A delivery made pending notifies its destination on
+-- p_channel; a lane moving on is notified by lanes_moved. Whatever stops
+-- holding its lane stops being its head.
 
 -- release_event ends a reservation whose sync delivery failed.
 CREATE FUNCTION release_event(p_source text, p_id bytea, p_reserved_until timestamptz,
@@ -349,11 +401,12 @@ END $$;
 
 -- mark_delivered records a sync delivery the backend accepted: the reserved
 -- (or released) delivery becomes delivered with the attempt, and the held
--- ones pending, due now.
+-- ones pending, due now, each laned one with its lane's next number.
 CREATE FUNCTION mark_delivered(p_source text, p_id bytea, p_attempt text, p_now timestamptz, p_channel text)
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
 	d record;
+	n bigint;
 BEGIN
 	PERFORM 1 FROM events WHERE source = p_source AND id = p_id FOR UPDATE;
 	IF NOT FOUND THEN
@@ -361,11 +414,23 @@ BEGIN
 	END IF;
 	UPDATE deliveries SET status = 'delivered',
 		attempts = array_append(attempts, numbered(p_attempt, cardinality(attempts) + 1)),
-		next_attempt_at = NULL, dead_reason = NULL, lease_owner = NULL, lease_until = NULL, lane_hold = false
+		next_attempt_at = NULL, dead_reason = NULL, lease_owner = NULL, lease_until = NULL,
+		lane_hold = false, lane_head = false
 		WHERE source = p_source AND id = p_id AND status IN ('reserved', 'released');
 	FOR d IN UPDATE deliveries SET status = 'pending', next_attempt_at = p_now, next_attempt_nanos = 0
-		WHERE source = p_source AND id = p_id AND status = 'held' RETURNING destination
+		WHERE source = p_source AND id = p_id AND status = 'held' RETURNING destination, lane
 	LOOP
+		IF d.lane IS NOT NULL THEN
+			-- Numbered now, as insert_deliveries numbers a pending one:
+			-- the lane's row locked first, its head decided after.
+			INSERT INTO lanes AS l (destination, lane, last) VALUES (d.destination, d.lane, 1)
+				ON CONFLICT (destination, lane) DO UPDATE SET last = l.last + 1
+				RETURNING last INTO n;
+			UPDATE deliveries SET sequence = n, lane_hold = true,
+				lane_head = NOT EXISTS (SELECT 1 FROM deliveries h
+					WHERE h.lane_hold AND h.destination = d.destination AND h.lane = d.lane)
+				WHERE source = p_source AND id = p_id AND destination = d.destination;
+		END IF;
 		PERFORM pg_notify(p_channel, d.destination);
 	END LOOP;
 	UPDATE events SET reserved_until = NULL WHERE source = p_source AND id = p_id;
@@ -408,9 +473,8 @@ BEGIN
 		dead_reason = CASE WHEN won AND open THEN p_reason ELSE dead_reason END,
 		lease_owner = CASE WHEN won THEN NULL ELSE lease_owner END,
 		lease_until = CASE WHEN won THEN NULL ELSE lease_until END,
-		lane_hold = hold
+		lane_hold = hold, lane_head = lane_head AND hold
 		WHERE source = p_source AND id = p_id AND destination = p_destination;
-	PERFORM lane_moved(p_channel, p_destination, d.lane_hold, hold);
 	PERFORM settle(p_source, p_id, p_now);
 	IF NOT won THEN
 		RETURN 3;
@@ -425,7 +489,8 @@ DECLARE
 	d record;
 BEGIN
 	UPDATE deliveries SET lease_owner = NULL, lease_until = NULL,
-		lane_hold = lane_hold AND status NOT IN ('delivered', 'skipped')
+		lane_hold = lane_hold AND status NOT IN ('delivered', 'skipped'),
+		lane_head = lane_head AND status NOT IN ('delivered', 'skipped')
 		WHERE source = p_source AND id = p_id AND destination = p_destination AND lease_owner = p_owner
 		RETURNING status, lane_hold INTO d;
 	IF FOUND THEN
@@ -460,9 +525,8 @@ BEGIN
 		status = CASE WHEN deliver THEN 'delivered' ELSE status END,
 		next_attempt_at = CASE WHEN deliver THEN NULL ELSE next_attempt_at END,
 		dead_reason = CASE WHEN deliver THEN NULL ELSE dead_reason END,
-		lane_hold = hold
+		lane_hold = hold, lane_head = lane_head AND hold
 		WHERE source = p_source AND id = p_id AND destination = p_destination;
-	PERFORM lane_moved(p_channel, p_destination, d.lane_hold, hold);
 	PERFORM settle(p_source, p_id, p_now);
 	RETURN 0;
 END $$;
@@ -485,9 +549,8 @@ BEGIN
 	IF d.status <> 'dead' THEN
 		RETURN 4;
 	END IF;
-	UPDATE deliveries SET status = 'skipped', next_attempt_at = NULL, lane_hold = false
+	UPDATE deliveries SET status = 'skipped', next_attempt_at = NULL, lane_hold = false, lane_head = false
 		WHERE source = p_source AND id = p_id AND destination = p_destination;
-	PERFORM lane_moved(p_channel, p_destination, d.lane_hold, false);
 	PERFORM settle(p_source, p_id, p_now);
 	RETURN 0;
 END $$;
