@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -37,10 +38,9 @@ type waiting struct {
 	parked        map[string]int
 }
 
-// newOldestCache returns the cache of what waits in db. counts is unused
-// now that DeliveryCounts says which destinations have anything waiting;
-// it stays in the signature the registry calls.
-func newOldestCache(db store.Store, _ *countcache.Cache[map[store.Status]int]) *countcache.Cache[*waiting] {
+// newWaitingCache returns the cache of what waits in db, on the counts'
+// policy.
+func newWaitingCache(db store.Store) *countcache.Cache[*waiting] {
 	return countcache.New(countsTTL, countsTimeout, func(ctx context.Context) (*waiting, error) {
 		return waitingIn(ctx, db)
 	})
@@ -139,7 +139,7 @@ func (r *registry) destinationEngines(name string) (map[string][]*delivery.Engin
 	}
 	out := make(map[string][]*delivery.Engine, len(byDest))
 	for d, ss := range byDest {
-		slices.SortFunc(ss, func(a, b seen) int { return int(a.seq) - int(b.seq) })
+		slices.SortFunc(ss, func(a, b seen) int { return cmp.Compare(a.seq, b.seq) })
 		for _, s := range ss {
 			out[d] = append(out[d], s.e)
 		}

@@ -67,7 +67,7 @@ func (r *registry) add(name string, db store.Store, sources []string, mode handl
 	ls := r.stores[name]
 	if ls == nil {
 		ls = &liveStore{db: db, counts: newCountsCache(db)}
-		ls.oldest = newOldestCache(db, ls.counts)
+		ls.oldest = newWaitingCache(db)
 		r.stores[name] = ls
 	}
 	ls.refs++
