@@ -37,7 +37,7 @@ can be skipped; replay it instead to have it delivered.
 			if _, err := adminCall(cmd, http.MethodPost, "/webhooks/skip", nil, req, &out); err != nil {
 				return err
 			}
-			_, err := fmt.Fprintf(cmd.OutOrStdout(), "skipped %s %s to %s; the event is now %s\n", req.Source, req.ID, req.Destination, out.Event.Status)
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "skipped the delivery of %s %s to %s: its lane goes on without it\n", req.Source, req.ID, req.Destination)
 			return err
 		},
 	}

@@ -250,7 +250,9 @@ func parked(ctx context.Context, t Target, destination string, limit int) ([]*st
 type SkipResponse struct {
 	// Store is the store written.
 	Store string `json:"store"`
-	// Event is the event after the skip.
+	// Event is the event after the skip, as a listing by the skipped
+	// delivery's destination shows it: its status is that delivery's
+	// (skipped), each delivery's is in Deliveries.
 	Event EventSummary `json:"event"`
 }
 
