@@ -44,7 +44,7 @@ type App struct {
 	// Alerts is the URL operator events are POSTed to, as structured
 	// CloudEvents (application/cloudevents+json): types
 	// com.webhookgw.destination.paused and .resumed (data: destination,
-	// by "breaker" or "operator"), com.webhookgw.event.dead (source,
+	// by "breaker" or "operator"), com.webhookgw.event.dead (source, id,
 	// destination, reason) and com.webhookgw.lane.parked (destination,
 	// lane, and the source and id of the dead head). They are queued in
 	// memory (at most 1000), tried up to 8 times each with a delay growing
@@ -133,12 +133,13 @@ func alertResumed(destination, by string) {
 // deadAlert is the data of an event dead.
 type deadAlert struct {
 	Source      string           `json:"source"`
+	ID          string           `json:"id"`
 	Destination string           `json:"destination"`
 	Reason      store.DeadReason `json:"reason"`
 }
 
-func alertDead(source, destination string, reason store.DeadReason) {
-	alert(alerts.TypeEventDead, destination, deadAlert{source, destination, reason})
+func alertDead(source, id, destination string, reason store.DeadReason) {
+	alert(alerts.TypeEventDead, source+" "+id, deadAlert{source, id, destination, reason})
 }
 
 // laneAlert is the data of a lane parked.

@@ -58,10 +58,11 @@ type gatewayMetrics struct {
 }
 
 var (
-	_ handlers.Observer        = (*gatewayMetrics)(nil)
-	_ delivery.Observer        = (*gatewayMetrics)(nil)
-	_ delivery.BreakerObserver = (*gatewayMetrics)(nil)
-	_ delivery.LaneObserver    = (*gatewayMetrics)(nil)
+	_ handlers.Observer          = (*gatewayMetrics)(nil)
+	_ delivery.Observer          = (*gatewayMetrics)(nil)
+	_ delivery.BreakerObserver   = (*gatewayMetrics)(nil)
+	_ delivery.LaneObserver      = (*gatewayMetrics)(nil)
+	_ delivery.DeadEventObserver = (*gatewayMetrics)(nil)
 )
 
 // processMetrics is the process-wide set; see gatewayMetrics.
@@ -155,10 +156,15 @@ func (m *gatewayMetrics) Failed(source, destination string, _ int, latency time.
 }
 
 // Dead implements delivery.Observer. The reason is one of a fixed set, so
-// the label set stays small. It alerts (see alerts.go).
+// the label set stays small.
 func (m *gatewayMetrics) Dead(source, destination string, reason store.DeadReason) {
 	m.dead.WithLabelValues(source, destination, string(reason)).Inc()
-	alertDead(source, destination, reason)
+}
+
+// DeadEvent implements delivery.DeadEventObserver: it alerts, naming the
+// event (see alerts.go).
+func (m *gatewayMetrics) DeadEvent(source, id, destination string, reason store.DeadReason) {
+	alertDead(source, id, destination, reason)
 }
 
 // LaneParked implements delivery.LaneObserver: it alerts (see alerts.go);

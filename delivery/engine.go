@@ -537,6 +537,9 @@ func (e *Engine) deliver(c store.Claimed, probe bool) {
 		if e.cfg.Observer != nil {
 			e.cfg.Observer.Dead(rec.Source, e.cfg.Destination, dec.Reason)
 		}
+		if o, ok := e.cfg.Observer.(DeadEventObserver); ok {
+			o.DeadEvent(rec.Source, rec.ID, e.cfg.Destination, dec.Reason)
+		}
 		if d.Lane != "" {
 			log.Warn("lane parked: its head is dead; the deliveries behind it wait until it is replayed or skipped")
 			if o, ok := e.cfg.Observer.(LaneObserver); ok {

@@ -1,6 +1,16 @@
 package delivery
 
-import "github.com/webhookgw/caddy-webhook-gateway/delivery/throttle"
+import (
+	"github.com/webhookgw/caddy-webhook-gateway/delivery/throttle"
+	"github.com/webhookgw/caddy-webhook-gateway/store"
+)
+
+// DeadEventObserver is implemented by an Observer that wants to know which
+// event's delivery went dead (an operator alert names it), beyond the
+// counts Dead feeds. The engine calls it after Dead.
+type DeadEventObserver interface {
+	DeadEvent(source, id, destination string, reason store.DeadReason)
+}
 
 // Hold pauses (held true) or resumes (false) the engine's destination by
 // an operator's decision: while held, the engine claims nothing, not even

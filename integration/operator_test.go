@@ -150,8 +150,8 @@ func TestOperatorSeesDestinations(t *testing.T) {
 
 	// The alerts: the sale dead at the ledger, its lane parked, the crm
 	// paused by its breaker.
-	dead := alerts.wait(t, "com.webhookgw.event.dead", map[string]string{"destination": "ledger", "source": "/usaepay"})
-	if dead.SpecVersion != "1.0" || dead.Source != "/gateway-test" || dead.ContentType != "application/cloudevents+json" || dead.Data["reason"] != "attempts_exhausted" {
+	dead := alerts.wait(t, "com.webhookgw.event.dead", map[string]string{"destination": "ledger", "source": "/usaepay", "id": sale})
+	if dead.SpecVersion != "1.0" || dead.Subject != "/usaepay "+sale || dead.Source != "/gateway-test" || dead.ContentType != "application/cloudevents+json" || dead.Data["reason"] != "attempts_exhausted" {
 		t.Errorf("dead alert: %+v", dead)
 	}
 	alerts.wait(t, "com.webhookgw.lane.parked", map[string]string{"destination": "ledger", "lane": "tx-a", "id": sale})

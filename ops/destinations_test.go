@@ -7,9 +7,30 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/webhookgw/caddy-webhook-gateway/ops"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
+	"github.com/webhookgw/caddy-webhook-gateway/store/postgres"
+	"github.com/webhookgw/caddy-webhook-gateway/store/postgres/pgtest"
 )
+
+// engines open the target of a test on each store engine; PostgreSQL's
+// skips without a server (see pgtest.DSN).
+var engines = map[string]func(t *testing.T) ops.Target{
+	"badger": func(t *testing.T) ops.Target { return newTarget(t) },
+	"postgres": func(t *testing.T) ops.Target {
+		dsn := pgtest.DSN(t)
+		db, err := postgres.Open(context.Background(), postgres.Options{DSN: dsn, Schema: pgtest.Schema(t, dsn), Logger: zap.NewNop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		tg := newTarget(t)
+		tg.Store = db
+		return tg
+	},
+}
 
 // insertLane stores an event with one delivery to destination in lane.
 func insertLane(t *testing.T, tg ops.Target, id, destination, lane string, at time.Time) {
@@ -26,8 +47,13 @@ func insertLane(t *testing.T, tg ops.Target, id, destination, lane string, at ti
 // waits behind it, and a skip settles the head so the lane goes on,
 // waking the destination's workers.
 func TestParkedLanesAndSkip(t *testing.T) {
+	for name, open := range engines {
+		t.Run(name, func(t *testing.T) { testParkedLanesAndSkip(t, open(t)) })
+	}
+}
+
+func testParkedLanesAndSkip(t *testing.T, tg ops.Target) {
 	ctx := context.Background()
-	tg := newTarget(t)
 	var woken []string
 	tg.Wake = func(d string) { woken = append(woken, d) }
 	tg.Destinations = func() []ops.LiveDestination {
@@ -104,8 +130,13 @@ func TestParkedLanesAndSkip(t *testing.T) {
 // yet delivered, or the one named; by filter with a destination, that
 // destination's only.
 func TestReplaySelectsDeliveries(t *testing.T) {
+	for name, open := range engines {
+		t.Run(name, func(t *testing.T) { testReplaySelectsDeliveries(t, open(t)) })
+	}
+}
+
+func testReplaySelectsDeliveries(t *testing.T, tg ops.Target) {
 	ctx := context.Background()
-	tg := newTarget(t)
 	tg.Replayer = func(destination string) (ops.Replayer, error) { return namedReplayer(destination), nil }
 	at := time.Now().Add(-time.Hour)
 	insert(t, tg, "/usaepay", "fan", store.StatusPending, at, "a", "b", "c")
