@@ -347,3 +347,22 @@ func TestLaneMovingOnNotifies(t *testing.T) {
 		t.Fatalf("the woken gateway claimed %v (%v); want next", got, err)
 	}
 }
+
+// Purging a lane's head (its deliveries deleted with it) makes the next
+// delivery the head, claimable at once.
+func TestLanePurgedHead(t *testing.T) {
+	s := openShared(t, 1, postgres.Options{})[0]
+	ctx := context.Background()
+	for _, id := range []string{"head", "next"} {
+		if _, err := s.Insert(ctx, laned("/pay", id, "d", "L"), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.Purge(ctx, store.Filter{Source: "/pay", ID: "head"}); err != nil || n != 1 {
+		t.Fatalf("purge: %d %v", n, err)
+	}
+	got, err := s.Claim(ctx, "w", []string{"d"}, time.Now(), time.Minute, 5)
+	if err != nil || len(got) != 1 || got[0].Record.ID != "next" {
+		t.Fatalf("after the head's purge claimed %v (%v); want next", got, err)
+	}
+}
