@@ -101,3 +101,33 @@ func TestEvaluationErrorsAreCounted(t *testing.T) {
 		t.Fatalf("deliveries %+v, %d errors", ds, errs.n)
 	}
 }
+
+// BenchmarkDeliveries is what choosing an event's deliveries costs at
+// ingest: a type glob, a CEL filter on a data field and an ordering key.
+func BenchmarkDeliveries(b *testing.B) {
+	compile := func(c filter.Config) *filter.Filter {
+		f, err := filter.Compile(c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return f
+	}
+	key, err := filter.CompileKey("subject")
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := &Gateway{Mode: Async, Logger: zap.NewNop(), Destinations: []Destination{
+		{Name: "sales", Filter: compile(filter.Config{Types: []string{"transaction.sale.*"}})},
+		{Name: "large", Filter: compile(filter.Config{Expression: `double(event.data.object.amount) >= 100.0`})},
+		{Name: "ledger", OrderBy: key},
+	}}
+	ev := &schemas.Event{ID: "e", Type: "transaction.sale.success", Subject: "tx1",
+		Data: json.RawMessage(`{"merchant":{"merch_key":"7qwnw4j2kmqvrb3"},"object":{"type":"transaction","key":"tx1","amount":"150.00"}}`)}
+	var errs evalErrors
+	b.ReportAllocs()
+	for b.Loop() {
+		if ds := g.deliveries(ev, "/usaepay", &errs); len(ds) != 3 {
+			b.Fatal(ds)
+		}
+	}
+}

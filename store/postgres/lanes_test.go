@@ -283,3 +283,86 @@ func TestLaneLeaseOfADeadWorker(t *testing.T) {
 		return len(got) == 1 && got[0].Record.ID == "next"
 	})
 }
+
+// A lane moving on (its head delivered on one gateway) wakes the workers of
+// another gateway for that destination at once, as a new event does.
+func TestLaneMovingOnNotifies(t *testing.T) {
+	ss := openShared(t, 2, postgres.Options{})
+	a, b := ss[0], ss[1]
+	ctx := context.Background()
+	woke := make(chan string, 256)
+	stop := b.Subscribe(func(dest string) {
+		select {
+		case woke <- dest:
+		default:
+		}
+	})
+	defer stop()
+	// waitFor returns once b has heard dest.
+	waitFor := func(dest string) {
+		t.Helper()
+		deadline := time.After(testwait.Timeout)
+		for {
+			select {
+			case got := <-woke:
+				if got == dest {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no notification for %q", dest)
+			}
+		}
+	}
+	for _, id := range []string{"head", "next"} {
+		if _, err := a.Insert(ctx, laned("/pay", id, "d", "L"), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A marker event at a time until b hears one (its listener connects
+	// in the background): notifications come in commit order, so the
+	// inserts' ones have been heard by then, and are dropped.
+	marked := false
+	for i := 0; !marked; i++ {
+		if _, err := a.Insert(ctx, pending("/marker", fmt.Sprint("m", i)), true); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-woke:
+			marked = got == "/marker"
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	for len(woke) > 0 {
+		<-woke
+	}
+	got, err := a.Claim(ctx, "A", []string{"d"}, time.Now(), time.Minute, 5)
+	if err != nil || len(got) != 1 || got[0].Record.ID != "head" {
+		t.Fatalf("claim %v %v", got, err)
+	}
+	if err := a.RecordAttempt(ctx, "/pay", "head", "d", "A", store.Attempt{Number: 1, At: time.Now(), Status: 200}, store.Delivered()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("d")
+	if got, err := b.Claim(ctx, "B", []string{"d"}, time.Now(), time.Minute, 5); err != nil || len(got) != 1 || got[0].Record.ID != "next" {
+		t.Fatalf("the woken gateway claimed %v (%v); want next", got, err)
+	}
+}
+
+// Purging a lane's head (its deliveries deleted with it) makes the next
+// delivery the head, claimable at once.
+func TestLanePurgedHead(t *testing.T) {
+	s := openShared(t, 1, postgres.Options{})[0]
+	ctx := context.Background()
+	for _, id := range []string{"head", "next"} {
+		if _, err := s.Insert(ctx, laned("/pay", id, "d", "L"), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.Purge(ctx, store.Filter{Source: "/pay", ID: "head"}); err != nil || n != 1 {
+		t.Fatalf("purge: %d %v", n, err)
+	}
+	got, err := s.Claim(ctx, "w", []string{"d"}, time.Now(), time.Minute, 5)
+	if err != nil || len(got) != 1 || got[0].Record.ID != "next" {
+		t.Fatalf("after the head's purge claimed %v (%v); want next", got, err)
+	}
+}

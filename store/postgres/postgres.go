@@ -66,10 +66,11 @@ type Options struct {
 }
 
 // Store is the PostgreSQL engine of store.Store, for several gateways
-// sharing one database. Every state change is one statement, and the
-// Inserts and RecordAttempts of concurrent callers share group commits (one
-// pipelined transaction each), so any number of processes can use the same
-// tables at once.
+// sharing one database. Every state change is one round trip (a statement,
+// or a server-side function that locks the event and rolls its status up),
+// and the Inserts and RecordAttempts of concurrent callers share group
+// commits (one pipelined transaction each), so any number of processes can
+// use the same tables at once.
 type Store struct {
 	pool   *pgxpool.Pool
 	opts   Options
@@ -254,9 +255,11 @@ func (s *Store) Subscribe(fn func(destination string)) (stop func()) {
 	return s.notify.subscribe(fn)
 }
 
-// sweepLoop deletes delivered events past their retention, reservations
-// abandoned past their expiry and dedup keys past their holding period, a bounded batch per statement. Every process
-// sweeps; SKIP LOCKED keeps two sweeps off the same rows.
+// sweepLoop deletes settled events past their retention, reservations
+// abandoned past their expiry and dedup keys past their holding period, and
+// lets go the lanes held by a dead worker's lease, a bounded batch per
+// statement. Every process sweeps; SKIP LOCKED keeps two sweeps off the
+// same rows.
 func (s *Store) sweepLoop() {
 	defer close(s.sweepDone)
 	t := time.NewTicker(sweepInterval)
