@@ -24,8 +24,10 @@
 #   --rev REV    build Caddy from this git revision (a clean export) instead
 #                of the working tree, so edits in progress do not leak in
 #   --profile    also save a CPU profile of Caddy (admin /debug/pprof) for
-#                each measurement; pprof costs a little CPU, so take
-#                profiles in a run of their own rather than the reference one
+#                each measurement, and a heap profile four fifths through
+#                (BENCH_TRACE=1: and a 2 s execution trace); pprof costs a
+#                little CPU, so take profiles in a run of their own rather
+#                than the reference one
 #   --only LIST  comma-separated subset of a32,b32,a128,c128,p128,t32,u128
 #                (t and u, tracing on, are not in the default list: add
 #                them to compare with b and c in the same run)
@@ -237,7 +239,7 @@ start_caddy_once() {
 	ADMIN=$(free_port)
 	# The exporter of the traced scenarios (the others have no tracing
 	# directive, so these go unused there).
-	OTEL_TRACES_EXPORTER=otlp OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
+	OTEL_TRACES_EXPORTER=${BENCH_OTEL_EXPORTER:-otlp} OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
 		OTEL_EXPORTER_OTLP_ENDPOINT="http://$BACKEND_ADDR" OTEL_TRACES_SAMPLER=always_on \
 		BENCH_PORT=$PORT BENCH_ADMIN_PORT=$ADMIN BENCH_DATA="$dir/data" BENCH_STORE="$dir/store" \
 		BENCH_BACKEND_PORT=${UPSTREAM_PORT:-${BACKEND_ADDR##*:}} BENCH_WORKERS=$WORKERS \
@@ -315,6 +317,19 @@ measure() {
 		(sleep "$((WARM_S + DUR_S / 2))" && curl -fsS -m 30 -o "$OUT/$label.goroutines.txt" \
 			"http://127.0.0.1:$ADMIN/debug/pprof/goroutine?debug=1") &
 		prof="$prof $!"
+		# The heap four fifths of the way through: what holds the memory
+		# of a long load (the --memory run).
+		(sleep "$((WARM_S + DUR_S * 4 / 5))" && curl -fsS -m 30 -o "$OUT/$label.heap.pprof" \
+			"http://127.0.0.1:$ADMIN/debug/pprof/heap") &
+		prof="$prof $!"
+		if [ "${BENCH_TRACE:-0}" = 1 ]; then
+			# An execution trace of 2 s after the warm-up (runtime/trace),
+			# for the time a request spends off the CPU: go tool trace
+			# -pprof=sync|syscall|net|sched.
+			(sleep "$((WARM_S + 1))" && curl -fsS -m 30 -o "$OUT/$label.trace" \
+				"http://127.0.0.1:$ADMIN/debug/pprof/trace?seconds=2") &
+			prof="$prof $!"
+		fi
 	fi
 	log "measure $label"
 	local rc=0
