@@ -145,7 +145,7 @@ CONFIGS="$SRC/bench"
 	echo "caddy: $("$BIN/caddy" version | head -1)"
 	echo "go: $(go version)"
 	echo "cpus: $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-	echo "mode: runs=$RUNS duration=$DURATION warmup=$WARMUP workers=$WORKERS sizes=$SIZES only=$ONLY profile=$PROFILE"
+	echo "mode: ${OPEN_MODE:+--$OPEN_MODE (shares $OPEN_SHARES of $OPEN_ONLY, lone $OPEN_LONE; memory $MEMORY_RATE/s for $MEMORY_DURATION) }runs=$RUNS duration=$DURATION warmup=$WARMUP workers=$WORKERS sizes=$SIZES only=$ONLY profile=$PROFILE"
 	echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$OUT/meta.txt"
 cat "$OUT/meta.txt" >&2
@@ -380,15 +380,15 @@ open_loop_run() {
 	if [ "$OPEN_MODE" = memory ]; then
 		UPSTREAM_PORT=$(free_port)
 		log "memory: upstream port $UPSTREAM_PORT refuses, $MEMORY_RATE events/s for $MEMORY_DURATION"
-		local saved=$DURATION
-		DURATION=$MEMORY_DURATION
+		local saved=$DURATION saved_s=$DUR_S
+		DURATION=$MEMORY_DURATION DUR_S=$(seconds "$MEMORY_DURATION")
 		for ((run = 1; run <= RUNS; run++)); do
 			for size in $SIZES; do
 				EXTRA_ARGS=(-rate "$MEMORY_RATE") LABEL_EXTRA="-o$MEMORY_RATE"
 				measure m "$OPEN_INFLIGHT" "$size" "$run"
 			done
 		done
-		DURATION=$saved EXTRA_ARGS=() LABEL_EXTRA="" UPSTREAM_PORT=""
+		DURATION=$saved DUR_S=$saved_s EXTRA_ARGS=() LABEL_EXTRA="" UPSTREAM_PORT=""
 		return 0
 	fi
 	for ((run = 1; run <= RUNS; run++)); do
