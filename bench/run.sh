@@ -40,6 +40,8 @@
 #                proxy's capacity, then a fixed rate at 25% and 50% of it,
 #                and the concurrency-1 scenarios
 #   --memory     the memory-under-load run instead (see "open loop" below)
+#   --open-shares "0.25 0.5"  --open-only a,b,c,p  --open-lone a1,b1,c1
+#   --memory-rate 1500  --memory-duration 75s   (their defaults)
 #
 # Everything listens on 127.0.0.1 only; every wait is bounded.
 set -euo pipefail
