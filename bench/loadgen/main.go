@@ -1,6 +1,8 @@
-// Command loadgen is a closed-loop HTTP load generator for the webhook
-// gateway benchmark. Each of -c workers sends one request at a time, for a
-// warm-up and then a measured period. Every request carries a distinct
+// Command loadgen is the HTTP load generator of the webhook gateway
+// benchmark. In the closed loop (the default) each of -c workers sends one
+// request at a time, for a warm-up and then a measured period; with -rate
+// it is an open loop instead, sending requests on a fixed schedule and
+// timing each from its scheduled time (open.go). Every request carries a distinct
 // payment gateway (USAePay REST v2) event with its own event_id, signed with
 // X-Signature = hex HMAC-SHA256(key, body): with a repeated id the gateway's
 // dedup would answer every request after the first as a duplicate and the
@@ -11,6 +13,7 @@
 // measures how long the backend takes to receive every acknowledged event.
 //
 //	go run ./bench/loadgen -url http://127.0.0.1:8080/hooks/usaepay -c 32 -d 10s -size 1024
+//	go run ./bench/loadgen -url http://127.0.0.1:8080/hooks/usaepay -rate 1000 -c 256 -d 10s
 //
 // Output: a text summary on stderr and, with -json, one JSON document.
 package main
