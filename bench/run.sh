@@ -26,8 +26,10 @@
 #   --rev REV    build Caddy from this git revision (a clean export) instead
 #                of the working tree, so edits in progress do not leak in
 #   --profile    also save a CPU profile of Caddy (admin /debug/pprof) for
-#                each measurement; pprof costs a little CPU, so take
-#                profiles in a run of their own rather than the reference one
+#                each measurement, and a heap profile four fifths through
+#                (BENCH_TRACE=1: and a 2 s execution trace); pprof costs a
+#                little CPU, so take profiles in a run of their own rather
+#                than the reference one
 #   --only LIST  comma-separated subset of a32,b32,a128,c128,p128,t32,u128,
 #                f128,o128 (t and u, tracing on, and f and o, fan-out and
 #                ordered lanes, are not in the default list: add them to
@@ -37,6 +39,12 @@
 #   --sizes LIST body sizes in bytes (default "1024 12288")
 #   --workers N  async delivery workers (default 64)
 #   --drain-timeout 60s  bound on waiting for async delivery after the load
+#   --open       the open-loop run instead (see "open loop" below): the
+#                proxy's capacity, then a fixed rate at 25% and 50% of it,
+#                and the concurrency-1 scenarios
+#   --memory     the memory-under-load run instead (see "open loop" below)
+#   --open-shares "0.25 0.5"  --open-only a,b,c,p  --open-lone a1,b1,c1
+#   --memory-rate 1500  --memory-duration 75s   (their defaults)
 #
 # Everything listens on 127.0.0.1 only; every wait is bounded.
 set -euo pipefail
@@ -52,6 +60,16 @@ ONLY="a32,b32,a128,c128,p128"
 SIZES="1024 12288"
 OUT=""
 DRAIN_TIMEOUT=60
+OPEN_MODE=""             # --open or --memory: run open_loop_run instead
+OPEN_SHARES="0.25 0.5"   # rates of the open loop, shares of the capacity
+OPEN_ONLY="a,b,c,p"      # scenarios of the open loop
+OPEN_LONE="a1,b1,c1"     # concurrency-1 scenarios of --open
+OPEN_INFLIGHT=256        # in-flight cap of the open loop
+MEMORY_RATE=1500         # --memory: events per second
+MEMORY_DURATION=75s      # --memory: ~110,000 events held in the backlog
+EXTRA_ARGS=()            # more loadgen arguments for the next measure
+LABEL_EXTRA=""           # and a suffix for its label
+UPSTREAM_PORT=""         # the gateway's upstream, when not the backend
 
 # seconds turns a Go duration of whole seconds ("10s") into a number.
 seconds() { local s=${1%s}; [[ $s =~ ^[0-9]+$ ]] || { echo "durations are whole seconds, like 10s: $1" >&2; exit 2; }; echo "$s"; }
@@ -70,6 +88,13 @@ while [ $# -gt 0 ]; do
 	--only) ONLY=$2; shift ;;
 	--drain-timeout) DRAIN_TIMEOUT=$(seconds "$2"); shift ;;
 	--sizes) SIZES=$2; shift ;;
+	--open) OPEN_MODE=open ;;
+	--memory) OPEN_MODE=memory ;;
+	--open-shares) OPEN_SHARES=$2; shift ;;
+	--open-only) OPEN_ONLY=$2; shift ;;
+	--open-lone) OPEN_LONE=$2; shift ;;
+	--memory-rate) MEMORY_RATE=$2; shift ;;
+	--memory-duration) MEMORY_DURATION=$2; shift ;;
 	--out) OUT=$2; shift ;;
 	-h | --help) usage 0 ;;
 	*) echo "unknown argument: $1" >&2; usage 2 ;;
@@ -125,7 +150,7 @@ CONFIGS="$SRC/bench"
 	echo "caddy: $("$BIN/caddy" version | head -1)"
 	echo "go: $(go version)"
 	echo "cpus: $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-	echo "mode: runs=$RUNS duration=$DURATION warmup=$WARMUP workers=$WORKERS sizes=$SIZES only=$ONLY profile=$PROFILE"
+	echo "mode: ${OPEN_MODE:+--$OPEN_MODE (shares $OPEN_SHARES of $OPEN_ONLY, lone $OPEN_LONE; memory $MEMORY_RATE/s for $MEMORY_DURATION) }runs=$RUNS duration=$DURATION warmup=$WARMUP workers=$WORKERS sizes=$SIZES only=$ONLY profile=$PROFILE"
 	echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$OUT/meta.txt"
 cat "$OUT/meta.txt" >&2
@@ -169,7 +194,7 @@ wait_gone() {
 # dropped afterwards.
 export BENCH_PG_DSN=${BENCH_PG_DSN:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 PG_OK=0
-if [[ ,$ONLY, == *,p* ]]; then
+if [[ ,$ONLY, == *,p* ]] || [[ $OPEN_MODE == open && ,$OPEN_ONLY, == *,p* ]]; then
 	if psql "$BENCH_PG_DSN" -qAtc 'SELECT 1' >/dev/null 2>&1; then
 		PG_OK=1
 		echo "postgres: $(psql "$BENCH_PG_DSN" -qAtc 'SELECT version()' | cut -d' ' -f1-2), synchronous_commit on" >>"$OUT/meta.txt"
@@ -219,10 +244,10 @@ start_caddy_once() {
 	ADMIN=$(free_port)
 	# The exporter of the traced scenarios (the others have no tracing
 	# directive, so these go unused there).
-	OTEL_TRACES_EXPORTER=otlp OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
+	OTEL_TRACES_EXPORTER=${BENCH_OTEL_EXPORTER:-otlp} OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
 		OTEL_EXPORTER_OTLP_ENDPOINT="http://$BACKEND_ADDR" OTEL_TRACES_SAMPLER=always_on \
 		BENCH_PORT=$PORT BENCH_ADMIN_PORT=$ADMIN BENCH_DATA="$dir/data" BENCH_STORE="$dir/store" \
-		BENCH_BACKEND_PORT=${BACKEND_ADDR##*:} BENCH_WORKERS=$WORKERS \
+		BENCH_BACKEND_PORT=${UPSTREAM_PORT:-${BACKEND_ADDR##*:}} BENCH_WORKERS=$WORKERS \
 		XDG_DATA_HOME="$dir/data" XDG_CONFIG_HOME="$dir/config" \
 		"$BIN/caddy" run --config "$CONFIGS/$caddyfile" --adapter caddyfile >"$dir/caddy.log" 2>&1 &
 	CADDY_PID=$!
@@ -265,20 +290,21 @@ measure() {
 	u) caddyfile=async-traced.Caddyfile mode=async ;;
 	f) caddyfile=fanout.Caddyfile mode=async ;;
 	o) caddyfile=ordered.Caddyfile mode=async ;;
+	m) caddyfile=async.Caddyfile mode=async ;;
 	esac
 	if [ "$scenario" = p ] && [ "$PG_OK" != 1 ]; then
 		return 0
 	fi
 	N=$((N + 1))
-	local label="$scenario-$((size / 1024))k-c$conc-r$run"
+	local label="$scenario-$((size / 1024))k-c$conc$LABEL_EXTRA-r$run"
 	local dir="$WORK/m$N"
 	export BENCH_PG_SCHEMA="webhook_bench_m$N"
 	curl -fsS -X POST "http://$BACKEND_ADDR/reset" >/dev/null
 	start_caddy "$caddyfile" "$dir" || { log "measurement $label: caddy did not start"; rm -rf "$dir"; return 0; }
 	local args=(-url "http://127.0.0.1:$PORT/hooks/usaepay" -mode "$mode" -c "$conc" -size "$size"
 		-d "$DURATION" -warmup "$WARMUP" -scenario "$scenario" -run "$run" -label "$label"
-		-pids "caddy=$CADDY_PID,backend=$BACKEND_PID" -json "$OUT/$label.json")
-	if [ "$mode" = async ]; then
+		-pids "caddy=$CADDY_PID,backend=$BACKEND_PID" -json "$OUT/$label.json" "${EXTRA_ARGS[@]}")
+	if [ ${#EXTRA_ARGS[@]} = 0 ] && [ "$mode" = async ] && [ "$scenario" != m ]; then
 		args+=(-drain-url "http://$BACKEND_ADDR/count" -drain-timeout "${DRAIN_TIMEOUT}s")
 	fi
 	# Two deliveries per event: the drain waits for both.
@@ -302,6 +328,19 @@ measure() {
 		(sleep "$((WARM_S + DUR_S / 2))" && curl -fsS -m 30 -o "$OUT/$label.goroutines.txt" \
 			"http://127.0.0.1:$ADMIN/debug/pprof/goroutine?debug=1") &
 		prof="$prof $!"
+		# The heap four fifths of the way through: what holds the memory
+		# of a long load (the --memory run).
+		(sleep "$((WARM_S + DUR_S * 4 / 5))" && curl -fsS -m 30 -o "$OUT/$label.heap.pprof" \
+			"http://127.0.0.1:$ADMIN/debug/pprof/heap") &
+		prof="$prof $!"
+		if [ "${BENCH_TRACE:-0}" = 1 ]; then
+			# An execution trace of 2 s after the warm-up (runtime/trace),
+			# for the time a request spends off the CPU: go tool trace
+			# -pprof=sync|syscall|net|sched.
+			(sleep "$((WARM_S + 1))" && curl -fsS -m 30 -o "$OUT/$label.trace" \
+				"http://127.0.0.1:$ADMIN/debug/pprof/trace?seconds=2") &
+			prof="$prof $!"
+		fi
 	fi
 	log "measure $label"
 	local rc=0
@@ -327,9 +366,70 @@ measure() {
 	[ "$rc" = 0 ] || log "measurement $label failed (exit $rc)"
 }
 
+# --- open loop ---------------------------------------------------------------
+# --open: per size, the proxy's closed-loop capacity (a32), then each of
+# OPEN_ONLY at a fixed rate of OPEN_SHARES of it (the loadgen's -rate:
+# latency from each request's scheduled time, at most OPEN_INFLIGHT in
+# flight), then the concurrency-1 scenarios (OPEN_LONE) for the added CPU
+# per event. The summary compares each with (a) at the same rate.
+#
+# --memory: the gateway in async mode whose upstream refuses connections
+# (a port nobody listens on), fed MEMORY_RATE events/s for MEMORY_DURATION:
+# every event stays pending, retried, so the backlog grows to rate ×
+# duration while Caddy's RSS is sampled (no GOMEMLIMIT is set).
+
+# capacity_of prints the req/s of a measurement's JSON report.
+capacity_of() {
+	sed -n 's/^  "rps": \([0-9.]*\),$/\1/p' "$1" | head -1
+}
+
+open_loop_run() {
+	local run size share rate cap item i n
+	local -a open lone
+	IFS=, read -r -a open <<<"$OPEN_ONLY"
+	IFS=, read -r -a lone <<<"$OPEN_LONE"
+	if [ "$OPEN_MODE" = memory ]; then
+		UPSTREAM_PORT=$(free_port)
+		log "memory: upstream port $UPSTREAM_PORT refuses, $MEMORY_RATE events/s for $MEMORY_DURATION"
+		local saved=$DURATION saved_s=$DUR_S
+		DURATION=$MEMORY_DURATION DUR_S=$(seconds "$MEMORY_DURATION")
+		for ((run = 1; run <= RUNS; run++)); do
+			for size in $SIZES; do
+				EXTRA_ARGS=(-rate "$MEMORY_RATE") LABEL_EXTRA="-o$MEMORY_RATE"
+				measure m "$OPEN_INFLIGHT" "$size" "$run"
+			done
+		done
+		DURATION=$saved DUR_S=$saved_s EXTRA_ARGS=() LABEL_EXTRA="" UPSTREAM_PORT=""
+		return 0
+	fi
+	for ((run = 1; run <= RUNS; run++)); do
+		for size in $SIZES; do
+			EXTRA_ARGS=() LABEL_EXTRA=""
+			measure a 32 "$size" "$run"
+			cap=$(capacity_of "$OUT/a-$((size / 1024))k-c32-r$run.json")
+			[ -n "$cap" ] || { log "no capacity measured at $size bytes: open loop skipped"; continue; }
+			for share in $OPEN_SHARES; do
+				rate=$(awk -v c="$cap" -v s="$share" 'BEGIN { printf "%d", c * s }')
+				log "open loop at $rate/s ($share of $cap req/s)"
+				n=${#open[@]}
+				for ((i = 0; i < n; i++)); do
+					item=${open[$(((i + run - 1) % n))]}
+					EXTRA_ARGS=(-rate "$rate" -share "$share") LABEL_EXTRA="-o$rate"
+					measure "$item" "$OPEN_INFLIGHT" "$size" "$run"
+				done
+			done
+			EXTRA_ARGS=() LABEL_EXTRA=""
+			for item in "${lone[@]}"; do
+				measure "${item:0:1}" "${item:1}" "$size" "$run"
+			done
+		done
+	done
+}
+
 # --- the run ---------------------------------------------------------------
 IFS=, read -r -a PLAN <<<"$ONLY"
 START=$(date +%s)
+[ -z "$OPEN_MODE" ] || { open_loop_run; RUNS=0; }
 for ((run = 1; run <= RUNS; run++)); do
 	for size in $SIZES; do
 		# Rotate the order by run, so no scenario always runs first or

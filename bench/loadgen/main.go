@@ -1,6 +1,8 @@
-// Command loadgen is a closed-loop HTTP load generator for the webhook
-// gateway benchmark. Each of -c workers sends one request at a time, for a
-// warm-up and then a measured period. Every request carries a distinct
+// Command loadgen is the HTTP load generator of the webhook gateway
+// benchmark. In the closed loop (the default) each of -c workers sends one
+// request at a time, for a warm-up and then a measured period; with -rate
+// it is an open loop instead, sending requests on a fixed schedule and
+// timing each from its scheduled time (open.go). Every request carries a distinct
 // payment gateway (USAePay REST v2) event with its own event_id, signed with
 // X-Signature = hex HMAC-SHA256(key, body): with a repeated id the gateway's
 // dedup would answer every request after the first as a duplicate and the
@@ -11,6 +13,7 @@
 // measures how long the backend takes to receive every acknowledged event.
 //
 //	go run ./bench/loadgen -url http://127.0.0.1:8080/hooks/usaepay -c 32 -d 10s -size 1024
+//	go run ./bench/loadgen -url http://127.0.0.1:8080/hooks/usaepay -rate 1000 -c 256 -d 10s
 //
 // Output: a text summary on stderr and, with -json, one JSON document.
 package main
@@ -60,6 +63,13 @@ type config struct {
 	Scenario   string
 	Run        int
 	Pids       string
+	// Rate > 0 is the open loop (open.go): requests per second on a fixed
+	// schedule, Concurrency then caps the requests in flight.
+	Rate      float64
+	LateAfter time.Duration
+	// Share is the rate as a share of the proxy's measured capacity,
+	// recorded in the report for the summary's targets.
+	Share float64
 }
 
 func main() {
@@ -83,6 +93,9 @@ func main() {
 	flag.StringVar(&cfg.JSONPath, "json", "", "write the JSON report here (- for stdout)")
 	flag.StringVar(&cfg.Scenario, "scenario", "", "scenario name recorded in the report; -summarize compares every scenario with \"a\"")
 	flag.IntVar(&cfg.Run, "run", 0, "repetition number recorded in the report")
+	flag.Float64Var(&cfg.Rate, "rate", 0, "open loop: send this many requests per second on a fixed schedule, latency measured from each request's scheduled time; -c then caps the requests in flight (0: closed loop)")
+	flag.DurationVar(&cfg.LateAfter, "late", time.Millisecond, "open loop: a request sent this long after its scheduled time counts as late")
+	flag.Float64Var(&cfg.Share, "share", 0, "open loop: the rate's share of the proxy's capacity (0.25 for 25%), recorded in the report")
 	flag.StringVar(&cfg.Pids, "pids", "", "name=pid,... of local processes whose CPU time over the measured period is reported")
 	summarize := flag.String("summarize", "", "instead of a load, summarize the JSON reports in this directory (medians, ratios to scenario a)")
 	flag.Parse()
@@ -139,9 +152,15 @@ func (c *config) check() error {
 		return errors.New("-drain-url only applies to -mode async")
 	case c.Deliveries < 1 || c.Keys < 1:
 		return errors.New("-deliveries and -keys must be at least 1")
+	case c.Rate < 0:
+		return errors.New("-rate must not be negative")
+	}
+	if c.Rate > 0 {
+		// The schedule says how many events the run needs.
+		c.MaxRate = int(c.Rate) + 1
 	}
 	if c.Pool <= 0 {
-		c.Pool = int(float64(c.MaxRate) * (c.Warmup + c.Duration).Seconds())
+		c.Pool = int(float64(c.MaxRate)*(c.Warmup+c.Duration).Seconds()) + 1
 	}
 	if c.Label == "" {
 		c.Label = c.Mode
@@ -229,22 +248,39 @@ func run(ctx context.Context, cfg config) (*Report, error) {
 	samples := make(chan map[string]ProcCPU, 1)
 	go func() { samples <- sampleProcs(procs, measureFrom, measureTo) }()
 
-	workers := make([]*worker, cfg.Concurrency)
-	var wg sync.WaitGroup
-	for i := range workers {
-		w := &worker{
-			latencies: make([]time.Duration, 0, min(perWorker, 1<<20)),
-			status:    map[int]int{},
-			errs:      map[string]int{},
+	rssDone := make(chan struct{})
+	rss := make(chan map[string]ProcRSS, 1)
+	go func() { rss <- sampleRSS(procs, rssDone) }()
+
+	var workers []*worker
+	var open *OpenLoop
+	if cfg.Rate > 0 {
+		ows, unqueued := runOpen(ctx, cfg, client, gen, p, start, measureFrom, measureTo)
+		for _, w := range ows {
+			workers = append(workers, &w.worker)
 		}
-		workers[i] = w
-		wg.Go(func() { w.loop(ctx, client, cfg.URL, gen, p, measureFrom, measureTo) })
+		open = openSummary(cfg, ows, unqueued)
+	} else {
+		workers = make([]*worker, cfg.Concurrency)
+		var wg sync.WaitGroup
+		for i := range workers {
+			w := &worker{
+				latencies: make([]time.Duration, 0, min(perWorker, 1<<20)),
+				status:    map[int]int{},
+				errs:      map[string]int{},
+			}
+			workers[i] = w
+			wg.Go(func() { w.loop(ctx, client, cfg.URL, gen, p, measureFrom, measureTo) })
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	loadEnd := time.Now()
 	cpu := cpuTime() - cpu0
+	close(rssDone)
 
 	rep := newReport(cfg, workers, gen.BodySize())
+	rep.Open = open
+	rep.RSS = <-rss
 	rep.PoolSize = len(p.events)
 	rep.PoolGenSeconds = genTime.Seconds()
 	rep.InlineGenerated = p.inlined.Load()
@@ -458,6 +494,10 @@ type Report struct {
 	InlineGenerated int64        `json:"inline_generated"`
 	Drain           *DrainReport `json:"drain,omitempty"`
 	Batches         *Batches     `json:"batches,omitempty"`
+	// Open is the open loop's schedule, late and missed requests (-rate).
+	Open *OpenLoop `json:"open,omitempty"`
+	// RSS is the resident memory of each -pids process over the load.
+	RSS map[string]ProcRSS `json:"rss,omitempty"`
 }
 
 // Latency percentiles in milliseconds.
@@ -550,6 +590,16 @@ func (r *Report) Text() string {
 		r.Latency.P50, r.Latency.P99, r.Latency.P999, r.Latency.Max)
 	fmt.Fprintf(&b, "  ok %d  non-2xx %d %v  errors %v  duplicates %d  acked(total) %d  client CPU %.1fs  inline-generated %d\n",
 		r.Requests, r.Non2xx, r.Status, r.Errors, r.Duplicates, r.AckedTotal, r.ClientCPUSeconds, r.InlineGenerated)
+	if o := r.Open; o != nil {
+		fmt.Fprintf(&b, "  open loop at %.0f/s: %d scheduled, %d late (> %.1f ms), %d missed; send lag p50 %.2f ms p99 %.2f ms; service p50 %.2f ms p99 %.2f ms\n",
+			o.Rate, o.Scheduled, o.Late, o.LateAfterMS, o.Missed, o.SendLag.P50, o.SendLag.P99, o.Service.P50, o.Service.P99)
+		if o.Missed > 0 {
+			fmt.Fprintf(&b, "  OVERLOADED: %d requests missed, the percentiles leave them out\n", o.Missed)
+		}
+	}
+	for name, m := range r.RSS {
+		fmt.Fprintf(&b, "  %s RSS: peak %d MiB (anon %d MiB at the peak), at the end %d MiB\n", name, m.PeakKB>>10, m.PeakAnonKB>>10, m.EndKB>>10)
+	}
 	if d := r.Drain; d != nil {
 		fmt.Fprintf(&b, "  drain: %d/%d delivered (%d at load end) in %.2fs after the load, complete=%v\n",
 			d.Received, d.Target, d.AtLoadEnd, d.Seconds, d.Complete)

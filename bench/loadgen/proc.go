@@ -92,3 +92,71 @@ func loadAvg() float64 {
 	v, _ := strconv.ParseFloat(f[0], 64)
 	return v
 }
+
+// ProcRSS is one process's resident memory over the load, sampled every
+// 200 ms from /proc/<pid>/status (kB).
+type ProcRSS struct {
+	PeakKB int64 `json:"peak_kb"`
+	// PeakAnonKB is RssAnon at the peak: the heap, as opposed to mapped
+	// file pages (RssFile), which the kernel can reclaim.
+	PeakAnonKB int64 `json:"peak_anon_kb"`
+	EndKB      int64 `json:"end_kb"`
+	Samples    int   `json:"samples"`
+}
+
+// sampleRSS samples the processes' RSS until done is closed.
+func sampleRSS(procs map[string]int, done <-chan struct{}) map[string]ProcRSS {
+	if len(procs) == 0 {
+		return nil
+	}
+	out := map[string]ProcRSS{}
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		for name, pid := range procs {
+			st := procStatus(pid)
+			if st == nil {
+				continue
+			}
+			m := out[name]
+			m.Samples++
+			m.EndKB = st["VmRSS"]
+			if m.EndKB > m.PeakKB {
+				m.PeakKB, m.PeakAnonKB = m.EndKB, st["RssAnon"]
+			}
+			out[name] = m
+		}
+		select {
+		case <-done:
+			return out
+		case <-t.C:
+		}
+	}
+}
+
+// procStatus returns the kB fields of /proc/<pid>/status, or nil.
+func procStatus(pid int) map[string]int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return nil
+	}
+	return parseStatus(string(b))
+}
+
+// parseStatus reads the "Name:  123 kB" lines of a /proc status file.
+func parseStatus(s string) map[string]int64 {
+	out := map[string]int64{}
+	for line := range strings.SplitSeq(s, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) == 2 && f[1] == "kB" {
+			if n, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+				out[k] = n
+			}
+		}
+	}
+	return out
+}

@@ -21,6 +21,7 @@ var scenarioNames = map[string]string{
 	"u": "(u) (c) under tracing, all sampled",
 	"f": "(f) (c) fanning out to two destinations",
 	"o": "(o) (c) ordered by subject, 1,000 lanes",
+	"m": "(m) (c) with the backend refusing: a growing backlog",
 }
 
 // Group is one scenario at one body size and concurrency over its runs.
@@ -52,6 +53,20 @@ type Group struct {
 	AddedP50  float64 `json:"added_p50_ms,omitempty"`
 	AddedP99  float64 `json:"added_p99_ms,omitempty"`
 	HasRatios bool    `json:"has_ratios"`
+	// AddedP999 and AddedCPU (Caddy's µs per request) over scenario a.
+	AddedP999 float64 `json:"added_p999_ms,omitempty"`
+	AddedCPU  float64 `json:"added_caddy_us_per_request,omitempty"`
+
+	// Open loop only (-rate): the scheduled rate, its share of the
+	// proxy's capacity, and the requests sent late or never (all runs).
+	Rate   float64 `json:"rate,omitempty"`
+	Share  float64 `json:"share,omitempty"`
+	Late   int     `json:"late,omitempty"`
+	Missed int     `json:"missed,omitempty"`
+	// Caddy's peak RSS (and its anonymous part at the peak) over the
+	// load, MiB, the highest of the runs.
+	PeakRSSMiB  float64 `json:"peak_rss_mib,omitempty"`
+	PeakAnonMiB float64 `json:"peak_anon_mib,omitempty"`
 
 	// Async only.
 	DrainSeconds   float64 `json:"drain_s,omitempty"`
@@ -107,17 +122,26 @@ func summarizeDir(dir, jsonPath string, w io.Writer) error {
 type groupKey struct {
 	scenario   string
 	size, conc int
+	rate       int // open loop's rate; 0 for the closed loop
+}
+
+// openRate is the group key's rate of a report.
+func openRate(r *Report) int {
+	if r.Open == nil {
+		return 0
+	}
+	return int(r.Open.Rate + 0.5)
 }
 
 func summarize(reps []*Report) *Summary {
 	by := map[groupKey][]*Report{}
 	for _, r := range reps {
-		k := groupKey{r.Scenario, r.BodyBytes, r.Concurrency}
+		k := groupKey{r.Scenario, r.BodyBytes, r.Concurrency, openRate(r)}
 		by[k] = append(by[k], r)
 	}
 	groups := map[groupKey]*Group{}
 	for k, rs := range by {
-		g := &Group{Scenario: k.scenario, Name: scenarioNames[k.scenario], BodyBytes: k.size, Concurrency: k.conc, Runs: len(rs)}
+		g := &Group{Scenario: k.scenario, Name: scenarioNames[k.scenario], BodyBytes: k.size, Concurrency: k.conc, Runs: len(rs), Rate: float64(k.rate)}
 		if g.Name == "" {
 			g.Name = k.scenario
 		}
@@ -136,6 +160,15 @@ func summarize(reps []*Report) *Summary {
 				g.Failures += n
 			}
 			g.Duplicates += r.Duplicates
+			if o := r.Open; o != nil {
+				g.Share = o.Share
+				g.Late += o.Late
+				g.Missed += o.Missed
+			}
+			if m, ok := r.RSS["caddy"]; ok {
+				g.PeakRSSMiB = max(g.PeakRSSMiB, float64(m.PeakKB)/1024)
+				g.PeakAnonMiB = max(g.PeakAnonMiB, float64(m.PeakAnonKB)/1024)
+			}
 			if c, ok := r.ServerCPU["caddy"]; ok {
 				cus = append(cus, c.MicrosPerRequest)
 				ccores = append(ccores, c.Cores)
@@ -172,16 +205,23 @@ func summarize(reps []*Report) *Summary {
 	sum := &Summary{}
 	for k, g := range groups {
 		if k.scenario != "a" {
-			if base, ok := groups[groupKey{"a", k.size, k.conc}]; ok && base.RPS > 0 {
+			if base, ok := groups[groupKey{"a", k.size, k.conc, k.rate}]; ok && base.RPS > 0 {
 				g.HasRatios = true
 				g.RatioRPS = g.RPS / base.RPS
 				g.AddedP50 = g.P50 - base.P50
 				g.AddedP99 = g.P99 - base.P99
+				g.AddedP999 = g.P999 - base.P999
+				if g.CaddyUS > 0 && base.CaddyUS > 0 {
+					g.AddedCPU = g.CaddyUS - base.CaddyUS
+				}
 			}
 		}
 		sum.Groups = append(sum.Groups, g)
 	}
 	slices.SortFunc(sum.Groups, func(x, y *Group) int {
+		if x.Rate != y.Rate {
+			return int(x.Rate - y.Rate)
+		}
 		if x.Concurrency != y.Concurrency {
 			return x.Concurrency - y.Concurrency
 		}
@@ -190,7 +230,7 @@ func summarize(reps []*Report) *Summary {
 		}
 		return strings.Compare(x.Scenario, y.Scenario)
 	})
-	sum.Targets = targets(groups)
+	sum.Targets = append(targets(groups), openTargets(groups)...)
 	return sum
 }
 
@@ -223,8 +263,8 @@ func targets(groups map[groupKey]*Group) []Target {
 	}
 	ratio := func(scenario string, conc int) func(int) (*Group, *Group, bool) {
 		return func(size int) (*Group, *Group, bool) {
-			g, ok := groups[groupKey{scenario, size, conc}]
-			base, okBase := groups[groupKey{"a", size, conc}]
+			g, ok := groups[groupKey{scenario, size, conc, 0}]
+			base, okBase := groups[groupKey{"a", size, conc, 0}]
 			return g, base, ok && okBase && g.HasRatios
 		}
 	}
@@ -276,7 +316,7 @@ func targets(groups map[groupKey]*Group) []Target {
 		x := g.DrainRate / base.RPS
 		return x, x >= 0.80, true
 	})
-	if g, ok := groups[groupKey{"p", 1024, 128}]; ok {
+	if g, ok := groups[groupKey{"p", 1024, 128, 0}]; ok {
 		t := Target{Text: "(p) async acks/s on PostgreSQL >= 0.5 x (a) at c=128, synchronous_commit on, 1 KB", Found: g.HasRatios}
 		if t.Found {
 			t.Value, t.Met = g.RatioRPS, g.RatioRPS >= 0.5
@@ -290,6 +330,9 @@ func writeMarkdown(w io.Writer, sum *Summary) {
 	fmt.Fprintln(w, "| scenario | body | c | runs | req/s (median) | req/s per run | ratio to (a) | p50 ms | p99 ms | p99.9 ms | added p99 ms | Caddy CPU µs/req | group commit: writes/sync (writes/txn) | failures |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, g := range sum.Groups {
+		if g.Rate > 0 {
+			continue // in the open loop's table
+		}
 		ratio, added := "1", "–"
 		if g.Scenario != "a" {
 			ratio, added = "–", "–"
@@ -312,9 +355,10 @@ func writeMarkdown(w io.Writer, sum *Summary) {
 			g.Name, sizeName(g.BodyBytes), g.Concurrency, g.Runs, g.RPS, strings.Join(per, " / "), ratio,
 			g.P50, g.P99, g.P999, added, g.CaddyUS, batch, g.Failures+g.Duplicates)
 	}
+	writeOpenMarkdown(w, sum)
 	var async []*Group
 	for _, g := range sum.Groups {
-		if g.DrainSeconds > 0 || g.Scenario == "c" || g.Scenario == "p" {
+		if g.Rate == 0 && (g.DrainSeconds > 0 || g.Scenario == "c" || g.Scenario == "p") {
 			async = append(async, g)
 		}
 	}
@@ -338,7 +382,9 @@ func writeMarkdown(w io.Writer, sum *Summary) {
 		switch {
 		case !t.Found:
 			fmt.Fprintf(w, "| %s | not measured | – |\n", t.Text)
-		case strings.Contains(t.Text, "p99"):
+		case strings.Contains(t.Text, "µs"):
+			fmt.Fprintf(w, "| %s | %+.0f µs | %s |\n", t.Text, t.Value, yesNo(t.Met))
+		case strings.Contains(t.Text, " ms"):
 			fmt.Fprintf(w, "| %s | %+.2f ms | %s |\n", t.Text, t.Value, yesNo(t.Met))
 		case strings.Contains(t.Text, "CPU"):
 			fmt.Fprintf(w, "| %s | %.2f x | %s |\n", t.Text, t.Value, yesNo(t.Met))

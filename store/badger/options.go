@@ -17,13 +17,17 @@ type Options struct {
 	// (roughly 150 bytes each); negative disables the cache.
 	CacheSize int
 
-	// MemTableSize is the size of each Badger memtable. Default 8 MiB:
-	// flushing a memtable builds its whole table in a heap buffer that
-	// Badger then pools for reuse, so this drives the resident heap
-	// (about 300 MB of anonymous memory at 16 MiB vs 180 at 8 MiB while
-	// inserting a million events).
-	// One transaction can hold at most 15% of it, so a batch too large for
-	// one transaction is inserted in several (each record still atomically).
+	// MemTableSize is the size of each Badger memtable. Default 2 MiB:
+	// flushing a memtable builds its whole table in a buffer from Badger's
+	// allocator pool, which keeps up to eight of them, each at the size
+	// of the largest table it ever built, for as long as writes go on. So
+	// the memtable size bounds most of the resident heap of a store under
+	// sustained load: ingesting 1,500 events/s with a growing backlog, the
+	// process peaked at 735 MiB of RSS with 8 MiB memtables and 392 MiB
+	// with 2 MiB ones (and 256 KiB tables, see BaseTableSize).
+	// One transaction can hold at most 15% of it (values in the value log
+	// count by their pointer), so a batch too large for one transaction is
+	// inserted in several (each record still atomically).
 	MemTableSize int64
 	// NumMemtables is how many memtables may be held in memory, the
 	// active one included, before writes stall on flushing. Default 2.
@@ -57,13 +61,14 @@ type Options struct {
 	// garbage-collected a file at a time. Default 64 MiB.
 	ValueLogFileSize int64
 	// BaseTableSize is the size of every SST file (all levels use one
-	// size). Default 512 KiB: compaction builds its output tables in
-	// memory, several at once, so the table size sets the heap of a
-	// store ingesting flat out. With a million events, 512 KiB tables
-	// peaked at 361 MiB of RSS against 653 MiB for 2 MiB ones, and
-	// inserted faster (less time collecting garbage); 256 KiB lowered
-	// nothing further. The price is more table files, each an open
-	// descriptor: about 250 per million retained 1 KB events.
+	// size). Default 256 KiB: compaction builds its output tables in
+	// memory, several at once, from the same allocator pool as memtable
+	// flushes, so the table size sets the heap of a store ingesting flat
+	// out. With a million events bulk-loaded, 512 KiB tables peaked at 361
+	// MiB of RSS against 653 MiB for 2 MiB ones; under sustained load with
+	// a backlog, 2 MiB memtables peaked at 392 MiB with 256 KiB tables and
+	// 553 MiB with 512 KiB ones. The price is more table files, each an
+	// open descriptor: about 500 per million retained 1 KB events.
 	// (docs/BENCHMARKS.md)
 	BaseTableSize int64
 	// Compression of SST blocks: "snappy", "zstd" or "none". Default
@@ -130,7 +135,7 @@ func (o Options) withDefaults() Options {
 		o.CacheSize = 1 << 16
 	}
 	if o.MemTableSize <= 0 {
-		o.MemTableSize = 8 << 20
+		o.MemTableSize = 2 << 20
 	}
 	if o.NumMemtables <= 0 {
 		o.NumMemtables = 2
@@ -151,7 +156,7 @@ func (o Options) withDefaults() Options {
 		o.ValueLogFileSize = 64 << 20
 	}
 	if o.BaseTableSize <= 0 {
-		o.BaseTableSize = 512 << 10
+		o.BaseTableSize = 256 << 10
 	}
 	if o.Compression == "" {
 		o.Compression = "zstd"
