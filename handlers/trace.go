@@ -283,6 +283,7 @@ func (g *Gateway) insert(ctx context.Context, tr *ingestTrace, in *store.Ingest,
 	ctx, storing := tr.start(ctx, SpanStore)
 	defer storing.end()
 	storing.setInt(AttrEventCount, len(in.Records))
+	tr.stamp(in.Records)
 	results, err := g.Store.Insert(ctx, in, durable)
 	if err != nil {
 		storing.fail("event could not be stored; retry later")
@@ -298,4 +299,20 @@ func (g *Gateway) insert(ctx context.Context, tr *ingestTrace, in *store.Ingest,
 		storing.setInt(AttrInserted, inserted)
 	}
 	return results, nil
+}
+
+// stamp stores the ingest span's W3C trace context with each record, so
+// that its async delivery attempts and replays, made later and perhaps by
+// another gateway sharing the store, are spans of the same trace (see
+// delivery/trace.go). Every record of a batch names the same span.
+func (t *ingestTrace) stamp(recs []*store.Record) {
+	if t == nil || !t.span.SpanContext().IsValid() {
+		return
+	}
+	carrier := propagation.MapCarrier{}
+	traceContext.Inject(trace.ContextWithSpan(context.Background(), t.span), carrier)
+	parent, state := carrier["traceparent"], carrier["tracestate"]
+	for _, rec := range recs {
+		rec.TraceParent, rec.TraceState = parent, state
+	}
 }

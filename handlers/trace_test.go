@@ -232,3 +232,33 @@ func TestTraceInvalidBodyCarriesTheAnswersWords(t *testing.T) {
 		}
 	}
 }
+
+func TestTraceContextStoredWithEvent(t *testing.T) {
+	g, _ := newGateway(t, Async, normalize.USAePay)
+	body := testdata(t, "usaepay", "transaction.sale.success")
+	spans, _, code := tracedRequest(t, g, body, nil, nil)
+	if code != http.StatusAccepted {
+		t.Fatalf("answer %d", code)
+	}
+	ingest := spanNamed(t, spans, SpanIngest).SpanContext()
+	rec, err := g.Store.Get(context.Background(), "/usaepay", exampleID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "00-" + ingest.TraceID().String() + "-" + ingest.SpanID().String() + "-01"
+	if rec.TraceParent != want {
+		t.Errorf("stored traceparent %q, want the ingest span's %q", rec.TraceParent, want)
+	}
+
+	g, _ = newGateway(t, Async, normalize.USAePay)
+	if res := serve(t, g, http.MethodPost, body, nil); res.code != http.StatusAccepted {
+		t.Fatalf("untraced answer %d", res.code)
+	}
+	rec, err = g.Store.Get(context.Background(), "/usaepay", exampleID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.TraceParent != "" || rec.TraceState != "" {
+		t.Errorf("untraced request stored trace context %q %q", rec.TraceParent, rec.TraceState)
+	}
+}
