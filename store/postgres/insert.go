@@ -27,8 +27,9 @@ const (
 // id is taken (or held by an expired reservation or delivered event, which
 // insert_event then replaces), and the record goes the insert_event way.
 const sqlInsertFast = `INSERT INTO events (source, id, provider, type, status, received_at, event, headers,
-	raw_body, batch_index, batch_size, next_attempt_at, reserved_until, retention_us, expires_at, destination, subject)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+	raw_body, batch_index, batch_size, next_attempt_at, reserved_until, retention_us, expires_at, destination, subject,
+	traceparent, tracestate)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
 	ON CONFLICT DO NOTHING RETURNING true`
 
 // sqlInsertEvent inserts one record of a request whose body is shared
@@ -36,9 +37,9 @@ const sqlInsertFast = `INSERT INTO events (source, id, provider, type, status, r
 // whose body is inline.
 const (
 	sqlInsertEvent = `SELECT inserted, existing_status, existing_id FROM insert_event(
-	$1, $2, $3, $4, $5, $6, $7, $8, NULL, currval('bodies_id_seq'), $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`
+	$1, $2, $3, $4, $5, $6, $7, $8, NULL, currval('bodies_id_seq'), $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`
 	sqlInsertEventInline = `SELECT inserted, existing_status, existing_id FROM insert_event(
-	$1, $2, $3, $4, $5, $6, $7, $8, $20, NULL, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`
+	$1, $2, $3, $4, $5, $6, $7, $8, $22, NULL, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`
 )
 
 // sqlInsertBody stores a shared body if any record of its request was
@@ -186,7 +187,7 @@ func fast(in *store.Ingest) bool { return len(in.Records) == 1 && in.Records[0].
 func fastArgs(r *store.Record, body []byte, now time.Time) []any {
 	a := insertArgs(r, now)
 	// insertArgs' order, the dedup key and window and now left out.
-	return []any{a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], body, a[8], a[9], a[10], a[11], a[12], a[13], a[17], a[18]}
+	return []any{a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], body, a[8], a[9], a[10], a[11], a[12], a[13], a[17], a[18], a[19], a[20]}
 }
 
 func insertArgs(r *store.Record, now time.Time) []any {
@@ -209,7 +210,17 @@ func insertArgs(r *store.Record, now time.Time) []any {
 		r.ReceivedAt, []byte(r.Event), headers,
 		r.BatchIndex, r.BatchSize, timeOrNil(r.NextAttemptAt), timeOrNil(r.ReservedUntil),
 		retentionUS(r.Retention), expires, key, window, now, r.Destination, subjectOrNil(r.Subject),
+		stringOrNil(r.TraceParent), stringOrNil(r.TraceState),
 	}
+}
+
+// stringOrNil is NULL for an empty string: an event of an untraced route
+// has no trace context.
+func stringOrNil(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 // subjectOrNil is NULL for a record without a subject, which keeps it out

@@ -18,7 +18,8 @@ import (
 
 const recordColumns = `source, id, provider, type, status, received_at, event, headers,
 	batch_index, batch_size, attempts, next_attempt_at, replays, dead_reason,
-	lease_owner, lease_until, reserved_until, retention_us, dedup_key, dedup_window_us, destination, subject`
+	lease_owner, lease_until, reserved_until, retention_us, dedup_key, dedup_window_us, destination, subject,
+	traceparent, tracestate`
 
 // recordColumnsOf is recordColumns qualified by a table alias, for
 // statements that join.
@@ -40,12 +41,14 @@ func scanRecord(row pgx.Row) (*store.Record, error) {
 		next, leaseUntil, resv *time.Time
 		deadReason, leaseOwner *string
 		subject                *string
+		parent, state          *string
 		retention              int64
 		window                 *int64
 	)
 	err := row.Scan(&r.Source, &id, &r.Provider, &r.Type, &status, &r.ReceivedAt, &event, &headers,
 		&r.BatchIndex, &r.BatchSize, &attempts, &next, &r.Replays, &deadReason,
-		&leaseOwner, &leaseUntil, &resv, &retention, &dk, &window, &r.Destination, &subject)
+		&leaseOwner, &leaseUntil, &resv, &retention, &dk, &window, &r.Destination, &subject,
+		&parent, &state)
 	if err != nil {
 		return nil, err
 	}
@@ -67,6 +70,12 @@ func scanRecord(row pgx.Row) (*store.Record, error) {
 	}
 	if subject != nil {
 		r.Subject = *subject
+	}
+	if parent != nil {
+		r.TraceParent = *parent
+	}
+	if state != nil {
+		r.TraceState = *state
 	}
 	if deadReason != nil {
 		r.DeadReason = store.DeadReason(*deadReason)

@@ -84,6 +84,7 @@ func Run(t *testing.T, open Open) {
 		{"DedupKeyReservationExpiry", testDedupKeyReservationExpiry},
 		{"DedupKeyPurgeRemovesIt", testDedupKeyPurgeRemovesIt},
 		{"DedupKeyErrors", testDedupKeyErrors},
+		{"TraceContextRoundTrips", testTraceContextRoundTrips},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
