@@ -606,7 +606,9 @@ func (g *Gateway) ingest(r *http.Request, body []byte, opts normalize.Options, n
 		status = store.StatusReserved
 	}
 	in := &store.Ingest{RawBody: body}
+	traceParent, traceState := eventTrace(r.Context())
 	provider, err := normalize.Each(body, opts, func(ev *schemas.Event, contentKey string) error {
+		ev.TraceParent, ev.TraceState = traceParent, traceState
 		encoded, err := ev.AppendJSON(make([]byte, 0, ev.EncodedSize()))
 		if err != nil {
 			return fmt.Errorf("event %s: %w", ev.ID, err)
@@ -622,6 +624,8 @@ func (g *Gateway) ingest(r *http.Request, body []byte, opts normalize.Options, n
 			ReceivedAt:    now,
 			Event:         encoded,
 			Headers:       headers,
+			TraceParent:   traceParent,
+			TraceState:    traceState,
 			BatchIndex:    len(in.Records),
 			NextAttemptAt: now,
 			Retention:     g.Retention,

@@ -283,7 +283,6 @@ func (g *Gateway) insert(ctx context.Context, tr *ingestTrace, in *store.Ingest,
 	ctx, storing := tr.start(ctx, SpanStore)
 	defer storing.end()
 	storing.setInt(AttrEventCount, len(in.Records))
-	tr.stamp(in.Records)
 	results, err := g.Store.Insert(ctx, in, durable)
 	if err != nil {
 		storing.fail("event could not be stored; retry later")
@@ -301,18 +300,20 @@ func (g *Gateway) insert(ctx context.Context, tr *ingestTrace, in *store.Ingest,
 	return results, nil
 }
 
-// stamp stores the ingest span's W3C trace context with each record, so
-// that its async delivery attempts and replays, made later and perhaps by
-// another gateway sharing the store, are spans of the same trace (see
-// delivery/trace.go). Every record of a batch names the same span.
-func (t *ingestTrace) stamp(recs []*store.Record) {
-	if t == nil || !t.span.SpanContext().IsValid() {
-		return
+// eventTrace returns the W3C trace context of the ingest span that ctx
+// holds, to be stored with each event of the request and carried in it as
+// the CloudEvents distributed tracing extension: each later delivery
+// attempt and replay of the event, perhaps by another gateway sharing the
+// store, is a span of that trace (see delivery/trace.go), and the event
+// tells its backend where its trace starts. Empty when the request is not
+// traced (no recording span: the ingest span is started for every request
+// under a recording one); nothing is allocated then.
+func eventTrace(ctx context.Context) (parent, state string) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return "", ""
 	}
 	carrier := propagation.MapCarrier{}
-	traceContext.Inject(trace.ContextWithSpan(context.Background(), t.span), carrier)
-	parent, state := carrier["traceparent"], carrier["tracestate"]
-	for _, rec := range recs {
-		rec.TraceParent, rec.TraceState = parent, state
-	}
+	traceContext.Inject(ctx, carrier)
+	return carrier["traceparent"], carrier["tracestate"]
 }

@@ -3,6 +3,7 @@ package handlers
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/webhookgw/caddy-webhook-gateway/normalize"
+	"github.com/webhookgw/caddy-webhook-gateway/schemas"
 	"github.com/webhookgw/caddy-webhook-gateway/verify"
 )
 
@@ -249,6 +251,16 @@ func TestTraceContextStoredWithEvent(t *testing.T) {
 	if rec.TraceParent != want {
 		t.Errorf("stored traceparent %q, want the ingest span's %q", rec.TraceParent, want)
 	}
+	var ev schemas.Event
+	if err := json.Unmarshal(rec.Event, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.TraceParent != want || ev.TraceState != "" {
+		t.Errorf("event's distributed tracing extension %q %q, want %q", ev.TraceParent, ev.TraceState, want)
+	}
+	if err := schemas.Validate(&ev); err != nil {
+		t.Error(err)
+	}
 
 	g, _ = newGateway(t, Async, normalize.USAePay)
 	if res := serve(t, g, http.MethodPost, body, nil); res.code != http.StatusAccepted {
@@ -258,7 +270,7 @@ func TestTraceContextStoredWithEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.TraceParent != "" || rec.TraceState != "" {
-		t.Errorf("untraced request stored trace context %q %q", rec.TraceParent, rec.TraceState)
+	if rec.TraceParent != "" || rec.TraceState != "" || bytes.Contains(rec.Event, []byte("trace")) {
+		t.Errorf("untraced request stored trace context %q %q in %s", rec.TraceParent, rec.TraceState, rec.Event)
 	}
 }
