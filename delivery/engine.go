@@ -123,6 +123,9 @@ type Config struct {
 	Logger *zap.Logger
 	// Observer receives outcomes; may be nil.
 	Observer Observer
+	// Tracing gives the TracerProvider of the attempts' and replays'
+	// spans (see trace.go); nil, or a nil provider: not traced.
+	Tracing TracerProviderFunc
 	// Now is the clock the engine schedules by: what is due, the time a
 	// retry falls due, the time a signature carries. Default: time.Now.
 	// Tests pass the clock they gave the store (as the store's Options.Now
@@ -480,6 +483,7 @@ func (e *Engine) deliver(rec *store.Record, probe bool) {
 	now := e.cfg.Now()
 	brk := e.recordBreaker(now, res.Attempt.Status)
 	dec := e.decide(rec, res, probe, brk, now)
+	res.span.settle(dec.Decision)
 
 	err := e.record(rec, res.Attempt, dec.Decision, log)
 	fields := []zap.Field{zap.Int("attempt", number), zap.Int("status", res.Attempt.Status),
@@ -560,6 +564,7 @@ type sendResult struct {
 	RetryAfter time.Duration
 	URL        string
 	Header     http.Header
+	span       attemptSpan
 }
 
 // send POSTs rec.Event once (with failover on connection errors) and
@@ -568,7 +573,9 @@ type sendResult struct {
 func (e *Engine) send(ctx context.Context, rec *store.Record, number int, replay bool) sendResult {
 	at, start := e.cfg.Now(), time.Now() // start times the latency, on the real clock
 	header := e.cfg.Headers.Build(rec, number, replay, at)
-	res := sendResult{Attempt: store.Attempt{Number: number, At: at, Replay: replay}, Header: header}
+	ctx, span := e.startAttempt(ctx, rec, number, replay)
+	span.inject(ctx, header)
+	res := sendResult{Attempt: store.Attempt{Number: number, At: at, Replay: replay}, Header: header, span: span}
 
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
 	defer cancel()
@@ -605,6 +612,7 @@ func (e *Engine) send(ctx context.Context, rec *store.Record, number int, replay
 	}
 	res.Attempt.Latency = time.Since(start)
 	res.Attempt.Error = strings.Join(failures, "; ")
+	span.sent(res.Attempt)
 	return res
 }
 

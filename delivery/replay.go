@@ -91,6 +91,7 @@ func (e *Engine) Replay(ctx context.Context, source, id string, dryRun bool) (*R
 	}
 
 	res := e.send(ctx, rec, number, true)
+	defer res.span.end()
 	e.observe(source, res)
 	if redirected {
 		res.Attempt.Destination = e.cfg.Destination

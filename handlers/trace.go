@@ -11,11 +11,12 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/webhookgw/caddy-webhook-gateway/delivery"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
 // TracerName is the instrumentation scope of the gateway's spans.
-const TracerName = "github.com/webhookgw/caddy-webhook-gateway"
+const TracerName = delivery.TracerName
 
 // Span names. The ingest span covers the whole provider request as the
 // gateway handles it; the others are its children.
@@ -32,14 +33,14 @@ const (
 // and types are the provider's own names for its events, which the
 // provider's answer and the stored event show anyway.
 const (
-	AttrSource     = attribute.Key("webhook.source")
-	AttrProvider   = attribute.Key("webhook.provider")
+	AttrSource     = delivery.AttrSource
+	AttrProvider   = delivery.AttrProvider
 	AttrMode       = attribute.Key("webhook.mode")
 	AttrOutcome    = attribute.Key("webhook.outcome")
-	AttrStatus     = attribute.Key("http.response.status_code")
-	AttrEventID    = attribute.Key("webhook.event.id")
+	AttrStatus     = delivery.AttrStatus
+	AttrEventID    = delivery.AttrEventID
 	AttrEventIDs   = attribute.Key("webhook.event.ids")
-	AttrEventType  = attribute.Key("webhook.event.type")
+	AttrEventType  = delivery.AttrEventType
 	AttrEventCount = attribute.Key("webhook.event.count")
 	AttrInserted   = attribute.Key("webhook.store.inserted")
 	AttrStage      = attribute.Key("webhook.verify.stage")
