@@ -563,6 +563,7 @@ func (h *Handler) startEngine(d *Destination) error {
 		Headers:     headers,
 		Logger:      h.logger.Named("delivery").With(zap.String("destination", d.Name)),
 		Observer:    processMetrics,
+		Tracing:     deliveryTracing.provider,
 	})
 	if err != nil {
 		return err
@@ -675,6 +676,7 @@ func (h *Handler) validate() error {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	w = h.config.closeIfSuperseded(w, r)
+	deliveryTracing.see(r)
 	if h.gw.Mode == handlers.Sync {
 		return serveSync(h.answers, h.gw, w, r, next.ServeHTTP)
 	}
