@@ -16,6 +16,7 @@ import (
 
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testcaddy"
 	"github.com/webhookgw/caddy-webhook-gateway/internal/testwait"
+	"github.com/webhookgw/caddy-webhook-gateway/store/postgres/pgtest"
 )
 
 // tracedBackend is a backend with OpenTelemetry as far as this test needs:
@@ -240,4 +241,115 @@ func TestTracingAsyncAttemptsAndReplay(t *testing.T) {
 		}
 	}
 	t.Logf("%d spans searched for %d secrets", len(all), len(secrets))
+}
+
+// handoverSite is an async payment route under tracing, with
+// trace_deliveries, on storeConf.
+func handoverSite(upstream, storeConf string) string {
+	return `http://127.0.0.1:{{PORT}} {
+	route /hooks/usaepay {
+		tracing
+		webhook_gateway usaepay {
+			` + storeConf + `
+			max_event_age off
+			deliver async
+			auth hmac {env.TEST_SIG_KEY}
+			upstream ` + upstream + `
+			trace_deliveries
+			retry {
+				` + fastRetry + `
+			}
+		}
+	}
+}
+`
+}
+
+// postTraced posts the payment fixture, waits for its ingest span and its
+// first (refused) attempt's span, and returns the ingest span.
+func postTraced(t *testing.T, gw *testcaddy.Instance, rcv *otlpReceiver) (ingest *tracepb.Span, id string) {
+	t.Helper()
+	body := fixture(t, "usaepay", "transaction.sale.success")
+	id = "c088bc2884a2c3b4043991b04d96ceda7c65043778233dedb26bfd5853705dfd"
+	header := http.Header{}
+	header.Set("X-Signature", sign(sigKey, body))
+	if code, answer := post(t, gw.BaseURL()+"/hooks/usaepay", body, header); code != http.StatusAccepted {
+		t.Fatalf("answer %d %v", code, answer)
+	}
+	ingest = rcv.waitSpan(t, "webhook.ingest", "webhook.event.id", id)
+	testwait.For(t, "a refused attempt's span", func() bool {
+		for _, s := range rcv.trace(traceID(ingest)) {
+			if s.Name == "webhook.deliver" && attr(s, "http.response.status_code") == "503" {
+				return true
+			}
+		}
+		return false
+	})
+	return ingest, id
+}
+
+// waitDelivered waits for the span of the attempt the backend took, in the
+// ingest span's trace and under it, and checks that the backend's
+// traceparent named it.
+func waitDelivered(t *testing.T, rcv *otlpReceiver, be *backend, ingest *tracepb.Span, id string) {
+	t.Helper()
+	var delivered *tracepb.Span
+	testwait.For(t, "the delivered attempt's span in the ingest's trace", func() bool {
+		for _, s := range rcv.trace(traceID(ingest)) {
+			if s.Name == "webhook.deliver" && attr(s, "webhook.delivery.next") == "delivered" {
+				delivered = s
+				return true
+			}
+		}
+		return false
+	})
+	logTree(t, "the event's trace:", rcv.trace(traceID(ingest)))
+	if parentID(delivered) != spanID(ingest) {
+		t.Errorf("delivered attempt's parent %s, want the ingest span %s", parentID(delivered), spanID(ingest))
+	}
+	var last received
+	for _, r := range be.received() {
+		if r.Event["id"] == id && r.Status == http.StatusOK {
+			last = r
+		}
+	}
+	if tp := last.Header.Get("Traceparent"); !strings.HasPrefix(tp, "00-"+traceID(ingest)+"-"+spanID(delivered)+"-") {
+		t.Errorf("the delivered request's traceparent %q does not name its attempt span %s", tp, spanID(delivered))
+	}
+}
+
+// TestTracingDeliveryAfterRestart: a gateway restarted with a retry
+// pending traces that retry in the event's trace although it has served
+// no traced request since it started (trace_deliveries).
+func TestTracingDeliveryAfterRestart(t *testing.T) {
+	rcv := newOTLPReceiver(t)
+	be := newBackend(t)
+	be.setStatus(http.StatusServiceUnavailable)
+	gw := testcaddy.New(t, append(gatewayEnv, rcv.env()...)...)
+	site := handoverSite(be.URL, "store_dir {{DIR}}/store")
+	gw.Start(site)
+	ingest, id := postTraced(t, gw, rcv)
+	gw.Stop()
+	be.setStatus(http.StatusOK)
+	gw.Start(site)
+	waitDelivered(t, rcv, be, ingest, id)
+}
+
+// TestTracingDeliveryOnAnotherGateway: an event received by one gateway and
+// delivered by another sharing the PostgreSQL store, which never served a
+// request, is traced in the trace the first began.
+func TestTracingDeliveryOnAnotherGateway(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	rcv := newOTLPReceiver(t)
+	be := newBackend(t)
+	be.setStatus(http.StatusServiceUnavailable)
+	site := handoverSite(be.URL, "store postgres {env.TEST_PG_DSN} {\n\t\t\t\tschema "+pgtest.Schema(t, dsn)+"\n\t\t\t}")
+	env := append(append(append([]string(nil), gatewayEnv...), rcv.env()...), "TEST_PG_DSN="+dsn)
+	receiving, delivering := testcaddy.New(t, env...), testcaddy.New(t, env...)
+	receiving.Start(site)
+	delivering.Start(site)
+	ingest, id := postTraced(t, receiving, rcv)
+	receiving.Stop()
+	be.setStatus(http.StatusOK)
+	waitDelivered(t, rcv, be, ingest, id)
 }
