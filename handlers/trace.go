@@ -316,5 +316,14 @@ func eventTrace(ctx context.Context) (parent, state string) {
 	}
 	carrier := propagation.MapCarrier{}
 	traceContext.Inject(ctx, carrier)
-	return carrier["traceparent"], carrier["tracestate"]
+	parent, state = carrier["traceparent"], carrier["tracestate"]
+	if len(state) > maxTraceState {
+		state = "" // vendors' entries the event's contract has no room for
+	}
+	return parent, state
 }
+
+// maxTraceState bounds the tracestate an event carries (the canonical
+// schema's limit): W3C allows 32 entries of up to 512 bytes each, which a
+// trusted provider's context could bring along.
+const maxTraceState = 512

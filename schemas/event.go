@@ -89,7 +89,7 @@ type Event struct {
 	// delivery attempt and replay of the event (each of which names
 	// itself in the W3C traceparent header instead).
 	TraceParent string `json:"traceparent,omitempty" validate:"omitempty,traceparent"`
-	TraceState  string `json:"tracestate,omitempty" validate:"omitempty,max=512,visibleascii"`
+	TraceState  string `json:"tracestate,omitempty" validate:"omitempty,max=512,printascii"`
 }
 
 // AppendJSON appends e's JSON document to dst: the same fields, in the same
@@ -107,10 +107,11 @@ func (e *Event) AppendJSON(dst []byte) ([]byte, error) {
 // sizes each buffer with it rather than with a fixed margin that would
 // multiply a small item's memory.
 func (e *Event) EncodedSize() int {
-	// The member names, quotes and separators take at most 148 bytes; two
+	// The member names, quotes and separators take at most 181 bytes; two
 	// quoted RFC 3339 times with nanoseconds at most 35 bytes each.
-	return 148 + 2*35 + 30 + len(e.TraceParent) + len(e.TraceState) + len(e.SpecVersion) + len(e.ID) + len(e.Source) + len(e.Type) + len(e.Subject) +
-		len(e.DataContentType) + len(e.Data) + len(e.Provider) + len(e.ProviderEventID)
+	return 181 + 2*35 + len(e.SpecVersion) + len(e.ID) + len(e.Source) + len(e.Type) + len(e.Subject) +
+		len(e.DataContentType) + len(e.Data) + len(e.Provider) + len(e.ProviderEventID) +
+		len(e.TraceParent) + len(e.TraceState)
 }
 
 // MarshalJSON writes the document AppendJSON does, after checking Data, so

@@ -91,7 +91,7 @@ func TestSchemaMatchesType(t *testing.T) {
 func tracedEvent() Event {
 	ev := goodEvent()
 	ev.TraceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-	ev.TraceState = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
+	ev.TraceState = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7,spaced=a b"
 	return ev
 }
 
@@ -182,7 +182,7 @@ func TestBadEventsFailBoth(t *testing.T) {
 		{"traceparent zero span", "traceparent", func(e *Event) {
 			e.TraceParent = "00-0af7651916cd43dd8448eb211c80319c-" + strings.Repeat("0", 16) + "-01"
 		}},
-		{"tracestate with space", "tracestate", func(e *Event) { e.TraceState = "a=1, b=2" }},
+		{"tracestate with a tab", "tracestate", func(e *Event) { e.TraceState = "a=1,\tb=2" }},
 		{"long tracestate", "tracestate", func(e *Event) { e.TraceState = "a=" + strings.Repeat("x", 511) }},
 	}
 	validate := jsonValidator(t)
