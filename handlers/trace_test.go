@@ -274,3 +274,33 @@ func TestTraceContextStoredWithEvent(t *testing.T) {
 		t.Errorf("untraced request stored trace context %q %q in %s", rec.TraceParent, rec.TraceState, rec.Event)
 	}
 }
+
+// A trusted provider's tracestate goes with the event when it fits the
+// canonical schema's bound, and is left out when it does not.
+func TestTraceStateFromTrustedProvider(t *testing.T) {
+	const provider = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	long := "a=" + strings.Repeat("x", 250) + ",b=" + strings.Repeat("y", 250) + ",c=" + strings.Repeat("z", 10)
+	for _, tc := range []struct{ sent, want string }{{"congo=t61rcWkgMzE", "congo=t61rcWkgMzE"}, {long, ""}} {
+		g, _ := newGateway(t, Async, normalize.USAePay)
+		g.TrustTraceparent = true
+		body := testdata(t, "usaepay", "transaction.sale.success")
+		_, _, code := tracedRequest(t, g, body, http.Header{"Traceparent": {provider}, "Tracestate": {tc.sent}}, nil)
+		if code != http.StatusAccepted {
+			t.Fatalf("answer %d", code)
+		}
+		rec, err := g.Store.Get(context.Background(), "/usaepay", exampleID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev schemas.Event
+		if err := json.Unmarshal(rec.Event, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if rec.TraceState != tc.want || ev.TraceState != tc.want {
+			t.Errorf("sent tracestate of %d bytes: stored %q, event %q, want %q", len(tc.sent), rec.TraceState, ev.TraceState, tc.want)
+		}
+		if err := schemas.Validate(&ev); err != nil {
+			t.Error(err)
+		}
+	}
+}
