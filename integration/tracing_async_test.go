@@ -4,9 +4,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -87,7 +90,7 @@ func (b *tracedBackend) received() []received {
 // attempt fails and second succeeds is one trace: Caddy's request span,
 // the gateway's ingest span and its steps, one span per attempt (children
 // of the ingest span) and the backend's span under each; an operator's
-// replay adds one more span, and the backend's, to the same trace. Each
+// replay (from the CLI) adds one more span, and the backend's, to the same trace. Each
 // request names its own attempt span in traceparent, and carries the
 // ingest span in the body's distributed tracing extension. No attribute
 // of any span holds a secret, a credential header's value or a body.
@@ -137,10 +140,22 @@ func TestTracingAsyncAttemptsAndReplay(t *testing.T) {
 		return n["ingress"] == 1 && n["webhook.store"] == 1 && n["webhook.deliver"] == 2 && n["backend.receive"] == 2
 	})
 
-	var raw json.RawMessage
-	if code := adminPost(t, gw, "/webhooks/replay", map[string]any{"source": "/usaepay", "id": id}, &raw); code != http.StatusOK {
-		t.Fatalf("replay: %d %s", code, raw)
+	// The operator finds the trace by the id show prints, and replays
+	// from the CLI (through the admin API).
+	cli := func(command string, args ...string) string {
+		t.Helper()
+		args = append([]string{"webhooks", command, "--address", fmt.Sprintf("127.0.0.1:%d", gw.Admin)}, args...)
+		cmd := exec.Command(testcaddy.Binary(t), args...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("caddy webhooks %v: %v\n%s", args, err, out)
+		}
+		return string(out)
 	}
+	if out := cli("show", "/usaepay", id); !regexp.MustCompile(`\n +trace +` + tid + `\n`).MatchString(out) {
+		t.Errorf("show does not print the trace id %s:\n%s", tid, out)
+	}
+	cli("replay", "/usaepay", id)
 	testwait.For(t, "the replay's span and the backend's in the same trace", func() bool {
 		n := count(rcv.trace(tid))
 		return n["webhook.replay"] == 1 && n["backend.receive"] == 3
