@@ -82,6 +82,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    workers        <n>
 //	    timeout        <duration>
 //	    trust_traceparent
+//	    trace_deliveries
 //	    retry {
 //	        attempts      <n>
 //	        initial_delay <duration>
@@ -152,6 +153,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("trust_traceparent: takes no arguments")
 			}
 			h.TrustTraceparent = true
+		case "trace_deliveries":
+			if d.NextArg() {
+				return d.Errf("trace_deliveries: takes no arguments")
+			}
+			h.TraceDeliveries = true
 		case "type_prefix":
 			if err := oneArg(d, &h.TypePrefix); err != nil {
 				return err

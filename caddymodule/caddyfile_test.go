@@ -40,6 +40,7 @@ func TestUnmarshalCaddyfileFull(t *testing.T) {
 		workers 8
 		timeout 10s
 		trust_traceparent
+		trace_deliveries
 		retry {
 			attempts 5
 			initial_delay 2s
@@ -76,6 +77,7 @@ func TestUnmarshalCaddyfileFull(t *testing.T) {
 		MaxUnverifiedPerClient: 8 << 20,
 		UnverifiedTimeout:      caddy.Duration(5 * time.Second),
 		TrustTraceparent:       true,
+		TraceDeliveries:        true,
 	}
 	wantAuth := []string{
 		`{"scheme": "basic", "credentials": [{"username": "usaepay", "password": "{env.PASS}"}, {"username": "usaepay", "password": "{env.PASS_NEXT}"}]}`,
@@ -124,6 +126,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"source two args":       "webhook_gateway {\n source /a /b\n}",
 		"share_source arg":      "webhook_gateway {\n share_source yes\n}",
 		"trust_traceparent arg": "webhook_gateway {\n trust_traceparent yes\n}",
+		"trace_deliveries arg":  "webhook_gateway {\n trace_deliveries yes\n}",
 		"upstream no args":      "webhook_gateway {\n upstream\n}",
 		"retry bad option":      "webhook_gateway {\n retry {\n colour red\n }\n}",
 	}
@@ -149,6 +152,7 @@ func TestValidate(t *testing.T) {
 	}{
 		{"unknown provider", Handler{Provider: "stripe", Deliver: "sync"}, `provider: normalize: unknown provider "stripe" (want openloyalty, sublytics, usaepay or auto)`},
 		{"sync with upstream", Handler{Provider: "auto", Deliver: "sync", Upstreams: []string{"http://x"}}, "upstreams"},
+		{"sync with trace_deliveries", Handler{Provider: "auto", Deliver: "sync", TraceDeliveries: true}, "trace_deliveries traces async delivery"},
 		{"async without upstream", Handler{Provider: "auto", Deliver: "async"}, "upstream"},
 		{"relative upstream", Handler{Provider: "auto", Deliver: "async", Upstreams: []string{"127.0.0.1:9"}}, "absolute"},
 		{"bad deliver", Handler{Provider: "auto", Deliver: "later"}, "deliver"},

@@ -322,6 +322,11 @@ func printEvent(w io.Writer, v *ops.EventView) error {
 	if s.NextAttemptAt != nil {
 		fact("next attempt", cliTime(*s.NextAttemptAt))
 	}
+	// The trace id is what a trace viewer searches by; the event's
+	// attempts and replays are spans of that trace.
+	if p := strings.Split(v.TraceParent, "-"); len(p) == 4 {
+		fact("trace", p[1])
+	}
 	if v.BatchSize > 1 {
 		fact("in its request", fmt.Sprintf("item %d of a batch of %d", v.BatchIndex, v.BatchSize))
 	}

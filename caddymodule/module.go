@@ -259,6 +259,17 @@ type Handler struct {
 	// without a traceparent. Default: false.
 	TrustTraceparent bool `json:"trust_traceparent,omitempty"`
 
+	// TraceDeliveries traces the async deliveries and replays of events
+	// stored by a traced request even before this process has served one:
+	// until a request under Caddy's tracing shows Caddy's TracerProvider,
+	// the delivery engines of this route's destinations make their spans
+	// with the module's own, configured by the same OTEL_* variables. For
+	// a gateway that restarts with retries pending, or one that delivers
+	// events other gateways sharing a PostgreSQL store received. Events
+	// stored by an untraced request get no spans either way. Default:
+	// false (attempts are traced once a traced request has been served).
+	TraceDeliveries bool `json:"trace_deliveries,omitempty"`
+
 	gw        *handlers.Gateway
 	db        store.Store
 	storeName string                 // the store's name in the admin API
@@ -443,6 +454,15 @@ func (h *Handler) provision(ctx caddy.Context) error {
 		h.answers = processMetrics.syncAnswersOf(h.source())
 	}
 
+	if h.TraceDeliveries {
+		// Released after the engines stop (cleanups run last first), so
+		// their last spans are flushed.
+		release, err := ownTracing.acquire()
+		if err != nil {
+			return fmt.Errorf("webhook_gateway: %w", err)
+		}
+		h.cleanup = append(h.cleanup, release)
+	}
 	for _, d := range dests {
 		if err := h.startEngine(d); err != nil {
 			return fmt.Errorf("webhook_gateway: destination %q: %w", d.Name, err)
@@ -563,6 +583,7 @@ func (h *Handler) startEngine(d *Destination) error {
 		Headers:     headers,
 		Logger:      h.logger.Named("delivery").With(zap.String("destination", d.Name)),
 		Observer:    processMetrics,
+		Tracing:     tracingFor(h.TraceDeliveries),
 	})
 	if err != nil {
 		return err
@@ -665,6 +686,9 @@ func (h *Handler) validate() error {
 		if len(h.Upstreams) > 0 {
 			return fmt.Errorf("webhook_gateway: upstreams are used by async delivery; in sync mode put reverse_proxy after webhook_gateway")
 		}
+		if h.TraceDeliveries {
+			return fmt.Errorf("webhook_gateway: trace_deliveries traces async delivery; a sync route's forward is traced with its request")
+		}
 	case handlers.Async:
 	default:
 		return fmt.Errorf("webhook_gateway: deliver %q: want sync or async", h.Deliver)
@@ -675,6 +699,7 @@ func (h *Handler) validate() error {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	w = h.config.closeIfSuperseded(w, r)
+	deliveryTracing.see(r)
 	if h.gw.Mode == handlers.Sync {
 		return serveSync(h.answers, h.gw, w, r, next.ServeHTTP)
 	}

@@ -13,8 +13,17 @@
 //	User-Agent: caddy-webhook-gateway
 //	webhook-id, webhook-timestamp,       with a signing secret (Standard
 //	webhook-signature: v1,<base64>       Webhooks; id = event id)
+//	traceparent, tracestate              when the event's request was traced:
+//	                                     the W3C context of this attempt's span
 //
 // and nothing of the provider's request: its headers stay in the store.
+//
+// Traces (trace.go). An event stored by a traced request keeps the trace
+// context of its ingest span (store.Record.TraceParent, and in its body the
+// CloudEvents distributed tracing extension). Each attempt and each replay
+// of it is then a span of that trace, a child of the ingest span, made with
+// the TracerProvider of Config.Tracing, and the request to the backend
+// carries that span's traceparent so the backend's spans join the trace.
 //
 // Async delivery (Engine). All state is in the store: workers claim due
 // events under a lease, send one attempt, and record it durably together

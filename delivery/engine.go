@@ -133,6 +133,9 @@ type Config struct {
 	Logger *zap.Logger
 	// Observer receives outcomes; may be nil.
 	Observer Observer
+	// Tracing gives the TracerProvider of the attempts' and replays'
+	// spans (see trace.go); nil, or a nil provider: not traced.
+	Tracing TracerProviderFunc
 	// Now is the clock the engine schedules by: what is due, the time a
 	// retry falls due, the time a signature carries. Default: time.Now.
 	// Tests pass the clock they gave the store (as the store's Options.Now
@@ -510,6 +513,7 @@ func (e *Engine) deliver(c store.Claimed, probe bool) {
 	now := e.cfg.Now()
 	brk := e.recordBreaker(now, res.Attempt.Status)
 	dec := e.decide(rec, d, res, probe, brk, now)
+	res.span.settle(dec.Decision)
 
 	err := e.record(rec, d, res.Attempt, dec.Decision, log)
 	fields := []zap.Field{zap.Int("attempt", number), zap.Int("status", res.Attempt.Status),
@@ -599,6 +603,7 @@ type sendResult struct {
 	RetryAfter time.Duration
 	URL        string
 	Header     http.Header
+	span       attemptSpan
 }
 
 // send POSTs the body of rec's delivery d (see Body) once (with failover
@@ -609,7 +614,9 @@ func (e *Engine) send(ctx context.Context, rec *store.Record, d *store.Delivery,
 	at, start := e.cfg.Now(), time.Now() // start times the latency, on the real clock
 	body := Body(rec, d)
 	header := e.cfg.Headers.Build(withBody(rec, body), number, replay, at)
-	res := sendResult{Attempt: store.Attempt{Number: number, At: at, Replay: replay}, Header: header}
+	ctx, span := e.startAttempt(ctx, rec, number, replay)
+	span.inject(ctx, header)
+	res := sendResult{Attempt: store.Attempt{Number: number, At: at, Replay: replay}, Header: header, span: span}
 
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
 	defer cancel()
@@ -646,6 +653,7 @@ func (e *Engine) send(ctx context.Context, rec *store.Record, d *store.Delivery,
 	}
 	res.Attempt.Latency = time.Since(start)
 	res.Attempt.Error = strings.Join(failures, "; ")
+	span.sent(res.Attempt)
 	return res
 }
 

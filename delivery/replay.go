@@ -108,6 +108,7 @@ func (e *Engine) Replay(ctx context.Context, source, id, of string, dryRun bool)
 	}
 
 	res := e.send(ctx, rec, d, number, true)
+	defer res.span.end()
 	e.observe(source, res)
 	if redirected {
 		res.Attempt.Destination = e.cfg.Destination

@@ -611,23 +611,27 @@ func (g *Gateway) ingest(r *http.Request, body []byte, opts normalize.Options, n
 	var errs evalErrors
 	defer errs.log(g.Logger)
 	in := &store.Ingest{RawBody: body}
+	traceParent, traceState := eventTrace(r.Context())
 	provider, err := normalize.Each(body, opts, func(ev *schemas.Event, contentKey string) error {
+		ev.TraceParent, ev.TraceState = traceParent, traceState
 		encoded, err := ev.AppendJSON(make([]byte, 0, ev.EncodedSize()))
 		if err != nil {
 			return fmt.Errorf("event %s: %w", ev.ID, err)
 		}
 		rec := &store.Record{
-			Source:     ev.Source,
-			ID:         ev.ID,
-			Provider:   ev.Provider,
-			Type:       ev.Type,
-			Subject:    ev.Subject,
-			ReceivedAt: now,
-			Deliveries: g.deliveries(ev, ev.Source, &errs),
-			Event:      encoded,
-			Headers:    headers,
-			BatchIndex: len(in.Records),
-			Retention:  g.Retention,
+			Source:      ev.Source,
+			ID:          ev.ID,
+			Provider:    ev.Provider,
+			Type:        ev.Type,
+			Subject:     ev.Subject,
+			ReceivedAt:  now,
+			Deliveries:  g.deliveries(ev, ev.Source, &errs),
+			Event:       encoded,
+			Headers:     headers,
+			TraceParent: traceParent,
+			TraceState:  traceState,
+			BatchIndex:  len(in.Records),
+			Retention:   g.Retention,
 		}
 		if contentKey != "" && g.DedupWindow > 0 && (opts.RequestID == "" || !g.RequestIDSigned) {
 			rec.DedupKey, rec.DedupWindow = contentKey, g.DedupWindow

@@ -11,11 +11,12 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/webhookgw/caddy-webhook-gateway/delivery"
 	"github.com/webhookgw/caddy-webhook-gateway/store"
 )
 
 // TracerName is the instrumentation scope of the gateway's spans.
-const TracerName = "github.com/webhookgw/caddy-webhook-gateway"
+const TracerName = delivery.TracerName
 
 // Span names. The ingest span covers the whole provider request as the
 // gateway handles it; the others are its children.
@@ -32,14 +33,14 @@ const (
 // and types are the provider's own names for its events, which the
 // provider's answer and the stored event show anyway.
 const (
-	AttrSource     = attribute.Key("webhook.source")
-	AttrProvider   = attribute.Key("webhook.provider")
+	AttrSource     = delivery.AttrSource
+	AttrProvider   = delivery.AttrProvider
 	AttrMode       = attribute.Key("webhook.mode")
 	AttrOutcome    = attribute.Key("webhook.outcome")
-	AttrStatus     = attribute.Key("http.response.status_code")
-	AttrEventID    = attribute.Key("webhook.event.id")
+	AttrStatus     = delivery.AttrStatus
+	AttrEventID    = delivery.AttrEventID
 	AttrEventIDs   = attribute.Key("webhook.event.ids")
-	AttrEventType  = attribute.Key("webhook.event.type")
+	AttrEventType  = delivery.AttrEventType
 	AttrEventCount = attribute.Key("webhook.event.count")
 	AttrInserted   = attribute.Key("webhook.store.inserted")
 	AttrStage      = attribute.Key("webhook.verify.stage")
@@ -299,3 +300,30 @@ func (g *Gateway) insert(ctx context.Context, tr *ingestTrace, in *store.Ingest,
 	}
 	return results, nil
 }
+
+// eventTrace returns the W3C trace context of the ingest span that ctx
+// holds, to be stored with each event of the request and carried in it as
+// the CloudEvents distributed tracing extension: each later delivery
+// attempt and replay of the event, perhaps by another gateway sharing the
+// store, is a span of that trace (see delivery/trace.go), and the event
+// tells its backend where its trace starts. Empty when the request is not
+// traced (no recording span: the ingest span is started for every request
+// under a recording one); nothing is allocated then.
+func eventTrace(ctx context.Context) (parent, state string) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return "", ""
+	}
+	carrier := propagation.MapCarrier{}
+	traceContext.Inject(ctx, carrier)
+	parent, state = carrier["traceparent"], carrier["tracestate"]
+	if len(state) > maxTraceState {
+		state = "" // vendors' entries the event's contract has no room for
+	}
+	return parent, state
+}
+
+// maxTraceState bounds the tracestate an event carries (the canonical
+// schema's limit): W3C allows 32 entries of up to 512 bytes each, which a
+// trusted provider's context could bring along.
+const maxTraceState = 512

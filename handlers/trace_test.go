@@ -3,6 +3,7 @@ package handlers
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/webhookgw/caddy-webhook-gateway/normalize"
+	"github.com/webhookgw/caddy-webhook-gateway/schemas"
 	"github.com/webhookgw/caddy-webhook-gateway/verify"
 )
 
@@ -229,6 +231,76 @@ func TestTraceInvalidBodyCarriesTheAnswersWords(t *testing.T) {
 	for _, s := range spans {
 		if s.Name() == SpanStore {
 			t.Error("a store span for a body that did not parse")
+		}
+	}
+}
+
+func TestTraceContextStoredWithEvent(t *testing.T) {
+	g, _ := newGateway(t, Async, normalize.USAePay)
+	body := testdata(t, "usaepay", "transaction.sale.success")
+	spans, _, code := tracedRequest(t, g, body, nil, nil)
+	if code != http.StatusAccepted {
+		t.Fatalf("answer %d", code)
+	}
+	ingest := spanNamed(t, spans, SpanIngest).SpanContext()
+	rec, err := g.Store.Get(context.Background(), "/usaepay", exampleID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "00-" + ingest.TraceID().String() + "-" + ingest.SpanID().String() + "-01"
+	if rec.TraceParent != want {
+		t.Errorf("stored traceparent %q, want the ingest span's %q", rec.TraceParent, want)
+	}
+	var ev schemas.Event
+	if err := json.Unmarshal(rec.Event, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.TraceParent != want || ev.TraceState != "" {
+		t.Errorf("event's distributed tracing extension %q %q, want %q", ev.TraceParent, ev.TraceState, want)
+	}
+	if err := schemas.Validate(&ev); err != nil {
+		t.Error(err)
+	}
+
+	g, _ = newGateway(t, Async, normalize.USAePay)
+	if res := serve(t, g, http.MethodPost, body, nil); res.code != http.StatusAccepted {
+		t.Fatalf("untraced answer %d", res.code)
+	}
+	rec, err = g.Store.Get(context.Background(), "/usaepay", exampleID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.TraceParent != "" || rec.TraceState != "" || bytes.Contains(rec.Event, []byte("trace")) {
+		t.Errorf("untraced request stored trace context %q %q in %s", rec.TraceParent, rec.TraceState, rec.Event)
+	}
+}
+
+// A trusted provider's tracestate goes with the event when it fits the
+// canonical schema's bound, and is left out when it does not.
+func TestTraceStateFromTrustedProvider(t *testing.T) {
+	const provider = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	long := "a=" + strings.Repeat("x", 250) + ",b=" + strings.Repeat("y", 250) + ",c=" + strings.Repeat("z", 10)
+	for _, tc := range []struct{ sent, want string }{{"congo=t61rcWkgMzE", "congo=t61rcWkgMzE"}, {long, ""}} {
+		g, _ := newGateway(t, Async, normalize.USAePay)
+		g.TrustTraceparent = true
+		body := testdata(t, "usaepay", "transaction.sale.success")
+		_, _, code := tracedRequest(t, g, body, http.Header{"Traceparent": {provider}, "Tracestate": {tc.sent}}, nil)
+		if code != http.StatusAccepted {
+			t.Fatalf("answer %d", code)
+		}
+		rec, err := g.Store.Get(context.Background(), "/usaepay", exampleID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev schemas.Event
+		if err := json.Unmarshal(rec.Event, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if rec.TraceState != tc.want || ev.TraceState != tc.want {
+			t.Errorf("sent tracestate of %d bytes: stored %q, event %q, want %q", len(tc.sent), rec.TraceState, ev.TraceState, tc.want)
+		}
+		if err := schemas.Validate(&ev); err != nil {
+			t.Error(err)
 		}
 	}
 }

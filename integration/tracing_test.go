@@ -486,7 +486,8 @@ func TestTracingSyncEventIsOneTrace(t *testing.T) {
 }
 
 // TestTracingAsyncOverGRPC: an async route's trace, exported over OTLP/gRPC,
-// ends with the durable store write; the answer is a 202.
+// holds the durable store write and no forward (its delivery is a span of
+// its own, see tracing_async_test.go); the answer is a 202.
 func TestTracingAsyncOverGRPC(t *testing.T) {
 	be := newBackend(t)
 	rcv, env := newGRPCReceiver(t)

@@ -82,6 +82,14 @@ type Event struct {
 	ProviderEventID string `json:"providereventid,omitempty" validate:"omitempty,max=256,visibleascii"`
 	// ReceivedAt is when the gateway read the request. Always UTC.
 	ReceivedAt time.Time `json:"receivedat" validate:"utc"`
+	// TraceParent and TraceState are the CloudEvents distributed tracing
+	// extension: the W3C trace context of the gateway's span for the
+	// request that brought the event, which is where the event's trace
+	// starts. Set only when that request was traced; the same on every
+	// delivery attempt and replay of the event (each of which names
+	// itself in the W3C traceparent header instead).
+	TraceParent string `json:"traceparent,omitempty" validate:"omitempty,traceparent"`
+	TraceState  string `json:"tracestate,omitempty" validate:"omitempty,max=512,printascii"`
 }
 
 // AppendJSON appends e's JSON document to dst: the same fields, in the same
@@ -99,10 +107,11 @@ func (e *Event) AppendJSON(dst []byte) ([]byte, error) {
 // sizes each buffer with it rather than with a fixed margin that would
 // multiply a small item's memory.
 func (e *Event) EncodedSize() int {
-	// The member names, quotes and separators take at most 148 bytes; two
+	// The member names, quotes and separators take at most 181 bytes; two
 	// quoted RFC 3339 times with nanoseconds at most 35 bytes each.
-	return 148 + 2*35 + len(e.SpecVersion) + len(e.ID) + len(e.Source) + len(e.Type) + len(e.Subject) +
-		len(e.DataContentType) + len(e.Data) + len(e.Provider) + len(e.ProviderEventID)
+	return 181 + 2*35 + len(e.SpecVersion) + len(e.ID) + len(e.Source) + len(e.Type) + len(e.Subject) +
+		len(e.DataContentType) + len(e.Data) + len(e.Provider) + len(e.ProviderEventID) +
+		len(e.TraceParent) + len(e.TraceState)
 }
 
 // MarshalJSON writes the document AppendJSON does, after checking Data, so
@@ -149,6 +158,14 @@ func (e *Event) appendJSON(dst, data []byte) ([]byte, error) {
 	dst = append(dst, `,"receivedat":`...)
 	if dst, err = appendJSONTime(dst, e.ReceivedAt); err != nil {
 		return nil, err
+	}
+	if e.TraceParent != "" {
+		dst = append(dst, `,"traceparent":`...)
+		dst = appendJSONString(dst, e.TraceParent)
+	}
+	if e.TraceState != "" {
+		dst = append(dst, `,"tracestate":`...)
+		dst = appendJSONString(dst, e.TraceState)
 	}
 	return append(dst, '}'), nil
 }

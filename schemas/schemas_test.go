@@ -86,6 +86,29 @@ func TestSchemaMatchesType(t *testing.T) {
 	}
 }
 
+// tracedEvent is goodEvent as a traced route stores it: with the
+// distributed tracing extension.
+func tracedEvent() Event {
+	ev := goodEvent()
+	ev.TraceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	ev.TraceState = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7,spaced=a b"
+	return ev
+}
+
+func TestTracedEventPassesBoth(t *testing.T) {
+	ev := tracedEvent()
+	if err := Validate(&ev); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+	doc, _ := ev.AppendJSON(nil)
+	if err := jsonValidator(t)(doc); err != nil {
+		t.Errorf("JSON Schema: %v\n%s", err, doc)
+	}
+	if len(doc) > ev.EncodedSize() {
+		t.Errorf("encoded %d bytes, EncodedSize said %d", len(doc), ev.EncodedSize())
+	}
+}
+
 func TestGoodEventPassesBoth(t *testing.T) {
 	ev := goodEvent()
 	if err := Validate(&ev); err != nil {
@@ -107,6 +130,8 @@ func TestGoodEventPassesBoth(t *testing.T) {
 	var m map[string]any
 	_ = json.Unmarshal(doc, &m)
 	m["traceparent"] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	m["tracestate"] = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
+	m["otherext"] = "x"
 	doc, _ = json.Marshal(m)
 	if err := jsonValidator(t)(doc); err != nil {
 		t.Errorf("JSON Schema with extension: %v", err)
@@ -151,6 +176,14 @@ func TestBadEventsFailBoth(t *testing.T) {
 		{"provider not a name", "provider", func(e *Event) { e.Provider = "USAePay" }},
 		{"long provider", "provider", func(e *Event) { e.Provider = strings.Repeat("p", 21) }},
 		{"empty provider", "provider", func(e *Event) { e.Provider = "" }},
+		{"traceparent uppercase", "traceparent", func(e *Event) { e.TraceParent = "00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01" }},
+		{"traceparent short", "traceparent", func(e *Event) { e.TraceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b71692033-01" }},
+		{"traceparent zero trace", "traceparent", func(e *Event) { e.TraceParent = "00-" + strings.Repeat("0", 32) + "-b7ad6b7169203331-01" }},
+		{"traceparent zero span", "traceparent", func(e *Event) {
+			e.TraceParent = "00-0af7651916cd43dd8448eb211c80319c-" + strings.Repeat("0", 16) + "-01"
+		}},
+		{"tracestate with a tab", "tracestate", func(e *Event) { e.TraceState = "a=1,\tb=2" }},
+		{"long tracestate", "tracestate", func(e *Event) { e.TraceState = "a=" + strings.Repeat("x", 511) }},
 	}
 	validate := jsonValidator(t)
 	for _, c := range cases {
@@ -413,7 +446,8 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 	odd := goodEvent()
 	odd.ID = `a"b\c<d>&é` + "\u2028\x01"
 	odd.Time = time.Date(2021, 4, 7, 15, 14, 26, 5, time.UTC)
-	for name, ev := range map[string]Event{"good": goodEvent(), "no subject": noSubject, "escapes": odd} {
+	traced := tracedEvent()
+	for name, ev := range map[string]Event{"good": goodEvent(), "no subject": noSubject, "escapes": odd, "traced": traced} {
 		got, err := ev.AppendJSON([]byte("prefix:"))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)

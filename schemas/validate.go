@@ -38,6 +38,7 @@ func newValidator() *validator.Validate {
 		"token":         func(fl validator.FieldLevel) bool { return IsToken(fl.Field().String()) },
 		"uri_reference": func(fl validator.FieldLevel) bool { return IsURIReference(fl.Field().String()) },
 		"hex64":         func(fl validator.FieldLevel) bool { return isHex64(fl.Field().String()) },
+		"traceparent":   func(fl validator.FieldLevel) bool { return IsTraceParent(fl.Field().String()) },
 		"rfc3339": func(fl validator.FieldLevel) bool {
 			_, err := ParseRFC3339(fl.Field().String())
 			return err == nil
@@ -166,6 +167,8 @@ func reason(fe validator.FieldError) string {
 		return "must be a URI reference"
 	case "hex64":
 		return "must be 64 hex characters"
+	case "traceparent":
+		return "must be a W3C traceparent: 2, 32, 16 and 2 lowercase hex digits joined by \"-\""
 	case "rfc3339":
 		if s, ok := fe.Value().(string); ok && parses(time.RFC3339, s) {
 			return errTimeRange.Error()
@@ -265,6 +268,23 @@ func IsVisibleASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// IsTraceParent reports whether s has the form of a W3C traceparent
+// (version 00): "00-<32 hex trace id>-<16 hex span id>-<2 hex flags>", in
+// lowercase hex, the ids not all zero.
+func IsTraceParent(s string) bool {
+	if len(s) != 55 || s[2] != '-' || s[35] != '-' || s[52] != '-' {
+		return false
+	}
+	for _, part := range []string{s[:2], s[3:35], s[36:52], s[53:]} {
+		for i := range len(part) {
+			if c := part[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+				return false
+			}
+		}
+	}
+	return strings.Trim(s[3:35], "0") != "" && strings.Trim(s[36:52], "0") != ""
 }
 
 func isHex64(s string) bool {

@@ -118,6 +118,7 @@ func RunShared(t *testing.T, open Open, peer Peer) {
 		{"LaneSequencesConcurrent", testLaneSequencesConcurrent},
 		{"LaneHeadOnly", testLaneHeadOnly},
 		{"LaneParkReplaySkip", testLaneParkReplaySkip},
+		{"TraceContextRoundTrips", testTraceContextRoundTrips},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
