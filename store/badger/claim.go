@@ -160,7 +160,10 @@ func (b *Store) scanDue(dests []string, now time.Time, limit int) ([]claimCandid
 // (delivered or rescheduled since the scan) gives its lease back and counts
 // in passed; stale lists the due index entries that match no record.
 func (b *Store) readClaimed(taken []claimCandidate, mine lease, now time.Time) (out []*store.Record, passed int, stale [][]byte, err error) {
-	err = b.db.View(func(txn *badger.Txn) error {
+	err = b.view(func(txn *badger.Txn) error {
+		// Run again, with every lease still held, when a record was moved
+		// by value-log GC; dropping a lease twice does nothing.
+		out, passed, stale = out[:0], 0, stale[:0]
 		for _, c := range taken {
 			key := recordKey(c.source, c.id)
 			sr, _, err := readRecord(txn, key)
@@ -168,6 +171,9 @@ func (b *Store) readClaimed(taken []claimCandidate, mine lease, now time.Time) (
 				stale = append(stale, c.dkey)
 				b.leases.drop(string(key), mine)
 				continue
+			}
+			if errors.Is(err, errValueMoved) {
+				return err // not unreadable: read again
 			}
 			if err != nil {
 				// One unreadable record must not stop the delivery of

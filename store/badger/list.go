@@ -83,7 +83,7 @@ func scanTime(txn *badger.Txn, f *store.Filter, start []byte, fn func(tkey, rkey
 			continue
 		}
 		var sum summary
-		if err := item.Value(func(v []byte) error {
+		if err := itemValue(item, func(v []byte) error {
 			var err error
 			sum, err = decodeSummary(v)
 			return err
@@ -226,7 +226,7 @@ func (b *Store) Counts(ctx context.Context) (map[store.Status]int, error) {
 					return err
 				}
 			}
-			if err := it.Item().Value(func(v []byte) error {
+			if err := itemValue(it.Item(), func(v []byte) error {
 				s, err := decodeSummary(v)
 				counts[s.status]++
 				return err

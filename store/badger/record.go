@@ -125,7 +125,7 @@ func deleteRecord(txn *badger.Txn, key []byte, sr *storedRecord) error {
 		case err != nil:
 			return err
 		default:
-			v, err := item.ValueCopy(nil)
+			v, err := itemValueCopy(item)
 			if err != nil {
 				return err
 			}
@@ -164,7 +164,7 @@ func readRecord(txn *badger.Txn, key []byte) (*storedRecord, *badger.Item, error
 	if err != nil {
 		return nil, nil, err
 	}
-	v, err := item.ValueCopy(nil)
+	v, err := itemValueCopy(item)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -191,7 +191,7 @@ func readPayload(txn *badger.Txn, key []byte, fn func(event, body []byte)) error
 	if err != nil {
 		return err
 	}
-	return item.Value(func(v []byte) error {
+	return itemValue(item, func(v []byte) error {
 		event, body, err := splitPayloadValue(v)
 		if err == nil {
 			fn(event, body)
