@@ -160,9 +160,13 @@ func (b *Store) scanDue(dests []string, now time.Time, limit int) ([]claimCandid
 // (delivered or rescheduled since the scan) gives its lease back and counts
 // in passed; stale lists the due index entries that match no record.
 func (b *Store) readClaimed(taken []claimCandidate, mine lease, now time.Time) (out []*store.Record, passed int, stale [][]byte, err error) {
+	reads := 0
 	err = b.view(func(txn *badger.Txn) error {
-		// Run again, with every lease still held, when a record was moved
-		// by value-log GC; dropping a lease twice does nothing.
+		// Run again when value-log GC moved a record during the read:
+		// the leases not given back yet are still held, and giving one
+		// back twice does nothing. On view's last run a record that still
+		// cannot be read is skipped like any unreadable one.
+		reads++
 		out, passed, stale = out[:0], 0, stale[:0]
 		for _, c := range taken {
 			key := recordKey(c.source, c.id)
@@ -172,8 +176,8 @@ func (b *Store) readClaimed(taken []claimCandidate, mine lease, now time.Time) (
 				b.leases.drop(string(key), mine)
 				continue
 			}
-			if errors.Is(err, errValueMoved) {
-				return err // not unreadable: read again
+			if errors.Is(err, errValueMoved) && reads <= maxValueMovedRetries {
+				return err
 			}
 			if err != nil {
 				// One unreadable record must not stop the delivery of
