@@ -169,8 +169,12 @@ func (b *Store) List(ctx context.Context, f store.Filter) ([]*store.Record, stri
 	}
 	// Reservations in memory are merged in by their listing keys, as if
 	// they were in the index.
-	held := b.resv.matching(&f, start)
-	err = b.db.View(func(txn *badger.Txn) error {
+	allHeld := b.resv.matching(&f, start)
+	held := allHeld
+	err = b.view(func(txn *badger.Txn) error {
+		// A filter with an id reads its record by key, which view runs
+		// again if value-log GC moved it meanwhile.
+		out, last, cursor, held = out[:0], nil, "", allHeld
 		return scanTime(txn, &f, start, func(tkey, rkey []byte) (bool, error) {
 			if err := ctx.Err(); err != nil {
 				return false, err
@@ -271,7 +275,8 @@ func (b *Store) Purge(ctx context.Context, f store.Filter) (int, error) {
 		}
 		var rkeys [][]byte
 		var lastT []byte
-		err := b.db.View(func(txn *badger.Txn) error {
+		err := b.view(func(txn *badger.Txn) error {
+			rkeys, lastT = rkeys[:0], nil
 			return scanTime(txn, &f, start, func(tkey, rkey []byte) (bool, error) {
 				rkeys = append(rkeys, rkey)
 				lastT = tkey
