@@ -12,13 +12,13 @@ import (
 // had looked up its key. The value is not lost: a new transaction finds it
 // where GC put it, and view and update run their function again.
 //
-// Badger deletes a rewritten value-log file at once unless an iterator is
-// open; a point lookup (Txn.Get) does not count. The lookup may then return
-// the old pointer (GC writes the new one under the same version, a moment
-// later), and Item.Value, failing to read the deleted file, logs "Unable to
-// read" and hands the callback an empty value with no error (Badger v4,
-// Item.yieldItemValue; upstream dgraph-io/badger#1211 reports the empty
-// values). Every value the store reads goes through itemValue or
+// Badger deletes a rewritten value-log file as soon as it has written the new
+// pointers (under the same versions), unless an iterator is open; a point
+// lookup (Txn.Get) does not count. A lookup made before that holds the old
+// pointer, and Item.Value, failing to read the deleted file, logs "Unable to
+// read ... file with ID: N not found" and hands the callback an empty value
+// with no error (Badger v4.9.6, Item.yieldItemValue; upstream
+// dgraph-io/badger#1211 reports such empty values). Every value the store reads goes through itemValue or
 // itemValueCopy, which tell such an empty value from a stored one, and every
 // transaction that reads values by point lookups runs through view or
 // update. A transaction with an iterator open needs neither: Badger keeps the
