@@ -234,9 +234,11 @@ type fnError struct{ err error }
 func (e fnError) Error() string { return e.err.Error() }
 
 // update runs fn in a read-write transaction and commits, retrying from a
-// fresh snapshot when Badger detects a conflict with a concurrent commit. fn
-// must reset any state it accumulates, since it may run several times.
+// fresh snapshot when Badger detects a conflict with a concurrent commit or
+// fn could not read a value that value-log GC moved (errValueMoved). fn must
+// reset any state it accumulates, since it may run several times.
 func (b *Store) update(ctx context.Context, fn func(*badger.Txn) error) error {
+	moved := 0
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -253,7 +255,17 @@ func (b *Store) update(ctx context.Context, fn func(*badger.Txn) error) error {
 			b.commits.Add(1)
 		}
 		if fe, ok := err.(fnError); ok {
-			return fe.err
+			err = fe.err
+			if !errors.Is(err, errValueMoved) {
+				return err
+			}
+		}
+		if errors.Is(err, errValueMoved) {
+			// Nothing was written: read again where GC put the value.
+			if moved++; moved > maxValueMovedRetries {
+				return fmt.Errorf("value still unreadable after %d reads: %w", moved, err)
+			}
+			continue
 		}
 		if !errors.Is(err, badger.ErrConflict) {
 			return err

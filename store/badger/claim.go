@@ -176,7 +176,14 @@ func (b *Store) scanDue(dests []string, now time.Time, limit int) ([]claimCandid
 // scan) gives its lease back and counts in passed; stale lists the due
 // index entries that match no delivery.
 func (b *Store) readClaimed(taken []claimCandidate, mine lease, now time.Time) (out []store.Claimed, passed int, stale [][]byte, err error) {
-	err = b.db.View(func(txn *badger.Txn) error {
+	reads := 0
+	err = b.view(func(txn *badger.Txn) error {
+		// Run again when value-log GC moved a record during the read:
+		// the leases not given back yet are still held, and giving one
+		// back twice does nothing. On view's last run a record that still
+		// cannot be read is skipped like any unreadable one.
+		reads++
+		out, passed, stale = out[:0], 0, stale[:0]
 		heads := map[string]uint64{}
 		for _, c := range taken {
 			key := recordKey(c.source, c.id)
@@ -186,6 +193,9 @@ func (b *Store) readClaimed(taken []claimCandidate, mine lease, now time.Time) (
 				stale = append(stale, c.dkey)
 				b.leases.drop(lk, mine)
 				continue
+			}
+			if errors.Is(err, errValueMoved) && reads <= maxValueMovedRetries {
+				return err
 			}
 			if err != nil {
 				// One unreadable record must not stop the delivery of
@@ -303,7 +313,7 @@ func (b *Store) dueCandidates(txn *badger.Txn, dest string, from, now time.Time,
 		}
 		var lane string
 		var seq uint64
-		if err := item.Value(func(v []byte) error {
+		if err := itemValue(item, func(v []byte) error {
 			var err error
 			lane, seq, err = decodeDueValue(v)
 			return err

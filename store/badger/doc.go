@@ -12,7 +12,14 @@
 // Counts, DeliveryCounts, Purge), keys.go (the key and value layout, lane
 // index and sequence counters included), cache.go (the dedup cache), gather.go and groupsync.go
 // (shared transactions and the group commit), gc.go (value-log GC, sweeps,
-// reclaim), space.go (the disk-space guard), manifest.go (the check of a
+// reclaim), value.go (reading values that value-log GC may move), space.go (the disk-space guard), manifest.go (the check of a
 // directory before it is opened) and format.go (the format marker, and the
 // refusal of a directory written in another format).
+//
+// Values are read only through itemValue and itemValueCopy, and a
+// transaction that reads values by key (Txn.Get, not an iterator) runs
+// through Store.view or Store.update: value-log GC may delete the file of a
+// value between its lookup and its read, and Badger then yields an empty
+// value without an error; those helpers tell it apart and read again (see
+// errValueMoved). TestValuesAreReadThroughItemValue holds the first half.
 package badger

@@ -35,7 +35,7 @@ func checkFormat(db *badger.DB, dir string) error {
 		case err != nil:
 			return err
 		default:
-			v, err := item.ValueCopy(nil)
+			v, err := itemValueCopy(item)
 			if err != nil {
 				return err
 			}

@@ -205,7 +205,7 @@ func (b *Store) sweepBodies(ctx context.Context, grace time.Duration) (int, erro
 			item := it.Item()
 			id := item.Key()[len(prefixBody):]
 			live := true
-			err := item.Value(func(v []byte) error {
+			err := itemValue(item, func(v []byte) error {
 				created, keys, _, err := decodeBodyValue(v)
 				if err != nil {
 					return err
@@ -260,7 +260,7 @@ func bodyReferenced(txn *badger.Txn, id []byte, keys [][]byte) (bool, error) {
 			return false, err
 		}
 		ref := false
-		if err := item.Value(func(v []byte) error {
+		if err := itemValue(item, func(v []byte) error {
 			p, err := splitRecordValue(v)
 			ref = err == nil && p.bodyKind == bodyRef && bytes.Equal(p.body, id)
 			return err
@@ -291,7 +291,7 @@ func payloadOwned(txn *badger.Txn, recKey []byte) (bool, error) {
 // payload entry.
 func itemOwnsPayload(item *badger.Item) (bool, error) {
 	owned := false
-	err := item.Value(func(v []byte) error {
+	err := itemValue(item, func(v []byte) error {
 		p, err := splitRecordValue(v)
 		owned = err == nil && p.bodyKind == bodyPayload
 		return err

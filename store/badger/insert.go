@@ -45,7 +45,7 @@ func dedupHolder(txn *badger.Txn, r *store.Record, now time.Time) (*heldBy, erro
 	if err != nil {
 		return nil, err
 	}
-	v, err := item.ValueCopy(nil)
+	v, err := itemValueCopy(item)
 	if err != nil {
 		return nil, err
 	}

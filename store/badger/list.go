@@ -105,7 +105,7 @@ func scanTime(txn *badger.Txn, f *store.Filter, start []byte, fn func(tkey, rkey
 			continue
 		}
 		var sum summary
-		if err := item.Value(func(v []byte) error {
+		if err := itemValue(item, func(v []byte) error {
 			var err error
 			sum, err = decodeSummary(v)
 			return err
@@ -191,8 +191,12 @@ func (b *Store) List(ctx context.Context, f store.Filter) ([]*store.Record, stri
 	}
 	// Reservations in memory are merged in by their listing keys, as if
 	// they were in the index.
-	held := b.resv.matching(&f, start)
-	err = b.db.View(func(txn *badger.Txn) error {
+	allHeld := b.resv.matching(&f, start)
+	held := allHeld
+	err = b.view(func(txn *badger.Txn) error {
+		// A filter with an id reads its record by key, which view runs
+		// again if value-log GC moved it meanwhile.
+		out, last, cursor, held = out[:0], nil, "", allHeld
 		return scanTime(txn, &f, start, func(tkey, rkey []byte) (bool, error) {
 			if err := ctx.Err(); err != nil {
 				return false, err
@@ -285,7 +289,7 @@ func (b *Store) scanSummaries(ctx context.Context, stored func(*summary), held f
 					return err
 				}
 			}
-			if err := it.Item().Value(func(v []byte) error {
+			if err := itemValue(it.Item(), func(v []byte) error {
 				s, err := decodeSummary(v)
 				if err == nil {
 					stored(&s)
@@ -334,7 +338,8 @@ func (b *Store) Purge(ctx context.Context, f store.Filter) (int, error) {
 		}
 		var rkeys [][]byte
 		var lastT []byte
-		err := b.db.View(func(txn *badger.Txn) error {
+		err := b.view(func(txn *badger.Txn) error {
+			rkeys, lastT = rkeys[:0], nil
 			return scanTime(txn, &f, start, func(tkey, rkey []byte) (bool, error) {
 				rkeys = append(rkeys, rkey)
 				lastT = tkey

@@ -28,7 +28,7 @@ func (b *Store) Get(ctx context.Context, source, id string) (*store.Record, erro
 		return b.resv.view(r), nil
 	}
 	var rec *store.Record
-	err = b.db.View(func(txn *badger.Txn) error {
+	err = b.view(func(txn *badger.Txn) error {
 		sr, _, err := readRecord(txn, key)
 		if err != nil {
 			return err
@@ -61,12 +61,12 @@ func (b *Store) RawBody(ctx context.Context, source, id string) ([]byte, error) 
 		return bytes.Clone(r.grp.raw), nil
 	}
 	var body []byte
-	err = b.db.View(func(txn *badger.Txn) error {
+	err = b.view(func(txn *badger.Txn) error {
 		item, err := txn.Get(recordKey(source, id))
 		if err != nil {
 			return err
 		}
-		return item.Value(func(v []byte) error {
+		return itemValue(item, func(v []byte) error {
 			p, err := splitRecordValue(v)
 			if err != nil {
 				return err
@@ -82,7 +82,7 @@ func (b *Store) RawBody(ctx context.Context, source, id string) ([]byte, error) 
 				if err != nil {
 					return err
 				}
-				return bi.Value(func(bv []byte) error {
+				return itemValue(bi, func(bv []byte) error {
 					_, _, raw, err := decodeBodyValue(bv)
 					body = append([]byte{}, raw...)
 					return err

@@ -234,7 +234,7 @@ func laneFirst(txn *badger.Txn, l laneID) (uint64, []byte, error) {
 	if len(k) != len(p)+8 {
 		return 0, nil, fmt.Errorf("malformed lane entry of %s", l.destination)
 	}
-	v, err := item.ValueCopy(nil)
+	v, err := itemValueCopy(item)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -248,7 +248,7 @@ func readState(txn *badger.Txn, key []byte) (*storedRecord, *badger.Item, error)
 	if err != nil {
 		return nil, nil, err
 	}
-	v, err := item.ValueCopy(nil)
+	v, err := itemValueCopy(item)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -275,7 +275,7 @@ func assignSequences(txn *badger.Txn, r *store.Record) error {
 		case err != nil:
 			return fmt.Errorf("reading the sequence of lane %q of %s: %w", d.Lane, d.Destination, err)
 		default:
-			if err := item.Value(func(v []byte) error {
+			if err := itemValue(item, func(v []byte) error {
 				if len(v) != 8 {
 					return errors.New("corrupt lane sequence entry")
 				}
@@ -309,7 +309,7 @@ func (b *Store) deleteRecord(txn *badger.Txn, key []byte, sr *storedRecord) erro
 		case err != nil:
 			return err
 		default:
-			v, err := item.ValueCopy(nil)
+			v, err := itemValueCopy(item)
 			if err != nil {
 				return err
 			}
@@ -343,7 +343,7 @@ func readRecord(txn *badger.Txn, key []byte) (*storedRecord, *badger.Item, error
 	if err != nil {
 		return nil, nil, err
 	}
-	v, err := item.ValueCopy(nil)
+	v, err := itemValueCopy(item)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -370,7 +370,7 @@ func readPayload(txn *badger.Txn, key []byte, fn func(event, body []byte)) error
 	if err != nil {
 		return err
 	}
-	return item.Value(func(v []byte) error {
+	return itemValue(item, func(v []byte) error {
 		event, body, err := splitPayloadValue(v)
 		if err == nil {
 			fn(event, body)

@@ -46,7 +46,7 @@ func (b *Store) change(ctx context.Context, opName, source, id string, durable b
 		if err != nil {
 			return err
 		}
-		v, err := item.ValueCopy(nil)
+		v, err := itemValueCopy(item)
 		if err != nil {
 			return err
 		}
