@@ -190,3 +190,59 @@ func BenchmarkDeliveryCycle(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDeliveryCycleLanes is BenchmarkDeliveryCycle with the 1 KB event
+// unordered and ordered over 1,000 lanes (a backlog of 20 deliveries per
+// lane), with 16 claimers as the engine's default workers: each recorded
+// head lets its successor go, which the next claims must find.
+func BenchmarkDeliveryCycleLanes(b *testing.B) {
+	for _, lanes := range []int{0, 1000} {
+		b.Run(fmt.Sprintf("lanes=%d", lanes), func(b *testing.B) {
+			s, _ := openTest(b, Options{GCInterval: -1})
+			ctx := context.Background()
+			const stock = 20000
+			for batch := range stock / 500 {
+				in := &store.Ingest{RawBody: benchBody}
+				for i := range 500 {
+					n := batch*500 + i
+					r := benchRecord(fmt.Sprint("c", n))
+					if lanes > 0 {
+						r.Deliveries[0].Lane = fmt.Sprint("txn-", n%lanes)
+					}
+					in.Records = append(in.Records, r)
+				}
+				mustInsert(b, s, in, false)
+			}
+			now := time.Now().Add(time.Second)
+			var done, claims atomic.Int64
+			b.SetParallelism(8) // 16 claimers on 2 cores
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				var c []store.Claimed // claimed, not yet recorded
+				for pb.Next() {
+					if done.Add(1) > stock {
+						b.Error("ran out of due events; raise stock")
+						return
+					}
+					for tries := 0; len(c) == 0; tries++ {
+						got, err := s.Claim(ctx, "w", []string{"/usaepay"}, now, time.Minute, 1)
+						claims.Add(1)
+						if err != nil || tries == 100000 {
+							b.Error("claim:", err)
+							return
+						}
+						c = got
+					}
+					if err := s.RecordAttempt(ctx, "/usaepay", c[0].Record.ID, "/usaepay", "w", store.Attempt{Number: 1, At: now, Status: 200}, store.Delivered()); err != nil {
+						b.Error(err)
+						return
+					}
+					c = c[1:]
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
+			b.ReportMetric(float64(claims.Load())/float64(b.N), "claims/delivery")
+		})
+	}
+}
