@@ -536,6 +536,14 @@ func (e *Engine) deliver(c store.Claimed, probe bool) {
 	switch dec.Status {
 	case store.StatusDelivered:
 		log.Debug("event delivered", fields...)
+		if d.Lane != "" {
+			// The write that delivered the head made its successor due.
+			// Without a wake it would wait for the next poll whenever the
+			// last claim came back short, which is how a lane's backlog
+			// drains once few lanes hold the rest: one delivery per lane
+			// per poll interval.
+			e.Notify()
+		}
 	case store.StatusDead:
 		log.Warn("event dead: no further attempts", append(fields, zap.String("reason", dec.Detail))...)
 		if e.cfg.Observer != nil {
