@@ -61,10 +61,10 @@
 // them with a lease (lease_owner, lease_until): claimers of several
 // processes never wait for each other and never lease one delivery twice,
 // and a process that dies holding leases has its deliveries claimed by the
-// others once the leases run out. A claim's commit does not wait for its
-// WAL flush (synchronous_commit off for that transaction alone, see
-// sqlClaimAsync): the lease is visible to every session at once all the
-// same, and the attempt that ends it is recorded durably.
+// others once the leases run out. A claim commits with its WAL flushed,
+// like every write: a lease lost to a crash of the database server would
+// let another gateway send the delivery again while its owner is still
+// sending it.
 //
 // A laned delivery holds its lane (lane_hold) until it is delivered or
 // skipped with no live lease on it (a replay may deliver it while a

@@ -221,19 +221,6 @@ var sqlClaim = `WITH c AS (
 	RETURNING d.source, d.id, d.destination)
 SELECT ` + recordColumns + `, c.destination FROM c JOIN events e ON e.source = c.source AND e.id = c.id`
 
-// sqlClaimAsync lets a claim's commit return before its WAL is flushed: the
-// lease is seen by every other session at once all the same (visibility
-// does not wait for the flush), so it keeps other claimers off exactly as a
-// flushed one does; only a crash of the database server in the moment
-// before the flush (wal_writer_delay, 200ms by default) can lose it, and
-// then the delivery is claimed again, the same as when a gateway dies
-// mid-attempt. The attempt that ends the lease is recorded with the flush
-// (RecordAttempt), which also makes the claim's WAL, written before it,
-// durable. A claim is the one write per delivery that needs no durability
-// of its own; the Badger engine keeps its leases in memory for the same
-// reason.
-const sqlClaimAsync = `SELECT set_config('synchronous_commit', 'off', true)`
-
 // Claim implements store.Store.
 func (s *Store) Claim(ctx context.Context, owner string, destinations []string, now time.Time, lease time.Duration, limit int) ([]store.Claimed, error) {
 	if err := s.enter(); err != nil {
@@ -252,17 +239,10 @@ func (s *Store) Claim(ctx context.Context, owner string, destinations []string, 
 	}
 	now = now.Truncate(time.Microsecond)
 	until := now.Add(lease)
-	// One implicit transaction, one round trip: the claim's commit does
-	// not wait for its WAL flush (see sqlClaimAsync).
-	b := &pgx.Batch{}
-	b.Queue(sqlClaimAsync)
-	b.Queue(sqlClaim, owner, until, now, destinations, limit)
-	br := s.pool.SendBatch(ctx, b)
-	defer br.Close()
-	if _, err := br.Exec(); err != nil {
-		return nil, fmt.Errorf("claim: %w", err)
-	}
-	rows, err := br.Query()
+	// The claim commits with its WAL flushed, like every write: a lease
+	// lost to a crash of the database server would let another gateway
+	// send the delivery again while this one is sending it.
+	rows, err := s.pool.Query(ctx, sqlClaim, owner, until, now, destinations, limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}
