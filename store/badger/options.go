@@ -17,14 +17,17 @@ type Options struct {
 	// (roughly 150 bytes each); negative disables the cache.
 	CacheSize int
 
-	// MemTableSize is the size of each Badger memtable. Default 2 MiB:
-	// flushing a memtable builds its whole table in a buffer from Badger's
+	// MemTableSize is the size of each Badger memtable. Default 8 MiB.
+	// Flushing a memtable builds its whole table in a buffer from Badger's
 	// allocator pool, which keeps up to eight of them, each at the size
 	// of the largest table it ever built, for as long as writes go on. So
 	// the memtable size bounds most of the resident heap of a store under
 	// sustained load: ingesting 1,500 events/s with a growing backlog, the
-	// process peaked at 735 MiB of RSS with 8 MiB memtables and 392 MiB
-	// with 2 MiB ones (and 256 KiB tables, see BaseTableSize).
+	// process peaked at 715-779 MiB of RSS with 8 MiB memtables and 392
+	// MiB with 2 MiB ones (and 256 KiB tables, see BaseTableSize), but the
+	// smaller sizes cost a quarter of the async acknowledgements and a
+	// third more CPU per request in the same runs (docs/BENCHMARKS.md), so
+	// they are not the default; set them where memory matters more.
 	// One transaction can hold at most 15% of it (values in the value log
 	// count by their pointer), so a batch too large for one transaction is
 	// inserted in several (each record still atomically).
@@ -61,14 +64,14 @@ type Options struct {
 	// garbage-collected a file at a time. Default 64 MiB.
 	ValueLogFileSize int64
 	// BaseTableSize is the size of every SST file (all levels use one
-	// size). Default 256 KiB: compaction builds its output tables in
+	// size). Default 512 KiB: compaction builds its output tables in
 	// memory, several at once, from the same allocator pool as memtable
 	// flushes, so the table size sets the heap of a store ingesting flat
 	// out. With a million events bulk-loaded, 512 KiB tables peaked at 361
 	// MiB of RSS against 653 MiB for 2 MiB ones; under sustained load with
 	// a backlog, 2 MiB memtables peaked at 392 MiB with 256 KiB tables and
 	// 553 MiB with 512 KiB ones. The price is more table files, each an
-	// open descriptor: about 500 per million retained 1 KB events.
+	// open descriptor: about 250 per million retained 1 KB events.
 	// (docs/BENCHMARKS.md)
 	BaseTableSize int64
 	// Compression of SST blocks: "snappy", "zstd" or "none". Default
@@ -135,7 +138,7 @@ func (o Options) withDefaults() Options {
 		o.CacheSize = 1 << 16
 	}
 	if o.MemTableSize <= 0 {
-		o.MemTableSize = 2 << 20
+		o.MemTableSize = 8 << 20
 	}
 	if o.NumMemtables <= 0 {
 		o.NumMemtables = 2
@@ -156,7 +159,7 @@ func (o Options) withDefaults() Options {
 		o.ValueLogFileSize = 64 << 20
 	}
 	if o.BaseTableSize <= 0 {
-		o.BaseTableSize = 256 << 10
+		o.BaseTableSize = 512 << 10
 	}
 	if o.Compression == "" {
 		o.Compression = "zstd"
