@@ -162,7 +162,7 @@ func dueRecordOf(rest []byte) (source, id string, ok bool) {
 
 // deliveryDueKey is the due index entry of r's delivery d at its due time.
 func deliveryDueKey(r *store.Record, d *store.Delivery) []byte {
-	return dueKey(d.Destination, r.Source, r.ID, dueAt(d))
+	return dueKey(d.Destination, r.Source, r.ID, dueAt(r, d))
 }
 
 // laneRef appends the lane, prefixed by its length, to k.
@@ -249,10 +249,21 @@ func bodyKey(bodyID []byte) []byte {
 	return append([]byte(prefixBody), bodyID...)
 }
 
-// dueAt is when Claim may next take a delivery: its next attempt. Leases
-// live in memory (see leaseTable), so a claimed delivery keeps its entry
-// and the scan passes over it while the lease holds.
-func dueAt(d *store.Delivery) time.Time { return d.NextAttemptAt }
+// dueAt is when Claim may next take a delivery: its next attempt, or for a
+// pending delivery without one, its record's receipt (the contract's "due
+// at ReceivedAt"). Leaving the receipt out would key every fresh delivery
+// at the zero time: the due index would lose its oldest-first order, and
+// each write would pull the claim scan's starting mark (dueMarks) back to
+// the beginning, so every claim walked the deleted entries of everything
+// delivered before it. Leases live in memory (see leaseTable), so a
+// claimed delivery keeps its entry and the scan passes over it while the
+// lease holds.
+func dueAt(r *store.Record, d *store.Delivery) time.Time {
+	if d.NextAttemptAt.IsZero() {
+		return r.ReceivedAt
+	}
+	return d.NextAttemptAt
+}
 
 // Record values. The record JSON comes first so that listing can decode it
 // without touching the body that may follow. The canonical event is framed

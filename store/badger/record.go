@@ -140,7 +140,7 @@ func (b *Store) writeDeliveryEntries(txn *badger.Txn, key []byte, old, rec *stor
 		}
 		if d.Claimable() {
 			k := deliveryDueKey(rec, d)
-			b.due.wrote(d.Destination, dueAt(d))
+			b.due.wrote(d.Destination, dueAt(rec, d))
 			fresh = append(fresh, entry{k, encodeDueValue(d)})
 			delete(staleDue, string(k))
 		}
@@ -211,7 +211,7 @@ func (b *Store) laneHeads(txn *badger.Txn, key []byte, rec *store.Record, lanes 
 		if head == nil || head.Lane != l.lane || head.Sequence != seq || !head.Claimable() {
 			continue
 		}
-		b.due.wrote(l.destination, dueAt(head))
+		b.due.wrote(l.destination, dueAt(owner, head))
 		if err := txn.Set(deliveryDueKey(owner, head), encodeDueValue(head)); err != nil {
 			return err
 		}
